@@ -1,0 +1,71 @@
+// swift-tools-version:6.0
+// Swale: a VALE-style virtual Ethernet switch in user space. One module per moving part of
+// ../shared/DESIGN.md; the folder names under Sources/ are the map.
+import PackageDescription
+
+let swift5: [SwiftSetting] = []
+
+let package = Package(
+    name: "Swale",
+    products: [
+        .library(name: "SwaleClient", targets: ["SwaleClient"]),
+        .executable(name: "swaled", targets: ["swaled"]),
+        .executable(name: "swalectl", targets: ["swalectl"]),
+        .executable(name: "swale-pktgen", targets: ["swale-pktgen"]),
+        .executable(name: "swale-bench", targets: ["swale-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C: the shared-memory layout (netmap-compatible), atomics, and what Swift does not import.
+        .target(name: "CSwale"),
+        // libnl-3 / libnl-route-3 as a system library.
+        .systemLibrary(
+            name: "CNetlink", pkgConfig: "libnl-route-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        // Names: the one parser for bridges, ports and pipe ends.
+        .target(name: "SwaleNames"),
+        // Memory and rings: regions, buffer allocator, ring index rules, sync validation, pipes.
+        .target(name: "SwaleMemory", dependencies: ["CSwale"]),
+        // Switch core: learning table, bridges, forwarding loop, counters.
+        .target(name: "SwaleSwitch", dependencies: ["SwaleMemory", "CSwale"]),
+        // Kernel adapters: netlink, TAP, AF_PACKET.
+        .target(name: "SwaleKernel", dependencies: ["SwaleMemory", "CSwale", "CNetlink"]),
+        // Control protocol: JSON messages over a UNIX socket, fds with SCM_RIGHTS.
+        .target(name: "SwaleControl", dependencies: ["CSwale", "SwaleNames"]),
+        // The service: owns bridges, ports, pipes and client sessions.
+        .target(
+            name: "SwaleService",
+            dependencies: [
+                "SwaleNames", "SwaleMemory", "SwaleSwitch", "SwaleKernel", "SwaleControl", "CSwale",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // Client library for applications.
+        .target(name: "SwaleClient", dependencies: ["SwaleNames", "SwaleMemory", "SwaleControl", "CSwale"]),
+        .executableTarget(
+            name: "swaled",
+            dependencies: [
+                "SwaleService", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "swalectl",
+            dependencies: [
+                "SwaleControl", "SwaleNames",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "swale-pktgen",
+            dependencies: ["SwaleClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "swale-bench",
+            dependencies: ["SwaleSwitch", "SwaleMemory", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "SwaleNamesTests", dependencies: ["SwaleNames"]),
+        .testTarget(name: "SwaleMemoryTests", dependencies: ["SwaleMemory", "CSwale"]),
+        .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleMemory"]),
+        .testTarget(name: "SwaleIntegrationTests", dependencies: ["SwaleClient", "SwaleControl", "SwaleNames"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,128 @@
+/*
+ * swale_shm.h — the layout of Swale's shared memory, for Swift and for C programs.
+ *
+ * A region is one memfd. It is an array of fixed-size blocks ("buffers", 2048 bytes by default);
+ * buffer index i lives at region + i * buf_size. Blocks 0 and 1 hold the region header and are
+ * never handed out as packet buffers (netmap reserves indices 0 and 1 the same way). Interface
+ * descriptors and rings occupy runs of blocks too, so one index space names everything.
+ *
+ * struct swale_if / swale_ring / swale_slot are byte-for-byte netmap_if / netmap_ring /
+ * netmap_slot (sys/net/netmap.h, API 14): a C program that walks rings with netmap's
+ * NETMAP_TXRING / NETMAP_RXRING / NETMAP_BUF / nm_ring_next macros walks Swale rings unchanged.
+ * Offsets are relative: ring_ofs from the interface descriptor, buf_ofs from the ring (it is
+ * negative: buffers are indexed from the start of the region).
+ *
+ * The ring rules are netmap's: the application owns head and cur, the other side (the switch, or
+ * the peer of a pipe) owns tail, and one slot always stays empty.
+ *
+ * Beside each interface descriptor (at SWALE_CSB_OFFSET) sits a small control block used to
+ * suppress wake-ups, like virtio's and AF_XDP's "need wakeup" flags.
+ */
+#ifndef SWALE_SHM_H
+#define SWALE_SHM_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/time.h>
+
+#define SWALE_IFNAMSIZ 16
+#define SWALE_CACHE_ALIGN 128
+
+/* Slot flags: the same bits as netmap's NS_*. */
+#define SWALE_NS_BUF_CHANGED 0x0001
+#define SWALE_NS_REPORT 0x0002
+#define SWALE_NS_FORWARD 0x0004
+#define SWALE_NS_NO_LEARN 0x0008
+#define SWALE_NS_INDIRECT 0x0010
+#define SWALE_NS_MOREFRAG 0x0020
+/* Swale extension: the frame starts with a 12-byte virtio_net_hdr_v1 (offload metadata). */
+#define SWALE_NS_VNET_HDR 0x0100
+
+struct swale_slot {
+    uint32_t buf_idx;
+    uint16_t len;
+    uint16_t flags;
+    uint64_t ptr;
+};
+
+struct swale_ring {
+    int64_t buf_ofs;
+    uint32_t num_slots;
+    uint32_t nr_buf_size;
+    uint16_t ringid;
+    uint16_t dir; /* 0: tx, 1: rx */
+    uint32_t head;
+    uint32_t cur;
+    uint32_t tail;
+    uint32_t flags;
+    struct timeval ts;
+    uint64_t offset_mask;
+    uint64_t buf_align;
+    /* netmap aligns sem to 128 bytes; explicit padding gives the same offsets and keeps the
+     * struct importable into Swift (which does not import over-aligned types). */
+    uint8_t pad_to_sem[56];
+    uint8_t sem[128];
+    struct swale_slot slot[];
+};
+
+struct swale_if {
+    char ni_name[SWALE_IFNAMSIZ];
+    uint32_t ni_version;
+    uint32_t ni_flags;
+    uint32_t ni_tx_rings;
+    uint32_t ni_rx_rings;
+    uint32_t ni_bufs_head;
+    uint32_t ni_host_tx_rings;
+    uint32_t ni_host_rx_rings;
+    uint32_t ni_spare1[3];
+    ssize_t ring_ofs[];
+};
+
+/* Wake-up suppression. Each flag is written by one side and read by the other. */
+struct swale_csb {
+    uint32_t switch_sleeping; /* set by the switch side: kick me after publishing tx */
+    uint32_t app_rx_waiting;  /* set by the app: notify me after publishing rx */
+    uint32_t app_tx_waiting;  /* set by the app: notify me when tx slots are freed */
+    uint32_t pad0;
+    uint64_t kicks;           /* counters, informative only */
+    uint64_t notifies;
+};
+
+#define SWALE_CSB_OFFSET 128
+#define SWALE_REGION_MAGIC 0x454c4157534eULL /* "NSWALE" */
+
+struct swale_region_header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t buf_size;
+    uint64_t size; /* bytes currently backed; informative (clients use fstat) */
+};
+
+#define SWALE_TXRING(nifp, i) \
+    ((struct swale_ring *)((char *)(nifp) + (nifp)->ring_ofs[(i)]))
+#define SWALE_RXRING(nifp, i) \
+    ((struct swale_ring *)((char *)(nifp) + (nifp)->ring_ofs[(i) + (nifp)->ni_tx_rings + (nifp)->ni_host_tx_rings]))
+#define SWALE_BUF(ring, index) \
+    ((char *)(ring) + (ring)->buf_ofs + ((size_t)(index) * (ring)->nr_buf_size))
+#define SWALE_CSB(nifp) ((struct swale_csb *)((char *)(nifp) + SWALE_CSB_OFFSET))
+
+_Static_assert(sizeof(struct swale_slot) == 16, "netmap_slot is 16 bytes");
+_Static_assert(offsetof(struct swale_ring, head) == 20, "netmap_ring.head");
+_Static_assert(offsetof(struct swale_ring, ts) == 40, "netmap_ring.ts");
+_Static_assert(offsetof(struct swale_ring, sem) == 128, "netmap_ring.sem");
+_Static_assert(offsetof(struct swale_ring, slot) == 256, "netmap_ring.slot");
+_Static_assert(offsetof(struct swale_if, ring_ofs) == 56, "netmap_if.ring_ofs");
+
+/* Acquire/release accessors on shared memory (what the other side may change concurrently). */
+static inline uint32_t swale_load_acquire(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void swale_store_release(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint32_t swale_load_relaxed(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void swale_store_relaxed(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline void swale_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+static inline void swale_add_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t swale_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void swale_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline void swale_cpu_relax(void) { __builtin_ia32_pause(); }
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * swale_sys.h — the thin shim for what Swift does not import: memfd_create, eventfd, TUNSETIFF,
+ * SCM_RIGHTS control-message arithmetic, TPACKET structures. Functions only forward; no logic here.
+ */
+#ifndef SWALE_SYS_H
+#define SWALE_SYS_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/epoll.h>
+
+int swale_memfd_create(const char *name);
+int swale_eventfd(unsigned int initval);
+/* Writes 1 to an eventfd; returns 0 or -errno. */
+int swale_eventfd_signal(int fd);
+/* Reads (and so clears) an eventfd; returns the counter or 0. */
+uint64_t swale_eventfd_drain(int fd);
+
+/* Sends buf and up to nfds descriptors in one message; returns bytes sent or -errno. */
+ssize_t swale_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/* Receives into buf; descriptors land in fds (at most maxfds, *nfds set). Returns bytes or -errno. */
+ssize_t swale_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
+/* Peer credentials of a UNIX socket. */
+int swale_peer_cred(int sock, uint32_t *pid, uint32_t *uid, uint32_t *gid);
+
+/* TUN/TAP: opens /dev/net/tun and attaches a TAP device named name (created if missing).
+ * flags: 1 = IFF_VNET_HDR. On success returns the fd and writes the kernel's name into out (16 bytes). */
+int swale_tap_open(const char *name, int vnet_hdr, char *out_name);
+int swale_tap_set_offload(int fd, unsigned int offloads);
+int swale_tap_set_vnet_hdr_size(int fd, int size);
+int swale_tap_set_persist(int fd, int persist);
+unsigned int swale_tun_f_csum(void);
+unsigned int swale_tun_f_tso4(void);
+unsigned int swale_tun_f_tso6(void);
+
+/* ---- Kernel adapters (SwaleKernel): AF_PACKET with a TPACKET_V2 mmap ring, sendmmsg, setns. ----
+ * Swift does not import linux/if_packet.h, struct mmsghdr or setns (they need _GNU_SOURCE or are
+ * kernel headers); these mirror the kernel ABI and shim.c checks them against the real headers. */
+#include <sys/socket.h>
+
+/* struct tpacket2_hdr (linux/if_packet.h). */
+struct swale_tpacket2_hdr {
+    uint32_t tp_status;
+    uint32_t tp_len;
+    uint32_t tp_snaplen;
+    uint16_t tp_mac;
+    uint16_t tp_net;
+    uint32_t tp_sec;
+    uint32_t tp_nsec;
+    uint16_t tp_vlan_tci;
+    uint16_t tp_vlan_tpid;
+    uint8_t tp_padding[4];
+};
+#define SWALE_TP_STATUS_KERNEL 0
+#define SWALE_TP_STATUS_USER 1
+#define SWALE_TP_STATUS_LOSING 4
+#define SWALE_TP_STATUS_VLAN_VALID 0x10
+#define SWALE_TP_STATUS_VLAN_TPID_VALID 0x40
+/* Offset of the struct sockaddr_ll that follows a tpacket2_hdr in a ring frame. */
+#define SWALE_TPACKET2_SLL_OFFSET 32
+
+/* SOL_PACKET options (linux/if_packet.h). PACKET_VNET_HDR_SZ is Linux 6.2+ and missing from older headers. */
+#define SWALE_PACKET_RX_RING 5
+#define SWALE_PACKET_STATISTICS 6
+#define SWALE_PACKET_VERSION 10
+#define SWALE_PACKET_VNET_HDR 15
+#define SWALE_PACKET_QDISC_BYPASS 20
+#define SWALE_PACKET_IGNORE_OUTGOING 23
+#define SWALE_PACKET_VNET_HDR_SZ 24
+#define SWALE_TPACKET_V2 1
+#define SWALE_PACKET_OUTGOING 4
+
+/* struct mmsghdr (needs _GNU_SOURCE). */
+struct swale_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+
+/* AF_PACKET SOCK_RAW, non-blocking, close-on-exec, protocol 0 (nothing is queued before bind).
+ * Returns the fd or -errno. */
+int swale_packet_open(void);
+/* setsockopt(fd, SOL_PACKET, opt, &value, sizeof(int)); returns 0 or -errno. */
+int swale_packet_setopt(int fd, int opt, int value);
+/* PACKET_RX_RING with a struct tpacket_req; returns 0 or -errno. */
+int swale_packet_rx_ring(int fd, unsigned int block_size, unsigned int block_nr, unsigned int frame_size, unsigned int frame_nr);
+/* Binds to ifindex for ETH_P_ALL; returns 0 or -errno. */
+int swale_packet_bind(int fd, int ifindex);
+/* PACKET_ADD_MEMBERSHIP / PACKET_DROP_MEMBERSHIP of type PACKET_MR_PROMISC; returns 0 or -errno. */
+int swale_packet_promisc(int fd, int ifindex, int add);
+/* PACKET_STATISTICS (reading resets the kernel's counters); returns 0 or -errno. */
+int swale_packet_stats(int fd, unsigned int *packets, unsigned int *drops);
+/* sendmmsg(2); returns messages sent or -errno. */
+int swale_sendmmsg(int fd, struct swale_mmsghdr *msgs, unsigned int n, int flags);
+/* setns(fd, CLONE_NEWNET) for the calling thread; returns 0 or -errno. */
+int swale_setns_net(int fd);
+/* Clears and returns a socket's pending error (SO_ERROR). */
+int swale_socket_error(int fd);
+
+#endif

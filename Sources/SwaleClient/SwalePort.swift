@@ -1,0 +1,310 @@
+/*
+ * SwalePort — an application's handle on a Swale port or pipe end.
+ *
+ * `SwalePort.open("vale0:app1")` asks swaled for the port over the control socket and maps the
+ * port's memory region (a memfd passed with SCM_RIGHTS). The port has one tx ring and one rx ring
+ * with netmap's rules: fill tx slots in [head, tail), advance head, call txSync(); read rx slots in
+ * [head, tail), advance head to release, call rxSync(). Slots name buffers by index, so frames can
+ * move between rings of the same region by swapping indices (zero copy), as in netmap.
+ *
+ * - Switch port: the bridge's forwarding thread consumes tx and fills rx. txSync() wakes it only if
+ *   it is asleep (a flag in shared memory), so a busy port makes no system call per batch.
+ * - Pipe end (`X<ID` / `X>ID`): there is no third party. txSync() moves the submitted slots straight
+ *   into the peer's rx ring by swapping buffer indices with slots the peer has released, then wakes
+ *   the peer if it is waiting. Frames never pass through swaled.
+ *
+ * `fileDescriptor` is an eventfd to put in poll/epoll; `wait(...)` blocks on it with the
+ * need-wakeup handshake done right. The connection to swaled stays open while the port is open:
+ * closing it (or the process dying) releases the port.
+ */
+import CSwale
+import Foundation
+import Glibc
+import SwaleControl
+import SwaleMemory
+import SwaleNames
+
+public struct SwaleError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ m: String) { message = m }
+    public var description: String { message }
+}
+
+public final class SwalePort {
+    /// The canonical name of what was opened.
+    public let name: String
+    public let isPipe: Bool
+    /// The netmap-compatible interface descriptor (struct swale_if / netmap_if).
+    public let interface: UnsafeMutableRawPointer
+    /// Ring the application fills (frames out of the app).
+    public private(set) var tx: UserRing
+    /// Ring the application reads (frames into the app).
+    public private(set) var rx: UserRing
+    public var bufferSize: Int { region.bufSize }
+    /// Wakes when rx frames arrive or tx slots free up (after wait() armed it).
+    public var fileDescriptor: Int32 { notify.fd }
+
+    let connection: ControlConnection
+    let region: Region
+    let notify: EventFD
+    let kick: EventFD
+    let csb: UnsafeMutablePointer<swale_csb>
+    var pipe: PipeLink?
+    /// Invalid peer indices seen by pipe syncs (a misbehaving peer).
+    public private(set) var peerErrors: UInt64 = 0
+
+    /// Opens a port (`vale0:app1`) or a pipe end (`vale0:app1<7`, `vale0:app1>7`, `{`/`}` too).
+    public static func open(_ name: String, socket: String? = nil, slots: Int? = nil) throws -> SwalePort {
+        do { _ = try PortName.parse(name) } catch { throw SwaleError("\(error)") }
+        let conn = try ControlConnection.connect(path: ControlPaths.resolve(socket))
+        do {
+            var req = Request(op: "open")
+            req.name = name
+            req.slots = slots
+            try conn.send(JSONEncoder().encode(req))
+            guard let (data, fds) = try conn.receive() else { throw SwaleError("swaled closed the connection") }
+            let reply = try JSONDecoder().decode(Reply<OpenInfo>.self, from: data)
+            guard reply.ok, let info = reply.result else {
+                fds.forEach { Glibc.close($0) }
+                throw SwaleError(reply.error ?? "open \(name) failed")
+            }
+            guard fds.count == 3 else {
+                fds.forEach { Glibc.close($0) }
+                throw SwaleError("open \(name): expected 3 descriptors, got \(fds.count)")
+            }
+            return try SwalePort(info: info, fds: fds, connection: conn)
+        } catch {
+            conn.close()
+            throw error
+        }
+    }
+
+    init(info: OpenInfo, fds: [Int32], connection: ControlConnection) throws {
+        self.connection = connection
+        region = try Region(mapping: fds[0], bufSize: info.bufSize)
+        notify = EventFD(adopting: fds[1])
+        kick = EventFD(adopting: fds[2])
+        name = info.name
+        isPipe = info.kind == "pipe"
+        for off in [info.nifpOffset, info.txRing, info.rxRing, info.peerRxRing ?? 0, info.peerCsb ?? 0]
+        where off < 0 || off + RingPointer.bytes(slots: info.slots) > region.mappedSize {
+            throw SwaleError("open \(info.name): layout offset \(off) outside the region")
+        }
+        interface = region.base + info.nifpOffset
+        csb = (region.base + info.nifpOffset + Int(SWALE_CSB_OFFSET)).assumingMemoryBound(to: swale_csb.self)
+        tx = UserRing(ring: region.base + info.txRing, region: region)
+        rx = UserRing(ring: region.base + info.rxRing, region: region)
+        if isPipe, let prx = info.peerRxRing, let pcsb = info.peerCsb {
+            pipe = PipeLink(ownTx: tx.ptr, peerRx: RingPointer(region.base + prx),
+                            peerCsb: (region.base + pcsb).assumingMemoryBound(to: swale_csb.self))
+        }
+    }
+
+    deinit { close() }
+
+    private var closed = false
+    /// Releases the port (the service frees it, or the pipe when both ends are closed).
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        connection.close()
+        notify.close()
+        kick.close()
+    }
+
+    // MARK: sync
+
+    /// Submits the tx slots up to head. On a pipe this moves them into the peer's rx ring.
+    @inline(__always)
+    public func txSync() {
+        if let pipe {
+            let moved = pipe.txsync(limit: &tx.bufLimit, errors: &peerErrors)
+            if moved > 0 {
+                swale_fence()
+                if swale_load_relaxed(&pipe.peerCsb.pointee.app_rx_waiting) != 0 { kick.signal() }
+            }
+            return
+        }
+        swale_fence()
+        if swale_load_relaxed(&csb.pointee.switch_sleeping) != 0 { kick.signal() }
+    }
+
+    /// Tells the other side that rx slots up to head were released.
+    @inline(__always)
+    public func rxSync() {
+        if let pipe {
+            swale_fence()
+            if swale_load_relaxed(&pipe.peerCsb.pointee.app_tx_waiting) != 0 { kick.signal() }
+        }
+    }
+
+    /// Free tx slots (on a pipe, refreshed from the peer's released room).
+    @inline(__always)
+    public func txSpace() -> UInt32 {
+        if pipe != nil {
+            let s = tx.space()
+            if s > 0 { return s }
+            txSync()
+        }
+        return tx.space()
+    }
+
+    /// Frames waiting in rx.
+    @inline(__always)
+    public func rxAvailable() -> UInt32 { rx.space() }
+
+    public enum WaitFor { case rx, tx, either }
+
+    /// Blocks until rx has frames / tx has room, or the timeout (ms; -1 forever). Returns true if ready.
+    public func wait(for what: WaitFor, timeoutMs: Int32) -> Bool {
+        func ready() -> Bool {
+            switch what {
+            case .rx: return rxAvailable() > 0
+            case .tx: return txSpace() > 0
+            case .either: return rxAvailable() > 0 || txSpace() > 0
+            }
+        }
+        if ready() { return true }
+        if what != .tx { swale_store_relaxed(&csb.pointee.app_rx_waiting, 1) }
+        if what != .rx { swale_store_relaxed(&csb.pointee.app_tx_waiting, 1) }
+        swale_fence()
+        defer {
+            swale_store_relaxed(&csb.pointee.app_rx_waiting, 0)
+            swale_store_relaxed(&csb.pointee.app_tx_waiting, 0)
+        }
+        if ready() { return true }
+        _ = notify.wait(timeoutMs: timeoutMs)
+        return ready()
+    }
+
+    /// Picks up buffers in parts of the region that grew since it was mapped (pipes added later).
+    public func refreshMapping() {
+        if (try? region.refresh()) == true {
+            tx.bufLimit = region.blockLimit
+            rx.bufLimit = region.blockLimit
+        }
+    }
+
+    // MARK: convenience (copying) helpers
+
+    /// Copies one frame into tx (spanning slots if larger than a buffer) without syncing.
+    /// Returns false if there is no room.
+    public func enqueue(_ frame: UnsafeRawBufferPointer) -> Bool {
+        let bs = region.bufSize
+        let need = UInt32(max(1, (frame.count + bs - 1) / bs))
+        guard tx.space() >= need else { return false }
+        var i = tx.head
+        var off = 0
+        for k in 0..<Int(need) {
+            let s = tx.slot(i)
+            guard let buf = tx.buffer(s) else { return false }
+            let chunk = min(bs, frame.count - off)
+            if chunk > 0 { memcpy(buf, frame.baseAddress! + off, chunk) }
+            s.pointee.len = UInt16(chunk)
+            s.pointee.flags = k + 1 < Int(need) ? UInt16(SWALE_NS_MOREFRAG) : 0
+            off += chunk
+            i = tx.next(i)
+        }
+        tx.advance(to: i)
+        return true
+    }
+
+    /// Sends one frame (copy + sync), waiting up to timeoutMs for room.
+    public func send(_ frame: UnsafeRawBufferPointer, timeoutMs: Int32 = 1000) -> Bool {
+        if enqueue(frame) { txSync(); return true }
+        txSync()
+        guard wait(for: .tx, timeoutMs: timeoutMs) else { return false }
+        if enqueue(frame) { txSync(); return true }
+        return false
+    }
+
+    /// Calls body for each complete frame in rx (a frame spanning slots is passed as its slots'
+    /// bytes joined), releases them, and returns how many frames were read. Slots with invalid
+    /// buffer indices or lengths are skipped.
+    @discardableResult
+    public func receive(max: Int = Int.max, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
+        var n = 0
+        var i = rx.head
+        var avail = rx.space()
+        let bs = region.bufSize
+        var assembly: [UInt8] = []
+        while avail > 0 && n < max {
+            let s = rx.slot(i)
+            let len = min(Int(s.pointee.len), bs)
+            let more = s.pointee.flags & UInt16(SWALE_NS_MOREFRAG) != 0
+            if let buf = rx.buffer(s) {
+                if more || !assembly.isEmpty {
+                    assembly.append(contentsOf: UnsafeRawBufferPointer(start: buf, count: len))
+                } else {
+                    body(UnsafeRawBufferPointer(start: buf, count: len))
+                    n += 1
+                }
+            }
+            i = rx.next(i)
+            avail -= 1
+            if !more && !assembly.isEmpty {
+                assembly.withUnsafeBytes { body($0) }
+                assembly.removeAll(keepingCapacity: true)
+                n += 1
+            }
+            if !more { rx.advance(to: i) }
+        }
+        rxSync()
+        return n
+    }
+}
+
+/// The pipe data path: our tx ring feeds the peer's rx ring by swapping buffer indices.
+final class PipeLink {
+    var ownTx: KRing
+    var peerRx: KRing
+    let peerCsb: UnsafeMutablePointer<swale_csb>
+
+    init(ownTx t: RingPointer, peerRx r: RingPointer, peerCsb: UnsafeMutablePointer<swale_csb>) {
+        // Resume from what shared memory says (an end may be reopened); anything invalid restarts.
+        ownTx = KRing(t, isTx: true)
+        let h = t.loadHead(), tl = t.loadTail()
+        if h < t.numSlots && tl < t.numSlots { ownTx.hwcur = h; ownTx.hwtail = tl } else { ownTx.reset() }
+        peerRx = KRing(r, isTx: false)
+        let pt = r.loadTail(), ph = r.loadHead()
+        if pt < r.numSlots && ph < r.numSlots { peerRx.hwtail = pt; peerRx.hwcur = ph } else { peerRx.reset() }
+        self.peerCsb = peerCsb
+    }
+
+    /// netmap_pipe_txsync: swap submitted tx buffers with free buffers of the peer's rx ring.
+    @inline(__always)
+    func txsync(limit: inout UInt32, errors: inout UInt64) -> UInt32 {
+        let before = ownTx.resets &+ peerRx.resets
+        let pending = ownTx.pendingTx()
+        let room = peerRx.rxRoom()
+        let k = min(pending, room)
+        var a = ownTx.hwcur
+        var b = peerRx.hwtail
+        let n = ownTx.n
+        let pn = peerRx.n
+        for _ in 0..<k {
+            let ts = ownTx.slot(a)
+            let rs = peerRx.slot(b)
+            let idx = ts.pointee.buf_idx
+            ts.pointee.buf_idx = rs.pointee.buf_idx
+            rs.pointee.buf_idx = idx
+            rs.pointee.len = ts.pointee.len
+            rs.pointee.flags = (ts.pointee.flags & ~UInt16(SWALE_NS_BUF_CHANGED)) | UInt16(SWALE_NS_BUF_CHANGED)
+            ts.pointee.flags = UInt16(SWALE_NS_BUF_CHANGED)
+            a = RingMath.next(a, n)
+            b = RingMath.next(b, pn)
+        }
+        if k > 0 { peerRx.publishRx(k) }
+        ownTx.consumeTx(k, available: room &- k)
+        errors &+= (ownTx.resets &+ peerRx.resets) &- before
+        return k
+    }
+}
+
+extension SwalePort {
+    /// Tx slots submitted but not yet taken by the other side.
+    public func txPending() -> UInt32 {
+        if let pipe { return RingMath.distance(pipe.ownTx.hwcur, tx.head, tx.numSlots) }
+        return tx.numSlots - 1 - tx.space()
+    }
+}

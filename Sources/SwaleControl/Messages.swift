@@ -1,0 +1,196 @@
+/*
+ * Messages — the JSON vocabulary of the control socket. A request names an operation and its
+ * arguments; a reply is {"ok": true, "result": {...}} or {"ok": false, "error": "..."}. The same
+ * types are printed by `swalectl --json`, so scripts read exactly what the service sent.
+ */
+import Foundation
+
+public struct Request: Codable, Sendable {
+    public var op: String
+    public var name: String?
+    public var bridge: String?
+    public var port: String?
+    public var kind: String?
+    public var ifname: String?
+    public var peer: String?
+    public var netns: String?
+    public var address: String?
+    public var mtu: Int?
+    public var mac: String?
+    public var force: Bool?
+    public var slots: Int?
+
+    public init(op: String) { self.op = op }
+}
+
+public struct Reply<T: Codable>: Codable {
+    public var ok: Bool
+    public var error: String?
+    public var result: T?
+
+    public init(ok: Bool, error: String? = nil, result: T? = nil) {
+        self.ok = ok
+        self.error = error
+        self.result = result
+    }
+}
+
+public struct Empty: Codable, Sendable { public init() {} }
+
+/// What a client needs to map an opened port or pipe end. Descriptors travel beside it, in order:
+/// region memfd, own notify eventfd, kick eventfd (switch port) or the peer's notify eventfd (pipe).
+public struct OpenInfo: Codable, Sendable {
+    public var name: String
+    public var kind: String            // "port" or "pipe"
+    public var bufSize: Int
+    public var regionSize: Int
+    public var nifpOffset: Int
+    public var txRing: Int
+    public var rxRing: Int
+    public var slots: Int
+    /// Pipe only: the peer's rx ring (our tx feeds it) and the peer's control block.
+    public var peerRxRing: Int?
+    public var peerCsb: Int?
+    public var peerTxRing: Int?
+
+    public init(name: String, kind: String, bufSize: Int, regionSize: Int, nifpOffset: Int, txRing: Int, rxRing: Int, slots: Int) {
+        self.name = name
+        self.kind = kind
+        self.bufSize = bufSize
+        self.regionSize = regionSize
+        self.nifpOffset = nifpOffset
+        self.txRing = txRing
+        self.rxRing = rxRing
+        self.slots = slots
+    }
+}
+
+public struct RegionInfo: Codable, Sendable {
+    public var name: String
+    public var size: Int
+    public var bufSize: Int
+    public var buffersTotal: Int
+    public var buffersFree: Int
+    public var refusedFrees: Int
+    public var users: [String]
+    public init(name: String, size: Int, bufSize: Int, buffersTotal: Int, buffersFree: Int, refusedFrees: Int, users: [String]) {
+        self.name = name; self.size = size; self.bufSize = bufSize; self.buffersTotal = buffersTotal
+        self.buffersFree = buffersFree; self.refusedFrees = refusedFrees; self.users = users
+    }
+}
+
+public struct PipeInfo: Codable, Sendable {
+    public var parent: String
+    public var id: String
+    public var masterOpen: Bool
+    public var slaveOpen: Bool
+    public var masterPid: Int?
+    public var slavePid: Int?
+    public init(parent: String, id: String, masterOpen: Bool, slaveOpen: Bool, masterPid: Int?, slavePid: Int?) {
+        self.parent = parent; self.id = id; self.masterOpen = masterOpen; self.slaveOpen = slaveOpen
+        self.masterPid = masterPid; self.slavePid = slavePid
+    }
+}
+
+public struct PortCounters: Codable, Sendable {
+    public var rxPackets: UInt64 = 0   // frames the port received from the switch (delivered to it)
+    public var rxBytes: UInt64 = 0
+    public var txPackets: UInt64 = 0   // frames the port sent into the switch
+    public var txBytes: UInt64 = 0
+    public var dropRingFull: UInt64 = 0
+    public var dropTooShort: UInt64 = 0
+    public var dropTooLong: UInt64 = 0
+    public var dropBadSlot: UInt64 = 0
+    public var ringResets: UInt64 = 0
+    public var dropNoRoute: UInt64 = 0
+    public var adapter: [String: UInt64]? = nil
+    public init() {}
+}
+
+public struct PortInfo: Codable, Sendable {
+    public var bridge: String
+    public var name: String
+    public var index: Int
+    public var kind: String        // app, tap, veth, netdev, pipe-parent
+    public var ifname: String?
+    public var openBy: Int?        // pid of the app holding it
+    public var created: Bool       // interface created by Swale (deleted with the port)
+    public var counters: PortCounters
+    public init(bridge: String, name: String, index: Int, kind: String, ifname: String?, openBy: Int?, created: Bool, counters: PortCounters) {
+        self.bridge = bridge; self.name = name; self.index = index; self.kind = kind; self.ifname = ifname
+        self.openBy = openBy; self.created = created; self.counters = counters
+    }
+}
+
+public struct BridgeCounters: Codable, Sendable {
+    public var flooded: UInt64 = 0
+    public var learned: UInt64 = 0
+    public var aged: UInt64 = 0
+    public var moved: UInt64 = 0
+    public var evicted: UInt64 = 0
+    public var fdbEntries: Int = 0
+    public var batches: UInt64 = 0
+    public var wakeups: UInt64 = 0
+    public init() {}
+}
+
+public struct BridgeInfo: Codable, Sendable {
+    public var name: String
+    public var ports: Int
+    public var agingSeconds: Int
+    public var batch: Int
+    public var counters: BridgeCounters
+    public init(name: String, ports: Int, agingSeconds: Int, batch: Int, counters: BridgeCounters) {
+        self.name = name; self.ports = ports; self.agingSeconds = agingSeconds; self.batch = batch; self.counters = counters
+    }
+}
+
+public struct FdbEntry: Codable, Sendable {
+    public var mac: String
+    public var port: String
+    public var age: Int
+    public init(mac: String, port: String, age: Int) { self.mac = mac; self.port = port; self.age = age }
+}
+
+public struct StatusInfo: Codable, Sendable {
+    public var pid: Int
+    public var uptimeSeconds: Double
+    public var socket: String
+    public var bridges: [BridgeInfo]
+    public var regions: [RegionInfo]
+    public var pipes: [PipeInfo]
+    public var clients: Int
+    public init(pid: Int, uptimeSeconds: Double, socket: String, bridges: [BridgeInfo], regions: [RegionInfo], pipes: [PipeInfo], clients: Int) {
+        self.pid = pid; self.uptimeSeconds = uptimeSeconds; self.socket = socket; self.bridges = bridges
+        self.regions = regions; self.pipes = pipes; self.clients = clients
+    }
+}
+
+public struct StatsInfo: Codable, Sendable {
+    public var bridges: [BridgeInfo]
+    public var ports: [PortInfo]
+    public init(bridges: [BridgeInfo], ports: [PortInfo]) { self.bridges = bridges; self.ports = ports }
+}
+
+/// A tiny synchronous client for one-shot requests (swalectl, tests).
+public enum ControlClient {
+    public static func call<T: Codable>(_ req: Request, socket: String?, as: T.Type) throws -> T {
+        let (data, _) = try callRaw(req, socket: socket)
+        let reply = try JSONDecoder().decode(Reply<T>.self, from: data)
+        guard reply.ok, let r = reply.result else { throw ControlError(reply.error ?? "request failed") }
+        return r
+    }
+
+    /// Returns the raw reply bytes (for --json) after checking ok.
+    public static func callRaw(_ req: Request, socket: String?) throws -> (Data, [Int32]) {
+        let conn = try ControlConnection.connect(path: ControlPaths.resolve(socket))
+        defer { conn.close() }
+        try conn.send(JSONEncoder().encode(req))
+        guard let (data, fds) = try conn.receive() else { throw ControlError("swaled closed the connection") }
+        if let head = try? JSONDecoder().decode(Reply<Empty>.self, from: data), !head.ok {
+            for f in fds { close(f) }
+            throw ControlError(head.error ?? "request failed")
+        }
+        return (data, fds)
+    }
+}

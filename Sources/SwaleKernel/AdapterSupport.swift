@@ -1,0 +1,110 @@
+/*
+ * AdapterSupport — what the TAP and AF_PACKET adapters share: the virtio-net header rules and
+ * the counters.
+ *
+ * Offload metadata. Both kernel paths can hand over and accept a virtio_net_hdr in front of each
+ * frame (tun with IFF_VNET_HDR, packet sockets with PACKET_VNET_HDR): GSO frames up to 64 KiB
+ * (gso_type, gso_size, hdr_len) and frames whose checksum is still to be filled in
+ * (VIRTIO_NET_HDR_F_NEEDS_CSUM with csum_start/csum_offset). In Swale rings such a frame starts
+ * with the 12-byte virtio_net_hdr_v1 and its first slot carries SWALE_NS_VNET_HDR. A header that
+ * says nothing (no GSO, no pending checksum) is dropped on the way in when that costs no more than
+ * a short memmove, so ordinary frames stay plain Ethernet frames in the rings; on the way out,
+ * plain frames get a zeroed header from a static buffer through the iovec (no copy).
+ *
+ * Counters are written by the forwarding thread once per batch (relaxed stores) and read by the
+ * control plane (relaxed loads): no locks, no allocation on the data path.
+ */
+import CSwale
+
+public enum VnetHeader {
+    /// sizeof(struct virtio_net_hdr_v1): what Swale rings carry.
+    public static let size = 12
+    /// sizeof(struct virtio_net_hdr): the legacy header of older kernels.
+    public static let legacySize = 10
+    public static let flagNeedsCsum: UInt8 = 1
+    public static let flagDataValid: UInt8 = 2
+    public static let gsoNone: UInt8 = 0
+    public static let gsoTCPv4: UInt8 = 1
+    public static let gsoUDP: UInt8 = 3
+    public static let gsoTCPv6: UInt8 = 4
+    public static let gsoUDPL4: UInt8 = 5
+    public static let gsoECN: UInt8 = 0x80
+
+    /// Whether a header carries information: a pending checksum or a GSO type.
+    @inline(__always)
+    static func isMeaningful(_ h: UnsafeRawPointer) -> Bool {
+        (h.load(as: UInt8.self) & flagNeedsCsum) != 0 || h.load(fromByteOffset: 1, as: UInt8.self) != gsoNone
+    }
+
+    /// 16 zero bytes, shared read-only: the header of plain frames sent to the kernel.
+    static let zeros: UnsafeMutableRawPointer = {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: 16)
+        return p
+    }()
+}
+
+/// Slot flags used by the adapters (swale_shm.h).
+enum SlotFlags {
+    static let moreFrag = UInt16(SWALE_NS_MOREFRAG)
+    static let vnetHdr = UInt16(SWALE_NS_VNET_HDR)
+}
+
+/// A fixed set of UInt64 counters with one writer (the forwarding thread) and any readers.
+final class AdapterCounters {
+    let values: UnsafeMutablePointer<UInt64>
+
+    init() {
+        values = .allocate(capacity: C.allCases.count)
+        values.initialize(repeating: 0, count: C.allCases.count)
+    }
+
+    deinit { values.deallocate() }
+
+    @inline(__always)
+    func add(_ c: C, _ v: Int) {
+        if v == 0 { return }
+        let p = values + c.rawValue
+        swale_store_relaxed_u64(p, swale_load_relaxed_u64(p) &+ UInt64(truncatingIfNeeded: v))
+    }
+
+    subscript(_ c: C) -> UInt64 { swale_load_relaxed_u64(values + c.rawValue) }
+
+    var snapshot: [String: UInt64] {
+        var d: [String: UInt64] = [:]
+        for c in C.allCases { d[c.name] = self[c] }
+        return d
+    }
+}
+
+/// The counter names both adapters report ("rx" = from the kernel into the switch, "tx" = from the
+/// switch to the kernel, as seen by the port's rings).
+enum C: Int, CaseIterable {
+    case rxFrames, rxBytes, rxGSOFrames, rxSyscalls, rxTruncated, rxRunts, rxBadSlot, rxErrors
+    case txFrames, txBytes, txGSOFrames, txSyscalls, txErrors, txBadFrames, txLinkDown, txAgain
+    case kernelDrops, rxVlanRestored, linkDownEvents
+
+    var name: String {
+        switch self {
+        case .rxFrames: return "rx_frames"
+        case .rxBytes: return "rx_bytes"
+        case .rxGSOFrames: return "rx_gso_frames"
+        case .rxSyscalls: return "rx_syscalls"
+        case .rxTruncated: return "rx_drop_truncated"
+        case .rxRunts: return "rx_drop_runt"
+        case .rxBadSlot: return "rx_bad_slot"
+        case .rxErrors: return "rx_errors"
+        case .txFrames: return "tx_frames"
+        case .txBytes: return "tx_bytes"
+        case .txGSOFrames: return "tx_gso_frames"
+        case .txSyscalls: return "tx_syscalls"
+        case .txErrors: return "tx_drop_error"
+        case .txBadFrames: return "tx_drop_bad_frame"
+        case .txLinkDown: return "tx_drop_link_down"
+        case .txAgain: return "tx_would_block"
+        case .kernelDrops: return "kernel_ring_drops"
+        case .rxVlanRestored: return "rx_vlan_tag_restored"
+        case .linkDownEvents: return "link_down_events"
+        }
+    }
+}

@@ -1,0 +1,424 @@
+/*
+ * Service — swaled's state and the handling of every control request.
+ *
+ * One lock serializes the control plane (requests from all connections); the forwarding threads
+ * never take it. Requests that touch a bridge's forwarding state go through Bridge.perform, which
+ * runs them on that bridge's thread between two batches.
+ */
+import CSwale
+import Foundation
+import Glibc
+import Logging
+import SwaleControl
+import SwaleMemory
+import SwaleNames
+import SwaleSwitch
+
+public struct ServiceOptions: Sendable {
+    public var socketPath: String
+    public var slots = 1024
+    public var bufSize = Region.defaultBufSize
+    public var bridge = BridgeConfig()
+    public init(socketPath: String) { self.socketPath = socketPath }
+}
+
+struct ServiceError: Error, CustomStringConvertible {
+    let message: String
+    init(_ m: String) { message = m }
+    var description: String { message }
+}
+
+public final class Service: @unchecked Sendable {
+    let options: ServiceOptions
+    let log: Logger
+    let lock = NSLock()
+    var bridges: [String: BridgeEntry] = [:]
+    var pipes: [String: PipeEntry] = [:]
+    var sessions: [Int: Session] = [:]
+    var nextSession = 1
+    let started = Date()
+    public static let maxBridges = 1024
+
+    public init(options: ServiceOptions, logger: Logger) {
+        self.options = options
+        self.log = logger
+    }
+
+    // MARK: sessions
+
+    func openSession(pid: Int, uid: Int) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        let id = nextSession
+        nextSession += 1
+        sessions[id] = Session(id: id, pid: pid, uid: uid)
+        return id
+    }
+
+    /// Releases everything a connection held (it closed, exited or died).
+    func closeSession(_ id: Int) {
+        lock.lock(); defer { lock.unlock() }
+        guard let s = sessions.removeValue(forKey: id) else { return }
+        for h in s.holdings.reversed() {
+            switch h {
+            case .port(let p):
+                p.openSession = nil
+                p.openPid = nil
+                log.info("released \(p.fullName) (pid \(s.pid))")
+                releaseIfUnused(p)
+            case .pipeEnd(let pipe, let role):
+                if role == .master { pipe.masterSession = nil; pipe.masterPid = nil } else { pipe.slaveSession = nil; pipe.slavePid = nil }
+                log.info("released \(pipe.key) \(role.rawValue) end (pid \(s.pid))")
+                if pipe.masterSession == nil && pipe.slaveSession == nil { destroyPipe(pipe) }
+            }
+        }
+    }
+
+    // MARK: dispatch
+
+    /// Handles one request; returns the reply JSON and descriptors to send with it.
+    func handle(_ data: Data, session: Int) -> (Data, [Int32]) {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        func fail(_ msg: String) -> (Data, [Int32]) {
+            ((try? enc.encode(Reply<Empty>(ok: false, error: msg))) ?? Data("{\"ok\":false}".utf8), [])
+        }
+        let req: Request
+        do { req = try JSONDecoder().decode(Request.self, from: data) } catch {
+            return fail("malformed request: \(error)")
+        }
+        lock.lock(); defer { lock.unlock() }
+        do {
+            func ok<T: Codable>(_ v: T, _ fds: [Int32] = []) throws -> (Data, [Int32]) { (try enc.encode(Reply(ok: true, result: v)), fds) }
+            switch req.op {
+            case "status": return try ok(status())
+            case "open":
+                let (info, fds) = try open(req.name ?? "", session: session, slots: req.slots)
+                return try ok(info, fds)
+            case "bridge.add":
+                let b = try addBridge(req.bridge ?? req.name ?? "")
+                return try ok(bridgeInfo(b))
+            case "bridge.del":
+                try deleteBridge(req.bridge ?? req.name ?? "", force: req.force ?? false)
+                return try ok(Empty())
+            case "bridge.list":
+                return try ok(bridges.keys.sorted().map { bridgeInfo(bridges[$0]!) })
+            case "port.list":
+                return try ok(try portInfos(bridge: req.bridge))
+            case "stats":
+                return try ok(try stats(req.name))
+            case "fdb.show":
+                return try ok(try fdbShow(req.bridge ?? ""))
+            case "fdb.flush":
+                return try ok(["flushed": try fdbFlush(req.bridge ?? "", port: req.port)])
+            case "bridge.aging":
+                let b = try bridgeEntry(req.bridge ?? "")
+                guard let secs = req.mtu, secs > 0 else { throw ServiceError("aging time must be a positive number of seconds") }
+                b.bridge.setAging(UInt32(secs))
+                return try ok(bridgeInfo(b))
+            case "port.add":
+                return try ok(try addKernelPort(req))
+            case "port.attach":
+                return try ok(try attachPort(req))
+            case "port.del":
+                try deletePort(bridge: req.bridge ?? "", port: req.port ?? "")
+                return try ok(Empty())
+            default:
+                return fail("unknown operation '\(req.op)'")
+            }
+        } catch let e as NameError {
+            return fail(e.description)
+        } catch {
+            return fail("\(error)")
+        }
+    }
+
+    // MARK: bridges
+
+    func bridgeEntry(_ name: String) throws -> BridgeEntry {
+        try Names.validateBridge(name)
+        guard let b = bridges[name] else { throw ServiceError("no bridge named '\(name)'") }
+        return b
+    }
+
+    @discardableResult
+    func addBridge(_ name: String, mustBeNew: Bool = true) throws -> BridgeEntry {
+        try Names.validateBridge(name)
+        if let b = bridges[name] {
+            if mustBeNew { throw ServiceError("bridge '\(name)' already exists") }
+            return b
+        }
+        guard bridges.count < Service.maxBridges else { throw ServiceError("too many bridges (max \(Service.maxBridges))") }
+        let b = BridgeEntry(bridge: try Bridge(name: name, config: options.bridge))
+        b.bridge.start()
+        bridges[name] = b
+        log.info("bridge \(name) created")
+        return b
+    }
+
+    func deleteBridge(_ name: String, force: Bool) throws {
+        let b = try bridgeEntry(name)
+        if !b.ports.isEmpty && !force {
+            throw ServiceError("bridge '\(name)' has \(b.ports.count) port(s) attached (\(b.ports.keys.sorted().joined(separator: ", "))); use --force to delete it anyway")
+        }
+        for p in b.ports.values {
+            if p.openSession != nil || p.pipes > 0 {
+                // Applications still hold it: detach it from forwarding; memory goes with the session.
+                b.bridge.removePort(p.index)
+            } else {
+                removePortEntry(p, from: b)
+            }
+        }
+        b.bridge.stop()
+        bridges[name] = nil
+        log.info("bridge \(name) deleted")
+    }
+
+    func bridgeInfo(_ b: BridgeEntry) -> BridgeInfo {
+        let t = b.bridge.tableStats()
+        var c = BridgeCounters()
+        c.flooded = t.flooded; c.learned = t.learned; c.aged = t.aged; c.moved = t.moved; c.evicted = t.evicted
+        c.fdbEntries = t.entries; c.batches = t.batches; c.wakeups = t.wakeups
+        return BridgeInfo(name: b.bridge.name, ports: b.ports.count, agingSeconds: Int(b.bridge.agingSeconds), batch: b.bridge.config.batch, counters: c)
+    }
+
+    // MARK: ports
+
+    /// Creates the region, rings and eventfds of a port and plugs it into the bridge.
+    func makePort(bridge b: BridgeEntry, name: String, kind: PortKind, slots: Int, adapter: PortAdapter? = nil, mtu: Int? = nil) throws -> PortEntry {
+        let s = max(64, min(slots, 16384))
+        let pool = try MemoryPool(name: "swale:\(b.bridge.name):\(name)", bufSize: options.bufSize, initialBlocks: 2 * s + 64)
+        let layout = try pool.makeInterface(name: name, slots: s)
+        let kick = try EventFD()
+        let notify = try EventFD()
+        let p = PortEntry(bridge: b.bridge.name, name: name, kind: kind, pool: pool, layout: layout, kick: kick, notify: notify)
+        let tx = KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true)
+        let rx = KRing(pool.ring(at: layout.rxRingOffsets[0]), isTx: false)
+        let state = PortState(tx: tx, rx: rx, region: pool.region, csb: adapter == nil ? pool.csb(layout) : nil,
+                              kickFD: kick.fd, notifyFD: notify.fd, adapter: -1,
+                              mtu: mtu ?? adapter?.mtu ?? (options.bridge.maxFrame - 14), acceptsVnet: adapter?.acceptsVnetHeader ?? false)
+        guard let idx = b.bridge.addPort(state, adapter: adapter) else {
+            kick.close(); notify.close()
+            throw ServiceError("bridge '\(b.bridge.name)' is full (\(b.bridge.config.maxPorts) ports)")
+        }
+        p.index = idx
+        p.adapter = adapter
+        b.ports[name] = p
+        return p
+    }
+
+    func releaseIfUnused(_ p: PortEntry) {
+        guard p.unused else { return }
+        if let b = bridges[p.bridge], b.ports[p.name] === p {
+            removePortEntry(p, from: b)
+        } else {
+            p.kick.close(); p.notify.close()
+        }
+    }
+
+    func removePortEntry(_ p: PortEntry, from b: BridgeEntry) {
+        if let st = b.bridge.removePort(p.index) { p.finalStats = st }
+        b.ports[p.name] = nil
+        p.adapter?.close()
+        p.kick.close()
+        p.notify.close()
+        log.info("port \(p.fullName) removed")
+    }
+
+    // MARK: open (app ports and pipe ends)
+
+    func open(_ text: String, session sid: Int, slots: Int?) throws -> (OpenInfo, [Int32]) {
+        let name = try PortName.parse(text)
+        guard let session = sessions[sid] else { throw ServiceError("no session") }
+        let slots = slots ?? options.slots
+        if let (role, id) = name.pipe {
+            return try openPipeEnd(parent: name.parent, role: role, id: id, session: session, slots: slots)
+        }
+        guard case .bridgePort(let bname, let pname) = name.base else {
+            throw ServiceError("'\(text)' is an interface name; applications open bridge ports (vale0:NAME) or pipes (NAME<ID, NAME>ID)")
+        }
+        let b = try addBridge(bname, mustBeNew: false)
+        let p: PortEntry
+        if let existing = b.ports[pname] {
+            guard existing.kind == .app else {
+                throw ServiceError("port \(existing.fullName) is a \(existing.kind.rawValue) port (interface \(existing.ifname ?? "?")); applications cannot open it, only pipes on it")
+            }
+            if let holder = existing.openPid {
+                throw ServiceError("port \(existing.fullName) is already open (by pid \(holder))")
+            }
+            p = existing
+        } else {
+            p = try makePort(bridge: b, name: pname, kind: .app, slots: slots)
+            log.info("app port \(p.fullName) created for pid \(session.pid)")
+        }
+        p.openSession = sid
+        p.openPid = session.pid
+        session.holdings.append(.port(p))
+        let info = OpenInfo(name: p.fullName, kind: "port", bufSize: p.pool.bufSize, regionSize: p.pool.region.mappedSize,
+                            nifpOffset: p.layout.nifpOffset, txRing: p.layout.txRingOffsets[0], rxRing: p.layout.rxRingOffsets[0],
+                            slots: p.layout.slotsPerRing)
+        return (info, [p.pool.region.fd, p.notify.fd, p.kick.fd])
+    }
+
+    func findParent(_ parent: PortName, slots: Int) throws -> PortEntry {
+        switch parent.base {
+        case .bridgePort(let bname, let pname):
+            let b = try addBridge(bname, mustBeNew: false)
+            if let p = b.ports[pname] { return p }
+            let p = try makePort(bridge: b, name: pname, kind: .app, slots: slots)
+            log.info("app port \(p.fullName) created as the parent of a pipe")
+            return p
+        case .interface(let ifname):
+            for b in bridges.values {
+                for p in b.ports.values where p.ifname == ifname { return p }
+            }
+            throw ServiceError("unknown parent '\(ifname)': no port uses that interface (pipes hang off BRIDGE:PORT or an attached interface)")
+        }
+    }
+
+    func openPipeEnd(parent: PortName, role: PipeRole, id: String, session: Session, slots: Int) throws -> (OpenInfo, [Int32]) {
+        let p = try findParent(parent, slots: slots)
+        let key = "\(p.fullName){\(id)"
+        let pipe: PipeEntry
+        if let existing = pipes[key] {
+            pipe = existing
+        } else {
+            do {
+                let limitBefore = p.pool.region.blockLimit
+                let m = try p.pool.makeInterface(name: "\(p.name){\(id)", slots: slots)
+                let s = try p.pool.makeInterface(name: "\(p.name)}\(id)", slots: slots)
+                pipe = PipeEntry(parent: p, id: id, master: m, slave: s, masterNotify: try EventFD(), slaveNotify: try EventFD())
+                if p.pool.region.blockLimit != limitBefore, let b = bridges[p.bridge], p.index >= 0 {
+                    // The region grew: let the switch accept buffer indices in the new part.
+                    b.bridge.updateBufferLimit(p.index, limit: p.pool.region.blockLimit)
+                }
+            } catch {
+                releaseIfUnused(p)
+                throw error
+            }
+            pipes[key] = pipe
+            p.pipes += 1
+            log.info("pipe \(key) created in the region of \(p.fullName)")
+        }
+        let mine = role == .master ? pipe.master : pipe.slave
+        let peer = role == .master ? pipe.slave : pipe.master
+        if role == .master {
+            if let holder = pipe.masterPid { throw ServiceError("pipe end \(parent)<\(id) is already open (by pid \(holder))") }
+            pipe.masterSession = session.id
+            pipe.masterPid = session.pid
+        } else {
+            if let holder = pipe.slavePid { throw ServiceError("pipe end \(parent)>\(id) is already open (by pid \(holder))") }
+            pipe.slaveSession = session.id
+            pipe.slavePid = session.pid
+        }
+        session.holdings.append(.pipeEnd(pipe, role))
+        var info = OpenInfo(name: "\(parent)\(role.separator)\(id)", kind: "pipe", bufSize: p.pool.bufSize,
+                            regionSize: p.pool.region.mappedSize, nifpOffset: mine.nifpOffset,
+                            txRing: mine.txRingOffsets[0], rxRing: mine.rxRingOffsets[0], slots: mine.slotsPerRing)
+        info.peerRxRing = peer.rxRingOffsets[0]
+        info.peerTxRing = peer.txRingOffsets[0]
+        info.peerCsb = peer.csbOffset
+        let myNotify = role == .master ? pipe.masterNotify : pipe.slaveNotify
+        let peerNotify = role == .master ? pipe.slaveNotify : pipe.masterNotify
+        return (info, [p.pool.region.fd, myNotify.fd, peerNotify.fd])
+    }
+
+    func destroyPipe(_ pipe: PipeEntry) {
+        pipes[pipe.key] = nil
+        let refused = pipe.parent.pool.freeInterface(pipe.master) + pipe.parent.pool.freeInterface(pipe.slave)
+        if refused > 0 { log.warning("pipe \(pipe.key): \(refused) buffer index(es) in its rings were invalid or duplicated (refused)") }
+        pipe.masterNotify.close()
+        pipe.slaveNotify.close()
+        pipe.parent.pipes -= 1
+        log.info("pipe \(pipe.key) destroyed")
+        releaseIfUnused(pipe.parent)
+    }
+
+    // MARK: status, stats, fdb
+
+    func allPorts() -> [PortEntry] {
+        bridges.keys.sorted().flatMap { k in bridges[k]!.ports.values.sorted { $0.index < $1.index } }
+    }
+
+    func status() -> StatusInfo {
+        var regions: [RegionInfo] = []
+        for p in allPorts() {
+            let a = p.pool.allocator
+            var users = [p.fullName]
+            users += pipes.values.filter { $0.parent === p }.map { $0.key }.sorted()
+            regions.append(RegionInfo(name: p.pool.name, size: p.pool.region.mappedSize, bufSize: p.pool.bufSize,
+                                      buffersTotal: a.total, buffersFree: a.freeCount, refusedFrees: a.refusedFrees, users: users))
+        }
+        let pipeInfos = pipes.values.sorted { $0.key < $1.key }.map {
+            PipeInfo(parent: $0.parent.fullName, id: $0.id, masterOpen: $0.masterSession != nil, slaveOpen: $0.slaveSession != nil,
+                     masterPid: $0.masterPid, slavePid: $0.slavePid)
+        }
+        return StatusInfo(pid: Int(getpid()), uptimeSeconds: Date().timeIntervalSince(started), socket: options.socketPath,
+                          bridges: bridges.keys.sorted().map { bridgeInfo(bridges[$0]!) }, regions: regions, pipes: pipeInfos,
+                          clients: sessions.count)
+    }
+
+    func portInfo(_ p: PortEntry) -> PortInfo {
+        var c = PortCounters()
+        var st = p.finalStats
+        var resets: UInt64 = 0
+        if let b = bridges[p.bridge], let (s, r) = b.bridge.portStats(p.index) { st = s; resets = r }
+        c.rxPackets = st.rxPackets; c.rxBytes = st.rxBytes; c.txPackets = st.txPackets; c.txBytes = st.txBytes
+        c.dropRingFull = st.dropRingFull; c.dropTooShort = st.dropTooShort; c.dropTooLong = st.dropTooLong
+        c.dropBadSlot = st.dropBadSlot; c.dropNoRoute = st.dropNoRoute; c.ringResets = resets
+        if p.adapter != nil, let b = bridges[p.bridge] { c.adapter = b.bridge.adapterCounters(p.index) }
+        return PortInfo(bridge: p.bridge, name: p.name, index: p.index, kind: p.kind.rawValue, ifname: p.ifname,
+                        openBy: p.openPid, created: p.created, counters: c)
+    }
+
+    func portInfos(bridge: String?) throws -> [PortInfo] {
+        if let bridge, !bridge.isEmpty {
+            let b = try bridgeEntry(bridge)
+            return b.ports.values.sorted { $0.index < $1.index }.map(portInfo)
+        }
+        return allPorts().map(portInfo)
+    }
+
+    func stats(_ target: String?) throws -> StatsInfo {
+        guard let target, !target.isEmpty else {
+            return StatsInfo(bridges: bridges.keys.sorted().map { bridgeInfo(bridges[$0]!) }, ports: allPorts().map(portInfo))
+        }
+        if target.contains(":") {
+            let n = try PortName.parse(target)
+            guard case .bridgePort(let bn, let pn) = n.base, n.pipe == nil else { throw ServiceError("stats takes BRIDGE or BRIDGE:PORT") }
+            let b = try bridgeEntry(bn)
+            guard let p = b.ports[pn] else { throw ServiceError("no port '\(pn)' on bridge '\(bn)'") }
+            return StatsInfo(bridges: [], ports: [portInfo(p)])
+        }
+        let b = try bridgeEntry(target)
+        return StatsInfo(bridges: [bridgeInfo(b)], ports: b.ports.values.sorted { $0.index < $1.index }.map(portInfo))
+    }
+
+    func fdbShow(_ bridge: String) throws -> [FdbEntry] {
+        let b = try bridgeEntry(bridge)
+        var byIndex: [Int: String] = [:]
+        for p in b.ports.values { byIndex[p.index] = p.name }
+        return b.bridge.fdbEntries().sorted { $0.mac < $1.mac }.map {
+            FdbEntry(mac: Names.formatMAC($0.mac), port: byIndex[Int($0.port)] ?? "#\($0.port)", age: Int($0.age))
+        }
+    }
+
+    func fdbFlush(_ bridge: String, port: String?) throws -> Int {
+        let b = try bridgeEntry(bridge)
+        if let port, !port.isEmpty {
+            guard let p = b.ports[port] else { throw ServiceError("no port '\(port)' on bridge '\(bridge)'") }
+            return b.bridge.fdbFlush(port: p.index)
+        }
+        return b.bridge.fdbFlush(port: nil)
+    }
+
+    // MARK: shutdown
+
+    /// Stops forwarding. Interfaces are left in place so a restart picks them up again.
+    public func shutdown() {
+        lock.lock(); defer { lock.unlock() }
+        for b in bridges.values {
+            b.bridge.stop()
+            for p in b.ports.values { p.adapter?.close() }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+/*
+ * ForwardingLoop — netmap VALE's nm_bdg_flush, in user space.
+ *
+ * One pass over the bridge:
+ *   1. Kernel ports pull what the kernel has into their tx rings (one adapter call per port).
+ *   2. For each port with submitted tx slots, take a batch (up to `batch` slots, whole frames only):
+ *      validate every slot (buffer index, length), drop runts and oversize frames (counted), learn
+ *      the unicast source MAC, look up the destination: known unicast goes to its port (dropped if
+ *      that is the source: no hairpin); broadcast, multicast and unknown unicast flood to every
+ *      other port. The batch is recorded in a forwarding table (ft) of (first slot, frags, length,
+ *      destination) — pointers and indices, nothing allocated.
+ *   3. For each destination touched by the batch: read its free room once, copy the frames it gets
+ *      (resegmenting into its buffers; frames span slots with NS_MOREFRAG), publish its tail once and
+ *      wake it once. Frames that do not fit are dropped and counted against that port (VALE drops
+ *      silently; we count).
+ *   4. The source's tx slots are released at once (tail = hwcur - 1), and a waiting sender is woken.
+ *   5. Kernel ports that received frames hand them to the kernel (one adapter call per port).
+ *
+ * Frames that carry offload metadata (a virtio-net header, SWALE_NS_VNET_HDR) pass unchanged to
+ * ports that accept it; for the others the checksum is completed and GSO frames are segmented in
+ * software (Offload.swift) first.
+ */
+import CSwale
+import Glibc
+import SwaleMemory
+
+let vnetHeaderLength = 12
+let moreFrag = UInt16(SWALE_NS_MOREFRAG)
+let vnetFlag = UInt16(SWALE_NS_VNET_HDR)
+
+extension Bridge {
+    /// One pass over all ports; returns frames moved.
+    @inline(never)
+    func forwardPass(now: UInt32) -> Int {
+        var work = 0
+        let count = portCount
+        for i in 0..<count where ports[i].active && ports[i].adapter >= 0 {
+            let p = ports + i
+            if let a = adapters[i] {
+                let tx = UserRing(kring: p.pointee.tx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
+                work &+= a.receive(into: tx)
+            }
+        }
+        for i in 0..<count where ports[i].active {
+            work &+= forwardBatch(source: i, now: now)
+        }
+        for i in 0..<count where ports[i].active && ports[i].needsTransmit {
+            let p = ports + i
+            p.pointee.needsTransmit = false
+            if let a = adapters[i] {
+                let rx = UserRing(kring: p.pointee.rx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
+                _ = a.transmit(from: rx)
+            }
+        }
+        return work
+    }
+
+    @inline(__always)
+    private func forwardBatch(source s: Int, now: UInt32) -> Int {
+        let src = ports + s
+        let pending = src.pointee.tx.pendingTx()
+        if pending == 0 { return 0 }
+        batches &+= 1
+        let n = src.pointee.tx.n
+        let limit = src.pointee.bufLimit
+        let bufSize = src.pointee.bufSize
+        let base = src.pointee.bufBase
+        let maxSlots = UInt32(config.batch)
+        let maxFrags = (65536 + vnetHeaderLength + bufSize - 1) / bufSize
+
+        var consumed: UInt32 = 0
+        var ft = 0
+        var anyFlood = false
+        dstGeneration &+= 1
+        let gen = dstGeneration
+        var ndst = 0
+        var cursor = src.pointee.tx.hwcur
+
+        while consumed < pending && consumed < maxSlots {
+            // Gather one frame: [cursor, cursor + frags).
+            var frags: UInt32 = 0
+            var total = 0
+            var bad = false
+            var j = cursor
+            var complete = false
+            while consumed &+ frags < pending {
+                let sl = src.pointee.tx.slot(j)
+                let len = Int(sl.pointee.len)
+                if sl.pointee.buf_idx < BlockAllocator.reserved || sl.pointee.buf_idx >= limit || len > bufSize { bad = true }
+                total &+= len
+                frags &+= 1
+                j = RingMath.next(j, n)
+                if sl.pointee.flags & moreFrag == 0 { complete = true; break }
+            }
+            if !complete {
+                // The rest of the frame is not submitted yet: leave it for the next pass,
+                // unless it can never fit (a ring full of MOREFRAG), which is dropped.
+                if frags < n &- 1 || consumed > 0 { break }
+                src.pointee.stats.dropTooLong &+= 1
+                consumed &+= frags
+                cursor = j
+                break
+            }
+            let first = src.pointee.tx.slot(cursor)
+            let hasVnet = first.pointee.flags & vnetFlag != 0
+            let hdr = hasVnet ? vnetHeaderLength : 0
+            if bad {
+                src.pointee.stats.dropBadSlot &+= 1
+            } else if total &- hdr < 14 || Int(first.pointee.len) < hdr &+ 14 {
+                src.pointee.stats.dropTooShort &+= 1
+            } else if Int(frags) > maxFrags || total &- hdr > (hasVnet ? 65535 + 14 : config.maxFrame) {
+                src.pointee.stats.dropTooLong &+= 1
+            } else {
+                let buf = base + Int(first.pointee.buf_idx) &* bufSize + hdr
+                let dstMac = LearningTable.mac(fromFrame: buf, offset: 0)
+                let srcMac = LearningTable.mac(fromFrame: buf, offset: 6)
+                if !LearningTable.isGroup(srcMac) && first.pointee.flags & UInt16(SWALE_NS_NO_LEARN) == 0 {
+                    table.learn(srcMac, port: UInt16(s), now: now)
+                }
+                var d = Bridge.broadcast
+                if !LearningTable.isGroup(dstMac) {
+                    let found = table.lookup(dstMac, now: now)
+                    if found != LearningTable.none { d = found }
+                }
+                if d == UInt16(s) {
+                    src.pointee.stats.dropNoRoute &+= 1
+                } else if d == Bridge.broadcast || Int(d) >= portCount || !ports[Int(d)].active {
+                    d = Bridge.broadcast
+                    anyFlood = true
+                    flooded &+= 1
+                }
+                if d != UInt16(s) {
+                    ftSlot[ft] = cursor
+                    ftFrags[ft] = UInt16(frags)
+                    ftLen[ft] = UInt32(total)
+                    ftDst[ft] = d
+                    ft &+= 1
+                    if d != Bridge.broadcast && dstMark[Int(d)] != gen {
+                        dstMark[Int(d)] = gen
+                        dstList[ndst] = d
+                        ndst &+= 1
+                    }
+                }
+                src.pointee.stats.txPackets &+= 1
+                src.pointee.stats.txBytes &+= UInt64(total &- hdr)
+            }
+            consumed &+= frags
+            cursor = j
+        }
+
+        if anyFlood {
+            for d in 0..<portCount where d != s && ports[d].active && dstMark[d] != gen {
+                dstMark[d] = gen
+                dstList[ndst] = UInt16(d)
+                ndst &+= 1
+            }
+        }
+        for k in 0..<ndst {
+            deliver(batchOf: s, count: ft, to: Int(dstList[k]))
+        }
+
+        // Every consumed slot is free again for the sender.
+        src.pointee.tx.consumeTx(consumed, available: n &- 1)
+        if let c = src.pointee.csb {
+            swale_fence()
+            if swale_load_relaxed(&c.pointee.app_tx_waiting) != 0 {
+                _ = swale_eventfd_signal(src.pointee.notifyFD)
+            }
+        }
+        return Int(consumed)
+    }
+
+    /// Copies the frames of the current batch that go to port d into its rx ring.
+    @inline(__always)
+    private func deliver(batchOf s: Int, count ft: Int, to d: Int) {
+        let dst = ports + d
+        let src = ports + s
+        var room = dst.pointee.rx.rxRoom()
+        let dn = dst.pointee.rx.n
+        var tail = dst.pointee.rx.hwtail
+        var filled: UInt32 = 0
+        let dBufSize = dst.pointee.bufSize
+        let dBase = dst.pointee.bufBase
+        let dLimit = dst.pointee.bufLimit
+        let sBufSize = src.pointee.bufSize
+        let sBase = src.pointee.bufBase
+        let sn = src.pointee.tx.n
+
+        for e in 0..<ft {
+            let fd = ftDst[e]
+            if fd != UInt16(d) && fd != Bridge.broadcast { continue }
+            let firstSlot = src.pointee.tx.slot(ftSlot[e])
+            let hasVnet = firstSlot.pointee.flags & vnetFlag != 0
+            let total = Int(ftLen[e])
+            if hasVnet && !dst.pointee.acceptsVnet {
+                // Offload metadata the destination cannot take: finish it in software.
+                let sent = deliverOffloaded(entry: e, source: s, to: d, room: &room, tail: &tail, filled: &filled)
+                _ = sent
+                continue
+            }
+            let hdr = hasVnet ? vnetHeaderLength : 0
+            let payload = total &- hdr &- 14
+            if payload > dst.pointee.mtu && !(hasVnet && dst.pointee.acceptsVnet && Offload.isGSO(sBase + Int(firstSlot.pointee.buf_idx) &* sBufSize)) {
+                dst.pointee.stats.dropTooLong &+= 1
+                continue
+            }
+            let need = UInt32((total &+ dBufSize &- 1) / dBufSize)
+            if need > room {
+                dst.pointee.stats.dropRingFull &+= 1
+                continue
+            }
+            // Copy fragment by fragment, refilling destination buffers as they fill up.
+            var si = ftSlot[e]
+            var dslot = dst.pointee.rx.slot(tail)
+            var dOff = 0
+            var used: UInt32 = 1
+            var ok = true
+            guard dslot.pointee.buf_idx >= BlockAllocator.reserved && dslot.pointee.buf_idx < dLimit else {
+                dst.pointee.rx.reset()
+                dst.pointee.stats.dropBadSlot &+= 1
+                continue
+            }
+            var dBuf = dBase + Int(dslot.pointee.buf_idx) &* dBufSize
+            for _ in 0..<Int(ftFrags[e]) {
+                let ss = src.pointee.tx.slot(si)
+                var len = Int(ss.pointee.len)
+                var sp = UnsafeRawPointer(sBase + Int(ss.pointee.buf_idx) &* sBufSize)
+                while len > 0 {
+                    if dOff == dBufSize {
+                        dslot.pointee.len = UInt16(truncatingIfNeeded: dOff)
+                        dslot.pointee.flags = moreFrag
+                        tail = RingMath.next(tail, dn)
+                        dslot = dst.pointee.rx.slot(tail)
+                        guard dslot.pointee.buf_idx >= BlockAllocator.reserved && dslot.pointee.buf_idx < dLimit else { ok = false; break }
+                        dBuf = dBase + Int(dslot.pointee.buf_idx) &* dBufSize
+                        dOff = 0
+                        used &+= 1
+                    }
+                    let chunk = min(len, dBufSize &- dOff)
+                    memcpy(dBuf + dOff, sp, chunk)
+                    dOff &+= chunk
+                    sp += chunk
+                    len &-= chunk
+                }
+                if !ok { break }
+                si = RingMath.next(si, sn)
+            }
+            if !ok {
+                // The application scribbled a bad buffer index into its rx ring: reset it.
+                dst.pointee.rx.reset()
+                dst.pointee.stats.dropBadSlot &+= 1
+                tail = dst.pointee.rx.hwtail
+                room = 0
+                filled = 0
+                continue
+            }
+            dslot.pointee.len = UInt16(truncatingIfNeeded: dOff)
+            dslot.pointee.flags = 0
+            let firstOut = dst.pointee.rx.slot(RingMath.add(dst.pointee.rx.hwtail, filled, dn))
+            if hasVnet { firstOut.pointee.flags |= vnetFlag }
+            tail = RingMath.next(tail, dn)
+            room &-= used
+            filled &+= used
+            dst.pointee.stats.rxPackets &+= 1
+            dst.pointee.stats.rxBytes &+= UInt64(total &- hdr)
+        }
+        if filled > 0 {
+            dst.pointee.rx.publishRx(filled)
+            if dst.pointee.adapter >= 0 {
+                dst.pointee.needsTransmit = true
+            } else if let c = dst.pointee.csb {
+                swale_fence()
+                if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 {
+                    _ = swale_eventfd_signal(dst.pointee.notifyFD)
+                }
+            }
+        }
+    }
+}
+
+extension UserRing {
+    /// The user-side view of a ring the switch also drives (kernel ports, same thread).
+    @inline(__always)
+    init(kring: KRing, base: UnsafeMutableRawPointer, bufSize: Int, limit: UInt32) {
+        self.init(pointer: kring.ptr, bufBase: base, bufSize: bufSize, bufLimit: limit)
+    }
+}

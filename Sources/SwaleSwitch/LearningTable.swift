@@ -1,0 +1,404 @@
+/*
+ LearningTable — the MAC learning table (forwarding database) of one bridge.
+
+ It answers one question on the hot path, "which port is this MAC behind?", and learns the answer
+ from the source MAC of every frame. It is used by a single thread (the bridge's forwarding
+ thread); control-plane requests (`entries`, `flush`, `expire`) are made by that same thread, so
+ there is no locking inside.
+
+ Representation of a MAC: a UInt64 holding the 48-bit address big-endian in its low 48 bits, so
+ the first octet is bits 47...40 and the group (multicast/broadcast) bit — bit 0 of the first
+ octet — is bit 40. `mac(fromFrame:offset:)` reads one from a frame with two loads and byte swaps.
+
+ Storage. One zero-filled block obtained once with mmap (lazily committed; MADV_HUGEPAGE so that
+ random probes over a big table do not miss in the TLB), used as an `UnsafeMutablePointer<Entry>`
+ array of `bucketCount * 8` entries. Nothing is allocated, retained or released per lookup or per
+ learn. An entry is 16 bytes:
+
+     key:  UInt64   MAC | validBit (bit 63); 0 means the slot is empty
+     port: UInt16   the port the MAC was last seen on (never `LearningTable.none`)
+     pad:  UInt16
+     seen: UInt32   last time (seconds, caller's monotonic clock) the MAC was seen as a source
+
+ Buckets hold 8 entries (128 bytes: two cache lines, aligned). The bucket count is a power of two
+ with at least two slots per requested entry (8 * buckets >= 2 * capacity), so a full table runs
+ at <= 50% load: with 8-way buckets that keeps collisions that overflow a bucket rare (about 1% of
+ entries at full load with random MACs, and those are handled, see below).
+
+ Hash: multiply-add-shift on the 64-bit key, `(key * a + b) >> (64 - log2(buckets))`, with `a`
+ (odd) and `b` drawn per table from a random seed (through splitmix64), so nobody can precompute
+ MACs that all land in one bucket of our table. The top bits of the product depend on every bit of
+ the MAC, including the NIC-specific low 24 bits that vary most.
+
+ A MAC lives only in its home bucket (no displacement into other buckets), so a lookup probes the
+ 8 slots of exactly one bucket — branch-free (conditional moves), so the position of the match does
+ not cause a misprediction — then checks the age. Empty slots may sit anywhere in a bucket (after
+ flush/expire), which is fine because all 8 slots are always compared.
+
+ Aging. An entry is expired when `now - seen >= agingSeconds` (wrapping difference read as signed,
+ so a `seen` slightly in the future counts as fresh; the Linux bridge uses the same ">=" rule).
+ Expired entries are never returned by `lookup` and not listed by `entries`; they keep their slot
+ until `expire` sweeps them (counted in `aged`) or `learn` reuses the slot (also counted in
+ `aged`). `count` is the number of occupied slots and is maintained exactly by every operation; it
+ equals the number of live entries right after a full `expire`.
+
+ Learning (`learn`), only for unicast MACs (group MACs and port `none` are ignored):
+   - MAC present, same port, not expired: refresh `seen` (written only when it changes, so a busy
+     host does not dirty the cache line more than once a second).
+   - MAC present on another port, not expired: the station MOVED; update the port (`moved`).
+   - MAC present but expired: it had logically aged out; count it `aged` then `learned`.
+   - MAC absent: take an empty slot of its bucket; if the bucket is full, reuse the oldest expired
+     entry (`aged`), else evict the least-recently-seen entry of the bucket (`evicted`). Either way
+     the newest MAC gets a slot, so a collision never makes a station flooded forever: the victim
+     is relearned on its next frame, at the cost of evicting the stalest neighbour.
+ The common case (known MAC, same port) is a probe of one bucket and at most one 4-byte store; the
+ insertion/move paths are kept out of line.
+
+ `expire(now:)` sweeps the whole table; `expire(now:buckets:)` sweeps a slice and remembers where it
+ stopped, so the forwarding loop can age a big table a little at a time without a long stall.
+ `flush(port:)` removes every entry, or those of one port (when a port is deleted or goes down).
+ `entries(now:)` lists live entries for `fdb show` (control plane: it allocates).
+ */
+
+import Glibc
+
+public final class LearningTable {
+    /// Returned by `lookup` when the MAC is unknown or its entry has expired.
+    public static let none: UInt16 = .max
+
+    // MARK: - Layout constants
+
+    static let macMask: UInt64 = 0x0000_FFFF_FFFF_FFFF
+    static let validBit: UInt64 = 1 << 63
+    static let groupBit: UInt64 = 1 << 40
+    static let bucketShift = 3  // 8 entries per bucket
+    public static let entriesPerBucket = 8
+
+    struct Entry {
+        var key: UInt64
+        var port: UInt16
+        var pad: UInt16
+        var seen: UInt32
+    }
+
+    // MARK: - Storage (immutable after init: no exclusivity checks on the hot path)
+
+    let table: UnsafeMutablePointer<Entry>
+    let bucketMask: Int
+    let hashShift: UInt64
+    let hashMul: UInt64
+    let hashAdd: UInt64
+    private let mappedBytes: Int
+
+    /// Number of buckets (a power of two) and of slots (8 per bucket).
+    public let bucketCount: Int
+    public var slotCount: Int { bucketCount &<< LearningTable.bucketShift }
+
+    // MARK: - State
+
+    /// Age limit as a signed value, compared with the signed wrapping age.
+    var agingLimit: Int32
+
+    /// Aging time in seconds (default 300). Values above Int32.max are clamped to Int32.max.
+    /// 0 makes every entry expire at once (the bridge then floods everything, like a hub).
+    public var agingSeconds: UInt32 {
+        get { UInt32(bitPattern: agingLimit) }
+        set { agingLimit = Int32(clamping: newValue) }
+    }
+
+    /// Occupied slots (see the header: expired entries count until swept or reused).
+    public private(set) var count: Int = 0
+    /// New entries (including a MAC relearned after its entry expired).
+    public private(set) var learned: UInt64 = 0
+    /// Live entries whose MAC showed up on another port.
+    public private(set) var moved: UInt64 = 0
+    /// Expired entries removed by `expire` or reused by `learn`.
+    public private(set) var aged: UInt64 = 0
+    /// Live entries thrown out to make room in a full bucket.
+    public private(set) var evicted: UInt64 = 0
+
+    private var sweepCursor = 0
+
+    // MARK: - Init / deinit
+
+    /// - Parameters:
+    ///   - capacity: entries the table is sized for (>= 1). The table gets
+    ///     max(1, nextPowerOfTwo(ceil(2 * capacity / 8))) buckets, i.e. at most 50% load at `capacity`.
+    ///     `capacity` 1...4 gives a single bucket of 8 slots.
+    ///   - agingSeconds: aging time (default 300 s, as Open vSwitch and the Linux bridge).
+    ///   - seed: hash salt; random when nil (pass one only for reproducible tests).
+    public init(capacity: Int = 1 << 20, agingSeconds: UInt32 = 300, seed: UInt64? = nil) {
+        precondition(capacity >= 1, "LearningTable capacity must be >= 1")
+        precondition(MemoryLayout<Entry>.stride == 16, "LearningTable.Entry must be 16 bytes")
+        let wantedBuckets = (2 * capacity + LearningTable.entriesPerBucket - 1) / LearningTable.entriesPerBucket
+        var buckets = 1
+        while buckets < wantedBuckets { buckets <<= 1 }
+        var log2 = 0
+        while (1 << log2) < buckets { log2 += 1 }
+
+        bucketCount = buckets
+        bucketMask = buckets - 1
+        // At least a shift of 63 so the shift amount stays < 64; the mask keeps bucket 0 for 1 bucket.
+        hashShift = UInt64(64 - max(log2, 1))
+
+        var s = seed ?? UInt64.random(in: .min ... .max)
+        hashMul = LearningTable.splitmix64(&s) | 1
+        hashAdd = LearningTable.splitmix64(&s)
+
+        agingLimit = Int32(clamping: agingSeconds)
+
+        let bytes = buckets * LearningTable.entriesPerBucket * MemoryLayout<Entry>.stride
+        let page = 4096
+        mappedBytes = (bytes + page - 1) & ~(page - 1)
+        guard let raw = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              raw != MAP_FAILED
+        else {
+            fatalError("LearningTable: cannot map \(mappedBytes) bytes: errno \(errno)")
+        }
+        if mappedBytes >= 2 << 20 {
+            _ = madvise(raw, mappedBytes, MADV_HUGEPAGE)  // advisory; ignore failure
+        }
+        // Anonymous mappings are zero-filled: every key is 0, i.e. every slot is empty.
+        table = raw.bindMemory(to: Entry.self, capacity: buckets * LearningTable.entriesPerBucket)
+    }
+
+    deinit {
+        munmap(UnsafeMutableRawPointer(table), mappedBytes)
+    }
+
+    // MARK: - MAC helpers
+
+    /// Reads the 6-byte MAC at `offset` of a frame (0: destination, 6: source), big-endian, into the
+    /// low 48 bits: two unaligned loads (4 + 2 bytes, never past the 6 bytes) and byte swaps.
+    @inline(__always)
+    public static func mac(fromFrame p: UnsafeRawPointer, offset: Int) -> UInt64 {
+        let hi = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+        let lo = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: offset &+ 4, as: UInt16.self))
+        return UInt64(hi) &<< 16 | UInt64(lo)
+    }
+
+    /// Multicast or broadcast: bit 0 of the first octet (bit 40 of the value).
+    @inline(__always)
+    public static func isGroup(_ mac: UInt64) -> Bool {
+        mac & groupBit != 0
+    }
+
+    /// "aa:bb:cc:dd:ee:ff" (control plane).
+    public static func string(_ mac: UInt64) -> String {
+        let hex: [Character] = Array("0123456789abcdef")
+        var s = ""
+        s.reserveCapacity(17)
+        for i in 0..<6 {
+            let b = Int((mac >> UInt64(40 - 8 * i)) & 0xff)
+            if i > 0 { s.append(":") }
+            s.append(hex[b >> 4])
+            s.append(hex[b & 15])
+        }
+        return s
+    }
+
+    // MARK: - Hot path
+
+    /// Home bucket and home slot of a key: the top bits of the product pick the bucket, the
+    /// next 3 bits the slot where the key is put when it is free (hashShift is <= 63 and >= 3).
+    @inline(__always)
+    func locate(_ key: UInt64) -> (bucket: UnsafeMutablePointer<Entry>, home: Int) {
+        let h = key &* hashMul &+ hashAdd
+        let index = Int(truncatingIfNeeded: h &>> hashShift) & bucketMask
+        let home = Int(truncatingIfNeeded: h &>> (hashShift &- 3)) & 7
+        return (table + (index &<< LearningTable.bucketShift), home)
+    }
+
+    /// The slot holding `key`: its home slot first (the common case, well predicted), else a
+    /// scan of the bucket; nil when absent.
+    @inline(__always)
+    func find(_ key: UInt64, _ b: UnsafeMutablePointer<Entry>, _ home: Int) -> UnsafeMutablePointer<Entry>? {
+        if b[home].key == key { return b + home }
+        for i in 0..<LearningTable.entriesPerBucket where b[i].key == key { return b + i }
+        return nil
+    }
+
+    @inline(__always)
+    func isExpired(_ seen: UInt32, _ now: UInt32) -> Bool {
+        Int32(bitPattern: now &- seen) >= agingLimit
+    }
+
+    /// Port of `mac`, or `LearningTable.none` when it is unknown or its entry has expired.
+    @inline(__always)
+    public func lookup(_ mac: UInt64, now: UInt32) -> UInt16 {
+        let key = (mac & LearningTable.macMask) | LearningTable.validBit
+        let (b, home) = locate(key)
+        guard let e = find(key, b, home), !isExpired(e.pointee.seen, now) else { return LearningTable.none }
+        return e.pointee.port
+    }
+
+    /// Learns (or refreshes) `mac` on `port`. Group MACs and `port == none` are ignored.
+    @inline(__always)
+    public func learn(_ mac: UInt64, port: UInt16, now: UInt32) {
+        if mac & LearningTable.groupBit != 0 || port == LearningTable.none { return }
+        let key = (mac & LearningTable.macMask) | LearningTable.validBit
+        let (b, home) = locate(key)
+        if let e = find(key, b, home) {
+            if e.pointee.port == port && !isExpired(e.pointee.seen, now) {
+                if e.pointee.seen != now { e.pointee.seen = now }
+            } else {
+                update(e, port: port, now: now)
+            }
+        } else {
+            insert(b, home: home, key: key, port: port, now: now)
+        }
+    }
+
+    /// Present entry on another port, or expired: out of line.
+    @inline(never)
+    func update(_ e: UnsafeMutablePointer<Entry>, port: UInt16, now: UInt32) {
+        if isExpired(e.pointee.seen, now) {
+            aged &+= 1
+            learned &+= 1
+        } else {
+            moved &+= 1
+        }
+        e.pointee.port = port
+        e.pointee.seen = now
+    }
+
+    /// New MAC: the first empty slot from its home slot on (wrapping), else the oldest entry of
+    /// the bucket — reused if expired (aged), evicted otherwise (evicted).
+    @inline(never)
+    func insert(_ b: UnsafeMutablePointer<Entry>, home: Int, key: UInt64, port: UInt16, now: UInt32) {
+        var victim = home
+        var oldestAge = Int32.min
+        var slot = -1
+        for i in 0..<LearningTable.entriesPerBucket {
+            let j = (home &+ i) & (LearningTable.entriesPerBucket - 1)
+            if b[j].key == 0 { slot = j; break }
+            let age = Int32(bitPattern: now &- b[j].seen)
+            if age > oldestAge { oldestAge = age; victim = j }
+        }
+        if slot >= 0 {
+            count &+= 1
+        } else {
+            slot = victim
+            if oldestAge >= agingLimit { aged &+= 1 } else { evicted &+= 1 }
+        }
+        learned &+= 1
+        b[slot] = Entry(key: key, port: port, pad: 0, seen: now)
+    }
+
+    // MARK: - Control plane (same thread)
+
+    /// Removes every expired entry; returns how many (also added to `aged`).
+    @discardableResult
+    public func expire(now: UInt32) -> Int {
+        sweepCursor = 0
+        return sweep(from: 0, buckets: bucketCount, now: now)
+    }
+
+    /// Incremental aging: sweeps the next `buckets` buckets (wrapping), remembering where it
+    /// stopped. Calling it with bucketCount / N buckets every T seconds ages the whole table
+    /// every N * T seconds without a long pause on the forwarding thread.
+    @discardableResult
+    public func expire(now: UInt32, buckets: Int) -> Int {
+        var left = min(max(buckets, 0), bucketCount)
+        var removed = 0
+        while left > 0 {
+            let n = min(left, bucketCount - sweepCursor)
+            removed += sweep(from: sweepCursor, buckets: n, now: now)
+            sweepCursor += n
+            if sweepCursor == bucketCount { sweepCursor = 0 }
+            left -= n
+        }
+        return removed
+    }
+
+    private func sweep(from first: Int, buckets n: Int, now: UInt32) -> Int {
+        var removed = 0
+        let start = first &<< LearningTable.bucketShift
+        let end = (first + n) &<< LearningTable.bucketShift
+        for i in start..<end where table[i].key != 0 && isExpired(table[i].seen, now) {
+            table[i].key = 0
+            removed += 1
+        }
+        count -= removed
+        aged &+= UInt64(removed)
+        return removed
+    }
+
+    /// Removes all entries (port nil) or those of one port; returns how many were removed.
+    @discardableResult
+    public func flush(port: UInt16? = nil) -> Int {
+        var removed = 0
+        for i in 0..<slotCount where table[i].key != 0 {
+            if let p = port, table[i].port != p { continue }
+            table[i].key = 0
+            removed += 1
+        }
+        count -= removed
+        return removed
+    }
+
+    /// Live (non-expired) entries sorted by MAC, with their age in seconds (for `fdb show`).
+    public func entries(now: UInt32) -> [(mac: UInt64, port: UInt16, age: UInt32)] {
+        var out: [(mac: UInt64, port: UInt16, age: UInt32)] = []
+        out.reserveCapacity(count)
+        for i in 0..<slotCount where table[i].key != 0 && !isExpired(table[i].seen, now) {
+            let age = Int32(bitPattern: now &- table[i].seen)
+            out.append((table[i].key & LearningTable.macMask, table[i].port, UInt32(max(age, 0))))
+        }
+        out.sort { $0.mac < $1.mac }
+        return out
+    }
+
+    // MARK: - Benchmark
+
+    /// Learns `entries` random unicast MACs into a table sized for `entries`, then times `lookups`
+    /// lookups of random learned MACs; returns lookups per second.
+    public static func benchmark(entries: Int, lookups: Int) -> Double {
+        let n = max(entries, 1)
+        let t = LearningTable(capacity: n)
+        var rng = SystemRandomNumberGenerator()
+        let macs = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
+        defer { macs.deallocate() }
+        for i in 0..<n {
+            let m = rng.next() & macMask & ~groupBit
+            macs[i] = m
+            t.learn(m, port: UInt16(truncatingIfNeeded: i & 63), now: 1)
+        }
+        // A precomputed random sequence of learned MACs, read sequentially and cycled.
+        let seqLen = min(max(lookups, 1), 1 << 20)
+        let seq = UnsafeMutablePointer<UInt64>.allocate(capacity: seqLen)
+        defer { seq.deallocate() }
+        for i in 0..<seqLen { seq[i] = macs[Int(rng.next() % UInt64(n))] }
+
+        var acc: UInt64 = 0
+        let start = monotonicNanoseconds()
+        var j = 0
+        for _ in 0..<lookups {
+            acc &+= UInt64(t.lookup(seq[j], now: 2))
+            j &+= 1
+            if j == seqLen { j = 0 }
+        }
+        let elapsed = monotonicNanoseconds() - start
+        benchmarkSink(acc)
+        return Double(lookups) / (Double(max(elapsed, 1)) / 1e9)
+    }
+
+    @inline(never)
+    static func benchmarkSink(_ v: UInt64) {
+        if v == 0x5eed_5eed_5eed_5eed { print("") }
+    }
+
+    static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    static func splitmix64(_ s: inout UInt64) -> UInt64 {
+        s &+= 0x9E37_79B9_7F4A_7C15
+        var z = s
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,60 @@
+/*
+ * PortState — what the forwarding loop knows about one port, kept in a flat array of structs so
+ * the hot path works with pointers and indices only (no classes, no reference counting, no
+ * existentials per frame). A port is two rings: `tx` carries frames from the port into the switch,
+ * `rx` carries frames from the switch to the port. The switch is the "kernel side" of both (KRing:
+ * private hwcur/hwtail, every index from shared memory validated).
+ */
+import CSwale
+import SwaleMemory
+
+/// Per-port counters, written by the forwarding thread only.
+public struct PortStats {
+    public var rxPackets: UInt64 = 0     // delivered to the port
+    public var rxBytes: UInt64 = 0
+    public var txPackets: UInt64 = 0     // taken from the port into the switch
+    public var txBytes: UInt64 = 0
+    public var dropRingFull: UInt64 = 0  // the port's rx ring had no room
+    public var dropTooShort: UInt64 = 0  // shorter than an Ethernet header
+    public var dropTooLong: UInt64 = 0   // over the frame limit or the port's MTU
+    public var dropBadSlot: UInt64 = 0   // buffer index or length out of bounds
+    public var dropNoRoute: UInt64 = 0   // known destination is the source port (no hairpin)
+    public init() {}
+}
+
+public struct PortState {
+    public var active = false
+    public var tx: KRing
+    public var rx: KRing
+    public var bufBase: UnsafeMutableRawPointer
+    public var bufSize: Int
+    public var bufLimit: UInt32
+    public var csb: UnsafeMutablePointer<swale_csb>?
+    /// App → switch wake-ups (we poll it); -1 for kernel ports.
+    public var kickFD: Int32
+    /// Switch → app wake-ups; -1 for kernel ports.
+    public var notifyFD: Int32
+    /// Index into the bridge's adapter table, or -1 for an app port.
+    public var adapter: Int32
+    /// Largest Ethernet payload accepted toward this port (frame limit minus the header).
+    public var mtu: Int
+    public var acceptsVnet: Bool
+    /// Frames were delivered to this kernel port during this pass and must be handed to the kernel.
+    public var needsTransmit = false
+    public var stats = PortStats()
+
+    public init(tx: KRing, rx: KRing, region: Region, csb: UnsafeMutablePointer<swale_csb>?, kickFD: Int32, notifyFD: Int32,
+                adapter: Int32, mtu: Int, acceptsVnet: Bool) {
+        self.tx = tx
+        self.rx = rx
+        self.bufBase = region.base
+        self.bufSize = region.bufSize
+        self.bufLimit = region.blockLimit
+        self.csb = csb
+        self.kickFD = kickFD
+        self.notifyFD = notifyFD
+        self.adapter = adapter
+        self.mtu = mtu
+        self.acceptsVnet = acceptsVnet
+    }
+}

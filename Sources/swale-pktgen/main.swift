@@ -1,0 +1,389 @@
+// swale-pktgen — a traffic tool in the spirit of netmap's pkt-gen: tx, rx, ping and pong on a Swale
+// port or pipe end, batch at a time, with optional content checks.
+//
+// Frame layout: Ethernet header (ethertype 0x88b5, local experimental), then at offset 14 a 64-bit
+// sequence number, at 22 the frame length (16 bits), at 24 a 64-bit timestamp (ping), and from 32 a
+// byte pattern derived from the sequence number, which `--check` verifies on receive.
+import ArgumentParser
+import CSwale
+import Foundation
+import Glibc
+import SwaleClient
+import SwaleNames
+
+enum Clock {
+    static func ns() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+struct Rng {
+    var s: UInt64
+    mutating func next() -> UInt64 {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17
+        return s
+    }
+}
+
+enum Frame {
+    static let headerBytes = 32
+    @inline(__always)
+    static func fill(_ p: UnsafeMutableRawPointer, len: Int, seq: UInt64, dst: UInt64, src: UInt64, stamp: UInt64, pattern: Bool) {
+        for k in 0..<6 { p.storeBytes(of: UInt8(truncatingIfNeeded: dst >> (40 - 8 * UInt64(k))), toByteOffset: k, as: UInt8.self) }
+        for k in 0..<6 { p.storeBytes(of: UInt8(truncatingIfNeeded: src >> (40 - 8 * UInt64(k))), toByteOffset: 6 + k, as: UInt8.self) }
+        p.storeBytes(of: UInt16(0x88b5).bigEndian, toByteOffset: 12, as: UInt16.self)
+        p.storeBytes(of: seq.littleEndian, toByteOffset: 14, as: UInt64.self)
+        p.storeBytes(of: UInt16(truncatingIfNeeded: len).littleEndian, toByteOffset: 22, as: UInt16.self)
+        p.storeBytes(of: stamp.littleEndian, toByteOffset: 24, as: UInt64.self)
+        if pattern {
+            let b = p.assumingMemoryBound(to: UInt8.self)
+            var i = headerBytes
+            while i < len { b[i] = UInt8(truncatingIfNeeded: seq &+ UInt64(i)); i += 1 }
+        }
+    }
+}
+
+struct Summary: Codable {
+    var mode: String
+    var packets: UInt64
+    var bytes: UInt64
+    var seconds: Double
+    var pps: Double
+    var gbps: Double
+    var errors: UInt64?
+    var lost: UInt64?
+    var rtt_min_us: Double?
+    var rtt_avg_us: Double?
+    var rtt_max_us: Double?
+}
+
+struct PktGen: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "swale-pktgen", abstract: "Send, receive, ping or pong frames on a Swale port or pipe.")
+
+    @Option(name: .short, help: "Port or pipe end, e.g. vale0:a or vale0:a<1.") var i: String
+    @Option(name: .short, help: "tx, rx, ping or pong.") var f: String
+    @Option(name: .short, help: "Frames to send/receive (0: no limit; rx/pong then stop on --timeout).") var n: UInt64 = 0
+    @Option(name: .short, help: "Frame length in bytes, or MIN:MAX for random lengths.") var l: String = "60"
+    @Option(name: .short, help: "Frames per batch.") var b: Int = 32
+    @Option(name: .customShort("R"), help: "Rate limit in frames per second (0: none).") var rate: Double = 0
+    @Option(name: .short, help: "Source MAC.") var s: String = "02:00:00:00:00:01"
+    @Option(name: .short, help: "Destination MAC.") var d: String = "ff:ff:ff:ff:ff:ff"
+    @Option(name: .customShort("T"), help: "Progress report interval in ms (0: none).") var reportMs: Int = 1000
+    @Option(help: "rx/pong: stop after this many seconds without traffic; tx/ping: give up after this many seconds without room/replies.") var timeout: Double = 5
+    @Flag(help: "Print the final summary as one JSON object on the last line.") var json = false
+    @Flag(help: "Fill (tx) or verify (rx) sequence numbers, lengths and payload patterns.") var check = false
+    @Option(help: "Seed for random lengths.") var seed: UInt64 = 0x5eed
+    @Option(help: "Control socket.") var socket: String?
+
+    func validate() throws {
+        guard ["tx", "rx", "ping", "pong"].contains(f) else { throw ValidationError("-f must be tx, rx, ping or pong (got '\(f)')") }
+        guard b >= 1 && b <= 4096 else { throw ValidationError("-b must be between 1 and 4096") }
+        _ = try lengths()
+    }
+
+    func lengths() throws -> (Int, Int) {
+        let parts = l.split(separator: ":").map { Int($0) }
+        guard (1...2).contains(parts.count), parts.allSatisfy({ $0 != nil }) else { throw ValidationError("-l takes LEN or MIN:MAX (got '\(l)')") }
+        let lo = parts[0]!, hi = parts.count == 2 ? parts[1]! : parts[0]!
+        guard lo >= Frame.headerBytes, hi >= lo, hi <= 65535 else {
+            throw ValidationError("frame length must be between \(Frame.headerBytes) and 65535 (got '\(l)')")
+        }
+        return (lo, hi)
+    }
+
+    func run() throws {
+        let port: SwalePort
+        do { port = try SwalePort.open(i, socket: socket) } catch {
+            throw ValidationError("cannot open \(i): \(error)")
+        }
+        defer { port.close() }
+        let src = try Names.parseMAC(s)
+        let dst = try Names.parseMAC(d)
+        let (lo, hi) = try lengths()
+        var st = Stats(reportMs: reportMs, mode: f)
+        switch f {
+        case "tx": transmit(port, src: src, dst: dst, lo: lo, hi: hi, st: &st)
+        case "rx": receive(port, st: &st)
+        case "ping": ping(port, src: src, dst: dst, lo: lo, st: &st)
+        default: pong(port, st: &st)
+        }
+        let secs = max(Double(st.lastNs &- st.firstNs) / 1e9, 1e-9)
+        var sum = Summary(mode: f, packets: st.packets, bytes: st.bytes, seconds: st.packets == 0 ? 0 : secs,
+                          pps: st.packets == 0 ? 0 : Double(st.packets) / secs,
+                          gbps: st.packets == 0 ? 0 : Double(st.bytes) * 8 / secs / 1e9)
+        if check && f == "rx" { sum.errors = st.errors; sum.lost = st.lost }
+        if f == "ping" && st.rttCount > 0 {
+            sum.rtt_min_us = st.rttMin / 1000; sum.rtt_max_us = st.rttMax / 1000
+            sum.rtt_avg_us = st.rttSum / Double(st.rttCount) / 1000
+        }
+        print(String(format: "%@: %llu packets, %llu bytes, %.3f s, %.0f pps, %.3f Gbit/s", f, st.packets, st.bytes, sum.seconds, sum.pps, sum.gbps)
+              + (f == "ping" && st.rttCount > 0 ? String(format: ", rtt min/avg/max %.1f/%.1f/%.1f us", sum.rtt_min_us!, sum.rtt_avg_us!, sum.rtt_max_us!) : "")
+              + (check && f == "rx" ? ", \(st.errors) content errors, \(st.lost) lost" : ""))
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            print(String(decoding: try enc.encode(sum), as: UTF8.self))
+        }
+        if check && f == "rx" && (st.errors > 0) { throw ExitCode(1) }
+    }
+
+    struct Stats {
+        var packets: UInt64 = 0
+        var bytes: UInt64 = 0
+        var firstNs: UInt64 = 0
+        var lastNs: UInt64 = 0
+        var errors: UInt64 = 0
+        var lost: UInt64 = 0
+        var rttMin = Double.infinity, rttMax = 0.0, rttSum = 0.0
+        var rttCount = 0
+        let reportMs: Int
+        let mode: String
+        var lastReport: UInt64 = 0
+        var lastReportPkts: UInt64 = 0
+
+        init(reportMs: Int, mode: String) { self.reportMs = reportMs; self.mode = mode }
+
+        mutating func progress(_ now: UInt64) {
+            guard reportMs > 0 else { return }
+            if lastReport == 0 { lastReport = now; return }
+            let dt = now &- lastReport
+            if dt >= UInt64(reportMs) * 1_000_000 {
+                let pps = Double(packets &- lastReportPkts) / (Double(dt) / 1e9)
+                FileHandle.standardError.write(String(format: "%@: %llu packets total, %.0f pps\n", mode, packets, pps).data(using: .utf8)!)
+                lastReport = now
+                lastReportPkts = packets
+            }
+        }
+    }
+
+    func transmit(_ port: SwalePort, src: UInt64, dst: UInt64, lo: Int, hi: Int, st: inout Stats) {
+        var rng = Rng(s: seed | 1)
+        let bs = port.bufferSize
+        let limit = n == 0 ? UInt64.max : n
+        var seq: UInt64 = 0
+        var scratch = [UInt8](repeating: 0, count: 65536)
+        st.firstNs = Clock.ns()
+        var lastProgress = st.firstNs
+        while seq < limit {
+            let now = Clock.ns()
+            var allowed = UInt64(b)
+            if rate > 0 {
+                let due = UInt64(Double(now &- st.firstNs) / 1e9 * rate) &+ 1
+                if due <= seq { usleep(50); continue }
+                allowed = min(allowed, due &- seq)
+            }
+            var space = port.txSpace()
+            if space == 0 {
+                port.txSync()
+                if !port.wait(for: .tx, timeoutMs: 100) && Clock.ns() &- lastProgress > UInt64(timeout * 1e9) {
+                    FileHandle.standardError.write("tx: no room for \(timeout) s, giving up\n".data(using: .utf8)!)
+                    break
+                }
+                continue
+            }
+            lastProgress = now
+            var head = port.tx.head
+            var k: UInt64 = 0
+            while k < allowed && seq < limit {
+                let len = lo == hi ? lo : lo + Int(rng.next() % UInt64(hi - lo + 1))
+                let need = UInt32((len + bs - 1) / bs)
+                if need > space { break }
+                if need == 1 {
+                    let slot = port.tx.slot(head)
+                    guard let buf = port.tx.buffer(slot) else { break }
+                    Frame.fill(buf, len: len, seq: seq, dst: dst, src: src, stamp: 0, pattern: check)
+                    slot.pointee.len = UInt16(len)
+                    slot.pointee.flags = 0
+                    head = port.tx.next(head)
+                } else {
+                    scratch.withUnsafeMutableBytes { Frame.fill($0.baseAddress!, len: len, seq: seq, dst: dst, src: src, stamp: 0, pattern: check) }
+                    var off = 0
+                    for f in 0..<Int(need) {
+                        let slot = port.tx.slot(head)
+                        guard let buf = port.tx.buffer(slot) else { break }
+                        let chunk = min(bs, len - off)
+                        scratch.withUnsafeBytes { _ = memcpy(buf, $0.baseAddress! + off, chunk) }
+                        slot.pointee.len = UInt16(chunk)
+                        slot.pointee.flags = f + 1 < Int(need) ? UInt16(SWALE_NS_MOREFRAG) : 0
+                        off += chunk
+                        head = port.tx.next(head)
+                    }
+                }
+                space -= need
+                st.bytes &+= UInt64(len)
+                seq &+= 1
+                k &+= 1
+            }
+            port.tx.advance(to: head)
+            port.txSync()
+            st.packets &+= k
+            st.progress(now)
+        }
+        // Wait until the other side took everything (bounded by --timeout).
+        let deadline = Clock.ns() &+ UInt64(timeout * 1e9)
+        while port.txPending() > 0 && Clock.ns() < deadline {
+            port.txSync()
+            _ = port.wait(for: .tx, timeoutMs: 10)
+        }
+        st.lastNs = Clock.ns()
+    }
+
+    func receive(_ port: SwalePort, st: inout Stats) {
+        let limit = n == 0 ? UInt64.max : n
+        var expected: UInt64 = 0
+        var idleSince = Clock.ns()
+        var assembly = [UInt8]()
+        assembly.reserveCapacity(65536)
+        let bs = port.bufferSize
+        while st.packets < limit {
+            var avail = port.rxAvailable()
+            if avail == 0 {
+                if !port.wait(for: .rx, timeoutMs: 50) {
+                    if Clock.ns() &- idleSince > UInt64(timeout * 1e9) { break }
+                }
+                continue
+            }
+            let now = Clock.ns()
+            idleSince = now
+            var head = port.rx.head
+            var releaseTo = head
+            while avail > 0 && st.packets < limit {
+                let slot = port.rx.slot(head)
+                let len = min(Int(slot.pointee.len), bs)
+                let more = slot.pointee.flags & UInt16(SWALE_NS_MOREFRAG) != 0
+                let buf = port.rx.buffer(slot)
+                head = port.rx.next(head)
+                avail -= 1
+                if more || !assembly.isEmpty {
+                    if let buf { assembly.append(contentsOf: UnsafeRawBufferPointer(start: buf, count: len)) } else { st.errors &+= 1 }
+                    if more { continue }
+                    assembly.withUnsafeBytes { verify($0, &expected, &st) }
+                    assembly.removeAll(keepingCapacity: true)
+                } else if let buf {
+                    verify(UnsafeRawBufferPointer(start: buf, count: len), &expected, &st)
+                } else {
+                    st.errors &+= 1
+                }
+                releaseTo = head
+                if st.firstNs == 0 { st.firstNs = now }
+                st.lastNs = now
+            }
+            port.rx.advance(to: releaseTo)
+            port.rxSync()
+            st.progress(now)
+        }
+    }
+
+    @inline(__always)
+    func verify(_ f: UnsafeRawBufferPointer, _ expected: inout UInt64, _ st: inout Stats) {
+        st.packets &+= 1
+        st.bytes &+= UInt64(f.count)
+        guard check else { return }
+        guard f.count >= Frame.headerBytes else { st.errors &+= 1; return }
+        let seq = UInt64(littleEndian: f.loadUnaligned(fromByteOffset: 14, as: UInt64.self))
+        let len = Int(UInt16(littleEndian: f.loadUnaligned(fromByteOffset: 22, as: UInt16.self)))
+        if seq != expected {
+            if seq > expected { st.lost &+= seq - expected } else { st.errors &+= 1 }
+        }
+        expected = seq &+ 1
+        if len != f.count { st.errors &+= 1; return }
+        for i in Frame.headerBytes..<f.count where f[i] != UInt8(truncatingIfNeeded: seq &+ UInt64(i)) {
+            st.errors &+= 1
+            return
+        }
+    }
+
+    func ping(_ port: SwalePort, src: UInt64, dst: UInt64, lo: Int, st: inout Stats) {
+        let limit = n == 0 ? 1000 : n
+        var seq: UInt64 = 0
+        st.firstNs = Clock.ns()
+        while seq < limit {
+            let burst = min(UInt64(b), limit - seq)
+            var head = port.tx.head
+            var sent: UInt64 = 0
+            let deadline = Clock.ns() &+ UInt64(timeout * 1e9)
+            while port.txSpace() < UInt32(burst) && Clock.ns() < deadline { _ = port.wait(for: .tx, timeoutMs: 10) }
+            while sent < burst && port.tx.space() > 0 {
+                let slot = port.tx.slot(head)
+                guard let buf = port.tx.buffer(slot) else { break }
+                Frame.fill(buf, len: min(lo, port.bufferSize), seq: seq &+ sent, dst: dst, src: src, stamp: Clock.ns(), pattern: false)
+                slot.pointee.len = UInt16(min(lo, port.bufferSize))
+                slot.pointee.flags = 0
+                head = port.tx.next(head)
+                sent += 1
+            }
+            port.tx.advance(to: head)
+            port.txSync()
+            var got: UInt64 = 0
+            while got < sent && Clock.ns() < deadline {
+                if port.rxAvailable() == 0 { _ = port.wait(for: .rx, timeoutMs: 10); continue }
+                port.receive { f in
+                    guard f.count >= Frame.headerBytes else { return }
+                    let stamp = UInt64(littleEndian: f.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+                    let rtt = Double(Clock.ns() &- stamp)
+                    st.rttMin = min(st.rttMin, rtt); st.rttMax = max(st.rttMax, rtt); st.rttSum += rtt; st.rttCount += 1
+                    st.packets &+= 1
+                    st.bytes &+= UInt64(f.count)
+                    got += 1
+                }
+            }
+            seq &+= sent
+            st.progress(Clock.ns())
+        }
+        st.lastNs = Clock.ns()
+    }
+
+    /// Answers each frame zero-copy: the rx buffer is swapped into a tx slot, MACs swapped in place.
+    func pong(_ port: SwalePort, st: inout Stats) {
+        let limit = n == 0 ? UInt64.max : n
+        var idleSince = Clock.ns()
+        while st.packets < limit {
+            let avail = port.rxAvailable()
+            let space = port.txSpace()
+            if avail == 0 || space == 0 {
+                if avail > 0 { port.txSync() }
+                if !port.wait(for: avail == 0 ? .rx : .tx, timeoutMs: 50), Clock.ns() &- idleSince > UInt64(timeout * 1e9) { break }
+                continue
+            }
+            let now = Clock.ns()
+            idleSince = now
+            if st.firstNs == 0 { st.firstNs = now }
+            var rh = port.rx.head
+            var th = port.tx.head
+            var k = min(avail, space)
+            while k > 0 && st.packets < limit {
+                let rs = port.rx.slot(rh)
+                let ts = port.tx.slot(th)
+                if let buf = port.rx.buffer(rs), rs.pointee.len >= 12 {
+                    var tmp = (UInt32(0), UInt16(0))
+                    memcpy(&tmp.0, buf, 4); memcpy(&tmp.1, buf + 4, 2)
+                    memmove(buf, buf + 6, 6)
+                    memcpy(buf + 6, &tmp.0, 4); memcpy(buf + 10, &tmp.1, 2)
+                    let idx = ts.pointee.buf_idx
+                    ts.pointee.buf_idx = rs.pointee.buf_idx
+                    rs.pointee.buf_idx = idx
+                    ts.pointee.len = rs.pointee.len
+                    ts.pointee.flags = UInt16(SWALE_NS_BUF_CHANGED) | (rs.pointee.flags & UInt16(SWALE_NS_MOREFRAG))
+                    rs.pointee.flags = UInt16(SWALE_NS_BUF_CHANGED)
+                    st.packets &+= 1
+                    st.bytes &+= UInt64(ts.pointee.len)
+                    th = port.tx.next(th)
+                }
+                rh = port.rx.next(rh)
+                k -= 1
+            }
+            port.rx.advance(to: rh)
+            port.rxSync()
+            port.tx.advance(to: th)
+            port.txSync()
+            st.lastNs = Clock.ns()
+            st.progress(now)
+        }
+        let deadline = Clock.ns() &+ 1_000_000_000
+        while port.txPending() > 0 && Clock.ns() < deadline { port.txSync(); _ = port.wait(for: .tx, timeoutMs: 10) }
+    }
+}
+
+PktGen.main()

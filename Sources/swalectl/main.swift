@@ -1,0 +1,217 @@
+// swalectl — the Swale command line: bridges, ports, pipes, MAC table and counters.
+import ArgumentParser
+import Foundation
+import SwaleControl
+import SwaleNames
+
+struct Common: ParsableArguments {
+    @Option(help: "Control socket (default: $SWALE_SOCKET or /run/swale/swaled.sock).")
+    var socket: String?
+
+    @Flag(help: "Print the service's reply as JSON.")
+    var json = false
+}
+
+/// Sends a request; prints JSON or lets `human` format the typed result.
+func perform<T: Codable>(_ req: Request, _ common: Common, as: T.Type, human: (T) -> Void) throws {
+    do {
+        let (data, fds) = try ControlClient.callRaw(req, socket: common.socket)
+        fds.forEach { close($0) }
+        let reply = try JSONDecoder().decode(Reply<T>.self, from: data)
+        guard let result = reply.result else { throw ControlError(reply.error ?? "no result") }
+        if common.json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(result), as: UTF8.self))
+        } else {
+            human(result)
+        }
+    } catch let e as ControlError {
+        throw ValidationErrorish(e.message)
+    }
+}
+
+struct ValidationErrorish: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+
+func printPorts(_ ports: [PortInfo]) {
+    print(pad("PORT", 22) + pad("KIND", 7) + pad("IFNAME", 16) + pad("RX PKTS", 12) + pad("TX PKTS", 12) + pad("DROPS", 10) + "OPEN BY")
+    for p in ports {
+        let c = p.counters
+        let drops = c.dropRingFull + c.dropTooShort + c.dropTooLong + c.dropBadSlot + c.dropNoRoute
+        print(pad("\(p.bridge):\(p.name)", 22) + pad(p.kind, 7) + pad(p.ifname ?? "-", 16) + pad("\(c.rxPackets)", 12)
+              + pad("\(c.txPackets)", 12) + pad("\(drops)", 10) + (p.openBy.map { "pid \($0)" } ?? "-"))
+    }
+}
+
+func printBridge(_ b: BridgeInfo) {
+    let c = b.counters
+    print("\(b.name): \(b.ports) port(s), aging \(b.agingSeconds)s, batch \(b.batch); fdb \(c.fdbEntries) entries; flooded \(c.flooded), learned \(c.learned), moved \(c.moved), aged \(c.aged), evicted \(c.evicted)")
+}
+
+struct Swalectl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swalectl", abstract: "Control the Swale virtual switch.",
+        subcommands: [Status.self, BridgeCmd.self, PortCmd.self, Stats.self, Fdb.self])
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Service, regions and pipes.")
+    @OptionGroup var common: Common
+    func run() throws {
+        try perform(Request(op: "status"), common, as: StatusInfo.self) { s in
+            print("swaled pid \(s.pid), up \(Int(s.uptimeSeconds))s, socket \(s.socket), \(s.clients) client(s)")
+            print("bridges: \(s.bridges.count)")
+            for b in s.bridges { print("  ", terminator: ""); printBridge(b) }
+            print("regions: \(s.regions.count)")
+            for r in s.regions {
+                print("  \(r.name): \(r.size) bytes, buffers \(r.buffersFree) free / \(r.buffersTotal) total (\(r.bufSize) B), used by \(r.users.joined(separator: ", "))")
+            }
+            print("pipes: \(s.pipes.count)")
+            for p in s.pipes {
+                let m = p.masterOpen ? "open (pid \(p.masterPid ?? 0))" : "closed"
+                let sl = p.slaveOpen ? "open (pid \(p.slavePid ?? 0))" : "closed"
+                print("  \(p.parent){\(p.id): parent \(p.parent), master \(m), slave \(sl)")
+            }
+        }
+    }
+}
+
+struct BridgeCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bridge", abstract: "Create, delete and list bridges.",
+                                                    subcommands: [Add.self, Del.self, List.self, Aging.self])
+    struct Add: ParsableCommand {
+        @OptionGroup var common: Common
+        @Argument(help: "Bridge name (vale followed by letters, digits, _).") var name: String
+        func run() throws {
+            var r = Request(op: "bridge.add"); r.bridge = name
+            try perform(r, common, as: BridgeInfo.self) { print("bridge \($0.name) added") }
+        }
+    }
+    struct Del: ParsableCommand {
+        @OptionGroup var common: Common
+        @Argument var name: String
+        @Flag(help: "Delete even if ports are attached (they are removed).") var force = false
+        func run() throws {
+            var r = Request(op: "bridge.del"); r.bridge = name; r.force = force
+            try perform(r, common, as: Empty.self) { _ in print("bridge \(name) deleted") }
+        }
+    }
+    struct List: ParsableCommand {
+        @OptionGroup var common: Common
+        func run() throws {
+            try perform(Request(op: "bridge.list"), common, as: [BridgeInfo].self) { $0.forEach(printBridge) }
+        }
+    }
+    struct Aging: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set the learning table's aging time.")
+        @OptionGroup var common: Common
+        @Argument var name: String
+        @Argument(help: "Seconds.") var seconds: Int
+        func run() throws {
+            var r = Request(op: "bridge.aging"); r.bridge = name; r.mtu = seconds
+            try perform(r, common, as: BridgeInfo.self) { print("bridge \($0.name): aging \($0.agingSeconds)s") }
+        }
+    }
+}
+
+struct PortCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "port", abstract: "Kernel and app ports.",
+                                                    subcommands: [List.self, Add.self, Attach.self, Del.self])
+    struct List: ParsableCommand {
+        @OptionGroup var common: Common
+        @Argument var bridge: String?
+        func run() throws {
+            var r = Request(op: "port.list"); r.bridge = bridge
+            try perform(r, common, as: [PortInfo].self, human: printPorts)
+        }
+    }
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a TAP or veth port: add BRIDGE tap NAME | add BRIDGE veth NAME --peer PEER.")
+        @OptionGroup var common: Common
+        @Argument var bridge: String
+        @Argument(help: "tap or veth") var kind: String
+        @Argument(help: "Interface name (at most 15 bytes).") var name: String
+        @Option(help: "veth: the other end's name.") var peer: String?
+        @Option(help: "veth: network namespace for the peer (name under /var/run/netns, or a path).") var netns: String?
+        @Option(help: "veth: address (CIDR) for the peer inside its namespace.") var address: String?
+        @Option var mtu: Int?
+        @Option var mac: String?
+        func run() throws {
+            var r = Request(op: "port.add")
+            r.bridge = bridge; r.kind = kind; r.port = name; r.ifname = name
+            r.peer = peer; r.netns = netns; r.address = address; r.mtu = mtu; r.mac = mac
+            try perform(r, common, as: PortInfo.self) { print("port \($0.bridge):\($0.name) (\($0.kind)) added") }
+        }
+    }
+    struct Attach: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Attach an existing interface.")
+        @OptionGroup var common: Common
+        @Argument var bridge: String
+        @Argument var ifname: String
+        func run() throws {
+            var r = Request(op: "port.attach"); r.bridge = bridge; r.ifname = ifname; r.port = ifname
+            try perform(r, common, as: PortInfo.self) { print("interface \($0.ifname ?? ifname) attached to \($0.bridge)") }
+        }
+    }
+    struct Del: ParsableCommand {
+        @OptionGroup var common: Common
+        @Argument var bridge: String
+        @Argument var port: String
+        func run() throws {
+            var r = Request(op: "port.del"); r.bridge = bridge; r.port = port
+            try perform(r, common, as: Empty.self) { _ in print("port \(bridge):\(port) deleted") }
+        }
+    }
+}
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Counters: stats [BRIDGE[:PORT]].")
+    @OptionGroup var common: Common
+    @Argument var target: String?
+    func run() throws {
+        var r = Request(op: "stats"); r.name = target
+        try perform(r, common, as: StatsInfo.self) { s in
+            s.bridges.forEach(printBridge)
+            for p in s.ports {
+                let c = p.counters
+                print("\(p.bridge):\(p.name) [\(p.kind)\(p.ifname.map { " " + $0 } ?? "")]")
+                print("  rx \(c.rxPackets) pkts \(c.rxBytes) bytes; tx \(c.txPackets) pkts \(c.txBytes) bytes")
+                print("  drops: ring-full \(c.dropRingFull), too-short \(c.dropTooShort), too-long \(c.dropTooLong), bad-slot \(c.dropBadSlot), hairpin \(c.dropNoRoute); ring resets \(c.ringResets)")
+                if let a = c.adapter, !a.isEmpty {
+                    print("  adapter: " + a.keys.sorted().map { "\($0) \(a[$0]!)" }.joined(separator: ", "))
+                }
+            }
+        }
+    }
+}
+
+struct Fdb: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The MAC learning table.", subcommands: [Show.self, Flush.self])
+    struct Show: ParsableCommand {
+        @OptionGroup var common: Common
+        @Argument var bridge: String
+        func run() throws {
+            var r = Request(op: "fdb.show"); r.bridge = bridge
+            try perform(r, common, as: [FdbEntry].self) { entries in
+                print(pad("MAC", 19) + pad("PORT", 16) + "AGE")
+                for e in entries { print(pad(e.mac, 19) + pad(e.port, 16) + "\(e.age)s") }
+            }
+        }
+    }
+    struct Flush: ParsableCommand {
+        @OptionGroup var common: Common
+        @Argument var bridge: String
+        @Argument var port: String?
+        func run() throws {
+            var r = Request(op: "fdb.flush"); r.bridge = bridge; r.port = port
+            try perform(r, common, as: [String: Int].self) { print("flushed \($0["flushed"] ?? 0) entries") }
+        }
+    }
+}
+
+Swalectl.main()
