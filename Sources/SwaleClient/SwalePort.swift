@@ -50,6 +50,8 @@ public final class SwalePort {
     let kick: EventFD
     let csb: UnsafeMutablePointer<swale_csb>
     var pipe: PipeLink?
+    /// How long wait() polls before it sleeps on the eventfd (0: sleep at once).
+    public var busyPollMicros = 50
     /// Invalid peer indices seen by pipe syncs (a misbehaving peer).
     public private(set) var peerErrors: UInt64 = 0
 
@@ -165,6 +167,23 @@ public final class SwalePort {
             }
         }
         if ready() { return true }
+        // Poll a little before sleeping: under load the other side answers within microseconds,
+        // and a sleep costs two system calls on each side.
+        if busyPollMicros > 0 {
+            var ts = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &ts)
+            let until = ts.tv_sec * 1_000_000_000 + ts.tv_nsec + busyPollMicros * 1000
+            var spins = 0
+            while true {
+                for _ in 0..<64 { swale_cpu_relax() }
+                if ready() { return true }
+                spins += 1
+                if spins & 15 == 0 {
+                    clock_gettime(CLOCK_MONOTONIC, &ts)
+                    if ts.tv_sec * 1_000_000_000 + ts.tv_nsec > until { break }
+                }
+            }
+        }
         if what != .tx { swale_store_relaxed(&csb.pointee.app_rx_waiting, 1) }
         if what != .rx { swale_store_relaxed(&csb.pointee.app_tx_waiting, 1) }
         swale_fence()

@@ -76,6 +76,7 @@ struct PktGen: ParsableCommand {
     @Flag(help: "Fill (tx) or verify (rx) sequence numbers, lengths and payload patterns.") var check = false
     @Option(help: "Seed for random lengths.") var seed: UInt64 = 0x5eed
     @Option(help: "Control socket.") var socket: String?
+    @Flag(help: "rx/pong: first send one announce frame from -s so the switch learns this port's MAC.") var announce = false
 
     func validate() throws {
         guard ["tx", "rx", "ping", "pong"].contains(f) else { throw ValidationError("-f must be tx, rx, ping or pong (got '\(f)')") }
@@ -103,6 +104,12 @@ struct PktGen: ParsableCommand {
         let dst = try Names.parseMAC(d)
         let (lo, hi) = try lengths()
         var st = Stats(reportMs: reportMs, mode: f)
+        if announce {
+            var frame = [UInt8](repeating: 0, count: 60)
+            frame.withUnsafeMutableBytes { Frame.fill($0.baseAddress!, len: 60, seq: 0, dst: 0xffff_ffff_ffff, src: src, stamp: 0, pattern: false) }
+            frame[12] = 0x88; frame[13] = 0xb6
+            _ = frame.withUnsafeBytes { port.send($0) }
+        }
         switch f {
         case "tx": transmit(port, src: src, dst: dst, lo: lo, hi: hi, st: &st)
         case "rx": receive(port, st: &st)
@@ -278,6 +285,7 @@ struct PktGen: ParsableCommand {
 
     @inline(__always)
     func verify(_ f: UnsafeRawBufferPointer, _ expected: inout UInt64, _ st: inout Stats) {
+        if f.count >= 14 && f[12] == 0x88 && f[13] == 0xb6 { return }  // another port's announce
         st.packets &+= 1
         st.bytes &+= UInt64(f.count)
         guard check else { return }

@@ -1,0 +1,489 @@
+/*
+ * PacketSocket — any other netdev (a veth end, a dummy, an existing interface) as a switch port,
+ * through an AF_PACKET socket (netmap's bwrap, done with the kernel's own packet-capture rings).
+ *
+ * The socket is an AF_PACKET SOCK_RAW socket bound to the interface's ifindex for ETH_P_ALL,
+ * set up before bind (so nothing is queued half-configured):
+ *
+ *   PACKET_VNET_HDR_SZ 12   (Linux 6.2+; else PACKET_VNET_HDR, the legacy 10-byte header, and the
+ *                            adapter converts 10 <-> 12) every frame carries a virtio_net_hdr, so
+ *                            GSO frames (up to 64 KiB) and partial checksums cross in both
+ *                            directions with their metadata instead of being segmented or
+ *                            checksummed in software. tpacket_rcv writes the header just in front
+ *                            of the frame in the ring; packet_snd reads it from the message start.
+ *   PACKET_VERSION V2 + PACKET_RX_RING
+ *                           a ring of fixed-size frames mmap()ed into the service. TPACKET_V2,
+ *                           not V3: V3 hands over whole blocks, only when a block fills or its
+ *                           retire timer (milliseconds) fires, which would add up to that much
+ *                           latency to every quiet-link frame (libpcap uses V2 for "immediate
+ *                           mode" for the same reason). Each V2 frame is `frameSize` bytes (64 KiB
+ *                           by default, so a GSO frame fits); a frame the kernel had to truncate
+ *                           is counted and dropped.
+ *   PACKET_QDISC_BYPASS     transmitted frames go straight to the driver (no qdisc; the switch
+ *                           is the queue).
+ *   PACKET_IGNORE_OUTGOING  the socket does not see frames leaving the interface, in particular
+ *                           the ones it transmits itself (no echo back into the switch). Frames
+ *                           the host stack sends out of an attached interface are not seen either:
+ *                           as in netmap, the host stack is not part of the port.
+ *   PACKET_ADD_MEMBERSHIP PACKET_MR_PROMISC
+ *                           promiscuous mode as a reference held by the socket: it is released
+ *                           by the kernel when the socket closes (even if the service dies), and
+ *                           it does not touch the administrative IFF_PROMISC flag, so there is
+ *                           nothing to restore.
+ *
+ * receive (kernel → switch): one walk over the mmap ring per batch, no poll() and no syscall.
+ * Frames whose tp_status has TP_STATUS_USER are copied into the next free tx-ring slots
+ * (MOREFRAG chains for frames larger than a buffer) and handed back (tp_status = KERNEL). A VLAN
+ * tag the NIC or veth kept out of band (TP_STATUS_VLAN_VALID) is put back into the frame, and
+ * csum_start/hdr_len move with it. A header that says nothing is not copied (plain frame). If the
+ * next frame needs more slots than are free, the batch stops and the frame stays in the kernel
+ * ring; if the kernel ring fills meanwhile, the kernel drops and counts (kernel_ring_drops).
+ *
+ * transmit (switch → kernel): the frames in the rx ring become one sendmmsg() per batch of up
+ * to 256 frames, each message an iovec list over the frame's slots (plus the shared zero header
+ * for a plain frame, or a split first slot when the kernel only takes 10-byte headers): no copy in
+ * user space, one system call per batch. EAGAIN (socket buffer full) keeps the unsent frames in
+ * the ring; a frame the kernel refuses (EMSGSIZE, EINVAL, ENOBUFS, ENETDOWN) is dropped and
+ * counted, and sending resumes with the next.
+ *
+ * Link state: when the interface goes down or disappears the kernel flags the socket with
+ * ENETDOWN (poll reports POLLERR until it is read); `takeError()` reads and clears it.
+ */
+import CSwale
+import Glibc
+import SwaleMemory
+
+public final class PacketSocketAdapter: PortAdapter {
+    public let name: String
+    public let ifindex: Int32
+    public let fd: Int32
+    public var pollFD: Int32 { fd }
+    public private(set) var mtu: Int
+    /// Bytes of virtio-net header the kernel uses on this socket: 12, 10 (pre-6.2 kernels) or 0.
+    public let vnetSize: Int
+    public var acceptsVnetHeader: Bool { vnetSize != 0 }
+    public let qdiscBypass: Bool
+    public let ignoresOutgoing: Bool
+    public let frameSize: Int
+    public let frameCount: Int
+    /// Frames moved per receive call at most.
+    public var batchLimit = 256
+
+    private let ring: UnsafeMutableRawPointer
+    private let ringBytes: Int
+    private var cursor = 0
+    private let stats = AdapterCounters()
+    private static let maxMessages = 256
+    private static let iovCapacity = 2048
+    private let msgs: UnsafeMutablePointer<swale_mmsghdr>
+    private let iov: UnsafeMutablePointer<iovec>
+    /// Ring index just past each message's frame, to release exactly what was sent.
+    private let frameEnd: UnsafeMutablePointer<UInt32>
+    /// Payload bytes of each message's frame, with gsoBit set for GSO frames.
+    private let frameInfo: UnsafeMutablePointer<Int>
+    private static let gsoBit = 1 << 40
+    private var closed = false
+
+    public var counters: [String: UInt64] {
+        var p: UInt32 = 0, d: UInt32 = 0
+        if !closed, swale_packet_stats(fd, &p, &d) == 0 { stats.add(.kernelDrops, Int(d)) }
+        return stats.snapshot
+    }
+
+    private init(name: String, ifindex: Int32, fd: Int32, mtu: Int, vnetSize: Int, bypass: Bool, ignoreOut: Bool,
+                 ring: UnsafeMutableRawPointer, ringBytes: Int, frameSize: Int, frameCount: Int) {
+        self.name = name
+        self.ifindex = ifindex
+        self.fd = fd
+        self.mtu = mtu
+        self.vnetSize = vnetSize
+        self.qdiscBypass = bypass
+        self.ignoresOutgoing = ignoreOut
+        self.ring = ring
+        self.ringBytes = ringBytes
+        self.frameSize = frameSize
+        self.frameCount = frameCount
+        msgs = .allocate(capacity: Self.maxMessages)
+        msgs.initialize(repeating: swale_mmsghdr(), count: Self.maxMessages)
+        iov = .allocate(capacity: Self.iovCapacity)
+        iov.initialize(repeating: iovec(), count: Self.iovCapacity)
+        frameEnd = .allocate(capacity: Self.maxMessages)
+        frameEnd.initialize(repeating: 0, count: Self.maxMessages)
+        frameInfo = .allocate(capacity: Self.maxMessages)
+        frameInfo.initialize(repeating: 0, count: Self.maxMessages)
+    }
+
+    deinit {
+        close()
+        msgs.deallocate()
+        iov.deallocate()
+        frameEnd.deallocate()
+        frameInfo.deallocate()
+    }
+
+    /// Attaches to an existing interface. `frameSize` (a multiple of 16, at least 2048) bounds the
+    /// largest frame received; `frameCount` is the kernel ring's depth. Memory: about
+    /// frameSize * frameCount of kernel memory (8 MiB by default).
+    public static func attach(name: String, frameSize: Int = 65536, frameCount: Int = 128,
+                              netlink: Netlink? = nil) throws -> PacketSocketAdapter {
+        try Netlink.validateName(name)
+        guard frameSize >= 2048, frameSize % 16 == 0, frameSize <= 1 << 20 else {
+            throw NetlinkError("attach", name, reason: "frame size \(frameSize) must be a multiple of 16 in 2048...1048576")
+        }
+        guard frameCount >= 2, frameCount <= 1 << 16 else {
+            throw NetlinkError("attach", name, reason: "frame count \(frameCount) must be in 2...65536")
+        }
+        let nl = try netlink ?? Netlink()
+        guard let info = try nl.linkInfo(name: name) else { throw NetlinkError("attach", name, reason: "no such interface") }
+
+        let fd = swale_packet_open()
+        guard fd >= 0 else { throw NetlinkError("AF_PACKET socket", name, errno: -fd) }
+        var ok = false
+        defer { if !ok { Glibc.close(fd) } }
+
+        // Virtio-net header: 12 bytes if the kernel knows PACKET_VNET_HDR_SZ, else the legacy 10.
+        var vnet = 0
+        if swale_packet_setopt(fd, SWALE_PACKET_VNET_HDR_SZ, Int32(VnetHeader.size)) == 0 {
+            vnet = VnetHeader.size
+        } else if swale_packet_setopt(fd, SWALE_PACKET_VNET_HDR, 1) == 0 {
+            vnet = VnetHeader.legacySize
+        }
+        var rc = swale_packet_setopt(fd, SWALE_PACKET_VERSION, SWALE_TPACKET_V2)
+        guard rc == 0 else { throw NetlinkError("PACKET_VERSION TPACKET_V2", name, errno: -rc) }
+        let bypass = swale_packet_setopt(fd, SWALE_PACKET_QDISC_BYPASS, 1) == 0
+        let ignoreOut = swale_packet_setopt(fd, SWALE_PACKET_IGNORE_OUTGOING, 1) == 0
+        var sndbuf: Int32 = 4 << 20
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, socklen_t(MemoryLayout<Int32>.size))
+
+        // Blocks of a power-of-two number of pages (the kernel allocates them that way), >= 128 KiB.
+        var block = 131072
+        while block < frameSize { block <<= 1 }
+        let perBlock = block / frameSize
+        let blocks = (frameCount + perBlock - 1) / perBlock
+        let frames = blocks * perBlock
+        rc = swale_packet_rx_ring(fd, UInt32(block), UInt32(blocks), UInt32(frameSize), UInt32(frames))
+        guard rc == 0 else { throw NetlinkError("PACKET_RX_RING \(blocks)x\(block)", name, errno: -rc) }
+        let bytes = block * blocks
+        guard let map = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), map != MAP_FAILED else {
+            throw NetlinkError("mmap packet ring", name, errno: errno)
+        }
+        var mapped = true
+        defer { if !ok && mapped { munmap(map, bytes) } }
+
+        rc = swale_packet_bind(fd, info.ifindex)
+        guard rc == 0 else { throw NetlinkError("bind AF_PACKET", name, errno: -rc) }
+        rc = swale_packet_promisc(fd, info.ifindex, 1)
+        guard rc == 0 else { throw NetlinkError("PACKET_MR_PROMISC", name, errno: -rc) }
+        ok = true
+        mapped = false
+        return PacketSocketAdapter(name: name, ifindex: info.ifindex, fd: fd, mtu: info.mtu, vnetSize: vnet,
+                                   bypass: bypass, ignoreOut: ignoreOut, ring: map, ringBytes: bytes,
+                                   frameSize: frameSize, frameCount: frames)
+    }
+
+    public func refreshMTU(netlink: Netlink) throws {
+        if let info = try netlink.linkInfo(ifindex: ifindex) { mtu = info.mtu }
+    }
+
+    /// Reads and clears the socket's pending error (ENETDOWN when the link went down or away);
+    /// call it when poll reports POLLERR on `pollFD`. Returns 0 if none.
+    @discardableResult
+    public func takeError() -> Int32 {
+        if closed { return 0 }
+        let e = swale_socket_error(fd)
+        if e != 0 { stats.add(.linkDownEvents, 1) }
+        return e
+    }
+
+    // MARK: kernel → switch
+
+    public func receive(into tx: UserRing) -> Int {
+        if closed { return 0 }
+        let bs = min(tx.bufSize, 65535)
+        var free = Int(tx.space())
+        let start = tx.head
+        var i = start
+        var frames = 0, bytes = 0, gso = 0, truncated = 0, runts = 0, vlans = 0
+        let fsize = frameSize
+        while frames < batchLimit {
+            let f = ring + cursor &* fsize
+            let statusPtr = f.assumingMemoryBound(to: UInt32.self)
+            let status = swale_load_acquire(statusPtr)
+            if status & UInt32(SWALE_TP_STATUS_USER) == 0 { break }
+            let h = f.assumingMemoryBound(to: swale_tpacket2_hdr.self)
+            let len = Int(h.pointee.tp_len)
+            let snap = Int(h.pointee.tp_snaplen)
+            let mac = Int(h.pointee.tp_mac)
+            // The kernel owns this memory, but check before trusting offsets.
+            var drop = false
+            if snap < len || mac < vnetSize || mac + snap > fsize { truncated += 1; drop = true }
+            else if snap < 14 { runts += 1; drop = true }
+            else if !ignoresOutgoing && f.load(fromByteOffset: Int(SWALE_TPACKET2_SLL_OFFSET) + 10, as: UInt8.self) == UInt8(SWALE_PACKET_OUTGOING) {
+                drop = true
+            }
+            if drop {
+                swale_store_release(statusPtr, UInt32(SWALE_TP_STATUS_KERNEL))
+                cursor = cursor &+ 1 == frameCount ? 0 : cursor &+ 1
+                continue
+            }
+            let data = UnsafeRawPointer(f + mac)
+            let hdr = UnsafeRawPointer(f + mac - vnetSize)
+            let withHdr = vnetSize != 0 && VnetHeader.isMeaningful(hdr)
+            let vlan = status & UInt32(SWALE_TP_STATUS_VLAN_VALID) != 0
+            let total = (withHdr ? VnetHeader.size : 0) + snap + (vlan ? 4 : 0)
+            let needed = (total + bs - 1) / bs
+            if needed > free { break }  // stays in the kernel ring for the next batch
+
+            if !withHdr && !vlan && snap <= bs {
+                // Fast path: one plain frame, one slot, one memcpy.
+                let s = tx.slot(i)
+                guard let b = tx.buffer(s) else { stats.add(.rxBadSlot, 1); break }
+                memcpy(b, data, snap)
+                s.pointee.len = UInt16(truncatingIfNeeded: snap)
+                s.pointee.flags = 0
+                i = tx.next(i)
+                free -= 1
+            } else {
+                var w = SlotWriter(ring: tx, index: i, bufSize: bs)
+                if withHdr {
+                    // 12-byte v1 header: copy what the kernel wrote (10 or 12 bytes), num_buffers = 0,
+                    // and account for a VLAN tag put back in front of the network header.
+                    var hv: (UInt64, UInt32) = (0, 0)
+                    withUnsafeMutableBytes(of: &hv) { hb in
+                        let p = hb.baseAddress!
+                        memcpy(p, hdr, VnetHeader.legacySize)
+                        if vlan {
+                            let hl = p.load(fromByteOffset: 2, as: UInt16.self)
+                            if hl != 0 { p.storeBytes(of: hl &+ 4, toByteOffset: 2, as: UInt16.self) }
+                            if p.load(as: UInt8.self) & VnetHeader.flagNeedsCsum != 0 {
+                                let cs = p.load(fromByteOffset: 6, as: UInt16.self)
+                                p.storeBytes(of: cs &+ 4, toByteOffset: 6, as: UInt16.self)
+                            }
+                        }
+                        w.write(UnsafeRawPointer(p), VnetHeader.size)
+                    }
+                    if hdr.load(fromByteOffset: 1, as: UInt8.self) != VnetHeader.gsoNone { gso += 1 }
+                }
+                if vlan {
+                    w.write(data, 12)
+                    var tpid: UInt16 = 0x8100
+                    if status & UInt32(SWALE_TP_STATUS_VLAN_TPID_VALID) != 0 && h.pointee.tp_vlan_tpid != 0 {
+                        tpid = h.pointee.tp_vlan_tpid
+                    }
+                    var tag = (tpid.bigEndian, h.pointee.tp_vlan_tci.bigEndian)
+                    withUnsafeBytes(of: &tag) { w.write($0.baseAddress!, 4) }
+                    w.write(data + 12, snap - 12)
+                    vlans += 1
+                } else {
+                    w.write(data, snap)
+                }
+                guard w.ok else { stats.add(.rxBadSlot, 1); break }
+                let used = w.finish(firstFlags: withHdr ? SlotFlags.vnetHdr : 0)
+                i = RingMath.add(i, UInt32(used), tx.numSlots)
+                free -= used
+            }
+            swale_store_release(statusPtr, UInt32(SWALE_TP_STATUS_KERNEL))
+            cursor = cursor &+ 1 == frameCount ? 0 : cursor &+ 1
+            frames += 1
+            bytes += snap + (vlan ? 4 : 0)
+        }
+        if i != start { tx.advance(to: i) }
+        stats.add(.rxFrames, frames)
+        stats.add(.rxBytes, bytes)
+        stats.add(.rxGSOFrames, gso)
+        stats.add(.rxTruncated, truncated)
+        stats.add(.rxRunts, runts)
+        stats.add(.rxVlanRestored, vlans)
+        return frames
+    }
+
+    // MARK: switch → kernel
+
+    public func transmit(from rx: UserRing) -> Int {
+        let tail = rx.ptr.loadTail()
+        let start = rx.head
+        if closed {
+            if start != tail { rx.advance(to: tail) }
+            return 0
+        }
+        let bs = rx.bufSize
+        var i = start
+        var released = start
+        var sent = 0, bytes = 0, calls = 0, gso = 0, errors = 0, bad = 0, down = 0
+        var stop = false
+        while i != tail && !stop {
+            // Gather up to maxMessages frames into messages (iovecs over their slots).
+            var m = 0
+            var v = 0
+            build: while m < Self.maxMessages && i != tail {
+                let frameStart = i
+                let first = rx.slot(i)
+                let vnet = first.pointee.flags & SlotFlags.vnetHdr != 0
+                let v0 = v
+                var total = 0
+                var broken = false
+                var isGSO = false
+                if vnet {
+                    if let b = rx.buffer(first), first.pointee.len >= UInt16(VnetHeader.size) {
+                        isGSO = b.load(fromByteOffset: 1, as: UInt8.self) != VnetHeader.gsoNone
+                        // Without a kernel header, offload metadata cannot be honoured.
+                        if vnetSize == 0 && VnetHeader.isMeaningful(b) { broken = true }
+                    } else {
+                        broken = true
+                    }
+                } else if vnetSize != 0 {
+                    iov[v] = iovec(iov_base: VnetHeader.zeros, iov_len: vnetSize)
+                    v += 1
+                }
+                var firstSlot = true
+                while true {
+                    let s = rx.slot(i)
+                    if let b = rx.buffer(s) {
+                        var base = b
+                        var l = min(Int(s.pointee.len), bs)
+                        total += l
+                        if firstSlot && vnet && !broken && vnetSize != VnetHeader.size {
+                            // The kernel takes 10 (or no) header bytes: a prefix of our header, then
+                            // the frame from byte 12 — a split iovec, not a copy.
+                            if vnetSize != 0 && v < Self.iovCapacity { iov[v] = iovec(iov_base: b, iov_len: vnetSize); v += 1 }
+                            base = b + VnetHeader.size
+                            l -= VnetHeader.size
+                        }
+                        if l > 0 {
+                            if v < Self.iovCapacity { iov[v] = iovec(iov_base: base, iov_len: l); v += 1 } else { broken = true }
+                        }
+                    } else {
+                        broken = true
+                    }
+                    firstSlot = false
+                    let more = s.pointee.flags & SlotFlags.moreFrag != 0
+                    i = rx.next(i)
+                    if !more { break }
+                    if i == tail { i = frameStart; stop = true; break build }  // incomplete frame: wait
+                }
+                if v >= Self.iovCapacity - 1 && m > 0 {
+                    // Out of iovecs: send what we have; this frame starts the next round.
+                    i = frameStart
+                    break build
+                }
+                let payload = total - (vnet ? VnetHeader.size : 0)
+                if broken || payload < 14 || v >= Self.iovCapacity - 1 {
+                    bad += 1
+                    v = v0
+                    if m == 0 { released = i } else { frameEnd[m - 1] = i }  // released with its predecessor
+                    continue
+                }
+                msgs[m].msg_hdr = msghdr(msg_name: nil, msg_namelen: 0, msg_iov: iov + v0, msg_iovlen: v - v0,
+                                         msg_control: nil, msg_controllen: 0, msg_flags: 0)
+                msgs[m].msg_len = 0
+                frameEnd[m] = i
+                frameInfo[m] = payload | (isGSO ? Self.gsoBit : 0)
+                m += 1
+            }
+            if m == 0 { break }
+            // One sendmmsg for the batch; a frame the kernel refuses is dropped and sending goes on.
+            var done = 0
+            while done < m {
+                let r = swale_sendmmsg(fd, msgs + done, UInt32(m - done), Int32(MSG_DONTWAIT))
+                calls += 1
+                if r > 0 {
+                    for k in done..<(done + Int(r)) {
+                        bytes += frameInfo[k] & (Self.gsoBit - 1)
+                        if frameInfo[k] & Self.gsoBit != 0 { gso += 1 }
+                    }
+                    sent += Int(r)
+                    done += Int(r)
+                    continue
+                }
+                let e = -r
+                if e == EINTR { continue }
+                if r == 0 || e == EAGAIN || e == EWOULDBLOCK {
+                    stats.add(.txAgain, 1)
+                    stop = true
+                    break
+                }
+                if e == ENETDOWN || e == ENXIO || e == ENODEV {
+                    // The link is down or gone: everything in this batch is undeliverable.
+                    down += m - done
+                    done = m
+                    break
+                }
+                errors += 1
+                done += 1
+            }
+            if done > 0 { released = frameEnd[done - 1] }
+            i = released
+        }
+        if released != start { rx.advance(to: released) }
+        stats.add(.txFrames, sent)
+        stats.add(.txBytes, bytes)
+        stats.add(.txGSOFrames, gso)
+        stats.add(.txSyscalls, calls)
+        stats.add(.txErrors, errors)
+        stats.add(.txBadFrames, bad)
+        stats.add(.txLinkDown, down)
+        return sent
+    }
+
+    // MARK: lifetime
+
+    /// Unmaps the ring and closes the socket; the kernel drops the promiscuous membership.
+    public func close() {
+        if closed { return }
+        closed = true
+        munmap(ring, ringBytes)
+        Glibc.close(fd)
+    }
+}
+
+/// Writes a byte stream across consecutive ring slots starting at `index`.
+struct SlotWriter {
+    let ring: UserRing
+    let bufSize: Int
+    let startIndex: UInt32
+    var index: UInt32
+    var buf: UnsafeMutableRawPointer?
+    var off = 0
+    var slots = 1
+    var ok = true
+
+    init(ring: UserRing, index: UInt32, bufSize: Int) {
+        self.ring = ring
+        self.bufSize = bufSize
+        self.startIndex = index
+        self.index = index
+        buf = ring.buffer(ring.slot(index))
+        ok = buf != nil
+    }
+
+    @inline(__always)
+    mutating func write(_ src: UnsafeRawPointer, _ n: Int) {
+        var src = src
+        var left = n
+        while left > 0 && ok {
+            if off == bufSize {
+                ring.slot(index).pointee.len = UInt16(truncatingIfNeeded: off)
+                ring.slot(index).pointee.flags = SlotFlags.moreFrag
+                index = ring.next(index)
+                buf = ring.buffer(ring.slot(index))
+                if buf == nil { ok = false; return }
+                off = 0
+                slots += 1
+            }
+            let c = min(left, bufSize - off)
+            memcpy(buf! + off, src, c)
+            off += c
+            src += c
+            left -= c
+        }
+    }
+
+    /// Sets the last slot's length and the first slot's extra flags; returns slots used.
+    mutating func finish(firstFlags: UInt16) -> Int {
+        let s = ring.slot(index)
+        s.pointee.len = UInt16(truncatingIfNeeded: off)
+        s.pointee.flags = 0
+        ring.slot(startIndex).pointee.flags |= firstFlags
+        return slots
+    }
+}

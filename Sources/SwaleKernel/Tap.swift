@@ -1,0 +1,287 @@
+/*
+ * Tap — a TAP device as a switch port (netmap's bwrap over a tun/tap fd).
+ *
+ * A TAP is a netdev whose "wire" is a file descriptor: every frame the kernel transmits on the
+ * device is queued for read() on the fd, every frame write()n to the fd is received by the device
+ * as if it came from the wire. The adapter owns that fd:
+ *
+ *   open("/dev/net/tun") + TUNSETIFF(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR), O_NONBLOCK
+ *   TUNSETVNETHDRSZ 12      every frame read or written is preceded by a virtio_net_hdr_v1
+ *   TUNSETOFFLOAD CSUM|TSO4|TSO6
+ *                           we accept partial checksums and TSO frames, so the kernel hands over
+ *                           GSO frames of up to 64 KiB instead of segmenting them for us
+ *
+ * and configures the link (MTU, MAC, up) with Netlink.
+ *
+ * receive (kernel → switch). tun has no batched read, so one readv() per frame, straight into
+ * the tx ring: the iovec array (preallocated, one entry per slot) points at the buffers of the
+ * next free slots, so a 64 KiB GSO frame lands across ~33 slots with no intermediate copy. The
+ * header occupies the first 12 bytes of the first slot. Afterwards the slots get len and flags
+ * (SWALE_NS_MOREFRAG on all but the last, SWALE_NS_VNET_HDR on the first). A header that says
+ * nothing (no GSO, no pending checksum) on a one-slot frame is removed with a memmove of at most
+ * one buffer, so ordinary frames are plain Ethernet in the ring. The kernel's read cannot be
+ * sized in advance (tun cannot peek), so a read is only attempted while at least one maximal
+ * frame's worth of slots is free; otherwise the frames stay queued in the kernel. The batch ends
+ * at EAGAIN, at the batch limit, or when the ring is too full. tun reports the full length of a
+ * frame even when the iovec was shorter; such a frame is counted as truncated and dropped.
+ *
+ * transmit (switch → kernel). One writev() per frame (tun has no batched write either): the
+ * iovecs cover the frame's slots; a frame without SWALE_NS_VNET_HDR gets the shared zero header
+ * as its first iovec. EAGAIN leaves the frame (and the rest) in the ring for the next batch; any
+ * other error drops the frame and counts it (EIO: the device is down).
+ *
+ * Lifetime. A TAP lives as long as an fd is attached, unless it is persistent (TUNSETPERSIST).
+ * `create(..., persist: true)` keeps the device when the service stops, and calling `create`
+ * again with the same name re-attaches to it (TUNSETIFF on an existing TAP); `destroy()` clears
+ * persistence and closes, which removes the device. TUNSETIFF refuses a name that belongs to a
+ * netdev that is not a TAP, so an existing interface is never taken over.
+ */
+import CSwale
+import Glibc
+import SwaleMemory
+
+public final class TapAdapter: PortAdapter {
+    public let name: String
+    public let ifindex: Int32
+    public let fd: Int32
+    public var pollFD: Int32 { fd }
+    public private(set) var mtu: Int
+    public var acceptsVnetHeader: Bool { true }
+    /// Whether the kernel may hand over GSO / partial-checksum frames (TUNSETOFFLOAD succeeded).
+    public let offloads: Bool
+    public let persistent: Bool
+    /// Frames moved per call at most, in each direction.
+    public var batchLimit = 256
+    /// The device went away under us (EBADFD / ENODEV on the fd).
+    public private(set) var linkGone = false
+
+    private let stats = AdapterCounters()
+    private let iov: UnsafeMutablePointer<iovec>
+    private let iovCapacity = 256
+    private var closed = false
+    /// Largest frame the kernel may hand over, vnet header included.
+    private let maxFrameBytes: Int
+
+    public var counters: [String: UInt64] { stats.snapshot }
+
+    private init(name: String, ifindex: Int32, fd: Int32, mtu: Int, offloads: Bool, persistent: Bool) {
+        self.name = name
+        self.ifindex = ifindex
+        self.fd = fd
+        self.mtu = mtu
+        self.offloads = offloads
+        self.persistent = persistent
+        // GSO frames: up to 64 KiB of skb plus a VLAN tag; without offloads the MTU bounds it.
+        maxFrameBytes = VnetHeader.size + (offloads ? 65536 + 4 : mtu + 14 + 4)
+        iov = .allocate(capacity: iovCapacity)
+        iov.initialize(repeating: iovec(), count: iovCapacity)
+    }
+
+    deinit {
+        close()
+        iov.deallocate()
+    }
+
+    /// Creates (or re-attaches to) the TAP `name`, enables the 12-byte vnet header and offloads,
+    /// and configures the link through netlink: MTU and MAC if given, then up.
+    public static func create(name: String, mtu: Int? = nil, mac: [UInt8]? = nil, up: Bool = true,
+                              persist: Bool = false, offloads: Bool = true, netlink: Netlink? = nil) throws -> TapAdapter {
+        try Netlink.validateName(name)
+        var out = [CChar](repeating: 0, count: 16)
+        let fd = swale_tap_open(name, 1, &out)
+        guard fd >= 0 else {
+            let reason = -fd == EINVAL ? " (is \(name) an existing interface that is not a TAP?)" : ""
+            throw NetlinkError("create tap", name, reason: String(cString: strerror(-fd)) + reason)
+        }
+        var ok = false
+        defer { if !ok { Glibc.close(fd) } }
+        let kname = String(cString: out)
+        var rc = swale_tap_set_vnet_hdr_size(fd, Int32(VnetHeader.size))
+        guard rc == 0 else { throw NetlinkError("TUNSETVNETHDRSZ 12", kname, errno: -rc) }
+        var withOffloads = false
+        if offloads {
+            rc = swale_tap_set_offload(fd, swale_tun_f_csum() | swale_tun_f_tso4() | swale_tun_f_tso6())
+            withOffloads = rc == 0
+        } else {
+            _ = swale_tap_set_offload(fd, 0)
+        }
+        if persist {
+            rc = swale_tap_set_persist(fd, 1)
+            guard rc == 0 else { throw NetlinkError("TUNSETPERSIST", kname, errno: -rc) }
+        }
+        let nl = try netlink ?? Netlink()
+        if let mtu { try nl.setMTU(kname, mtu) }
+        if let mac { try nl.setMAC(kname, mac) }
+        if up { try nl.setUp(kname, true) }
+        guard let info = try nl.linkInfo(name: kname) else {
+            throw NetlinkError("create tap", kname, reason: "the device vanished after creation")
+        }
+        ok = true
+        return TapAdapter(name: kname, ifindex: info.ifindex, fd: fd, mtu: info.mtu, offloads: withOffloads,
+                          persistent: persist)
+    }
+
+    /// Re-reads the MTU (after someone changed it).
+    public func refreshMTU(netlink: Netlink) throws {
+        if let info = try netlink.linkInfo(ifindex: ifindex) { mtu = info.mtu }
+    }
+
+    // MARK: kernel → switch
+
+    public func receive(into tx: UserRing) -> Int {
+        if closed || linkGone { return 0 }
+        let bs = min(tx.bufSize, 65535)
+        let need = min((maxFrameBytes + bs - 1) / bs, iovCapacity)
+        let capacity = need * bs
+        var free = Int(tx.space())
+        let start = tx.head
+        var i = start
+        var frames = 0, bytes = 0, calls = 0, gso = 0, truncated = 0, runts = 0, errors = 0
+        while frames < batchLimit && free >= need {
+            var j = i
+            var k = 0
+            while k < need {
+                guard let b = tx.buffer(tx.slot(j)) else { break }
+                iov[k] = iovec(iov_base: b, iov_len: bs)
+                j = tx.next(j)
+                k += 1
+            }
+            if k < need { stats.add(.rxBadSlot, 1); break }
+            let n = readv(fd, iov, Int32(need))
+            calls += 1
+            if n < 0 {
+                let e = errno
+                if e == EINTR { continue }
+                if e == EAGAIN { break }
+                if e == EBADFD || e == ENODEV || e == ENXIO { linkGone = true }
+                errors += 1
+                break
+            }
+            if n > capacity { truncated += 1; continue }
+            if n < VnetHeader.size + 14 { runts += 1; continue }
+            let b0 = iov[0].iov_base!
+            let s0 = tx.slot(i)
+            if n <= bs && !VnetHeader.isMeaningful(b0) {
+                // Plain frame: drop the empty header.
+                memmove(b0, b0 + VnetHeader.size, n - VnetHeader.size)
+                s0.pointee.len = UInt16(truncatingIfNeeded: n - VnetHeader.size)
+                s0.pointee.flags = 0
+                i = tx.next(i)
+                free -= 1
+                bytes += n - VnetHeader.size
+            } else {
+                b0.storeBytes(of: 0, toByteOffset: 10, as: UInt16.self)  // num_buffers: tun leaves it unwritten
+                if b0.load(fromByteOffset: 1, as: UInt8.self) != VnetHeader.gsoNone { gso += 1 }
+                var left = n
+                var flags = SlotFlags.vnetHdr
+                while true {
+                    let s = tx.slot(i)
+                    let l = min(left, bs)
+                    left -= l
+                    s.pointee.len = UInt16(truncatingIfNeeded: l)
+                    s.pointee.flags = flags | (left > 0 ? SlotFlags.moreFrag : 0)
+                    flags = 0
+                    i = tx.next(i)
+                    free -= 1
+                    if left == 0 { break }
+                }
+                bytes += n - VnetHeader.size
+            }
+            frames += 1
+        }
+        if i != start { tx.advance(to: i) }
+        stats.add(.rxFrames, frames)
+        stats.add(.rxBytes, bytes)
+        stats.add(.rxGSOFrames, gso)
+        stats.add(.rxSyscalls, calls)
+        stats.add(.rxTruncated, truncated)
+        stats.add(.rxRunts, runts)
+        stats.add(.rxErrors, errors)
+        return frames
+    }
+
+    // MARK: switch → kernel
+
+    public func transmit(from rx: UserRing) -> Int {
+        let tail = rx.ptr.loadTail()
+        let start = rx.head
+        if closed || linkGone {
+            // Nobody to hand frames to: release them so the switch does not stall.
+            if start != tail { rx.advance(to: tail) }
+            return 0
+        }
+        let bs = rx.bufSize
+        var i = start
+        var frames = 0, bytes = 0, calls = 0, gso = 0, errors = 0, bad = 0, down = 0
+        outer: while i != tail {
+            let frameStart = i
+            let first = rx.slot(i)
+            let vnet = first.pointee.flags & SlotFlags.vnetHdr != 0
+            var cnt = 0
+            var total = 0
+            var broken = false
+            if !vnet {
+                iov[0] = iovec(iov_base: VnetHeader.zeros, iov_len: VnetHeader.size)
+                cnt = 1
+            }
+            while true {
+                let s = rx.slot(i)
+                if cnt < iovCapacity, let b = rx.buffer(s) {
+                    let l = min(Int(s.pointee.len), bs)
+                    iov[cnt] = iovec(iov_base: b, iov_len: l)
+                    cnt += 1
+                    total += l
+                } else {
+                    broken = true
+                }
+                let more = s.pointee.flags & SlotFlags.moreFrag != 0
+                i = rx.next(i)
+                if !more { break }
+                if i == tail { i = frameStart; break outer }  // incomplete frame: wait for the rest
+            }
+            let payload = total - (vnet ? VnetHeader.size : 0)
+            if broken || payload < 14 || (vnet && Int(first.pointee.len) < VnetHeader.size) {
+                bad += 1
+                continue
+            }
+            var n: Int
+            repeat { n = writev(fd, iov, Int32(cnt)); calls += 1 } while n < 0 && errno == EINTR
+            if n < 0 {
+                let e = errno
+                if e == EAGAIN { i = frameStart; stats.add(.txAgain, 1); break }
+                if e == EIO { down += 1; continue }
+                if e == EBADFD || e == ENODEV || e == ENXIO { linkGone = true }
+                errors += 1
+                continue
+            }
+            if vnet, rx.buffer(first)!.load(fromByteOffset: 1, as: UInt8.self) != VnetHeader.gsoNone { gso += 1 }
+            frames += 1
+            bytes += payload
+        }
+        if i != start { rx.advance(to: i) }
+        stats.add(.txFrames, frames)
+        stats.add(.txBytes, bytes)
+        stats.add(.txGSOFrames, gso)
+        stats.add(.txSyscalls, calls)
+        stats.add(.txErrors, errors)
+        stats.add(.txBadFrames, bad)
+        stats.add(.txLinkDown, down)
+        return frames
+    }
+
+    // MARK: lifetime
+
+    /// Closes the fd. A non-persistent TAP disappears with it; a persistent one stays.
+    public func close() {
+        if closed { return }
+        closed = true
+        Glibc.close(fd)
+    }
+
+    /// Removes the device: clears persistence, then closes.
+    public func destroy() {
+        if closed { return }
+        if persistent { _ = swale_tap_set_persist(fd, 0) }
+        close()
+    }
+}

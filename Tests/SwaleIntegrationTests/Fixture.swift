@@ -1,0 +1,136 @@
+// Test fixture: a private swaled on a temporary socket, and helpers to run the tools.
+import Foundation
+import Glibc
+import SwaleControl
+import XCTest
+
+enum Products {
+    /// The folder with the built executables (beside the test bundle).
+    static let dir: URL = {
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for d in [me, me.deletingLastPathComponent()] where FileManager.default.fileExists(atPath: d.appendingPathComponent("swaled").path) {
+            return d
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug")
+    }()
+
+    static func path(_ name: String) throws -> String {
+        let p = dir.appendingPathComponent(name).path
+        guard FileManager.default.isExecutableFile(atPath: p) else {
+            throw XCTSkip("\(name) is not built at \(p): run `swift build` before `swift test`")
+        }
+        return p
+    }
+}
+
+/// A process started by a test, ended by PID only.
+final class Child {
+    let process = Process()
+    let out = Pipe()
+    let err = Pipe()
+    private var outData = Data()
+    private var errData = Data()
+    private let group = DispatchGroup()
+
+    init(_ exe: String, _ args: [String], env: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: exe)
+        process.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { e[k] = v }
+        process.environment = e
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        group.enter(); group.enter()
+        DispatchQueue.global().async { [self] in outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async { [self] in errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Waits up to `seconds`; kills (SIGKILL) and fails if it overruns.
+    @discardableResult
+    func wait(seconds: Double = 60) -> Int32 {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+        process.waitUntilExit()
+        group.wait()
+        return process.terminationStatus
+    }
+
+    var stdout: String { String(decoding: outData, as: UTF8.self) }
+    var stderr: String { String(decoding: errData, as: UTF8.self) }
+
+    /// The last line of stdout parsed as a JSON object.
+    var lastJSON: [String: Any]? {
+        guard let line = stdout.split(separator: "\n").last,
+              let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+        return obj
+    }
+
+    func signal(_ sig: Int32) { if process.isRunning { kill(pid, sig) } }
+}
+
+/// A swaled of our own on a unique socket; stopped with SIGTERM at the end of the test.
+final class ServiceFixture {
+    let socket: String
+    let daemon: Child
+    let dir: String
+
+    init(extraArgs: [String] = []) throws {
+        dir = NSTemporaryDirectory() + "swale-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        socket = dir + "/swaled.sock"
+        daemon = try Child(try Products.path("swaled"), ["--socket", socket, "--log-level", "debug"] + extraArgs)
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: socket) {
+            guard Date() < deadline, daemon.process.isRunning else {
+                daemon.signal(SIGKILL)
+                daemon.wait()
+                throw XCTSkip("swaled did not start: \(daemon.stderr)")
+            }
+            usleep(20_000)
+        }
+    }
+
+    func stop() -> Int32 {
+        daemon.signal(SIGTERM)
+        let rc = daemon.wait(seconds: 10)
+        try? FileManager.default.removeItem(atPath: dir)
+        return rc
+    }
+
+    var env: [String: String] { ["SWALE_SOCKET": socket] }
+
+    func pktgen(_ args: [String]) throws -> Child {
+        try Child(try Products.path("swale-pktgen"), args + ["--socket", socket, "-T", "0", "--json"])
+    }
+
+    /// Runs swalectl and returns (exit code, stdout, stderr).
+    func ctl(_ args: [String]) throws -> (Int32, String, String) {
+        let c = try Child(try Products.path("swalectl"), args, env: env)
+        let rc = c.wait(seconds: 30)
+        return (rc, c.stdout, c.stderr)
+    }
+
+    func call<T: Codable>(_ req: Request, as: T.Type) throws -> T {
+        try ControlClient.call(req, socket: socket, as: T.self)
+    }
+
+    func status() throws -> StatusInfo { try call(Request(op: "status"), as: StatusInfo.self) }
+
+    /// Polls until cond holds or the timeout passes.
+    func eventually(_ seconds: Double = 5, _ cond: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try cond() { return true }
+            usleep(20_000)
+        }
+        return try cond()
+    }
+}

@@ -1,0 +1,230 @@
+// The learning switch end to end: app ports opened through the client library on a private swaled.
+import Foundation
+import Glibc
+import SwaleClient
+import SwaleControl
+import XCTest
+
+/// Builds Ethernet frames with a marker byte after the header.
+func frame(dst: UInt64, src: UInt64, marker: UInt8, length: Int = 64) -> [UInt8] {
+    var f = [UInt8](repeating: 0, count: length)
+    for k in 0..<6 { f[k] = UInt8(truncatingIfNeeded: dst >> (40 - 8 * UInt64(k))) }
+    for k in 0..<6 { f[6 + k] = UInt8(truncatingIfNeeded: src >> (40 - 8 * UInt64(k))) }
+    f[12] = 0x88; f[13] = 0xb5
+    f[14] = marker
+    for i in 15..<length { f[i] = UInt8(truncatingIfNeeded: i &* 7 &+ Int(marker)) }
+    return f
+}
+
+let broadcastMAC: UInt64 = 0xffff_ffff_ffff
+func mac(_ n: UInt64) -> UInt64 { 0x0200_0000_0000 | n }
+
+final class SwitchTests: XCTestCase {
+    var svc: ServiceFixture!
+    var ports: [SwalePort] = []
+
+    override func setUpWithError() throws { svc = try ServiceFixture() }
+    override func tearDown() {
+        ports.forEach { $0.close() }
+        ports = []
+        if let svc { XCTAssertEqual(svc.stop(), 0) }
+    }
+
+    func open(_ name: String) throws -> SwalePort {
+        let p = try SwalePort.open(name, socket: svc.socket)
+        ports.append(p)
+        return p
+    }
+
+    func send(_ p: SwalePort, _ f: [UInt8]) {
+        XCTAssertTrue(f.withUnsafeBytes { p.send($0) })
+    }
+
+    /// Frames received within `ms` (stops early once `expect` frames arrived).
+    func drain(_ p: SwalePort, expect: Int = .max, ms: Int32 = 300) -> [[UInt8]] {
+        var got: [[UInt8]] = []
+        let deadline = Date().addingTimeInterval(Double(ms) / 1000)
+        while got.count < expect && Date() < deadline {
+            if p.rxAvailable() == 0 { _ = p.wait(for: .rx, timeoutMs: 20); continue }
+            p.receive { got.append(Array($0)) }
+        }
+        return got
+    }
+
+    func stats(_ target: String) throws -> StatsInfo {
+        var r = Request(op: "stats"); r.name = target
+        return try svc.call(r, as: StatsInfo.self)
+    }
+
+    // netmap's learning-bridge test.
+    func testBroadcastReachesOthersThenUnicastReachesOnlyItsPort() throws {
+        let p0 = try open("vale1:p0"), p1 = try open("vale1:p1"), p2 = try open("vale1:p2")
+        let bc = frame(dst: broadcastMAC, src: mac(2), marker: 1)
+        send(p2, bc)
+        XCTAssertEqual(drain(p0, expect: 1), [bc])
+        XCTAssertEqual(drain(p1, expect: 1), [bc])
+        XCTAssertEqual(drain(p2), [], "never sent back to the source")
+        let uc = frame(dst: mac(2), src: mac(0), marker: 2)
+        send(p0, uc)
+        XCTAssertEqual(drain(p2, expect: 1), [uc])
+        XCTAssertEqual(drain(p1), [], "known unicast goes only to its port")
+        XCTAssertEqual(drain(p0), [])
+        let fdb = try svc.call({ var r = Request(op: "fdb.show"); r.bridge = "vale1"; return r }(), as: [FdbEntry].self)
+        XCTAssertEqual(Set(fdb.map { "\($0.mac)=\($0.port)" }), ["02:00:00:00:00:02=p2", "02:00:00:00:00:00=p0"])
+    }
+
+    func testUnknownUnicastAndMulticastFlood() throws {
+        let p0 = try open("vale1:p0"), p1 = try open("vale1:p1"), p2 = try open("vale1:p2")
+        let unknown = frame(dst: mac(0x99), src: mac(0), marker: 3)
+        send(p0, unknown)
+        XCTAssertEqual(drain(p1, expect: 1), [unknown])
+        XCTAssertEqual(drain(p2, expect: 1), [unknown])
+        let mc = frame(dst: 0x0100_5e00_0001, src: mac(1), marker: 4)
+        send(p1, mc)
+        XCTAssertEqual(drain(p0, expect: 1), [mc])
+        XCTAssertEqual(drain(p2, expect: 1), [mc])
+        XCTAssertEqual(drain(p1), [])
+        // A multicast source address is never learned.
+        send(p2, frame(dst: broadcastMAC, src: 0x0100_5e00_0002, marker: 5))
+        _ = drain(p0, expect: 1); _ = drain(p1, expect: 1)
+        let fdb = try svc.call({ var r = Request(op: "fdb.show"); r.bridge = "vale1"; return r }(), as: [FdbEntry].self)
+        XCTAssertFalse(fdb.contains { $0.mac == "01:00:5e:00:00:02" })
+        XCTAssertGreaterThanOrEqual(try stats("vale1").bridges[0].counters.flooded, 3)
+    }
+
+    func testNoHairpin() throws {
+        let p0 = try open("vale1:p0"), p1 = try open("vale1:p1")
+        send(p0, frame(dst: broadcastMAC, src: mac(0), marker: 1))
+        _ = drain(p1, expect: 1)
+        // p0 sends to its own (learned) MAC: nobody gets it, counted.
+        send(p0, frame(dst: mac(0), src: mac(0), marker: 2))
+        XCTAssertEqual(drain(p0), [])
+        XCTAssertEqual(drain(p1), [])
+        XCTAssertEqual(try stats("vale1:p0").ports[0].counters.dropNoRoute, 1)
+    }
+
+    func testAgingMakesEntriesExpire() throws {
+        let p0 = try open("vale1:p0"), p1 = try open("vale1:p1"), p2 = try open("vale1:p2")
+        var r = Request(op: "bridge.aging"); r.bridge = "vale1"; r.mtu = 1
+        _ = try svc.call(r, as: BridgeInfo.self)
+        send(p2, frame(dst: broadcastMAC, src: mac(2), marker: 1))
+        _ = drain(p0, expect: 1); _ = drain(p1, expect: 1)
+        send(p0, frame(dst: mac(2), src: mac(0), marker: 2))
+        XCTAssertEqual(drain(p1).count, 0, "learned: not flooded")
+        _ = drain(p2, expect: 1)
+        sleep(3)
+        send(p0, frame(dst: mac(2), src: mac(0), marker: 3))
+        XCTAssertEqual(drain(p1, expect: 1).count, 1, "aged out: flooded again")
+        XCTAssertGreaterThanOrEqual(try stats("vale1").bridges[0].counters.aged, 1)
+    }
+
+    func testMacMovesToNewPort() throws {
+        let p0 = try open("vale1:p0"), p1 = try open("vale1:p1"), p2 = try open("vale1:p2")
+        send(p2, frame(dst: broadcastMAC, src: mac(7), marker: 1))
+        _ = drain(p0, expect: 1); _ = drain(p1, expect: 1)
+        send(p1, frame(dst: broadcastMAC, src: mac(7), marker: 2))   // the host moved to p1
+        _ = drain(p0, expect: 1); _ = drain(p2, expect: 1)
+        let uc = frame(dst: mac(7), src: mac(0), marker: 3)
+        send(p0, uc)
+        XCTAssertEqual(drain(p1, expect: 1), [uc])
+        XCTAssertEqual(drain(p2), [])
+        XCTAssertEqual(try stats("vale1").bridges[0].counters.moved, 1)
+    }
+
+    func testRemovingAPortFlushesItsEntries() throws {
+        let p0 = try open("vale1:p0"), p1 = try open("vale1:p1"), p2 = try open("vale1:p2")
+        send(p2, frame(dst: broadcastMAC, src: mac(2), marker: 1))
+        send(p1, frame(dst: broadcastMAC, src: mac(1), marker: 1))
+        _ = drain(p0, expect: 2)
+        func fdb() throws -> [FdbEntry] { try svc.call({ var r = Request(op: "fdb.show"); r.bridge = "vale1"; return r }(), as: [FdbEntry].self) }
+        XCTAssertEqual(try fdb().count, 2)
+        p2.close()
+        XCTAssertTrue(try svc.eventually { try fdb().map(\.port) == ["p1"] })
+        // swalectl fdb flush for one port.
+        let (rc, _, err) = try svc.ctl(["fdb", "flush", "vale1", "p1"])
+        XCTAssertEqual(rc, 0, err)
+        XCTAssertEqual(try fdb().count, 0)
+    }
+
+    func testSlowReceiverDropsAreCountedOthersGetEverything() throws {
+        let p0 = try open("vale1:p0"), slow = try open("vale1:slow"), fast = try open("vale1:fast")
+        _ = slow
+        let total = 5000
+        var got = 0
+        var sent = 0
+        while sent < total {
+            for _ in 0..<100 { send(p0, frame(dst: broadcastMAC, src: mac(0), marker: UInt8(sent & 0xff))); sent += 1 }
+            got += drain(fast, expect: sent - got, ms: 2000).count
+        }
+        XCTAssertEqual(got, total, "the fast receiver got everything")
+        let s = try stats("vale1:slow").ports[0].counters
+        XCTAssertEqual(s.rxPackets + s.dropRingFull, UInt64(total), "offered = delivered + counted drops")
+        XCTAssertGreaterThan(s.dropRingFull, 0)
+        XCTAssertEqual(UInt32(s.rxPackets), slow.rxAvailable())
+    }
+
+    func testJumboFramesArriveWhole() throws {
+        let a = try open("vale1:ja"), b = try open("vale1:jb")
+        send(b, frame(dst: broadcastMAC, src: mac(0xb), marker: 0))
+        _ = drain(a, expect: 1)
+        for len in [2048, 2049, 4000, 9000, 9216] {
+            let f = frame(dst: mac(0xb), src: mac(0xa), marker: UInt8(len & 0xff), length: len)
+            send(a, f)
+            XCTAssertEqual(drain(b, expect: 1), [f], "length \(len)")
+        }
+        // Over the limit: dropped and counted.
+        send(a, frame(dst: mac(0xb), src: mac(0xa), marker: 1, length: 9217))
+        XCTAssertEqual(drain(b), [])
+        XCTAssertEqual(try stats("vale1:ja").ports[0].counters.dropTooLong, 1)
+        // A runt too.
+        var runt = frame(dst: mac(0xb), src: mac(0xa), marker: 1, length: 64)
+        runt.removeLast(54)
+        send(a, runt)
+        XCTAssertEqual(drain(b), [])
+        XCTAssertEqual(try stats("vale1:ja").ports[0].counters.dropTooShort, 1)
+    }
+
+    func testFourAppProcessesWithContentChecks() throws {
+        // Receivers announce their MACs so the switch learns them; senders then unicast with checks.
+        let n = 50_000  // paced so a debug-built receiver with content checks keeps up
+        let rxC = try svc.pktgen(["-i", "vale2:c", "-f", "rx", "-n", "\(n)", "--check", "--announce", "-s", "02:00:00:00:00:0c", "--timeout", "20"])
+        let rxD = try svc.pktgen(["-i", "vale2:d", "-f", "rx", "-n", "\(n)", "--check", "--announce", "-s", "02:00:00:00:00:0d", "--timeout", "20"])
+        XCTAssertTrue(try svc.eventually {
+            (try? svc.call({ var r = Request(op: "fdb.show"); r.bridge = "vale2"; return r }(), as: [FdbEntry].self).count) == 2
+        })
+        let txA = try svc.pktgen(["-i", "vale2:a", "-f", "tx", "-n", "\(n)", "-l", "60:1514", "--check", "-s", "02:00:00:00:00:0a", "-d", "02:00:00:00:00:0c", "-R", "20000"])
+        let txB = try svc.pktgen(["-i", "vale2:b", "-f", "tx", "-n", "\(n)", "-l", "60:1514", "--check", "-s", "02:00:00:00:00:0b", "-d", "02:00:00:00:00:0d", "-R", "20000"])
+        for p in [txA, txB] { XCTAssertEqual(p.wait(seconds: 120), 0, p.stderr) }
+        for p in [rxC, rxD] {
+            XCTAssertEqual(p.wait(seconds: 60), 0, p.stderr)
+            let r = try XCTUnwrap(p.lastJSON, p.stdout)
+            XCTAssertEqual(r["packets"] as? Int, n)
+            XCTAssertEqual(r["errors"] as? Int, 0)
+            XCTAssertEqual(r["lost"] as? Int, 0)
+        }
+    }
+
+    func testBridgeCommandsAndErrors() throws {
+        XCTAssertEqual(try svc.ctl(["bridge", "add", "vale9"]).0, 0)
+        let dup = try svc.ctl(["bridge", "add", "vale9"])
+        XCTAssertNotEqual(dup.0, 0)
+        XCTAssertTrue(dup.2.contains("already exists"), dup.2)
+        let bad = try svc.ctl(["bridge", "add", "br0"])
+        XCTAssertNotEqual(bad.0, 0)
+        XCTAssertTrue(bad.2.contains("br0"), bad.2)
+        let p = try open("vale9:x")
+        let inUse = try svc.ctl(["bridge", "del", "vale9"])
+        XCTAssertNotEqual(inUse.0, 0)
+        XCTAssertTrue(inUse.2.contains("port"), inUse.2)
+        let (rc, out, _) = try svc.ctl(["port", "list", "vale9", "--json"])
+        XCTAssertEqual(rc, 0)
+        XCTAssertTrue(out.contains("\"name\" : \"x\""), out)
+        XCTAssertEqual(try svc.ctl(["bridge", "del", "vale9", "--force"]).0, 0)
+        p.close()
+        XCTAssertNotEqual(try svc.ctl(["fdb", "show", "vale404"]).0, 0)
+        XCTAssertNotEqual(try svc.ctl(["stats", "vale9:nope"]).0, 0)
+        // 64 bridges.
+        for i in 0..<64 { XCTAssertEqual(try svc.call({ var r = Request(op: "bridge.add"); r.bridge = "valeb\(i)"; return r }(), as: BridgeInfo.self).name, "valeb\(i)") }
+        XCTAssertGreaterThanOrEqual(try svc.call(Request(op: "bridge.list"), as: [BridgeInfo].self).count, 64)
+    }
+}
