@@ -9,8 +9,10 @@
  *                            adapter converts 10 <-> 12) every frame carries a virtio_net_hdr, so
  *                            GSO frames (up to 64 KiB) and partial checksums cross in both
  *                            directions with their metadata instead of being segmented or
- *                            checksummed in software. tpacket_rcv writes the header just in front
- *                            of the frame in the ring; packet_snd reads it from the message start.
+ *                            checksummed in software. In the ring, tpacket_rcv reserves room for
+ *                            the header but always writes the 10-byte legacy struct right before
+ *                            the MAC header (checked on 6.18), so that is where it is read;
+ *                            packet_snd reads vnet_hdr_sz bytes from the start of each message.
  *   PACKET_VERSION V2 + PACKET_RX_RING
  *                           a ring of fixed-size frames mmap()ed into the service. TPACKET_V2,
  *                           not V3: V3 hands over whole blocks, only when a block fills or its
@@ -69,6 +71,8 @@ public final class PacketSocketAdapter: PortAdapter {
     /// Frames moved per receive call at most.
     public var batchLimit = 256
 
+    /// Whether tpacket_rcv already adds the out-of-band VLAN tag's 4 bytes to csum_start.
+    public let kernelCountsVlanInCsumStart: Bool
     private let ring: UnsafeMutableRawPointer
     private let ringBytes: Int
     private var cursor = 0
@@ -103,6 +107,7 @@ public final class PacketSocketAdapter: PortAdapter {
         self.ringBytes = ringBytes
         self.frameSize = frameSize
         self.frameCount = frameCount
+        kernelCountsVlanInCsumStart = kernelVersion() >= (6, 8)
         msgs = .allocate(capacity: Self.maxMessages)
         msgs.initialize(repeating: swale_mmsghdr(), count: Self.maxMessages)
         iov = .allocate(capacity: Self.iovCapacity)
@@ -216,7 +221,7 @@ public final class PacketSocketAdapter: PortAdapter {
             let mac = Int(h.pointee.tp_mac)
             // The kernel owns this memory, but check before trusting offsets.
             var drop = false
-            if snap < len || mac < vnetSize || mac + snap > fsize { truncated += 1; drop = true }
+            if snap < len || mac < VnetHeader.legacySize + 32 || mac + snap > fsize { truncated += 1; drop = true }
             else if snap < 14 { runts += 1; drop = true }
             else if !ignoresOutgoing && f.load(fromByteOffset: Int(SWALE_TPACKET2_SLL_OFFSET) + 10, as: UInt8.self) == UInt8(SWALE_PACKET_OUTGOING) {
                 drop = true
@@ -227,7 +232,9 @@ public final class PacketSocketAdapter: PortAdapter {
                 continue
             }
             let data = UnsafeRawPointer(f + mac)
-            let hdr = UnsafeRawPointer(f + mac - vnetSize)
+            // tpacket_rcv reserves vnet_hdr_sz bytes in front of the frame but writes the 10-byte
+            // struct virtio_net_hdr right before the MAC header, whatever PACKET_VNET_HDR_SZ says.
+            let hdr = UnsafeRawPointer(f + mac - VnetHeader.legacySize)
             let withHdr = vnetSize != 0 && VnetHeader.isMeaningful(hdr)
             let vlan = status & UInt32(SWALE_TP_STATUS_VLAN_VALID) != 0
             let total = (withHdr ? VnetHeader.size : 0) + snap + (vlan ? 4 : 0)
@@ -246,19 +253,16 @@ public final class PacketSocketAdapter: PortAdapter {
             } else {
                 var w = SlotWriter(ring: tx, index: i, bufSize: bs)
                 if withHdr {
-                    // 12-byte v1 header: copy what the kernel wrote (10 or 12 bytes), num_buffers = 0,
-                    // and account for a VLAN tag put back in front of the network header.
+                    // 12-byte v1 header: the kernel's 10 bytes, num_buffers = 0. With a VLAN tag put
+                    // back in front of the network header, csum_start moves by 4 unless the kernel
+                    // already counted the tag (Linux 6.8+, "packet: Account for VLAN_HLEN in csum_start").
                     var hv: (UInt64, UInt32) = (0, 0)
                     withUnsafeMutableBytes(of: &hv) { hb in
                         let p = hb.baseAddress!
                         memcpy(p, hdr, VnetHeader.legacySize)
-                        if vlan {
-                            let hl = p.load(fromByteOffset: 2, as: UInt16.self)
-                            if hl != 0 { p.storeBytes(of: hl &+ 4, toByteOffset: 2, as: UInt16.self) }
-                            if p.load(as: UInt8.self) & VnetHeader.flagNeedsCsum != 0 {
-                                let cs = p.load(fromByteOffset: 6, as: UInt16.self)
-                                p.storeBytes(of: cs &+ 4, toByteOffset: 6, as: UInt16.self)
-                            }
+                        if vlan && !kernelCountsVlanInCsumStart && p.load(as: UInt8.self) & VnetHeader.flagNeedsCsum != 0 {
+                            let cs = p.load(fromByteOffset: 6, as: UInt16.self)
+                            p.storeBytes(of: cs &+ 4, toByteOffset: 6, as: UInt16.self)
                         }
                         w.write(UnsafeRawPointer(p), VnetHeader.size)
                     }
@@ -434,6 +438,17 @@ public final class PacketSocketAdapter: PortAdapter {
         munmap(ring, ringBytes)
         Glibc.close(fd)
     }
+}
+
+/// The running kernel's (major, minor) version, from uname.
+func kernelVersion() -> (Int, Int) {
+    var u = utsname()
+    guard uname(&u) == 0 else { return (0, 0) }
+    let release = withUnsafeBytes(of: &u.release) { raw in
+        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+    }
+    let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+    return parts.count == 2 ? (parts[0], parts[1]) : (0, 0)
 }
 
 /// Writes a byte stream across consecutive ring slots starting at `index`.

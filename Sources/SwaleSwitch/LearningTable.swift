@@ -138,7 +138,9 @@ public final class LearningTable {
 
         bucketCount = buckets
         bucketMask = buckets - 1
-        // At least a shift of 63 so the shift amount stays < 64; the mask keeps bucket 0 for 1 bucket.
+        // A shift of at most 63 so it stays < 64 (the mask keeps bucket 0 for one bucket), at
+        // least 9 so 9 bits below the bucket index are left for the slot choices.
+        precondition(log2 <= 55, "LearningTable capacity too large")
         hashShift = UInt64(64 - max(log2, 1))
 
         var s = seed ?? UInt64.random(in: .min ... .max)
@@ -199,23 +201,33 @@ public final class LearningTable {
 
     // MARK: - Hot path
 
-    /// Home bucket and home slot of a key: the top bits of the product pick the bucket, the
-    /// next 3 bits the slot where the key is put when it is free (hashShift is <= 63 and >= 3).
+    /// Bucket and the two candidate slots of a key. The top bits of the product pick the bucket,
+    /// the next 3 bits slot `a`, the 6 below them the distance `d` (1...span) of slot `c = a ^ d`
+    /// (hashShift is between 9 and 63, see init).
     @inline(__always)
-    func locate(_ key: UInt64) -> (bucket: UnsafeMutablePointer<Entry>, home: Int) {
+    func locate(_ key: UInt64) -> (bucket: UnsafeMutablePointer<Entry>, a: Int, c: Int) {
         let h = key &* hashMul &+ hashAdd
         let index = Int(truncatingIfNeeded: h &>> hashShift) & bucketMask
-        let home = Int(truncatingIfNeeded: h &>> (hashShift &- 3)) & 7
-        return (table + (index &<< LearningTable.bucketShift), home)
+        let a = Int(truncatingIfNeeded: h &>> (hashShift &- 3)) & 7
+        let x = Int(truncatingIfNeeded: h &>> (hashShift &- 9)) & 63
+        let c = a ^ (1 &+ ((x &* LearningTable.choiceSpan) &>> 6))
+        return (table + (index &<< LearningTable.bucketShift), a, c)
     }
 
-    /// The slot holding `key`: its home slot first (the common case, well predicted), else a
-    /// scan of the bucket; nil when absent.
+    /// Slots a key may have as its second choice: a ^ 1...a ^ span (3: same 64-byte half of the
+    /// bucket; 7: anywhere in it).
+    static let choiceSpan = 7
+
+    /// The slot holding `key`: one of its two candidate slots (compared without a branch, so the
+    /// common case costs no misprediction), else a scan of the bucket; nil when absent.
     @inline(__always)
-    func find(_ key: UInt64, _ b: UnsafeMutablePointer<Entry>, _ home: Int) -> UnsafeMutablePointer<Entry>? {
-        // home or its partner (home ^ 1, same 32 bytes), chosen without a branch
-        let first = home ^ Int(truncatingIfNeeded: UInt8((b[home].key != key) ? 1 : 0))
-        if b[first].key == key { return b + first }
+    func find(_ key: UInt64, _ b: UnsafeMutablePointer<Entry>, _ a: Int, _ c: Int) -> UnsafeMutablePointer<Entry>? {
+        let inA = UInt8(b[a].key == key ? 1 : 0)
+        let inC = UInt8(b[c].key == key ? 1 : 0)
+        if inA | inC != 0 {
+            // a when inA, else c: c ^ ((a ^ c) & -inA)
+            return b + (c ^ ((a ^ c) & (0 &- Int(truncatingIfNeeded: inA))))
+        }
         for i in 0..<LearningTable.entriesPerBucket where b[i].key == key { return b + i }
         return nil
     }
@@ -229,15 +241,15 @@ public final class LearningTable {
     @inline(__always)
     public func lookup(_ mac: UInt64, now: UInt32) -> UInt16 {
         let key = (mac & LearningTable.macMask) | LearningTable.validBit
-        let (b, home) = locate(key)
-        guard let e = find(key, b, home), !isExpired(e.pointee.seen, now) else { return LearningTable.none }
+        let (b, a, c) = locate(key)
+        guard let e = find(key, b, a, c), !isExpired(e.pointee.seen, now) else { return LearningTable.none }
         return e.pointee.port
     }
 
     /// Looks up `count` MACs (say the destinations of a batch of frames) into `ports`, same
     /// results as `lookup` one by one. For tables bigger than the caches it first touches the
-    /// home slot of every MAC of a chunk (a load whose only use is an OR, so up to dozens of
-    /// cache misses overlap, like a prefetch), then looks the chunk up from the cache.
+    /// first candidate slot of every MAC of a chunk (a load whose only use is an OR, so dozens
+    /// of cache misses overlap, like a prefetch), then looks the chunk up from the cache.
     @inline(__always)
     public func lookup(_ macs: UnsafePointer<UInt64>, count n: Int, now: UInt32,
                        into ports: UnsafeMutablePointer<UInt16>) {
@@ -246,8 +258,8 @@ public final class LearningTable {
         while done < n {
             let chunk = min(n &- done, LearningTable.touchChunk)
             for i in done..<(done &+ chunk) {
-                let (b, home) = locate((macs[i] & LearningTable.macMask) | LearningTable.validBit)
-                touched |= b[home].key
+                let (b, a, _) = locate((macs[i] & LearningTable.macMask) | LearningTable.validBit)
+                touched |= b[a].key
             }
             for i in done..<(done &+ chunk) { ports[i] = lookup(macs[i], now: now) }
             done &+= chunk
@@ -263,15 +275,15 @@ public final class LearningTable {
     public func learn(_ mac: UInt64, port: UInt16, now: UInt32) {
         if mac & LearningTable.groupBit != 0 || port == LearningTable.none { return }
         let key = (mac & LearningTable.macMask) | LearningTable.validBit
-        let (b, home) = locate(key)
-        if let e = find(key, b, home) {
+        let (b, a, c) = locate(key)
+        if let e = find(key, b, a, c) {
             if e.pointee.port == port && !isExpired(e.pointee.seen, now) {
                 if e.pointee.seen != now { e.pointee.seen = now }
             } else {
                 update(e, port: port, now: now)
             }
         } else {
-            insert(b, home: home, key: key, port: port, now: now)
+            insert(b, a: a, c: c, key: key, port: port, now: now)
         }
     }
 
@@ -288,27 +300,70 @@ public final class LearningTable {
         e.pointee.seen = now
     }
 
-    /// New MAC: the first empty slot from its home slot on (wrapping), else the oldest entry of
-    /// the bucket — reused if expired (aged), evicted otherwise (evicted).
+    /// New MAC (out of line). Makes sure the bucket has an empty slot — if it is full, the
+    /// oldest entry goes: reused if expired (`aged`), evicted otherwise (`evicted`) — then puts
+    /// the key in one of its candidate slots, moving other keys between their own two candidate
+    /// slots when needed (cuckoo-style, a breadth-first search over the 8 slots); only when no
+    /// such moves exist does the key go to another empty slot, where lookups find it by a scan.
     @inline(never)
-    func insert(_ b: UnsafeMutablePointer<Entry>, home: Int, key: UInt64, port: UInt16, now: UInt32) {
-        var victim = home
+    func insert(_ b: UnsafeMutablePointer<Entry>, a: Int, c: Int, key: UInt64, port: UInt16, now: UInt32) {
+        var empty = -1
+        var victim = 0
         var oldestAge = Int32.min
-        var slot = -1
         for i in 0..<LearningTable.entriesPerBucket {
-            let j = home ^ i  // home, its partner, then the rest of the bucket
-            if b[j].key == 0 { slot = j; break }
-            let age = Int32(bitPattern: now &- b[j].seen)
-            if age > oldestAge { oldestAge = age; victim = j }
+            if b[i].key == 0 { empty = i; break }
+            let age = Int32(bitPattern: now &- b[i].seen)
+            if age > oldestAge { oldestAge = age; victim = i }
         }
-        if slot >= 0 {
+        if empty >= 0 {
             count &+= 1
         } else {
-            slot = victim
             if oldestAge >= agingLimit { aged &+= 1 } else { evicted &+= 1 }
+            b[victim].key = 0
+            empty = victim
         }
         learned &+= 1
-        b[slot] = Entry(key: key, port: port, pad: 0, seen: now)
+        let entry = Entry(key: key, port: port, pad: 0, seen: now)
+        if !place(b, a: a, c: c, entry) { b[empty] = entry }
+    }
+
+    /// Breadth-first search from the key's candidate slots to an empty slot, through occupants
+    /// that sit in one of their own candidate slots (each may move to its other one). Applies
+    /// the moves and stores `entry`; false when no path exists. No allocation: the predecessor
+    /// of each slot is a byte of `prev`, the queue a nibble list in `queue`.
+    func place(_ b: UnsafeMutablePointer<Entry>, a: Int, c: Int, _ entry: Entry) -> Bool {
+        let unvisited: UInt64 = 0xFF, root: UInt64 = 8
+        var prev = UInt64.max
+        var queue: UInt32 = 0
+        var head = 0, tail = 0
+        func visit(_ slot: Int, from: UInt64) {
+            let shift = UInt64(slot &* 8)
+            if (prev >> shift) & 0xFF == unvisited {
+                prev = (prev & ~(0xFF << shift)) | (from << shift)
+                queue |= UInt32(slot) << UInt32(tail &* 4)
+                tail &+= 1
+            }
+        }
+        visit(a, from: root)
+        visit(c, from: root)
+        while head < tail {
+            let s = Int((queue >> UInt32(head &* 4)) & 0xF)
+            head &+= 1
+            let k = b[s].key
+            if k == 0 {
+                // Shift the occupants along the path back to the root, then store the new key.
+                var cur = s
+                while true {
+                    let p = (prev >> UInt64(cur &* 8)) & 0xFF
+                    if p == root { b[cur] = entry; return true }
+                    b[cur] = b[Int(p)]
+                    cur = Int(p)
+                }
+            }
+            let (_, x, y) = locate(k)
+            if s == x { visit(y, from: UInt64(s)) } else if s == y { visit(x, from: UInt64(s)) }
+        }
+        return false
     }
 
     // MARK: - Control plane (same thread)

@@ -159,6 +159,40 @@ final class AdapterTests: XCTestCase {
         report("p2", p2.counters)
     }
 
+    // MARK: AF_PACKET with 802.1Q: the tag the kernel keeps out of band is put back
+
+    func testPacketSocketVLAN() throws {
+        let ns1 = prefix + "n1", ns2 = prefix + "n2"
+        let a1 = prefix + "a1", b1 = prefix + "b1", a2 = prefix + "a2", b2 = prefix + "b2", v = prefix + "v"
+        let net = subnetByte()
+        try makeNamespace(ns1)
+        try makeNamespace(ns2)
+        try vethIntoNamespace(outside: a1, inside: b1, ns: ns1, cidr: "10.81.\(net).1/24")
+        try vethIntoNamespace(outside: a2, inside: b2, ns: ns2, cidr: "10.81.\(net).2/24")
+        for (ns, dev, host) in [(ns1, b1, 1), (ns2, b2, 2)] {
+            try ip("-n", ns, "link", "add", "link", dev, "name", v, "type", "vlan", "id", "5")
+            try ip("-n", ns, "addr", "add", "10.82.\(net).\(host)/24", "dev", v)
+            try ip("-n", ns, "link", "set", v, "up")
+        }
+        let p1 = try PacketSocketAdapter.attach(name: a1)
+        let p2 = try PacketSocketAdapter.attach(name: a2)
+        addTeardownBlock { p1.close(); p2.close() }
+        let sw = MiniSwitch(p1, try RingPair(), p2, try RingPair())
+
+        let ping = try background([K.ipTool, "netns", "exec", ns1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.82.\(net).2"])
+        sw.run(seconds: 8) { !ping.isRunning }
+        ping.process.waitUntilExit()
+        XCTAssertEqual(ping.status, 0, ping.output)
+        XCTAssertGreaterThan(sw.stats[0].vlanFrames, 0, "802.1Q tag restored into the frame")
+        XCTAssertGreaterThan(p1.counters["rx_vlan_tag_restored"]!, 0)
+
+        try iperf(sw, client: ns1, server: ns2, serverIP: "10.82.\(net).2", reverse: false, label: "vlan veth->veth")
+        let g = try XCTUnwrap(sw.stats[0].firstGSO)
+        XCTAssertEqual(g.bytes[12 + 12], 0x81, "GSO frame carries its VLAN tag")
+        XCTAssertEqual(g.csumStart, 38, "csum_start counts Ethernet + 802.1Q + IPv4 header")
+        print("vlan GSO frame: slots=\(g.slots) csum_start=\(g.csumStart) kernelCountsVlan=\(p1.kernelCountsVlanInCsumStart)")
+    }
+
     // MARK: TAP <-> AF_PACKET: GSO both ways
 
     func testTapAdapterGSOAndTCP() throws {
@@ -243,7 +277,9 @@ final class AdapterTests: XCTestCase {
         if reverse { args.append("-R") }
         let cli = try background(args)
         sw.run(seconds: 20) { !cli.isRunning }
-        cli.process.waitUntilExit()
+        if cli.isRunning { XCTFail("iperf3 \(label) did not finish in 20 s") }
+        if cli.isRunning { kill(cli.process.processIdentifier, SIGINT); sw.run(seconds: 2) { !cli.isRunning } }
+        cli.stopIfRunning()
         let out = cli.output
         XCTAssertEqual(cli.status, 0, "iperf3 \(label): \(out.suffix(2000))")
         if let data = out.data(using: .utf8),

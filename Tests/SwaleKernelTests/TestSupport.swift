@@ -73,6 +73,16 @@ final class BackgroundProcess {
     var status: Int32 { process.terminationStatus }
     var output: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
 
+    /// Ends the process if it still runs (SIGTERM, then SIGKILL) and reaps it; keeps the output.
+    func stopIfRunning() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            for _ in 0..<50 where process.isRunning { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+    }
+
     func stop() {
         if process.isRunning {
             kill(process.processIdentifier, SIGTERM)
@@ -260,6 +270,7 @@ final class MiniSwitch {
         var drops = 0
         var firstGSO: RingFrame?
         var plainARP = 0
+        var vlanFrames = 0
     }
 
     let ports: [(adapter: PortAdapter, rings: RingPair)]
@@ -296,6 +307,12 @@ final class MiniSwitch {
             }
             let first = src.txK.slot(si)
             var st = stats[from]
+            let ethOff = first.pointee.flags & UInt16(SWALE_NS_VNET_HDR) != 0 ? 12 : 0
+            let fb = src.buffer(first)
+            if Int(first.pointee.len) >= ethOff + 14 && fb.load(fromByteOffset: ethOff + 12, as: UInt8.self) == 0x81
+                && fb.load(fromByteOffset: ethOff + 13, as: UInt8.self) == 0x00 {
+                st.vlanFrames += 1
+            }
             st.frames += 1
             if n > 1 { st.multiSlotFrames += 1 }
             st.maxSlots = max(st.maxSlots, Int(n))

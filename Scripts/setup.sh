@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs what Swale needs on a fresh Debian machine (root): libnl for the build, iproute2,
+# iperf3 and ping for the integration tests and benchmarks. Swift itself is expected at /opt/swift
+# or on PATH. Safe to run again.
+set -eu
+need=""
+for p in libnl-3-dev libnl-route-3-dev pkg-config iproute2 iperf3 iputils-ping ethtool procps; do
+    dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
+if [ -n "$need" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq $need >/dev/null
+fi
+command -v swift >/dev/null 2>&1 || [ -x /opt/swift/usr/bin/swift ] || { echo "setup: swift not found" >&2; exit 1; }
