@@ -5,7 +5,7 @@ import PackageDescription
 
 // The data path is written with explicit bounds checks on everything shared memory says; dynamic
 // exclusivity checks on class properties cost more than the work per frame, so they are off there.
-let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"])]
 
 let package = Package(
     name: "Swale",
@@ -69,6 +69,7 @@ let package = Package(
         .testTarget(name: "SwaleMemoryTests", dependencies: ["SwaleMemory", "CSwale"]),
         .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleMemory"]),
         .testTarget(name: "SwaleIntegrationTests", dependencies: ["SwaleClient", "SwaleControl", "SwaleNames"]),
+        .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleMemory"]),
     ],
     swiftLanguageModes: [.v5]
 )

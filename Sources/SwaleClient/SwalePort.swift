@@ -51,7 +51,12 @@ public final class SwalePort {
     let csb: UnsafeMutablePointer<swale_csb>
     var pipe: PipeLink?
     /// How long wait() polls before it sleeps on the eventfd (0: sleep at once).
-    public var busyPollMicros = 50
+    public var busyPollMicros = SwalePort.defaultBusyPoll
+    /// SWALE_BUSY_POLL_US overrides the default (50 µs) for every port of the process.
+    static let defaultBusyPoll: Int = {
+        if let v = ProcessInfo.processInfo.environment["SWALE_BUSY_POLL_US"], let n = Int(v), n >= 0 { return n }
+        return 50
+    }()
     /// Invalid peer indices seen by pipe syncs (a misbehaving peer).
     public private(set) var peerErrors: UInt64 = 0
 

@@ -108,3 +108,8 @@ enum C: Int, CaseIterable {
         }
     }
 }
+
+/// Constants Glibc imports inconsistently (MSG_DONTWAIT is an enum case aliased by a macro).
+enum SysConst {
+    static let msgDontWait: Int32 = 0x40
+}

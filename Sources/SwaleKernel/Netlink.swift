@@ -387,6 +387,13 @@ public final class Netlink {
         }
     }
 
+    /// Instance spelling of `Netlink.configureInNamespace` (the work happens on a socket opened
+    /// inside the namespace, not on this one).
+    public func configureInNamespace(nsPath: String, link: String, up: Bool = true, address: String? = nil,
+                                     mtu: Int? = nil, noDAD: Bool = false) throws {
+        try Netlink.configureInNamespace(nsPath: nsPath, link: link, up: up, address: address, mtu: mtu, noDAD: noDAD)
+    }
+
     /// Brings a link up inside a namespace, optionally sets its MTU and adds an address.
     public static func configureInNamespace(nsPath: String, link: String, up: Bool = true, address: String? = nil,
                                             mtu: Int? = nil, noDAD: Bool = false) throws {
@@ -473,7 +480,7 @@ public final class LinkWatcher {
     public func drainEvents() -> [LinkEvent] {
         var events: [LinkEvent] = []
         while true {
-            let n = recv(fd, buffer, bufferSize, Int32(MSG_DONTWAIT))
+            let n = recv(fd, buffer, bufferSize, SysConst.msgDontWait)
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == ENOBUFS { events.append(.overflow); continue }

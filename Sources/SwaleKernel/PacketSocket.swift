@@ -71,8 +71,11 @@ public final class PacketSocketAdapter: PortAdapter {
     /// Frames moved per receive call at most.
     public var batchLimit = 256
 
-    /// Whether tpacket_rcv already adds the out-of-band VLAN tag's 4 bytes to csum_start.
-    public let kernelCountsVlanInCsumStart: Bool
+    /// Whether tpacket_rcv already counts an out-of-band VLAN tag in csum_start (a patch proposed
+    /// upstream in 2023; Linux 6.18 does not). Learned from the first tagged IPv4 frame with a
+    /// pending checksum; until then assumed false.
+    public private(set) var kernelCountsVlanInCsumStart = false
+    private var vlanCsumLearned = false
     private let ring: UnsafeMutableRawPointer
     private let ringBytes: Int
     private var cursor = 0
@@ -107,7 +110,6 @@ public final class PacketSocketAdapter: PortAdapter {
         self.ringBytes = ringBytes
         self.frameSize = frameSize
         self.frameCount = frameCount
-        kernelCountsVlanInCsumStart = kernelVersion() >= (6, 8)
         msgs = .allocate(capacity: Self.maxMessages)
         msgs.initialize(repeating: swale_mmsghdr(), count: Self.maxMessages)
         iov = .allocate(capacity: Self.iovCapacity)
@@ -239,7 +241,14 @@ public final class PacketSocketAdapter: PortAdapter {
             let vlan = status & UInt32(SWALE_TP_STATUS_VLAN_VALID) != 0
             let total = (withHdr ? VnetHeader.size : 0) + snap + (vlan ? 4 : 0)
             let needed = (total + bs - 1) / bs
-            if needed > free { break }  // stays in the kernel ring for the next batch
+            if needed > free {
+                if needed < Int(tx.numSlots) { break }  // stays in the kernel ring for the next batch
+                // Larger than the whole ring could ever hold: drop it rather than stall.
+                truncated += 1
+                swale_store_release(statusPtr, UInt32(SWALE_TP_STATUS_KERNEL))
+                cursor = cursor &+ 1 == frameCount ? 0 : cursor &+ 1
+                continue
+            }
 
             if !withHdr && !vlan && snap <= bs {
                 // Fast path: one plain frame, one slot, one memcpy.
@@ -255,14 +264,15 @@ public final class PacketSocketAdapter: PortAdapter {
                 if withHdr {
                     // 12-byte v1 header: the kernel's 10 bytes, num_buffers = 0. With a VLAN tag put
                     // back in front of the network header, csum_start moves by 4 unless the kernel
-                    // already counted the tag (Linux 6.8+, "packet: Account for VLAN_HLEN in csum_start").
+                    // already counted the tag.
                     var hv: (UInt64, UInt32) = (0, 0)
                     withUnsafeMutableBytes(of: &hv) { hb in
                         let p = hb.baseAddress!
                         memcpy(p, hdr, VnetHeader.legacySize)
-                        if vlan && !kernelCountsVlanInCsumStart && p.load(as: UInt8.self) & VnetHeader.flagNeedsCsum != 0 {
+                        if vlan && p.load(as: UInt8.self) & VnetHeader.flagNeedsCsum != 0 {
                             let cs = p.load(fromByteOffset: 6, as: UInt16.self)
-                            p.storeBytes(of: cs &+ 4, toByteOffset: 6, as: UInt16.self)
+                            if !vlanCsumLearned { learnVlanCsum(csumStart: cs, data: data, snap: snap) }
+                            if !kernelCountsVlanInCsumStart { p.storeBytes(of: cs &+ 4, toByteOffset: 6, as: UInt16.self) }
                         }
                         w.write(UnsafeRawPointer(p), VnetHeader.size)
                     }
@@ -299,6 +309,15 @@ public final class PacketSocketAdapter: PortAdapter {
         stats.add(.rxRunts, runts)
         stats.add(.rxVlanRestored, vlans)
         return frames
+    }
+
+    /// Compares csum_start with the L4 offset of an untagged IPv4 frame (14 + IHL*4 bytes).
+    private func learnVlanCsum(csumStart: UInt16, data: UnsafeRawPointer, snap: Int) {
+        guard snap >= 34, data.load(fromByteOffset: 12, as: UInt8.self) == 0x08,
+              data.load(fromByteOffset: 13, as: UInt8.self) == 0x00 else { return }
+        let l4 = 14 + Int(data.load(fromByteOffset: 14, as: UInt8.self) & 15) * 4
+        if Int(csumStart) == l4 { kernelCountsVlanInCsumStart = false; vlanCsumLearned = true }
+        else if Int(csumStart) == l4 + 4 { kernelCountsVlanInCsumStart = true; vlanCsumLearned = true }
     }
 
     // MARK: switch → kernel
@@ -388,7 +407,7 @@ public final class PacketSocketAdapter: PortAdapter {
             // One sendmmsg for the batch; a frame the kernel refuses is dropped and sending goes on.
             var done = 0
             while done < m {
-                let r = swale_sendmmsg(fd, msgs + done, UInt32(m - done), Int32(MSG_DONTWAIT))
+                let r = swale_sendmmsg(fd, msgs + done, UInt32(m - done), SysConst.msgDontWait)
                 calls += 1
                 if r > 0 {
                     for k in done..<(done + Int(r)) {
@@ -438,17 +457,6 @@ public final class PacketSocketAdapter: PortAdapter {
         munmap(ring, ringBytes)
         Glibc.close(fd)
     }
-}
-
-/// The running kernel's (major, minor) version, from uname.
-func kernelVersion() -> (Int, Int) {
-    var u = utsname()
-    guard uname(&u) == 0 else { return (0, 0) }
-    let release = withUnsafeBytes(of: &u.release) { raw in
-        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-    }
-    let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
-    return parts.count == 2 ? (parts[0], parts[1]) : (0, 0)
 }
 
 /// Writes a byte stream across consecutive ring slots starting at `index`.

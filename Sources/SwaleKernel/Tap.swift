@@ -131,7 +131,9 @@ public final class TapAdapter: PortAdapter {
     public func receive(into tx: UserRing) -> Int {
         if closed || linkGone { return 0 }
         let bs = min(tx.bufSize, 65535)
-        let need = min((maxFrameBytes + bs - 1) / bs, iovCapacity)
+        // Slots a maximal frame needs (bounded by the iovec array and by what the ring can ever
+        // have free; a frame larger than that is counted as truncated).
+        let need = min((maxFrameBytes + bs - 1) / bs, iovCapacity, Int(tx.numSlots) - 1)
         let capacity = need * bs
         var free = Int(tx.space())
         let start = tx.head
@@ -207,7 +209,10 @@ public final class TapAdapter: PortAdapter {
         let start = rx.head
         if closed || linkGone {
             // Nobody to hand frames to: release them so the switch does not stall.
-            if start != tail { rx.advance(to: tail) }
+            if start != tail {
+                stats.add(.txLinkDown, countFrames(rx, from: start, to: tail))
+                rx.advance(to: tail)
+            }
             return 0
         }
         let bs = rx.bufSize
@@ -267,6 +272,16 @@ public final class TapAdapter: PortAdapter {
         stats.add(.txBadFrames, bad)
         stats.add(.txLinkDown, down)
         return frames
+    }
+
+    private func countFrames(_ rx: UserRing, from: UInt32, to: UInt32) -> Int {
+        var n = 0
+        var i = from
+        while i != to {
+            if rx.slot(i).pointee.flags & SlotFlags.moreFrag == 0 { n += 1 }
+            i = rx.next(i)
+        }
+        return n
     }
 
     // MARK: lifetime

@@ -16,26 +16,26 @@
 import CSwale
 
 public enum RingMath {
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func next(_ i: UInt32, _ n: UInt32) -> UInt32 { i &+ 1 == n ? 0 : i &+ 1 }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func prev(_ i: UInt32, _ n: UInt32) -> UInt32 { i == 0 ? n &- 1 : i &- 1 }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func add(_ i: UInt32, _ k: UInt32, _ n: UInt32) -> UInt32 {
         let s = i &+ k
         return s >= n ? s &- n : s
     }
 
     /// Slots from a to b going forward (both < n).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func distance(_ a: UInt32, _ b: UInt32, _ n: UInt32) -> UInt32 {
         b >= a ? b &- a : b &+ n &- a
     }
 
     /// nm_*sync_prologue's rule: head and cur must lie in [hwcur, hwtail] going forward, cur not before head.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func validUserIndices(head: UInt32, cur: UInt32, hwcur: UInt32, hwtail: UInt32, n: UInt32) -> Bool {
         guard head < n, cur < n else { return false }
         let span = distance(hwcur, hwtail, n)
@@ -51,23 +51,23 @@ public struct RingPointer {
     public let slots: UnsafeMutablePointer<swale_slot>
     public let numSlots: UInt32
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public init(_ raw: UnsafeMutableRawPointer) {
         ring = raw.assumingMemoryBound(to: swale_ring.self)
         slots = (raw + 256).assumingMemoryBound(to: swale_slot.self)
         numSlots = ring.pointee.num_slots
     }
 
-    @inline(__always) public var headPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 20).assumingMemoryBound(to: UInt32.self) }
-    @inline(__always) public var curPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 24).assumingMemoryBound(to: UInt32.self) }
-    @inline(__always) public var tailPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 28).assumingMemoryBound(to: UInt32.self) }
+    @inlinable @inline(__always) public var headPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 20).assumingMemoryBound(to: UInt32.self) }
+    @inlinable @inline(__always) public var curPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 24).assumingMemoryBound(to: UInt32.self) }
+    @inlinable @inline(__always) public var tailPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 28).assumingMemoryBound(to: UInt32.self) }
 
-    @inline(__always) public func loadHead() -> UInt32 { swale_load_acquire(headPtr) }
-    @inline(__always) public func loadCur() -> UInt32 { swale_load_acquire(curPtr) }
-    @inline(__always) public func loadTail() -> UInt32 { swale_load_acquire(tailPtr) }
-    @inline(__always) public func storeHead(_ v: UInt32) { swale_store_release(headPtr, v) }
-    @inline(__always) public func storeCur(_ v: UInt32) { swale_store_release(curPtr, v) }
-    @inline(__always) public func storeTail(_ v: UInt32) { swale_store_release(tailPtr, v) }
+    @inlinable @inline(__always) public func loadHead() -> UInt32 { swale_load_acquire(headPtr) }
+    @inlinable @inline(__always) public func loadCur() -> UInt32 { swale_load_acquire(curPtr) }
+    @inlinable @inline(__always) public func loadTail() -> UInt32 { swale_load_acquire(tailPtr) }
+    @inlinable @inline(__always) public func storeHead(_ v: UInt32) { swale_store_release(headPtr, v) }
+    @inlinable @inline(__always) public func storeCur(_ v: UInt32) { swale_store_release(curPtr, v) }
+    @inlinable @inline(__always) public func storeTail(_ v: UInt32) { swale_store_release(tailPtr, v) }
 
     /// Bytes a ring of n slots occupies.
     public static func bytes(slots n: Int) -> Int { 256 + 16 * n }
@@ -91,7 +91,7 @@ public struct KRing {
     }
 
     /// Reads head/cur once and validates them. Returns the new head, or nil after a reset.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func validatedHead() -> UInt32? {
         let head = ptr.loadHead()
         let cur = ptr.loadCur()
@@ -113,7 +113,7 @@ public struct KRing {
     // MARK: tx side (the application submits, we consume)
 
     /// Slots submitted and not yet consumed: [hwcur, head). 0 after a reset.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func pendingTx() -> UInt32 {
         guard let head = validatedHead() else { return 0 }
         return RingMath.distance(hwcur, head, n)
@@ -121,7 +121,7 @@ public struct KRing {
 
     /// Marks k slots consumed; `available` is how many slots past hwcur the application may fill
     /// next (n-1 for a switch port: every consumed slot is free at once).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func consumeTx(_ k: UInt32, available: UInt32) {
         hwcur = RingMath.add(hwcur, k, n)
         hwtail = RingMath.add(hwcur, min(available, n &- 1), n)
@@ -131,19 +131,19 @@ public struct KRing {
     // MARK: rx side (we produce, the application releases)
 
     /// Reads what the application released and returns the free room: slots [hwtail, hwcur-1).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func rxRoom() -> UInt32 {
         if let head = validatedHead() { hwcur = head }
         return RingMath.distance(hwtail, RingMath.prev(hwcur, n), n)
     }
 
     /// Publishes k slots filled at hwtail.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func publishRx(_ k: UInt32) {
         hwtail = RingMath.add(hwtail, k, n)
         ptr.storeTail(hwtail)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func slot(_ i: UInt32) -> UnsafeMutablePointer<swale_slot> { ptr.slots + Int(i) }
 }

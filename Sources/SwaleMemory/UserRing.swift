@@ -26,20 +26,20 @@ public struct UserRing {
         bufLimit = region.blockLimit
     }
 
-    @inline(__always) public var numSlots: UInt32 { ptr.numSlots }
-    @inline(__always) public var head: UInt32 { ptr.headPtr.pointee }
+    @inlinable @inline(__always) public var numSlots: UInt32 { ptr.numSlots }
+    @inlinable @inline(__always) public var head: UInt32 { ptr.headPtr.pointee }
 
     /// Slots available to the user: on tx, free slots to fill; on rx, frames to read.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func space() -> UInt32 {
         RingMath.distance(ptr.headPtr.pointee, ptr.loadTail(), ptr.numSlots)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func slot(_ i: UInt32) -> UnsafeMutablePointer<swale_slot> { ptr.slots + Int(i) }
 
     /// The buffer of a slot, or nil if its index is out of bounds (a scribbled ring).
-    @inline(__always)
+    @inlinable @inline(__always)
     public func buffer(_ s: UnsafeMutablePointer<swale_slot>) -> UnsafeMutableRawPointer? {
         let idx = s.pointee.buf_idx
         guard idx >= BlockAllocator.reserved, idx < bufLimit else { return nil }
@@ -47,13 +47,13 @@ public struct UserRing {
     }
 
     /// Publishes head = cur = i (submit on tx, release on rx).
-    @inline(__always)
+    @inlinable @inline(__always)
     public func advance(to i: UInt32) {
         ptr.storeCur(i)
         ptr.storeHead(i)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func next(_ i: UInt32) -> UInt32 { RingMath.next(i, ptr.numSlots) }
 }
 

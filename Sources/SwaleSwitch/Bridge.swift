@@ -253,8 +253,10 @@ public final class Bridge: @unchecked Sendable {
             if mailboxPending { drainMailbox(); if !running { break } }
             let now = Bridge.now()
             if now != lastSweep {
+                // Age a slice of the table per second (a whole 1M-entry sweep would stall forwarding);
+                // lookups never return expired entries anyway, this only frees their slots.
                 lastSweep = now
-                _ = table.expire(now: now)
+                _ = table.expire(now: now, buckets: max(1024, table.bucketCount / 8))
             }
             let work = forwardPass(now: now)
             if work > 0 { idleSince = 0; continue }

@@ -95,6 +95,23 @@ struct PktGen: ParsableCommand {
     }
 
     func run() throws {
+        var opts = Options()
+        opts.n = n; opts.b = b; opts.rate = rate; opts.timeout = timeout; opts.check = check; opts.seed = seed
+        try opts.runMain(self)
+    }
+}
+
+/// The options as plain values: property-wrapper getters cost too much inside the frame loops.
+struct Options {
+    var n: UInt64 = 0
+    var b = 32
+    var rate = 0.0
+    var timeout = 5.0
+    var check = false
+    var seed: UInt64 = 0
+
+    func runMain(_ cmd: PktGen) throws {
+        let i = cmd.i, f = cmd.f, s = cmd.s, d = cmd.d, json = cmd.json, reportMs = cmd.reportMs, socket = cmd.socket, announce = cmd.announce
         let port: SwalePort
         do { port = try SwalePort.open(i, socket: socket) } catch {
             throw ValidationError("cannot open \(i): \(error)")
@@ -102,7 +119,7 @@ struct PktGen: ParsableCommand {
         defer { port.close() }
         let src = try Names.parseMAC(s)
         let dst = try Names.parseMAC(d)
-        let (lo, hi) = try lengths()
+        let (lo, hi) = try cmd.lengths()
         var st = Stats(reportMs: reportMs, mode: f)
         if announce {
             var frame = [UInt8](repeating: 0, count: 60)

@@ -308,7 +308,27 @@ final class LearningTableTests: XCTestCase {
         }
     }
 
+    func testBatchLookupMatchesSingleLookups() {
+        let t = LearningTable(capacity: 4096, agingSeconds: 100)
+        var macs: [UInt64] = []
+        for i in 0..<300 as Range<UInt64> {
+            let m = local(i &* 7919)
+            macs.append(m)
+            if i % 3 != 0 { t.learn(m, port: UInt16(i % 50), now: i % 3 == 1 ? 0 : 90) }  // i % 3 == 0 unknown
+        }
+        macs.append(0xFFFF_FFFF_FFFF)
+        var ports = [UInt16](repeating: 0, count: macs.count)
+        macs.withUnsafeBufferPointer { m in
+            ports.withUnsafeMutableBufferPointer { p in
+                t.lookup(m.baseAddress!, count: m.count, now: 120, into: p.baseAddress!)
+            }
+        }
+        for (i, m) in macs.enumerated() { XCTAssertEqual(ports[i], t.lookup(m, now: 120)) }
+        XCTAssertEqual(ports.filter { $0 != none }.count, 100)  // only those seen at 90 are alive at 120
+    }
+
     func testBenchmarkRuns() {
         XCTAssertGreaterThan(LearningTable.benchmark(entries: 1000, lookups: 10_000), 0)
+        XCTAssertGreaterThan(LearningTable.benchmark(entries: 1000, lookups: 10_000, batch: 32), 0)
     }
 }

@@ -1,0 +1,55 @@
+#!/bin/bash
+# App -> switch -> app throughput with swale-pktgen (not a test; prints numbers):
+#   unicast between two app ports (the receiver's MAC learned), 60- and 1514-byte frames;
+#   broadcast from one port to three others (four ports), 60-byte frames;
+# min/median/max of RUNS runs, plus the learning table alone at 1M entries.
+# Usage: Scripts/bench-switch.sh [RUNS] [FRAMES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+N=${2:-20000000}
+BATCH=${BATCH:-256}
+export PATH="/opt/swift/usr/bin:$PATH"
+swift build -c release >/dev/null
+B=.build/release
+DIR=$(mktemp -d /tmp/swale-bench.XXXXXX)
+SOCK=$DIR/swaled.sock
+$B/swaled --socket "$SOCK" --log-level warning & SPID=$!
+PIDS=""
+trap 'for p in $PIDS; do kill $p 2>/dev/null; done; kill $SPID 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
+for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+pps() { tail -1 "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["pps"], d["gbps"])'; }
+summary() { sort -g | awk '{a[NR]=$1} END {printf "%.2f / %.2f / %.2f", a[1], a[int((NR+1)/2)], a[NR]}'; }
+
+run_case() { # name len receivers...
+    local name=$1 len=$2; shift 2
+    local mpps="" gbps=""
+    for r in $(seq "$RUNS"); do
+        local rxfiles=() i=0 RXP=""
+        for port in "$@"; do
+            i=$((i+1))
+            timeout 120 $B/swale-pktgen --socket "$SOCK" -i "vale0:$port" -f rx -n "$N" --timeout 3 -T 0 --json \
+                --announce -s "02:00:00:00:01:0$i" > "$DIR/rx$i.out" & RXP="$RXP $!"
+            rxfiles+=("$DIR/rx$i.out")
+        done
+        PIDS="$RXP"
+        sleep 0.5
+        local dst=02:00:00:00:01:01
+        [ "$name" = broadcast ] && dst=ff:ff:ff:ff:ff:ff
+        timeout 120 $B/swale-pktgen --socket "$SOCK" -i vale0:src -f tx -n "$N" -l "$len" -b "$BATCH" -d "$dst" -T 0 --json > "$DIR/tx.out"
+        wait $RXP
+        # Delivered rate: frames received by all receivers over the sender's time.
+        read -r txp _ < <(pps "$DIR/tx.out")
+        local total=0
+        for f in "${rxfiles[@]}"; do total=$((total + $(tail -1 "$f" | python3 -c 'import json,sys; print(json.load(sys.stdin)["packets"])'))); done
+        local secs; secs=$(tail -1 "$DIR/tx.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')
+        mpps="$mpps $(python3 -c "print($total/$secs/1e6)")"
+        gbps="$gbps $(python3 -c "print($total*$len*8/$secs/1e9)")"
+    done
+    printf "%-28s %-26s %s\n" "$name ($len B, $# rx)" "$(echo $mpps | tr ' ' '\n' | summary)" "$(echo $gbps | tr ' ' '\n' | summary)"
+}
+printf "%-28s %-26s %s\n" "case" "Mpps delivered min/med/max" "Gbit/s min/med/max"
+run_case unicast 60 dst
+run_case unicast 1514 dst
+run_case broadcast 60 r1 r2 r3
+$B/swale-bench --entries 1048576 --lookups 50000000 --runs 3
