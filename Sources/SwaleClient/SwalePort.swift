@@ -180,10 +180,12 @@ public final class SwalePort {
             let until = ts.tv_sec * 1_000_000_000 + ts.tv_nsec + busyPollMicros * 1000
             var spins = 0
             while true {
-                for _ in 0..<64 { swale_cpu_relax() }
+                // Yield rather than spin: on a machine with fewer cores than busy parties (app,
+                // switch, app on 2 cores) a spinning waiter would steal the core its peer needs.
+                sched_yield()
                 if ready() { return true }
                 spins += 1
-                if spins & 15 == 0 {
+                if spins & 7 == 0 {
                     clock_gettime(CLOCK_MONOTONIC, &ts)
                     if ts.tv_sec * 1_000_000_000 + ts.tv_nsec > until { break }
                 }

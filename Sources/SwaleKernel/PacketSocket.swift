@@ -510,3 +510,7 @@ struct SlotWriter {
         return slots
     }
 }
+
+extension PacketSocketAdapter {
+    public func handlePollError() { _ = takeError() }
+}

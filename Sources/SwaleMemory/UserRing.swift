@@ -73,7 +73,13 @@ public protocol PortAdapter: AnyObject {
     var acceptsVnetHeader: Bool { get }
     /// Adapter-level counters for `swalectl stats`.
     var counters: [String: UInt64] { get }
+    /// The poll fd reported an error (link down or gone): read and clear it so polling calms down.
+    func handlePollError()
     func close()
+}
+
+extension PortAdapter {
+    public func handlePollError() {}
 }
 
 extension UserRing {

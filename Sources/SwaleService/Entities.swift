@@ -32,6 +32,7 @@ final class PortEntry {
     var pipes = 0
     /// Kernel side.
     var ifname: String?
+    var ifindex: Int32?
     var peerName: String?
     var created = false
     var adapter: PortAdapter?

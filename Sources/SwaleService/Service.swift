@@ -10,6 +10,7 @@ import Foundation
 import Glibc
 import Logging
 import SwaleControl
+import SwaleKernel
 import SwaleMemory
 import SwaleNames
 import SwaleSwitch
@@ -37,6 +38,9 @@ public final class Service: @unchecked Sendable {
     var sessions: [Int: Session] = [:]
     var nextSession = 1
     let started = Date()
+    var netlinkSocket: Netlink?
+    var lastLinkCheck = Date()
+    var linksLost = 0
     public static let maxBridges = 1024
 
     public init(options: ServiceOptions, logger: Logger) {

@@ -262,7 +262,7 @@ public final class Bridge: @unchecked Sendable {
             if work > 0 { idleSince = 0; continue }
             let t = Bridge.nowMicros()
             if idleSince == 0 { idleSince = t }
-            if t - idleSince < config.busyPollMicros { swale_cpu_relax(); continue }
+            if t - idleSince < config.busyPollMicros { sched_yield(); continue }
 
             // Going to sleep: ask apps to kick us, then look once more (no lost wake-ups).
             for i in 0..<portCount where ports[i].active { if let c = ports[i].csb { swale_store_relaxed(&c.pointee.switch_sleeping, 1) } }
@@ -279,7 +279,12 @@ public final class Bridge: @unchecked Sendable {
                     let tag = events[k].data.u64
                     if tag == UInt64.max { wakeFD.drain(); continue }
                     let i = Int(tag)
-                    if i < portCount, ports[i].active, ports[i].adapter < 0 { _ = swale_eventfd_drain(ports[i].kickFD) }
+                    guard i < portCount, ports[i].active else { continue }
+                    if ports[i].adapter < 0 {
+                        _ = swale_eventfd_drain(ports[i].kickFD)
+                    } else if events[k].events & EPOLLERR.rawValue != 0 {
+                        adapters[i]?.handlePollError()
+                    }
                 }
             }
             idleSince = 0

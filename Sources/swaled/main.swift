@@ -54,6 +54,7 @@ struct Swaled: ParsableCommand {
         let service = Service(options: opts, logger: log)
         let server = try ControlServer(service: service, path: path, logger: log)
         service.apply(cfg)
+        service.startLinkMonitor()
         log.info("swaled \(getpid()) ready")
         server.run { stopSignal != 0 }
         log.info("shutting down")
