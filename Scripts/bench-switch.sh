@@ -16,7 +16,7 @@ DIR=$(mktemp -d /tmp/swale-bench.XXXXXX)
 SOCK=$DIR/swaled.sock
 $B/swaled --socket "$SOCK" --log-level warning & SPID=$!
 PIDS=""
-trap 'for p in $PIDS; do kill $p 2>/dev/null; done; kill $SPID 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
+trap 'kill $SPID 2>/dev/null || true; for p in $PIDS; do kill $p 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
 for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 pps() { tail -1 "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["pps"], d["gbps"])'; }
 summary() { sort -g | awk '{a[NR]=$1} END {printf "%.2f / %.2f / %.2f", a[1], a[int((NR+1)/2)], a[NR]}'; }

@@ -32,6 +32,7 @@ public final class Bridge: @unchecked Sendable {
     let ports: UnsafeMutablePointer<PortState>
     var adapters: [PortAdapter?]
     var portCount = 0       // highest active index + 1
+    var activeCount = 0
     private let wakeFD: EventFD
     let epollFD: Int32
 
@@ -166,6 +167,7 @@ public final class Bridge: @unchecked Sendable {
                 b.addToEpoll(s.kickFD, tag: UInt64(i))
             }
             (b.ports + i).initialize(to: s)
+            b.activeCount += 1
             b.portCount = max(b.portCount, i + 1)
             return i
         }
@@ -177,6 +179,7 @@ public final class Bridge: @unchecked Sendable {
         perform { b -> PortStats? in
             guard index < b.portCount, b.ports[index].active else { return nil }
             b.ports[index].active = false
+            b.activeCount -= 1
             if let a = b.adapters[index] { b.removeFromEpoll(a.pollFD) } else { b.removeFromEpoll(b.ports[index].kickFD) }
             b.adapters[index] = nil
             _ = b.table.flush(port: UInt16(index))

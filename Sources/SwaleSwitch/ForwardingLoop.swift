@@ -122,10 +122,12 @@ extension Bridge {
                     let found = table.lookup(dstMac, now: now)
                     if found != LearningTable.none { d = found }
                 }
-                if d == UInt16(s) {
+                if d != Bridge.broadcast && (Int(d) >= portCount || !ports[Int(d)].active) { d = Bridge.broadcast }
+                if d == UInt16(s) || (d == Bridge.broadcast && activeCount < 2) {
+                    // No hairpin; and a flood with no other port has nowhere to go: both counted.
                     src.pointee.stats.dropNoRoute &+= 1
-                } else if d == Bridge.broadcast || Int(d) >= portCount || !ports[Int(d)].active {
-                    d = Bridge.broadcast
+                    d = UInt16(s)
+                } else if d == Bridge.broadcast {
                     anyFlood = true
                     flooded &+= 1
                 }
