@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Swale vs the Linux bridge on the same topology, in one run (not a test; prints a table).
+
+Topology: two network namespaces, each with one end of a veth pair; the other ends are either
+enslaved to a Linux bridge or attached to a Swale bridge (swaled, release build). For each:
+ping RTT, iperf3 TCP with 1 and 4 streams (offloads on, then off), the delivered rate of a
+60-byte UDP flood (iperf3 -u -l 18 -b 0), the switch's drops and CPU. Each row prints the ratio
+Swale / Linux bridge. Everything it creates carries a per-run prefix and is deleted on exit.
+
+Usage (root): python3 Scripts/bench-kernel.py [--seconds 5]
+"""
+import argparse, json, os, random, re, shutil, signal, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+P = "bk%04x" % random.randrange(0x10000)
+NS = [P + "n1", P + "n2"]
+SW = [P + "s1", P + "s2"]      # switch-side ends
+PEER = [P + "p1", P + "p2"]    # namespace-side ends
+BR = P + "br"
+IPS = ["10.214.0.1", "10.214.0.2"]
+procs = []
+tmp = tempfile.mkdtemp(prefix="swale-bench-")
+
+
+def sh(cmd, check=True, timeout=120):
+    r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{cmd}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def cleanup():
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    for ns in NS:
+        sh(f"ip netns del {ns}", check=False)
+    for l in SW + [BR]:
+        sh(f"ip link del {l}", check=False)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cpu_total():
+    with open("/proc/stat") as f:
+        v = list(map(int, f.readline().split()[1:]))
+    return sum(v), v[3] + v[4]   # total, idle+iowait
+
+
+def proc_cpu(pid):
+    if pid is None:
+        return 0
+    with open(f"/proc/{pid}/stat") as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return int(v[11]) + int(v[12])   # utime + stime (ticks)
+
+
+class Meter:
+    """Machine CPU (% of all cores) and swaled CPU (% of one core) over a measurement."""
+    def __init__(self, pid):
+        self.pid = pid
+    def __enter__(self):
+        self.t0, self.i0 = cpu_total(); self.p0 = proc_cpu(self.pid); self.w0 = time.time(); return self
+    def __exit__(self, *a):
+        t1, i1 = cpu_total(); p1 = proc_cpu(self.pid)
+        self.machine = 100.0 * (1 - (i1 - self.i0) / max(1, t1 - self.t0))
+        hz = os.sysconf("SC_CLK_TCK")
+        self.switch = 100.0 * (p1 - self.p0) / hz / max(1e-9, time.time() - self.w0)
+
+
+def namespaces():
+    for i in range(2):
+        sh(f"ip netns add {NS[i]}")
+        sh(f"ip netns exec {NS[i]} ip link set lo up")
+
+
+def offloads(on):
+    v = "on" if on else "off"
+    for i in range(2):
+        sh(f"ip netns exec {NS[i]} ethtool -K {PEER[i]} tso {v} gso {v} gro {v} tx {v} rx {v}", check=False)
+        sh(f"ethtool -K {SW[i]} tso {v} gso {v} gro {v} tx {v} rx {v}", check=False)
+
+
+def iperf_tcp(streams, seconds):
+    srv = subprocess.Popen(["ip", "netns", "exec", NS[1], "iperf3", "-s", "-1", "-B", IPS[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(srv)
+    time.sleep(0.4)
+    out = sh(f"ip netns exec {NS[0]} iperf3 -c {IPS[1]} -t {seconds} -P {streams} -J", timeout=seconds + 30)
+    srv.wait(timeout=10)
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def udp_flood(seconds):
+    srv = subprocess.Popen(["ip", "netns", "exec", NS[1], "iperf3", "-s", "-1", "-B", IPS[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(srv)
+    time.sleep(0.4)
+    out = json.loads(sh(f"ip netns exec {NS[0]} iperf3 -u -c {IPS[1]} -t {seconds} -l 18 -b 0 -J", timeout=seconds + 30))
+    srv.wait(timeout=10)
+    s = out["end"]["sum"]
+    sent = s.get("packets", 0)
+    lost = s.get("lost_packets", 0)
+    return (sent - lost) / s["seconds"], sent / s["seconds"]
+
+
+def ping_rtt():
+    out = sh(f"ip netns exec {NS[0]} ping -c 30 -i 0.05 -q {IPS[1]}")
+    m = re.search(r"= [\d.]+/([\d.]+)/", out)
+    return float(m.group(1))
+
+
+def measure(name, pid, seconds, stats=None):
+    res = {}
+    sh(f"ip netns exec {NS[0]} ping -c 2 -W 2 {IPS[1]}")
+    with Meter(pid) as m:
+        res["ping_ms"] = ping_rtt()
+    for on in (True, False):
+        offloads(on)
+        for streams in (1, 4):
+            with Meter(pid) as m:
+                res[f"tcp{streams}_{'on' if on else 'off'}"] = iperf_tcp(streams, seconds)
+            res[f"cpu_tcp{streams}_{'on' if on else 'off'}"] = (m.machine, m.switch)
+    offloads(True)
+    before = stats() if stats else None
+    with Meter(pid) as m:
+        res["udp_pps"], res["udp_offered"] = udp_flood(seconds)
+    res["cpu_udp"] = (m.machine, m.switch)
+    if stats:
+        after = stats()
+        res["switch_drops"] = after - before
+    print(f"  {name}: done", file=sys.stderr)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=5)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench-kernel: needs root")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *a: sys.exit(1))
+    try:
+        subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True, capture_output=True)
+        b = os.path.join(ROOT, ".build", "release")
+        results = {}
+
+        # Linux bridge.
+        namespaces()
+        sh(f"ip link add {BR} type bridge && ip link set {BR} up")
+        for i in range(2):
+            sh(f"ip link add {SW[i]} type veth peer name {PEER[i]}")
+            sh(f"ip link set {PEER[i]} netns {NS[i]}")
+            sh(f"ip netns exec {NS[i]} ip addr add {IPS[i]}/24 dev {PEER[i]}")
+            sh(f"ip netns exec {NS[i]} ip link set {PEER[i]} up")
+            sh(f"ip link set {SW[i]} master {BR} up")
+        time.sleep(1)
+        results["linux"] = measure("Linux bridge", None, args.seconds)
+        cleanup_links()
+
+        # Swale.
+        namespaces()
+        sock = os.path.join(tmp, "swaled.sock")
+        d = subprocess.Popen([os.path.join(b, "swaled"), "--socket", sock, "--log-level", "warning"])
+        procs.append(d)
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        ctl = lambda *a: sh(" ".join([os.path.join(b, "swalectl"), "--socket", sock] + list(a)))
+        ctl("bridge", "add", "vale0")
+        for i in range(2):
+            sh(f"{os.path.join(b, 'swalectl')} port add vale0 veth {SW[i]} --peer {PEER[i]} --netns {NS[i]} --address {IPS[i]}/24 --socket {sock}")
+
+        def drops():
+            st = json.loads(sh(f"{os.path.join(b, 'swalectl')} stats vale0 --json --socket {sock}"))
+            t = 0
+            for p in st["ports"]:
+                c = p["counters"]
+                t += c["dropRingFull"] + c["dropTooLong"] + c["dropBadSlot"]
+                t += (c.get("adapter") or {}).get("kernel_ring_drops", 0)
+            return t
+        results["swale"] = measure("Swale", d.pid, args.seconds, stats=drops)
+
+        L, S = results["linux"], results["swale"]
+        print(f"\nSwale vs Linux bridge, veth between two namespaces, {args.seconds} s per measurement, {time.strftime('%Y-%m-%d')}")
+        print(f"{'measurement':34} {'Linux bridge':>14} {'Swale':>14} {'ratio':>7}")
+        def row(label, key, unit, fmt="%.2f", inverse=False):
+            l, s = L[key], S[key]
+            ratio = (l / s if inverse else s / l) if l and s else float("nan")
+            print(f"{label:34} {(fmt % l) + ' ' + unit:>14} {(fmt % s) + ' ' + unit:>14} {ratio:>6.2f}x")
+        row("ping RTT (lower is better)", "ping_ms", "ms", "%.3f", inverse=True)
+        for on in ("on", "off"):
+            for n in (1, 4):
+                row(f"TCP {n} stream(s), offloads {on}", f"tcp{n}_{on}", "Gb/s")
+        row("UDP 60 B flood, delivered", "udp_pps", "pps", "%.0f")
+        print(f"{'UDP flood, offered by iperf3':34} {L['udp_offered']:>10.0f} pps {S['udp_offered']:>10.0f} pps")
+        print(f"{'Swale switch-side drops in flood':34} {'':>14} {S.get('switch_drops', 0):>14}")
+        for k, label in (("cpu_tcp1_on", "CPU, TCP 1 stream offloads on"), ("cpu_udp", "CPU, UDP flood")):
+            print(f"{label:34} {'%.0f%% machine' % L[k][0]:>14} {'%.0f%% machine' % S[k][0]:>14}  (swaled {S[k][1]:.0f}% of a core)")
+    finally:
+        cleanup()
+
+
+def cleanup_links():
+    for ns in NS:
+        sh(f"ip netns del {ns}", check=False)
+    for l in SW + [BR]:
+        sh(f"ip link del {l}", check=False)
+    time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()
