@@ -166,7 +166,7 @@ def main():
             if os.path.exists(sock):
                 break
             time.sleep(0.05)
-        ctl = lambda *a: sh(" ".join([os.path.join(b, "swalectl"), "--socket", sock] + list(a)))
+        ctl = lambda *a: sh(" ".join([os.path.join(b, "swalectl")] + list(a) + ["--socket", sock]))
         ctl("bridge", "add", "vale0")
         for i in range(2):
             sh(f"{os.path.join(b, 'swalectl')} port add vale0 veth {SW[i]} --peer {PEER[i]} --netns {NS[i]} --address {IPS[i]}/24 --socket {sock}")
