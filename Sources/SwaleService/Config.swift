@@ -25,6 +25,7 @@ public struct ServiceConfigFile: Codable, Sendable {
     public var slots: Int?
     public var batch: Int?
     public var busyPollMicros: Int?
+    public var pollMode: String?
     public var maxPorts: Int?
     public var fdbCapacity: Int?
     public var bridges: [BridgeSpec]?

@@ -29,6 +29,11 @@ public final class ControlServer: @unchecked Sendable {
             guard let conn = listener.accept(timeoutMs: 200) else { continue }
             var pid: UInt32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
             guard swale_peer_cred(conn.fd, &pid, &uid, &gid) == 0 else { conn.close(); continue }
+            guard allowed(uid: uid, gid: gid) else {
+                log.warning("refused control connection from pid \(pid) uid \(uid): not root, not the service's user, not in the socket's group")
+                conn.close()
+                continue
+            }
             let sid = service.openSession(pid: Int(pid), uid: Int(uid))
             let t = Thread { [service, log] in
                 ControlServer.serve(conn, session: sid, service: service, log: log)
@@ -37,6 +42,13 @@ public final class ControlServer: @unchecked Sendable {
             t.start()
         }
         listener.close()
+    }
+
+    /// Root, the service's own user, or the socket's group (the file is 0660).
+    func allowed(uid: UInt32, gid: UInt32) -> Bool {
+        if uid == 0 || uid == getuid() { return true }
+        var st = stat()
+        return stat(listener.path, &st) == 0 && st.st_gid == gid
     }
 
     static func serve(_ conn: ControlConnection, session: Int, service: Service, log: Logger) {

@@ -111,7 +111,7 @@ extension Service {
                 }
             }
             try nl.setUp(name, true)
-            let adapter = try PacketSocketAdapter.attach(name: name, netlink: nl)
+            let adapter = try PacketSocketAdapter.attach(name: name, frameCount: options.packetRingFrames, netlink: nl)
             do {
                 let p = try makePort(bridge: b, name: name, kind: .veth, slots: options.slots, adapter: adapter)
                 p.ifname = name
@@ -141,7 +141,7 @@ extension Service {
         }
         if info.flags & 0x8 != 0 { throw ServiceError("interface \(name) is a loopback device") }
         if b.ports[name] != nil { throw ServiceError("bridge \(b.bridge.name) already has a port named \(name)") }
-        let adapter = try PacketSocketAdapter.attach(name: name, netlink: nl)
+        let adapter = try PacketSocketAdapter.attach(name: name, frameCount: options.packetRingFrames, netlink: nl)
         do {
             let p = try makePort(bridge: b, name: name, kind: .netdev, slots: options.slots, adapter: adapter)
             p.ifname = name

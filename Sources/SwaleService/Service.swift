@@ -20,6 +20,8 @@ public struct ServiceOptions: Sendable {
     public var slots = 1024
     public var bufSize = Region.defaultBufSize
     public var bridge = BridgeConfig()
+    /// Depth of each AF_PACKET rx ring (64 KiB frames, so GSO frames fit): 512 = 32 MiB per port.
+    public var packetRingFrames = 512
     public init(socketPath: String) { self.socketPath = socketPath }
 }
 

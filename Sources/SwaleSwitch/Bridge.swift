@@ -20,6 +20,9 @@ public struct BridgeConfig: Sendable {
     public var agingSeconds: UInt32 = 300
     /// Keep polling this long after the last frame before sleeping on eventfds (0: sleep at once).
     public var busyPollMicros = 50
+    /// While polling, give the core away (sched_yield) instead of spinning (pause): better when more
+    /// busy threads than cores share the machine, worse for latency when a core is free.
+    public var yieldWhilePolling = true
     /// Largest frame without offload metadata (multi-slot jumbo frames).
     public var maxFrame = 9216
     public init() {}
@@ -265,7 +268,7 @@ public final class Bridge: @unchecked Sendable {
             if work > 0 { idleSince = 0; continue }
             let t = Bridge.nowMicros()
             if idleSince == 0 { idleSince = t }
-            if t - idleSince < config.busyPollMicros { sched_yield(); continue }
+            if t - idleSince < config.busyPollMicros { if config.yieldWhilePolling { sched_yield() } else { swale_cpu_relax() }; continue }
 
             // Going to sleep: ask apps to kick us, then look once more (no lost wake-ups).
             for i in 0..<portCount where ports[i].active { if let c = ports[i].csb { swale_store_relaxed(&c.pointee.switch_sleeping, 1) } }

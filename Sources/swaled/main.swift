@@ -26,6 +26,9 @@ struct Swaled: ParsableCommand {
     @Option(help: "Microseconds a bridge keeps polling after its last frame before it sleeps.")
     var busyPoll: Int?
 
+    @Option(help: "While busy-polling: yield the core (yield) or spin (spin).")
+    var pollMode: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -37,6 +40,10 @@ struct Swaled: ParsableCommand {
         if let s = slots ?? cfg.slots { opts.slots = s }
         if let b = batch ?? cfg.batch { opts.bridge.batch = max(1, min(b, 4096)) }
         if let p = busyPoll ?? cfg.busyPollMicros { opts.bridge.busyPollMicros = max(0, p) }
+        if let m = pollMode ?? cfg.pollMode {
+            guard m == "yield" || m == "spin" else { throw ValidationError("--poll-mode must be yield or spin") }
+            opts.bridge.yieldWhilePolling = m == "yield"
+        }
         if let m = cfg.maxPorts { opts.bridge.maxPorts = max(2, min(m, 4094)) }
         if let f = cfg.fdbCapacity { opts.bridge.fdbCapacity = max(8, f) }
 

@@ -141,3 +141,35 @@ final class PipeTests: XCTestCase {
         p.close()
     }
 }
+
+final class PingPongTests: XCTestCase {
+    func testPingPongOverAPipe() throws {
+        let svc = try ServiceFixture()
+        defer { XCTAssertEqual(svc.stop(), 0) }
+        let pong = try svc.pktgen(["-i", "vale0:pp>1", "-f", "pong", "-n", "500", "--timeout", "10"])
+        XCTAssertTrue(try svc.eventually { try svc.status().pipes.contains { $0.slaveOpen } })
+        let ping = try svc.pktgen(["-i", "vale0:pp<1", "-f", "ping", "-n", "500", "-b", "10", "-l", "64",
+                                   "-s", "02:00:00:00:00:01", "-d", "02:00:00:00:00:02"])
+        XCTAssertEqual(ping.wait(seconds: 60), 0, ping.stderr)
+        XCTAssertEqual(pong.wait(seconds: 30), 0, pong.stderr)
+        let r = try XCTUnwrap(ping.lastJSON, ping.stdout)
+        XCTAssertEqual(r["packets"] as? Int, 500, "every ping answered")
+        XCTAssertNotNil(r["rtt_avg_us"] as? Double)
+        XCTAssertEqual(try XCTUnwrap(pong.lastJSON)["packets"] as? Int, 500)
+    }
+
+    func testManyPortsOnOneBridge() throws {
+        let svc = try ServiceFixture()
+        defer { XCTAssertEqual(svc.stop(), 0) }
+        var ports: [SwalePort] = []
+        for i in 0..<254 { ports.append(try SwalePort.open("vale0:m\(i)", socket: svc.socket, slots: 64)) }
+        XCTAssertEqual(try svc.status().bridges.first?.ports, 254)
+        // A broadcast from the first reaches the last.
+        var f = [UInt8](repeating: 0xff, count: 60)
+        f[6] = 2
+        XCTAssertTrue(f.withUnsafeBytes { ports[0].send($0) })
+        XCTAssertTrue(ports[253].wait(for: .rx, timeoutMs: 3000))
+        ports.forEach { $0.close() }
+        XCTAssertTrue(try svc.eventually(10) { try svc.status().bridges.first?.ports == 0 })
+    }
+}
