@@ -75,6 +75,9 @@ extension Bridge {
         let gen = dstGeneration
         var ndst = 0
         var cursor = src.pointee.tx.hwcur
+        var lastSrc = UInt64.max
+        var lastDstMac = UInt64.max
+        var lastDstPort = Bridge.broadcast
 
         while consumed < pending && consumed < maxSlots {
             // Gather one frame: [cursor, cursor + frags).
@@ -114,13 +117,22 @@ extension Bridge {
                 let buf = base + Int(first.pointee.buf_idx) &* bufSize + hdr
                 let dstMac = LearningTable.mac(fromFrame: buf, offset: 0)
                 let srcMac = LearningTable.mac(fromFrame: buf, offset: 6)
-                if !LearningTable.isGroup(srcMac) && first.pointee.flags & UInt16(SWALE_NS_NO_LEARN) == 0 {
-                    table.learn(srcMac, port: UInt16(s), now: now)
+                // A batch is usually one flow: learn and look up once per distinct address.
+                if srcMac != lastSrc {
+                    lastSrc = srcMac
+                    if !LearningTable.isGroup(srcMac) && first.pointee.flags & UInt16(SWALE_NS_NO_LEARN) == 0 {
+                        table.learn(srcMac, port: UInt16(s), now: now)
+                        lastDstMac = UInt64.max   // a learn may have moved the cached destination
+                    }
                 }
                 var d = Bridge.broadcast
-                if !LearningTable.isGroup(dstMac) {
+                if dstMac == lastDstMac {
+                    d = lastDstPort
+                } else if !LearningTable.isGroup(dstMac) {
                     let found = table.lookup(dstMac, now: now)
                     if found != LearningTable.none { d = found }
+                    lastDstMac = dstMac
+                    lastDstPort = d
                 }
                 if d != Bridge.broadcast && (Int(d) >= portCount || !ports[Int(d)].active) { d = Bridge.broadcast }
                 if d == UInt16(s) || (d == Bridge.broadcast && activeCount < 2) {
