@@ -215,7 +215,12 @@ public final class LearningTable {
     /// bits the slot where the key goes when it is free (3 <= hashShift <= 63, see init).
     @inline(__always)
     func locate(_ key: UInt64) -> (bucket: UnsafeMutablePointer<Entry>, home: Int) {
-        let h = key &* hashMul &+ hashAdd
+        // Salted multiply, then a xor-shift-multiply finalizer: a bare multiply-shift clusters
+        // arithmetic progressions of MACs (sequentially assigned containers) for unlucky salts.
+        var h = (key ^ hashAdd) &* hashMul
+        h ^= h &>> 29
+        h = h &* 0xbf58_476d_1ce4_e5b9
+        h ^= h &>> 32
         let index = Int(truncatingIfNeeded: h &>> hashShift) & bucketMask
         let home = Int(truncatingIfNeeded: h &>> (hashShift &- 3)) & 7
         return (table + (index &<< LearningTable.bucketShift), home)
