@@ -15,21 +15,9 @@
  * control plane (relaxed loads): no locks, no allocation on the data path.
  */
 import CSwale
+import SwaleMemory
 
-public enum VnetHeader {
-    /// sizeof(struct virtio_net_hdr_v1): what Swale rings carry.
-    public static let size = 12
-    /// sizeof(struct virtio_net_hdr): the legacy header of older kernels.
-    public static let legacySize = 10
-    public static let flagNeedsCsum: UInt8 = 1
-    public static let flagDataValid: UInt8 = 2
-    public static let gsoNone: UInt8 = 0
-    public static let gsoTCPv4: UInt8 = 1
-    public static let gsoUDP: UInt8 = 3
-    public static let gsoTCPv6: UInt8 = 4
-    public static let gsoUDPL4: UInt8 = 5
-    public static let gsoECN: UInt8 = 0x80
-
+extension VnetHeader {
     /// Whether a header carries information: a pending checksum or a GSO type.
     @inline(__always)
     static func isMeaningful(_ h: UnsafeRawPointer) -> Bool {
@@ -69,6 +57,18 @@ final class AdapterCounters {
     }
 
     subscript(_ c: C) -> UInt64 { swale_load_relaxed_u64(values + c.rawValue) }
+
+    /// One transmit batch's tally (both adapters count the same things).
+    @inline(__always)
+    func addTx(frames: Int, bytes: Int, gso: Int, calls: Int, errors: Int, bad: Int, down: Int) {
+        add(.txFrames, frames)
+        add(.txBytes, bytes)
+        add(.txGSOFrames, gso)
+        add(.txSyscalls, calls)
+        add(.txErrors, errors)
+        add(.txBadFrames, bad)
+        add(.txLinkDown, down)
+    }
 
     var snapshot: [String: UInt64] {
         var d: [String: UInt64] = [:]

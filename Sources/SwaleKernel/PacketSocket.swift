@@ -438,13 +438,7 @@ public final class PacketSocketAdapter: PortAdapter {
             i = released
         }
         if released != start { rx.advance(to: released) }
-        stats.add(.txFrames, sent)
-        stats.add(.txBytes, bytes)
-        stats.add(.txGSOFrames, gso)
-        stats.add(.txSyscalls, calls)
-        stats.add(.txErrors, errors)
-        stats.add(.txBadFrames, bad)
-        stats.add(.txLinkDown, down)
+        stats.addTx(frames: sent, bytes: bytes, gso: gso, calls: calls, errors: errors, bad: bad, down: down)
         return sent
     }
 

@@ -264,13 +264,7 @@ public final class TapAdapter: PortAdapter {
             bytes += payload
         }
         if i != start { rx.advance(to: i) }
-        stats.add(.txFrames, frames)
-        stats.add(.txBytes, bytes)
-        stats.add(.txGSOFrames, gso)
-        stats.add(.txSyscalls, calls)
-        stats.add(.txErrors, errors)
-        stats.add(.txBadFrames, bad)
-        stats.add(.txLinkDown, down)
+        stats.addTx(frames: frames, bytes: bytes, gso: gso, calls: calls, errors: errors, bad: bad, down: down)
         return frames
     }
 

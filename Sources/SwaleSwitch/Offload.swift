@@ -15,12 +15,10 @@ import Glibc
 import SwaleMemory
 
 public enum Offload {
-    public static let needsChecksum: UInt8 = 1
-    public static let gsoNone: UInt8 = 0
-    public static let gsoTCPv4: UInt8 = 1
-    public static let gsoUDP: UInt8 = 3
-    public static let gsoTCPv6: UInt8 = 4
-    public static let gsoUDPL4: UInt8 = 5
+    public static let needsChecksum = VnetHeader.flagNeedsCsum
+    public static let gsoNone = VnetHeader.gsoNone
+    public static let gsoUDP = VnetHeader.gsoUDP
+    public static let gsoUDPL4 = VnetHeader.gsoUDPL4
 
     @inline(__always)
     static func isGSO(_ hdr: UnsafeRawPointer) -> Bool { hdr.load(fromByteOffset: 1, as: UInt8.self) & 0x7f != 0 }
