@@ -213,4 +213,24 @@ final class KernelPortTests: XCTestCase {
         XCTAssertTrue(badBridge.2.contains("vale404"), badBridge.2)
         XCTAssertEqual(try svc.call({ var r = Request(op: "port.list"); r.bridge = "vale0"; return r }(), as: [PortInfo].self).count, 0)
     }
+
+    func testRestartWithTheSameConfigPicksUpItsInterfaces() throws {
+        _ = svc.stop()
+        svc = nil
+        let tap = "\(prefix)ct", veth = "\(prefix)cv"
+        links += [tap, veth]
+        let cfg = NSTemporaryDirectory() + "\(prefix).json"
+        try Data("""
+        {"bridges": [{"name": "vale0", "ports": [{"kind": "tap", "name": "\(tap)"}, {"kind": "veth", "name": "\(veth)", "peer": "\(prefix)cp"}]}]}
+        """.utf8).write(to: URL(fileURLWithPath: cfg))
+        defer { try? FileManager.default.removeItem(atPath: cfg) }
+        for round in 0..<2 {
+            let s = try ServiceFixture(extraArgs: ["--config", cfg])
+            let ports = try s.call({ var r = Request(op: "port.list"); r.bridge = "vale0"; return r }(), as: [PortInfo].self)
+            XCTAssertEqual(Set(ports.map(\.name)), [tap, veth], "round \(round)")
+            XCTAssertEqual(s.stop(), 0)
+            if round == 1 { XCTAssertTrue(s.daemon.stderr.contains("re-attached"), s.daemon.stderr) }
+            XCTAssertEqual(sh("ip link show \(tap) && ip link show \(veth)").0, 0, "stopping swaled leaves the interfaces")
+        }
+    }
 }
