@@ -73,9 +73,10 @@ public enum Offload {
         guard gsoSize > 0, let (l3off, etype) = l3(f, length) else { return nil }
         let isV4 = etype == 0x0800
         guard isV4 || etype == 0x86dd else { return nil }
+        guard l3off + (isV4 ? 20 : 40) <= length else { return nil }
         let ipHdr = isV4 ? Int(f.load(fromByteOffset: l3off, as: UInt8.self) & 0x0f) * 4 : 40
         let l4off = l3off + ipHdr
-        guard l4off + 8 <= length else { return nil }
+        guard ipHdr >= 20, l4off + 20 <= length else { return nil }
         let proto = isV4 ? Int(f.load(fromByteOffset: l3off + 9, as: UInt8.self)) : Int(f.load(fromByteOffset: l3off + 6, as: UInt8.self))
         let isTCP = gsoType & 0x7f != gsoUDPL4 && gsoType & 0x7f != gsoUDP
         guard (isTCP && proto == 6) || (!isTCP && proto == 17) else { return nil }
