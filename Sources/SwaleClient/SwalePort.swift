@@ -258,6 +258,9 @@ public final class SwalePort {
             let s = rx.slot(i)
             let len = min(Int(s.pointee.len), bs)
             let more = s.pointee.flags & UInt16(SWALE_NS_MOREFRAG) != 0
+            if rx.buffer(s) == nil && s.pointee.buf_idx >= rx.bufLimit {
+                refreshMapping()   // a buffer from memory the region gained after we mapped it
+            }
             if let buf = rx.buffer(s) {
                 if more || !assembly.isEmpty {
                     assembly.append(contentsOf: UnsafeRawBufferPointer(start: buf, count: len))

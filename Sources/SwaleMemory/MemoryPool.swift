@@ -30,7 +30,7 @@ public final class MemoryPool {
     public var growthBlocks = 1024
 
     public init(name: String, bufSize: Int = Region.defaultBufSize, initialBlocks: Int, reserve: Int = Region.defaultReserve) throws {
-        let blocks = max(initialBlocks, Int(BlockAllocator.reserved) + 1)
+        let blocks = MemoryPool.pageAligned(max(initialBlocks, Int(BlockAllocator.reserved) + 1), bufSize: bufSize)
         region = try Region(name: name, bufSize: bufSize, blocks: blocks, reserve: reserve)
         allocator = BlockAllocator(blocks: blocks)
         self.name = name
@@ -38,9 +38,19 @@ public final class MemoryPool {
 
     public var bufSize: Int { region.bufSize }
 
+    /// Rounds a block count up so the region ends on a page boundary: growth maps the next part of
+    /// the file at the current end, and mmap offsets must be page aligned.
+    static func pageAligned(_ blocks: Int, bufSize: Int) -> Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var b = blocks
+        while (b * bufSize) % page != 0 { b += 1 }
+        return b
+    }
+
     private func ensure(_ count: Int, contiguous: Bool) throws {
         if contiguous ? false : allocator.freeCount >= count { return }
-        let add = max(count + 8, growthBlocks, allocator.total / 2)
+        let total = MemoryPool.pageAligned(allocator.total + max(count + 8, growthBlocks, allocator.total / 2), bufSize: region.bufSize)
+        let add = total - allocator.total
         try region.grow(toBlocks: allocator.total + add)
         allocator.addBlocks(add)
     }

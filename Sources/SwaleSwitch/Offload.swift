@@ -81,6 +81,7 @@ public enum Offload {
         let isTCP = gsoType & 0x7f != gsoUDPL4 && gsoType & 0x7f != gsoUDP
         guard (isTCP && proto == 6) || (!isTCP && proto == 17) else { return nil }
         let l4hdr = isTCP ? Int(f.load(fromByteOffset: l4off + 12, as: UInt8.self) >> 4) * 4 : 8
+        guard l4hdr >= 8 && (!isTCP || l4hdr >= 20) else { return nil }
         let hdrLen = l4off + l4hdr
         guard hdrLen <= length, hdrLen + gsoSize <= Bridge.scratchBytes / 2 else { return nil }
         let payload = length - hdrLen

@@ -233,4 +233,19 @@ final class KernelPortTests: XCTestCase {
             XCTAssertEqual(sh("ip link show \(tap) && ip link show \(veth)").0, 0, "stopping swaled leaves the interfaces")
         }
     }
+
+    func testFramesOverThePortMTUAreDroppedAndCounted() throws {
+        let a = try vethInNamespace(1, subnet: "10.213.8")
+        let app = try SwalePort.open("vale0:big", socket: svc.socket)
+        defer { app.close() }
+        var f = [UInt8](repeating: 0x5a, count: 2000)    // MTU 1500: 1986 bytes of payload is too long
+        for k in 0..<6 { f[k] = 0xff }
+        f[6] = 0x02; f[12] = 0x88; f[13] = 0xb5
+        XCTAssertTrue(f.withUnsafeBytes { app.send($0) })
+        var ok = [UInt8](repeating: 0x5a, count: 1514)    // exactly the MTU: delivered
+        ok.replaceSubrange(0..<14, with: f[0..<14])
+        XCTAssertTrue(ok.withUnsafeBytes { app.send($0) })
+        XCTAssertTrue(try svc.eventually { try self.portCounters(a.port).dropTooLong == 1 })
+        XCTAssertTrue(try svc.eventually { try self.portCounters(a.port).rxPackets >= 1 })
+    }
 }

@@ -89,6 +89,27 @@ final class PipeTests: XCTestCase {
         p.close()
     }
 
+    func testNoFixedCeilingOnPipesPerPort() throws {
+        // netmap allows 64 pipes per port; here the parent's region grows instead.
+        var ends: [SwalePort] = []
+        for i in 0..<100 { ends.append(try SwalePort.open("vale0:many<\(i)", socket: svc.socket, slots: 64)) }
+        let st = try svc.status()
+        XCTAssertEqual(st.pipes.count, 100)
+        let region = try XCTUnwrap(st.regions.first { $0.users.contains("vale0:many") })
+        XCTAssertGreaterThan(region.buffersTotal, 100 * 4 * 64, "room for every pipe's rings")
+        // The last pipe works end to end, in memory added after the first ends were mapped.
+        let slave = try SwalePort.open("vale0:many>99", socket: svc.socket, slots: 64)
+        let frame = [UInt8](repeating: 9, count: 80)
+        XCTAssertTrue(frame.withUnsafeBytes { ends[99].send($0) })
+        XCTAssertTrue(slave.wait(for: .rx, timeoutMs: 2000))
+        var got: [[UInt8]] = []
+        slave.receive { got.append(Array($0)) }
+        XCTAssertEqual(got, [frame])
+        slave.close()
+        ends.forEach { $0.close() }
+        XCTAssertTrue(try svc.eventually(10) { let s = try svc.status(); return s.pipes.isEmpty && s.regions.isEmpty })
+    }
+
     func testBadNamesAndDoubleOpenGetClearErrors() throws {
         for (name, fragment) in [("vale0:", "empty"), ("vale0:a<", "pipe id"), ("vale0:a<1>2", "pipe"), ("", "empty"),
                                  ("vale-x:a", "vale-x"), ("nosuchif<1", "unknown parent")] {
