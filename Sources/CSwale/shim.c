@@ -172,3 +172,13 @@ int swale_socket_error(int fd) {
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return errno;
     return err;
 }
+
+int swale_seal_region(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) < 0 ? -errno : 0;
+}
+
+int swale_region_is_sealed(int fd) {
+    int s = fcntl(fd, F_GET_SEALS);
+    if (s < 0) return -errno;
+    return (s & F_SEAL_SHRINK) ? 1 : 0;
+}

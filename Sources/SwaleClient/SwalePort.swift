@@ -99,10 +99,14 @@ public final class SwalePort {
         }
         interface = region.base + info.nifpOffset
         csb = (region.base + info.nifpOffset + Int(SWALE_CSB_OFFSET)).assumingMemoryBound(to: swale_csb.self)
-        tx = UserRing(ring: region.base + info.txRing, region: region)
-        rx = UserRing(ring: region.base + info.rxRing, region: region)
+        guard (2...65536).contains(info.slots) else { throw SwaleError("open \(info.name): bad ring size \(info.slots)") }
+        // Ring sizes come from the service's reply, never from shared memory a peer could change.
+        tx = UserRing(pointer: RingPointer(region.base + info.txRing, slots: info.slots), bufBase: region.base,
+                      bufSize: region.bufSize, bufLimit: region.blockLimit)
+        rx = UserRing(pointer: RingPointer(region.base + info.rxRing, slots: info.slots), bufBase: region.base,
+                      bufSize: region.bufSize, bufLimit: region.blockLimit)
         if isPipe, let prx = info.peerRxRing, let pcsb = info.peerCsb {
-            pipe = PipeLink(ownTx: tx.ptr, peerRx: RingPointer(region.base + prx),
+            pipe = PipeLink(ownTx: tx.ptr, peerRx: RingPointer(region.base + prx, slots: info.slots),
                             peerCsb: (region.base + pcsb).assumingMemoryBound(to: swale_csb.self))
         }
     }
@@ -334,6 +338,6 @@ extension SwalePort {
     /// Tx slots submitted but not yet taken by the other side.
     public func txPending() -> UInt32 {
         if let pipe { return RingMath.distance(pipe.ownTx.hwcur, tx.head, tx.numSlots) }
-        return tx.numSlots - 1 - tx.space()
+        return tx.numSlots &- 1 &- min(tx.space(), tx.numSlots &- 1)
     }
 }

@@ -38,6 +38,9 @@ public final class Region {
         let size = blocks * bufSize
         guard size <= reserve else { close(fd); throw SystemError("region", errno: ENOMEM, detail: "\(size) bytes exceed the \(reserve)-byte reservation") }
         guard ftruncate(fd, off_t(size)) == 0 else { let e = errno; close(fd); throw SystemError("ftruncate", errno: e) }
+        // Clients get this fd: nobody may shrink the file under the service's mappings.
+        let sealed = swale_seal_region(fd)
+        guard sealed == 0 else { close(fd); throw SystemError("memfd seal", errno: -sealed) }
         guard let base = Region.reserveAndMap(fd: fd, size: size, reserve: reserve) else {
             let e = errno; close(fd); throw SystemError("mmap", errno: e, detail: "region \(name)")
         }
@@ -55,6 +58,9 @@ public final class Region {
 
     /// Maps an existing region received from the service (client side). Takes ownership of fd.
     public init(mapping fd: Int32, bufSize: Int, reserve: Int = Region.defaultReserve) throws {
+        guard swale_region_is_sealed(fd) == 1 else {
+            close(fd); throw SystemError("region", errno: EPERM, detail: "memfd is not sealed against shrinking")
+        }
         var st = stat()
         guard fstat(fd, &st) == 0 else { let e = errno; close(fd); throw SystemError("fstat", errno: e) }
         let size = Int(st.st_size)

@@ -58,6 +58,14 @@ public struct RingPointer {
         numSlots = ring.pointee.num_slots
     }
 
+    /// A ring whose size comes from a trusted source (the service's reply), not from shared memory.
+    @inlinable
+    public init(_ raw: UnsafeMutableRawPointer, slots n: Int) {
+        ring = raw.assumingMemoryBound(to: swale_ring.self)
+        slots = (raw + 256).assumingMemoryBound(to: swale_slot.self)
+        numSlots = UInt32(truncatingIfNeeded: n)
+    }
+
     @inlinable @inline(__always) public var headPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 20).assumingMemoryBound(to: UInt32.self) }
     @inlinable @inline(__always) public var curPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 24).assumingMemoryBound(to: UInt32.self) }
     @inlinable @inline(__always) public var tailPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 28).assumingMemoryBound(to: UInt32.self) }

@@ -32,7 +32,11 @@ public struct UserRing {
     /// Slots available to the user: on tx, free slots to fill; on rx, frames to read.
     @inlinable @inline(__always)
     public func space() -> UInt32 {
-        RingMath.distance(ptr.headPtr.pointee, ptr.loadTail(), ptr.numSlots)
+        // Whoever else maps the region may have scribbled on the indices: out of range means none.
+        let n = ptr.numSlots
+        let h = ptr.headPtr.pointee, t = ptr.loadTail()
+        guard h < n, t < n else { return 0 }
+        return RingMath.distance(h, t, n)
     }
 
     @inlinable @inline(__always)

@@ -118,7 +118,7 @@ public final class Service: @unchecked Sendable {
                 return try ok(["flushed": try fdbFlush(req.bridge ?? "", port: req.port)])
             case "bridge.aging":
                 let b = try bridgeEntry(req.bridge ?? "")
-                guard let secs = req.mtu, secs > 0 else { throw ServiceError("aging time must be a positive number of seconds") }
+                guard let secs = req.mtu, (1...Int(Int32.max)).contains(secs) else { throw ServiceError("aging time must be between 1 and \(Int32.max) seconds") }
                 b.bridge.setAging(UInt32(secs))
                 return try ok(bridgeInfo(b))
             case "port.add":
@@ -235,7 +235,7 @@ public final class Service: @unchecked Sendable {
     func open(_ text: String, session sid: Int, slots: Int?) throws -> (OpenInfo, [Int32]) {
         let name = try PortName.parse(text)
         guard let session = sessions[sid] else { throw ServiceError("no session") }
-        let slots = slots ?? options.slots
+        let slots = max(64, min(slots ?? options.slots, 16384))
         if let (role, id) = name.pipe {
             return try openPipeEnd(parent: name.parent, role: role, id: id, session: session, slots: slots)
         }
@@ -283,6 +283,16 @@ public final class Service: @unchecked Sendable {
 
     func openPipeEnd(parent: PortName, role: PipeRole, id: String, session: Session, slots: Int) throws -> (OpenInfo, [Int32]) {
         let p = try findParent(parent, slots: slots)
+        // A pipe end maps its parent's whole region: only who may see that port's traffic gets it.
+        if session.uid != 0 {
+            if p.kind != .app {
+                releaseIfUnused(p)
+                throw ServiceError("pipes on \(p.kind.rawValue) port \(p.fullName) are for root only: they map the port's traffic")
+            }
+            if let holder = p.openSession, let other = sessions[holder], other.uid != session.uid {
+                throw ServiceError("port \(p.fullName) belongs to another user (uid \(other.uid)); its pipes are not yours to open")
+            }
+        }
         let key = "\(p.fullName){\(id)"
         let pipe: PipeEntry
         if let existing = pipes[key] {

@@ -55,6 +55,12 @@ public final class Bridge: @unchecked Sendable {
     let ftFrags: UnsafeMutablePointer<UInt16>
     let ftLen: UnsafeMutablePointer<UInt32>
     let ftDst: UnsafeMutablePointer<UInt16>
+    // Each slot of the batch copied once out of shared memory (a client may change its ring while
+    // we work: everything after validation reads these copies, never the ring again).
+    let snapIdx: UnsafeMutablePointer<UInt32>
+    let snapLen: UnsafeMutablePointer<UInt16>
+    let snapFlags: UnsafeMutablePointer<UInt16>
+    static let maxFrags = 64
     let dstList: UnsafeMutablePointer<UInt16>
     let dstMark: UnsafeMutablePointer<UInt64>
     var dstGeneration: UInt64 = 0
@@ -78,6 +84,9 @@ public final class Bridge: @unchecked Sendable {
         ftFrags = .allocate(capacity: maxFt)
         ftLen = .allocate(capacity: maxFt)
         ftDst = .allocate(capacity: maxFt)
+        snapIdx = .allocate(capacity: config.batch + 2 * Bridge.maxFrags)
+        snapLen = .allocate(capacity: config.batch + 2 * Bridge.maxFrags)
+        snapFlags = .allocate(capacity: config.batch + 2 * Bridge.maxFrags)
         dstList = .allocate(capacity: config.maxPorts)
         dstMark = .allocate(capacity: config.maxPorts)
         dstMark.initialize(repeating: 0, count: config.maxPorts)
@@ -91,6 +100,7 @@ public final class Bridge: @unchecked Sendable {
         ports.deallocate()
         mailboxFlag.deallocate()
         ftSlot.deallocate(); ftFrags.deallocate(); ftLen.deallocate(); ftDst.deallocate()
+        snapIdx.deallocate(); snapLen.deallocate(); snapFlags.deallocate()
         dstList.deallocate(); dstMark.deallocate(); scratch.deallocate()
         close(epollFD)
         wakeFD.close()
@@ -303,8 +313,11 @@ public final class Bridge: @unchecked Sendable {
     }
 
     private func anyPending() -> Bool {
-        for i in 0..<portCount where ports[i].active && ports[i].adapter < 0 {
-            if ports[i].tx.ptr.loadHead() != ports[i].tx.hwcur { return true }
+        for i in 0..<portCount where ports[i].active {
+            if ports[i].needsTransmit { return true }
+            guard ports[i].adapter < 0 else { continue }
+            let h = ports[i].tx.ptr.loadHead()
+            if h != ports[i].tx.hwcur && h != ports[i].stalledHead { return true }
         }
         return false
     }

@@ -50,6 +50,8 @@ extension Bridge {
             if let a = adapters[i] {
                 let rx = UserRing(kring: p.pointee.rx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
                 _ = a.transmit(from: rx)
+                // The kernel said "later" (EAGAIN): keep them and try again next pass.
+                if rx.space() > 0 { p.pointee.needsTransmit = true }
             }
         }
         return work
@@ -66,7 +68,8 @@ extension Bridge {
         let bufSize = src.pointee.bufSize
         let base = src.pointee.bufBase
         let maxSlots = UInt32(config.batch)
-        let maxFrags = (65536 + vnetHeaderLength + bufSize - 1) / bufSize
+        let maxFrags = min((65536 + vnetHeaderLength + bufSize - 1) / bufSize, Bridge.maxFrags)
+        var snap = 0
 
         var consumed: UInt32 = 0
         var ft = 0
@@ -87,40 +90,48 @@ extension Bridge {
             var j = cursor
             var complete = false
             while consumed &+ frags < pending {
-                let sl = src.pointee.tx.slot(j)
-                let len = Int(sl.pointee.len)
-                if sl.pointee.buf_idx < BlockAllocator.reserved || sl.pointee.buf_idx >= limit || len > bufSize { bad = true }
+                let sv = src.pointee.tx.slot(j).pointee   // one read of the shared slot
+                let len = Int(sv.len)
+                if sv.buf_idx < BlockAllocator.reserved || sv.buf_idx >= limit || len > bufSize { bad = true }
+                if Int(frags) < maxFrags {
+                    snapIdx[snap &+ Int(frags)] = sv.buf_idx
+                    snapLen[snap &+ Int(frags)] = sv.len
+                    snapFlags[snap &+ Int(frags)] = sv.flags
+                }
                 total &+= len
                 frags &+= 1
                 j = RingMath.next(j, n)
-                if sl.pointee.flags & moreFrag == 0 { complete = true; break }
+                if sv.flags & moreFrag == 0 { complete = true; break }
             }
             if !complete {
                 // The rest of the frame is not submitted yet: leave it for the next pass,
                 // unless it can never fit (a ring full of MOREFRAG), which is dropped.
-                if frags < n &- 1 || consumed > 0 { break }
+                if frags < n &- 1 || consumed > 0 {
+                    src.pointee.stalledHead = RingMath.add(src.pointee.tx.hwcur, pending, n)
+                    break
+                }
                 src.pointee.stats.dropTooLong &+= 1
                 consumed &+= frags
                 cursor = j
                 break
             }
-            let first = src.pointee.tx.slot(cursor)
-            let hasVnet = first.pointee.flags & vnetFlag != 0
+            let firstFlags = snapFlags[snap]
+            let hasVnet = firstFlags & vnetFlag != 0
             let hdr = hasVnet ? vnetHeaderLength : 0
             if bad {
                 src.pointee.stats.dropBadSlot &+= 1
-            } else if total &- hdr < 14 || Int(first.pointee.len) < hdr &+ 14 {
-                src.pointee.stats.dropTooShort &+= 1
             } else if Int(frags) > maxFrags || total &- hdr > (hasVnet ? 65535 + 14 : config.maxFrame) {
                 src.pointee.stats.dropTooLong &+= 1
+            } else if total &- hdr < 14 || Int(snapLen[snap]) < hdr &+ 14 {
+                src.pointee.stats.dropTooShort &+= 1
             } else {
-                let buf = base + Int(first.pointee.buf_idx) &* bufSize + hdr
+                let buf = base + Int(snapIdx[snap]) &* bufSize + hdr
                 let dstMac = LearningTable.mac(fromFrame: buf, offset: 0)
                 let srcMac = LearningTable.mac(fromFrame: buf, offset: 6)
                 // A batch is usually one flow: learn and look up once per distinct address.
                 if srcMac != lastSrc {
                     lastSrc = srcMac
-                    if !LearningTable.isGroup(srcMac) && first.pointee.flags & UInt16(SWALE_NS_NO_LEARN) == 0 {
+                    if !LearningTable.isGroup(srcMac) && firstFlags & UInt16(SWALE_NS_NO_LEARN) == 0 {
                         table.learn(srcMac, port: UInt16(s), now: now)
                         lastDstMac = UInt64.max   // a learn may have moved the cached destination
                     }
@@ -144,7 +155,7 @@ extension Bridge {
                     flooded &+= 1
                 }
                 if d != UInt16(s) {
-                    ftSlot[ft] = cursor
+                    ftSlot[ft] = UInt32(snap)
                     ftFrags[ft] = UInt16(frags)
                     ftLen[ft] = UInt32(total)
                     ftDst[ft] = d
@@ -160,6 +171,7 @@ extension Bridge {
             }
             consumed &+= frags
             cursor = j
+            snap &+= min(Int(frags), maxFrags)
         }
 
         if anyFlood {
@@ -198,13 +210,12 @@ extension Bridge {
         let dLimit = dst.pointee.bufLimit
         let sBufSize = src.pointee.bufSize
         let sBase = src.pointee.bufBase
-        let sn = src.pointee.tx.n
 
         for e in 0..<ft {
             let fd = ftDst[e]
             if fd != UInt16(d) && fd != Bridge.broadcast { continue }
-            let firstSlot = src.pointee.tx.slot(ftSlot[e])
-            let hasVnet = firstSlot.pointee.flags & vnetFlag != 0
+            let pos = Int(ftSlot[e])
+            let hasVnet = snapFlags[pos] & vnetFlag != 0
             let total = Int(ftLen[e])
             if hasVnet && !dst.pointee.acceptsVnet {
                 // Offload metadata the destination cannot take: finish it in software.
@@ -214,7 +225,7 @@ extension Bridge {
             }
             let hdr = hasVnet ? vnetHeaderLength : 0
             let payload = total &- hdr &- 14
-            if payload > dst.pointee.mtu && !(hasVnet && dst.pointee.acceptsVnet && Offload.isGSO(sBase + Int(firstSlot.pointee.buf_idx) &* sBufSize)) {
+            if payload > dst.pointee.mtu && !(hasVnet && dst.pointee.acceptsVnet && Offload.isGSO(sBase + Int(snapIdx[pos]) &* sBufSize)) {
                 dst.pointee.stats.dropTooLong &+= 1
                 continue
             }
@@ -224,29 +235,31 @@ extension Bridge {
                 continue
             }
             // Copy fragment by fragment, refilling destination buffers as they fill up.
-            var si = ftSlot[e]
             var dslot = dst.pointee.rx.slot(tail)
             var dOff = 0
             var used: UInt32 = 1
             var ok = true
-            guard dslot.pointee.buf_idx >= BlockAllocator.reserved && dslot.pointee.buf_idx < dLimit else {
+            var didx = dslot.pointee.buf_idx   // one read of the shared slot
+            guard didx >= BlockAllocator.reserved && didx < dLimit else {
                 dst.pointee.rx.reset()
                 dst.pointee.stats.dropBadSlot &+= 1
                 continue
             }
-            var dBuf = dBase + Int(dslot.pointee.buf_idx) &* dBufSize
-            for _ in 0..<Int(ftFrags[e]) {
-                let ss = src.pointee.tx.slot(si)
-                var len = Int(ss.pointee.len)
-                var sp = UnsafeRawPointer(sBase + Int(ss.pointee.buf_idx) &* sBufSize)
+            var dBuf = dBase + Int(didx) &* dBufSize
+            for k in 0..<Int(ftFrags[e]) {
+                var len = Int(snapLen[pos &+ k])
+                var sp = UnsafeRawPointer(sBase + Int(snapIdx[pos &+ k]) &* sBufSize)
                 while len > 0 {
                     if dOff == dBufSize {
+                        // `need` was reserved from the snapshot lengths: never more slots than that.
+                        guard used < need else { ok = false; break }
                         dslot.pointee.len = UInt16(truncatingIfNeeded: dOff)
                         dslot.pointee.flags = moreFrag
                         tail = RingMath.next(tail, dn)
                         dslot = dst.pointee.rx.slot(tail)
-                        guard dslot.pointee.buf_idx >= BlockAllocator.reserved && dslot.pointee.buf_idx < dLimit else { ok = false; break }
-                        dBuf = dBase + Int(dslot.pointee.buf_idx) &* dBufSize
+                        didx = dslot.pointee.buf_idx
+                        guard didx >= BlockAllocator.reserved && didx < dLimit else { ok = false; break }
+                        dBuf = dBase + Int(didx) &* dBufSize
                         dOff = 0
                         used &+= 1
                     }
@@ -257,7 +270,6 @@ extension Bridge {
                     len &-= chunk
                 }
                 if !ok { break }
-                si = RingMath.next(si, sn)
             }
             if !ok {
                 // The application scribbled a bad buffer index into its rx ring: reset it.

@@ -70,7 +70,8 @@ public enum Offload {
     /// Returns the number of segments, or nil if the frame is not something we can segment.
     public static func segment(_ f: UnsafeMutableRawPointer, length: Int, gsoType: UInt8, gsoSize: Int,
                                out: UnsafeMutableRawPointer, emit: (UnsafeMutableRawPointer, Int) -> Void) -> Int? {
-        guard gsoSize > 0, let (l3off, etype) = l3(f, length) else { return nil }
+        // Tiny segment sizes would turn one frame into tens of thousands: refuse them.
+        guard gsoSize >= 64, let (l3off, etype) = l3(f, length) else { return nil }
         let isV4 = etype == 0x0800
         guard isV4 || etype == 0x86dd else { return nil }
         guard l3off + (isV4 ? 20 : 40) <= length else { return nil }
@@ -148,13 +149,12 @@ extension Bridge {
         let total = Int(ftLen[e])
         guard total <= Bridge.scratchBytes / 2 else { dst.pointee.stats.dropTooLong &+= 1; return 0 }
         // Gather the frame into the first half of the scratch area.
-        var si = ftSlot[e]
+        let pos = Int(ftSlot[e])
         var off = 0
-        for _ in 0..<Int(ftFrags[e]) {
-            let ss = src.pointee.tx.slot(si)
-            memcpy(scratch + off, src.pointee.bufBase + Int(ss.pointee.buf_idx) &* src.pointee.bufSize, Int(ss.pointee.len))
-            off += Int(ss.pointee.len)
-            si = RingMath.next(si, src.pointee.tx.n)
+        for k in 0..<Int(ftFrags[e]) {
+            let len = Int(snapLen[pos + k])
+            memcpy(scratch + off, src.pointee.bufBase + Int(snapIdx[pos + k]) &* src.pointee.bufSize, len)
+            off += len
         }
         let h = UnsafeRawPointer(scratch)
         let flags = h.load(fromByteOffset: 0, as: UInt8.self)
@@ -193,12 +193,13 @@ extension Bridge {
         var t = tail
         for k in 0..<Int(need) {
             let sl = dst.pointee.rx.slot(t)
-            guard sl.pointee.buf_idx >= BlockAllocator.reserved, sl.pointee.buf_idx < dst.pointee.bufLimit else {
+            let idx = sl.pointee.buf_idx   // one read of the shared slot
+            guard idx >= BlockAllocator.reserved, idx < dst.pointee.bufLimit else {
                 dst.pointee.stats.dropBadSlot &+= 1
                 return false
             }
             let chunk = min(bs, len - off)
-            memcpy(dst.pointee.bufBase + Int(sl.pointee.buf_idx) &* bs, p + off, chunk)
+            memcpy(dst.pointee.bufBase + Int(idx) &* bs, p + off, chunk)
             sl.pointee.len = UInt16(chunk)
             sl.pointee.flags = k + 1 < Int(need) ? moreFrag : 0
             off += chunk

@@ -41,6 +41,8 @@ public struct PortState {
     public var acceptsVnet: Bool
     /// Frames were delivered to this kernel port during this pass and must be handed to the kernel.
     public var needsTransmit = false
+    /// Head of a tx ring that stopped on an incomplete multi-slot frame: not "pending" for sleep purposes.
+    public var stalledHead = UInt32.max
     public var stats = PortStats()
 
     public init(tx: KRing, rx: KRing, region: Region, csb: UnsafeMutablePointer<swale_csb>?, kickFD: Int32, notifyFD: Int32,

@@ -98,3 +98,9 @@ int swale_setns_net(int fd);
 int swale_socket_error(int fd);
 
 #endif
+
+/* Seals a region's memfd against shrinking (a client truncating it would SIGBUS the service) and
+ * against further seals; growing stays possible. Returns 0 or -errno. */
+int swale_seal_region(int fd);
+/* 1 if the memfd cannot shrink, 0 if it can, -errno on error. */
+int swale_region_is_sealed(int fd);
