@@ -182,3 +182,24 @@ int swale_region_is_sealed(int fd) {
     if (s < 0) return -errno;
     return (s & F_SEAL_SHRINK) ? 1 : 0;
 }
+
+int swale_doorbell(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0 ? -errno : 0;
+}
+
+int swale_doorbell_ring(int fd) {
+    char b = 1;
+    ssize_t n = send(fd, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return (n == 1 || errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+}
+
+uint64_t swale_doorbell_drain(int fd) {
+    char buf[64];
+    uint64_t count = 0;
+    for (int i = 0; i < 1024; i++) {   /* bounded: a peer ringing forever cannot pin us here */
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0) break;
+        count++;
+    }
+    return count;
+}

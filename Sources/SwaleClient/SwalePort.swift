@@ -13,7 +13,7 @@
  *   into the peer's rx ring by swapping buffer indices with slots the peer has released, then wakes
  *   the peer if it is waiting. Frames never pass through swaled.
  *
- * `fileDescriptor` is an eventfd to put in poll/epoll; `wait(...)` blocks on it with the
+ * `fileDescriptor` is a doorbell socket to put in poll/epoll; `wait(...)` blocks on it with the
  * need-wakeup handshake done right. The connection to swaled stays open while the port is open:
  * closing it (or the process dying) releases the port.
  */
@@ -46,11 +46,11 @@ public final class SwalePort {
 
     let connection: ControlConnection
     let region: Region
-    let notify: EventFD
-    let kick: EventFD
+    let notify: BellEnd
+    let kick: BellEnd
     let csb: UnsafeMutablePointer<swale_csb>
     var pipe: PipeLink?
-    /// How long wait() polls before it sleeps on the eventfd (0: sleep at once).
+    /// How long wait() polls before it sleeps on the doorbell (0: sleep at once).
     public var busyPollMicros = SwalePort.defaultBusyPoll
     /// SWALE_BUSY_POLL_US overrides the default (50 µs) for every port of the process.
     static let defaultBusyPoll: Int = {
@@ -89,8 +89,8 @@ public final class SwalePort {
     init(info: OpenInfo, fds: [Int32], connection: ControlConnection) throws {
         self.connection = connection
         region = try Region(mapping: fds[0], bufSize: info.bufSize)
-        notify = EventFD(adopting: fds[1])
-        kick = EventFD(adopting: fds[2])
+        notify = BellEnd(adopting: fds[1])
+        kick = BellEnd(adopting: fds[2])
         name = info.name
         isPipe = info.kind == "pipe"
         for off in [info.nifpOffset, info.txRing, info.rxRing, info.peerRxRing ?? 0, info.peerCsb ?? 0]
@@ -132,12 +132,12 @@ public final class SwalePort {
             let moved = pipe.txsync(limit: &tx.bufLimit, errors: &peerErrors)
             if moved > 0 {
                 swale_fence()
-                if swale_load_relaxed(&pipe.peerCsb.pointee.app_rx_waiting) != 0 { kick.signal() }
+                if swale_load_relaxed(&pipe.peerCsb.pointee.app_rx_waiting) != 0 { kick.ring() }
             }
             return
         }
         swale_fence()
-        if swale_load_relaxed(&csb.pointee.switch_sleeping) != 0 { kick.signal() }
+        if swale_load_relaxed(&csb.pointee.switch_sleeping) != 0 { kick.ring() }
     }
 
     /// Tells the other side that rx slots up to head were released.
@@ -145,7 +145,7 @@ public final class SwalePort {
     public func rxSync() {
         if let pipe {
             swale_fence()
-            if swale_load_relaxed(&pipe.peerCsb.pointee.app_tx_waiting) != 0 { kick.signal() }
+            if swale_load_relaxed(&pipe.peerCsb.pointee.app_tx_waiting) != 0 { kick.ring() }
         }
     }
 

@@ -2,7 +2,7 @@
  * ControlSocket — the control channel between swaled and its clients (swalectl, applications).
  *
  * A UNIX stream socket carrying newline-delimited JSON: one request, one reply. File descriptors
- * (a region's memfd, eventfds) ride along with a reply as SCM_RIGHTS ancillary data on the same
+ * (a region's memfd, doorbell sockets) ride along with a reply as SCM_RIGHTS ancillary data on the same
  * sendmsg, so they arrive together with the first bytes of that reply. Each application port or
  * pipe end is held by one connection: when the connection closes — the app closed the port, exited,
  * or was killed — the service releases everything it held, as closing a netmap fd does.

@@ -38,7 +38,7 @@ public struct Reply<T: Codable>: Codable {
 public struct Empty: Codable, Sendable { public init() {} }
 
 /// What a client needs to map an opened port or pipe end. Descriptors travel beside it, in order:
-/// region memfd, own notify eventfd, kick eventfd (switch port) or the peer's notify eventfd (pipe).
+/// region memfd, own notify doorbell (to poll), kick doorbell (switch port) or the peer's notify doorbell (pipe) (to ring).
 public struct OpenInfo: Codable, Sendable {
     public var name: String
     public var kind: String            // "port" or "pipe"

@@ -22,8 +22,10 @@ final class PortEntry {
     let kind: PortKind
     let pool: MemoryPool
     let layout: InterfaceLayout
-    let kick: EventFD
-    let notify: EventFD
+    /// App → switch: the app rings, the bridge polls.
+    let kick: Doorbell
+    /// Switch → app: the bridge rings, the app polls.
+    let notify: Doorbell
     var index: Int = -1
     /// Session holding it open (app ports).
     var openSession: Int?
@@ -39,7 +41,7 @@ final class PortEntry {
     var restorePromisc: Bool?
     var finalStats = PortStats()
 
-    init(bridge: String, name: String, kind: PortKind, pool: MemoryPool, layout: InterfaceLayout, kick: EventFD, notify: EventFD) {
+    init(bridge: String, name: String, kind: PortKind, pool: MemoryPool, layout: InterfaceLayout, kick: Doorbell, notify: Doorbell) {
         self.bridge = bridge
         self.name = name
         self.kind = kind
@@ -66,14 +68,16 @@ final class PipeEntry {
     let id: String
     let master: InterfaceLayout
     let slave: InterfaceLayout
-    let masterNotify: EventFD
-    let slaveNotify: EventFD
+    /// Rung by the slave's library, polled by the master's.
+    let masterNotify: Doorbell
+    /// Rung by the master's library, polled by the slave's.
+    let slaveNotify: Doorbell
     var masterSession: Int?
     var slaveSession: Int?
     var masterPid: Int?
     var slavePid: Int?
 
-    init(parent: PortEntry, id: String, master: InterfaceLayout, slave: InterfaceLayout, masterNotify: EventFD, slaveNotify: EventFD) {
+    init(parent: PortEntry, id: String, master: InterfaceLayout, slave: InterfaceLayout, masterNotify: Doorbell, slaveNotify: Doorbell) {
         self.parent = parent
         self.id = id
         self.master = master

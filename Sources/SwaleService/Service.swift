@@ -189,18 +189,18 @@ public final class Service: @unchecked Sendable {
 
     // MARK: ports
 
-    /// Creates the region, rings and eventfds of a port and plugs it into the bridge.
+    /// Creates the region, rings and doorbells of a port and plugs it into the bridge.
     func makePort(bridge b: BridgeEntry, name: String, kind: PortKind, slots: Int, adapter: PortAdapter? = nil, mtu: Int? = nil) throws -> PortEntry {
         let s = max(64, min(slots, 16384))
         let pool = try MemoryPool(name: "swale:\(b.bridge.name):\(name)", bufSize: options.bufSize, initialBlocks: 2 * s + 64)
         let layout = try pool.makeInterface(name: name, slots: s)
-        let kick = try EventFD()
-        let notify = try EventFD()
+        let kick = try Doorbell()
+        let notify = try Doorbell()
         let p = PortEntry(bridge: b.bridge.name, name: name, kind: kind, pool: pool, layout: layout, kick: kick, notify: notify)
         let tx = KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true)
         let rx = KRing(pool.ring(at: layout.rxRingOffsets[0]), isTx: false)
         let state = PortState(tx: tx, rx: rx, region: pool.region, csb: adapter == nil ? pool.csb(layout) : nil,
-                              kickFD: kick.fd, notifyFD: notify.fd, adapter: -1,
+                              kickFD: kick.waitEnd.fd, notifyFD: notify.ringEnd.fd, adapter: -1,
                               mtu: mtu ?? adapter?.mtu ?? (options.bridge.maxFrame - 14), acceptsVnet: adapter?.acceptsVnetHeader ?? false)
         guard let idx = b.bridge.addPort(state, adapter: adapter) else {
             kick.close(); notify.close()
@@ -262,7 +262,7 @@ public final class Service: @unchecked Sendable {
         let info = OpenInfo(name: p.fullName, kind: "port", bufSize: p.pool.bufSize, regionSize: p.pool.region.mappedSize,
                             nifpOffset: p.layout.nifpOffset, txRing: p.layout.txRingOffsets[0], rxRing: p.layout.rxRingOffsets[0],
                             slots: p.layout.slotsPerRing)
-        return (info, [p.pool.region.fd, p.notify.fd, p.kick.fd])
+        return (info, [p.pool.region.fd, p.notify.waitEnd.fd, p.kick.ringEnd.fd])
     }
 
     func findParent(_ parent: PortName, slots: Int) throws -> PortEntry {
@@ -302,7 +302,7 @@ public final class Service: @unchecked Sendable {
                 let limitBefore = p.pool.region.blockLimit
                 let m = try p.pool.makeInterface(name: "\(p.name){\(id)", slots: slots)
                 let s = try p.pool.makeInterface(name: "\(p.name)}\(id)", slots: slots)
-                pipe = PipeEntry(parent: p, id: id, master: m, slave: s, masterNotify: try EventFD(), slaveNotify: try EventFD())
+                pipe = PipeEntry(parent: p, id: id, master: m, slave: s, masterNotify: try Doorbell(), slaveNotify: try Doorbell())
                 if p.pool.region.blockLimit != limitBefore, let b = bridges[p.bridge], p.index >= 0 {
                     // The region grew: let the switch accept buffer indices in the new part.
                     b.bridge.updateBufferLimit(p.index, limit: p.pool.region.blockLimit)
@@ -335,7 +335,7 @@ public final class Service: @unchecked Sendable {
         info.peerCsb = peer.csbOffset
         let myNotify = role == .master ? pipe.masterNotify : pipe.slaveNotify
         let peerNotify = role == .master ? pipe.slaveNotify : pipe.masterNotify
-        return (info, [p.pool.region.fd, myNotify.fd, peerNotify.fd])
+        return (info, [p.pool.region.fd, myNotify.waitEnd.fd, peerNotify.ringEnd.fd])
     }
 
     func destroyPipe(_ pipe: PipeEntry) {

@@ -18,7 +18,7 @@ public struct BridgeConfig: Sendable {
     public var batch = 1024
     public var fdbCapacity = 1 << 20
     public var agingSeconds: UInt32 = 300
-    /// Keep polling this long after the last frame before sleeping on eventfds (0: sleep at once).
+    /// Keep polling this long after the last frame before sleeping on its doorbells (0: sleep at once).
     public var busyPollMicros = 50
     /// While polling, give the core away (sched_yield) instead of spinning (pause): better when more
     /// busy threads than cores share the machine, worse for latency when a core is free.
@@ -36,7 +36,7 @@ public final class Bridge: @unchecked Sendable {
     var adapters: [PortAdapter?]
     var portCount = 0       // highest active index + 1
     var activeCount = 0
-    private let wakeFD: EventFD
+    private let wake: Doorbell
     let epollFD: Int32
 
     private let mailboxLock = NSLock()
@@ -74,7 +74,7 @@ public final class Bridge: @unchecked Sendable {
         table = LearningTable(capacity: config.fdbCapacity, agingSeconds: config.agingSeconds)
         ports = .allocate(capacity: config.maxPorts)
         adapters = Array(repeating: nil, count: config.maxPorts)
-        wakeFD = try EventFD()
+        wake = try Doorbell()
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFD >= 0 else { throw SystemError("epoll_create1") }
         mailboxFlag = .allocate(capacity: 1)
@@ -91,7 +91,7 @@ public final class Bridge: @unchecked Sendable {
         dstMark = .allocate(capacity: config.maxPorts)
         dstMark.initialize(repeating: 0, count: config.maxPorts)
         scratch = .allocate(byteCount: Bridge.scratchBytes, alignment: 64)
-        addToEpoll(wakeFD.fd, tag: UInt64.max)
+        addToEpoll(wake.waitEnd.fd, tag: UInt64.max)
     }
 
     deinit {
@@ -103,7 +103,7 @@ public final class Bridge: @unchecked Sendable {
         snapIdx.deallocate(); snapLen.deallocate(); snapFlags.deallocate()
         dstList.deallocate(); dstMark.deallocate(); scratch.deallocate()
         close(epollFD)
-        wakeFD.close()
+        wake.close()
     }
 
     func addToEpoll(_ fd: Int32, tag: UInt64) {
@@ -146,7 +146,7 @@ public final class Bridge: @unchecked Sendable {
         mailbox.append { b in result = body(b); done.signal() }
         swale_store_release(mailboxFlag, 1)
         mailboxLock.unlock()
-        wakeFD.signal()
+        wake.ringEnd.ring()
         done.wait()
         return result!
     }
@@ -293,11 +293,11 @@ public final class Bridge: @unchecked Sendable {
             if n > 0 {
                 for k in 0..<Int(n) {
                     let tag = events[k].data.u64
-                    if tag == UInt64.max { wakeFD.drain(); continue }
+                    if tag == UInt64.max { wake.waitEnd.drain(); continue }
                     let i = Int(tag)
                     guard i < portCount, ports[i].active else { continue }
                     if ports[i].adapter < 0 {
-                        _ = swale_eventfd_drain(ports[i].kickFD)
+                        _ = swale_doorbell_drain(ports[i].kickFD)
                     } else if events[k].events & EPOLLERR.rawValue != 0 {
                         adapters[i]?.handlePollError()
                     }

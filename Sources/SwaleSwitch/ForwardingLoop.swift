@@ -190,7 +190,7 @@ extension Bridge {
         if let c = src.pointee.csb {
             swale_fence()
             if swale_load_relaxed(&c.pointee.app_tx_waiting) != 0 {
-                _ = swale_eventfd_signal(src.pointee.notifyFD)
+                _ = swale_doorbell_ring(src.pointee.notifyFD)
             }
         }
         return Int(consumed)
@@ -297,7 +297,7 @@ extension Bridge {
             } else if let c = dst.pointee.csb {
                 swale_fence()
                 if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 {
-                    _ = swale_eventfd_signal(dst.pointee.notifyFD)
+                    _ = swale_doorbell_ring(dst.pointee.notifyFD)
                 }
             }
         }

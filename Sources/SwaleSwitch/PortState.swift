@@ -30,9 +30,9 @@ public struct PortState {
     public var bufSize: Int
     public var bufLimit: UInt32
     public var csb: UnsafeMutablePointer<swale_csb>?
-    /// App → switch wake-ups (we poll it); -1 for kernel ports.
+    /// App → switch wake-ups: the doorbell end we poll; -1 for kernel ports.
     public var kickFD: Int32
-    /// Switch → app wake-ups; -1 for kernel ports.
+    /// Switch → app wake-ups: the doorbell end we ring; -1 for kernel ports.
     public var notifyFD: Int32
     /// Index into the bridge's adapter table, or -1 for an app port.
     public var adapter: Int32

@@ -104,3 +104,13 @@ int swale_socket_error(int fd);
 int swale_seal_region(int fd);
 /* 1 if the memfd cannot shrink, 0 if it can, -errno on error. */
 int swale_region_is_sealed(int fd);
+
+/* Doorbells: a nonblocking AF_UNIX datagram socketpair per wake-up direction. Unlike an eventfd,
+ * a client holding one end cannot make the service block on the other (MSG_DONTWAIT does not depend
+ * on the O_NONBLOCK flag the client could clear on a shared file description). fds[0] rings,
+ * fds[1] waits. Returns 0 or -errno. */
+int swale_doorbell(int fds[2]);
+/* Rings: 0, or 0 as well when the bell is already full (a wake-up is pending anyway). */
+int swale_doorbell_ring(int fd);
+/* Drains every pending ring; returns how many. */
+uint64_t swale_doorbell_drain(int fd);
