@@ -34,7 +34,11 @@ public final class ControlServer: @unchecked Sendable {
                 conn.close()
                 continue
             }
-            let sid = service.openSession(pid: Int(pid), uid: Int(uid))
+            guard let sid = service.openSession(pid: Int(pid), uid: Int(uid)) else {
+                log.warning("refused control connection from pid \(pid): \(Service.maxSessions) sessions open")
+                conn.close()
+                continue
+            }
             let t = Thread { [service, log] in
                 ControlServer.serve(conn, session: sid, service: service, log: log)
             }

@@ -52,8 +52,12 @@ public final class Service: @unchecked Sendable {
 
     // MARK: sessions
 
-    func openSession(pid: Int, uid: Int) -> Int {
+    /// Each session is a thread and a socket: bounded, so a client cannot exhaust the service.
+    public static let maxSessions = 8192
+
+    func openSession(pid: Int, uid: Int) -> Int? {
         lock.lock(); defer { lock.unlock() }
+        guard sessions.count < Service.maxSessions else { return nil }
         let id = nextSession
         nextSession += 1
         sessions[id] = Session(id: id, pid: pid, uid: uid)
