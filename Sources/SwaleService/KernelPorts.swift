@@ -111,19 +111,11 @@ extension Service {
                 }
             }
             try nl.setUp(name, true)
-            let adapter = try PacketSocketAdapter.attach(name: name, frameCount: options.packetRingFrames, netlink: nl)
-            do {
-                let p = try makePort(bridge: b, name: name, kind: .veth, slots: options.slots, adapter: adapter)
-                p.ifname = name
-                p.ifindex = adapter.ifindex
-                p.peerName = peer
-                p.created = true
-                log.info("veth port \(p.fullName) \(createdHere ? "created" : "re-attached") (peer \(peer)\(req.netns.map { " in netns \($0)" } ?? ""))")
-                return portInfo(p)
-            } catch {
-                adapter.close()
-                throw error
-            }
+            let p = try plugPacketSocket(name, into: b, kind: .veth, nl: nl)
+            p.peerName = peer
+            p.created = true
+            log.info("veth port \(p.fullName) \(createdHere ? "created" : "re-attached") (peer \(peer)\(req.netns.map { " in netns \($0)" } ?? ""))")
+            return portInfo(p)
         } catch {
             if createdHere { try? nl.delete(link: name) }   // deleting one end deletes the pair
             throw error
@@ -141,14 +133,20 @@ extension Service {
         }
         if info.flags & 0x8 != 0 { throw ServiceError("interface \(name) is a loopback device") }
         if b.ports[name] != nil { throw ServiceError("bridge \(b.bridge.name) already has a port named \(name)") }
+        let p = try plugPacketSocket(name, into: b, kind: .netdev, nl: nl)
+        p.created = false
+        log.info("interface \(name) attached to \(b.bridge.name)")
+        return portInfo(p)
+    }
+
+    /// Wraps an interface with a packet socket and plugs it into the bridge (socket closed on failure).
+    func plugPacketSocket(_ name: String, into b: BridgeEntry, kind: PortKind, nl: Netlink) throws -> PortEntry {
         let adapter = try PacketSocketAdapter.attach(name: name, frameCount: options.packetRingFrames, netlink: nl)
         do {
-            let p = try makePort(bridge: b, name: name, kind: .netdev, slots: options.slots, adapter: adapter)
+            let p = try makePort(bridge: b, name: name, kind: kind, slots: options.slots, adapter: adapter)
             p.ifname = name
             p.ifindex = adapter.ifindex
-            p.created = false
-            log.info("interface \(name) attached to \(b.bridge.name)")
-            return portInfo(p)
+            return p
         } catch {
             adapter.close()
             throw error
