@@ -79,7 +79,10 @@ public enum Offload {
         let l4off = l3off + ipHdr
         guard ipHdr >= 20, l4off + 20 <= length else { return nil }
         let proto = isV4 ? Int(f.load(fromByteOffset: l3off + 9, as: UInt8.self)) : Int(f.load(fromByteOffset: l3off + 6, as: UInt8.self))
-        let isTCP = gsoType & 0x7f != gsoUDPL4 && gsoType & 0x7f != gsoUDP
+        // UFO (type 3) means IP fragmentation, not separate datagrams: not done here (the kernel no
+        // longer emits it); such a frame is refused and counted rather than cut wrongly.
+        guard gsoType & 0x7f != gsoUDP else { return nil }
+        let isTCP = gsoType & 0x7f != gsoUDPL4
         guard (isTCP && proto == 6) || (!isTCP && proto == 17) else { return nil }
         let l4hdr = isTCP ? Int(f.load(fromByteOffset: l4off + 12, as: UInt8.self) >> 4) * 4 : 8
         guard l4hdr >= 8 && (!isTCP || l4hdr >= 20) else { return nil }
