@@ -53,4 +53,5 @@ printf "%-28s %-26s %s\n" "case" "Mpps delivered min/med/max" "Gbit/s min/med/ma
 run_case unicast 60 dst
 run_case unicast 1514 dst
 run_case broadcast 60 r1 r2 r3
+run_case broadcast 1514 r1 r2 r3
 $B/swale-bench --entries 1048576 --lookups 50000000 --runs 3
