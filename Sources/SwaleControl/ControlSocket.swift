@@ -32,9 +32,16 @@ public final class ControlConnection {
     public let fd: Int32
     private var pending: [UInt8] = []
     private var pendingFDs: [Int32] = []
+    private var scanned = 0
+    /// Largest message accepted: replies can be large (a full MAC table), requests are small.
     public static let maxMessage = 64 << 20
+    public static let maxRequest = 1 << 20
+    public var limit: Int
 
-    public init(fd: Int32) { self.fd = fd }
+    public init(fd: Int32, limit: Int = ControlConnection.maxMessage) {
+        self.fd = fd
+        self.limit = limit
+    }
 
     /// Connects to the service's socket.
     public static func connect(path: String) throws -> ControlConnection {
@@ -86,14 +93,16 @@ public final class ControlConnection {
     /// Receives one message; nil at end of stream. Descriptors that came with it are returned.
     public func receive() throws -> (Data, [Int32])? {
         while true {
-            if let nl = pending.firstIndex(of: UInt8(ascii: "\n")) {
+            if let nl = pending[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
                 let msg = Data(pending[..<nl])
                 pending.removeSubrange(...nl)
+                scanned = 0
                 let fds = pendingFDs
                 pendingFDs = []
                 return (msg, fds)
             }
-            guard pending.count < ControlConnection.maxMessage else { throw ControlError("message larger than \(ControlConnection.maxMessage) bytes") }
+            scanned = pending.count   // only new bytes are searched for the end of the message
+            guard pending.count < limit else { throw ControlError("message larger than \(limit) bytes") }
             var buf = [UInt8](repeating: 0, count: 65536)
             var fds = [Int32](repeating: -1, count: 16)
             var nfds: Int32 = 0
@@ -156,7 +165,7 @@ public final class ControlListener {
         let c = Glibc.accept(fd, nil, nil)
         guard c >= 0 else { return nil }
         _ = fcntl(c, F_SETFD, FD_CLOEXEC)
-        return ControlConnection(fd: c)
+        return ControlConnection(fd: c, limit: ControlConnection.maxRequest)
     }
 
     public func close() {

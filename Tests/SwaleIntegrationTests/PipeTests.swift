@@ -194,3 +194,30 @@ final class PingPongTests: XCTestCase {
         XCTAssertTrue(try svc.eventually(10) { try svc.status().bridges.first?.ports == 0 })
     }
 }
+
+final class ControlInputTests: XCTestCase {
+    func testHostileControlInputGetsErrorsAndTheServiceKeepsServing() throws {
+        let svc = try ServiceFixture()
+        defer { XCTAssertEqual(svc.stop(), 0) }
+        let conn = try ControlConnection.connect(path: svc.socket)
+        defer { conn.close() }
+        func ask(_ text: String) throws -> String {
+            try conn.send(Data(text.utf8))
+            let (data, fds) = try XCTUnwrap(try conn.receive())
+            fds.forEach { close($0) }
+            return String(decoding: data, as: UTF8.self)
+        }
+        XCTAssertTrue(try ask("not json").contains("malformed request"))
+        XCTAssertTrue(try ask(#"{"op":"reboot"}"#).contains("unknown operation"))
+        XCTAssertTrue(try ask(#"{"op":"bridge.add","bridge":"vale0"}"#).contains("\"ok\":true"))
+        XCTAssertTrue(try ask(#"{"op":"bridge.aging","bridge":"vale0","mtu":4294967296}"#).contains("aging time must be"))
+        XCTAssertTrue(try ask(#"{"op":"open","name":"vale0:p{1","slots":1}"#).contains("\"ok\":true"), "tiny ring sizes are clamped")
+        // A request with no end: the connection is dropped, the service is fine.
+        let big = try ControlConnection.connect(path: svc.socket)
+        defer { big.close() }
+        let blob = Data(repeating: UInt8(ascii: "a"), count: 2 << 20)
+        try? big.send(blob)
+        XCTAssertNil(try? big.receive() ?? nil)
+        XCTAssertEqual(try svc.status().bridges.count, 1)
+    }
+}
