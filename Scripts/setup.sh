@@ -5,7 +5,8 @@
 set -eu
 need=""
 for p in libnl-3-dev libnl-route-3-dev pkg-config iproute2 iperf3 iputils-ping ethtool procps; do
-    dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+    # "installed", not merely known to dpkg (a removed package keeps a config-files record)
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
 done
 if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive
