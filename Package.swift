@@ -32,9 +32,9 @@ let package = Package(
         // Memory and rings: regions, buffer allocator, ring index rules, sync validation, pipes.
         .target(name: "SwaleMemory", dependencies: ["CSwale"], swiftSettings: hotPath),
         // Switch core: learning table, bridges, forwarding loop, counters.
-        .target(name: "SwaleSwitch", dependencies: ["SwaleMemory", "CSwale"], swiftSettings: hotPath),
+        .target(name: "SwaleSwitch", dependencies: ["SwaleMemory", "SwaleNames", "CSwale"], swiftSettings: hotPath),
         // Kernel adapters: netlink, TAP, AF_PACKET.
-        .target(name: "SwaleKernel", dependencies: ["SwaleMemory", "CSwale", "CNetlink"], swiftSettings: hotPath),
+        .target(name: "SwaleKernel", dependencies: ["SwaleMemory", "SwaleNames", "CSwale", "CNetlink"], swiftSettings: hotPath),
         // Control protocol: JSON messages over a UNIX socket, fds with SCM_RIGHTS.
         .target(name: "SwaleControl", dependencies: ["CSwale", "SwaleNames"]),
         // The service: owns bridges, ports, pipes and client sessions.

@@ -37,6 +37,7 @@
  * Not thread-safe: one Netlink (one socket) per thread or actor.
  */
 import CNetlink
+import SwaleNames
 import CSwale
 import Glibc
 
@@ -138,14 +139,9 @@ public final class Netlink {
 
     /// Linux interface names: 1...15 bytes, no '/', ':' or whitespace, not "." or "..".
     public static func validateName(_ name: String) throws {
-        let b = Array(name.utf8)
-        guard !b.isEmpty else { throw NetlinkError("validate", "\"\"", reason: "interface name is empty") }
-        guard b.count <= 15 else {
-            throw NetlinkError("validate", name, reason: "interface name is \(b.count) bytes; Linux allows at most 15")
-        }
-        if name == "." || name == ".." { throw NetlinkError("validate", name, reason: "interface name may not be \(name)") }
-        for (i, c) in b.enumerated() where c == UInt8(ascii: "/") || c == UInt8(ascii: ":") || c <= 32 || c == 127 {
-            throw NetlinkError("validate", name, reason: "interface name has an invalid character at byte \(i)")
+        // The one name grammar (SwaleNames) decides; this only puts it in netlink's error type.
+        do { try Names.validateInterfaceName(name) } catch {
+            throw NetlinkError("validate", name, reason: error.description)
         }
     }
 
@@ -155,25 +151,13 @@ public final class Netlink {
     }
 
     public static func formatMAC(_ mac: [UInt8]) -> String {
-        let hex: [Character] = Array("0123456789abcdef")
-        var s = ""
-        for (i, b) in mac.enumerated() {
-            if i > 0 { s.append(":") }
-            s.append(hex[Int(b >> 4)]); s.append(hex[Int(b & 15)])
-        }
-        return s
+        Names.formatMAC(mac.prefix(6).reduce(0) { $0 << 8 | UInt64($1) })
     }
 
-    /// "02:00:00:aa:bb:cc" → 6 bytes, or nil.
+    /// "02:00:00:aa:bb:cc" → 6 bytes, or nil (parsed by the one MAC parser in SwaleNames).
     public static func parseMAC(_ text: String) -> [UInt8]? {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 6 else { return nil }
-        var out: [UInt8] = []
-        for p in parts {
-            guard p.count >= 1, p.count <= 2, let v = UInt8(p, radix: 16) else { return nil }
-            out.append(v)
-        }
-        return out
+        guard let v = try? Names.parseMAC(text) else { return nil }
+        return (0..<6).map { UInt8(truncatingIfNeeded: v >> (40 - 8 * UInt64($0))) }
     }
 
     // MARK: queries

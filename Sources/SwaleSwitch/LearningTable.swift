@@ -73,6 +73,7 @@
  */
 
 import Glibc
+import SwaleNames
 
 public final class LearningTable {
     /// Returned by `lookup` when the MAC is unknown or its entry has expired.
@@ -196,18 +197,7 @@ public final class LearningTable {
     }
 
     /// "aa:bb:cc:dd:ee:ff" (control plane).
-    public static func string(_ mac: UInt64) -> String {
-        let hex: [Character] = Array("0123456789abcdef")
-        var s = ""
-        s.reserveCapacity(17)
-        for i in 0..<6 {
-            let b = Int((mac >> UInt64(40 - 8 * i)) & 0xff)
-            if i > 0 { s.append(":") }
-            s.append(hex[b >> 4])
-            s.append(hex[b & 15])
-        }
-        return s
-    }
+    public static func string(_ mac: UInt64) -> String { Names.formatMAC(mac) }
 
     // MARK: - Hot path
 
