@@ -58,6 +58,19 @@ final class AdapterCounters {
 
     subscript(_ c: C) -> UInt64 { swale_load_relaxed_u64(values + c.rawValue) }
 
+    /// One receive batch's tally (counts an adapter does not keep stay 0).
+    @inline(__always)
+    func addRx(frames: Int, bytes: Int, gso: Int, calls: Int = 0, truncated: Int, runts: Int, errors: Int = 0, vlans: Int = 0) {
+        add(.rxFrames, frames)
+        add(.rxBytes, bytes)
+        add(.rxGSOFrames, gso)
+        add(.rxSyscalls, calls)
+        add(.rxTruncated, truncated)
+        add(.rxRunts, runts)
+        add(.rxErrors, errors)
+        add(.rxVlanRestored, vlans)
+    }
+
     /// One transmit batch's tally (both adapters count the same things).
     @inline(__always)
     func addTx(frames: Int, bytes: Int, gso: Int, calls: Int, errors: Int, bad: Int, down: Int) {

@@ -302,12 +302,7 @@ public final class PacketSocketAdapter: PortAdapter {
             bytes += snap + (vlan ? 4 : 0)
         }
         if i != start { tx.advance(to: i) }
-        stats.add(.rxFrames, frames)
-        stats.add(.rxBytes, bytes)
-        stats.add(.rxGSOFrames, gso)
-        stats.add(.rxTruncated, truncated)
-        stats.add(.rxRunts, runts)
-        stats.add(.rxVlanRestored, vlans)
+        stats.addRx(frames: frames, bytes: bytes, gso: gso, truncated: truncated, runts: runts, vlans: vlans)
         return frames
     }
 

@@ -192,13 +192,7 @@ public final class TapAdapter: PortAdapter {
             frames += 1
         }
         if i != start { tx.advance(to: i) }
-        stats.add(.rxFrames, frames)
-        stats.add(.rxBytes, bytes)
-        stats.add(.rxGSOFrames, gso)
-        stats.add(.rxSyscalls, calls)
-        stats.add(.rxTruncated, truncated)
-        stats.add(.rxRunts, runts)
-        stats.add(.rxErrors, errors)
+        stats.addRx(frames: frames, bytes: bytes, gso: gso, calls: calls, truncated: truncated, runts: runts, errors: errors)
         return frames
     }
 

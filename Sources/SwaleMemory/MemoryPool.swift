@@ -47,8 +47,8 @@ public final class MemoryPool {
         return b
     }
 
-    private func ensure(_ count: Int, contiguous: Bool) throws {
-        if contiguous ? false : allocator.freeCount >= count { return }
+    /// Grows the region by at least `count` blocks (called when an allocation just failed).
+    private func grow(atLeast count: Int) throws {
         let total = MemoryPool.pageAligned(allocator.total + max(count + 8, growthBlocks, allocator.total / 2), bufSize: region.bufSize)
         let add = total - allocator.total
         try region.grow(toBlocks: allocator.total + add)
@@ -57,14 +57,14 @@ public final class MemoryPool {
 
     public func allocateRun(_ count: Int) throws -> UInt32 {
         if let s = allocator.allocate(count: count) { return s }
-        try ensure(count, contiguous: true)
+        try grow(atLeast: count)
         guard let s = allocator.allocate(count: count) else { throw SystemError("allocate", errno: ENOMEM, detail: "\(count) blocks") }
         return s
     }
 
     public func allocateBuffer() throws -> UInt32 {
         if let s = allocator.allocate() { return s }
-        try ensure(1, contiguous: false)
+        try grow(atLeast: 1)
         guard let s = allocator.allocate() else { throw SystemError("allocate", errno: ENOMEM, detail: "buffer") }
         return s
     }

@@ -43,8 +43,6 @@ extension Service {
     /// Creates the configured bridges and ports; errors are logged per item, the rest still applies.
     public func apply(_ cfg: ServiceConfigFile) {
         for b in cfg.bridges ?? [] {
-            var req = Request(op: "bridge.add")
-            req.bridge = b.name
             lock.lock()
             do {
                 let e = try addBridge(b.name, mustBeNew: false)

@@ -168,7 +168,7 @@ public final class Bridge: @unchecked Sendable {
     /// Installs a port; returns its index or nil when the bridge is full.
     public func addPort(_ state: PortState, adapter: PortAdapter?) -> Int? {
         perform { b -> Int? in
-            guard let i = (0..<b.config.maxPorts).first(where: { !b.ports[$0].active || $0 >= b.portCount }) else { return nil }
+            guard let i = (0..<b.config.maxPorts).first(where: { $0 >= b.portCount || !b.ports[$0].active }) else { return nil }  // never read past initialized slots
             var s = state
             s.active = true
             if let adapter {
