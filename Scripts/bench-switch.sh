@@ -1,25 +1,13 @@
 #!/bin/bash
 # App -> switch -> app throughput with swale-pktgen (not a test; prints numbers):
 #   unicast between two app ports (the receiver's MAC learned), 60- and 1514-byte frames;
-#   broadcast from one port to three others (four ports), 60-byte frames;
+#   broadcast from one port to three others (four ports), 60- and 1514-byte frames;
 # min/median/max of RUNS runs, plus the learning table alone at 1M entries.
 # Usage: Scripts/bench-switch.sh [RUNS] [FRAMES]
-set -euo pipefail
-cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 N=${2:-20000000}
 BATCH=${BATCH:-256}
-export PATH="/opt/swift/usr/bin:$PATH"
-swift build -c release >/dev/null
-B=.build/release
-DIR=$(mktemp -d /tmp/swale-bench.XXXXXX)
-SOCK=$DIR/swaled.sock
-$B/swaled --socket "$SOCK" --log-level warning & SPID=$!
-PIDS=""
-trap 'kill $SPID 2>/dev/null || true; for p in $PIDS; do kill $p 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
-for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
-pps() { tail -1 "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["pps"], d["gbps"])'; }
-summary() { sort -g | awk '{a[NR]=$1} END {printf "%.2f / %.2f / %.2f", a[1], a[int((NR+1)/2)], a[NR]}'; }
+source "$(dirname "$0")/bench-common.sh"
 
 run_case() { # name len receivers...
     local name=$1 len=$2; shift 2
