@@ -130,7 +130,8 @@ public final class ControlListener {
     public let fd: Int32
     public let path: String
 
-    public init(path: String) throws {
+    /// `group`: the socket file's group (members may connect; the file is 0660).
+    public init(path: String, group: gid_t? = nil) throws {
         self.path = path
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
@@ -154,6 +155,12 @@ public final class ControlListener {
             throw ControlError("bind \(path): \(String(cString: strerror(e)))")
         }
         chmod(path, 0o660)
+        if let group, chown(path, uid_t.max, group) != 0 {
+            let e = errno
+            Glibc.close(fd)
+            unlink(path)
+            throw ControlError("chown \(path) to group \(group): \(String(cString: strerror(e)))")
+        }
         guard listen(fd, 128) == 0 else { throw ControlError("listen: \(String(cString: strerror(errno)))") }
         self.fd = fd
     }

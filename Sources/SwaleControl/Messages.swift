@@ -19,6 +19,9 @@ public struct Request: Codable, Sendable {
     public var mac: String?
     public var force: Bool?
     public var slots: Int?
+    public var batch: Int?
+    /// port.del: detach but keep an interface Swale created (vale-ctl -d).
+    public var keep: Bool?
 
     public init(op: String) { self.op = op }
 }
@@ -193,4 +196,10 @@ public enum ControlClient {
         }
         return (data, fds)
     }
+}
+
+/// `config.dump`: the running configuration in the config file's format.
+public struct ConfigText: Codable, Sendable {
+    public var text: String
+    public init(text: String) { self.text = text }
 }

@@ -105,6 +105,8 @@ public struct LinkInfo: Sendable, Equatable, CustomStringConvertible {
     public var masterIndex: Int32?
     /// IFLA_INFO_KIND: "veth", "tun", "bridge", "dummy"...; nil for hardware devices.
     public var kind: String?
+    /// IFLA_IFALIAS: Swale marks the interfaces it created here (see KernelPorts.swift).
+    public var alias: String? = nil
 
     public var isUp: Bool { flags & LinkFlags.up != 0 }
     public var isPromiscuous: Bool { flags & LinkFlags.promisc != 0 }
@@ -221,8 +223,26 @@ public final class Netlink {
         }
         let master = rtnl_link_get_master(link)
         let kind = rtnl_link_get_type(link).map { String(cString: $0) }
+        let alias = rtnl_link_get_ifalias(link).map { String(cString: $0) }
         return LinkInfo(name: name, ifindex: rtnl_link_get_ifindex(link), mtu: Int(rtnl_link_get_mtu(link)),
-                        mac: mac, flags: rtnl_link_get_flags(link), masterIndex: master > 0 ? master : nil, kind: kind)
+                        mac: mac, flags: rtnl_link_get_flags(link), masterIndex: master > 0 ? master : nil, kind: kind,
+                        alias: alias.flatMap { $0.isEmpty ? nil : $0 })
+    }
+
+    /// Every link in this namespace (one RTM_GETLINK dump).
+    public func links() throws -> [LinkInfo] {
+        var cache: OpaquePointer?
+        let err = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache)
+        if err < 0 { throw NetlinkError("list links", "all", nlError: err) }
+        guard let cache else { return [] }
+        defer { nl_cache_free(cache) }
+        var out: [LinkInfo] = []
+        var obj = nl_cache_get_first(cache)
+        while let o = obj {
+            out.append(Netlink.info(o))
+            obj = nl_cache_get_next(o)
+        }
+        return out
     }
 
     // MARK: create / delete
@@ -263,6 +283,12 @@ public final class Netlink {
         try change(name, up ? "set up" : "set down") { c in
             if up { rtnl_link_set_flags(c, LinkFlags.up) } else { rtnl_link_unset_flags(c, LinkFlags.up) }
         }
+    }
+
+    /// Sets the interface's alias (IFLA_IFALIAS, at most 255 bytes; "" clears it).
+    public func setAlias(_ name: String, _ alias: String) throws {
+        guard alias.utf8.count < 256 else { throw NetlinkError("set alias", name, reason: "an alias has at most 255 bytes") }
+        try change(name, "set alias") { c in rtnl_link_set_ifalias(c, alias) }
     }
 
     public func setMTU(_ name: String, _ mtu: Int) throws {

@@ -1,71 +1,180 @@
 /*
- * Config — the declarative service configuration (Config/swale.json): bridges with their settings
- * and their kernel ports. Applied at start; applying it again after a restart picks up the
- * interfaces that are still there (a TAP or veth Swale created earlier is re-attached, not re-made).
+ * Config — applying a SwaleConfig (SwaleControl/Config) at start, and the running configuration
+ * that `swalectl config dump` prints in the same format.
+ *
+ * The file was checked as a whole before this runs (SwaleConfig.parse): an invalid file stops
+ * swaled before anything is created. What can still fail here depends on the machine (a namespace
+ * that is gone, an interface name taken by something else): such an item is logged with its file
+ * and line, and the rest applies, so one vanished container does not keep every other port down.
+ *
+ * After the config, `reconcileOwnedInterfaces` looks at the interfaces an earlier run of this
+ * swaled created (their alias says so, see OwnerTag): ones that came from the config and are no
+ * longer in it are deleted; ones added at run time with swalectl are attached again, so a restart
+ * loses nothing.
  */
 import Foundation
+import Glibc
 import SwaleControl
+import SwaleKernel
+import SwaleNames
 
-public struct ServiceConfigFile: Codable, Sendable {
-    public struct PortSpec: Codable, Sendable {
-        public var kind: String           // tap, veth, attach
-        public var name: String
-        public var peer: String?
-        public var netns: String?
-        public var address: String?
-        public var mtu: Int?
-        public var mac: String?
-    }
-    public struct BridgeSpec: Codable, Sendable {
-        public var name: String
-        public var agingSeconds: Int?
-        public var ports: [PortSpec]?
-    }
-    public var socket: String?
-    public var slots: Int?
-    public var batch: Int?
-    public var busyPollMicros: Int?
-    public var pollMode: String?
-    public var maxPorts: Int?
-    public var fdbCapacity: Int?
-    public var bridges: [BridgeSpec]?
-    public init() {}
-
-    public static func load(path: String) throws -> ServiceConfigFile {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ServiceError("cannot read config file \(path)") }
-        do { return try JSONDecoder().decode(ServiceConfigFile.self, from: data) } catch {
-            throw ServiceError("config file \(path) is not valid: \(error)")
-        }
+extension ServiceOptions {
+    /// Service-wide settings from the file; command-line options given explicitly win (swaled main).
+    public mutating func take(_ cfg: SwaleConfig) {
+        if let s = cfg.slots { slots = s }
+        if let b = cfg.batch { bridge.batch = b }
+        if let p = cfg.busyPollMicros { bridge.busyPollMicros = p }
+        if let m = cfg.pollMode { bridge.yieldWhilePolling = m == "yield" }
+        if let m = cfg.maxPorts { bridge.maxPorts = m }
+        if let f = cfg.fdbCapacity { bridge.fdbCapacity = f }
+        if let g = cfg.socketGroup { socketGroup = g }
+        if let n = cfg.clientMaxPorts { clientMaxPorts = n }
+        if let n = cfg.clientMaxPipes { clientMaxPipes = n }
     }
 }
 
 extension Service {
-    /// Creates the configured bridges and ports; errors are logged per item, the rest still applies.
-    public func apply(_ cfg: ServiceConfigFile) {
-        for b in cfg.bridges ?? [] {
-            lock.lock()
+    /// Creates the configured bridges and ports; per-item failures are logged with file:line.
+    public func apply(_ cfg: SwaleConfig, file: String) {
+        lock.lock(); defer { lock.unlock() }
+        for b in cfg.bridges {
+            let entry: BridgeEntry
             do {
-                let e = try addBridge(b.name, mustBeNew: false)
-                if let a = b.agingSeconds { e.bridge.setAging(UInt32(a)) }
-            } catch { log.error("config: bridge \(b.name): \(error)") }
-            lock.unlock()
-            for p in b.ports ?? [] {
-                var r = Request(op: p.kind == "attach" ? "port.attach" : "port.add")
-                r.bridge = b.name
-                r.kind = p.kind
-                r.port = p.name
-                r.ifname = p.name
-                r.peer = p.peer
-                r.netns = p.netns
-                r.address = p.address
-                r.mtu = p.mtu
-                r.mac = p.mac
-                lock.lock()
+                entry = try addBridge(b.name, mustBeNew: false, batch: b.batch)
+                if let a = b.agingSeconds { entry.bridge.setAging(UInt32(a)) }
+            } catch {
+                log.error("\(file):\(b.line): bridge \(b.name): \(error)")
+                continue
+            }
+            for p in b.ports {
                 do {
-                    _ = try (p.kind == "attach" ? attachPort(r) : addKernelPort(r, reuseExisting: true))
-                } catch { log.error("config: port \(p.name) on \(b.name): \(error)") }
-                lock.unlock()
+                    if p.kind == .attach {
+                        _ = try attachPort(bridge: entry, ifname: p.name, origin: .config)
+                    } else {
+                        _ = try addKernelPort(p, to: entry, origin: .config, reuseExisting: true)
+                    }
+                } catch {
+                    log.error("\(file):\(p.line): \(p.kind.rawValue) port \(p.name) on \(b.name): \(error)")
+                }
             }
         }
+        reconcileOwnedInterfaces(configured: Set(cfg.bridges.flatMap { $0.ports.map(\.name) }))
+    }
+
+    /// Interfaces an earlier run created: removed from the config → deleted; added with swalectl →
+    /// attached again (their alias carries what is needed).
+    func reconcileOwnedInterfaces(configured: Set<String>) {
+        guard let nl = try? netlink(), let links = try? nl.links() else { return }
+        let inUse = Set(bridges.values.flatMap { $0.ports.values.compactMap(\.ifname) })
+        for link in links {
+            guard var tag = OwnerTag(alias: link.alias), tag.instance == ownerInstance, !inUse.contains(link.name) else { continue }
+            tag.spec.name = link.name
+            if tag.origin == .config && !configured.contains(link.name) {
+                do {
+                    try nl.delete(link: link.name)
+                    log.notice("interface \(link.name) (\(tag.spec.kind.rawValue)) is no longer in the configuration: deleted")
+                } catch { log.warning("deleting \(link.name), which left the configuration: \(error)") }
+                continue
+            }
+            if tag.origin == .config { continue }   // configured, but failed to apply: logged above
+            guard let bname = tag.bridge else {
+                looseInterfaces[link.name] = tag.spec
+                log.info("interface \(link.name) (created with -n) found again, not attached")
+                continue
+            }
+            do {
+                let b = try addBridge(bname, mustBeNew: false)
+                _ = try addKernelPort(tag.spec, to: b, origin: .cli, reuseExisting: true)
+            } catch {
+                log.error("re-attaching \(link.name) to \(bname) (added with swalectl before the restart): \(error)")
+            }
+        }
+    }
+
+    /// The running configuration: settings in effect, bridges, and their kernel ports.
+    func runningConfig() -> SwaleConfig {
+        var c = SwaleConfig()
+        let o = options
+        c.socket = o.socketPath
+        c.socketGroup = o.socketGroup
+        c.slots = o.slots
+        c.batch = o.bridge.batch
+        c.busyPollMicros = o.bridge.busyPollMicros
+        c.pollMode = o.bridge.yieldWhilePolling ? "yield" : "spin"
+        c.maxPorts = o.bridge.maxPorts
+        c.fdbCapacity = o.bridge.fdbCapacity
+        c.clientMaxPorts = o.clientMaxPorts
+        c.clientMaxPipes = o.clientMaxPipes
+        for name in bridges.keys.sorted() {
+            let e = bridges[name]!
+            var b = SwaleConfig.Bridge(name: name)
+            b.agingSeconds = Int(e.bridge.agingSeconds)
+            b.batch = e.bridge.config.batch == o.bridge.batch ? nil : e.bridge.config.batch
+            b.ports = e.ports.values.sorted { $0.index < $1.index }.compactMap(\.spec)
+            c.bridges.append(b)
+        }
+        return c
+    }
+}
+
+/// Where a kernel port came from: the config file or a swalectl command at run time.
+enum PortOrigin: String { case config, cli }
+
+/// The alias Swale writes on each interface it creates:
+///   `swale:<instance> <origin> <bridge|-> <kind> [peer=P] [netns=N] [address=A] [mtu=M] [mac=X]`
+/// `instance` is a hash of the control socket path, so two swaleds on one machine (tests, a second
+/// instance) never claim each other's interfaces. The kernel keeps it with the interface — no state
+/// file to lose or to disagree with what exists.
+struct OwnerTag: Equatable {
+    var instance: String
+    var origin: PortOrigin
+    var bridge: String?
+    var spec: SwaleConfig.Port
+
+    init(instance: String, origin: PortOrigin, bridge: String?, spec: SwaleConfig.Port) {
+        self.instance = instance; self.origin = origin; self.bridge = bridge; self.spec = spec
+    }
+
+    static func instance(socketPath: String) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a
+        for b in socketPath.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(h, radix: 16)
+    }
+
+    /// The alias text; optional fields that would push it past 255 bytes are left out.
+    var alias: String {
+        var s = "swale:\(instance) \(origin.rawValue) \(bridge ?? "-") \(spec.kind.rawValue)"
+        let fields: [(String, String?)] = [("peer", spec.peer), ("mtu", spec.mtu.map(String.init)), ("mac", spec.mac),
+                                           ("address", spec.address), ("netns", spec.netns)]
+        for (k, v) in fields {
+            guard let v, !v.contains(where: { $0.isWhitespace || $0 == "=" }) else { continue }
+            let item = " \(k)=\(v)"
+            if s.utf8.count + item.utf8.count <= 255 { s += item }
+        }
+        return s
+    }
+
+    /// nil for any alias that is not one of ours (or is damaged): such interfaces are never touched.
+    init?(alias: String?) {
+        guard let alias, alias.hasPrefix("swale:") else { return nil }
+        let parts = alias.dropFirst(6).split(separator: " ").map(String.init)
+        guard parts.count >= 4, let origin = PortOrigin(rawValue: parts[1]), let kind = SwaleConfig.PortKind(rawValue: parts[3]),
+              kind != .attach else { return nil }
+        let bridge: String? = parts[2] == "-" ? nil : parts[2]
+        if let bridge, (try? Names.validateBridge(bridge)) == nil { return nil }
+        var fields: [String: String] = [:]
+        for item in parts.dropFirst(4) {
+            guard let eq = item.firstIndex(of: "=") else { return nil }
+            fields[String(item[..<eq])] = String(item[item.index(after: eq)...])
+        }
+        // The name is filled in by the caller from the interface itself.
+        var spec = SwaleConfig.Port(kind: kind, name: "")
+        spec.peer = fields["peer"]
+        spec.netns = fields["netns"]
+        spec.address = fields["address"]
+        spec.mtu = fields["mtu"].flatMap { Int($0) }
+        spec.mac = fields["mac"]
+        if kind == .veth, spec.peer == nil { return nil }
+        self.init(instance: parts[0], origin: origin, bridge: bridge, spec: spec)
     }
 }

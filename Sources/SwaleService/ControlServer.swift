@@ -16,9 +16,9 @@ public final class ControlServer: @unchecked Sendable {
     let listener: ControlListener
     let log: Logger
 
-    public init(service: Service, path: String, logger: Logger) throws {
+    public init(service: Service, path: String, group: gid_t? = nil, logger: Logger) throws {
         self.service = service
-        self.listener = try ControlListener(path: path)
+        self.listener = try ControlListener(path: path, group: group)
         self.log = logger
     }
 
@@ -29,12 +29,12 @@ public final class ControlServer: @unchecked Sendable {
             guard let conn = listener.accept(timeoutMs: 200) else { continue }
             var pid: UInt32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
             guard swale_peer_cred(conn.fd, &pid, &uid, &gid) == 0 else { conn.close(); continue }
-            guard allowed(uid: uid, gid: gid) else {
+            guard allowed(uid: uid, gid: gid, pid: pid) else {
                 log.warning("refused control connection from pid \(pid) uid \(uid): not root, not the service's user, not in the socket's group")
                 conn.close()
                 continue
             }
-            guard let sid = service.openSession(pid: Int(pid), uid: Int(uid)) else {
+            guard let sid = service.openSession(pid: Int(pid), uid: Int(uid), gid: Int(gid)) else {
                 log.warning("refused control connection from pid \(pid): \(Service.maxSessions) sessions open")
                 conn.close()
                 continue
@@ -48,11 +48,16 @@ public final class ControlServer: @unchecked Sendable {
         listener.close()
     }
 
-    /// Root, the service's own user, or the socket's group (the file is 0660).
-    func allowed(uid: UInt32, gid: UInt32) -> Bool {
+    /// Root, the service's own user, or a member of the socket's group (the file is 0660):
+    /// primary group from SO_PEERCRED, supplementary ones from /proc/PID/status.
+    func allowed(uid: UInt32, gid: UInt32, pid: UInt32) -> Bool {
         if uid == 0 || uid == getuid() { return true }
         var st = stat()
-        return stat(listener.path, &st) == 0 && st.st_gid == gid
+        guard stat(listener.path, &st) == 0 else { return false }
+        if st.st_gid == gid { return true }
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") }) else { return false }
+        return line.dropFirst(7).split(separator: " ").contains { UInt32($0) == st.st_gid }
     }
 
     static func serve(_ conn: ControlConnection, session: Int, service: Service, log: Logger) {

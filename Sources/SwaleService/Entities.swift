@@ -37,6 +37,9 @@ final class PortEntry {
     var ifindex: Int32?
     var peerName: String?
     var created = false
+    /// How to make it again: what `config dump` prints and the owner tag carries (kernel ports).
+    var spec: SwaleConfig.Port?
+    var origin = PortOrigin.cli
     var adapter: PortAdapter?
     var restorePromisc: Bool?
     var finalStats = PortStats()
@@ -99,10 +102,12 @@ final class Session {
     let id: Int
     let pid: Int
     let uid: Int
+    let gid: Int
     var holdings: [Holding] = []
-    init(id: Int, pid: Int, uid: Int) {
+    init(id: Int, pid: Int, uid: Int, gid: Int) {
         self.id = id
         self.pid = pid
         self.uid = uid
+        self.gid = gid
     }
 }

@@ -37,94 +37,127 @@ extension Service {
         return ifname
     }
 
-    func addKernelPort(_ req: Request, reuseExisting: Bool = false) throws -> PortInfo {
+    /// `port add` from a client: the request becomes a port spec like a config file's.
+    func addKernelPort(_ req: Request) throws -> PortInfo {
         let b = try bridgeEntry(req.bridge ?? "")
-        guard let kind = req.kind, kind == "tap" || kind == "veth" else {
+        guard let k = req.kind, let kind = SwaleConfig.PortKind(rawValue: k), kind != .attach else {
             throw ServiceError("port kind must be 'tap' or 'veth' (got '\(req.kind ?? "")'); use 'port attach' for an existing interface")
         }
-        let name = try kernelPortName(req.ifname ?? req.port ?? "")
+        var spec = SwaleConfig.Port(kind: kind, name: req.ifname ?? req.port ?? "")
+        spec.peer = req.peer; spec.netns = req.netns; spec.address = req.address; spec.mtu = req.mtu; spec.mac = req.mac
+        return portInfo(try addKernelPort(spec, to: b, origin: .cli, reuseExisting: false))
+    }
+
+    /// Creates (or, with `reuseExisting`, picks up an interface this swaled created earlier) a TAP or
+    /// veth port, attaches it, and tags the interface as ours (OwnerTag).
+    func addKernelPort(_ spec: SwaleConfig.Port, to b: BridgeEntry, origin: PortOrigin, reuseExisting: Bool) throws -> PortEntry {
+        var spec = spec
+        let kind = spec.kind
+        let name = try kernelPortName(spec.name)
         if b.ports[name] != nil { throw ServiceError("bridge \(b.bridge.name) already has a port named \(name)") }
         let nl = try netlink()
         var mac: [UInt8]?
-        if let m = req.mac {
+        if let m = spec.mac {
             guard let parsed = Netlink.parseMAC(m) else { throw ServiceError("invalid MAC address '\(m)'") }
+            guard parsed[0] & 1 == 0 else { throw ServiceError("MAC address \(m) is a group address; a port needs a unicast one") }
             mac = parsed
+            spec.mac = Netlink.formatMAC(parsed)
         }
-        if let mtu = req.mtu, !(68...65535).contains(mtu) { throw ServiceError("MTU \(mtu) out of range (68-65535)") }
+        if let mtu = spec.mtu, !SwaleConfig.mtuRange.contains(mtu) { throw ServiceError("MTU \(mtu) out of range (68-65535)") }
 
-        if kind == "tap" {
-            let existed = nl.exists(name: name)
-            if existed {
-                let info = try nl.linkInfo(name: name)
-                guard reuseExisting, info?.kind == "tun" else {
-                    throw ServiceError("interface \(name) already exists\(info?.kind.map { " (a \($0))" } ?? ""); pick another name or use 'port attach'")
-                }
+        // An interface of that name may be one this swaled made before (a restart): take it back.
+        var existed = false
+        if let info = try nl.linkInfo(name: name) {
+            let ours = OwnerTag(alias: info.alias)?.instance == ownerInstance
+            let expected = kind == .tap ? "tun" : "veth"
+            guard reuseExisting, ours, info.kind == expected else {
+                throw ServiceError("interface \(name) already exists\(info.kind.map { " (a \($0))" } ?? "")\(ours || info.alias == nil ? "" : " and was not created by this swaled"); pick another name or use 'port attach'")
             }
-            let tap = try TapAdapter.create(name: name, mtu: req.mtu, mac: mac, up: true, persist: true, netlink: nl)
+            existed = true
+            looseInterfaces[name] = nil
+        }
+        let p: PortEntry
+        if kind == .tap {
+            let tap = try TapAdapter.create(name: name, mtu: spec.mtu, mac: mac, up: true, persist: true, netlink: nl)
             do {
-                let p = try makePort(bridge: b, name: name, kind: .tap, slots: options.slots, adapter: tap)
-                p.ifname = name
-                p.ifindex = tap.ifindex
-                p.created = true
-                log.info("tap port \(p.fullName) \(existed ? "re-attached" : "created")")
-                return portInfo(p)
+                p = try makePort(bridge: b, name: name, kind: .tap, slots: options.slots, adapter: tap)
             } catch {
-                tap.destroy()
+                if !existed { tap.destroy() }
                 throw error
             }
+            p.ifname = name
+            p.ifindex = tap.ifindex
+        } else {
+            p = try addVeth(spec, name: name, mac: mac, existed: existed, into: b, nl: nl)
         }
+        p.created = true
+        p.spec = spec
+        p.origin = origin
+        tagInterface(p)
+        log.info("\(kind.rawValue) port \(p.fullName) \(existed ? "re-attached" : "created")\(spec.peer.map { " (peer \($0)\(spec.netns.map { " in netns \($0)" } ?? ""))" } ?? "")")
+        return p
+    }
 
-        // veth
-        guard let peer = req.peer, !peer.isEmpty else { throw ServiceError("a veth port needs --peer NAME for the other end") }
+    private func addVeth(_ spec: SwaleConfig.Port, name: String, mac: [UInt8]?, existed: Bool, into b: BridgeEntry, nl: Netlink) throws -> PortEntry {
+        guard let peer = spec.peer, !peer.isEmpty else { throw ServiceError("a veth port needs --peer NAME for the other end") }
         try Netlink.validateName(peer)
         guard peer != name else { throw ServiceError("veth peer name must differ from the port name") }
         var nsPath: String?
-        if let ns = req.netns, !ns.isEmpty {
+        if let ns = spec.netns, !ns.isEmpty {
             let path = Netlink.namespacePath(ns)
             guard FileManager.default.fileExists(atPath: path) else {
                 throw ServiceError("network namespace '\(ns)' does not exist (\(path))")
             }
             nsPath = path
         }
-        if let a = req.address, nsPath == nil, a.isEmpty { throw ServiceError("empty --address") }
-        var createdHere = false
-        if nl.exists(name: name) {
-            let info = try nl.linkInfo(name: name)
-            guard reuseExisting, info?.kind == "veth" else {
-                throw ServiceError("interface \(name) already exists\(info?.kind.map { " (a \($0))" } ?? ""); pick another name or use 'port attach'")
-            }
-        } else {
+        if let a = spec.address, !SwaleConfig.isCIDR(a) { throw ServiceError("address '\(a)' is not an address with a prefix length (10.0.0.1/24)") }
+        if !existed {
             if nsPath == nil, nl.exists(name: peer) { throw ServiceError("interface \(peer) (the peer) already exists") }
             try nl.createVeth(name: name, peer: peer)
-            createdHere = true
         }
         do {
-            if createdHere {
-                if let mtu = req.mtu { try nl.setMTU(name, mtu); try nl.setMTU(peer, mtu) }
+            if !existed {
+                if let mtu = spec.mtu { try nl.setMTU(name, mtu); try nl.setMTU(peer, mtu) }
                 if let mac { try nl.setMAC(peer, mac) }
                 if let nsPath {
                     try nl.moveToNamespace(link: peer, nsPath: nsPath)
-                    try nl.configureInNamespace(nsPath: nsPath, link: peer, up: true, address: req.address, mtu: nil)
+                    try nl.configureInNamespace(nsPath: nsPath, link: peer, up: true, address: spec.address, mtu: nil)
                 } else {
                     try nl.setUp(peer, true)
-                    if let a = req.address { try nl.addAddress(link: peer, cidr: a) }
+                    if let a = spec.address { try nl.addAddress(link: peer, cidr: a) }
                 }
             }
             try nl.setUp(name, true)
             let p = try plugPacketSocket(name, into: b, kind: .veth, nl: nl)
             p.peerName = peer
-            p.created = true
-            log.info("veth port \(p.fullName) \(createdHere ? "created" : "re-attached") (peer \(peer)\(req.netns.map { " in netns \($0)" } ?? ""))")
-            return portInfo(p)
+            return p
         } catch {
-            if createdHere { try? nl.delete(link: name) }   // deleting one end deletes the pair
+            if !existed { try? nl.delete(link: name) }   // deleting one end deletes the pair
             throw error
         }
     }
 
+    /// Writes the owner tag into the interface's alias (what a restart reads back).
+    func tagInterface(_ p: PortEntry) {
+        guard let ifname = p.ifname, let spec = p.spec else { return }
+        let tag = OwnerTag(instance: ownerInstance, origin: p.origin, bridge: p.bridge, spec: spec)
+        do { try netlink().setAlias(ifname, tag.alias) } catch {
+            log.warning("could not tag \(ifname) as Swale's (a restart will not recognize it): \(error)")
+        }
+    }
+
+    /// `port attach` from a client.
     func attachPort(_ req: Request) throws -> PortInfo {
         let b = try bridgeEntry(req.bridge ?? "")
-        let name = try kernelPortName(req.ifname ?? req.port ?? "")
+        return portInfo(try attachPort(bridge: b, ifname: req.ifname ?? req.port ?? "", origin: .cli))
+    }
+
+    /// Attaches an existing interface; one this swaled created with `-n` becomes a TAP port again.
+    func attachPort(bridge b: BridgeEntry, ifname: String, origin: PortOrigin) throws -> PortEntry {
+        let name = try kernelPortName(ifname)
+        if let spec = looseInterfaces[name] {
+            return try addKernelPort(spec, to: b, origin: origin, reuseExisting: true)
+        }
         let nl = try netlink()
         guard let info = try nl.linkInfo(name: name) else { throw ServiceError("no interface named \(name)") }
         if let master = info.masterIndex, master > 0 {
@@ -135,8 +168,51 @@ extension Service {
         if b.ports[name] != nil { throw ServiceError("bridge \(b.bridge.name) already has a port named \(name)") }
         let p = try plugPacketSocket(name, into: b, kind: .netdev, nl: nl)
         p.created = false
+        p.spec = SwaleConfig.Port(kind: .attach, name: name)
+        p.origin = origin
         log.info("interface \(name) attached to \(b.bridge.name)")
-        return portInfo(p)
+        return p
+    }
+
+    /// vale-ctl -n NAME: a persistent TAP that belongs to no bridge yet (`-a BRIDGE:NAME` attaches it).
+    func createLooseTap(_ req: Request) throws -> PortInfo {
+        let name = try kernelPortName(req.ifname ?? req.name ?? "")
+        let nl = try netlink()
+        if looseInterfaces[name] != nil || nl.exists(name: name) {
+            throw ServiceError("interface \(name) already exists; pick another name")
+        }
+        var spec = SwaleConfig.Port(kind: .tap, name: name)
+        spec.mtu = req.mtu
+        if let m = req.mac {
+            guard let mac = Netlink.parseMAC(m), mac[0] & 1 == 0 else { throw ServiceError("invalid or group MAC address '\(m)'") }
+            spec.mac = Netlink.formatMAC(mac)
+        }
+        if let mtu = spec.mtu, !SwaleConfig.mtuRange.contains(mtu) { throw ServiceError("MTU \(mtu) out of range (68-65535)") }
+        let tap = try TapAdapter.create(name: name, mtu: spec.mtu, mac: spec.mac.flatMap(Netlink.parseMAC), up: true, persist: true, netlink: nl)
+        let ifindex = tap.ifindex
+        tap.close()   // persistent: the device stays until -r
+        do { try nl.setAlias(name, OwnerTag(instance: ownerInstance, origin: .cli, bridge: nil, spec: spec).alias) } catch {
+            log.warning("could not tag \(name): \(error)")
+        }
+        looseInterfaces[name] = spec
+        log.info("tap interface \(name) created (not attached)")
+        return PortInfo(bridge: "", name: name, index: -1, kind: "tap", ifname: name, openBy: nil, created: true,
+                        counters: { var c = PortCounters(); c.adapter = ["ifindex": UInt64(ifindex)]; return c }())
+    }
+
+    /// vale-ctl -r NAME: deletes an interface made with -n (it must be detached first).
+    func removeLooseInterface(_ ifname: String) throws {
+        let name = try kernelPortName(ifname)   // refuses names that are a port right now
+        guard looseInterfaces[name] != nil else {
+            throw ServiceError("\(name) is not an interface created with -n (nothing to remove)")
+        }
+        let nl = try netlink()
+        if nl.exists(name: name) {
+            if let tap = try? TapAdapter.create(name: name, up: false, persist: true, netlink: nl) { tap.destroy() }
+            if nl.exists(name: name) { try nl.delete(link: name) }
+        }
+        looseInterfaces[name] = nil
+        log.info("interface \(name) removed")
     }
 
     /// Wraps an interface with a packet socket and plugs it into the bridge (socket closed on failure).
@@ -153,7 +229,9 @@ extension Service {
         }
     }
 
-    func deletePort(bridge: String, port: String) throws {
+    /// Detaches a port. Interfaces Swale created are deleted, unless `keepInterface` (vale-ctl -d):
+    /// then a TAP or veth stays, untouched, to be attached again (-a) or removed (-r).
+    func deletePort(bridge: String, port: String, keepInterface: Bool = false) throws {
         let b = try bridgeEntry(bridge)
         guard let p = b.ports[port] else { throw ServiceError("no port '\(port)' on bridge '\(bridge)'") }
         if p.kind == .app {
@@ -161,6 +239,14 @@ extension Service {
         }
         if p.pipes > 0 { throw ServiceError("port \(p.fullName) has \(p.pipes) pipe(s) open on it") }
         removePortEntry(p, from: b)
+        if keepInterface, p.created, var spec = p.spec, let ifname = p.ifname {
+            spec.name = ifname
+            looseInterfaces[ifname] = spec
+            let tag = OwnerTag(instance: ownerInstance, origin: .cli, bridge: nil, spec: spec)
+            try? netlink().setAlias(ifname, tag.alias)
+            log.info("interface \(ifname) detached and kept")
+            return
+        }
         destroyKernelSide(p)
     }
 

@@ -32,6 +32,7 @@ extension Service {
     }
 
     func openPipeEnd(parent: PortName, role: PipeRole, id: String, session: Session, slots: Int) throws -> (OpenInfo, [Int32]) {
+        try checkClientLimit(session, pipe: true)
         let p = try findParent(parent, slots: slots)
         // A pipe end maps its parent's whole region: only who may see that port's traffic gets it.
         if session.uid != 0 {

@@ -22,6 +22,11 @@ public struct ServiceOptions: Sendable {
     public var bridge = BridgeConfig()
     /// Depth of each AF_PACKET rx ring (64 KiB frames, so GSO frames fit): 512 = 32 MiB per port.
     public var packetRingFrames = 512
+    /// Group of the control socket file (name or number); members may use Swale.
+    public var socketGroup: String?
+    /// Per user (uid), across all their connections: ports and pipe ends held open at once.
+    public var clientMaxPorts = 1024
+    public var clientMaxPipes = 4096
     public init(socketPath: String) { self.socketPath = socketPath }
 }
 
@@ -43,11 +48,16 @@ public final class Service: @unchecked Sendable {
     var netlinkSocket: Netlink?
     var lastLinkCheck = Date()
     var linksLost = 0
+    /// TAPs made with `-n` (vale-ctl) and not attached to any bridge: name → how they were made.
+    var looseInterfaces: [String: SwaleConfig.Port] = [:]
+    /// Which interfaces are this swaled's (see OwnerTag): derived from the socket path.
+    let ownerInstance: String
     public static let maxBridges = 1024
 
     public init(options: ServiceOptions, logger: Logger) {
         self.options = options
         self.log = logger
+        self.ownerInstance = OwnerTag.instance(socketPath: options.socketPath)
     }
 
     // MARK: sessions
@@ -55,12 +65,12 @@ public final class Service: @unchecked Sendable {
     /// Each session is a thread and a socket: bounded, so a client cannot exhaust the service.
     public static let maxSessions = 8192
 
-    func openSession(pid: Int, uid: Int) -> Int? {
+    func openSession(pid: Int, uid: Int, gid: Int = -1) -> Int? {
         lock.lock(); defer { lock.unlock() }
         guard sessions.count < Service.maxSessions else { return nil }
         let id = nextSession
         nextSession += 1
-        sessions[id] = Session(id: id, pid: pid, uid: uid)
+        sessions[id] = Session(id: id, pid: pid, uid: uid, gid: gid)
         return id
     }
 
@@ -97,6 +107,9 @@ public final class Service: @unchecked Sendable {
             return fail("malformed request: \(error)")
         }
         lock.lock(); defer { lock.unlock() }
+        if let s = sessions[session] {
+            log.info("request \(req.op)\(req.name.map { " \($0)" } ?? "")\(req.bridge.map { " \($0)" } ?? "") from pid \(s.pid) uid \(s.uid) gid \(s.gid)")
+        }
         do {
             func ok<T: Codable>(_ v: T, _ fds: [Int32] = []) throws -> (Data, [Int32]) { (try enc.encode(Reply(ok: true, result: v)), fds) }
             switch req.op {
@@ -105,7 +118,10 @@ public final class Service: @unchecked Sendable {
                 let (info, fds) = try open(req.name ?? "", session: session, slots: req.slots)
                 return try ok(info, fds)
             case "bridge.add":
-                let b = try addBridge(req.bridge ?? req.name ?? "")
+                if let n = req.batch, !SwaleConfig.batchRange.contains(n) {
+                    throw ServiceError("batch \(n) out of range (\(SwaleConfig.batchRange.lowerBound)...\(SwaleConfig.batchRange.upperBound))")
+                }
+                let b = try addBridge(req.bridge ?? req.name ?? "", batch: req.batch)
                 return try ok(bridgeInfo(b))
             case "bridge.del":
                 try deleteBridge(req.bridge ?? req.name ?? "", force: req.force ?? false)
@@ -130,8 +146,17 @@ public final class Service: @unchecked Sendable {
             case "port.attach":
                 return try ok(try attachPort(req))
             case "port.del":
-                try deletePort(bridge: req.bridge ?? "", port: req.port ?? "")
+                try deletePort(bridge: req.bridge ?? "", port: req.port ?? "", keepInterface: req.keep ?? false)
                 return try ok(Empty())
+            case "iface.create":
+                return try ok(try createLooseTap(req))
+            case "iface.remove":
+                try removeLooseInterface(req.ifname ?? req.name ?? "")
+                return try ok(Empty())
+            case "iface.list":
+                return try ok(looseInterfaces.keys.sorted())
+            case "config.dump":
+                return try ok(ConfigText(text: runningConfig().rendered()))
             default:
                 return fail("unknown operation '\(req.op)'")
             }
@@ -151,14 +176,16 @@ public final class Service: @unchecked Sendable {
     }
 
     @discardableResult
-    func addBridge(_ name: String, mustBeNew: Bool = true) throws -> BridgeEntry {
+    func addBridge(_ name: String, mustBeNew: Bool = true, batch: Int? = nil) throws -> BridgeEntry {
         try Names.validateBridge(name)
         if let b = bridges[name] {
             if mustBeNew { throw ServiceError("bridge '\(name)' already exists") }
             return b
         }
         guard bridges.count < Service.maxBridges else { throw ServiceError("too many bridges (max \(Service.maxBridges))") }
-        let b = BridgeEntry(bridge: try Bridge(name: name, config: options.bridge))
+        var config = options.bridge
+        if let batch { config.batch = batch }
+        let b = BridgeEntry(bridge: try Bridge(name: name, config: config))
         b.bridge.start()
         bridges[name] = b
         log.info("bridge \(name) created")
@@ -246,6 +273,7 @@ public final class Service: @unchecked Sendable {
         guard case .bridgePort(let bname, let pname) = name.base else {
             throw ServiceError("'\(text)' is an interface name; applications open bridge ports (vale0:NAME) or pipes (NAME<ID, NAME>ID)")
         }
+        try checkClientLimit(session, pipe: false)
         let b = try addBridge(bname, mustBeNew: false)
         let p: PortEntry
         if let existing = b.ports[pname] {
@@ -267,6 +295,23 @@ public final class Service: @unchecked Sendable {
                             nifpOffset: p.layout.nifpOffset, txRing: p.layout.txRingOffsets[0], rxRing: p.layout.rxRingOffsets[0],
                             slots: p.layout.slotsPerRing)
         return (info, [p.pool.region.fd, p.notify.waitEnd.fd, p.kick.ringEnd.fd])
+    }
+
+    /// Ports and pipe ends one user holds, over all their connections, are bounded.
+    func checkClientLimit(_ session: Session, pipe: Bool) throws {
+        var held = 0
+        for s in sessions.values where s.uid == session.uid {
+            for h in s.holdings {
+                switch h {
+                case .port: if !pipe { held += 1 }
+                case .pipeEnd: if pipe { held += 1 }
+                }
+            }
+        }
+        let limit = pipe ? options.clientMaxPipes : options.clientMaxPorts
+        if held >= limit {
+            throw ServiceError("uid \(session.uid) already holds \(held) \(pipe ? "pipe ends" : "ports") open (limit \(limit), setting \(pipe ? "clientMaxPipes" : "clientMaxPorts"))")
+        }
     }
 
     // MARK: status, stats, fdb

@@ -56,7 +56,8 @@ func printBridge(_ b: BridgeInfo) {
 struct Swalectl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swalectl", abstract: "Control the Swale virtual switch.",
-        subcommands: [Status.self, BridgeCmd.self, PortCmd.self, Stats.self, Fdb.self])
+        discussion: "vale-ctl's short options work too: -n NAME, -r NAME, -a BRIDGE:IF, -d BRIDGE:IF, -l [BRIDGE:PORT]; no arguments lists every port.",
+        subcommands: [Status.self, BridgeCmd.self, PortCmd.self, Stats.self, Fdb.self, ConfigCmd.self])
 }
 
 struct Status: ParsableCommand {
@@ -87,8 +88,9 @@ struct BridgeCmd: ParsableCommand {
     struct Add: ParsableCommand {
         @OptionGroup var common: Common
         @Argument(help: "Bridge name (vale followed by letters, digits, _).") var name: String
+        @Option(help: "Frames per forwarding batch for this bridge (default: the service's).") var batch: Int?
         func run() throws {
-            var r = Request(op: "bridge.add"); r.bridge = name
+            var r = Request(op: "bridge.add"); r.bridge = name; r.batch = batch
             try perform(r, common, as: BridgeInfo.self) { print("bridge \($0.name) added") }
         }
     }
@@ -162,8 +164,9 @@ struct PortCmd: ParsableCommand {
         @OptionGroup var common: Common
         @Argument var bridge: String
         @Argument var port: String
+        @Flag(help: "Keep an interface Swale created (detach only; vale-ctl -d).") var keep = false
         func run() throws {
-            var r = Request(op: "port.del"); r.bridge = bridge; r.port = port
+            var r = Request(op: "port.del"); r.bridge = bridge; r.port = port; r.keep = keep
             try perform(r, common, as: Empty.self) { _ in print("port \(bridge):\(port) deleted") }
         }
     }
@@ -214,4 +217,30 @@ struct Fdb: ParsableCommand {
     }
 }
 
+struct ConfigCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "config", abstract: "The declarative configuration.",
+                                                    subcommands: [Dump.self, Check.self])
+    struct Dump: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the running configuration in the config file's format.")
+        @OptionGroup var common: Common
+        func run() throws {
+            try perform(Request(op: "config.dump"), common, as: ConfigText.self) { print($0.text, terminator: "") }
+        }
+    }
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check a config file without applying it (no service needed).")
+        @Argument var file: String
+        func run() throws {
+            do {
+                let c = try SwaleConfig.load(path: file)
+                print("\(file): valid (\(c.bridges.count) bridge(s), \(c.bridges.reduce(0) { $0 + $1.ports.count }) port(s))")
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+    }
+}
+
+if let code = ValeCtl.runIfShortOptions(Array(CommandLine.arguments.dropFirst())) { exit(code) }
 Swalectl.main()

@@ -29,23 +29,52 @@ struct Swaled: ParsableCommand {
     @Option(help: "While busy-polling: yield the core (yield) or spin (spin).")
     var pollMode: String?
 
+    @Option(help: "Group of the control socket (name or number); its members may use Swale.")
+    var socketGroup: String?
+
+    @Flag(help: "Check the --config file and exit (0 if valid; otherwise the error with file and line).")
+    var checkConfig = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    func validate() throws {
+        if let slots, !SwaleConfig.slotRange.contains(slots) { throw ValidationError("--slots must be within \(SwaleConfig.slotRange)") }
+        if let batch, !SwaleConfig.batchRange.contains(batch) { throw ValidationError("--batch must be within \(SwaleConfig.batchRange)") }
+        if let busyPoll, !SwaleConfig.busyPollRange.contains(busyPoll) { throw ValidationError("--busy-poll must be within \(SwaleConfig.busyPollRange)") }
+        if let pollMode, pollMode != "yield" && pollMode != "spin" { throw ValidationError("--poll-mode must be yield or spin") }
+        if checkConfig && config == nil { throw ValidationError("--check-config needs --config FILE") }
+    }
+
     func run() throws {
-        var cfg = ServiceConfigFile()
-        if let config { cfg = try ServiceConfigFile.load(path: config) }
+        var cfg = SwaleConfig()
+        if let config {
+            do { cfg = try SwaleConfig.load(path: config) } catch {
+                FileHandle.standardError.write(Data("swaled: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            if checkConfig {
+                print("\(config): valid (\(cfg.bridges.count) bridge(s), \(cfg.bridges.reduce(0) { $0 + $1.ports.count }) port(s))")
+                return
+            }
+        }
         let path = ControlPaths.resolve(socket ?? cfg.socket)
         var opts = ServiceOptions(socketPath: path)
-        if let s = slots ?? cfg.slots { opts.slots = s }
-        if let b = batch ?? cfg.batch { opts.bridge.batch = max(1, min(b, 4096)) }
-        if let p = busyPoll ?? cfg.busyPollMicros { opts.bridge.busyPollMicros = max(0, p) }
-        if let m = pollMode ?? cfg.pollMode {
-            guard m == "yield" || m == "spin" else { throw ValidationError("--poll-mode must be yield or spin") }
-            opts.bridge.yieldWhilePolling = m == "yield"
+        opts.take(cfg)
+        if let s = slots { opts.slots = s }
+        if let b = batch { opts.bridge.batch = b }
+        if let p = busyPoll { opts.bridge.busyPollMicros = p }
+        if let m = pollMode { opts.bridge.yieldWhilePolling = m == "yield" }
+        if let g = socketGroup { opts.socketGroup = g }
+        var gid: gid_t?
+        if let g = opts.socketGroup {
+            guard let id = Swaled.lookupGroup(g) else {
+                let whereSet = socketGroup != nil ? "--socket-group" : "\(config ?? "config"):\(cfg.lines["socketGroup"] ?? 0): socketGroup"
+                FileHandle.standardError.write(Data("swaled: \(whereSet): no group named '\(g)' on this machine\n".utf8))
+                throw ExitCode(2)
+            }
+            gid = id
         }
-        if let m = cfg.maxPorts { opts.bridge.maxPorts = max(2, min(m, 4094)) }
-        if let f = cfg.fdbCapacity { opts.bridge.fdbCapacity = max(8, f) }
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -59,13 +88,20 @@ struct Swaled: ParsableCommand {
         signal(SIGTERM) { _ in stopSignal = 1 }
 
         let service = Service(options: opts, logger: log)
-        let server = try ControlServer(service: service, path: path, logger: log)
-        service.apply(cfg)
+        let server = try ControlServer(service: service, path: path, group: gid, logger: log)
+        service.apply(cfg, file: config ?? "(no config)")
         service.startLinkMonitor()
         log.info("swaled \(getpid()) ready")
         server.run { stopSignal != 0 }
         log.info("shutting down")
         service.shutdown()
+    }
+
+    /// A group name or number → gid.
+    static func lookupGroup(_ g: String) -> gid_t? {
+        if let n = UInt32(g) { return n }
+        guard let gr = getgrnam(g) else { return nil }
+        return gr.pointee.gr_gid
     }
 }
 

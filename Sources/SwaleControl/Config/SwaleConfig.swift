@@ -1,0 +1,319 @@
+/*
+ * SwaleConfig — the declarative configuration: service settings, bridges, and their kernel ports.
+ *
+ *   {
+ *     "socket": "/run/swale/swaled.sock", "socketGroup": "swale",
+ *     "slots": 1024, "batch": 1024, "busyPollMicros": 50, "pollMode": "yield",
+ *     "clientMaxPorts": 256, "clientMaxPipes": 1024,
+ *     "bridges": [
+ *       { "name": "vale0", "agingSeconds": 300, "batch": 512, "ports": [
+ *           { "kind": "tap",    "name": "tap0", "mtu": 1500, "mac": "02:00:00:00:00:01" },
+ *           { "kind": "veth",   "name": "c1", "peer": "eth0", "netns": "ctr1", "address": "10.0.0.1/24" },
+ *           { "kind": "attach", "name": "dummy0" } ] } ]
+ *   }
+ *
+ * `parse` checks the whole file before anything is applied: syntax, unknown keys, types, ranges,
+ * names (the one SwaleNames parser), an interface used twice. Every error names the file, the line
+ * and the setting. `rendered()` writes the same format (what `swalectl config dump` prints), so a
+ * dump loads back into the same state. The same parser serves swaled, `swaled --check-config` and
+ * `swalectl config check`.
+ */
+import Foundation
+import Glibc
+import SwaleNames
+
+public struct SwaleConfig: Equatable, Sendable {
+    public enum PortKind: String, Sendable, CaseIterable { case tap, veth, attach }
+
+    public struct Port: Equatable, Sendable {
+        public var kind: PortKind
+        public var name: String
+        public var peer: String?
+        public var netns: String?
+        public var address: String?
+        public var mtu: Int?
+        public var mac: String?
+        /// Where it was written (0 when built in code); not part of equality.
+        public var line = 0
+        public init(kind: PortKind, name: String) { self.kind = kind; self.name = name }
+        public static func == (a: Port, b: Port) -> Bool {
+            a.kind == b.kind && a.name == b.name && a.peer == b.peer && a.netns == b.netns && a.address == b.address
+                && a.mtu == b.mtu && a.mac == b.mac
+        }
+    }
+
+    public struct Bridge: Equatable, Sendable {
+        public var name: String
+        public var agingSeconds: Int?
+        public var batch: Int?
+        public var ports: [Port] = []
+        public var line = 0
+        public init(name: String) { self.name = name }
+        public static func == (a: Bridge, b: Bridge) -> Bool {
+            a.name == b.name && a.agingSeconds == b.agingSeconds && a.batch == b.batch && a.ports == b.ports
+        }
+    }
+
+    public var socket: String?
+    public var socketGroup: String?
+    public var slots: Int?
+    public var batch: Int?
+    public var busyPollMicros: Int?
+    public var pollMode: String?
+    public var maxPorts: Int?
+    public var fdbCapacity: Int?
+    public var clientMaxPorts: Int?
+    public var clientMaxPipes: Int?
+    public var bridges: [Bridge] = []
+    /// Lines of the top-level settings, for errors found later (a socket group that does not exist).
+    public var lines: [String: Int] = [:]
+
+    public init() {}
+
+    public static func == (a: SwaleConfig, b: SwaleConfig) -> Bool {
+        a.socket == b.socket && a.socketGroup == b.socketGroup && a.slots == b.slots && a.batch == b.batch
+            && a.busyPollMicros == b.busyPollMicros && a.pollMode == b.pollMode && a.maxPorts == b.maxPorts
+            && a.fdbCapacity == b.fdbCapacity && a.clientMaxPorts == b.clientMaxPorts
+            && a.clientMaxPipes == b.clientMaxPipes && a.bridges == b.bridges
+    }
+
+    // Ranges shared with swaled's command-line options.
+    public static let slotRange = 64...16384
+    public static let batchRange = 1...4096
+    public static let busyPollRange = 0...1_000_000
+    public static let maxPortsRange = 2...4094
+    public static let fdbRange = 8...(1 << 24)
+    public static let clientLimitRange = 1...65536
+    public static let agingRange = 1...Int(Int32.max)
+    public static let mtuRange = 68...65535
+}
+
+/// A configuration problem: file, line, what.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let line: Int
+    public let message: String
+    public init(file: String, line: Int, message: String) { self.file = file; self.line = line; self.message = message }
+    public var description: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
+}
+
+// MARK: parsing
+
+extension SwaleConfig {
+    public static func load(path: String) throws -> SwaleConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, line: 0, message: "cannot read the file (\(String(cString: strerror(errno))))")
+        }
+        guard data.count <= 16 << 20 else { throw ConfigError(file: path, line: 0, message: "file is larger than 16 MiB") }
+        guard let text = String(validating: data, as: UTF8.self) else { throw ConfigError(file: path, line: 0, message: "file is not UTF-8 text") }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String = "config") throws -> SwaleConfig {
+        let doc: JSONValue
+        do { doc = try JSONValue.parse(text) } catch let e as JSONSyntaxError {
+            throw ConfigError(file: file, line: e.line, message: "column \(e.column): \(e.message)")
+        }
+        var c = ConfigChecker(file: file)
+        return try c.config(doc)
+    }
+}
+
+/// Walks a parsed document, type- and range-checking each setting and remembering its line.
+private struct ConfigChecker {
+    let file: String
+    var interfaces: [String: (String, Int)] = [:]   // interface → (what uses it, line)
+
+    init(file: String) { self.file = file }
+
+    func fail(_ v: JSONValue, _ m: String) -> ConfigError { ConfigError(file: file, line: v.line, message: m) }
+
+    func members(_ v: JSONValue, _ path: String, known: [String]) throws -> [JSONValue.Member] {
+        guard case .object(let ms) = v.kind else { throw fail(v, "\(path) must be an object, found \(v.typeName)") }
+        for m in ms where !known.contains(m.key) {
+            throw fail(m.value, "unknown setting '\(m.key)' in \(path) (known: \(known.joined(separator: ", ")))")
+        }
+        return ms
+    }
+
+    func string(_ v: JSONValue, _ path: String) throws -> String {
+        guard case .string(let s) = v.kind else { throw fail(v, "\(path) must be a string, found \(v.typeName)") }
+        return s
+    }
+
+    func int(_ v: JSONValue, _ path: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard case .number(let text) = v.kind, let n = Int(text) else {
+            throw fail(v, "\(path) must be a whole number, found \(v.typeName == "a number" ? "\(v.rendered())" : v.typeName)")
+        }
+        guard range.contains(n) else { throw fail(v, "\(path) = \(n) is out of range (\(range.lowerBound)...\(range.upperBound))") }
+        return n
+    }
+
+    func named<T>(_ v: JSONValue, _ path: String, _ check: (String) throws -> T) throws -> T {
+        let s = try string(v, path)
+        do { return try check(s) } catch { throw fail(v, "\(path): \(error)") }
+    }
+
+    mutating func config(_ doc: JSONValue) throws -> SwaleConfig {
+        let known = ["socket", "socketGroup", "slots", "batch", "busyPollMicros", "pollMode", "maxPorts", "fdbCapacity",
+                     "clientMaxPorts", "clientMaxPipes", "bridges"]
+        var c = SwaleConfig()
+        for m in try members(doc, "the configuration", known: known) {
+            let v = m.value
+            c.lines[m.key] = v.line
+            switch m.key {
+            case "socket":
+                let s = try string(v, "socket")
+                guard s.hasPrefix("/"), s.utf8.count < 108 else { throw fail(v, "socket must be an absolute path shorter than 108 bytes") }
+                c.socket = s
+            case "socketGroup":
+                let s = try string(v, "socketGroup")
+                guard !s.isEmpty, s.utf8.count <= 32, !s.contains(where: { $0.isWhitespace || $0 == ":" }) else {
+                    throw fail(v, "socketGroup must be a group name or number")
+                }
+                c.socketGroup = s
+            case "slots": c.slots = try int(v, "slots", SwaleConfig.slotRange)
+            case "batch": c.batch = try int(v, "batch", SwaleConfig.batchRange)
+            case "busyPollMicros": c.busyPollMicros = try int(v, "busyPollMicros", SwaleConfig.busyPollRange)
+            case "pollMode":
+                let s = try string(v, "pollMode")
+                guard s == "yield" || s == "spin" else { throw fail(v, "pollMode must be \"yield\" or \"spin\" (found \"\(s)\")") }
+                c.pollMode = s
+            case "maxPorts": c.maxPorts = try int(v, "maxPorts", SwaleConfig.maxPortsRange)
+            case "fdbCapacity": c.fdbCapacity = try int(v, "fdbCapacity", SwaleConfig.fdbRange)
+            case "clientMaxPorts": c.clientMaxPorts = try int(v, "clientMaxPorts", SwaleConfig.clientLimitRange)
+            case "clientMaxPipes": c.clientMaxPipes = try int(v, "clientMaxPipes", SwaleConfig.clientLimitRange)
+            default:   // bridges
+                guard case .array(let items) = v.kind else { throw fail(v, "bridges must be an array, found \(v.typeName)") }
+                var seen: [String: Int] = [:]
+                for (i, item) in items.enumerated() {
+                    let b = try bridge(item, "bridges[\(i)]")
+                    if let first = seen[b.name] { throw fail(item, "bridge '\(b.name)' is configured twice (first on line \(first))") }
+                    seen[b.name] = item.line
+                    c.bridges.append(b)
+                }
+            }
+        }
+        return c
+    }
+
+    mutating func bridge(_ v: JSONValue, _ path: String) throws -> SwaleConfig.Bridge {
+        let ms = try members(v, path, known: ["name", "agingSeconds", "batch", "ports"])
+        guard let nameV = ms.first(where: { $0.key == "name" })?.value else { throw fail(v, "\(path) has no name") }
+        var b = SwaleConfig.Bridge(name: try named(nameV, "\(path).name") { s in try Names.validateBridge(s); return s })
+        b.line = v.line
+        let where_ = "bridge \(b.name)"
+        for m in ms {
+            switch m.key {
+            case "agingSeconds": b.agingSeconds = try int(m.value, "\(where_): agingSeconds", SwaleConfig.agingRange)
+            case "batch": b.batch = try int(m.value, "\(where_): batch", SwaleConfig.batchRange)
+            case "ports":
+                guard case .array(let items) = m.value.kind else { throw fail(m.value, "\(where_): ports must be an array, found \(m.value.typeName)") }
+                for (i, item) in items.enumerated() { b.ports.append(try port(item, "\(where_): ports[\(i)]", bridge: b.name)) }
+            default: break
+            }
+        }
+        return b
+    }
+
+    mutating func claim(_ ifname: String, by user: String, at v: JSONValue) throws {
+        if let (other, line) = interfaces[ifname] {
+            throw fail(v, "interface \(ifname) is used twice: \(user), and \(other) on line \(line)")
+        }
+        interfaces[ifname] = (user, v.line)
+    }
+
+    mutating func port(_ v: JSONValue, _ path: String, bridge: String) throws -> SwaleConfig.Port {
+        let ms = try members(v, path, known: ["kind", "name", "peer", "netns", "address", "mtu", "mac"])
+        func member(_ k: String) -> JSONValue? { ms.first(where: { $0.key == k })?.value }
+        guard let kindV = member("kind") else { throw fail(v, "\(path) has no kind (tap, veth or attach)") }
+        let kindS = try string(kindV, "\(path).kind")
+        guard let kind = SwaleConfig.PortKind(rawValue: kindS) else {
+            throw fail(kindV, "\(path).kind must be tap, veth or attach (found \"\(kindS)\")")
+        }
+        guard let nameV = member("name") else { throw fail(v, "\(path) has no name (the interface name)") }
+        var p = SwaleConfig.Port(kind: kind, name: try named(nameV, "\(path).name") { s in try Names.validateInterfaceName(s); return s })
+        p.line = v.line
+        let what = "\(kind.rawValue) port \(p.name) on \(bridge)"
+        try claim(p.name, by: what, at: nameV)
+        for m in ms {
+            let x = m.value
+            switch m.key {
+            case "peer", "netns", "address":
+                guard kind == .veth else { throw fail(x, "\(what): '\(m.key)' is a veth setting") }
+                if m.key == "peer" {
+                    p.peer = try named(x, "\(what): peer") { s in try Names.validateInterfaceName(s); return s }
+                    guard p.peer != p.name else { throw fail(x, "\(what): the peer needs a name of its own") }
+                } else if m.key == "netns" {
+                    p.netns = try string(x, "\(what): netns")
+                    let ns = p.netns!
+                    let ok = ns.hasPrefix("/") ? ns.utf8.count < 4096 : (!ns.isEmpty && ns.utf8.count <= 255 && !ns.contains("/") && ns != "." && ns != "..")
+                    guard ok else { throw fail(x, "\(what): netns must be a namespace name (under /var/run/netns) or an absolute path") }
+                } else {
+                    p.address = try string(x, "\(what): address")
+                    guard SwaleConfig.isCIDR(p.address!) else { throw fail(x, "\(what): address \"\(p.address!)\" is not an address with a prefix length (10.0.0.1/24, fd00::1/64)") }
+                }
+            case "mtu":
+                guard kind != .attach else { throw fail(x, "\(what): an attached interface keeps its own MTU") }
+                p.mtu = try int(x, "\(what): mtu", SwaleConfig.mtuRange)
+            case "mac":
+                guard kind != .attach else { throw fail(x, "\(what): an attached interface keeps its own MAC address") }
+                let s = try string(x, "\(what): mac")
+                let mac: UInt64
+                do { mac = try Names.parseMAC(s) } catch { throw fail(x, "\(what): \(error)") }
+                guard mac & (1 << 40) == 0, mac != 0 else { throw fail(x, "\(what): mac \(s) is a group or zero address; a port needs a unicast one") }
+                p.mac = Names.formatMAC(mac)
+            default: break
+            }
+        }
+        if kind == .veth {
+            guard let peer = p.peer else { throw fail(v, "\(what) has no peer (the other end's name)") }
+            // A peer moved into a namespace lives in that namespace's name space, not ours.
+            if p.netns == nil { try claim(peer, by: "peer of \(what)", at: v) }
+        }
+        return p
+    }
+}
+
+extension SwaleConfig {
+    /// `a.b.c.d/n` (n ≤ 32) or an IPv6 address `/n` (n ≤ 128).
+    public static func isCIDR(_ s: String) -> Bool {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let len = Int(parts[1]), String(len) == parts[1] else { return false }
+        var buf = [UInt8](repeating: 0, count: 16)
+        let addr = String(parts[0])
+        if inet_pton(AF_INET, addr, &buf) == 1 { return (0...32).contains(len) }
+        if inet_pton(AF_INET6, addr, &buf) == 1 { return (0...128).contains(len) }
+        return false
+    }
+}
+
+// MARK: writing
+
+extension SwaleConfig {
+    public var document: JSONValue {
+        let bridgeDocs = bridges.map { b in
+            JSONValue.object([
+                ("name", .string(b.name)), ("agingSeconds", b.agingSeconds.map(JSONValue.int)), ("batch", b.batch.map(JSONValue.int)),
+                ("ports", .array(b.ports.map { p in
+                    JSONValue.object([
+                        ("kind", .string(p.kind.rawValue)), ("name", .string(p.name)), ("peer", p.peer.map(JSONValue.string)),
+                        ("netns", p.netns.map(JSONValue.string)), ("address", p.address.map(JSONValue.string)),
+                        ("mtu", p.mtu.map(JSONValue.int)), ("mac", p.mac.map(JSONValue.string)),
+                    ])
+                })),
+            ])
+        }
+        return .object([
+            ("socket", socket.map(JSONValue.string)), ("socketGroup", socketGroup.map(JSONValue.string)),
+            ("slots", slots.map(JSONValue.int)), ("batch", batch.map(JSONValue.int)),
+            ("busyPollMicros", busyPollMicros.map(JSONValue.int)), ("pollMode", pollMode.map(JSONValue.string)),
+            ("maxPorts", maxPorts.map(JSONValue.int)), ("fdbCapacity", fdbCapacity.map(JSONValue.int)),
+            ("clientMaxPorts", clientMaxPorts.map(JSONValue.int)), ("clientMaxPipes", clientMaxPipes.map(JSONValue.int)),
+            ("bridges", .array(bridgeDocs)),
+        ])
+    }
+
+    /// The file format, pretty-printed, ending with a newline.
+    public func rendered() -> String { document.rendered() + "\n" }
+}
