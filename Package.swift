@@ -70,6 +70,10 @@ let package = Package(
         .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleMemory"]),
         .testTarget(name: "SwaleIntegrationTests", dependencies: ["SwaleClient", "SwaleControl", "SwaleNames"]),
         .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleMemory"]),
+        .testTarget(name: "SwaleControlTests", dependencies: ["SwaleControl"]),
+        .testTarget(
+            name: "SwaleServiceTests",
+            dependencies: ["SwaleService", "SwaleControl", "SwaleNames", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v5]
 )

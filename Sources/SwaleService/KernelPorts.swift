@@ -21,6 +21,7 @@ import SwaleNames
 
 extension Service {
     func netlink() throws -> Netlink {
+        guard options.kernelPortsEnabled else { throw ServiceError("kernel ports are disabled in this service") }
         if let nl = netlinkSocket { return nl }
         let nl = try Netlink()
         netlinkSocket = nl

@@ -27,6 +27,8 @@ public struct ServiceOptions: Sendable {
     /// Per user (uid), across all their connections: ports and pipe ends held open at once.
     public var clientMaxPorts = 1024
     public var clientMaxPipes = 4096
+    /// Off: no netlink, no TAP, no interface is ever touched (the control-protocol fuzzer runs so).
+    public var kernelPortsEnabled = true
     public init(socketPath: String) { self.socketPath = socketPath }
 }
 

@@ -54,6 +54,7 @@ struct Summary: Codable {
     var gbps: Double
     var errors: UInt64?
     var lost: UInt64?
+    var ignored: UInt64?
     var rtt_min_us: Double?
     var rtt_avg_us: Double?
     var rtt_max_us: Double?
@@ -63,7 +64,7 @@ struct PktGen: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "swale-pktgen", abstract: "Send, receive, ping or pong frames on a Swale port or pipe.")
 
     @Option(name: .short, help: "Port or pipe end, e.g. vale0:a or vale0:a<1.") var i: String
-    @Option(name: .short, help: "tx, rx, ping or pong.") var f: String
+    @Option(name: .short, help: "tx, rx, ping, pong, or scribble (a hostile app: random ring indices and slots, for --timeout seconds).") var f: String
     @Option(name: .short, help: "Frames to send/receive (0: no limit; rx/pong then stop on --timeout).") var n: UInt64 = 0
     @Option(name: .short, help: "Frame length in bytes, or MIN:MAX for random lengths.") var l: String = "60"
     @Option(name: .short, help: "Frames per batch.") var b: Int = 32
@@ -77,9 +78,10 @@ struct PktGen: ParsableCommand {
     @Option(help: "Seed for random lengths.") var seed: UInt64 = 0x5eed
     @Option(help: "Control socket.") var socket: String?
     @Flag(help: "rx/pong: first send one announce frame from -s so the switch learns this port's MAC.") var announce = false
+    @Option(help: "rx: count only frames from this source MAC (others are reported as ignored).") var from: String?
 
     func validate() throws {
-        guard ["tx", "rx", "ping", "pong"].contains(f) else { throw ValidationError("-f must be tx, rx, ping or pong (got '\(f)')") }
+        guard ["tx", "rx", "ping", "pong", "scribble"].contains(f) else { throw ValidationError("-f must be tx, rx, ping, pong or scribble (got '\(f)')") }
         guard b >= 1 && b <= 4096 else { throw ValidationError("-b must be between 1 and 4096") }
         _ = try lengths()
     }
@@ -97,6 +99,7 @@ struct PktGen: ParsableCommand {
     func run() throws {
         var opts = Options()
         opts.n = n; opts.b = b; opts.rate = rate; opts.timeout = timeout; opts.check = check; opts.seed = seed
+        if let from { opts.from = try Names.parseMAC(from) }
         try opts.runMain(self)
     }
 }
@@ -109,6 +112,8 @@ struct Options {
     var timeout = 5.0
     var check = false
     var seed: UInt64 = 0
+    /// rx: only frames from this source MAC count (0: all).
+    var from: UInt64 = 0
 
     func runMain(_ cmd: PktGen) throws {
         let i = cmd.i, f = cmd.f, s = cmd.s, d = cmd.d, json = cmd.json, reportMs = cmd.reportMs, socket = cmd.socket, announce = cmd.announce
@@ -131,6 +136,7 @@ struct Options {
         case "tx": transmit(port, src: src, dst: dst, lo: lo, hi: hi, st: &st)
         case "rx": receive(port, st: &st)
         case "ping": ping(port, src: src, dst: dst, lo: lo, st: &st)
+        case "scribble": scribble(port, st: &st)
         default: pong(port, st: &st)
         }
         let secs = max(Double(st.lastNs &- st.firstNs) / 1e9, 1e-9)
@@ -138,6 +144,7 @@ struct Options {
                           pps: st.packets == 0 ? 0 : Double(st.packets) / secs,
                           gbps: st.packets == 0 ? 0 : Double(st.bytes) * 8 / secs / 1e9)
         if check && f == "rx" { sum.errors = st.errors; sum.lost = st.lost }
+        if f == "rx" && from != 0 { sum.ignored = st.ignored }
         if f == "ping" && st.rttCount > 0 {
             sum.rtt_min_us = st.rttMin / 1000; sum.rtt_max_us = st.rttMax / 1000
             sum.rtt_avg_us = st.rttSum / Double(st.rttCount) / 1000
@@ -160,6 +167,7 @@ struct Options {
         var lastNs: UInt64 = 0
         var errors: UInt64 = 0
         var lost: UInt64 = 0
+        var ignored: UInt64 = 0
         var rttMin = Double.infinity, rttMax = 0.0, rttSum = 0.0
         var rttCount = 0
         let reportMs: Int
@@ -179,6 +187,42 @@ struct Options {
                 lastReport = now
                 lastReportPkts = packets
             }
+        }
+    }
+
+    /// A hostile application: writes random head/cur/tail into both rings and random buf_idx, len
+    /// and flags into their slots, then syncs, for `timeout` seconds (bounded). Half the values are
+    /// near-valid (within the ring, within the region) so they reach the deeper checks. Counts syncs.
+    func scribble(_ port: SwalePort, st: inout Stats) {
+        var rng = Rng(s: seed | 1)
+        st.firstNs = Clock.ns()
+        let end = st.firstNs &+ UInt64(timeout * 1e9)
+        let limit = n == 0 ? UInt64.max : n
+        func pick(_ near: UInt32) -> UInt32 {
+            let r = rng.next()
+            return r & 1 == 0 ? UInt32(truncatingIfNeeded: r >> 32) : UInt32(truncatingIfNeeded: (r >> 8) % UInt64(near))
+        }
+        while st.packets < limit {
+            let now = Clock.ns()
+            if now >= end { break }
+            for ring in [port.tx, port.rx] {
+                let slots = ring.numSlots
+                for _ in 0..<4 {
+                    let slot = ring.slot(UInt32(truncatingIfNeeded: rng.next() % UInt64(slots)))
+                    slot.pointee.buf_idx = pick(ring.bufLimit &+ 4)
+                    slot.pointee.len = UInt16(truncatingIfNeeded: pick(UInt32(port.bufferSize) * 2))
+                    slot.pointee.flags = UInt16(truncatingIfNeeded: rng.next())
+                }
+                ring.ptr.storeHead(pick(slots &+ 2))
+                ring.ptr.storeCur(pick(slots &+ 2))
+                ring.ptr.storeTail(pick(slots &+ 2))
+            }
+            port.txSync()
+            port.rxSync()
+            st.packets &+= 1
+            st.lastNs = now
+            if st.packets & 63 == 0 { usleep(100) }   // let the switch look at each state
+            st.progress(now)
         }
     }
 
@@ -303,6 +347,11 @@ struct Options {
     @inline(__always)
     func verify(_ f: UnsafeRawBufferPointer, _ expected: inout UInt64, _ st: inout Stats) {
         if f.count >= 14 && f[12] == 0x88 && f[13] == 0xb6 { return }  // another port's announce
+        if from != 0 {
+            var src: UInt64 = 0
+            if f.count >= 12 { for k in 6..<12 { src = src << 8 | UInt64(f[k]) } }
+            if src != from { st.ignored &+= 1; return }
+        }
         st.packets &+= 1
         st.bytes &+= UInt64(f.count)
         guard check else { return }

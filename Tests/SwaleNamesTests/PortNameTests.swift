@@ -517,3 +517,43 @@ final class RandomizedNameTests: XCTestCase {
         XCTAssertGreaterThan(accepted, 100, "the generator should produce some valid names")
     }
 }
+
+/// 10^6 mutated inputs (issue 5): valid names with bytes flipped, inserted, deleted, duplicated
+/// or spliced, including invalid UTF-8. Each is either accepted (and round-trips) or refused with
+/// a message and a position inside the input.
+final class MutatedNameFuzzTests: XCTestCase {
+    func testMillionMutatedNames() throws {
+        var rng = SplitMix64(seed: 0xF0225)
+        let seeds = ["vale0:p1", "vale_lab:a{3", "vale1:x}77", "eth0<2", "vale0:port_9>id", "tap-1.x{q", "vale", "vale0:abcdefghijklmno"]
+        let bytesOfInterest: [UInt8] = Array(":<>{}_-./@ \t\n\0".utf8) + [0x80, 0xC3, 0xA9, 0xFF, 0xE2, 0x82]
+        var accepted = 0, refused = 0
+        for _ in 0..<1_000_000 {
+            var b = Array(seeds[Int(rng.next() % UInt64(seeds.count))].utf8)
+            for _ in 0..<Int(1 + rng.next() % 3) {
+                let r = rng.next()
+                let at = b.isEmpty ? 0 : Int((r >> 8) % UInt64(b.count))
+                switch r % 5 {
+                case 0 where !b.isEmpty: b[at] = UInt8(truncatingIfNeeded: r >> 32)
+                case 1: b.insert(bytesOfInterest[Int((r >> 16) % UInt64(bytesOfInterest.count))], at: at)
+                case 2 where !b.isEmpty: b.remove(at: at)
+                case 3: b += b.prefix(at)
+                default: b.insert(UInt8(0x30 + (r >> 24) % 75), at: at)
+                }
+            }
+            let text = String(decoding: b, as: UTF8.self)
+            do {
+                let name = try PortName.parse(text)
+                accepted += 1
+                XCTAssertEqual(try PortName.parse(name.description), name)
+            } catch {
+                refused += 1
+                if error.message.isEmpty || error.position < 0 || error.position > text.count {
+                    XCTFail("bad error for '\(text)': \(error)")
+                    return
+                }
+            }
+        }
+        XCTAssertGreaterThan(accepted, 1000)
+        XCTAssertGreaterThan(refused, 100_000)
+    }
+}

@@ -260,7 +260,7 @@ private struct ConfigChecker {
                 guard kind != .attach else { throw fail(x, "\(what): an attached interface keeps its own MAC address") }
                 let s = try string(x, "\(what): mac")
                 let mac: UInt64
-                do { mac = try Names.parseMAC(s) } catch { throw fail(x, "\(what): \(error)") }
+                do { mac = try Names.parseMAC(s) } catch { throw fail(x, "\(what): mac: \(error)") }
                 guard mac & (1 << 40) == 0, mac != 0 else { throw fail(x, "\(what): mac \(s) is a group or zero address; a port needs a unicast one") }
                 p.mac = Names.formatMAC(mac)
             default: break

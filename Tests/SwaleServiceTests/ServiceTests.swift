@@ -1,0 +1,106 @@
+// The service without sockets: owner tags, and the control protocol under 10^6 random and mutated
+// requests (kernel ports disabled, so no input can create or touch an interface).
+import Foundation
+import Logging
+@testable import SwaleService
+import SwaleControl
+import XCTest
+
+final class OwnerTagTests: XCTestCase {
+    func testRoundTrip() throws {
+        var spec = SwaleConfig.Port(kind: .veth, name: "")
+        spec.peer = "eth0"; spec.netns = "ctr1"; spec.address = "10.0.0.1/24"; spec.mtu = 9000; spec.mac = "02:00:00:00:00:09"
+        let tag = OwnerTag(instance: OwnerTag.instance(socketPath: "/run/swale/swaled.sock"), origin: .cli, bridge: "vale0", spec: spec)
+        XCTAssertLessThanOrEqual(tag.alias.utf8.count, 255)
+        XCTAssertEqual(OwnerTag(alias: tag.alias), tag)
+        let loose = OwnerTag(instance: "abc", origin: .config, bridge: nil, spec: SwaleConfig.Port(kind: .tap, name: ""))
+        XCTAssertEqual(OwnerTag(alias: loose.alias), loose)
+    }
+
+    func testInstancesDiffer() {
+        XCTAssertNotEqual(OwnerTag.instance(socketPath: "/tmp/a/swaled.sock"), OwnerTag.instance(socketPath: "/tmp/b/swaled.sock"))
+    }
+
+    func testLongFieldsAreDroppedNotTruncated() throws {
+        var spec = SwaleConfig.Port(kind: .veth, name: "")
+        spec.peer = "p"; spec.netns = "/" + String(repeating: "n", count: 300)
+        let tag = OwnerTag(instance: "i", origin: .config, bridge: "vale0", spec: spec)
+        XCTAssertLessThanOrEqual(tag.alias.utf8.count, 255)
+        XCTAssertNil(OwnerTag(alias: tag.alias)?.spec.netns)
+        XCTAssertEqual(OwnerTag(alias: tag.alias)?.spec.peer, "p")
+    }
+
+    func testForeignOrDamagedAliasesAreNotOurs() {
+        for a in [nil, "", "uplink to rack 3", "swale:", "swale:x cli", "swale:x bogus vale0 tap", "swale:x cli vale0 attach",
+                  "swale:x cli br0 tap", "swale:x cli vale0 veth", "swale:x cli vale0 tap junk"] {
+            XCTAssertNil(OwnerTag(alias: a), a ?? "nil")
+        }
+    }
+}
+
+final class ControlFuzzTests: XCTestCase {
+    func makeService() -> Service {
+        var o = ServiceOptions(socketPath: "/nonexistent/fuzz.sock")
+        o.kernelPortsEnabled = false
+        o.slots = 64
+        o.bridge.fdbCapacity = 8
+        o.bridge.maxPorts = 4
+        o.bridge.busyPollMicros = 0
+        o.clientMaxPorts = 4
+        o.clientMaxPipes = 4
+        return Service(options: o, logger: Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    /// Every input gets a well-formed reply ({"ok": ...}); the service stays consistent.
+    /// CI runs 30,000 inputs; `SWALE_FUZZ_ROUNDS=1000000` (Scripts/fuzz.sh) runs the full 10^6.
+    func testRandomAndMutatedRequests() throws {
+        let svc = makeService()
+        var sid = svc.openSession(pid: 1, uid: 1000)!
+        let corpus = [
+            #"{"op":"status"}"#, #"{"op":"bridge.add","bridge":"vale1"}"#, #"{"op":"bridge.list"}"#,
+            #"{"op":"open","name":"vale1:a"}"#, #"{"op":"open","name":"vale1:a{1"}"#, #"{"op":"port.list","bridge":"vale1"}"#,
+            #"{"op":"stats","name":"vale1:a"}"#, #"{"op":"fdb.show","bridge":"vale1"}"#, #"{"op":"fdb.flush","bridge":"vale1","port":"a"}"#,
+            #"{"op":"bridge.aging","bridge":"vale1","mtu":30}"#, #"{"op":"port.add","bridge":"vale1","kind":"tap","port":"t0"}"#,
+            #"{"op":"port.del","bridge":"vale1","port":"a"}"#, #"{"op":"bridge.del","bridge":"vale1","force":true}"#,
+            #"{"op":"config.dump"}"#, #"{"op":"iface.create","ifname":"x0"}"#, #"{"op":"open","name":"vale1:b","slots":-5}"#,
+        ].map { Array($0.utf8) }
+        let noise = Array("{}[]\":,\\0123456789 -.truefalsnul<>{}vale:".utf8) + [0x00, 0xff, 0x80]
+        var state: UInt64 = 0x5EED
+        func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
+        var okCount = 0
+        let rounds = ProcessInfo.processInfo.environment["SWALE_FUZZ_ROUNDS"].flatMap { Int($0) } ?? 30_000
+        for round in 0..<rounds {
+            var b = corpus[Int(next() % UInt64(corpus.count))]
+            if round % 10 == 0 {
+                b = (0..<Int(next() % 64)).map { _ in UInt8(truncatingIfNeeded: next()) }   // pure noise
+            } else if round % 3 != 0 {
+                for _ in 0..<Int(1 + next() % 3) {
+                    let at = Int(next() % UInt64(b.count + 1))
+                    switch next() % 3 {
+                    case 0 where at < b.count: b[at] = noise[Int(next() % UInt64(noise.count))]
+                    case 1 where at < b.count: b.remove(at: at)
+                    default: b.insert(noise[Int(next() % UInt64(noise.count))], at: at)
+                    }
+                }
+            }
+            let (reply, fds) = svc.handle(Data(b), session: sid)
+            fds.forEach { _ = $0 }   // owned by the service; sent, never closed, by the real server
+            guard let obj = try? JSONSerialization.jsonObject(with: reply) as? [String: Any], let ok = obj["ok"] as? Bool else {
+                return XCTFail("reply is not {\"ok\": ...} for \(String(decoding: b, as: UTF8.self)): \(String(decoding: reply, as: UTF8.self))")
+            }
+            if ok { okCount += 1 } else if (obj["error"] as? String ?? "").isEmpty { return XCTFail("an error without a message") }
+            if round % 5000 == 4999 {
+                // A client that goes away: everything it held is released.
+                svc.closeSession(sid)
+                sid = svc.openSession(pid: 1, uid: 1000)!
+            }
+        }
+        svc.closeSession(sid)
+        XCTAssertGreaterThan(okCount, rounds / 20)
+        // Nothing held is left behind: no pipes, and every remaining bridge has only released app ports (none).
+        let st = svc.status()
+        XCTAssertEqual(st.pipes.count, 0)
+        XCTAssertEqual(st.regions.count, 0, "\(st.regions.map(\.name))")
+        for b in svc.bridges.keys { try? svc.deleteBridge(b, force: true) }
+    }
+}
