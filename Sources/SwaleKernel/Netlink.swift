@@ -247,12 +247,36 @@ public final class Netlink {
 
     // MARK: create / delete
 
-    /// Creates a veth pair `name` <-> `peer` in this namespace (both DOWN).
-    public func createVeth(name: String, peer: String) throws {
+    /// Creates a veth pair `name` <-> `peer` (both DOWN) in one request. With `peerNamespace` (a
+    /// path such as /var/run/netns/NS) the peer is born inside that namespace, so it may take a name
+    /// that exists here (containers call their end eth0). MTU and the peer's MAC are set at birth.
+    public func createVeth(name: String, peer: String, peerNamespace: String? = nil, mtu: Int? = nil, peerMAC: [UInt8]? = nil) throws {
         try Netlink.validateName(name)
         try Netlink.validateName(peer)
-        guard name != peer else { throw NetlinkError("create veth", name, reason: "both ends have the same name") }
-        let err = rtnl_link_veth_add(sk, name, peer, getpid())
+        guard peerNamespace != nil || name != peer else { throw NetlinkError("create veth", name, reason: "both ends have the same name") }
+        if let mtu, !(68...65535).contains(mtu) { throw NetlinkError("create veth", name, reason: "MTU \(mtu) is outside 68...65535") }
+        guard let link = rtnl_link_veth_alloc() else { throw NetlinkError("create veth", name, reason: "out of memory") }
+        defer { rtnl_link_put(link) }
+        guard let p = rtnl_link_veth_get_peer(link) else { throw NetlinkError("create veth", name, reason: "no peer object") }
+        defer { rtnl_link_put(p) }
+        rtnl_link_set_name(link, name)
+        rtnl_link_set_name(p, peer)
+        if let mtu { rtnl_link_set_mtu(link, UInt32(mtu)); rtnl_link_set_mtu(p, UInt32(mtu)) }
+        if let peerMAC {
+            guard peerMAC.count == 6, peerMAC[0] & 1 == 0 else { throw NetlinkError("create veth", peer, reason: "\(Netlink.formatMAC(peerMAC)) is not a unicast MAC address") }
+            let addr = peerMAC.withUnsafeBytes { nl_addr_build(AF_LLC, UnsafeMutableRawPointer(mutating: $0.baseAddress), 6) }
+            guard let addr else { throw NetlinkError("create veth", peer, reason: "out of memory") }
+            rtnl_link_set_addr(p, addr)
+            nl_addr_put(addr)
+        }
+        var nsFD: Int32 = -1
+        if let peerNamespace {
+            nsFD = open(peerNamespace, O_RDONLY | O_CLOEXEC)
+            guard nsFD >= 0 else { throw NetlinkError("create veth", "\(name)/\(peer)", reason: "cannot open namespace \(peerNamespace): \(String(cString: strerror(errno)))") }
+            rtnl_link_set_ns_fd(p, nsFD)
+        }
+        defer { if nsFD >= 0 { close(nsFD) } }
+        let err = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL)
         if err < 0 { throw NetlinkError("create veth", "\(name)/\(peer)", nlError: err) }
     }
 

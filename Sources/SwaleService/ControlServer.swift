@@ -57,7 +57,7 @@ public final class ControlServer: @unchecked Sendable {
         if st.st_gid == gid { return true }
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") }) else { return false }
-        return line.dropFirst(7).split(separator: " ").contains { UInt32($0) == st.st_gid }
+        return line.dropFirst(7).split(whereSeparator: { $0 == " " || $0 == "\t" }).contains { UInt32($0) == st.st_gid }
     }
 
     static func serve(_ conn: ControlConnection, session: Int, service: Service, log: Logger) {

@@ -114,14 +114,12 @@ extension Service {
         if let a = spec.address, !SwaleConfig.isCIDR(a) { throw ServiceError("address '\(a)' is not an address with a prefix length (10.0.0.1/24)") }
         if !existed {
             if nsPath == nil, nl.exists(name: peer) { throw ServiceError("interface \(peer) (the peer) already exists") }
-            try nl.createVeth(name: name, peer: peer)
+            // The peer is created inside its namespace, under its final name.
+            try nl.createVeth(name: name, peer: peer, peerNamespace: nsPath, mtu: spec.mtu, peerMAC: mac)
         }
         do {
             if !existed {
-                if let mtu = spec.mtu { try nl.setMTU(name, mtu); try nl.setMTU(peer, mtu) }
-                if let mac { try nl.setMAC(peer, mac) }
                 if let nsPath {
-                    try nl.moveToNamespace(link: peer, nsPath: nsPath)
                     try nl.configureInNamespace(nsPath: nsPath, link: peer, up: true, address: spec.address, mtu: nil)
                 } else {
                     try nl.setUp(peer, true)

@@ -82,10 +82,11 @@ final class ServiceFixture {
     let daemon: Child
     let dir: String
 
-    init(extraArgs: [String] = []) throws {
-        dir = NSTemporaryDirectory() + "swale-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    /// `socket`: reuse a path (a restart of "the same" swaled: interfaces it created are its own).
+    init(socket reuse: String? = nil, extraArgs: [String] = []) throws {
+        dir = reuse.map { ($0 as NSString).deletingLastPathComponent } ?? NSTemporaryDirectory() + "swale-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        socket = dir + "/swaled.sock"
+        socket = reuse ?? dir + "/swaled.sock"
         daemon = try Child(try Products.path("swaled"), ["--socket", socket, "--log-level", "debug"] + extraArgs)
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: socket) {
@@ -98,11 +99,19 @@ final class ServiceFixture {
         }
     }
 
-    func stop() -> Int32 {
+    func stop(keepDirectory: Bool = false) -> Int32 {
         daemon.signal(SIGTERM)
         let rc = daemon.wait(seconds: 10)
-        try? FileManager.default.removeItem(atPath: dir)
+        if !keepDirectory { try? FileManager.default.removeItem(atPath: dir) }
         return rc
+    }
+
+    /// swaled's open descriptors and resident memory (from /proc).
+    var fdCount: Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon.pid)/fd").count) ?? -1 }
+    var rssKiB: Int {
+        let s = (try? String(contentsOfFile: "/proc/\(daemon.pid)/status", encoding: .utf8)) ?? ""
+        let line = s.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
     }
 
     var env: [String: String] { ["SWALE_SOCKET": socket] }

@@ -224,11 +224,13 @@ final class KernelPortTests: XCTestCase {
         {"bridges": [{"name": "vale0", "ports": [{"kind": "tap", "name": "\(tap)"}, {"kind": "veth", "name": "\(veth)", "peer": "\(prefix)cp"}]}]}
         """.utf8).write(to: URL(fileURLWithPath: cfg))
         defer { try? FileManager.default.removeItem(atPath: cfg) }
+        let sock = NSTemporaryDirectory() + "swale-test-\(prefix)/swaled.sock"
+        defer { try? FileManager.default.removeItem(atPath: (sock as NSString).deletingLastPathComponent) }
         for round in 0..<2 {
-            let s = try ServiceFixture(extraArgs: ["--config", cfg])
+            let s = try ServiceFixture(socket: sock, extraArgs: ["--config", cfg])
             let ports = try s.call({ var r = Request(op: "port.list"); r.bridge = "vale0"; return r }(), as: [PortInfo].self)
             XCTAssertEqual(Set(ports.map(\.name)), [tap, veth], "round \(round)")
-            XCTAssertEqual(s.stop(), 0)
+            XCTAssertEqual(s.stop(keepDirectory: true), 0)
             if round == 1 { XCTAssertTrue(s.daemon.stderr.contains("re-attached"), s.daemon.stderr) }
             XCTAssertEqual(sh("ip link show \(tap) && ip link show \(veth)").0, 0, "stopping swaled leaves the interfaces")
         }
