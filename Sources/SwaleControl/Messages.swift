@@ -75,11 +75,15 @@ public struct RegionInfo: Codable, Sendable {
     public var buffersTotal: Int
     public var buffersFree: Int
     public var refusedFrees: Int
+    /// Blocks the layout explains: reserved ones, descriptors, and one buffer per ring slot of every
+    /// interface in the region. `buffersTotal - buffersFree - buffersAccounted` must be 0.
+    public var buffersAccounted: Int
     public var users: [String]
-    public init(name: String, size: Int, bufSize: Int, buffersTotal: Int, buffersFree: Int, refusedFrees: Int, users: [String]) {
+    public init(name: String, size: Int, bufSize: Int, buffersTotal: Int, buffersFree: Int, refusedFrees: Int, buffersAccounted: Int, users: [String]) {
         self.name = name; self.size = size; self.bufSize = bufSize; self.buffersTotal = buffersTotal
-        self.buffersFree = buffersFree; self.refusedFrees = refusedFrees; self.users = users
+        self.buffersFree = buffersFree; self.refusedFrees = refusedFrees; self.buffersAccounted = buffersAccounted; self.users = users
     }
+    public var buffersUnaccounted: Int { buffersTotal - buffersFree - buffersAccounted }
 }
 
 public struct PipeInfo: Codable, Sendable {

@@ -327,9 +327,15 @@ public final class Service: @unchecked Sendable {
         for p in allPorts() {
             let a = p.pool.allocator
             var users = [p.fullName]
-            users += pipes.values.filter { $0.parent === p }.map { $0.key }.sorted()
+            let mine = pipes.values.filter { $0.parent === p }
+            users += mine.map { $0.key }.sorted()
+            let layouts = [p.layout] + mine.flatMap { [$0.master, $0.slave] }
+            let accounted = Int(BlockAllocator.reserved) + layouts.reduce(0) {
+                $0 + $1.metaBlocks + $1.slotsPerRing * ($1.txRingOffsets.count + $1.rxRingOffsets.count)
+            }
             regions.append(RegionInfo(name: p.pool.name, size: p.pool.region.mappedSize, bufSize: p.pool.bufSize,
-                                      buffersTotal: a.total, buffersFree: a.freeCount, refusedFrees: a.refusedFrees, users: users))
+                                      buffersTotal: a.total, buffersFree: a.freeCount, refusedFrees: a.refusedFrees,
+                                      buffersAccounted: accounted, users: users))
         }
         let pipeInfos = pipes.values.sorted { $0.key < $1.key }.map {
             PipeInfo(parent: $0.parent.fullName, id: $0.id, masterOpen: $0.masterSession != nil, slaveOpen: $0.slaveSession != nil,

@@ -70,7 +70,7 @@ struct Status: ParsableCommand {
             for b in s.bridges { print("  ", terminator: ""); printBridge(b) }
             print("regions: \(s.regions.count)")
             for r in s.regions {
-                print("  \(r.name): \(r.size) bytes, buffers \(r.buffersFree) free / \(r.buffersTotal) total (\(r.bufSize) B), used by \(r.users.joined(separator: ", "))")
+                print("  \(r.name): \(r.size) bytes, buffers \(r.buffersFree) free / \(r.buffersTotal) total (\(r.bufSize) B), in rings and descriptors \(r.buffersAccounted), unaccounted \(r.buffersUnaccounted), refused frees \(r.refusedFrees); used by \(r.users.joined(separator: ", "))")
             }
             print("pipes: \(s.pipes.count)")
             for p in s.pipes {
