@@ -79,6 +79,7 @@ struct PktGen: ParsableCommand {
     @Option(help: "Control socket.") var socket: String?
     @Flag(help: "rx/pong: first send one announce frame from -s so the switch learns this port's MAC.") var announce = false
     @Option(help: "rx: count only frames from this source MAC (others are reported as ignored).") var from: String?
+    @Option(help: "tx: stop after this many seconds (0: only -n bounds it).") var seconds: Double = 0
 
     func validate() throws {
         guard ["tx", "rx", "ping", "pong", "scribble"].contains(f) else { throw ValidationError("-f must be tx, rx, ping, pong or scribble (got '\(f)')") }
@@ -100,6 +101,7 @@ struct PktGen: ParsableCommand {
         var opts = Options()
         opts.n = n; opts.b = b; opts.rate = rate; opts.timeout = timeout; opts.check = check; opts.seed = seed
         if let from { opts.from = try Names.parseMAC(from) }
+        opts.seconds = seconds
         try opts.runMain(self)
     }
 }
@@ -114,6 +116,8 @@ struct Options {
     var seed: UInt64 = 0
     /// rx: only frames from this source MAC count (0: all).
     var from: UInt64 = 0
+    /// tx: stop after this long (0: no limit).
+    var seconds = 0.0
 
     func runMain(_ cmd: PktGen) throws {
         let i = cmd.i, f = cmd.f, s = cmd.s, d = cmd.d, json = cmd.json, reportMs = cmd.reportMs, socket = cmd.socket, announce = cmd.announce
@@ -234,8 +238,10 @@ struct Options {
         var scratch = [UInt8](repeating: 0, count: 65536)
         st.firstNs = Clock.ns()
         var lastProgress = st.firstNs
+        let stopAt = seconds > 0 ? st.firstNs &+ UInt64(seconds * 1e9) : UInt64.max
         while seq < limit {
             let now = Clock.ns()
+            if now >= stopAt { break }
             var allowed = UInt64(b)
             if rate > 0 {
                 let due = UInt64(Double(now &- st.firstNs) / 1e9 * rate) &+ 1
