@@ -93,6 +93,34 @@ int swale_tap_set_offload(int fd, unsigned int offloads) { return ioctl(fd, TUNS
 int swale_tap_set_vnet_hdr_size(int fd, int size) { return ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 ? -errno : 0; }
 int swale_tap_set_persist(int fd, int persist) { return ioctl(fd, TUNSETPERSIST, persist) < 0 ? -errno : 0; }
 unsigned int swale_tun_f_csum(void) { return TUN_F_CSUM; }
+
+/* Generic receive offload on an interface (ETHTOOL_GGRO/SGRO through SIOCETHTOOL): -errno on failure. */
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+int swale_set_gro(const char *ifname, int on) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct ethtool_value ev = { .cmd = ETHTOOL_SGRO, .data = on ? 1 : 0 };
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    ifr.ifr_data = (char *)&ev;
+    int rc = ioctl(fd, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+int swale_get_gro(const char *ifname) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct ethtool_value ev = { .cmd = ETHTOOL_GGRO };
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    ifr.ifr_data = (char *)&ev;
+    int rc = ioctl(fd, SIOCETHTOOL, &ifr) < 0 ? -errno : (int)ev.data;
+    close(fd);
+    return rc;
+}
 unsigned int swale_tun_f_tso4(void) { return TUN_F_TSO4; }
 unsigned int swale_tun_f_tso6(void) { return TUN_F_TSO6; }
 

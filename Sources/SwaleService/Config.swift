@@ -35,7 +35,9 @@ extension ServiceOptions {
 
 extension Service {
     /// Creates the configured bridges and ports; per-item failures are logged with file:line.
-    public func apply(_ cfg: SwaleConfig, file: String) {
+    /// `fromFile`: the config came from a file, so interfaces that left it are deleted; without a
+    /// file (swaled started bare) nothing is deleted, only run-time ports are restored.
+    public func apply(_ cfg: SwaleConfig, file: String, fromFile: Bool = true) {
         lock.lock(); defer { lock.unlock() }
         for b in cfg.bridges {
             let entry: BridgeEntry
@@ -58,25 +60,25 @@ extension Service {
                 }
             }
         }
-        reconcileOwnedInterfaces(configured: Set(cfg.bridges.flatMap { $0.ports.map(\.name) }))
+        reconcileOwnedInterfaces(configured: fromFile ? Set(cfg.bridges.flatMap { $0.ports.map(\.name) }) : nil)
     }
 
     /// Interfaces an earlier run created: removed from the config → deleted; added with swalectl →
     /// attached again (their alias carries what is needed).
-    func reconcileOwnedInterfaces(configured: Set<String>) {
+    func reconcileOwnedInterfaces(configured: Set<String>?) {
         guard let nl = try? netlink(), let links = try? nl.links() else { return }
         let inUse = Set(bridges.values.flatMap { $0.ports.values.compactMap(\.ifname) })
         for link in links {
             guard var tag = OwnerTag(alias: link.alias), tag.instance == ownerInstance, !inUse.contains(link.name) else { continue }
             tag.spec.name = link.name
-            if tag.origin == .config && !configured.contains(link.name) {
+            if tag.origin == .config, let configured, !configured.contains(link.name) {
                 do {
                     try nl.delete(link: link.name)
                     log.notice("interface \(link.name) (\(tag.spec.kind.rawValue)) is no longer in the configuration: deleted")
                 } catch { log.warning("deleting \(link.name), which left the configuration: \(error)") }
                 continue
             }
-            if tag.origin == .config { continue }   // configured, but failed to apply: logged above
+            if tag.origin == .config { continue }   // configured but failed to apply (logged above), or no config given
             guard let bname = tag.bridge else {
                 looseInterfaces[link.name] = tag.spec
                 log.info("interface \(link.name) (created with -n) found again, not attached")

@@ -89,7 +89,7 @@ struct Swaled: ParsableCommand {
 
         let service = Service(options: opts, logger: log)
         let server = try ControlServer(service: service, path: path, group: gid, logger: log)
-        service.apply(cfg, file: config ?? "(no config)")
+        service.apply(cfg, file: config ?? "(no config)", fromFile: config != nil)
         service.startLinkMonitor()
         log.info("swaled \(getpid()) ready")
         server.run { stopSignal != 0 }
