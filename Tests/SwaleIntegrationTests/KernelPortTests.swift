@@ -74,6 +74,9 @@ final class KernelPortTests: XCTestCase {
         let (_, fdb, _) = try svc.ctl(["fdb", "show", "vale0"])
         XCTAssertTrue(fdb.contains(a.mac) && fdb.contains(b.mac), fdb)
         XCTAssertTrue(fdb.contains(a.port) && fdb.contains(b.port), fdb)
+        // swaled turns GRO on for the veth ends it creates (containers' segments arrive merged).
+        let k = sh("ethtool -k \(a.port)").1
+        XCTAssertTrue(k.contains("generic-receive-offload: on"), k)
     }
 
     func testIperfTCPWithDefaultOffloads() throws {
