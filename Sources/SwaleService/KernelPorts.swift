@@ -9,6 +9,9 @@
  * with the packet socket). Every step that fails undoes the steps before it: nothing half-created
  * is left behind.
  *
+ * Every interface Swale creates is tagged in its kernel alias (OwnerTag, Config.swift), which is
+ * how a restart tells its own interfaces from anyone else's.
+ *
  * A link watcher (RTNLGRP_LINK) notices interfaces that disappear — a container's namespace was
  * deleted — and removes their ports, logged and counted.
  */
@@ -58,14 +61,7 @@ extension Service {
         let name = try kernelPortName(spec.name)
         if b.ports[name] != nil { throw ServiceError("bridge \(b.bridge.name) already has a port named \(name)") }
         let nl = try netlink()
-        var mac: [UInt8]?
-        if let m = spec.mac {
-            guard let parsed = Netlink.parseMAC(m) else { throw ServiceError("invalid MAC address '\(m)'") }
-            guard parsed[0] & 1 == 0 else { throw ServiceError("MAC address \(m) is a group address; a port needs a unicast one") }
-            mac = parsed
-            spec.mac = Netlink.formatMAC(parsed)
-        }
-        if let mtu = spec.mtu, !SwaleConfig.mtuRange.contains(mtu) { throw ServiceError("MTU \(mtu) out of range (68-65535)") }
+        let mac = try checkLinkSettings(&spec)
 
         // An interface of that name may be one this swaled made before (a restart): take it back.
         var existed = false
@@ -95,7 +91,7 @@ extension Service {
         p.created = true
         p.spec = spec
         p.origin = origin
-        tagInterface(p)
+        tag(name, origin: origin, bridge: b.bridge.name, spec: spec)
         log.info("\(kind.rawValue) port \(p.fullName) \(existed ? "re-attached" : "created")\(spec.peer.map { " (peer \($0)\(spec.netns.map { " in netns \($0)" } ?? ""))" } ?? "")")
         return p
     }
@@ -142,10 +138,19 @@ extension Service {
         }
     }
 
+    /// MTU in range; MAC unicast and written the canonical way. Returns the MAC's bytes.
+    func checkLinkSettings(_ spec: inout SwaleConfig.Port) throws -> [UInt8]? {
+        if let mtu = spec.mtu, !SwaleConfig.mtuRange.contains(mtu) { throw ServiceError("MTU \(mtu) out of range (68-65535)") }
+        guard let m = spec.mac else { return nil }
+        guard let mac = Netlink.parseMAC(m) else { throw ServiceError("invalid MAC address '\(m)'") }
+        guard mac[0] & 1 == 0 else { throw ServiceError("MAC address \(m) is a group address; a port needs a unicast one") }
+        spec.mac = Netlink.formatMAC(mac)
+        return mac
+    }
+
     /// Writes the owner tag into the interface's alias (what a restart reads back).
-    func tagInterface(_ p: PortEntry) {
-        guard let ifname = p.ifname, let spec = p.spec else { return }
-        let tag = OwnerTag(instance: ownerInstance, origin: p.origin, bridge: p.bridge, spec: spec)
+    func tag(_ ifname: String, origin: PortOrigin, bridge: String?, spec: SwaleConfig.Port) {
+        let tag = OwnerTag(instance: ownerInstance, origin: origin, bridge: bridge, spec: spec)
         do { try netlink().setAlias(ifname, tag.alias) } catch {
             log.warning("could not tag \(ifname) as Swale's (a restart will not recognize it): \(error)")
         }
@@ -188,17 +193,12 @@ extension Service {
         }
         var spec = SwaleConfig.Port(kind: .tap, name: name)
         spec.mtu = req.mtu
-        if let m = req.mac {
-            guard let mac = Netlink.parseMAC(m), mac[0] & 1 == 0 else { throw ServiceError("invalid or group MAC address '\(m)'") }
-            spec.mac = Netlink.formatMAC(mac)
-        }
-        if let mtu = spec.mtu, !SwaleConfig.mtuRange.contains(mtu) { throw ServiceError("MTU \(mtu) out of range (68-65535)") }
-        let tap = try TapAdapter.create(name: name, mtu: spec.mtu, mac: spec.mac.flatMap(Netlink.parseMAC), up: true, persist: true, netlink: nl)
+        spec.mac = req.mac
+        let mac = try checkLinkSettings(&spec)
+        let tap = try TapAdapter.create(name: name, mtu: spec.mtu, mac: mac, up: true, persist: true, netlink: nl)
         let ifindex = tap.ifindex
         tap.close()   // persistent: the device stays until -r
-        do { try nl.setAlias(name, OwnerTag(instance: ownerInstance, origin: .cli, bridge: nil, spec: spec).alias) } catch {
-            log.warning("could not tag \(name): \(error)")
-        }
+        tag(name, origin: .cli, bridge: nil, spec: spec)
         looseInterfaces[name] = spec
         log.info("tap interface \(name) created (not attached)")
         return PortInfo(bridge: "", name: name, index: -1, kind: "tap", ifname: name, openBy: nil, created: true,
@@ -247,8 +247,7 @@ extension Service {
         if keepInterface, p.created, var spec = p.spec, let ifname = p.ifname {
             spec.name = ifname
             looseInterfaces[ifname] = spec
-            let tag = OwnerTag(instance: ownerInstance, origin: .cli, bridge: nil, spec: spec)
-            try? netlink().setAlias(ifname, tag.alias)
+            tag(ifname, origin: .cli, bridge: nil, spec: spec)
             log.info("interface \(ifname) detached and kept")
             return
         }
