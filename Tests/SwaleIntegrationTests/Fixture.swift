@@ -143,3 +143,34 @@ final class ServiceFixture {
         return try cond()
     }
 }
+
+/// Runs a command, returns (status, stdout+stderr). Bounded by `seconds`.
+@discardableResult
+func sh(_ cmd: String, seconds: Double = 30) -> (Int32, String) {
+    let c = try! Child("/bin/sh", ["-c", cmd])
+    let rc = c.wait(seconds: seconds)
+    return (rc, c.stdout + c.stderr)
+}
+
+/// The namespaces and interfaces one test makes: all named with a per-run prefix, and all deleted
+/// by `cleanup()` (namespaces, then every root-namespace link with the prefix), however the test went.
+final class KernelObjects {
+    let prefix = "sw" + String(format: "%04x", UInt16.random(in: 0...0xffff))
+    private(set) var namespaces: [String] = []
+
+    /// A new namespace PREFIX+suffix with loopback up.
+    func netns(_ suffix: String) -> String {
+        let ns = "\(prefix)\(suffix)"
+        XCTAssertEqual(sh("ip netns add \(ns)").0, 0)
+        namespaces.append(ns)
+        sh("ip netns exec \(ns) ip link set lo up")
+        return ns
+    }
+
+    func cleanup() {
+        for ns in namespaces { sh("ip netns del \(ns) 2>/dev/null") }
+        namespaces = []
+        let (_, out) = sh("ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1")
+        for name in out.split(separator: "\n") where name.hasPrefix(prefix) { sh("ip link del \(name) 2>/dev/null") }
+    }
+}

@@ -7,52 +7,31 @@ import SwaleControl
 import SwaleNames
 import XCTest
 
-/// Runs a command, returns (status, stdout+stderr). Bounded by `seconds`.
-@discardableResult
-func sh(_ cmd: String, seconds: Double = 30) -> (Int32, String) {
-    let c = try! Child("/bin/sh", ["-c", cmd])
-    let rc = c.wait(seconds: seconds)
-    return (rc, c.stdout + c.stderr)
-}
-
 final class KernelPortTests: XCTestCase {
     var svc: ServiceFixture!
-    var prefix = ""
-    var namespaces: [String] = []
-    var links: [String] = []   // root-namespace links the test made itself (deleted if still there)
+    let kernel = KernelObjects()
+    var prefix: String { kernel.prefix }
 
     override func setUpWithError() throws {
         guard getuid() == 0 else { throw XCTSkip("kernel port tests need root (network namespaces, veth, TAP)") }
         for tool in ["ip", "ping", "iperf3"] where sh("command -v \(tool)").0 != 0 {
             throw XCTSkip("\(tool) is not installed (run Scripts/setup.sh)")
         }
-        prefix = "sw" + String(format: "%04x", UInt16.random(in: 0...0xffff))
         svc = try ServiceFixture()
         XCTAssertEqual(try svc.ctl(["bridge", "add", "vale0"]).0, 0)
     }
 
     override func tearDown() {
         if let svc { _ = svc.stop() }
-        for ns in namespaces { sh("ip netns del \(ns) 2>/dev/null") }
-        for l in links { sh("ip link del \(l) 2>/dev/null") }
-        // Anything else with our prefix (a TAP left persistent by a failed step).
-        let (_, out) = sh("ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1")
-        for name in out.split(separator: "\n") where name.hasPrefix(prefix) { sh("ip link del \(name) 2>/dev/null") }
+        kernel.cleanup()
     }
 
-    func netns(_ suffix: String) -> String {
-        let ns = "\(prefix)\(suffix)"
-        XCTAssertEqual(sh("ip netns add \(ns)").0, 0)
-        namespaces.append(ns)
-        sh("ip netns exec \(ns) ip link set lo up")
-        return ns
-    }
+    func netns(_ suffix: String) -> String { kernel.netns(suffix) }
 
     /// Adds a veth port whose peer sits in a new namespace with an address.
     func vethInNamespace(_ i: Int, subnet: String) throws -> (port: String, ns: String, ip: String, mac: String) {
         let ns = netns("n\(i)")
         let port = "\(prefix)v\(i)", peer = "\(prefix)p\(i)"
-        links.append(port)
         let ip = "\(subnet).\(i)"
         let (rc, out, err) = try svc.ctl(["port", "add", "vale0", "veth", port, "--peer", peer, "--netns", ns, "--address", "\(ip)/24"])
         XCTAssertEqual(rc, 0, out + err)
@@ -120,7 +99,6 @@ final class KernelPortTests: XCTestCase {
     func testTapInRootNamespaceTalksToNamespace() throws {
         let a = try vethInNamespace(1, subnet: "10.213.4")
         let tap = "\(prefix)t0"
-        links.append(tap)
         let (rc, out, err) = try svc.ctl(["port", "add", "vale0", "tap", tap])
         XCTAssertEqual(rc, 0, out + err)
         XCTAssertEqual(sh("ip addr add 10.213.4.254/24 dev \(tap) && ip link set \(tap) up").0, 0)
@@ -181,7 +159,6 @@ final class KernelPortTests: XCTestCase {
         XCTAssertNotEqual(sh("ip link show \(a.port)").0, 0, "veth Swale created is deleted")
         // An interface the test made itself: attached, detached, left in place.
         let mine = "\(prefix)x0"
-        links.append(mine)
         XCTAssertEqual(sh("ip link add \(mine) type veth peer name \(prefix)x1 && ip link set \(mine) up").0, 0)
         let (rc, out, err) = try svc.ctl(["port", "attach", "vale0", mine])
         XCTAssertEqual(rc, 0, out + err)
@@ -203,7 +180,6 @@ final class KernelPortTests: XCTestCase {
         XCTAssertTrue(missing.2.contains("no interface"), missing.2)
         // Taken: an existing veth cannot become a TAP; an enslaved interface cannot be attached.
         let taken = "\(prefix)y0", br = "\(prefix)br"
-        links += [taken, br]
         XCTAssertEqual(sh("ip link add \(taken) type veth peer name \(prefix)y1 && ip link add \(br) type bridge && ip link set \(taken) master \(br)").0, 0)
         let tapTaken = try svc.ctl(["port", "add", "vale0", "tap", taken])
         XCTAssertNotEqual(tapTaken.0, 0)
@@ -221,7 +197,6 @@ final class KernelPortTests: XCTestCase {
         _ = svc.stop()
         svc = nil
         let tap = "\(prefix)ct", veth = "\(prefix)cv"
-        links += [tap, veth]
         let cfg = NSTemporaryDirectory() + "\(prefix).json"
         try Data("""
         {"bridges": [{"name": "vale0", "ports": [{"kind": "tap", "name": "\(tap)"}, {"kind": "veth", "name": "\(veth)", "peer": "\(prefix)cp"}]}]}

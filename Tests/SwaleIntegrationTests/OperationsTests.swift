@@ -8,18 +8,14 @@ import SwaleControl
 import XCTest
 
 final class OperationsTests: XCTestCase {
-    var prefix = "sw" + String(format: "%04x", UInt16.random(in: 0...0xffff))
-    var namespaces: [String] = []
+    let kernel = KernelObjects()
+    var prefix: String { kernel.prefix }
     var fixtures: [ServiceFixture] = []
     var files: [String] = []
 
     override func tearDown() {
         for f in fixtures where f.daemon.process.isRunning { _ = f.stop() }
-        for ns in namespaces { sh("ip netns del \(ns) 2>/dev/null") }
-        if getuid() == 0 {
-            let (_, out) = sh("ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1")
-            for name in out.split(separator: "\n") where name.hasPrefix(prefix) { sh("ip link del \(name) 2>/dev/null") }
-        }
+        if getuid() == 0 { kernel.cleanup() }
         for f in files { try? FileManager.default.removeItem(atPath: f) }
     }
 
@@ -41,13 +37,7 @@ final class OperationsTests: XCTestCase {
         return p
     }
 
-    func netns(_ suffix: String) -> String {
-        let ns = "\(prefix)\(suffix)"
-        XCTAssertEqual(sh("ip netns add \(ns)").0, 0)
-        namespaces.append(ns)
-        sh("ip netns exec \(ns) ip link set lo up")
-        return ns
-    }
+    func netns(_ suffix: String) -> String { kernel.netns(suffix) }
 
     func ports(_ s: ServiceFixture) throws -> [PortInfo] { try s.call(Request(op: "port.list"), as: [PortInfo].self) }
 
