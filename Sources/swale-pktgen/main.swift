@@ -206,10 +206,11 @@ struct Options {
             let r = rng.next()
             return r & 1 == 0 ? UInt32(truncatingIfNeeded: r >> 32) : UInt32(truncatingIfNeeded: (r >> 8) % UInt64(near))
         }
+        let rings = [port.tx, port.rx]
         while st.packets < limit {
             let now = Clock.ns()
             if now >= end { break }
-            for ring in [port.tx, port.rx] {
+            for ring in rings {
                 let slots = ring.numSlots
                 for _ in 0..<4 {
                     let slot = ring.slot(UInt32(truncatingIfNeeded: rng.next() % UInt64(slots)))
