@@ -108,6 +108,12 @@ final class ServiceFixture {
 
     /// swaled's open descriptors and resident memory (from /proc).
     var fdCount: Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon.pid)/fd").count) ?? -1 }
+    /// The service's descriptors and what they are ("3 -> socket:[1234]"), for failure messages.
+    var fdTable: [String] {
+        let dir = "/proc/\(daemon.pid)/fd"
+        let fds = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted { Int($0) ?? 0 < Int($1) ?? 0 }
+        return fds.map { "\($0) -> \((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\($0)")) ?? "?")" }
+    }
     var rssKiB: Int {
         let s = (try? String(contentsOfFile: "/proc/\(daemon.pid)/status", encoding: .utf8)) ?? ""
         let line = s.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
