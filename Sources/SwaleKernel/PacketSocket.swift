@@ -41,12 +41,14 @@
  * next frame needs more slots than are free, the batch stops and the frame stays in the kernel
  * ring; if the kernel ring fills meanwhile, the kernel drops and counts (kernel_ring_drops).
  *
- * transmit (switch → kernel): the frames in the rx ring become one sendmmsg() per batch of up
- * to 256 frames, each message an iovec list over the frame's slots (plus the shared zero header
- * for a plain frame, or a split first slot when the kernel only takes 10-byte headers): no copy in
- * user space, one system call per batch. EAGAIN (socket buffer full) keeps the unsent frames in
- * the ring; a frame the kernel refuses (EMSGSIZE, EINVAL, ENOBUFS, ENETDOWN) is dropped and
- * counted, and sending resumes with the next.
+ * transmit (switch → kernel): frames arrive as an OutFrames batch — straight from the source
+ * port's tx slots when this port has nothing queued (the forwarding loop's direct transmit), or
+ * from this port's rx ring (`transmitRing`) — and become one sendmmsg() per up to 256 frames, each
+ * message an iovec list over the frame's segments (plus the shared zero header for a plain frame,
+ * or a split first segment when the kernel only takes 10-byte headers): no copy in user space,
+ * one system call per batch. EAGAIN (socket buffer full) hands the unsent frames back to the
+ * caller; a frame the kernel refuses (EMSGSIZE, EINVAL, ENOBUFS, ENETDOWN) is dropped and counted,
+ * and sending resumes with the next.
  *
  * Link state: when the interface goes down or disappears the kernel flags the socket with
  * ENETDOWN (poll reports POLLERR until it is read); `takeError()` reads and clears it.
@@ -84,11 +86,10 @@ public final class PacketSocketAdapter: PortAdapter {
     private static let iovCapacity = 2048
     private let msgs: UnsafeMutablePointer<swale_mmsghdr>
     private let iov: UnsafeMutablePointer<iovec>
-    /// Ring index just past each message's frame, to release exactly what was sent.
-    private let frameEnd: UnsafeMutablePointer<UInt32>
-    /// Payload bytes of each message's frame, with gsoBit set for GSO frames.
-    private let frameInfo: UnsafeMutablePointer<Int>
-    private static let gsoBit = 1 << 40
+    /// The frame each message carries.
+    private let frameOf: UnsafeMutablePointer<Int32>
+    /// The rx ring's frames, described for `transmit(_:)`.
+    private var out = OutFrames.allocate()
     private var closed = false
 
     public var counters: [String: UInt64] {
@@ -114,18 +115,16 @@ public final class PacketSocketAdapter: PortAdapter {
         msgs.initialize(repeating: swale_mmsghdr(), count: Self.maxMessages)
         iov = .allocate(capacity: Self.iovCapacity)
         iov.initialize(repeating: iovec(), count: Self.iovCapacity)
-        frameEnd = .allocate(capacity: Self.maxMessages)
-        frameEnd.initialize(repeating: 0, count: Self.maxMessages)
-        frameInfo = .allocate(capacity: Self.maxMessages)
-        frameInfo.initialize(repeating: 0, count: Self.maxMessages)
+        frameOf = .allocate(capacity: Self.maxMessages)
+        frameOf.initialize(repeating: 0, count: Self.maxMessages)
     }
 
     deinit {
         close()
         msgs.deallocate()
         iov.deallocate()
-        frameEnd.deallocate()
-        frameInfo.deallocate()
+        frameOf.deallocate()
+        out.deallocate()
     }
 
     /// Attaches to an existing interface. `frameSize` (a multiple of 16, at least 2048) bounds the
@@ -318,123 +317,90 @@ public final class PacketSocketAdapter: PortAdapter {
     // MARK: switch → kernel
 
     public func transmit(from rx: UserRing) -> Int {
-        let tail = rx.ptr.loadTail()
-        let start = rx.head
-        if closed {
-            if start != tail { rx.advance(to: tail) }
-            return 0
-        }
-        let bs = rx.bufSize
-        var i = start
-        var released = start
+        transmitRing(rx, using: &out)
+    }
+
+    /// One sendmmsg() per up to 256 frames, each message an iovec list over the frame's segments.
+    public func transmit(_ f: OutFrames) -> (consumed: Int, sent: Int) {
+        if closed { return (f.count, 0) }
+        var consumed = 0
         var sent = 0, bytes = 0, calls = 0, gso = 0, errors = 0, bad = 0, down = 0
-        var stop = false
-        while i != tail && !stop {
-            // Gather up to maxMessages frames into messages (iovecs over their slots).
-            var m = 0
-            var v = 0
-            build: while m < Self.maxMessages && i != tail {
-                let frameStart = i
-                let first = rx.slot(i)
-                let vnet = first.pointee.flags & SlotFlags.vnetHdr != 0
+        send: while consumed < f.count {
+            // Messages for frames [consumed, k); a broken frame ends the batch unless it leads it.
+            var m = 0, v = 0
+            var k = consumed
+            while k < f.count && m < Self.maxMessages {
+                let first = Int(f.firstSegment[k]), end = Int(f.firstSegment[k + 1])
+                let vnet = f.vnet[k]
+                let unusable = f.payload[k] < 0
+                    || (vnet && vnetSize == 0 && VnetHeader.isMeaningful(f.segments[first].iov_base!))  // metadata the kernel cannot take
+                    || end - first + 2 > Self.iovCapacity
+                if unusable {
+                    if m > 0 { break }
+                    bad += 1
+                    k += 1
+                    consumed = k
+                    continue
+                }
+                if v + (end - first) + 2 > Self.iovCapacity { break }   // next round
                 let v0 = v
-                var total = 0
-                var broken = false
-                var isGSO = false
-                if vnet {
-                    if let b = rx.buffer(first), first.pointee.len >= UInt16(VnetHeader.size) {
-                        isGSO = b.load(fromByteOffset: 1, as: UInt8.self) != VnetHeader.gsoNone
-                        // Without a kernel header, offload metadata cannot be honoured.
-                        if vnetSize == 0 && VnetHeader.isMeaningful(b) { broken = true }
-                    } else {
-                        broken = true
-                    }
-                } else if vnetSize != 0 {
+                if !vnet && vnetSize != 0 {
                     iov[v] = iovec(iov_base: VnetHeader.zeros, iov_len: vnetSize)
                     v += 1
                 }
-                var firstSlot = true
-                while true {
-                    let s = rx.slot(i)
-                    if let b = rx.buffer(s) {
-                        var base = b
-                        var l = min(Int(s.pointee.len), bs)
-                        total += l
-                        if firstSlot && vnet && !broken && vnetSize != VnetHeader.size {
-                            // The kernel takes 10 (or no) header bytes: a prefix of our header, then
-                            // the frame from byte 12 — a split iovec, not a copy.
-                            if vnetSize != 0 && v < Self.iovCapacity { iov[v] = iovec(iov_base: b, iov_len: vnetSize); v += 1 }
-                            base = b + VnetHeader.size
-                            l -= VnetHeader.size
-                        }
-                        if l > 0 {
-                            if v < Self.iovCapacity { iov[v] = iovec(iov_base: base, iov_len: l); v += 1 } else { broken = true }
-                        }
-                    } else {
-                        broken = true
+                for g in first..<end {
+                    var seg = f.segments[g]
+                    if g == first && vnet && vnetSize != VnetHeader.size {
+                        // The kernel takes 10 (or no) header bytes: a prefix of our header, then the
+                        // frame from byte 12 — a split iovec, not a copy.
+                        if vnetSize != 0 { iov[v] = iovec(iov_base: seg.iov_base, iov_len: vnetSize); v += 1 }
+                        seg = iovec(iov_base: seg.iov_base! + VnetHeader.size, iov_len: seg.iov_len - VnetHeader.size)
                     }
-                    firstSlot = false
-                    let more = s.pointee.flags & SlotFlags.moreFrag != 0
-                    i = rx.next(i)
-                    if !more { break }
-                    if i == tail { i = frameStart; stop = true; break build }  // incomplete frame: wait
-                }
-                if v >= Self.iovCapacity - 1 && m > 0 {
-                    // Out of iovecs: send what we have; this frame starts the next round.
-                    i = frameStart
-                    break build
-                }
-                let payload = total - (vnet ? VnetHeader.size : 0)
-                if broken || payload < 14 || v >= Self.iovCapacity - 1 {
-                    bad += 1
-                    v = v0
-                    if m == 0 { released = i } else { frameEnd[m - 1] = i }  // released with its predecessor
-                    continue
+                    if seg.iov_len > 0 { iov[v] = seg; v += 1 }
                 }
                 msgs[m].msg_hdr = msghdr(msg_name: nil, msg_namelen: 0, msg_iov: iov + v0, msg_iovlen: v - v0,
                                          msg_control: nil, msg_controllen: 0, msg_flags: 0)
                 msgs[m].msg_len = 0
-                frameEnd[m] = i
-                frameInfo[m] = payload | (isGSO ? Self.gsoBit : 0)
+                frameOf[m] = Int32(k)
                 m += 1
+                k += 1
             }
-            if m == 0 { break }
+            if m == 0 { continue }
             // One sendmmsg for the batch; a frame the kernel refuses is dropped and sending goes on.
             var done = 0
             while done < m {
                 let r = swale_sendmmsg(fd, msgs + done, UInt32(m - done), SysConst.msgDontWait)
                 calls += 1
                 if r > 0 {
-                    for k in done..<(done + Int(r)) {
-                        bytes += frameInfo[k] & (Self.gsoBit - 1)
-                        if frameInfo[k] & Self.gsoBit != 0 { gso += 1 }
+                    for j in done..<(done + Int(r)) {
+                        let fk = Int(frameOf[j])
+                        bytes += Int(f.payload[fk])
+                        if f.isGSO(fk) { gso += 1 }
                     }
                     sent += Int(r)
                     done += Int(r)
+                    consumed = Int(frameOf[done - 1]) + 1
                     continue
                 }
                 let e = -r
                 if e == EINTR { continue }
                 if r == 0 || e == EAGAIN || e == EWOULDBLOCK {
                     stats.add(.txAgain, 1)
-                    stop = true
-                    break
+                    break send
                 }
                 if e == ENETDOWN || e == ENXIO || e == ENODEV {
                     // The link is down or gone: everything in this batch is undeliverable.
                     down += m - done
-                    done = m
+                    consumed = k
                     break
                 }
                 errors += 1
+                consumed = Int(frameOf[done]) + 1
                 done += 1
             }
-            if done > 0 { released = frameEnd[done - 1] }
-            i = released
         }
-        if released != start { rx.advance(to: released) }
         stats.addTx(frames: sent, bytes: bytes, gso: gso, calls: calls, errors: errors, bad: bad, down: down)
-        return sent
+        return (consumed, sent)
     }
 
     // MARK: lifetime

@@ -25,10 +25,12 @@
  * at EAGAIN, at the batch limit, or when the ring is too full. tun reports the full length of a
  * frame even when the iovec was shorter; such a frame is counted as truncated and dropped.
  *
- * transmit (switch → kernel). One writev() per frame (tun has no batched write either): the
- * iovecs cover the frame's slots; a frame without SWALE_NS_VNET_HDR gets the shared zero header
- * as its first iovec. EAGAIN leaves the frame (and the rest) in the ring for the next batch; any
- * other error drops the frame and counts it (EIO: the device is down).
+ * transmit (switch → kernel). One writev() per frame (tun has no batched write either), over the
+ * frame's segments as an OutFrames batch describes them: straight from the source port's tx slots
+ * when this port has nothing queued (the forwarding loop's direct transmit), or from this port's
+ * rx ring (`transmitRing`). A frame without SWALE_NS_VNET_HDR gets the shared zero header as its
+ * first iovec. EAGAIN hands the frame (and the rest) back to the caller; any other error drops the
+ * frame and counts it (EIO: the device is down).
  *
  * Lifetime. A TAP lives as long as an fd is attached, unless it is persistent (TUNSETPERSIST).
  * `create(..., persist: true)` keeps the device when the service stops, and calling `create`
@@ -58,6 +60,8 @@ public final class TapAdapter: PortAdapter {
     private let stats = AdapterCounters()
     private let iov: UnsafeMutablePointer<iovec>
     private let iovCapacity = 256
+    /// The rx ring's frames, described for `transmit(_:)`.
+    private var out = OutFrames.allocate()
     private var closed = false
     /// Largest frame the kernel may hand over, vnet header included.
     private let maxFrameBytes: Int
@@ -80,6 +84,7 @@ public final class TapAdapter: PortAdapter {
     deinit {
         close()
         iov.deallocate()
+        out.deallocate()
     }
 
     /// Creates (or re-attaches to) the TAP `name`, enables the 12-byte vnet header and offloads,
@@ -199,77 +204,48 @@ public final class TapAdapter: PortAdapter {
     // MARK: switch → kernel
 
     public func transmit(from rx: UserRing) -> Int {
-        let tail = rx.ptr.loadTail()
-        let start = rx.head
-        if closed || linkGone {
-            // Nobody to hand frames to: release them so the switch does not stall.
-            if start != tail {
-                stats.add(.txLinkDown, countFrames(rx, from: start, to: tail))
-                rx.advance(to: tail)
-            }
-            return 0
-        }
-        let bs = rx.bufSize
-        var i = start
-        var frames = 0, bytes = 0, calls = 0, gso = 0, errors = 0, bad = 0, down = 0
-        outer: while i != tail {
-            let frameStart = i
-            let first = rx.slot(i)
-            let vnet = first.pointee.flags & SlotFlags.vnetHdr != 0
-            var cnt = 0
-            var total = 0
-            var broken = false
-            if !vnet {
-                iov[0] = iovec(iov_base: VnetHeader.zeros, iov_len: VnetHeader.size)
-                cnt = 1
-            }
-            while true {
-                let s = rx.slot(i)
-                if cnt < iovCapacity, let b = rx.buffer(s) {
-                    let l = min(Int(s.pointee.len), bs)
-                    iov[cnt] = iovec(iov_base: b, iov_len: l)
-                    cnt += 1
-                    total += l
-                } else {
-                    broken = true
-                }
-                let more = s.pointee.flags & SlotFlags.moreFrag != 0
-                i = rx.next(i)
-                if !more { break }
-                if i == tail { i = frameStart; break outer }  // incomplete frame: wait for the rest
-            }
-            let payload = total - (vnet ? VnetHeader.size : 0)
-            if broken || payload < 14 || (vnet && Int(first.pointee.len) < VnetHeader.size) {
-                bad += 1
-                continue
-            }
-            var n: Int
-            repeat { n = writev(fd, iov, Int32(cnt)); calls += 1 } while n < 0 && errno == EINTR
-            if n < 0 {
-                let e = errno
-                if e == EAGAIN { i = frameStart; stats.add(.txAgain, 1); break }
-                if e == EIO { down += 1; continue }
-                if e == EBADFD || e == ENODEV || e == ENXIO { linkGone = true }
-                errors += 1
-                continue
-            }
-            if vnet, rx.buffer(first)!.load(fromByteOffset: 1, as: UInt8.self) != VnetHeader.gsoNone { gso += 1 }
-            frames += 1
-            bytes += payload
-        }
-        if i != start { rx.advance(to: i) }
-        stats.addTx(frames: frames, bytes: bytes, gso: gso, calls: calls, errors: errors, bad: bad, down: down)
-        return frames
+        transmitRing(rx, using: &out)
     }
 
-    private func countFrames(_ rx: UserRing, from: UInt32, to: UInt32) -> Int {
-        var n = 0
-        var i = from
-        while i != to {
-            if rx.slot(i).pointee.flags & SlotFlags.moreFrag == 0 { n += 1 }
-            i = rx.next(i)
+    /// One writev() per frame over its segments; a plain frame gets the shared zero header first.
+    public func transmit(_ f: OutFrames) -> (consumed: Int, sent: Int) {
+        if closed || linkGone {
+            // Nobody to hand frames to: consume them so the switch does not stall.
+            stats.add(.txLinkDown, f.count)
+            return (f.count, 0)
         }
-        return n
+        var frames = 0, bytes = 0, calls = 0, gso = 0, errors = 0, bad = 0, down = 0
+        var k = 0
+        while k < f.count {
+            let first = Int(f.firstSegment[k]), end = Int(f.firstSegment[k + 1])
+            if f.payload[k] < 0 || end - first + 1 > iovCapacity { bad += 1; k += 1; continue }
+            let vec: UnsafeMutablePointer<iovec>
+            var cnt = end - first
+            if f.vnet[k] {
+                vec = f.segments + first   // the header is already in front: send the segments as they are
+            } else {
+                iov[0] = iovec(iov_base: VnetHeader.zeros, iov_len: VnetHeader.size)
+                (iov + 1).update(from: f.segments + first, count: cnt)
+                cnt += 1
+                vec = iov
+            }
+            var n: Int
+            repeat { n = writev(fd, vec, Int32(cnt)); calls += 1 } while n < 0 && errno == EINTR
+            if n < 0 {
+                let e = errno
+                if e == EAGAIN { stats.add(.txAgain, 1); break }
+                if e == EBADFD || e == ENODEV || e == ENXIO { linkGone = true }
+                if e == EIO { down += 1 } else { errors += 1 }
+                k += 1
+                continue
+            }
+            if f.isGSO(k) { gso += 1 }
+            frames += 1
+            bytes += Int(f.payload[k])
+            k += 1
+        }
+        stats.addTx(frames: frames, bytes: bytes, gso: gso, calls: calls, errors: errors, bad: bad, down: down)
+        return (k, frames)
     }
 
     // MARK: lifetime

@@ -69,8 +69,13 @@ public protocol PortAdapter: AnyObject {
     /// Moves up to the ring's free space of frames from the kernel into `tx` (user side), advancing
     /// its head. Returns frames moved.
     func receive(into tx: UserRing) -> Int
-    /// Hands the frames waiting in `rx` (user side) to the kernel and releases them. Returns frames sent.
+    /// Hands the frames waiting in `rx` (user side) to the kernel and releases what it took
+    /// (usually `transmitRing`). Returns frames sent.
     func transmit(from rx: UserRing) -> Int
+    /// Hands a prefix of `frames` to the kernel: `consumed` frames are done with (sent, or refused
+    /// by the kernel and counted), `sent` of them went out. The rest stay with the caller: the
+    /// kernel cannot take more now.
+    func transmit(_ frames: OutFrames) -> (consumed: Int, sent: Int)
     /// Largest frame (without vnet header) the interface takes; larger ones are dropped and counted.
     var mtu: Int { get }
     /// Whether frames may carry a virtio-net header (SWALE_NS_VNET_HDR) toward this port.

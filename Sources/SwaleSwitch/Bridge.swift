@@ -25,6 +25,9 @@ public struct BridgeConfig: Sendable {
     public var yieldWhilePolling = true
     /// Largest frame without offload metadata (multi-slot jumbo frames).
     public var maxFrame = 9216
+    /// Frames for a kernel port with nothing queued go to the kernel straight from the source's
+    /// slots (no copy into the port's rx ring). Off: always copy first (for comparison).
+    public var directTransmit = true
     public init() {}
 }
 
@@ -67,6 +70,9 @@ public final class Bridge: @unchecked Sendable {
     let scratch: UnsafeMutableRawPointer
     static let scratchBytes = 1 << 17
     static let broadcast: UInt16 = .max - 1
+    // Direct transmit: the frames of a batch for one kernel port, and their forwarding-table entries.
+    var direct = OutFrames.allocate()
+    let directEntry: UnsafeMutablePointer<Int32>
 
     public init(name: String, config: BridgeConfig = BridgeConfig()) throws {
         self.name = name
@@ -91,6 +97,8 @@ public final class Bridge: @unchecked Sendable {
         dstMark = .allocate(capacity: config.maxPorts)
         dstMark.initialize(repeating: 0, count: config.maxPorts)
         scratch = .allocate(byteCount: Bridge.scratchBytes, alignment: 64)
+        directEntry = .allocate(capacity: OutFrames.frameCapacity)
+        directEntry.initialize(repeating: 0, count: OutFrames.frameCapacity)
         addToEpoll(wake.waitEnd.fd, tag: UInt64.max)
     }
 
@@ -102,6 +110,7 @@ public final class Bridge: @unchecked Sendable {
         ftSlot.deallocate(); ftFrags.deallocate(); ftLen.deallocate(); ftDst.deallocate()
         snapIdx.deallocate(); snapLen.deallocate(); snapFlags.deallocate()
         dstList.deallocate(); dstMark.deallocate(); scratch.deallocate()
+        direct.deallocate(); directEntry.deallocate()
         close(epollFD)
         wake.close()
     }

@@ -211,7 +211,14 @@ extension Bridge {
         let sBufSize = src.pointee.bufSize
         let sBase = src.pointee.bufBase
 
-        for e in 0..<ft {
+        // A kernel port with nothing queued takes the frames straight from the source's slots;
+        // whatever it does not take now (or cannot take as is) is copied into its ring below.
+        var e0 = 0
+        if config.directTransmit && !dst.pointee.needsTransmit && dst.pointee.adapter >= 0, let a = adapters[d] {
+            e0 = transmitDirect(batchOf: s, count: ft, to: d, adapter: a)
+        }
+
+        for e in e0..<ft {
             let fd = ftDst[e]
             if fd != UInt16(d) && fd != Bridge.broadcast { continue }
             let pos = Int(ftSlot[e])
@@ -301,6 +308,62 @@ extension Bridge {
                 }
             }
         }
+    }
+}
+
+extension Bridge {
+    /// Hands port d's frames of the current batch to its adapter as they lie in the source's
+    /// buffers, in order, until one needs the copy path (software offload, over the MTU) or the
+    /// kernel takes no more. Returns the first forwarding-table entry left for the copy path.
+    @inline(__always)
+    private func transmitDirect(batchOf s: Int, count ft: Int, to d: Int, adapter: PortAdapter) -> Int {
+        let dst = ports + d
+        let src = ports + s
+        let sBufSize = src.pointee.bufSize
+        let sBase = src.pointee.bufBase
+        var out = direct   // pointers to the bridge's storage; a local copy avoids exclusivity checks per frame
+        out.reset()
+        var e = 0
+        while e < ft {
+            let fd = ftDst[e]
+            if fd != UInt16(d) && fd != Bridge.broadcast { e &+= 1; continue }
+            let pos = Int(ftSlot[e])
+            let hasVnet = snapFlags[pos] & vnetFlag != 0
+            if hasVnet && !dst.pointee.acceptsVnet { break }
+            let hdr = hasVnet ? vnetHeaderLength : 0
+            let total = Int(ftLen[e])
+            if total &- hdr &- 14 > dst.pointee.mtu && !(hasVnet && Offload.isGSO(sBase + Int(snapIdx[pos]) &* sBufSize)) { break }
+            var fits = !out.isFull
+            for k in 0..<Int(ftFrags[e]) where fits {
+                fits = out.addSegment(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
+            }
+            if !fits {
+                out.abandonFrame()
+                if out.count == 0 { break }
+                let taken = flushDirect(out, to: d, adapter: adapter)
+                if taken < out.count { return Int(directEntry[taken]) }
+                out.reset()
+                continue   // the same entry again, into the empty batch
+            }
+            out.commitFrame(vnet: hasVnet, payload: total &- hdr)
+            directEntry[out.count &- 1] = Int32(truncatingIfNeeded: e)
+            e &+= 1
+        }
+        if out.count == 0 { return e }
+        let taken = flushDirect(out, to: d, adapter: adapter)
+        return taken < out.count ? Int(directEntry[taken]) : e
+    }
+
+    /// Sends the direct batch; counts what the port took as delivered. Returns frames taken.
+    @inline(__always)
+    private func flushDirect(_ out: OutFrames, to d: Int, adapter: PortAdapter) -> Int {
+        let taken = adapter.transmit(out).consumed
+        let dst = ports + d
+        for k in 0..<taken {
+            dst.pointee.stats.rxPackets &+= 1
+            dst.pointee.stats.rxBytes &+= UInt64(out.payload[k])
+        }
+        return taken
     }
 }
 

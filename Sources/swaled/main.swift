@@ -29,6 +29,9 @@ struct Swaled: ParsableCommand {
     @Option(help: "While busy-polling: yield the core (yield) or spin (spin).")
     var pollMode: String?
 
+    @Flag(help: "Copy frames for kernel ports into their rings before sending (no direct transmit from the source's slots; for comparison).")
+    var copyToKernelPorts = false
+
     @Option(help: "Group of the control socket (name or number); its members may use Swale.")
     var socketGroup: String?
 
@@ -65,6 +68,7 @@ struct Swaled: ParsableCommand {
         if let b = batch { opts.bridge.batch = b }
         if let p = busyPoll { opts.bridge.busyPollMicros = p }
         if let m = pollMode { opts.bridge.yieldWhilePolling = m == "yield" }
+        if copyToKernelPorts { opts.bridge.directTransmit = false }
         if let g = socketGroup { opts.socketGroup = g }
         var gid: gid_t?
         if let g = opts.socketGroup {
