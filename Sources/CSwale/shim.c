@@ -137,6 +137,7 @@ _Static_assert(SWALE_TPACKET2_SLL_OFFSET == TPACKET_ALIGN(sizeof(struct tpacket2
 _Static_assert(SWALE_TP_STATUS_USER == TP_STATUS_USER && SWALE_TP_STATUS_LOSING == TP_STATUS_LOSING, "TP_STATUS");
 _Static_assert(SWALE_TP_STATUS_VLAN_VALID == TP_STATUS_VLAN_VALID && SWALE_TP_STATUS_VLAN_TPID_VALID == TP_STATUS_VLAN_TPID_VALID, "TP_STATUS_VLAN");
 _Static_assert(SWALE_PACKET_RX_RING == PACKET_RX_RING && SWALE_PACKET_STATISTICS == PACKET_STATISTICS, "PACKET_*");
+_Static_assert(SWALE_PACKET_COPY_THRESH == PACKET_COPY_THRESH && SWALE_TP_STATUS_COPY == TP_STATUS_COPY, "PACKET_COPY_THRESH");
 _Static_assert(SWALE_PACKET_VERSION == PACKET_VERSION && SWALE_PACKET_VNET_HDR == PACKET_VNET_HDR, "PACKET_*");
 _Static_assert(SWALE_PACKET_QDISC_BYPASS == PACKET_QDISC_BYPASS && SWALE_PACKET_IGNORE_OUTGOING == PACKET_IGNORE_OUTGOING, "PACKET_*");
 _Static_assert(SWALE_TPACKET_V2 == TPACKET_V2 && SWALE_PACKET_OUTGOING == PACKET_OUTGOING, "TPACKET_V2");
@@ -185,6 +186,15 @@ int swale_packet_stats(int fd, unsigned int *packets, unsigned int *drops) {
     *packets = st.tp_packets;
     *drops = st.tp_drops;
     return 0;
+}
+
+int swale_recv_iov(int fd, struct iovec *iov, int n) {
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)n;
+    ssize_t r = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
+    return r < 0 ? -errno : (int)r;
 }
 
 int swale_sendmmsg(int fd, struct swale_mmsghdr *msgs, unsigned int n, int flags) {

@@ -95,7 +95,7 @@ final class AdapterCounters {
 enum C: Int, CaseIterable {
     case rxFrames, rxBytes, rxGSOFrames, rxSyscalls, rxTruncated, rxRunts, rxBadSlot, rxErrors
     case txFrames, txBytes, txGSOFrames, txSyscalls, txErrors, txBadFrames, txLinkDown, txAgain
-    case kernelDrops, rxVlanRestored, linkDownEvents
+    case kernelDrops, rxVlanRestored, linkDownEvents, rxQueued
 
     var name: String {
         switch self {
@@ -118,6 +118,7 @@ enum C: Int, CaseIterable {
         case .kernelDrops: return "kernel_ring_drops"
         case .rxVlanRestored: return "rx_vlan_tag_restored"
         case .linkDownEvents: return "link_down_events"
+        case .rxQueued: return "rx_queued_frames"
         }
     }
 }

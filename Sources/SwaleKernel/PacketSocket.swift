@@ -18,9 +18,15 @@
  *                           not V3: V3 hands over whole blocks, only when a block fills or its
  *                           retire timer (milliseconds) fires, which would add up to that much
  *                           latency to every quiet-link frame (libpcap uses V2 for "immediate
- *                           mode" for the same reason). Each V2 frame is `frameSize` bytes (64 KiB
- *                           by default, so a GSO frame fits); a frame the kernel had to truncate
- *                           is counted and dropped.
+ *                           mode" for the same reason). Ring frames are 2 KiB (4096 of them by
+ *                           default: 8 MiB), so a burst of small frames has room.
+ *   PACKET_COPY_THRESH      a frame larger than a ring frame (a GSO frame of up to 64 KiB, a
+ *                           jumbo frame) is put in the ring truncated and flagged TP_STATUS_COPY,
+ *                           and the whole skb is queued on the socket (SO_RCVBUFFORCE 16 MiB) in
+ *                           the same order; the adapter reads it with one recvmsg() whose iovecs
+ *                           are the tx slots' buffers, so the kernel copies it straight into
+ *                           the switch's ring. Without a virtio-net header (very old kernels)
+ *                           this is off and ring frames are 64 KiB instead.
  *   PACKET_QDISC_BYPASS     transmitted frames go straight to the driver (no qdisc; the switch
  *                           is the queue).
  *   PACKET_IGNORE_OUTGOING  the socket does not see frames leaving the interface, in particular
@@ -33,7 +39,8 @@
  *                           it does not touch the administrative IFF_PROMISC flag, so there is
  *                           nothing to restore.
  *
- * receive (kernel → switch): one walk over the mmap ring per batch, no poll() and no syscall.
+ * receive (kernel → switch): one walk over the mmap ring per batch, no poll() and no syscall
+ * (but one recvmsg per frame flagged TP_STATUS_COPY).
  * Frames whose tp_status has TP_STATUS_USER are copied into the next free tx-ring slots
  * (MOREFRAG chains for frames larger than a buffer) and handed back (tp_status = KERNEL). A VLAN
  * tag the NIC or veth kept out of band (TP_STATUS_VLAN_VALID) is put back into the frame, and
@@ -70,6 +77,10 @@ public final class PacketSocketAdapter: PortAdapter {
     public let ignoresOutgoing: Bool
     public let frameSize: Int
     public let frameCount: Int
+    /// Frames larger than `frameSize` are read whole from the socket's queue (PACKET_COPY_THRESH).
+    public let copyThresh: Bool
+    private let rxIov: UnsafeMutablePointer<iovec>
+    private static let rxIovCapacity = 1028
     /// Frames moved per receive call at most.
     public var batchLimit = 256
 
@@ -99,7 +110,7 @@ public final class PacketSocketAdapter: PortAdapter {
     }
 
     private init(name: String, ifindex: Int32, fd: Int32, mtu: Int, vnetSize: Int, bypass: Bool, ignoreOut: Bool,
-                 ring: UnsafeMutableRawPointer, ringBytes: Int, frameSize: Int, frameCount: Int) {
+                 ring: UnsafeMutableRawPointer, ringBytes: Int, frameSize: Int, frameCount: Int, copyThresh: Bool) {
         self.name = name
         self.ifindex = ifindex
         self.fd = fd
@@ -111,6 +122,9 @@ public final class PacketSocketAdapter: PortAdapter {
         self.ringBytes = ringBytes
         self.frameSize = frameSize
         self.frameCount = frameCount
+        self.copyThresh = copyThresh
+        rxIov = .allocate(capacity: Self.rxIovCapacity)
+        rxIov.initialize(repeating: iovec(), count: Self.rxIovCapacity)
         msgs = .allocate(capacity: Self.maxMessages)
         msgs.initialize(repeating: swale_mmsghdr(), count: Self.maxMessages)
         iov = .allocate(capacity: Self.iovCapacity)
@@ -125,14 +139,16 @@ public final class PacketSocketAdapter: PortAdapter {
         iov.deallocate()
         frameOf.deallocate()
         out.deallocate()
+        rxIov.deallocate()
     }
 
     /// Attaches to an existing interface. `frameSize` (a multiple of 16, at least 2048) bounds the
     /// largest frame received; `frameCount` is the kernel ring's depth. Memory: about
     /// frameSize * frameCount of kernel memory (8 MiB by default).
-    public static func attach(name: String, frameSize: Int = 65536, frameCount: Int = 128,
+    public static func attach(name: String, frameSize requested: Int? = nil, frameCount: Int = 4096,
                               netlink: Netlink? = nil) throws -> PacketSocketAdapter {
         try Netlink.validateName(name)
+        var frameSize = requested ?? 2048
         guard frameSize >= 2048, frameSize % 16 == 0, frameSize <= 1 << 20 else {
             throw NetlinkError("attach", name, reason: "frame size \(frameSize) must be a multiple of 16 in 2048...1048576")
         }
@@ -153,6 +169,17 @@ public final class PacketSocketAdapter: PortAdapter {
             vnet = VnetHeader.size
         } else if swale_packet_setopt(fd, SWALE_PACKET_VNET_HDR, 1) == 0 {
             vnet = VnetHeader.legacySize
+        }
+        // Frames larger than a ring frame (GSO frames) wait whole in the socket's queue and are read
+        // with recvmsg; it needs the header to carry their metadata. Without it, ring frames must
+        // hold 64 KiB.
+        var copyThresh = false
+        if vnet != 0 && swale_packet_setopt(fd, SWALE_PACKET_COPY_THRESH, 1) == 0 {
+            copyThresh = true
+            var rcvbuf: Int32 = 16 << 20
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, socklen_t(MemoryLayout<Int32>.size))
+        } else if requested == nil {
+            frameSize = 65536
         }
         var rc = swale_packet_setopt(fd, SWALE_PACKET_VERSION, SWALE_TPACKET_V2)
         guard rc == 0 else { throw NetlinkError("PACKET_VERSION TPACKET_V2", name, errno: -rc) }
@@ -184,7 +211,7 @@ public final class PacketSocketAdapter: PortAdapter {
         mapped = false
         return PacketSocketAdapter(name: name, ifindex: info.ifindex, fd: fd, mtu: info.mtu, vnetSize: vnet,
                                    bypass: bypass, ignoreOut: ignoreOut, ring: map, ringBytes: bytes,
-                                   frameSize: frameSize, frameCount: frames)
+                                   frameSize: frameSize, frameCount: frames, copyThresh: copyThresh)
     }
 
     public func refreshMTU(netlink: Netlink) throws {
@@ -209,7 +236,7 @@ public final class PacketSocketAdapter: PortAdapter {
         var free = Int(tx.space())
         let start = tx.head
         var i = start
-        var frames = 0, bytes = 0, gso = 0, truncated = 0, runts = 0, vlans = 0
+        var frames = 0, bytes = 0, gso = 0, truncated = 0, runts = 0, vlans = 0, queuedFrames = 0
         let fsize = frameSize
         while frames < batchLimit {
             let f = ring + cursor &* fsize
@@ -221,15 +248,41 @@ public final class PacketSocketAdapter: PortAdapter {
             let snap = Int(h.pointee.tp_snaplen)
             let mac = Int(h.pointee.tp_mac)
             // The kernel owns this memory, but check before trusting offsets.
+            let queued = status & UInt32(SWALE_TP_STATUS_COPY) != 0   // the whole frame waits in the socket's queue
             var drop = false
-            if snap < len || mac < VnetHeader.legacySize + 32 || mac + snap > fsize { truncated += 1; drop = true }
+            if (snap < len && !queued) || mac < VnetHeader.legacySize + 32 || mac + snap > fsize { truncated += 1; drop = true }
             else if snap < 14 { runts += 1; drop = true }
             else if !ignoresOutgoing && f.load(fromByteOffset: Int(SWALE_TPACKET2_SLL_OFFSET) + 10, as: UInt8.self) == UInt8(SWALE_PACKET_OUTGOING) {
                 drop = true
             }
             if drop {
+                if queued { _ = swale_recv_iov(fd, nil, 0) }   // its copy in the queue goes too
                 swale_store_release(statusPtr, UInt32(SWALE_TP_STATUS_KERNEL))
                 cursor = cursor &+ 1 == frameCount ? 0 : cursor &+ 1
+                continue
+            }
+            let vlan = status & UInt32(SWALE_TP_STATUS_VLAN_VALID) != 0
+            if queued {
+                // Larger than a ring frame (a GSO frame): recvmsg straight into the tx slots.
+                let needed = (VnetHeader.size + len + (vlan ? 4 : 0) + bs - 1) / bs
+                if needed > free && needed < Int(tx.numSlots) && needed <= Self.rxIovCapacity - 4 { break }   // next batch
+                var used = -1
+                var isGSO = false
+                if needed <= free && needed <= Self.rxIovCapacity - 4 {
+                    used = readQueued(into: tx, at: i, slots: needed, vlan: vlan ? vlanTag(h, status) : nil, isGSO: &isGSO)
+                } else {
+                    _ = swale_recv_iov(fd, nil, 0)
+                }
+                swale_store_release(statusPtr, UInt32(SWALE_TP_STATUS_KERNEL))
+                cursor = cursor &+ 1 == frameCount ? 0 : cursor &+ 1
+                if used < 0 { truncated += 1; continue }
+                i = RingMath.add(i, UInt32(used), tx.numSlots)
+                free -= used
+                frames += 1
+                bytes += len + (vlan ? 4 : 0)
+                if isGSO { gso += 1 }
+                queuedFrames += 1
+                if vlan { vlans += 1 }
                 continue
             }
             let data = UnsafeRawPointer(f + mac)
@@ -237,7 +290,6 @@ public final class PacketSocketAdapter: PortAdapter {
             // struct virtio_net_hdr right before the MAC header, whatever PACKET_VNET_HDR_SZ says.
             let hdr = UnsafeRawPointer(f + mac - VnetHeader.legacySize)
             let withHdr = vnetSize != 0 && VnetHeader.isMeaningful(hdr)
-            let vlan = status & UInt32(SWALE_TP_STATUS_VLAN_VALID) != 0
             let total = (withHdr ? VnetHeader.size : 0) + snap + (vlan ? 4 : 0)
             let needed = (total + bs - 1) / bs
             if needed > free {
@@ -279,11 +331,7 @@ public final class PacketSocketAdapter: PortAdapter {
                 }
                 if vlan {
                     w.write(data, 12)
-                    var tpid: UInt16 = 0x8100
-                    if status & UInt32(SWALE_TP_STATUS_VLAN_TPID_VALID) != 0 && h.pointee.tp_vlan_tpid != 0 {
-                        tpid = h.pointee.tp_vlan_tpid
-                    }
-                    var tag = (tpid.bigEndian, h.pointee.tp_vlan_tci.bigEndian)
+                    var tag = vlanTag(h, status)
                     withUnsafeBytes(of: &tag) { w.write($0.baseAddress!, 4) }
                     w.write(data + 12, snap - 12)
                     vlans += 1
@@ -301,8 +349,76 @@ public final class PacketSocketAdapter: PortAdapter {
             bytes += snap + (vlan ? 4 : 0)
         }
         if i != start { tx.advance(to: i) }
-        stats.addRx(frames: frames, bytes: bytes, gso: gso, truncated: truncated, runts: runts, vlans: vlans)
+        stats.addRx(frames: frames, bytes: bytes, gso: gso, calls: queuedFrames, truncated: truncated, runts: runts, vlans: vlans)
+        stats.add(.rxQueued, queuedFrames)
         return frames
+    }
+
+    /// The 802.1Q tag the kernel kept out of band, as it goes on the wire (TPID, TCI; big-endian).
+    @inline(__always)
+    private func vlanTag(_ h: UnsafeMutablePointer<swale_tpacket2_hdr>, _ status: UInt32) -> (UInt16, UInt16) {
+        var tpid: UInt16 = 0x8100
+        if status & UInt32(SWALE_TP_STATUS_VLAN_TPID_VALID) != 0 && h.pointee.tp_vlan_tpid != 0 { tpid = h.pointee.tp_vlan_tpid }
+        return (tpid.bigEndian, h.pointee.tp_vlan_tci.bigEndian)
+    }
+
+    /// Reads the datagram at the head of the socket's queue — the frame the current ring entry
+    /// stands for — straight into `slots` tx slots from `index`: the kernel writes the header and
+    /// the frame across the slots' buffers (one copy, no pass through the ring). A VLAN tag kept out
+    /// of band is put back by leaving a 4-byte gap after the MAC addresses. Sets the slots' len and
+    /// flags; returns the slots used, or -1 (bad slot, empty queue, longer than announced).
+    private func readQueued(into tx: UserRing, at index: UInt32, slots: Int, vlan: (UInt16, UInt16)?, isGSO: inout Bool) -> Int {
+        let bs = tx.bufSize
+        let hdr = VnetHeader.size
+        var v = 0
+        var idx = index
+        var first: UnsafeMutableRawPointer?
+        for k in 0..<slots {
+            guard let b = tx.buffer(tx.slot(idx)) else { _ = swale_recv_iov(fd, nil, 0); stats.add(.rxBadSlot, 1); return -1 }
+            if k == 0 {
+                first = b
+                // The kernel writes vnetSize (12, or 10 before 6.2) header bytes; the frame starts at 12.
+                rxIov[v] = iovec(iov_base: b, iov_len: vnetSize); v += 1
+                if vlan != nil {
+                    rxIov[v] = iovec(iov_base: b + hdr, iov_len: 12); v += 1
+                    rxIov[v] = iovec(iov_base: b + hdr + 16, iov_len: bs - hdr - 16); v += 1
+                } else {
+                    rxIov[v] = iovec(iov_base: b + hdr, iov_len: bs - hdr); v += 1
+                }
+            } else {
+                rxIov[v] = iovec(iov_base: b, iov_len: bs); v += 1
+            }
+            idx = tx.next(idx)
+        }
+        let r = Int(swale_recv_iov(fd, rxIov, Int32(v)))
+        let capacity = slots * bs - hdr - (vlan != nil ? 4 : 0)
+        guard r >= vnetSize + 14, r - vnetSize <= capacity, let p = first else { return -1 }
+        if vnetSize < hdr { p.storeBytes(of: 0, toByteOffset: vnetSize, as: UInt16.self) }   // num_buffers
+        var total = hdr + r - vnetSize
+        if let (tpid, tci) = vlan {
+            p.storeBytes(of: tpid, toByteOffset: hdr + 12, as: UInt16.self)
+            p.storeBytes(of: tci, toByteOffset: hdr + 14, as: UInt16.self)
+            total += 4
+            // csum_start counts from the MAC header as the kernel saw it, without the tag.
+            if p.load(as: UInt8.self) & VnetHeader.flagNeedsCsum != 0 {
+                p.storeBytes(of: p.load(fromByteOffset: 6, as: UInt16.self) &+ 4, toByteOffset: 6, as: UInt16.self)
+            }
+        }
+        isGSO = p.load(fromByteOffset: 1, as: UInt8.self) != VnetHeader.gsoNone
+        // Lay the bytes out as slots: every slot full but the last; the first carries the header flag.
+        idx = index
+        var left = total
+        var used = 0
+        while left > 0 {
+            let s = tx.slot(idx)
+            let l = min(left, bs)
+            s.pointee.len = UInt16(truncatingIfNeeded: l)
+            left -= l
+            s.pointee.flags = (left > 0 ? SlotFlags.moreFrag : 0) | (used == 0 ? SlotFlags.vnetHdr : 0)
+            used += 1
+            idx = tx.next(idx)
+        }
+        return used
     }
 
     /// Compares csum_start with the L4 offset of an untagged IPv4 frame (14 + IHL*4 bytes).

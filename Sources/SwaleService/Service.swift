@@ -21,7 +21,7 @@ public struct ServiceOptions: Sendable {
     public var bufSize = Region.defaultBufSize
     public var bridge = BridgeConfig()
     /// Depth of each AF_PACKET rx ring (64 KiB frames, so GSO frames fit): 512 = 32 MiB per port.
-    public var packetRingFrames = 512
+    public var packetRingFrames = 16384
     /// Group of the control socket file (name or number); members may use Swale.
     public var socketGroup: String?
     /// Per user (uid), across all their connections: ports and pipe ends held open at once.

@@ -219,6 +219,7 @@ final class AdapterTests: XCTestCase {
         XCTAssertEqual(g.csumOffset, 16)
         XCTAssertEqual(Array(g.ethernet), big, "GSO frame identical across \(g.slots) slots")
         XCTAssertEqual(receiver.counters["rx_vlan_tag_restored"], 2)
+        XCTAssertEqual(receiver.counters["rx_queued_frames"], 1, "the GSO frame (larger than a ring frame) was read whole from the socket's queue")
         print("vlan+GSO: slots=\(g.slots) csum_start=\(g.csumStart) hdr_len=\(g.hdrLen) kernelCountsVlan=\(receiver.kernelCountsVlanInCsumStart)")
     }
 

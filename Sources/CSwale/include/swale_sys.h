@@ -57,6 +57,7 @@ struct swale_tpacket2_hdr {
 };
 #define SWALE_TP_STATUS_KERNEL 0
 #define SWALE_TP_STATUS_USER 1
+#define SWALE_TP_STATUS_COPY 2
 #define SWALE_TP_STATUS_LOSING 4
 #define SWALE_TP_STATUS_VLAN_VALID 0x10
 #define SWALE_TP_STATUS_VLAN_TPID_VALID 0x40
@@ -66,6 +67,7 @@ struct swale_tpacket2_hdr {
 /* SOL_PACKET options (linux/if_packet.h). PACKET_VNET_HDR_SZ is Linux 6.2+ and missing from older headers. */
 #define SWALE_PACKET_RX_RING 5
 #define SWALE_PACKET_STATISTICS 6
+#define SWALE_PACKET_COPY_THRESH 7
 #define SWALE_PACKET_VERSION 10
 #define SWALE_PACKET_VNET_HDR 15
 #define SWALE_PACKET_QDISC_BYPASS 20
@@ -93,6 +95,9 @@ int swale_packet_bind(int fd, int ifindex);
 int swale_packet_promisc(int fd, int ifindex, int add);
 /* PACKET_STATISTICS (reading resets the kernel's counters); returns 0 or -errno. */
 int swale_packet_stats(int fd, unsigned int *packets, unsigned int *drops);
+/* recvmsg(2) of one datagram into iov (MSG_DONTWAIT | MSG_TRUNC: returns its full length even if
+ * longer than iov); returns bytes or -errno. iov == NULL, n == 0 discards the datagram. */
+int swale_recv_iov(int fd, struct iovec *iov, int n);
 /* sendmmsg(2); returns messages sent or -errno. */
 int swale_sendmmsg(int fd, struct swale_mmsghdr *msgs, unsigned int n, int flags);
 /* setns(fd, CLONE_NEWNET) for the calling thread; returns 0 or -errno. */
