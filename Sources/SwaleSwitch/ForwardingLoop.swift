@@ -14,7 +14,11 @@
  *      wake it once. Frames that do not fit are dropped and counted against that port (VALE drops
  *      silently; we count).
  *   4. The source's tx slots are released at once (tail = hwcur - 1), and a waiting sender is woken.
- *   5. Kernel ports that received frames hand them to the kernel (one adapter call per port).
+ *      A kernel port with nothing queued is not copied into: its frames go to the kernel straight
+ *      from the source's slots (direct transmit, one adapter call per destination per batch); only
+ *      what the kernel cannot take at once, or frames needing software offload, are copied.
+ *   5. Kernel ports with frames queued in their rx ring hand them to the kernel (one adapter call
+ *      per port).
  *
  * Frames that carry offload metadata (a virtio-net header, SWALE_NS_VNET_HDR) pass unchanged to
  * ports that accept it; for the others the checksum is completed and GSO frames are segmented in
