@@ -275,7 +275,7 @@ public final class PacketSocketAdapter: PortAdapter {
                 }
                 swale_store_release(statusPtr, UInt32(SWALE_TP_STATUS_KERNEL))
                 cursor = cursor &+ 1 == frameCount ? 0 : cursor &+ 1
-                if used < 0 { truncated += 1; continue }
+                if used < 0 { if used == -1 { truncated += 1 }; continue }
                 i = RingMath.add(i, UInt32(used), tx.numSlots)
                 free -= used
                 frames += 1
@@ -366,7 +366,8 @@ public final class PacketSocketAdapter: PortAdapter {
     /// stands for — straight into `slots` tx slots from `index`: the kernel writes the header and
     /// the frame across the slots' buffers (one copy, no pass through the ring). A VLAN tag kept out
     /// of band is put back by leaving a 4-byte gap after the MAC addresses. Sets the slots' len and
-    /// flags; returns the slots used, or -1 (bad slot, empty queue, longer than announced).
+    /// flags; returns the slots used, -1 (empty queue, longer than announced) or -2 (a bad slot,
+    /// counted here). Either way the datagram is gone from the queue.
     private func readQueued(into tx: UserRing, at index: UInt32, slots: Int, vlan: (UInt16, UInt16)?, isGSO: inout Bool) -> Int {
         let bs = tx.bufSize
         let hdr = VnetHeader.size
@@ -374,7 +375,7 @@ public final class PacketSocketAdapter: PortAdapter {
         var idx = index
         var first: UnsafeMutableRawPointer?
         for k in 0..<slots {
-            guard let b = tx.buffer(tx.slot(idx)) else { _ = swale_recv_iov(fd, nil, 0); stats.add(.rxBadSlot, 1); return -1 }
+            guard let b = tx.buffer(tx.slot(idx)) else { _ = swale_recv_iov(fd, nil, 0); stats.add(.rxBadSlot, 1); return -2 }
             if k == 0 {
                 first = b
                 // The kernel writes vnetSize (12, or 10 before 6.2) header bytes; the frame starts at 12.

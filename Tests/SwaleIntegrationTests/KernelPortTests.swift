@@ -44,6 +44,18 @@ final class KernelPortTests: XCTestCase {
         return try svc.call(r, as: StatsInfo.self).ports[0].counters
     }
 
+    /// iperf3 TCP from namespace `ns` to a server on `b` for `seconds`: bytes and bits/s received.
+    func iperfTCP(from ns: String, to b: (port: String, ns: String, ip: String, mac: String), seconds: Int) throws -> (bytes: Double, bps: Double) {
+        let server = try Child("/usr/bin/env", ["ip", "netns", "exec", b.ns, "iperf3", "-s", "-1", "-B", b.ip])
+        defer { server.signal(SIGKILL); server.wait(seconds: 5) }
+        usleep(300_000)
+        let (rc, out) = sh("ip netns exec \(ns) iperf3 -c \(b.ip) -t \(seconds) -J", seconds: Double(seconds + 30))
+        XCTAssertEqual(rc, 0, out)
+        let obj = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+        let end = (obj?["end"] as? [String: Any])?["sum_received"] as? [String: Any]
+        return (end?["bytes"] as? Double ?? 0, try XCTUnwrap(end?["bits_per_second"] as? Double, out))
+    }
+
     func testTwoNamespacesPingBothWaysAndAppearInFdb() throws {
         let a = try vethInNamespace(1, subnet: "10.213.1"), b = try vethInNamespace(2, subnet: "10.213.1")
         let ab = sh("ip netns exec \(a.ns) ping -c 3 -i 0.2 -W 2 \(b.ip)")
@@ -61,14 +73,7 @@ final class KernelPortTests: XCTestCase {
     func testIperfTCPWithDefaultOffloads() throws {
         let a = try vethInNamespace(1, subnet: "10.213.2"), b = try vethInNamespace(2, subnet: "10.213.2")
         let offloads = sh("ip netns exec \(a.ns) ethtool -k \(prefix)p1 | grep -E 'tcp-segmentation-offload|tx-checksumming'").1
-        let server = try Child("/usr/bin/env", ["ip", "netns", "exec", b.ns, "iperf3", "-s", "-1", "-B", b.ip])
-        defer { server.signal(SIGKILL); server.wait(seconds: 5) }
-        usleep(300_000)
-        let (rc, out) = sh("ip netns exec \(a.ns) iperf3 -c \(b.ip) -t 5 -J", seconds: 40)
-        XCTAssertEqual(rc, 0, out)
-        let obj = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
-        let end = (obj?["end"] as? [String: Any])?["sum_received"] as? [String: Any]
-        let bps = try XCTUnwrap(end?["bits_per_second"] as? Double, out)
+        let (_, bps) = try iperfTCP(from: a.ns, to: b, seconds: 5)
         print("iperf3 TCP through Swale (debug build), offloads on: \(bps / 1e9) Gbit/s\n\(offloads)")
         XCTAssertGreaterThan(bps, 1e6, "TCP moved data")
         XCTAssertTrue(offloads.contains("tcp-segmentation-offload: on"), offloads)
@@ -83,13 +88,7 @@ final class KernelPortTests: XCTestCase {
         let a = try vethInNamespace(1, subnet: "10.213.9"), b = try vethInNamespace(2, subnet: "10.213.9")
         let ping = sh("ip netns exec \(a.ns) ping -c 3 -i 0.2 -W 2 \(b.ip)")
         XCTAssertEqual(ping.0, 0, ping.1)
-        let server = try Child("/usr/bin/env", ["ip", "netns", "exec", b.ns, "iperf3", "-s", "-1", "-B", b.ip])
-        defer { server.signal(SIGKILL); server.wait(seconds: 5) }
-        usleep(300_000)
-        let (rc, out) = sh("ip netns exec \(a.ns) iperf3 -c \(b.ip) -t 2 -J", seconds: 30)
-        XCTAssertEqual(rc, 0, out)
-        let obj = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
-        let bytes = ((obj?["end"] as? [String: Any])?["sum_received"] as? [String: Any])?["bytes"] as? Double ?? 0
+        let (bytes, _) = try iperfTCP(from: a.ns, to: b, seconds: 2)
         XCTAssertGreaterThan(bytes, 1e6, "TCP moved data through the rings")
         let cb = try portCounters(b.port)
         XCTAssertGreaterThan(cb.adapter?["tx_gso_frames"] ?? 0, 0, "GSO frames crossed with their metadata: \(cb)")
