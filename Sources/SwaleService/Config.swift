@@ -25,6 +25,7 @@ extension ServiceOptions {
         if let b = cfg.batch { bridge.batch = b }
         if let p = cfg.busyPollMicros { bridge.busyPollMicros = p }
         if let m = cfg.pollMode { bridge.yieldWhilePolling = m == "yield" }
+        if let n = cfg.forwardingNice { bridge.forwardingNice = n }
         if let m = cfg.maxPorts { bridge.maxPorts = m }
         if let f = cfg.fdbCapacity { bridge.fdbCapacity = f }
         if let g = cfg.socketGroup { socketGroup = g }
@@ -103,6 +104,7 @@ extension Service {
         c.batch = o.bridge.batch
         c.busyPollMicros = o.bridge.busyPollMicros
         c.pollMode = o.bridge.yieldWhilePolling ? "yield" : "spin"
+        c.forwardingNice = o.bridge.forwardingNice
         c.maxPorts = o.bridge.maxPorts
         c.fdbCapacity = o.bridge.fdbCapacity
         c.clientMaxPorts = o.clientMaxPorts

@@ -191,6 +191,9 @@ public final class Service: @unchecked Sendable {
         b.bridge.start()
         bridges[name] = b
         log.info("bridge \(name) created")
+        if b.bridge.priorityError != 0, let nice = config.forwardingNice {
+            log.warning("bridge \(name): forwarding thread left at normal priority: nice \(nice) refused (\(String(cString: strerror(b.bridge.priorityError)))); frames may be dropped when busy programs share its core")
+        }
         return b
     }
 

@@ -28,6 +28,11 @@ public struct BridgeConfig: Sendable {
     /// Frames for a kernel port with nothing queued go to the kernel straight from the source's
     /// slots (no copy into the port's rx ring). Off: always copy first (for comparison).
     public var directTransmit = true
+    /// Nice value of the forwarding thread (nil: inherit). The Linux bridge forwards in softirq,
+    /// ahead of every process; a switch thread at normal priority shares its core with the very
+    /// programs flooding it and can be kept off the CPU long enough for a kernel port's packet ring
+    /// to overflow. Raising the thread's priority (needs CAP_SYS_NICE) keeps it ahead of them.
+    public var forwardingNice: Int? = -10
     public init() {}
 }
 
@@ -130,10 +135,30 @@ public final class Bridge: @unchecked Sendable {
     }
 
     public func start() {
-        let t = Thread { [unowned self] in self.run() }
+        let t = Thread { [unowned self] in
+            // Named for top -H / ps -L (the kernel keeps 15 bytes).
+            _ = swale_set_thread_name("swale-\(self.name)")
+            self.threadID = swale_gettid()
+            self.applyPriority()
+            self.running0.signal()
+            self.run()
+        }
         t.name = "swale-\(name)"
         thread = t
         t.start()
+        running0.wait()
+    }
+
+    /// The forwarding thread's kernel id (for /proc/self/task/ID).
+    public private(set) var threadID: Int32 = 0
+    /// errno of setting `config.forwardingNice` on the forwarding thread (0: applied or not asked).
+    public private(set) var priorityError: Int32 = 0
+    private let running0 = DispatchSemaphore(value: 0)
+
+    private func applyPriority() {
+        guard let nice = config.forwardingNice else { return }
+        // setpriority on a thread id changes only that thread (Linux: nice is per thread).
+        if setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(threadID), Int32(nice)) != 0 { priorityError = errno }
     }
 
     private let stopped = DispatchSemaphore(value: 0)

@@ -29,6 +29,9 @@ struct Swaled: ParsableCommand {
     @Option(help: "While busy-polling: yield the core (yield) or spin (spin).")
     var pollMode: String?
 
+    @Option(help: "Nice value of each bridge's forwarding thread, -20...19 (default -10: ahead of ordinary programs, as the kernel's own forwarding is).")
+    var forwardingNice: Int?
+
     @Flag(help: "Copy frames for kernel ports into their rings before sending (no direct transmit from the source's slots; for comparison).")
     var copyToKernelPorts = false
 
@@ -45,6 +48,7 @@ struct Swaled: ParsableCommand {
         if let slots, !SwaleConfig.slotRange.contains(slots) { throw ValidationError("--slots must be within \(SwaleConfig.slotRange)") }
         if let batch, !SwaleConfig.batchRange.contains(batch) { throw ValidationError("--batch must be within \(SwaleConfig.batchRange)") }
         if let busyPoll, !SwaleConfig.busyPollRange.contains(busyPoll) { throw ValidationError("--busy-poll must be within \(SwaleConfig.busyPollRange)") }
+        if let forwardingNice, !SwaleConfig.niceRange.contains(forwardingNice) { throw ValidationError("--forwarding-nice must be within \(SwaleConfig.niceRange)") }
         if let pollMode, pollMode != "yield" && pollMode != "spin" { throw ValidationError("--poll-mode must be yield or spin") }
         if checkConfig && config == nil { throw ValidationError("--check-config needs --config FILE") }
     }
@@ -68,6 +72,7 @@ struct Swaled: ParsableCommand {
         if let b = batch { opts.bridge.batch = b }
         if let p = busyPoll { opts.bridge.busyPollMicros = p }
         if let m = pollMode { opts.bridge.yieldWhilePolling = m == "yield" }
+        if let n = forwardingNice { opts.bridge.forwardingNice = n }
         if copyToKernelPorts { opts.bridge.directTransmit = false }
         if let g = socketGroup { opts.socketGroup = g }
         var gid: gid_t?

@@ -84,7 +84,7 @@ final class SwaleConfigTests: XCTestCase {
       "socket": "/run/swale/x.sock",
       "socketGroup": "swale",
       "slots": 512,
-      "clientMaxPorts": 8,
+      "clientMaxPorts": 8, "forwardingNice": -5,
       "bridges": [
         { "name": "vale0", "agingSeconds": 60, "batch": 256, "ports": [
             { "kind": "tap", "name": "tap0", "mtu": 9000, "mac": "02:AA:00:00:00:01" },
@@ -100,6 +100,7 @@ final class SwaleConfigTests: XCTestCase {
     func testGoodConfig() throws {
         let c = try SwaleConfig.parse(good, file: "g.json")
         XCTAssertEqual(c.slots, 512)
+        XCTAssertEqual(c.forwardingNice, -5)
         XCTAssertEqual(c.socketGroup, "swale")
         XCTAssertEqual(c.bridges.map(\.name), ["vale0", "vale1"])
         XCTAssertEqual(c.bridges[0].ports.map(\.name), ["tap0", "c1", "c2", "dummy0"])
@@ -125,6 +126,7 @@ final class SwaleConfigTests: XCTestCase {
             ("{\n\"slots\": \"many\"\n}", 2, ["slots", "whole number"]),
             ("{\n\"batch\": 1.5\n}", 2, ["batch", "whole number"]),
             ("{\n\"pollMode\": \"fast\"\n}", 2, ["pollMode", "yield"]),
+            ("{\n\"forwardingNice\": -21\n}", 2, ["forwardingNice", "out of range"]),
             ("{\n\"sockt\": \"/x\"\n}", 2, ["unknown setting 'sockt'"]),
             ("{\n\"socket\": \"relative.sock\"\n}", 2, ["absolute"]),
             ("[]", 1, ["must be an object"]),

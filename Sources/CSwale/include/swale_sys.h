@@ -11,6 +11,10 @@
 #include <sys/epoll.h>
 
 int swale_memfd_create(const char *name);
+/* The calling thread's id (gettid is not visible to Swift through Glibc). */
+int swale_gettid(void);
+/* Names the calling thread (15 bytes kept; shown by top -H, ps -L). */
+int swale_set_thread_name(const char *name);
 int swale_eventfd(unsigned int initval);
 /* Writes 1 to an eventfd; returns 0 or -errno. */
 int swale_eventfd_signal(int fd);

@@ -4,6 +4,7 @@
  *   {
  *     "socket": "/run/swale/swaled.sock", "socketGroup": "swale",
  *     "slots": 1024, "batch": 1024, "busyPollMicros": 50, "pollMode": "yield",
+ *     "forwardingNice": -10,
  *     "clientMaxPorts": 256, "clientMaxPipes": 1024,
  *     "bridges": [
  *       { "name": "vale0", "agingSeconds": 300, "batch": 512, "ports": [
@@ -60,6 +61,7 @@ public struct SwaleConfig: Equatable, Sendable {
     public var batch: Int?
     public var busyPollMicros: Int?
     public var pollMode: String?
+    public var forwardingNice: Int?
     public var maxPorts: Int?
     public var fdbCapacity: Int?
     public var clientMaxPorts: Int?
@@ -72,7 +74,8 @@ public struct SwaleConfig: Equatable, Sendable {
 
     public static func == (a: SwaleConfig, b: SwaleConfig) -> Bool {
         a.socket == b.socket && a.socketGroup == b.socketGroup && a.slots == b.slots && a.batch == b.batch
-            && a.busyPollMicros == b.busyPollMicros && a.pollMode == b.pollMode && a.maxPorts == b.maxPorts
+            && a.busyPollMicros == b.busyPollMicros && a.pollMode == b.pollMode
+            && a.forwardingNice == b.forwardingNice && a.maxPorts == b.maxPorts
             && a.fdbCapacity == b.fdbCapacity && a.clientMaxPorts == b.clientMaxPorts
             && a.clientMaxPipes == b.clientMaxPipes && a.bridges == b.bridges
     }
@@ -81,6 +84,7 @@ public struct SwaleConfig: Equatable, Sendable {
     public static let slotRange = 64...16384
     public static let batchRange = 1...4096
     public static let busyPollRange = 0...1_000_000
+    public static let niceRange = -20...19
     public static let maxPortsRange = 2...4094
     public static let fdbRange = 8...(1 << 24)
     public static let clientLimitRange = 1...65536
@@ -155,8 +159,8 @@ private struct ConfigChecker {
     }
 
     mutating func config(_ doc: JSONValue) throws -> SwaleConfig {
-        let known = ["socket", "socketGroup", "slots", "batch", "busyPollMicros", "pollMode", "maxPorts", "fdbCapacity",
-                     "clientMaxPorts", "clientMaxPipes", "bridges"]
+        let known = ["socket", "socketGroup", "slots", "batch", "busyPollMicros", "pollMode", "forwardingNice", "maxPorts",
+                     "fdbCapacity", "clientMaxPorts", "clientMaxPipes", "bridges"]
         var c = SwaleConfig()
         for m in try members(doc, "the configuration", known: known) {
             let v = m.value
@@ -179,6 +183,7 @@ private struct ConfigChecker {
                 let s = try string(v, "pollMode")
                 guard s == "yield" || s == "spin" else { throw fail(v, "pollMode must be \"yield\" or \"spin\" (found \"\(s)\")") }
                 c.pollMode = s
+            case "forwardingNice": c.forwardingNice = try int(v, "forwardingNice", SwaleConfig.niceRange)
             case "maxPorts": c.maxPorts = try int(v, "maxPorts", SwaleConfig.maxPortsRange)
             case "fdbCapacity": c.fdbCapacity = try int(v, "fdbCapacity", SwaleConfig.fdbRange)
             case "clientMaxPorts": c.clientMaxPorts = try int(v, "clientMaxPorts", SwaleConfig.clientLimitRange)
@@ -308,6 +313,7 @@ extension SwaleConfig {
             ("socket", socket.map(JSONValue.string)), ("socketGroup", socketGroup.map(JSONValue.string)),
             ("slots", slots.map(JSONValue.int)), ("batch", batch.map(JSONValue.int)),
             ("busyPollMicros", busyPollMicros.map(JSONValue.int)), ("pollMode", pollMode.map(JSONValue.string)),
+            ("forwardingNice", forwardingNice.map(JSONValue.int)),
             ("maxPorts", maxPorts.map(JSONValue.int)), ("fdbCapacity", fdbCapacity.map(JSONValue.int)),
             ("clientMaxPorts", clientMaxPorts.map(JSONValue.int)), ("clientMaxPipes", clientMaxPipes.map(JSONValue.int)),
             ("bridges", .array(bridgeDocs)),
