@@ -108,4 +108,28 @@ final class AllocatorTests: XCTestCase {
         XCTAssertEqual(client.buffer(idx).load(as: UInt32.self), 0xfeed_f00d)
         XCTAssertEqual(RingPointer(client.base + l.rxRingOffsets[0]).numSlots, 512)
     }
+
+    /// Pages of a region resident in this mapping (mincore), and the page count.
+    func resident(_ r: Region) -> (Int, Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let pages = (r.mappedSize + page - 1) / page
+        var vec = [UInt8](repeating: 0, count: pages)
+        XCTAssertEqual(mincore(r.base, r.mappedSize, &vec), 0)
+        return (vec.filter { $0 & 1 != 0 }.count, pages)
+    }
+
+    /// Rings are allocated and mapped when created, not on the forwarding path: every page of a new
+    /// region, of its grown tail, and of a client's mapping is resident before any frame is written.
+    func testRegionsArePopulatedWhenMapped() throws {
+        let pool = try MemoryPool(name: "populate-test", initialBlocks: 64)
+        var (have, pages) = resident(pool.region)
+        XCTAssertEqual(have, pages)
+        _ = try pool.makeInterface(name: "p", slots: 1024)   // grows the region
+        (have, pages) = resident(pool.region)
+        XCTAssertGreaterThan(pages, 64 * pool.bufSize / 4096)
+        XCTAssertEqual(have, pages)
+        let client = try Region(mapping: dup(pool.region.fd), bufSize: pool.bufSize)
+        (have, pages) = resident(client)
+        XCTAssertEqual(have, pages)
+    }
 }
