@@ -145,7 +145,20 @@ public final class ControlListener {
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ControlError("socket: \(String(cString: strerror(errno)))") }
-        var addr = try ControlConnection.sockaddrUn(path)
+        // The path appears only once the socket listens: bind a neighbouring name, set its mode,
+        // listen, then rename it into place. A client that sees the file can connect at once
+        // (between bind and listen it would be refused). A path with no room for the extra byte
+        // is bound directly.
+        let staged = path + "~"
+        let bound = staged.utf8.count < 108 ? staged : path
+        unlink(staged)
+        func fail(_ what: String) -> ControlError {
+            let e = errno
+            Glibc.close(fd)
+            unlink(bound)
+            return ControlError("\(what): \(String(cString: strerror(e)))")
+        }
+        var addr = try ControlConnection.sockaddrUn(bound)
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
@@ -154,14 +167,10 @@ public final class ControlListener {
             Glibc.close(fd)
             throw ControlError("bind \(path): \(String(cString: strerror(e)))")
         }
-        chmod(path, 0o660)
-        if let group, chown(path, uid_t.max, group) != 0 {
-            let e = errno
-            Glibc.close(fd)
-            unlink(path)
-            throw ControlError("chown \(path) to group \(group): \(String(cString: strerror(e)))")
-        }
-        guard listen(fd, 128) == 0 else { throw ControlError("listen: \(String(cString: strerror(errno)))") }
+        chmod(bound, 0o660)
+        if let group, chown(bound, uid_t.max, group) != 0 { throw fail("chown \(path) to group \(group)") }
+        guard listen(fd, 128) == 0 else { throw fail("listen \(path)") }
+        if bound != path, rename(bound, path) != 0 { throw fail("rename \(bound) to \(path)") }
         self.fd = fd
     }
 
