@@ -8,7 +8,8 @@ B=.build/release
 DIR=$(mktemp -d /tmp/swale-bench.XXXXXX)
 SOCK=$DIR/swaled.sock
 PIDS=""
-$B/swaled --socket "$SOCK" --log-level warning & SPID=$!
+# SWALED_ARGS: extra swaled options, e.g. "--forwarding-nice 0" to compare.
+$B/swaled --socket "$SOCK" --log-level warning ${SWALED_ARGS:-} & SPID=$!
 trap 'kill $SPID 2>/dev/null || true; for p in $PIDS; do kill $p 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
 for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 # min / median / max of the numbers on stdin

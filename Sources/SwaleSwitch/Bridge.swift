@@ -140,20 +140,20 @@ public final class Bridge: @unchecked Sendable {
             _ = swale_set_thread_name("swale-\(self.name)")
             self.threadID = swale_gettid()
             self.applyPriority()
-            self.running0.signal()
+            self.threadReady.signal()
             self.run()
         }
         t.name = "swale-\(name)"
         thread = t
         t.start()
-        running0.wait()
+        threadReady.wait()
     }
 
     /// The forwarding thread's kernel id (for /proc/self/task/ID).
     public private(set) var threadID: Int32 = 0
     /// errno of setting `config.forwardingNice` on the forwarding thread (0: applied or not asked).
     public private(set) var priorityError: Int32 = 0
-    private let running0 = DispatchSemaphore(value: 0)
+    private let threadReady = DispatchSemaphore(value: 0)
 
     private func applyPriority() {
         guard let nice = config.forwardingNice else { return }
