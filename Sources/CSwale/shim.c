@@ -13,6 +13,8 @@
 #include <sys/un.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 
 int swale_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); }
 
@@ -99,9 +101,7 @@ int swale_tap_set_vnet_hdr_size(int fd, int size) { return ioctl(fd, TUNSETVNETH
 int swale_tap_set_persist(int fd, int persist) { return ioctl(fd, TUNSETPERSIST, persist) < 0 ? -errno : 0; }
 unsigned int swale_tun_f_csum(void) { return TUN_F_CSUM; }
 
-/* Generic receive offload on an interface (ETHTOOL_GGRO/SGRO through SIOCETHTOOL): -errno on failure. */
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
+/* Generic receive offload on an interface (ETHTOOL_SGRO through SIOCETHTOOL): 0 or -errno. */
 int swale_set_gro(const char *ifname, int on) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
@@ -111,18 +111,6 @@ int swale_set_gro(const char *ifname, int on) {
     strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
     ifr.ifr_data = (char *)&ev;
     int rc = ioctl(fd, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-int swale_get_gro(const char *ifname) {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -errno;
-    struct ethtool_value ev = { .cmd = ETHTOOL_GGRO };
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-    ifr.ifr_data = (char *)&ev;
-    int rc = ioctl(fd, SIOCETHTOOL, &ifr) < 0 ? -errno : (int)ev.data;
     close(fd);
     return rc;
 }

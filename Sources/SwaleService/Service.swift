@@ -20,7 +20,8 @@ public struct ServiceOptions: Sendable {
     public var slots = 1024
     public var bufSize = Region.defaultBufSize
     public var bridge = BridgeConfig()
-    /// Depth of each AF_PACKET rx ring (64 KiB frames, so GSO frames fit): 512 = 32 MiB per port.
+    /// Depth of each AF_PACKET rx ring of 2 KiB frames (larger frames wait whole in the socket's
+    /// queue, PACKET_COPY_THRESH): 16384 = 32 MiB of kernel memory per port.
     public var packetRingFrames = 16384
     /// Group of the control socket file (name or number); members may use Swale.
     public var socketGroup: String?

@@ -143,7 +143,6 @@ public final class Bridge: @unchecked Sendable {
             self.threadReady.signal()
             self.run()
         }
-        t.name = "swale-\(name)"
         thread = t
         t.start()
         threadReady.wait()

@@ -34,9 +34,8 @@ int swale_tap_open(const char *name, int vnet_hdr, char *out_name);
 int swale_tap_set_offload(int fd, unsigned int offloads);
 int swale_tap_set_vnet_hdr_size(int fd, int size);
 int swale_tap_set_persist(int fd, int persist);
-/* GRO on a netdev (SIOCETHTOOL): set returns 0 or -errno; get returns 0/1 or -errno. */
+/* GRO on a netdev (SIOCETHTOOL); returns 0 or -errno. */
 int swale_set_gro(const char *ifname, int on);
-int swale_get_gro(const char *ifname);
 unsigned int swale_tun_f_csum(void);
 unsigned int swale_tun_f_tso4(void);
 unsigned int swale_tun_f_tso6(void);
