@@ -35,27 +35,31 @@ let package = Package(
         .target(name: "SwaleSwitch", dependencies: ["SwaleMemory", "SwaleNames", "CSwale"], swiftSettings: hotPath),
         // Kernel adapters: netlink, TAP, AF_PACKET.
         .target(name: "SwaleKernel", dependencies: ["SwaleMemory", "SwaleNames", "CSwale", "CNetlink"], swiftSettings: hotPath),
-        // Control protocol: JSON messages over a UNIX socket, fds with SCM_RIGHTS.
-        .target(name: "SwaleControl", dependencies: ["CSwale", "SwaleNames"]),
+        // Control protocol: one typed request per operation, the permission table, the protocol
+        // version, newline-delimited JSON over a UNIX socket with descriptors as SCM_RIGHTS.
+        .target(name: "SwaleProtocol", dependencies: ["CSwale", "SwaleNames"]),
+        // The config file: a JSON reader that keeps line numbers, the checker, the writer, and the
+        // one table of whole-number settings and their ranges.
+        .target(name: "SwaleConfig", dependencies: ["SwaleNames"]),
         // The service: owns bridges, ports, pipes and client sessions.
         .target(
             name: "SwaleService",
             dependencies: [
-                "SwaleNames", "SwaleMemory", "SwaleSwitch", "SwaleKernel", "SwaleControl", "CSwale",
+                "SwaleNames", "SwaleMemory", "SwaleSwitch", "SwaleKernel", "SwaleProtocol", "SwaleConfig", "CSwale",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Client library for applications.
-        .target(name: "SwaleClient", dependencies: ["SwaleNames", "SwaleMemory", "SwaleControl", "CSwale"], swiftSettings: hotPath),
+        .target(name: "SwaleClient", dependencies: ["SwaleNames", "SwaleMemory", "SwaleProtocol", "CSwale"], swiftSettings: hotPath),
         .executableTarget(
             name: "swaled",
             dependencies: [
-                "SwaleService", .product(name: "Logging", package: "swift-log"),
+                "SwaleService", "SwaleProtocol", "SwaleConfig", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
             name: "swalectl",
             dependencies: [
-                "SwaleControl", "SwaleNames",
+                "SwaleProtocol", "SwaleConfig", "SwaleNames",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -68,12 +72,13 @@ let package = Package(
         .testTarget(name: "SwaleNamesTests", dependencies: ["SwaleNames"]),
         .testTarget(name: "SwaleMemoryTests", dependencies: ["SwaleMemory", "CSwale"]),
         .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleMemory"]),
-        .testTarget(name: "SwaleIntegrationTests", dependencies: ["SwaleClient", "SwaleControl", "SwaleNames"]),
+        .testTarget(name: "SwaleIntegrationTests", dependencies: ["SwaleClient", "SwaleProtocol", "SwaleConfig", "SwaleNames"]),
         .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleMemory"]),
-        .testTarget(name: "SwaleControlTests", dependencies: ["SwaleControl"]),
+        .testTarget(name: "SwaleProtocolTests", dependencies: ["SwaleProtocol"]),
+        .testTarget(name: "SwaleConfigTests", dependencies: ["SwaleConfig"]),
         .testTarget(
             name: "SwaleServiceTests",
-            dependencies: ["SwaleService", "SwaleControl", "SwaleNames", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["SwaleService", "SwaleProtocol", "SwaleConfig", "SwaleNames", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v5]
 )

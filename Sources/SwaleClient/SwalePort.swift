@@ -20,7 +20,7 @@
 import CSwale
 import Foundation
 import Glibc
-import SwaleControl
+import SwaleProtocol
 import SwaleMemory
 import SwaleNames
 
@@ -63,17 +63,15 @@ public final class SwalePort {
     /// Opens a port (`vale0:app1`) or a pipe end (`vale0:app1<7`, `vale0:app1>7`, `{`/`}` too).
     public static func open(_ name: String, socket: String? = nil, slots: Int? = nil) throws -> SwalePort {
         do { _ = try PortName.parse(name) } catch { throw SwaleError("\(error)") }
-        let conn = try ControlConnection.connect(path: ControlPaths.resolve(socket))
+        let session: ControlSession
+        do { session = try ControlSession.connect(socket: socket, client: "SwaleClient") } catch let e as ControlError {
+            throw SwaleError(e.message)
+        }
+        let conn = session.connection
         do {
-            var req = Request(op: "open")
-            req.name = name
-            req.slots = slots
-            try conn.send(JSONEncoder().encode(req))
-            guard let (data, fds) = try conn.receive() else { throw SwaleError("swaled closed the connection") }
-            let reply = try JSONDecoder().decode(Reply<OpenInfo>.self, from: data)
-            guard reply.ok, let info = reply.result else {
-                fds.forEach { Glibc.close($0) }
-                throw SwaleError(reply.error ?? "open \(name) failed")
+            let (info, fds): (OpenInfo, [Int32])
+            do { (info, fds) = try session.callWithDescriptors(Open(name: name, slots: slots)) } catch let e as ControlError {
+                throw SwaleError(e.message)
             }
             guard fds.count == 3 else {
                 fds.forEach { Glibc.close($0) }

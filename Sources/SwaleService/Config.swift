@@ -1,5 +1,5 @@
 /*
- * Config — applying a SwaleConfig (SwaleControl/Config) at start, and the running configuration
+ * Config — applying a SwaleConfig (the SwaleConfig module) at start, and the running configuration
  * that `swalectl config dump` prints in the same format.
  *
  * The file was checked as a whole before this runs (SwaleConfig.parse): an invalid file stops
@@ -14,23 +14,60 @@
  */
 import Foundation
 import Glibc
-import SwaleControl
+import SwaleConfig
 import SwaleKernel
 import SwaleNames
+import SwaleProtocol
 
 extension ServiceOptions {
     /// Service-wide settings from the file; command-line options given explicitly win (swaled main).
     public mutating func take(_ cfg: SwaleConfig) {
-        if let s = cfg.slots { slots = s }
-        if let b = cfg.batch { bridge.batch = b }
-        if let p = cfg.busyPollMicros { bridge.busyPollMicros = p }
         if let m = cfg.pollMode { bridge.yieldWhilePolling = m == "yield" }
-        if let n = cfg.forwardingNice { bridge.forwardingNice = n }
-        if let m = cfg.maxPorts { bridge.maxPorts = m }
-        if let f = cfg.fdbCapacity { bridge.fdbCapacity = f }
         if let g = cfg.socketGroup { socketGroup = g }
-        if let n = cfg.clientMaxPorts { clientMaxPorts = n }
-        if let n = cfg.clientMaxPipes { clientMaxPipes = n }
+        for (key, value) in cfg.numbers { self[setting: key] = value }
+    }
+
+    /// A whole-number setting by its config key (SwaleConfig.settings).
+    public subscript(setting key: String) -> Int? {
+        get {
+            switch key {
+            case "slots": return slots
+            case "batch": return bridge.batch
+            case "busyPollMicros": return bridge.busyPollMicros
+            case "forwardingNice": return bridge.forwardingNice
+            case "maxPorts": return bridge.maxPorts
+            case "fdbCapacity": return bridge.fdbCapacity
+            case "clientMaxSessions": return budgets.clientMaxSessions
+            case "clientMaxPorts": return budgets.clientMaxPorts
+            case "clientMaxPipes": return budgets.clientMaxPipes
+            case "clientMaxBridges": return budgets.clientMaxBridges
+            case "clientMaxMemoryMiB": return budgets.clientMaxMemoryMiB
+            case "maxSessions": return budgets.maxSessions
+            case "maxBridges": return budgets.maxBridges
+            case "maxMemoryMiB": return budgets.maxMemoryMiB
+            default: return nil
+            }
+        }
+        set {
+            guard let v = newValue else { return }
+            switch key {
+            case "slots": slots = v
+            case "batch": bridge.batch = v
+            case "busyPollMicros": bridge.busyPollMicros = v
+            case "forwardingNice": bridge.forwardingNice = v
+            case "maxPorts": bridge.maxPorts = v
+            case "fdbCapacity": bridge.fdbCapacity = v
+            case "clientMaxSessions": budgets.clientMaxSessions = v
+            case "clientMaxPorts": budgets.clientMaxPorts = v
+            case "clientMaxPipes": budgets.clientMaxPipes = v
+            case "clientMaxBridges": budgets.clientMaxBridges = v
+            case "clientMaxMemoryMiB": budgets.clientMaxMemoryMiB = v
+            case "maxSessions": budgets.maxSessions = v
+            case "maxBridges": budgets.maxBridges = v
+            case "maxMemoryMiB": budgets.maxMemoryMiB = v
+            default: break
+            }
+        }
     }
 }
 
@@ -45,6 +82,7 @@ extension Service {
             do {
                 entry = try addBridge(b.name, mustBeNew: false, batch: b.batch)
                 if let a = b.agingSeconds { entry.bridge.setAging(UInt32(a)) }
+                try setAccess(entry, users: b.allowUsers, groups: b.allowGroups)
             } catch {
                 log.error("\(file):\(b.line): bridge \(b.name): \(error)")
                 continue
@@ -100,18 +138,14 @@ extension Service {
         let o = options
         c.socket = o.socketPath
         c.socketGroup = o.socketGroup
-        c.slots = o.slots
-        c.batch = o.bridge.batch
-        c.busyPollMicros = o.bridge.busyPollMicros
         c.pollMode = o.bridge.yieldWhilePolling ? "yield" : "spin"
-        c.forwardingNice = o.bridge.forwardingNice
-        c.maxPorts = o.bridge.maxPorts
-        c.fdbCapacity = o.bridge.fdbCapacity
-        c.clientMaxPorts = o.clientMaxPorts
-        c.clientMaxPipes = o.clientMaxPipes
-        for name in bridges.keys.sorted() {
+        for s in SwaleConfig.settings { c[s.key] = o[setting: s.key] }
+        // Bridges an application made for itself go with their last port: not configuration.
+        for name in bridges.keys.sorted() where bridges[name]!.persistent {
             let e = bridges[name]!
             var b = SwaleConfig.Bridge(name: name)
+            b.allowUsers = e.allowUsers.isEmpty ? nil : e.allowUsers.sorted().map(Identity.userName)
+            b.allowGroups = e.allowGroups.isEmpty ? nil : e.allowGroups.sorted().map(Identity.groupName)
             b.agingSeconds = Int(e.bridge.agingSeconds)
             b.batch = e.bridge.config.batch == o.bridge.batch ? nil : e.bridge.config.batch
             b.ports = e.ports.values.sorted { $0.index < $1.index }.compactMap(\.spec)

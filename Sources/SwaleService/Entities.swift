@@ -1,13 +1,17 @@
 /*
  * Entities — what the service owns: bridges, their ports, pipes, and client sessions.
  *
- * Ownership follows netmap: an app port lives while an application holds it open or a pipe hangs
- * off it; a pipe lives while either end is open; a kernel port lives until `port del`. Each port
- * has its own memory region (MemoryPool), so no application can map another port's traffic; pipes
- * live in their parent port's region, which is what makes them zero copy.
+ * Lifetimes follow netmap: an app port lives while an application holds it open or a pipe hangs
+ * off it; a pipe lives while either end is open, and ends with its bridge; a kernel port lives
+ * until `port del`; a bridge made by an application's open lives while it has ports. Each port has
+ * its own memory region (MemoryPool), so no application can map another port's traffic; pipes live
+ * in their parent port's region, which is what makes them zero copy.
+ *
+ * Owners (uids): a bridge belongs to whoever made it (root for the config's and root's); a port to
+ * whoever opened it first (root for kernel ports); a pipe to its parent port's owner.
  */
 import Foundation
-import SwaleControl
+import SwaleConfig
 import SwaleMemory
 import SwaleNames
 import SwaleSwitch
@@ -20,6 +24,8 @@ final class PortEntry {
     let bridge: String
     let name: String
     let kind: PortKind
+    /// uid of the user who opened it (0: root or a kernel port).
+    let owner: UInt32
     let pool: MemoryPool
     let layout: InterfaceLayout
     /// App → switch: the app rings, the bridge polls.
@@ -41,13 +47,13 @@ final class PortEntry {
     var spec: SwaleConfig.Port?
     var origin = PortOrigin.cli
     var adapter: PortAdapter?
-    var restorePromisc: Bool?
     var finalStats = PortStats()
 
-    init(bridge: String, name: String, kind: PortKind, pool: MemoryPool, layout: InterfaceLayout, kick: Doorbell, notify: Doorbell) {
+    init(bridge: String, name: String, kind: PortKind, owner: UInt32, pool: MemoryPool, layout: InterfaceLayout, kick: Doorbell, notify: Doorbell) {
         self.bridge = bridge
         self.name = name
         self.kind = kind
+        self.owner = owner
         self.pool = pool
         self.layout = layout
         self.kick = kick
@@ -63,7 +69,18 @@ final class PortEntry {
 final class BridgeEntry {
     let bridge: Bridge
     var ports: [String: PortEntry] = [:]
-    init(bridge: Bridge) { self.bridge = bridge }
+    /// uid of its owner (0: root, the config).
+    let owner: UInt32
+    /// Admitted besides the owner and root: these uids, and members of these gids.
+    var allowUsers: Set<UInt32> = []
+    var allowGroups: Set<UInt32> = []
+    /// Made by the config or `bridge add`; otherwise reaped with its last port.
+    let persistent: Bool
+    init(bridge: Bridge, owner: UInt32, persistent: Bool) {
+        self.bridge = bridge
+        self.owner = owner
+        self.persistent = persistent
+    }
 }
 
 final class PipeEntry {
@@ -79,6 +96,8 @@ final class PipeEntry {
     var slaveSession: Int?
     var masterPid: Int?
     var slavePid: Int?
+    /// Its bridge was deleted: never handed out again; holders keep their mapping until they close.
+    var ended = false
 
     init(parent: PortEntry, id: String, master: InterfaceLayout, slave: InterfaceLayout, masterNotify: Doorbell, slaveNotify: Doorbell) {
         self.parent = parent
@@ -100,14 +119,18 @@ enum Holding {
 
 final class Session {
     let id: Int
-    let pid: Int
-    let uid: Int
-    let gid: Int
+    let who: Credentials
+    /// The client said hello with a version this service speaks.
+    var greeted = false
     var holdings: [Holding] = []
-    init(id: Int, pid: Int, uid: Int, gid: Int) {
+    init(id: Int, who: Credentials) {
         self.id = id
-        self.pid = pid
-        self.uid = uid
-        self.gid = gid
+        self.who = who
     }
+    var pid: Int { Int(who.pid) }
+    var uid: UInt32 { who.uid }
+    var gid: UInt32 { who.gid }
+    var root: Bool { who.root }
+    /// The uid that objects made by this session belong to (0 for root).
+    var ownerID: UInt32 { who.root ? 0 : who.uid }
 }

@@ -18,14 +18,15 @@
 import CSwale
 import Foundation
 import Glibc
-import SwaleControl
+import SwaleConfig
 import SwaleKernel
 import SwaleMemory
 import SwaleNames
+import SwaleProtocol
 
 extension Service {
     func netlink() throws -> Netlink {
-        guard options.kernelPortsEnabled else { throw ServiceError("kernel ports are disabled in this service") }
+        guard options.kernelPortsEnabled else { throw ControlError(.system, "kernel ports are disabled in this service") }
         if let nl = netlinkSocket { return nl }
         let nl = try Netlink()
         netlinkSocket = nl
@@ -36,19 +37,19 @@ extension Service {
         try Netlink.validateName(ifname)
         for b in bridges.values {
             for p in b.ports.values where p.ifname == ifname {
-                throw ServiceError("interface \(ifname) is already a port of bridge \(b.bridge.name)")
+                throw ControlError(.exists, "interface \(ifname) is already a port of bridge \(b.bridge.name)")
             }
         }
         return ifname
     }
 
     /// `port add` from a client: the request becomes a port spec like a config file's.
-    func addKernelPort(_ req: Request) throws -> PortInfo {
-        let b = try bridgeEntry(req.bridge ?? "")
-        guard let k = req.kind, let kind = SwaleConfig.PortKind(rawValue: k), kind != .attach else {
-            throw ServiceError("port kind must be 'tap' or 'veth' (got '\(req.kind ?? "")'); use 'port attach' for an existing interface")
+    func addKernelPort(_ req: PortAdd) throws -> PortInfo {
+        let b = try bridgeEntry(req.bridge)
+        guard let kind = SwaleConfig.PortKind(rawValue: req.kind), kind != .attach else {
+            throw ControlError(.invalidArgument, "port kind must be 'tap' or 'veth' (got '\(LogText.clean(req.kind))'); use 'port attach' for an existing interface")
         }
-        var spec = SwaleConfig.Port(kind: kind, name: req.ifname ?? req.port ?? "")
+        var spec = SwaleConfig.Port(kind: kind, name: req.name)
         spec.peer = req.peer; spec.netns = req.netns; spec.address = req.address; spec.mtu = req.mtu; spec.mac = req.mac
         return portInfo(try addKernelPort(spec, to: b, origin: .cli, reuseExisting: false))
     }
@@ -59,7 +60,7 @@ extension Service {
         var spec = spec
         let kind = spec.kind
         let name = try kernelPortName(spec.name)
-        if b.ports[name] != nil { throw ServiceError("bridge \(b.bridge.name) already has a port named \(name)") }
+        if b.ports[name] != nil { throw ControlError(.exists, "bridge \(b.bridge.name) already has a port named \(name)") }
         let nl = try netlink()
         let mac = try checkLinkSettings(&spec)
 
@@ -69,7 +70,7 @@ extension Service {
             let ours = OwnerTag(alias: info.alias)?.instance == ownerInstance
             let expected = kind == .tap ? "tun" : "veth"
             guard reuseExisting, ours, info.kind == expected else {
-                throw ServiceError("interface \(name) already exists\(info.kind.map { " (a \($0))" } ?? "")\(ours || info.alias == nil ? "" : " and was not created by this swaled"); pick another name or use 'port attach'")
+                throw ControlError(.exists, "interface \(name) already exists\(info.kind.map { " (a \($0))" } ?? "")\(ours || info.alias == nil ? "" : " and was not created by this swaled"); pick another name or use 'port attach'")
             }
             existed = true
             looseInterfaces[name] = nil
@@ -78,7 +79,7 @@ extension Service {
         if kind == .tap {
             let tap = try TapAdapter.create(name: name, mtu: spec.mtu, mac: mac, up: true, persist: true, netlink: nl)
             do {
-                p = try makePort(bridge: b, name: name, kind: .tap, slots: options.slots, adapter: tap)
+                p = try makePort(bridge: b, name: name, kind: .tap, slots: options.slots, owner: 0, adapter: tap)
             } catch {
                 if !existed { tap.destroy() }
                 throw error
@@ -97,9 +98,9 @@ extension Service {
     }
 
     private func addVeth(_ spec: SwaleConfig.Port, name: String, mac: [UInt8]?, existed: Bool, into b: BridgeEntry, nl: Netlink) throws -> PortEntry {
-        guard let peer = spec.peer, !peer.isEmpty else { throw ServiceError("a veth port needs --peer NAME for the other end") }
+        guard let peer = spec.peer, !peer.isEmpty else { throw ControlError(.invalidArgument, "a veth port needs --peer NAME for the other end") }
         try Netlink.validateName(peer)
-        guard peer != name else { throw ServiceError("veth peer name must differ from the port name") }
+        guard peer != name else { throw ControlError(.invalidArgument, "veth peer name must differ from the port name") }
         var nsPath: String?
         if let ns = spec.netns, !ns.isEmpty {
             let path = Netlink.namespacePath(ns)
@@ -108,9 +109,9 @@ extension Service {
             }
             nsPath = path
         }
-        if let a = spec.address, !SwaleConfig.isCIDR(a) { throw ServiceError("address '\(a)' is not an address with a prefix length (10.0.0.1/24)") }
+        if let a = spec.address, !SwaleConfig.isCIDR(a) { throw ControlError(.invalidArgument, "address '\(a)' is not an address with a prefix length (10.0.0.1/24)") }
         if !existed {
-            if nsPath == nil, nl.exists(name: peer) { throw ServiceError("interface \(peer) (the peer) already exists") }
+            if nsPath == nil, nl.exists(name: peer) { throw ControlError(.exists, "interface \(peer) (the peer) already exists") }
             // The peer is created inside its namespace, under its final name.
             try nl.createVeth(name: name, peer: peer, peerNamespace: nsPath, mtu: spec.mtu, peerMAC: mac)
         }
@@ -140,10 +141,10 @@ extension Service {
 
     /// MTU in range; MAC unicast and written the canonical way. Returns the MAC's bytes.
     func checkLinkSettings(_ spec: inout SwaleConfig.Port) throws -> [UInt8]? {
-        if let mtu = spec.mtu, !SwaleConfig.mtuRange.contains(mtu) { throw ServiceError("MTU \(mtu) out of range (68-65535)") }
+        if let mtu = spec.mtu, !SwaleConfig.mtuRange.contains(mtu) { throw ControlError(.invalidArgument, "MTU \(mtu) out of range (68-65535)") }
         guard let m = spec.mac else { return nil }
-        guard let mac = Netlink.parseMAC(m) else { throw ServiceError("invalid MAC address '\(m)'") }
-        guard mac[0] & 1 == 0 else { throw ServiceError("MAC address \(m) is a group address; a port needs a unicast one") }
+        guard let mac = Netlink.parseMAC(m) else { throw ControlError(.invalidArgument, "invalid MAC address '\(m)'") }
+        guard mac[0] & 1 == 0 else { throw ControlError(.invalidArgument, "MAC address \(m) is a group address; a port needs a unicast one") }
         spec.mac = Netlink.formatMAC(mac)
         return mac
     }
@@ -156,12 +157,6 @@ extension Service {
         }
     }
 
-    /// `port attach` from a client.
-    func attachPort(_ req: Request) throws -> PortInfo {
-        let b = try bridgeEntry(req.bridge ?? "")
-        return portInfo(try attachPort(bridge: b, ifname: req.ifname ?? req.port ?? "", origin: .cli))
-    }
-
     /// Attaches an existing interface; one this swaled created with `-n` becomes a TAP port again.
     func attachPort(bridge b: BridgeEntry, ifname: String, origin: PortOrigin) throws -> PortEntry {
         let name = try kernelPortName(ifname)
@@ -169,13 +164,13 @@ extension Service {
             return try addKernelPort(spec, to: b, origin: origin, reuseExisting: true)
         }
         let nl = try netlink()
-        guard let info = try nl.linkInfo(name: name) else { throw ServiceError("no interface named \(name)") }
+        guard let info = try nl.linkInfo(name: name) else { throw ControlError(.notFound, "no interface named \(name)") }
         if let master = info.masterIndex, master > 0 {
             let mname = (try? nl.linkInfo(ifindex: master))??.name ?? "ifindex \(master)"
-            throw ServiceError("interface \(name) is enslaved to \(mname); detach it there first")
+            throw ControlError(.invalidArgument, "interface \(name) is enslaved to \(mname); detach it there first")
         }
-        if info.flags & 0x8 != 0 { throw ServiceError("interface \(name) is a loopback device") }
-        if b.ports[name] != nil { throw ServiceError("bridge \(b.bridge.name) already has a port named \(name)") }
+        if info.flags & 0x8 != 0 { throw ControlError(.invalidArgument, "interface \(name) is a loopback device") }
+        if b.ports[name] != nil { throw ControlError(.exists, "bridge \(b.bridge.name) already has a port named \(name)") }
         let p = try plugPacketSocket(name, into: b, kind: .netdev, nl: nl)
         p.created = false
         p.spec = SwaleConfig.Port(kind: .attach, name: name)
@@ -185,11 +180,11 @@ extension Service {
     }
 
     /// vale-ctl -n NAME: a persistent TAP that belongs to no bridge yet (`-a BRIDGE:NAME` attaches it).
-    func createLooseTap(_ req: Request) throws -> PortInfo {
-        let name = try kernelPortName(req.ifname ?? req.name ?? "")
+    func createLooseTap(_ req: IfaceCreate) throws -> PortInfo {
+        let name = try kernelPortName(req.name)
         let nl = try netlink()
         if looseInterfaces[name] != nil || nl.exists(name: name) {
-            throw ServiceError("interface \(name) already exists; pick another name")
+            throw ControlError(.exists, "interface \(name) already exists; pick another name")
         }
         var spec = SwaleConfig.Port(kind: .tap, name: name)
         spec.mtu = req.mtu
@@ -201,7 +196,7 @@ extension Service {
         tag(name, origin: .cli, bridge: nil, spec: spec)
         looseInterfaces[name] = spec
         log.info("tap interface \(name) created (not attached)")
-        return PortInfo(bridge: "", name: name, index: -1, kind: "tap", ifname: name, openBy: nil, created: true,
+        return PortInfo(bridge: "", name: name, index: -1, kind: "tap", ifname: name, openBy: nil, created: true, owner: "root",
                         counters: { var c = PortCounters(); c.adapter = ["ifindex": UInt64(ifindex)]; return c }())
     }
 
@@ -209,7 +204,7 @@ extension Service {
     func removeLooseInterface(_ ifname: String) throws {
         let name = try kernelPortName(ifname)   // refuses names that are a port right now
         guard looseInterfaces[name] != nil else {
-            throw ServiceError("\(name) is not an interface created with -n (nothing to remove)")
+            throw ControlError(.notFound, "\(name) is not an interface created with -n (nothing to remove)")
         }
         let nl = try netlink()
         if nl.exists(name: name) {
@@ -224,7 +219,7 @@ extension Service {
     func plugPacketSocket(_ name: String, into b: BridgeEntry, kind: PortKind, nl: Netlink) throws -> PortEntry {
         let adapter = try PacketSocketAdapter.attach(name: name, frameCount: options.packetRingFrames, netlink: nl)
         do {
-            let p = try makePort(bridge: b, name: name, kind: kind, slots: options.slots, adapter: adapter)
+            let p = try makePort(bridge: b, name: name, kind: kind, slots: options.slots, owner: 0, adapter: adapter)
             p.ifname = name
             p.ifindex = adapter.ifindex
             return p
@@ -238,11 +233,11 @@ extension Service {
     /// then a TAP or veth stays, untouched, to be attached again (-a) or removed (-r).
     func deletePort(bridge: String, port: String, keepInterface: Bool = false) throws {
         let b = try bridgeEntry(bridge)
-        guard let p = b.ports[port] else { throw ServiceError("no port '\(port)' on bridge '\(bridge)'") }
+        guard let p = b.ports[port] else { throw ControlError(.notFound, "no port '\(port)' on bridge '\(bridge)'") }
         if p.kind == .app {
-            if let pid = p.openPid { throw ServiceError("port \(p.fullName) is held open by pid \(pid); it goes away when that application closes it") }
+            if let pid = p.openPid { throw ControlError(.exists, "port \(p.fullName) is held open by pid \(pid); it goes away when that application closes it") }
         }
-        if p.pipes > 0 { throw ServiceError("port \(p.fullName) has \(p.pipes) pipe(s) open on it") }
+        if p.pipes > 0 { throw ControlError(.exists, "port \(p.fullName) has \(p.pipes) pipe(s) open on it") }
         removePortEntry(p, from: b)
         if keepInterface, p.created, var spec = p.spec, let ifname = p.ifname {
             spec.name = ifname

@@ -8,48 +8,59 @@
  * The data path is entirely in the applications (SwaleClient/Pipe.swift); the service only hands
  * out the region and the two doorbells, tracks which ends are open, and frees the rings' buffers
  * when both ends are closed.
+ *
+ * A pipe end maps its parent's whole region, so pipes are their parent's owner's: on an app port
+ * only its owner (or root) opens them, and a parent made by a pipe belongs to whoever made it; on a
+ * kernel port only root does. A pipe ends with its bridge (`bridge del --force`): it is never
+ * handed out again, even if a bridge and port of the same names appear later.
  */
 import Foundation
-import SwaleControl
 import SwaleMemory
 import SwaleNames
+import SwaleProtocol
 
 extension Service {
-    func findParent(_ parent: PortName, slots: Int) throws -> PortEntry {
+    /// The pipe's parent port, made for the caller if it does not exist. The Bool says it was made.
+    func findParent(_ parent: PortName, session: Session, slots: Int) throws -> (PortEntry, Bool) {
         switch parent.base {
         case .bridgePort(let bname, let pname):
-            let b = try addBridge(bname, mustBeNew: false)
-            if let p = b.ports[pname] { return p }
-            let p = try makePort(bridge: b, name: pname, kind: .app, slots: slots)
-            log.info("app port \(p.fullName) created as the parent of a pipe")
-            return p
-        case .interface(let ifname):
-            for b in bridges.values {
-                for p in b.ports.values where p.ifname == ifname { return p }
+            let (b, newBridge) = try bridgeForOpen(bname, session)
+            if let p = b.ports[pname] {
+                guard p.kind == .app || session.root else {
+                    throw ControlError(.permissionDenied, "pipes on \(p.kind.rawValue) port \(p.fullName) are for root only: they map the port's traffic")
+                }
+                try checkOwner(p, session)
+                return (p, false)
             }
-            throw ServiceError("unknown parent '\(ifname)': no port uses that interface (pipes hang off BRIDGE:PORT or an attached interface)")
+            do {
+                try checkNewPort(session, slots: slots)
+                let p = try makePort(bridge: b, name: pname, kind: .app, slots: slots, owner: session.ownerID)
+                log.info("app port \(p.fullName) created as the parent of a pipe (owner uid \(p.owner))")
+                return (p, true)
+            } catch {
+                if newBridge { reapIfEmpty(b) }
+                throw error
+            }
+        case .interface(let ifname):
+            guard session.root else {
+                throw ControlError(.permissionDenied, "open \(ifname)<ID: pipes on an interface are for root only: they map its traffic")
+            }
+            for b in bridges.values {
+                for p in b.ports.values where p.ifname == ifname { return (p, false) }
+            }
+            throw ControlError(.notFound, "unknown parent '\(ifname)': no port uses that interface (pipes hang off BRIDGE:PORT or an attached interface)")
         }
     }
 
     func openPipeEnd(parent: PortName, role: PipeRole, id: String, session: Session, slots: Int) throws -> (OpenInfo, [Int32]) {
-        try checkClientLimit(session, pipe: true)
-        let p = try findParent(parent, slots: slots)
-        // A pipe end maps its parent's whole region: only who may see that port's traffic gets it.
-        if session.uid != 0 {
-            if p.kind != .app {
-                releaseIfUnused(p)
-                throw ServiceError("pipes on \(p.kind.rawValue) port \(p.fullName) are for root only: they map the port's traffic")
-            }
-            if let holder = p.openSession, let other = sessions[holder], other.uid != session.uid {
-                throw ServiceError("port \(p.fullName) belongs to another user (uid \(other.uid)); its pipes are not yours to open")
-            }
-        }
+        let (p, _) = try findParent(parent, session: session, slots: slots)
         let key = "\(p.fullName){\(id)"
         let pipe: PipeEntry
         if let existing = pipes[key] {
             pipe = existing
         } else {
             do {
+                try checkNewPipe(session, slots: slots)
                 let limitBefore = p.pool.region.blockLimit
                 let m = try p.pool.makeInterface(name: "\(p.name){\(id)", slots: slots)
                 let s = try p.pool.makeInterface(name: "\(p.name)}\(id)", slots: slots)
@@ -69,11 +80,11 @@ extension Service {
         let mine = role == .master ? pipe.master : pipe.slave
         let peer = role == .master ? pipe.slave : pipe.master
         if role == .master {
-            if let holder = pipe.masterPid { throw ServiceError("pipe end \(parent)<\(id) is already open (by pid \(holder))") }
+            if let holder = pipe.masterPid { throw ControlError(.exists, "pipe end \(parent)<\(id) is already open (by pid \(holder))") }
             pipe.masterSession = session.id
             pipe.masterPid = session.pid
         } else {
-            if let holder = pipe.slavePid { throw ServiceError("pipe end \(parent)>\(id) is already open (by pid \(holder))") }
+            if let holder = pipe.slavePid { throw ControlError(.exists, "pipe end \(parent)>\(id) is already open (by pid \(holder))") }
             pipe.slaveSession = session.id
             pipe.slavePid = session.pid
         }
@@ -87,6 +98,19 @@ extension Service {
         let myNotify = role == .master ? pipe.masterNotify : pipe.slaveNotify
         let peerNotify = role == .master ? pipe.slaveNotify : pipe.masterNotify
         return (info, [p.pool.region.fd, myNotify.waitEnd.fd, peerNotify.ringEnd.fd])
+    }
+
+    /// The port's bridge is going: its pipes end now (their holders keep their mappings until they
+    /// close; nobody else gets them).
+    func endPipes(of p: PortEntry) {
+        for pipe in pipes.values where pipe.parent === p {
+            pipes[pipe.key] = nil
+            pipe.ended = true
+            pipe.masterNotify.close()
+            pipe.slaveNotify.close()
+            p.pipes -= 1
+            log.info("pipe \(pipe.key) ended with bridge \(p.bridge)")
+        }
     }
 
     func destroyPipe(_ pipe: PipeEntry) {

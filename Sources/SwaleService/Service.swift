@@ -1,18 +1,26 @@
 /*
  * Service — swaled's state and the handling of every control request.
  *
- * One lock serializes the control plane (requests from all connections); the forwarding threads
- * never take it. Requests that touch a bridge's forwarding state go through Bridge.perform, which
- * runs them on that bridge's thread between two batches.
+ * A request is decoded in three steps: the envelope (its operation), the permission table
+ * (ControlProtocol.table: member, owner or root), then the operation's own arguments. Object rules
+ * follow inside each operation (Access.swift): a bridge admits its owner, root and its access
+ * lists; a port and its pipes belong to whoever opened the port. Budgets (Budgets.swift) bound
+ * what each user and all users together may hold.
+ *
+ * One lock serializes the control plane; the forwarding threads never take it. Requests that touch
+ * a bridge's forwarding state go through Bridge.perform, which runs them on that bridge's thread
+ * between two batches. A reply is encoded after the lock is released, so a large table (fdb show
+ * on a million entries) costs its own client time, not everyone's.
  */
 import CSwale
 import Foundation
 import Glibc
 import Logging
-import SwaleControl
+import SwaleConfig
 import SwaleKernel
 import SwaleMemory
 import SwaleNames
+import SwaleProtocol
 import SwaleSwitch
 
 public struct ServiceOptions: Sendable {
@@ -25,19 +33,14 @@ public struct ServiceOptions: Sendable {
     public var packetRingFrames = 16384
     /// Group of the control socket file (name or number); members may use Swale.
     public var socketGroup: String?
-    /// Per user (uid), across all their connections: ports and pipe ends held open at once.
-    public var clientMaxPorts = 1024
-    public var clientMaxPipes = 4096
+    public var budgets = Budgets()
     /// Off: no netlink, no TAP, no interface is ever touched (the control-protocol fuzzer runs so).
     public var kernelPortsEnabled = true
     public init(socketPath: String) { self.socketPath = socketPath }
 }
 
-struct ServiceError: Error, CustomStringConvertible {
-    let message: String
-    init(_ m: String) { message = m }
-    var description: String { message }
-}
+/// The service layer's error: a protocol error code and a message for people.
+typealias ServiceError = ControlError
 
 public final class Service: @unchecked Sendable {
     let options: ServiceOptions
@@ -55,7 +58,6 @@ public final class Service: @unchecked Sendable {
     var looseInterfaces: [String: SwaleConfig.Port] = [:]
     /// Which interfaces are this swaled's (see OwnerTag): derived from the socket path.
     let ownerInstance: String
-    public static let maxBridges = 1024
 
     public init(options: ServiceOptions, logger: Logger) {
         self.options = options
@@ -65,16 +67,14 @@ public final class Service: @unchecked Sendable {
 
     // MARK: sessions
 
-    /// Each session is a thread and a socket: bounded, so a client cannot exhaust the service.
-    public static let maxSessions = 8192
-
-    func openSession(pid: Int, uid: Int, gid: Int = -1) -> Int? {
+    /// A new connection; nil (with the reason) when a session budget is used up.
+    func openSession(_ who: Credentials) -> Result<Int, ControlError> {
         lock.lock(); defer { lock.unlock() }
-        guard sessions.count < Service.maxSessions else { return nil }
+        if let refusal = sessionRefusal(who) { return .failure(refusal) }
         let id = nextSession
         nextSession += 1
-        sessions[id] = Session(id: id, pid: pid, uid: uid, gid: gid)
-        return id
+        sessions[id] = Session(id: id, who: who)
+        return .success(id)
     }
 
     /// Releases everything a connection held (it closed, exited or died).
@@ -91,129 +91,277 @@ public final class Service: @unchecked Sendable {
             case .pipeEnd(let pipe, let role):
                 if role == .master { pipe.masterSession = nil; pipe.masterPid = nil } else { pipe.slaveSession = nil; pipe.slavePid = nil }
                 log.info("released \(pipe.key) \(role.rawValue) end (pid \(s.pid))")
-                if pipe.masterSession == nil && pipe.slaveSession == nil { destroyPipe(pipe) }
+                if !pipe.ended && pipe.masterSession == nil && pipe.slaveSession == nil { destroyPipe(pipe) }
             }
         }
     }
 
     // MARK: dispatch
 
-    /// Handles one request; returns the reply JSON and descriptors to send with it.
-    func handle(_ data: Data, session: Int) -> (Data, [Int32]) {
+    /// A reply: its bytes, and descriptors to send with it. The descriptors are the caller's
+    /// (duplicates made under the lock, so a port released meanwhile cannot change what they are):
+    /// close them once sent.
+    struct Outgoing {
+        var data: Data
+        var fds: [Int32] = []
+        func closeDescriptors() { fds.forEach { _ = Glibc.close($0) } }
+    }
+
+    /// What a handler produced: a value encoded after the lock is released, and descriptors.
+    struct Produced {
+        var value: any Encodable
+        var fds: [Int32] = []
+        init(_ value: any Encodable, fds: [Int32] = []) { self.value = value; self.fds = fds }
+    }
+
+    /// Handles one request. `descriptors` came with it; they are closed here on every path.
+    func handle(_ data: Data, session sid: Int, descriptors: [Int32] = []) -> Outgoing {
+        defer { descriptors.forEach { _ = Glibc.close($0) } }
+        let head: EnvelopeHead
+        do { head = try JSONDecoder().decode(EnvelopeHead.self, from: data) } catch {
+            return failure(ControlError(.malformed, "malformed request: expected {\"v\": \(ControlProtocol.version), \"op\": ..., \"args\": {...}}: \(Service.describe(error))"))
+        }
+        guard let spec = ControlProtocol.spec(head.op) else {
+            return failure(ControlError(.unknownOperation, "unknown operation '\(LogText.clean(head.op, max: 40))'"))
+        }
+        if descriptors.count > spec.descriptors {
+            return failure(ControlError(.malformed, "\(spec.op) takes \(spec.descriptors) descriptor(s); \(descriptors.count) were sent (closed)"))
+        }
+        var produced: Produced
+        lock.lock()
+        do {
+            guard let s = sessions[sid] else { throw ControlError(.system, "no session") }
+            if !s.greeted && spec.op != Hello.op {
+                throw ControlError(.version, "say hello first: {\"v\": \(ControlProtocol.version), \"op\": \"hello\", \"args\": {\"version\": \(ControlProtocol.version)}}")
+            }
+            if spec.access == .root && !s.root {
+                log.notice("refused \(spec.op) from pid \(s.pid) uid \(s.uid): needs root")
+                throw ControlError(.permissionDenied, "\(spec.op) needs root")
+            }
+            produced = try dispatch(spec, data, s)
+        } catch let e as ControlError {
+            lock.unlock()
+            return failure(e)
+        } catch let e as NameError {
+            lock.unlock()
+            return failure(ControlError(.invalidArgument, e.description))
+        } catch {
+            lock.unlock()
+            return failure(ControlError(.system, "\(error)"))
+        }
+        lock.unlock()
+        do {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            return Outgoing(data: try enc.encode(OkReply(result: produced.value)), fds: produced.fds)
+        } catch {
+            produced.fds.forEach { _ = Glibc.close($0) }
+            return failure(ControlError(.system, "encoding the reply: \(error)"))
+        }
+    }
+
+    struct OkReply: Encodable {
+        let ok = true
+        let result: any Encodable
+        enum CodingKeys: CodingKey { case ok, result }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(ok, forKey: .ok)
+            try result.encode(to: c.superEncoder(forKey: .result))
+        }
+    }
+
+    func failure(_ e: ControlError) -> Outgoing {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        func fail(_ msg: String) -> (Data, [Int32]) {
-            ((try? enc.encode(Reply<Empty>(ok: false, error: msg))) ?? Data("{\"ok\":false}".utf8), [])
+        return Outgoing(data: (try? enc.encode(Reply<Empty>(error: e))) ?? Data(#"{"ok":false,"code":"system","error":"?"}"#.utf8))
+    }
+
+    /// Decoding errors say where and what, without Swift's type names.
+    static func describe(_ error: Error) -> String {
+        guard let e = error as? DecodingError else { return "\(error)" }
+        func path(_ c: [CodingKey]) -> String { c.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") }
+        switch e {
+        case .keyNotFound(let k, let ctx): return "missing '\(path(ctx.codingPath + [k]))'"
+        case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx): return "'\(path(ctx.codingPath))' has the wrong type"
+        case .dataCorrupted(let ctx): return ctx.codingPath.isEmpty ? "not JSON" : "'\(path(ctx.codingPath))' is not valid"
+        @unknown default: return "\(e)"
         }
-        let req: Request
-        do { req = try JSONDecoder().decode(Request.self, from: data) } catch {
-            return fail("malformed request: \(error)")
+    }
+
+    /// Decodes the operation's arguments and logs the request (escaped, capped).
+    func arguments<O: ControlOperation>(_: O.Type, _ data: Data, _ s: Session, target: (O) -> String?) throws -> O {
+        let args: O
+        do { args = try JSONDecoder().decode(EnvelopeArgs<O>.self, from: data).args } catch {
+            throw ControlError(.malformed, "\(O.op): arguments: \(Service.describe(error))")
         }
-        lock.lock(); defer { lock.unlock() }
-        if let s = sessions[session] {
-            log.info("request \(req.op)\(req.name.map { " \($0)" } ?? "")\(req.bridge.map { " \($0)" } ?? "") from pid \(s.pid) uid \(s.uid) gid \(s.gid)")
-        }
-        do {
-            func ok<T: Codable>(_ v: T, _ fds: [Int32] = []) throws -> (Data, [Int32]) { (try enc.encode(Reply(ok: true, result: v)), fds) }
-            switch req.op {
-            case "status": return try ok(status())
-            case "open":
-                let (info, fds) = try open(req.name ?? "", session: session, slots: req.slots)
-                return try ok(info, fds)
-            case "bridge.add":
-                if let n = req.batch, !SwaleConfig.batchRange.contains(n) {
-                    throw ServiceError("batch \(n) out of range (\(SwaleConfig.batchRange.lowerBound)...\(SwaleConfig.batchRange.upperBound))")
-                }
-                let b = try addBridge(req.bridge ?? req.name ?? "", batch: req.batch)
-                return try ok(bridgeInfo(b))
-            case "bridge.del":
-                try deleteBridge(req.bridge ?? req.name ?? "", force: req.force ?? false)
-                return try ok(Empty())
-            case "bridge.list":
-                return try ok(bridges.keys.sorted().map { bridgeInfo(bridges[$0]!) })
-            case "port.list":
-                return try ok(try portInfos(bridge: req.bridge))
-            case "stats":
-                return try ok(try stats(req.name))
-            case "fdb.show":
-                return try ok(try fdbShow(req.bridge ?? ""))
-            case "fdb.flush":
-                return try ok(["flushed": try fdbFlush(req.bridge ?? "", port: req.port)])
-            case "bridge.aging":
-                let b = try bridgeEntry(req.bridge ?? "")
-                guard let secs = req.mtu, (1...Int(Int32.max)).contains(secs) else { throw ServiceError("aging time must be between 1 and \(Int32.max) seconds") }
-                b.bridge.setAging(UInt32(secs))
-                return try ok(bridgeInfo(b))
-            case "port.add":
-                return try ok(try addKernelPort(req))
-            case "port.attach":
-                return try ok(try attachPort(req))
-            case "port.del":
-                try deletePort(bridge: req.bridge ?? "", port: req.port ?? "", keepInterface: req.keep ?? false)
-                return try ok(Empty())
-            case "iface.create":
-                return try ok(try createLooseTap(req))
-            case "iface.remove":
-                try removeLooseInterface(req.ifname ?? req.name ?? "")
-                return try ok(Empty())
-            case "iface.list":
-                return try ok(looseInterfaces.keys.sorted())
-            case "config.dump":
-                return try ok(ConfigText(text: runningConfig().rendered()))
-            default:
-                return fail("unknown operation '\(req.op)'")
+        let t = target(args).map { " " + LogText.clean($0) } ?? ""
+        log.info("request \(O.op)\(t) from pid \(s.pid) uid \(s.uid) gid \(s.gid)")
+        return args
+    }
+
+    func dispatch(_ spec: OperationSpec, _ data: Data, _ s: Session) throws -> Produced {
+        switch spec.op {
+        case Hello.op:
+            let a = try arguments(Hello.self, data, s) { $0.client }
+            guard a.version == ControlProtocol.version else {
+                throw ControlError(.version, "protocol version \(a.version) is not spoken here (swaled speaks \(ControlProtocol.version))")
             }
-        } catch let e as NameError {
-            return fail(e.description)
-        } catch {
-            return fail("\(error)")
+            s.greeted = true
+            return Produced(HelloInfo(version: ControlProtocol.version, server: "swaled \(getpid())", uid: Int(s.uid), gid: Int(s.gid), root: s.root))
+        case Status.op:
+            _ = try arguments(Status.self, data, s) { _ in nil }
+            return Produced(status(for: s))
+        case Open.op:
+            let a = try arguments(Open.self, data, s) { $0.name }
+            let (info, fds) = try open(a.name, session: s, slots: a.slots)
+            return Produced(info, fds: try fds.map(Service.duplicate))
+        case BridgeAdd.op:
+            let a = try arguments(BridgeAdd.self, data, s) { $0.bridge }
+            return Produced(bridgeInfo(try addBridgeRequest(a, s)))
+        case BridgeDel.op:
+            let a = try arguments(BridgeDel.self, data, s) { $0.bridge }
+            try deleteBridge(try ownedBridge(a.bridge, s, BridgeDel.op), force: a.force ?? false)
+            return Produced(Empty())
+        case BridgeList.op:
+            _ = try arguments(BridgeList.self, data, s) { _ in nil }
+            return Produced(visibleBridges(s).map(bridgeInfo))
+        case BridgeAging.op:
+            let a = try arguments(BridgeAging.self, data, s) { $0.bridge }
+            let b = try ownedBridge(a.bridge, s, BridgeAging.op)
+            guard SwaleConfig.agingRange.contains(a.seconds) else {
+                throw ControlError(.invalidArgument, "aging time must be between 1 and \(Int32.max) seconds (got \(a.seconds))")
+            }
+            b.bridge.setAging(UInt32(a.seconds))
+            return Produced(bridgeInfo(b))
+        case BridgeSet.op:
+            let a = try arguments(BridgeSet.self, data, s) { $0.bridge }
+            let b = try ownedBridge(a.bridge, s, BridgeSet.op)
+            try setAccess(b, users: a.allowUsers, groups: a.allowGroups)
+            return Produced(bridgeInfo(b))
+        case PortList.op:
+            let a = try arguments(PortList.self, data, s) { $0.bridge }
+            return Produced(try portInfos(bridge: a.bridge, s))
+        case Stats.op:
+            let a = try arguments(Stats.self, data, s) { $0.target }
+            return Produced(try stats(a.target, s))
+        case FdbShow.op:
+            let a = try arguments(FdbShow.self, data, s) { $0.bridge }
+            return Produced(try fdbShow(try usableBridge(a.bridge, s, FdbShow.op)))
+        case FdbFlush.op:
+            let a = try arguments(FdbFlush.self, data, s) { $0.bridge }
+            return Produced(FlushInfo(flushed: try fdbFlush(try ownedBridge(a.bridge, s, FdbFlush.op), port: a.port)))
+        case PortAdd.op:
+            let a = try arguments(PortAdd.self, data, s) { "\($0.bridge) \($0.kind) \($0.name)" }
+            return Produced(try addKernelPort(a))
+        case PortAttach.op:
+            let a = try arguments(PortAttach.self, data, s) { "\($0.bridge) \($0.ifname)" }
+            return Produced(portInfo(try attachPort(bridge: try bridgeEntry(a.bridge), ifname: a.ifname, origin: .cli)))
+        case PortDel.op:
+            let a = try arguments(PortDel.self, data, s) { "\($0.bridge):\($0.port)" }
+            try deletePort(bridge: a.bridge, port: a.port, keepInterface: a.keep ?? false)
+            return Produced(Empty())
+        case IfaceCreate.op:
+            let a = try arguments(IfaceCreate.self, data, s) { $0.name }
+            return Produced(try createLooseTap(a))
+        case IfaceRemove.op:
+            let a = try arguments(IfaceRemove.self, data, s) { $0.name }
+            try removeLooseInterface(a.name)
+            return Produced(Empty())
+        case IfaceList.op:
+            _ = try arguments(IfaceList.self, data, s) { _ in nil }
+            return Produced(looseInterfaces.keys.sorted())
+        case ConfigDump.op:
+            _ = try arguments(ConfigDump.self, data, s) { _ in nil }
+            return Produced(ConfigText(text: runningConfig().rendered()))
+        default:
+            throw ControlError(.unknownOperation, "operation '\(spec.op)' has no handler")
         }
+    }
+
+    static func duplicate(_ fd: Int32) throws -> Int32 {
+        let d = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard d >= 0 else { throw ControlError(.system, "dup: \(String(cString: strerror(errno)))") }
+        return d
     }
 
     // MARK: bridges
 
     func bridgeEntry(_ name: String) throws -> BridgeEntry {
         try Names.validateBridge(name)
-        guard let b = bridges[name] else { throw ServiceError("no bridge named '\(name)'") }
+        guard let b = bridges[name] else { throw ControlError(.notFound, "no bridge named '\(name)'") }
         return b
     }
 
+    func addBridgeRequest(_ a: BridgeAdd, _ s: Session) throws -> BridgeEntry {
+        if let n = a.batch, !SwaleConfig.batchRange.contains(n) {
+            throw ControlError(.invalidArgument, "batch \(n) out of range (\(SwaleConfig.batchRange.lowerBound)...\(SwaleConfig.batchRange.upperBound))")
+        }
+        let users = try (a.allowUsers ?? []).map(Identity.uid)
+        let groups = try (a.allowGroups ?? []).map(Identity.gid)
+        let b = try addBridge(a.bridge, batch: a.batch, owner: s, persistent: true)
+        b.allowUsers = Set(users)
+        b.allowGroups = Set(groups)
+        return b
+    }
+
+    /// A new bridge (or, with `mustBeNew` false, the existing one). `owner` nil: the service's own
+    /// (config, restart), owned by root.
     @discardableResult
-    func addBridge(_ name: String, mustBeNew: Bool = true, batch: Int? = nil) throws -> BridgeEntry {
+    func addBridge(_ name: String, mustBeNew: Bool = true, batch: Int? = nil, owner: Session? = nil, persistent: Bool = true) throws -> BridgeEntry {
         try Names.validateBridge(name)
         if let b = bridges[name] {
-            if mustBeNew { throw ServiceError("bridge '\(name)' already exists") }
+            if mustBeNew { throw ControlError(.exists, "bridge '\(name)' already exists") }
             return b
         }
-        guard bridges.count < Service.maxBridges else { throw ServiceError("too many bridges (max \(Service.maxBridges))") }
+        if let owner { try checkNewBridge(owner) } else if bridges.count >= options.budgets.maxBridges {
+            throw ControlError(.limit, "too many bridges (max \(options.budgets.maxBridges))")
+        }
         var config = options.bridge
         if let batch { config.batch = batch }
-        let b = BridgeEntry(bridge: try Bridge(name: name, config: config))
+        let b = BridgeEntry(bridge: try Bridge(name: name, config: config), owner: owner.map { $0.root ? 0 : $0.uid } ?? 0, persistent: persistent)
         b.bridge.start()
         bridges[name] = b
-        log.info("bridge \(name) created")
+        log.info("bridge \(name) created (owner uid \(b.owner)\(persistent ? "" : ", reaped with its last port"))")
         if b.bridge.priorityError != 0, let nice = config.forwardingNice {
             log.warning("bridge \(name): forwarding thread left at normal priority: nice \(nice) refused (\(String(cString: strerror(b.bridge.priorityError)))); frames may be dropped when busy programs share its core")
         }
         return b
     }
 
-    func deleteBridge(_ name: String, force: Bool) throws {
-        let b = try bridgeEntry(name)
+    func deleteBridge(_ b: BridgeEntry, force: Bool) throws {
+        let name = b.bridge.name
         if !b.ports.isEmpty && !force {
-            throw ServiceError("bridge '\(name)' has \(b.ports.count) port(s) attached (\(b.ports.keys.sorted().joined(separator: ", "))); use --force to delete it anyway")
+            throw ControlError(.exists, "bridge '\(name)' has \(b.ports.count) port(s) attached (\(b.ports.keys.sorted().joined(separator: ", "))); use --force to delete it anyway")
         }
+        bridges[name] = nil
         for p in b.ports.values {
-            if p.openSession != nil || p.pipes > 0 {
-                // Applications still hold it: detach it from forwarding; memory goes with the session.
+            endPipes(of: p)
+            if p.openSession != nil {
+                // An application still holds it: detach it from forwarding; memory goes with the session.
                 b.bridge.removePort(p.index)
             } else {
                 removePortEntry(p, from: b)
             }
         }
         b.bridge.stop()
-        bridges[name] = nil
         log.info("bridge \(name) deleted")
+    }
+
+    /// A bridge made by an application's open goes with its last port.
+    func reapIfEmpty(_ b: BridgeEntry) {
+        guard !b.persistent, b.ports.isEmpty, bridges[b.bridge.name] === b else { return }
+        bridges[b.bridge.name] = nil
+        b.bridge.stop()
+        log.info("bridge \(b.bridge.name) reaped (its last port went)")
+    }
+
+    func setAccess(_ b: BridgeEntry, users: [String]?, groups: [String]?) throws {
+        let u = try users.map { try $0.map(Identity.uid) }
+        let g = try groups.map { try $0.map(Identity.gid) }
+        if let u { b.allowUsers = Set(u) }
+        if let g { b.allowGroups = Set(g) }
+        log.info("bridge \(b.bridge.name): allow users \(b.allowUsers.sorted()) groups \(b.allowGroups.sorted())")
     }
 
     func bridgeInfo(_ b: BridgeEntry) -> BridgeInfo {
@@ -221,19 +369,21 @@ public final class Service: @unchecked Sendable {
         var c = BridgeCounters()
         c.flooded = t.flooded; c.learned = t.learned; c.aged = t.aged; c.moved = t.moved; c.evicted = t.evicted
         c.fdbEntries = t.entries; c.batches = t.batches; c.wakeups = t.wakeups
-        return BridgeInfo(name: b.bridge.name, ports: b.ports.count, agingSeconds: Int(b.bridge.agingSeconds), batch: b.bridge.config.batch, counters: c)
+        return BridgeInfo(name: b.bridge.name, ports: b.ports.count, agingSeconds: Int(b.bridge.agingSeconds), batch: b.bridge.config.batch,
+                          counters: c, owner: Identity.userName(b.owner), allowUsers: b.allowUsers.sorted().map(Identity.userName),
+                          allowGroups: b.allowGroups.sorted().map(Identity.groupName), persistent: b.persistent)
     }
 
     // MARK: ports
 
     /// Creates the region, rings and doorbells of a port and plugs it into the bridge.
-    func makePort(bridge b: BridgeEntry, name: String, kind: PortKind, slots: Int, adapter: PortAdapter? = nil, mtu: Int? = nil) throws -> PortEntry {
+    func makePort(bridge b: BridgeEntry, name: String, kind: PortKind, slots: Int, owner: UInt32, adapter: PortAdapter? = nil, mtu: Int? = nil) throws -> PortEntry {
         let s = max(64, min(slots, 16384))
-        let pool = try MemoryPool(name: "swale:\(b.bridge.name):\(name)", bufSize: options.bufSize, initialBlocks: 2 * s + 64)
+        let pool = try MemoryPool(name: "swale:\(b.bridge.name):\(name)", bufSize: options.bufSize, initialBlocks: Budgets.portBlocks(slots: s))
         let layout = try pool.makeInterface(name: name, slots: s)
         let kick = try Doorbell()
         let notify = try Doorbell()
-        let p = PortEntry(bridge: b.bridge.name, name: name, kind: kind, pool: pool, layout: layout, kick: kick, notify: notify)
+        let p = PortEntry(bridge: b.bridge.name, name: name, kind: kind, owner: owner, pool: pool, layout: layout, kick: kick, notify: notify)
         let tx = KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true)
         let rx = KRing(pool.ring(at: layout.rxRingOffsets[0]), isTx: false)
         let state = PortState(tx: tx, rx: rx, region: pool.region, csb: adapter == nil ? pool.csb(layout) : nil,
@@ -241,7 +391,7 @@ public final class Service: @unchecked Sendable {
                               mtu: mtu ?? adapter?.mtu ?? (options.bridge.maxFrame - 14), acceptsVnet: adapter?.acceptsVnetHeader ?? false)
         guard let idx = b.bridge.addPort(state, adapter: adapter) else {
             kick.close(); notify.close()
-            throw ServiceError("bridge '\(b.bridge.name)' is full (\(b.bridge.config.maxPorts) ports)")
+            throw ControlError(.limit, "bridge '\(b.bridge.name)' is full (\(b.bridge.config.maxPorts) ports)")
         }
         p.index = idx
         p.adapter = adapter
@@ -265,36 +415,45 @@ public final class Service: @unchecked Sendable {
         p.kick.close()
         p.notify.close()
         log.info("port \(p.fullName) removed")
+        reapIfEmpty(b)
     }
 
     // MARK: open (app ports here; pipe ends in Pipes.swift)
 
-    func open(_ text: String, session sid: Int, slots: Int?) throws -> (OpenInfo, [Int32]) {
+    func open(_ text: String, session: Session, slots: Int?) throws -> (OpenInfo, [Int32]) {
         let name = try PortName.parse(text)
-        guard let session = sessions[sid] else { throw ServiceError("no session") }
-        let slots = max(64, min(slots ?? options.slots, 16384))
+        if let slots, !SwaleConfig.slotRange.contains(slots) {
+            throw ControlError(.invalidArgument, "slots \(slots) out of range (\(SwaleConfig.slotRange.lowerBound)...\(SwaleConfig.slotRange.upperBound))")
+        }
+        let slots = slots ?? options.slots
         if let (role, id) = name.pipe {
             return try openPipeEnd(parent: name.parent, role: role, id: id, session: session, slots: slots)
         }
         guard case .bridgePort(let bname, let pname) = name.base else {
-            throw ServiceError("'\(text)' is an interface name; applications open bridge ports (vale0:NAME) or pipes (NAME<ID, NAME>ID)")
+            throw ControlError(.invalidArgument, "'\(text)' is an interface name; applications open bridge ports (vale0:NAME) or pipes (NAME<ID, NAME>ID)")
         }
-        try checkClientLimit(session, pipe: false)
-        let b = try addBridge(bname, mustBeNew: false)
+        let (b, isNew) = try bridgeForOpen(bname, session)
         let p: PortEntry
-        if let existing = b.ports[pname] {
-            guard existing.kind == .app else {
-                throw ServiceError("port \(existing.fullName) is a \(existing.kind.rawValue) port (interface \(existing.ifname ?? "?")); applications cannot open it, only pipes on it")
+        do {
+            if let existing = b.ports[pname] {
+                guard existing.kind == .app else {
+                    throw ControlError(.permissionDenied, "port \(existing.fullName) is a \(existing.kind.rawValue) port (interface \(existing.ifname ?? "?")); applications cannot open it, only root's pipes on it")
+                }
+                try checkOwner(existing, session)
+                if let holder = existing.openPid {
+                    throw ControlError(.exists, "port \(existing.fullName) is already open (by pid \(holder))")
+                }
+                p = existing
+            } else {
+                try checkNewPort(session, slots: slots)
+                p = try makePort(bridge: b, name: pname, kind: .app, slots: slots, owner: session.ownerID)
+                log.info("app port \(p.fullName) created for pid \(session.pid) uid \(session.uid)")
             }
-            if let holder = existing.openPid {
-                throw ServiceError("port \(existing.fullName) is already open (by pid \(holder))")
-            }
-            p = existing
-        } else {
-            p = try makePort(bridge: b, name: pname, kind: .app, slots: slots)
-            log.info("app port \(p.fullName) created for pid \(session.pid)")
+        } catch {
+            if isNew { reapIfEmpty(b) }
+            throw error
         }
-        p.openSession = sid
+        p.openSession = session.id
         p.openPid = session.pid
         session.holdings.append(.port(p))
         let info = OpenInfo(name: p.fullName, kind: "port", bufSize: p.pool.bufSize, regionSize: p.pool.region.mappedSize,
@@ -303,32 +462,27 @@ public final class Service: @unchecked Sendable {
         return (info, [p.pool.region.fd, p.notify.waitEnd.fd, p.kick.ringEnd.fd])
     }
 
-    /// Ports and pipe ends one user holds, over all their connections, are bounded.
-    func checkClientLimit(_ session: Session, pipe: Bool) throws {
-        var held = 0
-        for s in sessions.values where s.uid == session.uid {
-            for h in s.holdings {
-                switch h {
-                case .port: if !pipe { held += 1 }
-                case .pipeEnd: if pipe { held += 1 }
-                }
-            }
+    /// The bridge an open names: it must admit the caller; a missing one is created for them
+    /// (owned by them, reaped with its last port), as VALE creates bridges on first use.
+    func bridgeForOpen(_ name: String, _ s: Session) throws -> (BridgeEntry, Bool) {
+        try Names.validateBridge(name)
+        if let b = bridges[name] {
+            try checkAdmits(b, s, "open")
+            return (b, false)
         }
-        let limit = pipe ? options.clientMaxPipes : options.clientMaxPorts
-        if held >= limit {
-            throw ServiceError("uid \(session.uid) already holds \(held) \(pipe ? "pipe ends" : "ports") open (limit \(limit), setting \(pipe ? "clientMaxPipes" : "clientMaxPorts"))")
-        }
+        return (try addBridge(name, owner: s, persistent: false), true)
     }
 
     // MARK: status, stats, fdb
 
-    func allPorts() -> [PortEntry] {
-        bridges.keys.sorted().flatMap { k in bridges[k]!.ports.values.sorted { $0.index < $1.index } }
+    func allPorts(_ bs: [BridgeEntry]) -> [PortEntry] {
+        bs.flatMap { $0.ports.values.sorted { $0.index < $1.index } }
     }
 
-    func status() -> StatusInfo {
+    func status(for s: Session) -> StatusInfo {
         var regions: [RegionInfo] = []
-        for p in allPorts() {
+        let visible = visibleBridges(s)
+        for p in allPorts(visible) where s.root || p.owner == s.uid {
             let a = p.pool.allocator
             var users = [p.fullName]
             let mine = pipes.values.filter { $0.parent === p }
@@ -341,13 +495,13 @@ public final class Service: @unchecked Sendable {
                                       buffersTotal: a.total, buffersFree: a.freeCount, refusedFrees: a.refusedFrees,
                                       buffersAccounted: accounted, users: users))
         }
-        let pipeInfos = pipes.values.sorted { $0.key < $1.key }.map {
+        let pipeInfos = pipes.values.filter { s.root || $0.parent.owner == s.uid }.sorted { $0.key < $1.key }.map {
             PipeInfo(parent: $0.parent.fullName, id: $0.id, masterOpen: $0.masterSession != nil, slaveOpen: $0.slaveSession != nil,
                      masterPid: $0.masterPid, slavePid: $0.slavePid)
         }
         return StatusInfo(pid: Int(getpid()), uptimeSeconds: Date().timeIntervalSince(started), socket: options.socketPath,
-                          bridges: bridges.keys.sorted().map { bridgeInfo(bridges[$0]!) }, regions: regions, pipes: pipeInfos,
-                          clients: sessions.count)
+                          bridges: visible.map(bridgeInfo), regions: regions, pipes: pipeInfos,
+                          clients: s.root ? sessions.count : sessions.values.filter { $0.uid == s.uid }.count)
     }
 
     func portInfo(_ p: PortEntry) -> PortInfo {
@@ -360,45 +514,46 @@ public final class Service: @unchecked Sendable {
         c.dropBadSlot = st.dropBadSlot; c.dropNoRoute = st.dropNoRoute; c.ringResets = resets
         if p.adapter != nil, let b = bridges[p.bridge] { c.adapter = b.bridge.adapterCounters(p.index) }
         return PortInfo(bridge: p.bridge, name: p.name, index: p.index, kind: p.kind.rawValue, ifname: p.ifname,
-                        openBy: p.openPid, created: p.created, counters: c)
+                        openBy: p.openPid, created: p.created, owner: Identity.userName(p.owner), counters: c)
     }
 
-    func portInfos(bridge: String?) throws -> [PortInfo] {
+    func portInfos(bridge: String?, _ s: Session) throws -> [PortInfo] {
         if let bridge, !bridge.isEmpty {
-            let b = try bridgeEntry(bridge)
+            let b = try usableBridge(bridge, s, PortList.op)
             return b.ports.values.sorted { $0.index < $1.index }.map(portInfo)
         }
-        return allPorts().map(portInfo)
+        return allPorts(visibleBridges(s)).map(portInfo)
     }
 
-    func stats(_ target: String?) throws -> StatsInfo {
+    func stats(_ target: String?, _ s: Session) throws -> StatsInfo {
         guard let target, !target.isEmpty else {
-            return StatsInfo(bridges: bridges.keys.sorted().map { bridgeInfo(bridges[$0]!) }, ports: allPorts().map(portInfo))
+            let visible = visibleBridges(s)
+            return StatsInfo(bridges: visible.map(bridgeInfo), ports: allPorts(visible).map(portInfo))
         }
         if target.contains(":") {
             let n = try PortName.parse(target)
-            guard case .bridgePort(let bn, let pn) = n.base, n.pipe == nil else { throw ServiceError("stats takes BRIDGE or BRIDGE:PORT") }
-            let b = try bridgeEntry(bn)
-            guard let p = b.ports[pn] else { throw ServiceError("no port '\(pn)' on bridge '\(bn)'") }
+            guard case .bridgePort(let bn, let pn) = n.base, n.pipe == nil else {
+                throw ControlError(.invalidArgument, "stats takes BRIDGE or BRIDGE:PORT")
+            }
+            let b = try usableBridge(bn, s, Stats.op)
+            guard let p = b.ports[pn] else { throw ControlError(.notFound, "no port '\(pn)' on bridge '\(bn)'") }
             return StatsInfo(bridges: [], ports: [portInfo(p)])
         }
-        let b = try bridgeEntry(target)
+        let b = try usableBridge(target, s, Stats.op)
         return StatsInfo(bridges: [bridgeInfo(b)], ports: b.ports.values.sorted { $0.index < $1.index }.map(portInfo))
     }
 
-    func fdbShow(_ bridge: String) throws -> [FdbEntry] {
-        let b = try bridgeEntry(bridge)
+    /// The table is copied under the lock; sorting and formatting happen while the reply is
+    /// encoded, after the lock is released.
+    func fdbShow(_ b: BridgeEntry) throws -> FdbSnapshot {
         var byIndex: [Int: String] = [:]
         for p in b.ports.values { byIndex[p.index] = p.name }
-        return b.bridge.fdbEntries().sorted { $0.mac < $1.mac }.map {
-            FdbEntry(mac: Names.formatMAC($0.mac), port: byIndex[Int($0.port)] ?? "#\($0.port)", age: Int($0.age))
-        }
+        return FdbSnapshot(entries: b.bridge.fdbEntries(), portNames: byIndex)
     }
 
-    func fdbFlush(_ bridge: String, port: String?) throws -> Int {
-        let b = try bridgeEntry(bridge)
+    func fdbFlush(_ b: BridgeEntry, port: String?) throws -> Int {
         if let port, !port.isEmpty {
-            guard let p = b.ports[port] else { throw ServiceError("no port '\(port)' on bridge '\(bridge)'") }
+            guard let p = b.ports[port] else { throw ControlError(.notFound, "no port '\(port)' on bridge '\(b.bridge.name)'") }
             return b.bridge.fdbFlush(port: p.index)
         }
         return b.bridge.fdbFlush(port: nil)
@@ -412,6 +567,18 @@ public final class Service: @unchecked Sendable {
         for b in bridges.values {
             b.bridge.stop()
             for p in b.ports.values { p.adapter?.close() }
+        }
+    }
+}
+
+/// `fdb show`'s reply, formatted when encoded (outside the service lock).
+struct FdbSnapshot: Encodable {
+    let entries: [(mac: UInt64, port: UInt16, age: UInt32)]
+    let portNames: [Int: String]
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.unkeyedContainer()
+        for e in entries.sorted(by: { $0.mac < $1.mac }) {
+            try c.encode(FdbEntry(mac: Names.formatMAC(e.mac), port: portNames[Int(e.port)] ?? "#\(e.port)", age: Int(e.age)))
         }
     }
 }

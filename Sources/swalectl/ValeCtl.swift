@@ -13,7 +13,7 @@
  * subcommands (`swalectl --help`).
  */
 import Foundation
-import SwaleControl
+import SwaleProtocol
 import SwaleNames
 
 enum ValeCtl {
@@ -31,8 +31,8 @@ enum ValeCtl {
         }
     }
 
-    static func call<T: Codable>(_ r: Request, _ t: T.Type) throws -> T {
-        do { return try ControlClient.call(r, socket: nil, as: T.self) } catch let e as ControlError { throw ValidationErrorish(e.message) }
+    static func call<O: ControlOperation>(_ op: O) throws -> O.Result {
+        do { return try ControlClient.call(op) } catch let e as ControlError { throw ValidationErrorish(e.message) }
     }
 
     /// BRIDGE:IF → (bridge, interface), through the one name parser.
@@ -55,31 +55,26 @@ enum ValeCtl {
         }
         switch opt {
         case "-n":
-            var r = Request(op: "iface.create"); r.ifname = try need()
-            _ = try call(r, PortInfo.self)
-            print("created \(r.ifname!)")
+            let name = try need()
+            _ = try call(IfaceCreate(name: name))
+            print("created \(name)")
         case "-r":
-            var r = Request(op: "iface.remove"); r.ifname = try need()
-            _ = try call(r, Empty.self)
-            print("removed \(r.ifname!)")
+            let name = try need()
+            _ = try call(IfaceRemove(name: name))
+            print("removed \(name)")
         case "-a":
             let (b, i) = try bridgeAndInterface(try need(), opt)
-            let bridges = try call(Request(op: "bridge.list"), [BridgeInfo].self)
-            if !bridges.contains(where: { $0.name == b }) {
-                var r = Request(op: "bridge.add"); r.bridge = b
-                _ = try call(r, BridgeInfo.self)
-            }
-            var r = Request(op: "port.attach"); r.bridge = b; r.ifname = i; r.port = i
-            let p = try call(r, PortInfo.self)
+            let bridges = try call(BridgeList())
+            if !bridges.contains(where: { $0.name == b }) { _ = try call(BridgeAdd(bridge: b)) }
+            let p = try call(PortAttach(bridge: b, ifname: i))
             print("attached \(b):\(i) (\(p.kind))")
         case "-d":
             let (b, i) = try bridgeAndInterface(try need(), opt)
-            var r = Request(op: "port.del"); r.bridge = b; r.port = i; r.keep = true
-            _ = try call(r, Empty.self)
+            _ = try call(PortDel(bridge: b, port: i, keep: true))
             print("detached \(b):\(i)")
         case "-l":
-            var ports = try call(Request(op: "port.list"), [PortInfo].self)
-            let bridges = try call(Request(op: "bridge.list"), [BridgeInfo].self).map(\.name)
+            var ports = try call(PortList())
+            let bridges = try call(BridgeList()).map(\.name)
             if let value {
                 let (b, p) = try bridgeAndInterface(value, opt)
                 ports = ports.filter { $0.bridge == b && $0.name == p }
@@ -89,7 +84,7 @@ enum ValeCtl {
                 print("\(p.bridge):\(p.name) bridge:\(bridges.firstIndex(of: p.bridge) ?? -1) port:\(p.index) \(p.kind)\(p.ifname.map { " " + $0 } ?? "")")
             }
             if value == nil {
-                for name in try call(Request(op: "iface.list"), [String].self) { print("\(name) (tap, not attached)") }
+                for name in try call(IfaceList()) { print("\(name) (tap, not attached)") }
             }
         default:   // -h
             throw ValidationErrorish("-h (attach with the host stack) has no equivalent: Swale attaches the interface itself (-a BRIDGE:IF)")

@@ -1,7 +1,8 @@
 // swalectl — the Swale command line: bridges, ports, pipes, MAC table and counters.
 import ArgumentParser
 import Foundation
-import SwaleControl
+import SwaleProtocol
+import SwaleConfig
 import SwaleNames
 
 struct Common: ParsableArguments {
@@ -13,12 +14,9 @@ struct Common: ParsableArguments {
 }
 
 /// Sends a request; prints JSON or lets `human` format the typed result.
-func perform<T: Codable>(_ req: Request, _ common: Common, as: T.Type, human: (T) -> Void) throws {
+func perform<O: ControlOperation>(_ op: O, _ common: Common, human: (O.Result) -> Void) throws {
     do {
-        let (data, fds) = try ControlClient.callRaw(req, socket: common.socket)
-        fds.forEach { close($0) }
-        let reply = try JSONDecoder().decode(Reply<T>.self, from: data)
-        guard let result = reply.result else { throw ControlError(reply.error ?? "no result") }
+        let result = try ControlClient.call(op, socket: common.socket)
         if common.json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -29,6 +27,11 @@ func perform<T: Codable>(_ req: Request, _ common: Common, as: T.Type, human: (T
     } catch let e as ControlError {
         throw ValidationErrorish(e.message)
     }
+}
+
+/// `--allow-user a,b` or repeated: the names, split at commas.
+func names(_ values: [String]) -> [String]? {
+    values.isEmpty ? nil : values.flatMap { $0.split(separator: ",").map(String.init) }
 }
 
 struct ValidationErrorish: Error, CustomStringConvertible {
@@ -50,21 +53,22 @@ func printPorts(_ ports: [PortInfo]) {
 
 func printBridge(_ b: BridgeInfo) {
     let c = b.counters
-    print("\(b.name): \(b.ports) port(s), aging \(b.agingSeconds)s, batch \(b.batch); fdb \(c.fdbEntries) entries; flooded \(c.flooded), learned \(c.learned), moved \(c.moved), aged \(c.aged), evicted \(c.evicted)")
+    let access = (b.allowUsers.map { "user \($0)" } + b.allowGroups.map { "group \($0)" }).joined(separator: ", ")
+    print("\(b.name): owner \(b.owner)\(access.isEmpty ? "" : ", allows \(access)")\(b.persistent ? "" : " (goes with its last port)"); \(b.ports) port(s), aging \(b.agingSeconds)s, batch \(b.batch); fdb \(c.fdbEntries) entries; flooded \(c.flooded), learned \(c.learned), moved \(c.moved), aged \(c.aged), evicted \(c.evicted)")
 }
 
 struct Swalectl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swalectl", abstract: "Control the Swale virtual switch.",
         discussion: "vale-ctl's short options work too: -n NAME, -r NAME, -a BRIDGE:IF, -d BRIDGE:IF, -l [BRIDGE:PORT]; no arguments lists every port.",
-        subcommands: [Status.self, BridgeCmd.self, PortCmd.self, Stats.self, Fdb.self, ConfigCmd.self])
+        subcommands: [StatusCmd.self, BridgeCmd.self, PortCmd.self, StatsCmd.self, Fdb.self, ConfigCmd.self])
 }
 
-struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Service, regions and pipes.")
+struct StatusCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Service, regions and pipes.")
     @OptionGroup var common: Common
     func run() throws {
-        try perform(Request(op: "status"), common, as: StatusInfo.self) { s in
+        try perform(Status(), common) { s in
             print("swaled pid \(s.pid), up \(Int(s.uptimeSeconds))s, socket \(s.socket), \(s.clients) client(s)")
             print("bridges: \(s.bridges.count)")
             for b in s.bridges { print("  ", terminator: ""); printBridge(b) }
@@ -84,14 +88,27 @@ struct Status: ParsableCommand {
 
 struct BridgeCmd: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bridge", abstract: "Create, delete and list bridges.",
-                                                    subcommands: [Add.self, Del.self, List.self, Aging.self])
+                                                    subcommands: [Add.self, Del.self, List.self, Aging.self, Set.self])
     struct Add: ParsableCommand {
         @OptionGroup var common: Common
         @Argument(help: "Bridge name (vale followed by letters, digits, _).") var name: String
         @Option(help: "Frames per forwarding batch for this bridge (default: the service's).") var batch: Int?
+        @Option(help: "A user (name or uid) who may open ports on it; repeat or separate with commas.") var allowUser: [String] = []
+        @Option(help: "A group (name or gid) whose members may open ports on it; repeat or separate with commas.") var allowGroup: [String] = []
         func run() throws {
-            var r = Request(op: "bridge.add"); r.bridge = name; r.batch = batch
-            try perform(r, common, as: BridgeInfo.self) { print("bridge \($0.name) added") }
+            try perform(BridgeAdd(bridge: name, batch: batch, allowUsers: names(allowUser), allowGroups: names(allowGroup)), common) {
+                print("bridge \($0.name) added")
+            }
+        }
+    }
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change who may use a bridge (owner or root).")
+        @OptionGroup var common: Common
+        @Argument var name: String
+        @Option(help: "Users admitted (replaces the list); repeat or separate with commas; '' for none.") var allowUser: [String] = []
+        @Option(help: "Groups admitted (replaces the list); repeat or separate with commas; '' for none.") var allowGroup: [String] = []
+        func run() throws {
+            try perform(BridgeSet(bridge: name, allowUsers: names(allowUser), allowGroups: names(allowGroup)), common, human: printBridge)
         }
     }
     struct Del: ParsableCommand {
@@ -99,14 +116,13 @@ struct BridgeCmd: ParsableCommand {
         @Argument var name: String
         @Flag(help: "Delete even if ports are attached (they are removed).") var force = false
         func run() throws {
-            var r = Request(op: "bridge.del"); r.bridge = name; r.force = force
-            try perform(r, common, as: Empty.self) { _ in print("bridge \(name) deleted") }
+            try perform(BridgeDel(bridge: name, force: force), common) { _ in print("bridge \(name) deleted") }
         }
     }
     struct List: ParsableCommand {
         @OptionGroup var common: Common
         func run() throws {
-            try perform(Request(op: "bridge.list"), common, as: [BridgeInfo].self) { $0.forEach(printBridge) }
+            try perform(BridgeList(), common) { $0.forEach(printBridge) }
         }
     }
     struct Aging: ParsableCommand {
@@ -115,8 +131,7 @@ struct BridgeCmd: ParsableCommand {
         @Argument var name: String
         @Argument(help: "Seconds.") var seconds: Int
         func run() throws {
-            var r = Request(op: "bridge.aging"); r.bridge = name; r.mtu = seconds
-            try perform(r, common, as: BridgeInfo.self) { print("bridge \($0.name): aging \($0.agingSeconds)s") }
+            try perform(BridgeAging(bridge: name, seconds: seconds), common) { print("bridge \($0.name): aging \($0.agingSeconds)s") }
         }
     }
 }
@@ -128,8 +143,7 @@ struct PortCmd: ParsableCommand {
         @OptionGroup var common: Common
         @Argument var bridge: String?
         func run() throws {
-            var r = Request(op: "port.list"); r.bridge = bridge
-            try perform(r, common, as: [PortInfo].self, human: printPorts)
+            try perform(PortList(bridge: bridge), common, human: printPorts)
         }
     }
     struct Add: ParsableCommand {
@@ -144,10 +158,9 @@ struct PortCmd: ParsableCommand {
         @Option var mtu: Int?
         @Option var mac: String?
         func run() throws {
-            var r = Request(op: "port.add")
-            r.bridge = bridge; r.kind = kind; r.port = name; r.ifname = name
+            var r = PortAdd(bridge: bridge, kind: kind, name: name)
             r.peer = peer; r.netns = netns; r.address = address; r.mtu = mtu; r.mac = mac
-            try perform(r, common, as: PortInfo.self) { print("port \($0.bridge):\($0.name) (\($0.kind)) added") }
+            try perform(r, common) { print("port \($0.bridge):\($0.name) (\($0.kind)) added") }
         }
     }
     struct Attach: ParsableCommand {
@@ -156,8 +169,7 @@ struct PortCmd: ParsableCommand {
         @Argument var bridge: String
         @Argument var ifname: String
         func run() throws {
-            var r = Request(op: "port.attach"); r.bridge = bridge; r.ifname = ifname; r.port = ifname
-            try perform(r, common, as: PortInfo.self) { print("interface \($0.ifname ?? ifname) attached to \($0.bridge)") }
+            try perform(PortAttach(bridge: bridge, ifname: ifname), common) { print("interface \($0.ifname ?? ifname) attached to \($0.bridge)") }
         }
     }
     struct Del: ParsableCommand {
@@ -166,19 +178,17 @@ struct PortCmd: ParsableCommand {
         @Argument var port: String
         @Flag(help: "Keep an interface Swale created (detach only; vale-ctl -d).") var keep = false
         func run() throws {
-            var r = Request(op: "port.del"); r.bridge = bridge; r.port = port; r.keep = keep
-            try perform(r, common, as: Empty.self) { _ in print("port \(bridge):\(port) deleted") }
+            try perform(PortDel(bridge: bridge, port: port, keep: keep), common) { _ in print("port \(bridge):\(port) deleted") }
         }
     }
 }
 
-struct Stats: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Counters: stats [BRIDGE[:PORT]].")
+struct StatsCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Counters: stats [BRIDGE[:PORT]].")
     @OptionGroup var common: Common
     @Argument var target: String?
     func run() throws {
-        var r = Request(op: "stats"); r.name = target
-        try perform(r, common, as: StatsInfo.self) { s in
+        try perform(Stats(target: target), common) { s in
             s.bridges.forEach(printBridge)
             for p in s.ports {
                 let c = p.counters
@@ -199,8 +209,7 @@ struct Fdb: ParsableCommand {
         @OptionGroup var common: Common
         @Argument var bridge: String
         func run() throws {
-            var r = Request(op: "fdb.show"); r.bridge = bridge
-            try perform(r, common, as: [FdbEntry].self) { entries in
+            try perform(FdbShow(bridge: bridge), common) { entries in
                 print(pad("MAC", 19) + pad("PORT", 16) + "AGE")
                 for e in entries { print(pad(e.mac, 19) + pad(e.port, 16) + "\(e.age)s") }
             }
@@ -211,8 +220,7 @@ struct Fdb: ParsableCommand {
         @Argument var bridge: String
         @Argument var port: String?
         func run() throws {
-            var r = Request(op: "fdb.flush"); r.bridge = bridge; r.port = port
-            try perform(r, common, as: [String: Int].self) { print("flushed \($0["flushed"] ?? 0) entries") }
+            try perform(FdbFlush(bridge: bridge, port: port), common) { print("flushed \($0.flushed) entries") }
         }
     }
 }
@@ -224,7 +232,7 @@ struct ConfigCmd: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the running configuration in the config file's format.")
         @OptionGroup var common: Common
         func run() throws {
-            try perform(Request(op: "config.dump"), common, as: ConfigText.self) { print($0.text, terminator: "") }
+            try perform(ConfigDump(), common) { print($0.text, terminator: "") }
         }
     }
     struct Check: ParsableCommand {

@@ -3,7 +3,8 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Logging
-import SwaleControl
+import SwaleProtocol
+import SwaleConfig
 import SwaleService
 
 nonisolated(unsafe) var stopSignal: sig_atomic_t = 0

@@ -1,7 +1,8 @@
 // Test fixture: a private swaled on a temporary socket, and helpers to run the tools.
 import Foundation
 import Glibc
-import SwaleControl
+import SwaleProtocol
+import SwaleConfig
 import XCTest
 
 enum Products {
@@ -133,11 +134,11 @@ final class ServiceFixture {
         return (rc, c.stdout, c.stderr)
     }
 
-    func call<T: Codable>(_ req: Request, as: T.Type) throws -> T {
-        try ControlClient.call(req, socket: socket, as: T.self)
+    func call<O: ControlOperation>(_ op: O) throws -> O.Result {
+        try ControlClient.call(op, socket: socket)
     }
 
-    func status() throws -> StatusInfo { try call(Request(op: "status"), as: StatusInfo.self) }
+    func status() throws -> StatusInfo { try call(Status()) }
 
     /// Polls until cond holds or the timeout passes.
     func eventually(_ seconds: Double = 5, _ cond: () throws -> Bool) rethrows -> Bool {

@@ -3,7 +3,8 @@
 import Foundation
 import Glibc
 import SwaleClient
-import SwaleControl
+import SwaleProtocol
+import SwaleConfig
 import SwaleNames
 import XCTest
 
@@ -40,8 +41,8 @@ final class KernelPortTests: XCTestCase {
     }
 
     func portCounters(_ port: String) throws -> PortCounters {
-        var r = Request(op: "stats"); r.name = "vale0:\(port)"
-        return try svc.call(r, as: StatsInfo.self).ports[0].counters
+        let r = Stats(target: "vale0:\(port)")
+        return try svc.call(r).ports[0].counters
     }
 
     /// iperf3 TCP from namespace `ns` to a server on `b` for `seconds`: bytes and bits/s received.
@@ -174,7 +175,7 @@ final class KernelPortTests: XCTestCase {
 
     func testDeletingTheNamespaceRemovesItsPort() throws {
         let a = try vethInNamespace(1, subnet: "10.213.6")
-        func ports() throws -> [String] { try svc.call({ var r = Request(op: "port.list"); r.bridge = "vale0"; return r }(), as: [PortInfo].self).map(\.name) }
+        func ports() throws -> [String] { try svc.call(PortList(bridge: "vale0")).map(\.name) }
         XCTAssertEqual(try ports(), [a.port])
         XCTAssertEqual(sh("ip netns del \(a.ns)").0, 0)
         XCTAssertTrue(try svc.eventually(10) { try ports().isEmpty }, "port removed when its interface vanished")
@@ -217,7 +218,7 @@ final class KernelPortTests: XCTestCase {
         let badBridge = try svc.ctl(["port", "add", "vale404", "tap", "\(prefix)t1"])
         XCTAssertNotEqual(badBridge.0, 0)
         XCTAssertTrue(badBridge.2.contains("vale404"), badBridge.2)
-        XCTAssertEqual(try svc.call({ var r = Request(op: "port.list"); r.bridge = "vale0"; return r }(), as: [PortInfo].self).count, 0)
+        XCTAssertEqual(try svc.call(PortList(bridge: "vale0")).count, 0)
     }
 
     func testRestartWithTheSameConfigPicksUpItsInterfaces() throws {
@@ -233,7 +234,7 @@ final class KernelPortTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: (sock as NSString).deletingLastPathComponent) }
         for round in 0..<2 {
             let s = try ServiceFixture(socket: sock, extraArgs: ["--config", cfg])
-            let ports = try s.call({ var r = Request(op: "port.list"); r.bridge = "vale0"; return r }(), as: [PortInfo].self)
+            let ports = try s.call(PortList(bridge: "vale0"))
             XCTAssertEqual(Set(ports.map(\.name)), [tap, veth], "round \(round)")
             XCTAssertEqual(s.stop(keepDirectory: true), 0)
             if round == 1 { XCTAssertTrue(s.daemon.stderr.contains("re-attached"), s.daemon.stderr) }

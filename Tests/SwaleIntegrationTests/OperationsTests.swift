@@ -4,7 +4,8 @@
 import Foundation
 import Glibc
 import SwaleClient
-import SwaleControl
+import SwaleProtocol
+import SwaleConfig
 import XCTest
 
 final class OperationsTests: XCTestCase {
@@ -39,7 +40,7 @@ final class OperationsTests: XCTestCase {
 
     func netns(_ suffix: String) -> String { kernel.netns(suffix) }
 
-    func ports(_ s: ServiceFixture) throws -> [PortInfo] { try s.call(Request(op: "port.list"), as: [PortInfo].self) }
+    func ports(_ s: ServiceFixture) throws -> [PortInfo] { try s.call(PortList()) }
 
     // MARK: config
 
@@ -85,9 +86,9 @@ final class OperationsTests: XCTestCase {
         let sock = NSTemporaryDirectory() + "swale-test-\(prefix)/swaled.sock"
         files.append((sock as NSString).deletingLastPathComponent)
         let s1 = try start(socket: sock, ["--config", cfg])
-        var r = Request(op: "port.add"); r.bridge = "vale2"; r.kind = "veth"; r.port = "\(prefix)w"; r.ifname = "\(prefix)w"; r.peer = "\(prefix)q"
-        _ = try s1.call(r, as: PortInfo.self)
-        let dump1 = try s1.call(Request(op: "config.dump"), as: ConfigText.self).text
+        var r = PortAdd(bridge: "vale2", kind: "veth", name: "\(prefix)w"); r.peer = "\(prefix)q"
+        _ = try s1.call(r)
+        let dump1 = try s1.call(ConfigDump()).text
         let parsed1 = try SwaleConfig.parse(dump1, file: "dump")
         XCTAssertEqual(parsed1.bridges.map(\.name), ["vale0", "vale2"])
         XCTAssertEqual(parsed1.bridges[0].agingSeconds, 77)
@@ -99,7 +100,7 @@ final class OperationsTests: XCTestCase {
 
         let dumped = try writeFile(dump1, "dumped.json")
         let s2 = try start(socket: sock, ["--config", dumped])
-        let dump2 = try s2.call(Request(op: "config.dump"), as: ConfigText.self).text
+        let dump2 = try s2.call(ConfigDump()).text
         XCTAssertEqual(try SwaleConfig.parse(dump2), parsed1)
         XCTAssertEqual(dump2, dump1)
         XCTAssertEqual(try ports(s2).map { "\($0.bridge):\($0.name):\($0.kind)" }, before)
@@ -259,7 +260,7 @@ final class OperationsTests: XCTestCase {
         let rx = try s.pktgen(["-i", "vale0:good_rx", "-f", "rx", "--check", "--announce", "-s", "02:00:00:00:00:02",
                                "--from", "02:00:00:00:00:01", "-n", "\(frames)", "--timeout", "\(seconds + 5)"])
         // The receiver's MAC is learned before the scribbler exists, so it never sees (or replays) it.
-        XCTAssertTrue(s.eventually(10) { ((try? s.call({ var r = Request(op: "fdb.show"); r.bridge = "vale0"; return r }(), as: [FdbEntry].self)) ?? []).count == 1 })
+        XCTAssertTrue(s.eventually(10) { ((try? s.call(FdbShow(bridge: "vale0"))) ?? []).count == 1 })
         let evil = try s.pktgen(["-i", "vale0:evil", "-f", "scribble", "--timeout", "\(seconds)"])
         XCTAssertTrue(s.eventually(10) { ((try? self.ports(s)) ?? []).contains { $0.name == "evil" } })
         // The port goes away with the scribbler: sample its counters while it lives.
@@ -267,8 +268,8 @@ final class OperationsTests: XCTestCase {
         let latest = Latest()
         let sampler = Thread {
             while evil.process.isRunning {
-                var r = Request(op: "stats"); r.name = "vale0:evil"
-                if let c = try? s.call(r, as: StatsInfo.self).ports.first?.counters { latest.lock.lock(); latest.counters = c; latest.lock.unlock() }
+                let r = Stats(target: "vale0:evil")
+                if let c = try? s.call(r).ports.first?.counters { latest.lock.lock(); latest.counters = c; latest.lock.unlock() }
                 usleep(100_000)
             }
         }
@@ -278,7 +279,7 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(tx.wait(seconds: seconds + 30), 0, tx.stderr)
         // If frames are missing the receiver is still waiting: read its port's drop counters now.
         usleep(300_000)
-        let goodRx = try? s.call({ var r = Request(op: "stats"); r.name = "vale0:good_rx"; return r }(), as: StatsInfo.self).ports.first?.counters
+        let goodRx = try? s.call(Stats(target: "vale0:good_rx")).ports.first?.counters
         XCTAssertEqual(rx.wait(seconds: seconds + 30), 0, rx.stderr)
         evil.wait(seconds: seconds + 10)
         usleep(200_000)

@@ -2,7 +2,8 @@
 import Foundation
 import Glibc
 import SwaleClient
-import SwaleControl
+import SwaleProtocol
+import SwaleConfig
 import XCTest
 
 final class PipeTests: XCTestCase {
@@ -156,7 +157,7 @@ final class PipeTests: XCTestCase {
         p.tx.ptr.storeHead(0xdead_beef)
         p.txSync()
         XCTAssertTrue(try svc.eventually {
-            let st = try svc.call({ var r = Request(op: "stats"); r.name = "vale0:h"; return r }(), as: StatsInfo.self)
+            let st = try svc.call(Stats(target: "vale0:h"))
             return (st.ports.first?.counters.ringResets ?? 0) > 0
         })
         p.close()

@@ -2,7 +2,8 @@
 import Foundation
 import Glibc
 import SwaleClient
-import SwaleControl
+import SwaleProtocol
+import SwaleConfig
 import XCTest
 
 /// Builds Ethernet frames with a marker byte after the header.
@@ -52,8 +53,8 @@ final class SwitchTests: XCTestCase {
     }
 
     func stats(_ target: String) throws -> StatsInfo {
-        var r = Request(op: "stats"); r.name = target
-        return try svc.call(r, as: StatsInfo.self)
+        let r = Stats(target: target)
+        return try svc.call(r)
     }
 
     // netmap's learning-bridge test.
@@ -69,7 +70,7 @@ final class SwitchTests: XCTestCase {
         XCTAssertEqual(drain(p2, expect: 1), [uc])
         XCTAssertEqual(drain(p1), [], "known unicast goes only to its port")
         XCTAssertEqual(drain(p0), [])
-        let fdb = try svc.call({ var r = Request(op: "fdb.show"); r.bridge = "vale1"; return r }(), as: [FdbEntry].self)
+        let fdb = try svc.call(FdbShow(bridge: "vale1"))
         XCTAssertEqual(Set(fdb.map { "\($0.mac)=\($0.port)" }), ["02:00:00:00:00:02=p2", "02:00:00:00:00:00=p0"])
     }
 
@@ -87,7 +88,7 @@ final class SwitchTests: XCTestCase {
         // A multicast source address is never learned.
         send(p2, frame(dst: broadcastMAC, src: 0x0100_5e00_0002, marker: 5))
         _ = drain(p0, expect: 1); _ = drain(p1, expect: 1)
-        let fdb = try svc.call({ var r = Request(op: "fdb.show"); r.bridge = "vale1"; return r }(), as: [FdbEntry].self)
+        let fdb = try svc.call(FdbShow(bridge: "vale1"))
         XCTAssertFalse(fdb.contains { $0.mac == "01:00:5e:00:00:02" })
         XCTAssertGreaterThanOrEqual(try stats("vale1").bridges[0].counters.flooded, 3)
     }
@@ -105,8 +106,8 @@ final class SwitchTests: XCTestCase {
 
     func testAgingMakesEntriesExpire() throws {
         let p0 = try open("vale1:p0"), p1 = try open("vale1:p1"), p2 = try open("vale1:p2")
-        var r = Request(op: "bridge.aging"); r.bridge = "vale1"; r.mtu = 1
-        _ = try svc.call(r, as: BridgeInfo.self)
+        let r = BridgeAging(bridge: "vale1", seconds: 1)
+        _ = try svc.call(r)
         send(p2, frame(dst: broadcastMAC, src: mac(2), marker: 1))
         _ = drain(p0, expect: 1); _ = drain(p1, expect: 1)
         send(p0, frame(dst: mac(2), src: mac(0), marker: 2))
@@ -137,7 +138,7 @@ final class SwitchTests: XCTestCase {
         send(p2, frame(dst: broadcastMAC, src: mac(2), marker: 1))
         send(p1, frame(dst: broadcastMAC, src: mac(1), marker: 1))
         _ = drain(p0, expect: 2)
-        func fdb() throws -> [FdbEntry] { try svc.call({ var r = Request(op: "fdb.show"); r.bridge = "vale1"; return r }(), as: [FdbEntry].self) }
+        func fdb() throws -> [FdbEntry] { try svc.call(FdbShow(bridge: "vale1")) }
         XCTAssertEqual(try fdb().count, 2)
         p2.close()
         XCTAssertTrue(try svc.eventually { try fdb().map(\.port) == ["p1"] })
@@ -191,7 +192,7 @@ final class SwitchTests: XCTestCase {
         let rxC = try svc.pktgen(["-i", "vale2:c", "-f", "rx", "--check", "--announce", "-s", "02:00:00:00:00:0c", "--timeout", "4"])
         let rxD = try svc.pktgen(["-i", "vale2:d", "-f", "rx", "--check", "--announce", "-s", "02:00:00:00:00:0d", "--timeout", "4"])
         XCTAssertTrue(try svc.eventually {
-            (try? svc.call({ var r = Request(op: "fdb.show"); r.bridge = "vale2"; return r }(), as: [FdbEntry].self).count) == 2
+            (try? svc.call(FdbShow(bridge: "vale2")).count) == 2
         })
         let txA = try svc.pktgen(["-i", "vale2:a", "-f", "tx", "-n", "\(n)", "-l", "60:1514", "--check", "-s", "02:00:00:00:00:0a", "-d", "02:00:00:00:00:0c", "-R", "20000"])
         let txB = try svc.pktgen(["-i", "vale2:b", "-f", "tx", "-n", "\(n)", "-l", "60:1514", "--check", "-s", "02:00:00:00:00:0b", "-d", "02:00:00:00:00:0d", "-R", "20000"])
@@ -230,7 +231,7 @@ final class SwitchTests: XCTestCase {
         XCTAssertNotEqual(try svc.ctl(["fdb", "show", "vale404"]).0, 0)
         XCTAssertNotEqual(try svc.ctl(["stats", "vale9:nope"]).0, 0)
         // 64 bridges.
-        for i in 0..<64 { XCTAssertEqual(try svc.call({ var r = Request(op: "bridge.add"); r.bridge = "valeb\(i)"; return r }(), as: BridgeInfo.self).name, "valeb\(i)") }
-        XCTAssertGreaterThanOrEqual(try svc.call(Request(op: "bridge.list"), as: [BridgeInfo].self).count, 64)
+        for i in 0..<64 { XCTAssertEqual(try svc.call(BridgeAdd(bridge: "valeb\(i)")).name, "valeb\(i)") }
+        XCTAssertGreaterThanOrEqual(try svc.call(BridgeList()).count, 64)
     }
 }

@@ -3,7 +3,8 @@
 import Foundation
 import Logging
 @testable import SwaleService
-import SwaleControl
+import SwaleConfig
+import SwaleProtocol
 import XCTest
 
 final class OwnerTagTests: XCTestCase {
@@ -46,8 +47,8 @@ final class ControlFuzzTests: XCTestCase {
         o.bridge.fdbCapacity = 8
         o.bridge.maxPorts = 4
         o.bridge.busyPollMicros = 0
-        o.clientMaxPorts = 4
-        o.clientMaxPipes = 4
+        o.budgets.clientMaxPorts = 4
+        o.budgets.clientMaxPipes = 4
         return Service(options: o, logger: Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
@@ -55,14 +56,24 @@ final class ControlFuzzTests: XCTestCase {
     /// CI runs 30,000 inputs; `SWALE_FUZZ_ROUNDS=1000000` (Scripts/fuzz.sh) runs the full 10^6.
     func testRandomAndMutatedRequests() throws {
         let svc = makeService()
-        var sid = svc.openSession(pid: 1, uid: 1000)!
+        let user = Credentials(pid: 1, uid: 1000, gid: 1000, groups: [1000], root: false)
+        func session() -> Int {
+            guard case .success(let sid) = svc.openSession(user) else { fatalError("session refused") }
+            _ = svc.handle(Data(#"{"v":1,"op":"hello","args":{"version":1}}"#.utf8), session: sid)
+            return sid
+        }
+        var sid = session()
         let corpus = [
-            #"{"op":"status"}"#, #"{"op":"bridge.add","bridge":"vale1"}"#, #"{"op":"bridge.list"}"#,
-            #"{"op":"open","name":"vale1:a"}"#, #"{"op":"open","name":"vale1:a{1"}"#, #"{"op":"port.list","bridge":"vale1"}"#,
-            #"{"op":"stats","name":"vale1:a"}"#, #"{"op":"fdb.show","bridge":"vale1"}"#, #"{"op":"fdb.flush","bridge":"vale1","port":"a"}"#,
-            #"{"op":"bridge.aging","bridge":"vale1","mtu":30}"#, #"{"op":"port.add","bridge":"vale1","kind":"tap","port":"t0"}"#,
-            #"{"op":"port.del","bridge":"vale1","port":"a"}"#, #"{"op":"bridge.del","bridge":"vale1","force":true}"#,
-            #"{"op":"config.dump"}"#, #"{"op":"iface.create","ifname":"x0"}"#, #"{"op":"open","name":"vale1:b","slots":-5}"#,
+            #"{"v":1,"op":"status"}"#, #"{"v":1,"op":"bridge.add","args":{"bridge":"vale1"}}"#, #"{"v":1,"op":"bridge.list"}"#,
+            #"{"v":1,"op":"open","args":{"name":"vale1:a"}}"#, #"{"v":1,"op":"open","args":{"name":"vale1:a{1"}}"#,
+            #"{"v":1,"op":"port.list","args":{"bridge":"vale1"}}"#, #"{"v":1,"op":"stats","args":{"target":"vale1:a"}}"#,
+            #"{"v":1,"op":"fdb.show","args":{"bridge":"vale1"}}"#, #"{"v":1,"op":"fdb.flush","args":{"bridge":"vale1","port":"a"}}"#,
+            #"{"v":1,"op":"bridge.aging","args":{"bridge":"vale1","seconds":30}}"#,
+            #"{"v":1,"op":"port.add","args":{"bridge":"vale1","kind":"tap","name":"t0"}}"#,
+            #"{"v":1,"op":"port.del","args":{"bridge":"vale1","port":"a"}}"#, #"{"v":1,"op":"bridge.del","args":{"bridge":"vale1","force":true}}"#,
+            #"{"v":1,"op":"config.dump"}"#, #"{"v":1,"op":"iface.create","args":{"name":"x0"}}"#,
+            #"{"v":1,"op":"open","args":{"name":"vale1:b","slots":-5}}"#, #"{"v":1,"op":"hello","args":{"version":1}}"#,
+            #"{"v":1,"op":"bridge.set","args":{"bridge":"vale1","allowUsers":["0"]}}"#,
         ].map { Array($0.utf8) }
         let noise = Array("{}[]\":,\\0123456789 -.truefalsnul<>{}vale:".utf8) + [0x00, 0xff, 0x80]
         var state: UInt64 = 0x5EED
@@ -83,23 +94,31 @@ final class ControlFuzzTests: XCTestCase {
                     }
                 }
             }
-            let (reply, _) = svc.handle(Data(b), session: sid)   // descriptors stay the service's (the server only sends them)
+            let out = svc.handle(Data(b), session: sid)
+            out.closeDescriptors()   // duplicates, the caller's to close
+            let reply = out.data
             guard let obj = try? JSONSerialization.jsonObject(with: reply) as? [String: Any], let ok = obj["ok"] as? Bool else {
                 return XCTFail("reply is not {\"ok\": ...} for \(String(decoding: b, as: UTF8.self)): \(String(decoding: reply, as: UTF8.self))")
             }
-            if ok { okCount += 1 } else if (obj["error"] as? String ?? "").isEmpty { return XCTFail("an error without a message") }
+            if ok { okCount += 1 } else {
+                if (obj["error"] as? String ?? "").isEmpty { return XCTFail("an error without a message") }
+                if ErrorCode(rawValue: obj["code"] as? String ?? "") == nil { return XCTFail("an error without a known code: \(obj)") }
+            }
             if round % 5000 == 4999 {
                 // A client that goes away: everything it held is released.
                 svc.closeSession(sid)
-                sid = svc.openSession(pid: 1, uid: 1000)!
+                sid = session()
             }
         }
         svc.closeSession(sid)
         XCTAssertGreaterThan(okCount, rounds / 20)
-        // Nothing held is left behind: no pipes, and every remaining bridge has only released app ports (none).
-        let st = svc.status()
+        // Nothing held is left behind: no pipes, no regions, and bridges made by opens are reaped.
+        let root = Credentials(pid: 1, uid: 0, gid: 0, groups: [0], root: true)
+        guard case .success(let rsid) = svc.openSession(root) else { return XCTFail("root refused") }
+        let st = svc.status(for: svc.sessions[rsid]!)
         XCTAssertEqual(st.pipes.count, 0)
         XCTAssertEqual(st.regions.count, 0, "\(st.regions.map(\.name))")
-        for b in svc.bridges.keys { try? svc.deleteBridge(b, force: true) }
+        XCTAssertTrue(svc.bridges.values.allSatisfy { $0.persistent && $0.ports.isEmpty }, "\(svc.bridges.keys.sorted())")
+        for b in Array(svc.bridges.values) { try? svc.deleteBridge(b, force: true) }
     }
 }

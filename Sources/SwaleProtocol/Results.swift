@@ -1,44 +1,8 @@
 /*
- * Messages — the JSON vocabulary of the control socket. A request names an operation and its
- * arguments; a reply is {"ok": true, "result": {...}} or {"ok": false, "error": "..."}. The same
- * types are printed by `swalectl --json`, so scripts read exactly what the service sent.
+ * Results — what successful replies carry (Operations.swift says which operation returns which).
+ * The same types are printed by `swalectl --json`, so scripts read exactly what the service sent.
  */
 import Foundation
-
-public struct Request: Codable, Sendable {
-    public var op: String
-    public var name: String?
-    public var bridge: String?
-    public var port: String?
-    public var kind: String?
-    public var ifname: String?
-    public var peer: String?
-    public var netns: String?
-    public var address: String?
-    public var mtu: Int?
-    public var mac: String?
-    public var force: Bool?
-    public var slots: Int?
-    public var batch: Int?
-    /// port.del: detach but keep an interface Swale created (vale-ctl -d).
-    public var keep: Bool?
-
-    public init(op: String) { self.op = op }
-}
-
-public struct Reply<T: Codable>: Codable {
-    public var ok: Bool
-    public var error: String?
-    public var result: T?
-
-    public init(ok: Bool, error: String? = nil, result: T? = nil) {
-        self.ok = ok
-        self.error = error
-        self.result = result
-    }
-}
-
-public struct Empty: Codable, Sendable { public init() {} }
 
 /// What a client needs to map an opened port or pipe end. Descriptors travel beside it, in order:
 /// region memfd, own notify doorbell (to poll), kick doorbell (switch port) or the peer's notify doorbell (pipe) (to ring).
@@ -122,10 +86,12 @@ public struct PortInfo: Codable, Sendable {
     public var ifname: String?
     public var openBy: Int?        // pid of the app holding it
     public var created: Bool       // interface created by Swale (deleted with the port)
+    public var owner: String       // who opened it (app ports and their pipes); root for kernel ports
     public var counters: PortCounters
-    public init(bridge: String, name: String, index: Int, kind: String, ifname: String?, openBy: Int?, created: Bool, counters: PortCounters) {
+    public init(bridge: String, name: String, index: Int, kind: String, ifname: String?, openBy: Int?, created: Bool, owner: String,
+                counters: PortCounters) {
         self.bridge = bridge; self.name = name; self.index = index; self.kind = kind; self.ifname = ifname
-        self.openBy = openBy; self.created = created; self.counters = counters
+        self.openBy = openBy; self.created = created; self.owner = owner; self.counters = counters
     }
 }
 
@@ -147,9 +113,37 @@ public struct BridgeInfo: Codable, Sendable {
     public var agingSeconds: Int
     public var batch: Int
     public var counters: BridgeCounters
-    public init(name: String, ports: Int, agingSeconds: Int, batch: Int, counters: BridgeCounters) {
+    /// Who owns it (user name, or the uid when it has none); root for config and root-made bridges.
+    public var owner: String
+    /// Users and groups admitted besides the owner and root.
+    public var allowUsers: [String]
+    public var allowGroups: [String]
+    /// Made by the config or `bridge add`: stays when its last port goes. Otherwise (made by an
+    /// application's open) it is reaped with its last port.
+    public var persistent: Bool
+    public init(name: String, ports: Int, agingSeconds: Int, batch: Int, counters: BridgeCounters, owner: String,
+                allowUsers: [String], allowGroups: [String], persistent: Bool) {
         self.name = name; self.ports = ports; self.agingSeconds = agingSeconds; self.batch = batch; self.counters = counters
+        self.owner = owner; self.allowUsers = allowUsers; self.allowGroups = allowGroups; self.persistent = persistent
     }
+}
+
+/// `hello`: the protocol version spoken, and the caller as the service sees it.
+public struct HelloInfo: Codable, Sendable {
+    public var version: Int
+    public var server: String
+    public var uid: Int
+    public var gid: Int
+    /// Root in the service's sense: uid 0 or CAP_NET_ADMIN in its user namespace.
+    public var root: Bool
+    public init(version: Int, server: String, uid: Int, gid: Int, root: Bool) {
+        self.version = version; self.server = server; self.uid = uid; self.gid = gid; self.root = root
+    }
+}
+
+public struct FlushInfo: Codable, Sendable {
+    public var flushed: Int
+    public init(flushed: Int) { self.flushed = flushed }
 }
 
 public struct FdbEntry: Codable, Sendable {
@@ -177,29 +171,6 @@ public struct StatsInfo: Codable, Sendable {
     public var bridges: [BridgeInfo]
     public var ports: [PortInfo]
     public init(bridges: [BridgeInfo], ports: [PortInfo]) { self.bridges = bridges; self.ports = ports }
-}
-
-/// A tiny synchronous client for one-shot requests (swalectl, tests).
-public enum ControlClient {
-    public static func call<T: Codable>(_ req: Request, socket: String?, as: T.Type) throws -> T {
-        let (data, _) = try callRaw(req, socket: socket)
-        let reply = try JSONDecoder().decode(Reply<T>.self, from: data)
-        guard reply.ok, let r = reply.result else { throw ControlError(reply.error ?? "request failed") }
-        return r
-    }
-
-    /// Returns the raw reply bytes (for --json) after checking ok.
-    public static func callRaw(_ req: Request, socket: String?) throws -> (Data, [Int32]) {
-        let conn = try ControlConnection.connect(path: ControlPaths.resolve(socket))
-        defer { conn.close() }
-        try conn.send(JSONEncoder().encode(req))
-        guard let (data, fds) = try conn.receive() else { throw ControlError("swaled closed the connection") }
-        if let head = try? JSONDecoder().decode(Reply<Empty>.self, from: data), !head.ok {
-            for f in fds { close(f) }
-            throw ControlError(head.error ?? "request failed")
-        }
-        return (data, fds)
-    }
 }
 
 /// `config.dump`: the running configuration in the config file's format.

@@ -5,13 +5,19 @@
  *     "socket": "/run/swale/swaled.sock", "socketGroup": "swale",
  *     "slots": 1024, "batch": 1024, "busyPollMicros": 50, "pollMode": "yield",
  *     "forwardingNice": -10,
- *     "clientMaxPorts": 256, "clientMaxPipes": 1024,
+ *     "clientMaxPorts": 256, "clientMaxPipes": 1024, "clientMaxSessions": 64, "clientMaxBridges": 16,
+ *     "clientMaxMemoryMiB": 1024, "maxSessions": 1024, "maxBridges": 1024, "maxMemoryMiB": 8192,
  *     "bridges": [
- *       { "name": "vale0", "agingSeconds": 300, "batch": 512, "ports": [
+ *       { "name": "vale0", "agingSeconds": 300, "batch": 512,
+ *         "allowUsers": ["alice"], "allowGroups": ["lab"], "ports": [
  *           { "kind": "tap",    "name": "tap0", "mtu": 1500, "mac": "02:00:00:00:00:01" },
  *           { "kind": "veth",   "name": "c1", "peer": "eth0", "netns": "ctr1", "address": "10.0.0.1/24" },
  *           { "kind": "attach", "name": "dummy0" } ] } ]
  *   }
+ *
+ * The whole-number settings of the service live in one table (`SwaleConfig.settings`: key, range,
+ * where it is kept); the reader, the writer and equality walk that table, so a new limit is one
+ * line there and one where the service takes it.
  *
  * `parse` checks the whole file before anything is applied: syntax, unknown keys, types, ranges,
  * names (the one SwaleNames parser), an interface used twice. Every error names the file, the line
@@ -47,25 +53,23 @@ public struct SwaleConfig: Equatable, Sendable {
         public var name: String
         public var agingSeconds: Int?
         public var batch: Int?
+        /// Users and groups (names or numbers) admitted besides root.
+        public var allowUsers: [String]?
+        public var allowGroups: [String]?
         public var ports: [Port] = []
         public var line = 0
         public init(name: String) { self.name = name }
         public static func == (a: Bridge, b: Bridge) -> Bool {
             a.name == b.name && a.agingSeconds == b.agingSeconds && a.batch == b.batch && a.ports == b.ports
+                && a.allowUsers == b.allowUsers && a.allowGroups == b.allowGroups
         }
     }
 
     public var socket: String?
     public var socketGroup: String?
-    public var slots: Int?
-    public var batch: Int?
-    public var busyPollMicros: Int?
     public var pollMode: String?
-    public var forwardingNice: Int?
-    public var maxPorts: Int?
-    public var fdbCapacity: Int?
-    public var clientMaxPorts: Int?
-    public var clientMaxPipes: Int?
+    /// Whole-number settings by key (see `settings`).
+    public var numbers: [String: Int] = [:]
     public var bridges: [Bridge] = []
     /// Lines of the top-level settings, for errors found later (a socket group that does not exist).
     public var lines: [String: Int] = [:]
@@ -73,12 +77,42 @@ public struct SwaleConfig: Equatable, Sendable {
     public init() {}
 
     public static func == (a: SwaleConfig, b: SwaleConfig) -> Bool {
-        a.socket == b.socket && a.socketGroup == b.socketGroup && a.slots == b.slots && a.batch == b.batch
-            && a.busyPollMicros == b.busyPollMicros && a.pollMode == b.pollMode
-            && a.forwardingNice == b.forwardingNice && a.maxPorts == b.maxPorts
-            && a.fdbCapacity == b.fdbCapacity && a.clientMaxPorts == b.clientMaxPorts
-            && a.clientMaxPipes == b.clientMaxPipes && a.bridges == b.bridges
+        a.socket == b.socket && a.socketGroup == b.socketGroup && a.pollMode == b.pollMode && a.numbers == b.numbers
+            && a.bridges == b.bridges
     }
+
+    /// A whole-number setting of the service: its key and the values it may take.
+    public struct Setting: Sendable {
+        public let key: String
+        public let range: ClosedRange<Int>
+        public let summary: String
+    }
+
+    /// Every whole-number setting, in the order the writer prints them.
+    public static let settings: [Setting] = [
+        Setting(key: "slots", range: slotRange, summary: "slots per ring of a new port"),
+        Setting(key: "batch", range: batchRange, summary: "frames per forwarding batch"),
+        Setting(key: "busyPollMicros", range: busyPollRange, summary: "how long a bridge polls after its last frame"),
+        Setting(key: "forwardingNice", range: niceRange, summary: "nice value of forwarding threads"),
+        Setting(key: "maxPorts", range: maxPortsRange, summary: "ports per bridge"),
+        Setting(key: "fdbCapacity", range: fdbRange, summary: "MAC table entries per bridge"),
+        Setting(key: "clientMaxSessions", range: clientLimitRange, summary: "connections per user"),
+        Setting(key: "clientMaxPorts", range: clientLimitRange, summary: "ports per user, pipe parents included"),
+        Setting(key: "clientMaxPipes", range: clientLimitRange, summary: "pipes per user"),
+        Setting(key: "clientMaxBridges", range: clientLimitRange, summary: "bridges per user"),
+        Setting(key: "clientMaxMemoryMiB", range: memoryRange, summary: "shared memory per user"),
+        Setting(key: "maxSessions", range: globalLimitRange, summary: "connections in all (root keeps a reserve)"),
+        Setting(key: "maxBridges", range: globalLimitRange, summary: "bridges in all (root keeps a reserve)"),
+        Setting(key: "maxMemoryMiB", range: memoryRange, summary: "shared memory in all (root keeps a reserve)"),
+    ]
+
+    public subscript(_ key: String) -> Int? {
+        get { numbers[key] }
+        set { numbers[key] = newValue }
+    }
+
+    public var slots: Int? { get { self["slots"] } set { self["slots"] = newValue } }
+    public var batch: Int? { get { self["batch"] } set { self["batch"] = newValue } }
 
     // Ranges shared with swaled's command-line options.
     public static let slotRange = 64...16384
@@ -88,6 +122,8 @@ public struct SwaleConfig: Equatable, Sendable {
     public static let maxPortsRange = 2...4094
     public static let fdbRange = 8...(1 << 24)
     public static let clientLimitRange = 1...65536
+    public static let globalLimitRange = 64...1_048_576
+    public static let memoryRange = 16...(1 << 24)
     public static let agingRange = 1...Int(Int32.max)
     public static let mtuRange = 68...65535
 }
@@ -159,8 +195,7 @@ private struct ConfigChecker {
     }
 
     mutating func config(_ doc: JSONValue) throws -> SwaleConfig {
-        let known = ["socket", "socketGroup", "slots", "batch", "busyPollMicros", "pollMode", "forwardingNice", "maxPorts",
-                     "fdbCapacity", "clientMaxPorts", "clientMaxPipes", "bridges"]
+        let known = ["socket", "socketGroup", "pollMode", "bridges"] + SwaleConfig.settings.map(\.key)
         var c = SwaleConfig()
         for m in try members(doc, "the configuration", known: known) {
             let v = m.value
@@ -176,19 +211,11 @@ private struct ConfigChecker {
                     throw fail(v, "socketGroup must be a group name or number")
                 }
                 c.socketGroup = s
-            case "slots": c.slots = try int(v, "slots", SwaleConfig.slotRange)
-            case "batch": c.batch = try int(v, "batch", SwaleConfig.batchRange)
-            case "busyPollMicros": c.busyPollMicros = try int(v, "busyPollMicros", SwaleConfig.busyPollRange)
             case "pollMode":
                 let s = try string(v, "pollMode")
                 guard s == "yield" || s == "spin" else { throw fail(v, "pollMode must be \"yield\" or \"spin\" (found \"\(s)\")") }
                 c.pollMode = s
-            case "forwardingNice": c.forwardingNice = try int(v, "forwardingNice", SwaleConfig.niceRange)
-            case "maxPorts": c.maxPorts = try int(v, "maxPorts", SwaleConfig.maxPortsRange)
-            case "fdbCapacity": c.fdbCapacity = try int(v, "fdbCapacity", SwaleConfig.fdbRange)
-            case "clientMaxPorts": c.clientMaxPorts = try int(v, "clientMaxPorts", SwaleConfig.clientLimitRange)
-            case "clientMaxPipes": c.clientMaxPipes = try int(v, "clientMaxPipes", SwaleConfig.clientLimitRange)
-            default:   // bridges
+            case "bridges":
                 guard case .array(let items) = v.kind else { throw fail(v, "bridges must be an array, found \(v.typeName)") }
                 var seen: [String: Int] = [:]
                 for (i, item) in items.enumerated() {
@@ -197,13 +224,16 @@ private struct ConfigChecker {
                     seen[b.name] = item.line
                     c.bridges.append(b)
                 }
+            default:
+                let setting = SwaleConfig.settings.first { $0.key == m.key }!
+                c[m.key] = try int(v, m.key, setting.range)
             }
         }
         return c
     }
 
     mutating func bridge(_ v: JSONValue, _ path: String) throws -> SwaleConfig.Bridge {
-        let ms = try members(v, path, known: ["name", "agingSeconds", "batch", "ports"])
+        let ms = try members(v, path, known: ["name", "agingSeconds", "batch", "allowUsers", "allowGroups", "ports"])
         guard let nameV = ms.first(where: { $0.key == "name" })?.value else { throw fail(v, "\(path) has no name") }
         var b = SwaleConfig.Bridge(name: try named(nameV, "\(path).name") { s in try Names.validateBridge(s); return s })
         b.line = v.line
@@ -212,6 +242,16 @@ private struct ConfigChecker {
             switch m.key {
             case "agingSeconds": b.agingSeconds = try int(m.value, "\(where_): agingSeconds", SwaleConfig.agingRange)
             case "batch": b.batch = try int(m.value, "\(where_): batch", SwaleConfig.batchRange)
+            case "allowUsers", "allowGroups":
+                guard case .array(let items) = m.value.kind else { throw fail(m.value, "\(where_): \(m.key) must be an array of names, found \(m.value.typeName)") }
+                let names = try items.map { item -> String in
+                    let s = try string(item, "\(where_): \(m.key)")
+                    guard !s.isEmpty, s.utf8.count <= 32, !s.contains(where: { $0.isWhitespace || $0 == ":" }) else {
+                        throw fail(item, "\(where_): \(m.key): '\(s)' is not a user or group name or number")
+                    }
+                    return s
+                }
+                if m.key == "allowUsers" { b.allowUsers = names } else { b.allowGroups = names }
             case "ports":
                 guard case .array(let items) = m.value.kind else { throw fail(m.value, "\(where_): ports must be an array, found \(m.value.typeName)") }
                 for (i, item) in items.enumerated() { b.ports.append(try port(item, "\(where_): ports[\(i)]", bridge: b.name)) }
@@ -300,6 +340,8 @@ extension SwaleConfig {
         let bridgeDocs = bridges.map { b in
             JSONValue.object([
                 ("name", .string(b.name)), ("agingSeconds", b.agingSeconds.map(JSONValue.int)), ("batch", b.batch.map(JSONValue.int)),
+                ("allowUsers", b.allowUsers.map { .array($0.map(JSONValue.string)) }),
+                ("allowGroups", b.allowGroups.map { .array($0.map(JSONValue.string)) }),
                 ("ports", .array(b.ports.map { p in
                     JSONValue.object([
                         ("kind", .string(p.kind.rawValue)), ("name", .string(p.name)), ("peer", p.peer.map(JSONValue.string)),
@@ -309,15 +351,11 @@ extension SwaleConfig {
                 })),
             ])
         }
-        return .object([
-            ("socket", socket.map(JSONValue.string)), ("socketGroup", socketGroup.map(JSONValue.string)),
-            ("slots", slots.map(JSONValue.int)), ("batch", batch.map(JSONValue.int)),
-            ("busyPollMicros", busyPollMicros.map(JSONValue.int)), ("pollMode", pollMode.map(JSONValue.string)),
-            ("forwardingNice", forwardingNice.map(JSONValue.int)),
-            ("maxPorts", maxPorts.map(JSONValue.int)), ("fdbCapacity", fdbCapacity.map(JSONValue.int)),
-            ("clientMaxPorts", clientMaxPorts.map(JSONValue.int)), ("clientMaxPipes", clientMaxPipes.map(JSONValue.int)),
-            ("bridges", .array(bridgeDocs)),
-        ])
+        return .object(
+            [("socket", socket.map(JSONValue.string)), ("socketGroup", socketGroup.map(JSONValue.string)),
+             ("pollMode", pollMode.map(JSONValue.string))]
+                + SwaleConfig.settings.map { ($0.key, numbers[$0.key].map(JSONValue.int)) }
+                + [("bridges", .array(bridgeDocs))])
     }
 
     /// The file format, pretty-printed, ending with a newline.

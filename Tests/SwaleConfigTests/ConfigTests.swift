@@ -1,5 +1,5 @@
 // The positional JSON reader and the configuration checker: every error names file, line and what.
-import SwaleControl
+import SwaleConfig
 import XCTest
 
 final class JSONDocumentTests: XCTestCase {
@@ -100,7 +100,7 @@ final class SwaleConfigTests: XCTestCase {
     func testGoodConfig() throws {
         let c = try SwaleConfig.parse(good, file: "g.json")
         XCTAssertEqual(c.slots, 512)
-        XCTAssertEqual(c.forwardingNice, -5)
+        XCTAssertEqual(c["forwardingNice"], -5)
         XCTAssertEqual(c.socketGroup, "swale")
         XCTAssertEqual(c.bridges.map(\.name), ["vale0", "vale1"])
         XCTAssertEqual(c.bridges[0].ports.map(\.name), ["tap0", "c1", "c2", "dummy0"])

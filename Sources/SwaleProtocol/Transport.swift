@@ -1,11 +1,15 @@
 /*
- * ControlSocket — the control channel between swaled and its clients (swalectl, applications).
+ * Transport — the control channel between swaled and its clients (swalectl, applications).
  *
- * A UNIX stream socket carrying newline-delimited JSON: one request, one reply. File descriptors
- * (a region's memfd, doorbell sockets) ride along with a reply as SCM_RIGHTS ancillary data on the same
- * sendmsg, so they arrive together with the first bytes of that reply. Each application port or
- * pipe end is held by one connection: when the connection closes — the app closed the port, exited,
- * or was killed — the service releases everything it held, as closing a netmap fd does.
+ * A UNIX stream socket carrying newline-delimited JSON (Wire.swift): one request, one reply. File
+ * descriptors (a region's memfd, doorbell sockets) ride along with a reply as SCM_RIGHTS ancillary
+ * data on the same sendmsg, so they arrive together with the first bytes of that reply. Each
+ * application port or pipe end is held by one connection: when the connection closes — the app
+ * closed the port, exited, or was killed — the service releases everything it held, as closing a
+ * netmap fd does.
+ *
+ * This file has the blocking client side (ControlConnection) and the listening socket; the
+ * service reads its connections without blocking (SwaleService/ControlServer.swift).
  */
 import CSwale
 import Foundation
@@ -22,20 +26,14 @@ public enum ControlPaths {
     }
 }
 
-public struct ControlError: Error, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 public final class ControlConnection {
     public let fd: Int32
     private var pending: [UInt8] = []
     private var pendingFDs: [Int32] = []
     private var scanned = 0
     /// Largest message accepted: replies can be large (a full MAC table), requests are small.
-    public static let maxMessage = 64 << 20
-    public static let maxRequest = 1 << 20
+    public static let maxMessage = 256 << 20
+    public static let maxRequest = 64 << 10
     public var limit: Int
 
     public init(fd: Int32, limit: Int = ControlConnection.maxMessage) {
@@ -172,16 +170,6 @@ public final class ControlListener {
         guard listen(fd, 128) == 0 else { throw fail("listen \(path)") }
         if bound != path, rename(bound, path) != 0 { throw fail("rename \(bound) to \(path)") }
         self.fd = fd
-    }
-
-    /// Waits up to timeoutMs for a client; nil on timeout.
-    public func accept(timeoutMs: Int32) -> ControlConnection? {
-        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, timeoutMs) > 0 else { return nil }
-        let c = Glibc.accept(fd, nil, nil)
-        guard c >= 0 else { return nil }
-        _ = fcntl(c, F_SETFD, FD_CLOEXEC)
-        return ControlConnection(fd: c, limit: ControlConnection.maxRequest)
     }
 
     public func close() {

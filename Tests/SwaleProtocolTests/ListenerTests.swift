@@ -2,7 +2,7 @@
 // name, listened on, renamed into place): a client that waits for the file never gets refused.
 import Foundation
 import Glibc
-import SwaleControl
+import SwaleProtocol
 import XCTest
 
 final class ListenerTests: XCTestCase {

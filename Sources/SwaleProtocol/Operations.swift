@@ -1,0 +1,256 @@
+/*
+ * Operations — every request the control socket understands, one Codable type each, and the one
+ * table that says who may send it.
+ *
+ * A request travels as `{"v": 1, "op": "bridge.add", "args": {...}}` (Envelope, Wire.swift); `args`
+ * decodes into the operation's own type, so no operation sees another's fields and an unknown field
+ * is ignored, never misread. The reply is `{"ok": true, "result": ...}` or
+ * `{"ok": false, "code": "...", "error": "..."}`.
+ *
+ * `ControlProtocol.table` is the permission table. The service checks the operation's `Access`
+ * before it decodes the arguments; object rules (a bridge's access list, who owns a port) are
+ * applied inside the operation and are written down in docs/PROTOCOL.md:
+ *
+ *   member  any user the socket admits (root, swaled's user, the socket group); what they may see
+ *           or touch is then limited to bridges that admit them and objects they own
+ *   owner   root or the owner of the bridge named in the request
+ *   root    uid 0, or CAP_NET_ADMIN in swaled's user namespace
+ */
+
+/// Who may send an operation.
+public enum Access: String, Codable, Sendable {
+    case member, owner, root
+
+    public var phrase: String {
+        switch self {
+        case .member: return "any member of the socket group"
+        case .owner: return "root or the bridge's owner"
+        case .root: return "root"
+        }
+    }
+}
+
+/// A request type. `Result` is what a successful reply carries.
+public protocol ControlOperation: Codable, Sendable {
+    associatedtype Result: Codable & Sendable
+    static var op: String { get }
+}
+
+extension ControlOperation {
+    public static var spec: OperationSpec { ControlProtocol.spec(op)! }
+}
+
+public struct OperationSpec: Sendable {
+    public let op: String
+    public let access: Access
+    /// Descriptors the request may carry (SCM_RIGHTS); anything more is refused and closed.
+    public let descriptors: Int
+    public let summary: String
+
+    init<O: ControlOperation>(_ type: O.Type, _ access: Access, descriptors: Int = 0, _ summary: String) {
+        self.op = O.op
+        self.access = access
+        self.descriptors = descriptors
+        self.summary = summary
+    }
+}
+
+public enum ControlProtocol {
+    /// Bumped when a request or reply changes incompatibly; exchanged by `hello` on connect.
+    public static let version = 1
+
+    /// The permission table: every operation, who may send it, what it does.
+    public static let table: [OperationSpec] = [
+        OperationSpec(Hello.self, .member, "first message of a connection: protocol version and who the caller is"),
+        OperationSpec(Status.self, .member, "service status; regions and pipes the caller owns, bridges it may use"),
+        OperationSpec(Open.self, .member, "open an app port or pipe end on a bridge that admits the caller"),
+        OperationSpec(BridgeAdd.self, .member, "create a bridge owned by the caller (access lists: owner or root)"),
+        OperationSpec(BridgeDel.self, .owner, "delete a bridge"),
+        OperationSpec(BridgeList.self, .member, "bridges the caller may use"),
+        OperationSpec(BridgeAging.self, .owner, "set the learning table's aging time"),
+        OperationSpec(BridgeSet.self, .owner, "change a bridge's access lists"),
+        OperationSpec(PortList.self, .member, "ports of bridges the caller may use"),
+        OperationSpec(Stats.self, .member, "counters of bridges the caller may use and their ports"),
+        OperationSpec(FdbShow.self, .member, "the MAC table of a bridge the caller may use"),
+        OperationSpec(FdbFlush.self, .owner, "flush a bridge's MAC table (or one port's entries)"),
+        OperationSpec(PortAdd.self, .root, "create a TAP or veth port (kernel interfaces, namespaces, addresses)"),
+        OperationSpec(PortAttach.self, .root, "attach an existing interface"),
+        OperationSpec(PortDel.self, .root, "detach and delete a kernel port"),
+        OperationSpec(IfaceCreate.self, .root, "create a persistent TAP attached to nothing (vale-ctl -n)"),
+        OperationSpec(IfaceRemove.self, .root, "delete an interface made with iface.create (vale-ctl -r)"),
+        OperationSpec(IfaceList.self, .root, "interfaces made with iface.create and not attached"),
+        OperationSpec(ConfigDump.self, .root, "the running configuration"),
+    ]
+
+    public static func spec(_ op: String) -> OperationSpec? { table.first { $0.op == op } }
+
+    /// The most descriptors any operation accepts: a connection holds no more than this while a
+    /// message is incomplete.
+    public static let maxDescriptors = table.map(\.descriptors).max() ?? 0
+}
+
+// MARK: the operations
+
+public struct Hello: ControlOperation {
+    public static let op = "hello"
+    public var version: Int
+    public var client: String?
+    public init(version: Int = ControlProtocol.version, client: String? = nil) { self.version = version; self.client = client }
+    public typealias Result = HelloInfo
+}
+
+public struct Status: ControlOperation {
+    public static let op = "status"
+    public init() {}
+    public typealias Result = StatusInfo
+}
+
+public struct Open: ControlOperation {
+    public static let op = "open"
+    /// `vale0:app1`, `vale0:app1<7`, `vale0:app1>7`, `tap0<3` (root).
+    public var name: String
+    /// Slots per ring (64...16384); the service's default when absent.
+    public var slots: Int?
+    public init(name: String, slots: Int? = nil) { self.name = name; self.slots = slots }
+    public typealias Result = OpenInfo
+}
+
+public struct BridgeAdd: ControlOperation {
+    public static let op = "bridge.add"
+    public var bridge: String
+    public var batch: Int?
+    /// Users (names or uids) and groups (names or gids) whose members may open ports on it.
+    public var allowUsers: [String]?
+    public var allowGroups: [String]?
+    public init(bridge: String, batch: Int? = nil, allowUsers: [String]? = nil, allowGroups: [String]? = nil) {
+        self.bridge = bridge; self.batch = batch; self.allowUsers = allowUsers; self.allowGroups = allowGroups
+    }
+    public typealias Result = BridgeInfo
+}
+
+public struct BridgeDel: ControlOperation {
+    public static let op = "bridge.del"
+    public var bridge: String
+    /// Delete even with ports attached: they are removed, pipes on them end.
+    public var force: Bool?
+    public init(bridge: String, force: Bool? = nil) { self.bridge = bridge; self.force = force }
+    public typealias Result = Empty
+}
+
+public struct BridgeList: ControlOperation {
+    public static let op = "bridge.list"
+    public init() {}
+    public typealias Result = [BridgeInfo]
+}
+
+public struct BridgeAging: ControlOperation {
+    public static let op = "bridge.aging"
+    public var bridge: String
+    public var seconds: Int
+    public init(bridge: String, seconds: Int) { self.bridge = bridge; self.seconds = seconds }
+    public typealias Result = BridgeInfo
+}
+
+public struct BridgeSet: ControlOperation {
+    public static let op = "bridge.set"
+    public var bridge: String
+    /// Replaces the list when present.
+    public var allowUsers: [String]?
+    public var allowGroups: [String]?
+    public init(bridge: String, allowUsers: [String]? = nil, allowGroups: [String]? = nil) {
+        self.bridge = bridge; self.allowUsers = allowUsers; self.allowGroups = allowGroups
+    }
+    public typealias Result = BridgeInfo
+}
+
+public struct PortList: ControlOperation {
+    public static let op = "port.list"
+    public var bridge: String?
+    public init(bridge: String? = nil) { self.bridge = bridge }
+    public typealias Result = [PortInfo]
+}
+
+public struct Stats: ControlOperation {
+    public static let op = "stats"
+    /// BRIDGE, BRIDGE:PORT, or nothing for everything the caller may see.
+    public var target: String?
+    public init(target: String? = nil) { self.target = target }
+    public typealias Result = StatsInfo
+}
+
+public struct FdbShow: ControlOperation {
+    public static let op = "fdb.show"
+    public var bridge: String
+    public init(bridge: String) { self.bridge = bridge }
+    public typealias Result = [FdbEntry]
+}
+
+public struct FdbFlush: ControlOperation {
+    public static let op = "fdb.flush"
+    public var bridge: String
+    public var port: String?
+    public init(bridge: String, port: String? = nil) { self.bridge = bridge; self.port = port }
+    public typealias Result = FlushInfo
+}
+
+public struct PortAdd: ControlOperation {
+    public static let op = "port.add"
+    public var bridge: String
+    /// "tap" or "veth".
+    public var kind: String
+    /// The interface (and port) name.
+    public var name: String
+    public var peer: String?
+    public var netns: String?
+    public var address: String?
+    public var mtu: Int?
+    public var mac: String?
+    public init(bridge: String, kind: String, name: String) { self.bridge = bridge; self.kind = kind; self.name = name }
+    public typealias Result = PortInfo
+}
+
+public struct PortAttach: ControlOperation {
+    public static let op = "port.attach"
+    public var bridge: String
+    public var ifname: String
+    public init(bridge: String, ifname: String) { self.bridge = bridge; self.ifname = ifname }
+    public typealias Result = PortInfo
+}
+
+public struct PortDel: ControlOperation {
+    public static let op = "port.del"
+    public var bridge: String
+    public var port: String
+    /// Detach but keep an interface Swale created (vale-ctl -d).
+    public var keep: Bool?
+    public init(bridge: String, port: String, keep: Bool? = nil) { self.bridge = bridge; self.port = port; self.keep = keep }
+    public typealias Result = Empty
+}
+
+public struct IfaceCreate: ControlOperation {
+    public static let op = "iface.create"
+    public var name: String
+    public var mtu: Int?
+    public var mac: String?
+    public init(name: String) { self.name = name }
+    public typealias Result = PortInfo
+}
+
+public struct IfaceRemove: ControlOperation {
+    public static let op = "iface.remove"
+    public var name: String
+    public init(name: String) { self.name = name }
+    public typealias Result = Empty
+}
+
+public struct IfaceList: ControlOperation {
+    public static let op = "iface.list"
+    public init() {}
+    public typealias Result = [String]
+}
+
+public struct ConfigDump: ControlOperation {
+    public static let op = "config.dump"
+    public init() {}
+    public typealias Result = ConfigText
+}

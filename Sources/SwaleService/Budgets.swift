@@ -1,0 +1,126 @@
+/*
+ * Budgets — what one user, and all users together, may hold.
+ *
+ * Per user (uid; root is exempt from these): sessions (connections), ports (app ports, pipe
+ * parents included), pipes, bridges, and bytes of shared memory (the regions of the ports they
+ * own, pipes included). Globally: sessions, bridges and shared memory, where users other than root
+ * together may use all but a reserve, so root can always connect, look and clean up.
+ *
+ * Counts are taken from the state itself when a new object is about to be made (no counters to
+ * drift); a request that would pass a budget is refused before anything is allocated, with the
+ * setting's name in the message.
+ */
+import SwaleProtocol
+
+public struct Budgets: Sendable, Equatable {
+    public var clientMaxSessions = 64
+    public var clientMaxPorts = 256
+    public var clientMaxPipes = 1024
+    public var clientMaxBridges = 16
+    public var clientMaxMemoryMiB = 1024
+    public var maxSessions = 1024
+    public var maxBridges = 1024
+    public var maxMemoryMiB = 8192
+    /// Held back for root from each global budget.
+    public var rootReservedSessions = 32
+    public var rootReservedBridges = 32
+    public var rootReservedMemoryMiB = 512
+    public init() {}
+
+    static let mib = 1 << 20
+
+    /// Blocks a port's region starts with: both rings' buffers and room for descriptors.
+    static func portBlocks(slots: Int) -> Int { 2 * slots + 64 }
+}
+
+extension Service {
+    struct Usage {
+        var sessions = 0, ports = 0, pipes = 0, bridges = 0, bytes = 0
+    }
+
+    /// What `uid` holds (nil: every user but root, together).
+    func usage(of uid: UInt32?) -> Usage {
+        func counts(_ owner: UInt32) -> Bool { uid.map { $0 == owner } ?? (owner != 0) }
+        var u = Usage()
+        u.sessions = sessions.values.filter { s in !s.root && (uid.map { s.uid == $0 } ?? true) }.count
+        for b in bridges.values {
+            if counts(b.owner) { u.bridges += 1 }
+            for p in b.ports.values where counts(p.owner) {
+                u.ports += 1
+                u.bytes += p.pool.region.mappedSize
+            }
+        }
+        u.pipes = pipes.values.filter { counts($0.parent.owner) }.count
+        return u
+    }
+
+    var totalBytes: Int { bridges.values.reduce(0) { $0 + $1.ports.values.reduce(0) { $0 + $1.pool.region.mappedSize } } }
+
+    func limitError(_ what: String, _ held: Int, _ limit: Int, _ setting: String, uid: UInt32? = nil) -> ControlError {
+        ControlError(.limit, "\(uid.map { "uid \($0) holds" } ?? "users other than root hold") \(held) \(what) (limit \(limit), setting \(setting))")
+    }
+
+    func sessionRefusal(_ who: Credentials) -> ControlError? {
+        let b = options.budgets
+        if who.root {
+            return sessions.count >= b.maxSessions ? limitError("sessions in all", sessions.count, b.maxSessions, "maxSessions") : nil
+        }
+        let mine = sessions.values.filter { $0.uid == who.uid && !$0.root }.count
+        if mine >= b.clientMaxSessions { return limitError("sessions", mine, b.clientMaxSessions, "clientMaxSessions", uid: who.uid) }
+        let others = sessions.values.filter { !$0.root }.count
+        let cap = b.maxSessions - b.rootReservedSessions
+        return others >= cap ? limitError("sessions", others, cap, "maxSessions less the root reserve") : nil
+    }
+
+    func checkNewBridge(_ s: Session) throws {
+        let b = options.budgets
+        if s.root {
+            if bridges.count >= b.maxBridges { throw limitError("bridges in all", bridges.count, b.maxBridges, "maxBridges") }
+            return
+        }
+        let mine = usage(of: s.uid).bridges
+        if mine >= b.clientMaxBridges { throw limitError("bridges", mine, b.clientMaxBridges, "clientMaxBridges", uid: s.uid) }
+        let others = usage(of: nil).bridges
+        let cap = b.maxBridges - b.rootReservedBridges
+        if others >= cap || bridges.count >= b.maxBridges { throw limitError("bridges", others, cap, "maxBridges less the root reserve") }
+    }
+
+    /// `bytes`: what the new object will add to its region.
+    func checkMemory(_ s: Session, adding bytes: Int) throws {
+        let b = options.budgets
+        let mib = Budgets.mib
+        if s.root {
+            let total = totalBytes
+            if total + bytes > b.maxMemoryMiB * mib {
+                throw ControlError(.limit, "shared memory would reach \((total + bytes) / mib) MiB (limit \(b.maxMemoryMiB) MiB, setting maxMemoryMiB)")
+            }
+            return
+        }
+        let mine = usage(of: s.uid).bytes
+        if mine + bytes > b.clientMaxMemoryMiB * mib {
+            throw ControlError(.limit, "uid \(s.uid) would hold \((mine + bytes) / mib) MiB of shared memory (limit \(b.clientMaxMemoryMiB) MiB, setting clientMaxMemoryMiB)")
+        }
+        let others = usage(of: nil).bytes
+        let cap = (b.maxMemoryMiB - b.rootReservedMemoryMiB) * mib
+        if others + bytes > cap || totalBytes + bytes > b.maxMemoryMiB * mib {
+            throw ControlError(.limit, "users other than root would hold \((others + bytes) / mib) MiB of shared memory (limit \(cap / mib) MiB: maxMemoryMiB less the root reserve)")
+        }
+    }
+
+    func checkNewPort(_ s: Session, slots: Int) throws {
+        if !s.root {
+            let mine = usage(of: s.uid).ports
+            if mine >= options.budgets.clientMaxPorts { throw limitError("ports", mine, options.budgets.clientMaxPorts, "clientMaxPorts", uid: s.uid) }
+        }
+        try checkMemory(s, adding: Budgets.portBlocks(slots: slots) * options.bufSize)
+    }
+
+    func checkNewPipe(_ s: Session, slots: Int) throws {
+        if !s.root {
+            let mine = usage(of: s.uid).pipes
+            if mine >= options.budgets.clientMaxPipes { throw limitError("pipes", mine, options.budgets.clientMaxPipes, "clientMaxPipes", uid: s.uid) }
+        }
+        // Two interfaces of one tx and one rx ring each, a buffer per slot.
+        try checkMemory(s, adding: 4 * slots * options.bufSize)
+    }
+}
