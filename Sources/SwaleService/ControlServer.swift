@@ -37,16 +37,21 @@ public final class ControlServer: @unchecked Sendable {
     var connections: [Int32: Connection] = [:]
     var acceptPausedUntil = 0.0
     var acceptPaused = false
-    /// Replies from workers, picked up by the I/O thread.
+    /// What workers finished (admissions, replies), picked up by the I/O thread.
+    enum Finished {
+        case admitted(Connection, Result<Int, ControlError>)
+        case replied(Connection, Service.Outgoing)
+    }
     let doneLock = NSLock()
-    var done: [(Connection, Service.Outgoing)] = []
+    var done: [Finished] = []
     static let stallSeconds = 10.0
     static let listenerTag: UInt64 = .max
     static let wakeTag: UInt64 = .max - 1
 
     final class Connection {
         let fd: Int32
-        let session: Int
+        /// Set once the service admitted it (until then the connection is busy, not read).
+        var session = 0
         let who: Credentials
         var input: [UInt8] = []
         var scanned = 0
@@ -58,9 +63,8 @@ public final class ControlServer: @unchecked Sendable {
         var closeAfterWrite = false
         var gone = false
         var lastProgress = ControlServer.now()
-        init(fd: Int32, session: Int, who: Credentials) {
+        init(fd: Int32, who: Credentials) {
             self.fd = fd
-            self.session = session
             self.who = who
         }
     }
@@ -159,17 +163,36 @@ public final class ControlServer: @unchecked Sendable {
             close(fd)
             return
         }
-        switch service.openSession(who) {
+        // The session is opened on a worker: the service lock may be held by a long request, and
+        // this thread must never wait for it.
+        let c = Connection(fd: fd, who: who)
+        c.busy = true
+        connections[fd] = c
+        watch(fd, tag: UInt64(UInt32(bitPattern: fd)), events: 0)
+        workers.async { [self] in finished(.admitted(c, service.openSession(who))) }
+    }
+
+    func finished(_ f: Finished) {
+        doneLock.lock()
+        done.append(f)
+        doneLock.unlock()
+        var one: UInt8 = 1
+        _ = write(wakeWrite, &one, 1)
+    }
+
+    func admitted(_ c: Connection, _ result: Result<Int, ControlError>) {
+        switch result {
         case .failure(let e):
-            log.warning("refused control connection from pid \(who.pid) uid \(who.uid): \(e.message)")
-            // Best effort: the client reads this as the reply to its hello.
-            let reply = service.failure(e).data + [UInt8(ascii: "\n")]
-            _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-            close(fd)
+            log.warning("refused control connection from pid \(c.who.pid) uid \(c.who.uid): \(e.message)")
+            // The client reads this as the reply to its hello.
+            c.closeAfterWrite = true
+            if c.gone { finish(c) } else { queue(c, service.failure(e)) }
         case .success(let sid):
-            let c = Connection(fd: fd, session: sid, who: who)
-            connections[fd] = c
-            watch(fd, tag: UInt64(UInt32(bitPattern: fd)), events: EPOLLIN.rawValue)
+            c.session = sid
+            if c.gone { finish(c); return }
+            c.busy = false
+            watch(c.fd, tag: UInt64(UInt32(bitPattern: c.fd)), events: EPOLLIN.rawValue, modify: true)
+            readFrom(c)
         }
     }
 
@@ -227,14 +250,7 @@ public final class ControlServer: @unchecked Sendable {
         c.heldFDs = []
         c.busy = true
         watch(c.fd, tag: UInt64(UInt32(bitPattern: c.fd)), events: 0, modify: true)
-        workers.async { [self] in
-            let reply = service.handle(message, session: c.session, descriptors: fds)
-            doneLock.lock()
-            done.append((c, reply))
-            doneLock.unlock()
-            var one: UInt8 = 1
-            _ = write(wakeWrite, &one, 1)
-        }
+        workers.async { [self] in finished(.replied(c, service.handle(message, session: c.session, descriptors: fds))) }
         return true
     }
 
@@ -245,13 +261,18 @@ public final class ControlServer: @unchecked Sendable {
         let ready = done
         done = []
         doneLock.unlock()
-        for (c, reply) in ready {
-            if c.gone {
-                reply.closeDescriptors()
-                finish(c)
-                continue
+        for f in ready {
+            switch f {
+            case .admitted(let c, let result):
+                admitted(c, result)
+            case .replied(let c, let reply):
+                if c.gone {
+                    reply.closeDescriptors()
+                    finish(c)
+                } else {
+                    queue(c, reply)
+                }
             }
-            queue(c, reply)
         }
     }
 
@@ -311,7 +332,7 @@ public final class ControlServer: @unchecked Sendable {
         c.output = []
         close(c.fd)
         let sid = c.session
-        workers.async { [service] in service.closeSession(sid) }
+        if sid != 0 { workers.async { [service] in service.closeSession(sid) } }
     }
 
     func housekeeping() {

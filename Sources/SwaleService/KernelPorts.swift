@@ -102,12 +102,14 @@ extension Service {
         try Netlink.validateName(peer)
         guard peer != name else { throw ControlError(.invalidArgument, "veth peer name must differ from the port name") }
         var nsPath: String?
+        var nsHandle: NetworkNamespace?
+        defer { nsHandle?.close() }
         if let ns = spec.netns, !ns.isEmpty {
-            let path = Netlink.namespacePath(ns)
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw ServiceError("network namespace '\(ns)' does not exist (\(path))")
+            guard let h = NetworkNamespace.open(ns) else {
+                throw ControlError(.invalidArgument, "netns '\(LogText.clean(ns))' is not a network namespace (a name under /var/run/netns or a path to one)")
             }
-            nsPath = path
+            nsHandle = h
+            nsPath = h.path
         }
         if let a = spec.address, !SwaleConfig.isCIDR(a) { throw ControlError(.invalidArgument, "address '\(a)' is not an address with a prefix length (10.0.0.1/24)") }
         if !existed {

@@ -39,9 +39,6 @@ public struct ServiceOptions: Sendable {
     public init(socketPath: String) { self.socketPath = socketPath }
 }
 
-/// The service layer's error: a protocol error code and a message for people.
-typealias ServiceError = ControlError
-
 public final class Service: @unchecked Sendable {
     let options: ServiceOptions
     let log: Logger

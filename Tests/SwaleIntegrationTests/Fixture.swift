@@ -33,6 +33,7 @@ final class Child {
     private var outData = Data()
     private var errData = Data()
     private let group = DispatchGroup()
+    private let lock = NSLock()
 
     init(_ exe: String, _ args: [String], env: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: exe)
@@ -44,7 +45,15 @@ final class Child {
         process.standardError = err
         try process.run()
         group.enter(); group.enter()
-        DispatchQueue.global().async { [self] in outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async { [self] in
+            // In chunks, so a test can read what a running process printed so far (partialStdout).
+            while true {
+                let d = out.fileHandleForReading.availableData
+                if d.isEmpty { break }
+                lock.lock(); outData.append(d); lock.unlock()
+            }
+            group.leave()
+        }
         DispatchQueue.global().async { [self] in errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
     }
 
@@ -65,6 +74,8 @@ final class Child {
     }
 
     var stdout: String { String(decoding: outData, as: UTF8.self) }
+    /// What a running process has printed so far.
+    var partialStdout: String { lock.lock(); defer { lock.unlock() }; return String(decoding: outData, as: UTF8.self) }
     var stderr: String { String(decoding: errData, as: UTF8.self) }
 
     /// The last line of stdout parsed as a JSON object.
