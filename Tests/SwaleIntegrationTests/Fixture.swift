@@ -5,6 +5,21 @@ import SwaleProtocol
 import SwaleConfig
 import XCTest
 
+/// A test that could not do what it is for: a failure, never a skip (CI must not stay green).
+struct FixtureError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Tests that create namespaces, veth pairs or TAP devices: skipped with a message when not root.
+/// As root they must run, so a missing tool is a failure (Scripts/setup.sh installs them).
+func requireRoot(_ why: String, tools: [String] = []) throws {
+    guard getuid() == 0 else { throw XCTSkip("needs root (\(why)); run as root to include it") }
+    for tool in tools where sh("command -v \(tool)").0 != 0 {
+        throw FixtureError("\(tool) is not installed (run Scripts/setup.sh)")
+    }
+}
+
 enum Products {
     /// The folder with the built executables (beside the test bundle).
     static let dir: URL = {
@@ -19,7 +34,7 @@ enum Products {
     static func path(_ name: String) throws -> String {
         let p = dir.appendingPathComponent(name).path
         guard FileManager.default.isExecutableFile(atPath: p) else {
-            throw XCTSkip("\(name) is not built at \(p): run `swift build` before `swift test`")
+            throw FixtureError("\(name) is not built at \(p): run `swift build` before `swift test`")
         }
         return p
     }
@@ -105,7 +120,7 @@ final class ServiceFixture {
             guard Date() < deadline, daemon.process.isRunning else {
                 daemon.signal(SIGKILL)
                 daemon.wait()
-                throw XCTSkip("swaled did not start: \(daemon.stderr)")
+                throw FixtureError("swaled did not start: \(daemon.stderr)")
             }
             usleep(20_000)
         }

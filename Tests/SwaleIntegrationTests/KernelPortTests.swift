@@ -14,10 +14,7 @@ final class KernelPortTests: XCTestCase {
     var prefix: String { kernel.prefix }
 
     override func setUpWithError() throws {
-        guard getuid() == 0 else { throw XCTSkip("kernel port tests need root (network namespaces, veth, TAP)") }
-        for tool in ["ip", "ping", "iperf3"] where sh("command -v \(tool)").0 != 0 {
-            throw XCTSkip("\(tool) is not installed (run Scripts/setup.sh)")
-        }
+        try requireRoot("kernel port tests: network namespaces, veth, TAP", tools: ["ip", "ping", "iperf3"])
         svc = try ServiceFixture()
         XCTAssertEqual(try svc.ctl(["bridge", "add", "vale0"]).0, 0)
     }

@@ -21,8 +21,7 @@ final class OperationsTests: XCTestCase {
     }
 
     func requireRoot() throws {
-        guard getuid() == 0 else { throw XCTSkip("needs root (network namespaces, veth, TAP)") }
-        for tool in ["ip", "ping"] where sh("command -v \(tool)").0 != 0 { throw XCTSkip("\(tool) is not installed (run Scripts/setup.sh)") }
+        try SwaleIntegrationTests.requireRoot("network namespaces, veth, TAP", tools: ["ip", "ping"])
     }
 
     func start(socket: String? = nil, _ args: [String] = []) throws -> ServiceFixture {
@@ -212,9 +211,9 @@ final class OperationsTests: XCTestCase {
 
     func testSocketGroupAndPeerCredentials() throws {
         try requireRoot()
-        guard let gr = getgrnam("daemon") else { throw XCTSkip("no 'daemon' group on this machine") }
+        guard let gr = getgrnam("daemon") else { throw FixtureError("no 'daemon' group on this machine") }
         let gid = gr.pointee.gr_gid
-        guard sh("command -v setpriv").0 == 0 else { throw XCTSkip("setpriv (util-linux) is not installed") }
+        guard sh("command -v setpriv").0 == 0 else { throw FixtureError("setpriv (util-linux) is not installed") }
         let s = try start(["--socket-group", "daemon"])
         var st = stat()
         XCTAssertEqual(stat(s.socket, &st), 0)

@@ -333,9 +333,4 @@ final class LearningTableTests: XCTestCase {
         for (i, m) in macs.enumerated() { XCTAssertEqual(ports[i], t.lookup(m, now: 120)) }
         XCTAssertEqual(ports.filter { $0 != none }.count, 100)  // only those seen at 90 are alive at 120
     }
-
-    func testBenchmarkRuns() {
-        XCTAssertGreaterThan(LearningTable.benchmark(entries: 1000, lookups: 10_000), 0)
-        XCTAssertGreaterThan(LearningTable.benchmark(entries: 1000, lookups: 10_000, batch: 32), 0)
-    }
 }
