@@ -69,6 +69,7 @@ let package = Package(
         .testTarget(name: "SwaleMemoryTests", dependencies: ["SwaleMemory", "CSwale"]),
         .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleMemory"]),
         .testTarget(name: "SwaleIntegrationTests", dependencies: ["SwaleClient", "SwaleControl", "SwaleNames"]),
+        .testTarget(name: "SwaleClientTests", dependencies: ["SwaleClient", "SwaleMemory", "SwaleControl", "CSwale"]),
         .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleMemory"]),
         .testTarget(name: "SwaleControlTests", dependencies: ["SwaleControl"]),
         .testTarget(

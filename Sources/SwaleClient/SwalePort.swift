@@ -51,6 +51,7 @@ public enum PeerFault: String, CustomStringConvertible, Sendable {
     case length = "slot length larger than a buffer"
     case ownTxRing = "tx ring head/cur broke the ring rules (ring reset)"
     case peerRxRing = "peer's rx ring head/cur broke the ring rules (ring reset)"
+    case unterminatedFrame = "a frame's fragments fill the whole rx ring (dropped)"
     public var description: String { rawValue }
 }
 
@@ -246,7 +247,8 @@ public final class SwalePort {
     @inline(__always)
     public func txWindow() -> RingWindow {
         var w = tx.window()
-        if pipe != nil, w?.count == 0 {
+        if pipe != nil, (w?.count ?? 0) == 0 {
+            if w == nil { fault(.txIndices) }   // counted even though the sync rewrites tail
             txSync()
             w = tx.window()   // a new read: the sync moved tail
         }
@@ -304,6 +306,18 @@ public final class SwalePort {
         let idxOK = v.bufIndex >= BlockAllocator.reserved && v.bufIndex < (isRx ? rx.bufLimit : tx.bufLimit)
         fault(idxOK ? .length : .bufferIndex)
         return v
+    }
+
+    /// Call when window `w` (from rxWindow) held no complete frame. If it is the whole ring, its
+    /// frame can never end (MOREFRAG on every slot): it is released and counted, and true returned,
+    /// so that a reader waiting for the end does not wait forever.
+    @inline(never)
+    public func dropUnterminatedFrame(_ w: RingWindow) -> Bool {
+        guard w.count == rx.numSlots &- 1 else { return false }
+        rx.advance(to: RingMath.add(w.head, w.count, rx.numSlots))
+        fault(.unterminatedFrame)
+        rxSync()
+        return true
     }
 
     public enum WaitFor { case rx, tx, either }
@@ -409,6 +423,7 @@ public final class SwalePort {
         var avail = w.count
         var assembly: [UInt8] = []
         var partial = false   // inside a multi-slot frame
+        var released = false
         while avail > 0 && n < max {
             let v = rxSlot(i)
             let more = v.moreFragments
@@ -435,7 +450,9 @@ public final class SwalePort {
                 partial = false
             }
             rx.advance(to: i)
+            released = true
         }
+        if partial && !released { _ = dropUnterminatedFrame(w) }
         rxSync()
         return n
     }

@@ -347,10 +347,11 @@ struct Options {
                 continue
             }
             let now = Clock.ns()
-            idleSince = now
             var head = win.head
             var releaseTo = head
             var partial = false   // inside a multi-slot frame
+            // Reading restarts at the release point: a frame left incomplete last time is read anew.
+            assembly.removeAll(keepingCapacity: true)
             while avail > 0 && st.packets < limit {
                 // One checked read of the slot; an invalid one is counted by the port and skipped.
                 let v = port.rxSlot(head)
@@ -370,6 +371,16 @@ struct Options {
                 if st.firstNs == 0 { st.firstNs = now }
                 st.lastNs = now
             }
+            if releaseTo == win.head {
+                // Only part of a frame so far. If it fills the ring it can never end: dropped (counted).
+                // Otherwise its end is still to come: wait, but time out if it never does.
+                if !port.dropUnterminatedFrame(win) {
+                    if now &- idleSince > UInt64(timeout * 1e9) { break }
+                    usleep(100)
+                }
+                continue
+            }
+            idleSince = now
             port.rx.advance(to: releaseTo)
             port.rxSync()
             st.progress(now)
