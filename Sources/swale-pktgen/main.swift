@@ -71,7 +71,7 @@ struct PktGen: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "swale-pktgen", abstract: "Send, receive, ping or pong frames on a Swale port or pipe.")
 
     @Option(name: .short, help: "Port or pipe end, e.g. vale0:a or vale0:a<1.") var i: String
-    @Option(name: .short, help: "tx, rx, ping, pong, or scribble (a hostile app: random ring indices and slots, for --timeout seconds).") var f: String
+    @Option(name: .short, help: "tx, rx, ping, pong, or scribble (a hostile app: random ring indices and slots in its rings and, on a pipe end, its peer's, for --timeout seconds). Other modes exit 2 if the other side wrote invalid values into shared memory (skipped, counted, reported as peer_errors).") var f: String
     @Option(name: .short, help: "Frames to send/receive (0: no limit; rx/pong then stop on --timeout).") var n: UInt64 = 0
     @Option(name: .short, help: "Frame length in bytes, or MIN:MAX for random lengths.") var l: String = "60"
     @Option(name: .short, help: "Frames per batch.") var b: Int = 32
