@@ -73,6 +73,7 @@ let package = Package(
         .testTarget(name: "SwaleMemoryTests", dependencies: ["SwaleMemory", "CSwale"]),
         .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleMemory"]),
         .testTarget(name: "SwaleIntegrationTests", dependencies: ["SwaleClient", "SwaleProtocol", "SwaleConfig", "SwaleNames"]),
+        .testTarget(name: "SwaleClientTests", dependencies: ["SwaleClient", "SwaleMemory", "SwaleProtocol", "CSwale"]),
         .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleMemory"]),
         .testTarget(name: "SwaleProtocolTests", dependencies: ["SwaleProtocol"]),
         .testTarget(name: "SwaleConfigTests", dependencies: ["SwaleConfig"]),

@@ -16,6 +16,19 @@
  * `fileDescriptor` is a doorbell socket to put in poll/epoll; `wait(...)` blocks on it with the
  * need-wakeup handshake done right. The connection to swaled stays open while the port is open:
  * closing it (or the process dying) releases the port.
+ *
+ * Everything in the region can be written by someone else: the switch, and on a pipe the peer (and
+ * any other pipe of the same parent), which maps the whole region. So every value the library takes
+ * from shared memory — ring head/cur/tail, a slot's buf_idx/len/flags, the peer's ring indices, the
+ * control-block flags — is read once into a local, checked where it is used (indices below
+ * num_slots, buf_idx naming a mapped buffer, len within a buffer; the peer's head/cur by netmap's
+ * sync prologue) and never read again. `rxWindow()`/`txWindow()` and `rxSlot(_:)`/`txBuffer(_:)`
+ * are those checked reads for applications. A bad value is counted in `peerErrors` (the last kind in
+ * `lastPeerFault`, `checkPeer()` throws it) and treated as empty or skipped: never a crash or an
+ * access outside the mapping.
+ *
+ * Opening takes three descriptors from swaled (region memfd, two doorbells); every failing path
+ * closes each of them and the connection.
  */
 import CSwale
 import Foundation
@@ -30,6 +43,18 @@ public struct SwaleError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// What a misbehaving peer (or anyone else writing the shared region) did.
+public enum PeerFault: String, CustomStringConvertible, Sendable {
+    case rxIndices = "rx ring head or tail out of range"
+    case txIndices = "tx ring head or tail out of range"
+    case bufferIndex = "slot buffer index outside the region"
+    case length = "slot length larger than a buffer"
+    case ownTxRing = "tx ring head/cur broke the ring rules (ring reset)"
+    case peerRxRing = "peer's rx ring head/cur broke the ring rules (ring reset)"
+    case unterminatedFrame = "a frame's fragments fill the whole rx ring (dropped)"
+    public var description: String { rawValue }
+}
+
 public final class SwalePort {
     /// The canonical name of what was opened.
     public let name: String
@@ -40,6 +65,10 @@ public final class SwalePort {
     public private(set) var tx: UserRing
     /// Ring the application reads (frames into the app).
     public private(set) var rx: UserRing
+    /// Pipe end: the peer's rings (same region). Our txSync writes the peer's rx tail and slots;
+    /// nothing else here is ours to write. Exposed for diagnostics and for `swale-pktgen -f
+    /// scribble`, which plays a hostile peer.
+    public private(set) var peerRings: (tx: UserRing, rx: UserRing)?
     public var bufferSize: Int { region.bufSize }
     /// Wakes when rx frames arrive or tx slots free up (after wait() armed it).
     public var fileDescriptor: Int32 { notify.fd }
@@ -57,8 +86,11 @@ public final class SwalePort {
         if let v = ProcessInfo.processInfo.environment["SWALE_BUSY_POLL_US"], let n = Int(v), n >= 0 { return n }
         return 50
     }()
-    /// Invalid peer indices seen by pipe syncs (a misbehaving peer).
+    /// Invalid values seen in shared memory: ring indices out of range or against the ring rules,
+    /// buffer indices outside the region, lengths beyond a buffer (a misbehaving peer).
     public private(set) var peerErrors: UInt64 = 0
+    /// The kind of the last one.
+    public private(set) var lastPeerFault: PeerFault?
 
     /// Opens a port (`vale0:app1`) or a pipe end (`vale0:app1<7`, `vale0:app1>7`, `{`/`}` too).
     public static func open(_ name: String, socket: String? = nil, slots: Int? = nil) throws -> SwalePort {
@@ -68,44 +100,75 @@ public final class SwalePort {
             throw SwaleError(e.message)
         }
         let conn = session.connection
+        // Descriptors received and not yet handed to a port: closed on every failure (issue #11).
+        var fds: [Int32] = []
         do {
-            let (info, fds): (OpenInfo, [Int32])
+            let info: OpenInfo
             do { (info, fds) = try session.callWithDescriptors(Open(name: name, slots: slots)) } catch let e as ControlError {
                 throw SwaleError(e.message)
             }
-            guard fds.count == 3 else {
-                fds.forEach { Glibc.close($0) }
-                throw SwaleError("open \(name): expected 3 descriptors, got \(fds.count)")
-            }
-            return try SwalePort(info: info, fds: fds, connection: conn)
+            guard fds.count == 3 else { throw SwaleError("open \(name): expected 3 descriptors, got \(fds.count)") }
+            let owned = fds
+            fds = []
+            return try SwalePort(info: info, fds: owned, connection: conn)
         } catch {
+            fds.forEach { _ = Glibc.close($0) }
             conn.close()
             throw error
         }
     }
 
+    /// Takes ownership of `fds` (region memfd, own doorbell, doorbell to ring), not of `connection`:
+    /// if it throws, all three descriptors are closed and the caller closes the connection. Nothing
+    /// is stored before the last check, so a failed init never runs deinit (no double close).
     init(info: OpenInfo, fds: [Int32], connection: ControlConnection) throws {
+        guard fds.count == 3 else {
+            fds.forEach { _ = Glibc.close($0) }
+            throw SwaleError("open \(info.name): expected 3 descriptors, got \(fds.count)")
+        }
+        let notifyEnd = BellEnd(adopting: fds[1])
+        let kickEnd = BellEnd(adopting: fds[2])
+        let mapped: Region
+        do {
+            mapped = try Region(mapping: fds[0], bufSize: info.bufSize)   // closes fds[0] if it throws
+            try SwalePort.checkLayout(info, mappedSize: mapped.mappedSize)
+        } catch {
+            // `mapped`, if made, is released on the way out: its deinit unmaps and closes fds[0].
+            notifyEnd.close()
+            kickEnd.close()
+            throw error
+        }
+        let base = mapped.base
+        func ring(_ off: Int) -> UserRing {
+            // Ring sizes come from the service's reply, never from shared memory a peer could change.
+            UserRing(pointer: RingPointer(base + off, slots: info.slots), bufBase: base,
+                     bufSize: mapped.bufSize, bufLimit: mapped.blockLimit)
+        }
         self.connection = connection
-        region = try Region(mapping: fds[0], bufSize: info.bufSize)
-        notify = BellEnd(adopting: fds[1])
-        kick = BellEnd(adopting: fds[2])
+        region = mapped
+        notify = notifyEnd
+        kick = kickEnd
         name = info.name
         isPipe = info.kind == "pipe"
-        for off in [info.nifpOffset, info.txRing, info.rxRing, info.peerRxRing ?? 0, info.peerCsb ?? 0]
-        where off < 0 || off + RingPointer.bytes(slots: info.slots) > region.mappedSize {
-            throw SwaleError("open \(info.name): layout offset \(off) outside the region")
-        }
-        interface = region.base + info.nifpOffset
-        csb = (region.base + info.nifpOffset + Int(SWALE_CSB_OFFSET)).assumingMemoryBound(to: swale_csb.self)
-        guard (2...65536).contains(info.slots) else { throw SwaleError("open \(info.name): bad ring size \(info.slots)") }
-        // Ring sizes come from the service's reply, never from shared memory a peer could change.
-        tx = UserRing(pointer: RingPointer(region.base + info.txRing, slots: info.slots), bufBase: region.base,
-                      bufSize: region.bufSize, bufLimit: region.blockLimit)
-        rx = UserRing(pointer: RingPointer(region.base + info.rxRing, slots: info.slots), bufBase: region.base,
-                      bufSize: region.bufSize, bufLimit: region.blockLimit)
+        interface = base + info.nifpOffset
+        csb = (base + info.nifpOffset + Int(SWALE_CSB_OFFSET)).assumingMemoryBound(to: swale_csb.self)
+        tx = ring(info.txRing)
+        rx = ring(info.rxRing)
         if isPipe, let prx = info.peerRxRing, let pcsb = info.peerCsb {
-            pipe = PipeLink(ownTx: tx.ptr, peerRx: RingPointer(region.base + prx, slots: info.slots),
-                            peerCsb: (region.base + pcsb).assumingMemoryBound(to: swale_csb.self))
+            let peerRx = ring(prx)
+            pipe = PipeLink(ownTx: tx.ptr, peerRx: peerRx.ptr, peerCsb: (base + pcsb).assumingMemoryBound(to: swale_csb.self))
+            if let ptx = info.peerTxRing { peerRings = (ring(ptx), peerRx) }
+        }
+    }
+
+    /// The service's layout must fit the mapping (a reply is trusted, but a wrong one must not
+    /// make us touch memory outside the region).
+    static func checkLayout(_ info: OpenInfo, mappedSize: Int) throws {
+        guard (2...65536).contains(info.slots) else { throw SwaleError("open \(info.name): bad ring size \(info.slots)") }
+        let bytes = RingPointer.bytes(slots: info.slots)
+        for off in [info.nifpOffset, info.txRing, info.rxRing, info.peerRxRing ?? 0, info.peerTxRing ?? 0, info.peerCsb ?? 0]
+        where off < 0 || off > mappedSize - bytes || off % 8 != 0 {
+            throw SwaleError("open \(info.name): layout offset \(off) outside the region")
         }
     }
 
@@ -121,13 +184,28 @@ public final class SwalePort {
         kick.close()
     }
 
+    // MARK: errors from shared memory
+
+    @inline(never)
+    func fault(_ f: PeerFault) {
+        peerErrors &+= 1
+        lastPeerFault = f
+    }
+
+    /// Throws "peer misbehaved: ..." if any invalid value was seen in shared memory.
+    public func checkPeer() throws {
+        if peerErrors > 0, let f = lastPeerFault {
+            throw SwaleError("peer misbehaved: \(peerErrors) invalid value(s) in shared memory, last: \(f)")
+        }
+    }
+
     // MARK: sync
 
     /// Submits the tx slots up to head. On a pipe this moves them into the peer's rx ring.
     @inline(__always)
     public func txSync() {
         if let pipe {
-            let moved = pipe.txsync(limit: &tx.bufLimit, errors: &peerErrors)
+            let moved = pipe.txsync(errors: &peerErrors, last: &lastPeerFault)
             if moved > 0 {
                 swale_fence()
                 if swale_load_relaxed(&pipe.peerCsb.pointee.app_rx_waiting) != 0 { kick.ring() }
@@ -149,18 +227,98 @@ public final class SwalePort {
 
     /// Free tx slots (on a pipe, refreshed from the peer's released room).
     @inline(__always)
-    public func txSpace() -> UInt32 {
-        if pipe != nil {
-            let s = tx.space()
-            if s > 0 { return s }
-            txSync()
-        }
-        return tx.space()
-    }
+    public func txSpace() -> UInt32 { txWindow().count }
 
     /// Frames waiting in rx.
     @inline(__always)
     public func rxAvailable() -> UInt32 { rx.space() }
+
+    /// The rx slots to read: head and how many, from one read of head and tail. Empty (and counted)
+    /// if either index is out of range. Read slots with `rxSlot(_:)`, release with `rx.advance(to:)`.
+    @inline(__always)
+    public func rxWindow() -> RingWindow {
+        if let w = rx.window() { return w }
+        fault(.rxIndices)
+        return RingWindow(head: 0, count: 0)
+    }
+
+    /// The tx slots to fill: head and how many (on a pipe, synced first if there was no room).
+    /// Empty (and counted) if an index is out of range. Fill with `txBuffer(_:)`.
+    @inline(__always)
+    public func txWindow() -> RingWindow {
+        var w = tx.window()
+        if pipe != nil, (w?.count ?? 0) == 0 {
+            if w == nil { fault(.txIndices) }   // counted even though the sync rewrites tail
+            txSync()
+            w = tx.window()   // a new read: the sync moved tail
+        }
+        if let w { return w }
+        fault(.txIndices)
+        return RingWindow(head: 0, count: 0)
+    }
+
+    /// rx slot i read once and checked (i from `rxWindow()`). An invalid slot has `buffer == nil`
+    /// and is counted; its flags still tell whether the frame goes on.
+    @inline(__always)
+    public func rxSlot(_ i: UInt32) -> SlotView {
+        let v = rx.read(i)
+        if _fastPath(v.isValid) { return v }
+        return recheck(v, rx: true)
+    }
+
+    /// The buffer of tx slot i (its index read once and checked), or nil (counted) if the index is
+    /// bad. Only buf_idx matters here: the application writes len and flags.
+    @inline(__always)
+    public func txBuffer(_ i: UInt32) -> UnsafeMutableRawPointer? {
+        guard i < tx.numSlots else { return nil }
+        let v = tx.check(bufIndex: swale_load_relaxed(&tx.slot(i).pointee.buf_idx), len: 0, flags: 0)
+        if _fastPath(v.isValid) { return v.buffer }
+        return recheck(v, rx: false).buffer
+    }
+
+    /// The next tx slot from i (at most `remaining` of them) that has a good buffer. Slots with a bad
+    /// one are made empty fragments (len 0, MOREFRAG) of the frame being written, so the frame and
+    /// the ring still move; the receiver skips them.
+    @inline(__always)
+    public func nextTxBuffer(_ i: inout UInt32, remaining: inout UInt32) -> UnsafeMutableRawPointer? {
+        while remaining > 0 {
+            if let b = txBuffer(i) { return b }
+            let s = tx.slot(i)
+            s.pointee.len = 0
+            s.pointee.flags = UInt16(SWALE_NS_MOREFRAG)
+            i = tx.next(i)
+            remaining -= 1
+        }
+        return nil
+    }
+
+    /// Slow path of a slot that failed its check: a buffer index beyond what we mapped may be in
+    /// memory the region gained since (pipes added later), so grow the mapping and check the same
+    /// values again; otherwise count it.
+    @inline(never)
+    func recheck(_ v: SlotView, rx isRx: Bool) -> SlotView {
+        let limit = isRx ? rx.bufLimit : tx.bufLimit
+        if v.bufIndex >= limit, Int(v.bufIndex) < region.reserve / region.bufSize, Int(v.len) <= region.bufSize {
+            refreshMapping()
+            let again = (isRx ? rx : tx).check(bufIndex: v.bufIndex, len: v.len, flags: v.flags)
+            if again.isValid { return again }
+        }
+        let idxOK = v.bufIndex >= BlockAllocator.reserved && v.bufIndex < (isRx ? rx.bufLimit : tx.bufLimit)
+        fault(idxOK ? .length : .bufferIndex)
+        return v
+    }
+
+    /// Call when window `w` (from rxWindow) held no complete frame. If it is the whole ring, its
+    /// frame can never end (MOREFRAG on every slot): it is released and counted, and true returned,
+    /// so that a reader waiting for the end does not wait forever.
+    @inline(never)
+    public func dropUnterminatedFrame(_ w: RingWindow) -> Bool {
+        guard w.count == rx.numSlots &- 1 else { return false }
+        rx.advance(to: RingMath.add(w.head, w.count, rx.numSlots))
+        fault(.unterminatedFrame)
+        rxSync()
+        return true
+    }
 
     public enum WaitFor { case rx, tx, either }
 
@@ -220,18 +378,26 @@ public final class SwalePort {
     public func enqueue(_ frame: UnsafeRawBufferPointer) -> Bool {
         let bs = region.bufSize
         let need = UInt32(max(1, (frame.count + bs - 1) / bs))
-        guard tx.space() >= need else { return false }
-        var i = tx.head
+        let w = txWindow()
+        guard w.count >= need else { return false }
+        var i = w.head
+        var left = w.count
         var off = 0
         for k in 0..<Int(need) {
+            // Slots with a bad buffer become empty fragments. Out of slots: publish only those
+            // that precede the frame (the receiver joins them to the next one), not a partial frame.
+            guard let buf = nextTxBuffer(&i, remaining: &left) else {
+                if k == 0 { tx.advance(to: i) }
+                return false
+            }
             let s = tx.slot(i)
-            guard let buf = tx.buffer(s) else { return false }
             let chunk = min(bs, frame.count - off)
             if chunk > 0 { memcpy(buf, frame.baseAddress! + off, chunk) }
             s.pointee.len = UInt16(chunk)
             s.pointee.flags = k + 1 < Int(need) ? UInt16(SWALE_NS_MOREFRAG) : 0
             off += chunk
             i = tx.next(i)
+            left -= 1
         }
         tx.advance(to: i)
         return true
@@ -247,39 +413,46 @@ public final class SwalePort {
     }
 
     /// Calls body for each complete frame in rx (a frame spanning slots is passed as its slots'
-    /// bytes joined), releases them, and returns how many frames were read. Slots with invalid
-    /// buffer indices or lengths are skipped.
+    /// bytes joined), releases them, and returns how many frames were read. Invalid slots (counted
+    /// in peerErrors) contribute no bytes; a frame made only of them is not passed on.
     @discardableResult
     public func receive(max: Int = Int.max, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
         var n = 0
-        var i = rx.head
-        var avail = rx.space()
-        let bs = region.bufSize
+        let w = rxWindow()
+        var i = w.head
+        var avail = w.count
         var assembly: [UInt8] = []
+        var partial = false   // inside a multi-slot frame
+        var released = false
         while avail > 0 && n < max {
-            let s = rx.slot(i)
-            let len = min(Int(s.pointee.len), bs)
-            let more = s.pointee.flags & UInt16(SWALE_NS_MOREFRAG) != 0
-            if rx.buffer(s) == nil && s.pointee.buf_idx >= rx.bufLimit {
-                refreshMapping()   // a buffer from memory the region gained after we mapped it
-            }
-            if let buf = rx.buffer(s) {
-                if more || !assembly.isEmpty {
-                    assembly.append(contentsOf: UnsafeRawBufferPointer(start: buf, count: len))
+            let v = rxSlot(i)
+            let more = v.moreFragments
+            if let bytes = v.bytes {
+                if more || partial {
+                    assembly.append(contentsOf: bytes)
                 } else {
-                    body(UnsafeRawBufferPointer(start: buf, count: len))
+                    body(bytes)
                     n += 1
                 }
             }
             i = rx.next(i)
             avail -= 1
-            if !more && !assembly.isEmpty {
-                assembly.withUnsafeBytes { body($0) }
-                assembly.removeAll(keepingCapacity: true)
-                n += 1
+            if more {
+                partial = true
+                continue
             }
-            if !more { rx.advance(to: i) }
+            if partial {
+                if !assembly.isEmpty {
+                    assembly.withUnsafeBytes { body($0) }
+                    n += 1
+                }
+                assembly.removeAll(keepingCapacity: true)
+                partial = false
+            }
+            rx.advance(to: i)
+            released = true
         }
+        if partial && !released { _ = dropUnterminatedFrame(w) }
         rxSync()
         return n
     }
@@ -288,7 +461,8 @@ public final class SwalePort {
 extension SwalePort {
     /// Tx slots submitted but not yet taken by the other side.
     public func txPending() -> UInt32 {
-        if let pipe { return RingMath.distance(pipe.ownTx.hwcur, tx.head, tx.numSlots) }
-        return tx.numSlots &- 1 &- min(tx.space(), tx.numSlots &- 1)
+        guard let w = tx.window() else { return 0 }
+        if let pipe { return RingMath.distance(pipe.ownTx.hwcur, w.head, tx.numSlots) }
+        return tx.numSlots &- 1 &- min(w.count, tx.numSlots &- 1)
     }
 }

@@ -4,6 +4,12 @@
 // Frame layout: Ethernet header (ethertype 0x88b5, local experimental), then at offset 14 a 64-bit
 // sequence number, at 22 the frame length (16 bits), at 24 a 64-bit timestamp (ping), and from 32 a
 // byte pattern derived from the sequence number, which `--check` verifies on receive.
+//
+// Rings are read through SwalePort's checked accessors (rxWindow/rxSlot, txWindow/txBuffer): each
+// shared index and slot is read once and validated. Invalid values from the other side (a hostile
+// pipe peer: try `-f scribble` on the other end) are skipped and counted; the tool keeps going, and
+// at the end prints "peer misbehaved: ..." on stderr, reports `peer_errors` in the JSON summary and
+// exits with status 2 (scribble mode, which causes them, exits 0).
 import ArgumentParser
 import CSwale
 import Foundation
@@ -58,13 +64,14 @@ struct Summary: Codable {
     var rtt_min_us: Double?
     var rtt_avg_us: Double?
     var rtt_max_us: Double?
+    var peer_errors: UInt64?
 }
 
 struct PktGen: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "swale-pktgen", abstract: "Send, receive, ping or pong frames on a Swale port or pipe.")
 
     @Option(name: .short, help: "Port or pipe end, e.g. vale0:a or vale0:a<1.") var i: String
-    @Option(name: .short, help: "tx, rx, ping, pong, or scribble (a hostile app: random ring indices and slots, for --timeout seconds).") var f: String
+    @Option(name: .short, help: "tx, rx, ping, pong, or scribble (a hostile app: random ring indices and slots in its rings and, on a pipe end, its peer's, for --timeout seconds). Other modes exit 2 if the other side wrote invalid values into shared memory (skipped, counted, reported as peer_errors).") var f: String
     @Option(name: .short, help: "Frames to send/receive (0: no limit; rx/pong then stop on --timeout).") var n: UInt64 = 0
     @Option(name: .short, help: "Frame length in bytes, or MIN:MAX for random lengths.") var l: String = "60"
     @Option(name: .short, help: "Frames per batch.") var b: Int = 32
@@ -156,12 +163,15 @@ struct Options {
         print(String(format: "%@: %llu packets, %llu bytes, %.3f s, %.0f pps, %.3f Gbit/s", f, st.packets, st.bytes, sum.seconds, sum.pps, sum.gbps)
               + (f == "ping" && st.rttCount > 0 ? String(format: ", rtt min/avg/max %.1f/%.1f/%.1f us", sum.rtt_min_us!, sum.rtt_avg_us!, sum.rtt_max_us!) : "")
               + (check && f == "rx" ? ", \(st.errors) content errors, \(st.lost) lost" : ""))
+        if port.peerErrors > 0 { sum.peer_errors = port.peerErrors }
+        do { try port.checkPeer() } catch { FileHandle.standardError.write("\(f): \(error)\n".data(using: .utf8)!) }
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
             print(String(decoding: try enc.encode(sum), as: UTF8.self))
         }
         if check && f == "rx" && (st.errors > 0) { throw ExitCode(1) }
+        if port.peerErrors > 0 && f != "scribble" { throw ExitCode(2) }
     }
 
     struct Stats {
@@ -195,8 +205,10 @@ struct Options {
     }
 
     /// A hostile application: writes random head/cur/tail into both rings and random buf_idx, len
-    /// and flags into their slots, then syncs, for `timeout` seconds (bounded). Half the values are
-    /// near-valid (within the ring, within the region) so they reach the deeper checks. Counts syncs.
+    /// and flags into their slots, then syncs, for `timeout` seconds (bounded). On a pipe end it also
+    /// scribbles the peer's rings, which share the region (everything the peer reads from it). Half
+    /// the values are near-valid (within the ring, within the region) so they reach the deeper
+    /// checks. Counts syncs.
     func scribble(_ port: SwalePort, st: inout Stats) {
         var rng = Rng(s: seed | 1)
         st.firstNs = Clock.ns()
@@ -206,7 +218,8 @@ struct Options {
             let r = rng.next()
             return r & 1 == 0 ? UInt32(truncatingIfNeeded: r >> 32) : UInt32(truncatingIfNeeded: (r >> 8) % UInt64(near))
         }
-        let rings = [port.tx, port.rx]
+        var rings = [port.tx, port.rx]
+        if let peer = port.peerRings { rings += [peer.tx, peer.rx] }
         while st.packets < limit {
             let now = Clock.ns()
             if now >= end { break }
@@ -237,6 +250,7 @@ struct Options {
         let limit = n == 0 ? UInt64.max : n
         var seq: UInt64 = 0
         var scratch = [UInt8](repeating: 0, count: 65536)
+        var pendingLen: Int? = nil
         st.firstNs = Clock.ns()
         var lastProgress = st.firstNs
         let stopAt = seconds > 0 ? st.firstNs &+ UInt64(seconds * 1e9) : UInt64.max
@@ -249,7 +263,8 @@ struct Options {
                 if due <= seq { usleep(50); continue }
                 allowed = min(allowed, due &- seq)
             }
-            var space = port.txSpace()
+            let win = port.txWindow()
+            var space = win.count
             if space == 0 {
                 port.txSync()
                 if !port.wait(for: .tx, timeoutMs: 100) && Clock.ns() &- lastProgress > UInt64(timeout * 1e9) {
@@ -259,39 +274,50 @@ struct Options {
                 continue
             }
             lastProgress = now
-            var head = port.tx.head
+            var head = win.head
+            var committed = head   // after the last whole frame
             var k: UInt64 = 0
-            while k < allowed && seq < limit {
-                let len = lo == hi ? lo : lo + Int(rng.next() % UInt64(hi - lo + 1))
+            frames: while k < allowed && seq < limit {
+                let len = pendingLen ?? (lo == hi ? lo : lo + Int(rng.next() % UInt64(hi - lo + 1)))
+                pendingLen = len   // kept if the frame does not fit now
                 let need = UInt32((len + bs - 1) / bs)
                 if need > space { break }
+                // nextTxBuffer turns slots with a bad buffer (a scribbling peer) into empty fragments.
+                // Out of good slots: publish only what precedes this frame (whole frames, and empty
+                // fragments of bad slots, which the receiver joins to the next frame).
                 if need == 1 {
+                    guard let buf = port.nextTxBuffer(&head, remaining: &space) else { committed = head; break }
                     let slot = port.tx.slot(head)
-                    guard let buf = port.tx.buffer(slot) else { break }
                     Frame.fill(buf, len: len, seq: seq, dst: dst, src: src, stamp: 0, pattern: check)
                     slot.pointee.len = UInt16(len)
                     slot.pointee.flags = 0
                     head = port.tx.next(head)
+                    space -= 1
                 } else {
                     scratch.withUnsafeMutableBytes { Frame.fill($0.baseAddress!, len: len, seq: seq, dst: dst, src: src, stamp: 0, pattern: check) }
                     var off = 0
                     for f in 0..<Int(need) {
+                        guard let buf = port.nextTxBuffer(&head, remaining: &space) else {
+                            if f == 0 { committed = head }
+                            break frames
+                        }
                         let slot = port.tx.slot(head)
-                        guard let buf = port.tx.buffer(slot) else { break }
                         let chunk = min(bs, len - off)
                         scratch.withUnsafeBytes { _ = memcpy(buf, $0.baseAddress! + off, chunk) }
                         slot.pointee.len = UInt16(chunk)
                         slot.pointee.flags = f + 1 < Int(need) ? UInt16(SWALE_NS_MOREFRAG) : 0
                         off += chunk
                         head = port.tx.next(head)
+                        space -= 1
                     }
                 }
-                space -= need
+                committed = head
+                pendingLen = nil
                 st.bytes &+= UInt64(len)
                 seq &+= 1
                 k &+= 1
             }
-            port.tx.advance(to: head)
+            port.tx.advance(to: committed)
             port.txSync()
             st.packets &+= k
             st.progress(now)
@@ -311,9 +337,9 @@ struct Options {
         var idleSince = Clock.ns()
         var assembly = [UInt8]()
         assembly.reserveCapacity(65536)
-        let bs = port.bufferSize
         while st.packets < limit {
-            var avail = port.rxAvailable()
+            let win = port.rxWindow()
+            var avail = win.count
             if avail == 0 {
                 if !port.wait(for: .rx, timeoutMs: 50) {
                     if Clock.ns() &- idleSince > UInt64(timeout * 1e9) { break }
@@ -321,30 +347,40 @@ struct Options {
                 continue
             }
             let now = Clock.ns()
-            idleSince = now
-            var head = port.rx.head
+            var head = win.head
             var releaseTo = head
+            var partial = false   // inside a multi-slot frame
+            // Reading restarts at the release point: a frame left incomplete last time is read anew.
+            assembly.removeAll(keepingCapacity: true)
             while avail > 0 && st.packets < limit {
-                let slot = port.rx.slot(head)
-                let len = min(Int(slot.pointee.len), bs)
-                let more = slot.pointee.flags & UInt16(SWALE_NS_MOREFRAG) != 0
-                let buf = port.rx.buffer(slot)
+                // One checked read of the slot; an invalid one is counted by the port and skipped.
+                let v = port.rxSlot(head)
+                let more = v.moreFragments
                 head = port.rx.next(head)
                 avail -= 1
-                if more || !assembly.isEmpty {
-                    if let buf { assembly.append(contentsOf: UnsafeRawBufferPointer(start: buf, count: len)) } else { st.errors &+= 1 }
+                if more || partial {
+                    if let b = v.bytes { assembly.append(contentsOf: b) }
+                    partial = more
                     if more { continue }
-                    assembly.withUnsafeBytes { verify($0, &expected, &st) }
+                    if !assembly.isEmpty { assembly.withUnsafeBytes { verify($0, &expected, &st) } }
                     assembly.removeAll(keepingCapacity: true)
-                } else if let buf {
-                    verify(UnsafeRawBufferPointer(start: buf, count: len), &expected, &st)
-                } else {
-                    st.errors &+= 1
+                } else if let b = v.bytes {
+                    verify(b, &expected, &st)
                 }
                 releaseTo = head
                 if st.firstNs == 0 { st.firstNs = now }
                 st.lastNs = now
             }
+            if releaseTo == win.head {
+                // Only part of a frame so far. If it fills the ring it can never end: dropped (counted).
+                // Otherwise its end is still to come: wait, but time out if it never does.
+                if !port.dropUnterminatedFrame(win) {
+                    if now &- idleSince > UInt64(timeout * 1e9) { break }
+                    usleep(100)
+                }
+                continue
+            }
+            idleSince = now
             port.rx.advance(to: releaseTo)
             port.rxSync()
             st.progress(now)
@@ -382,17 +418,19 @@ struct Options {
         st.firstNs = Clock.ns()
         while seq < limit {
             let burst = min(UInt64(b), limit - seq)
-            var head = port.tx.head
             var sent: UInt64 = 0
             let deadline = Clock.ns() &+ UInt64(timeout * 1e9)
             while port.txSpace() < UInt32(burst) && Clock.ns() < deadline { _ = port.wait(for: .tx, timeoutMs: 10) }
-            while sent < burst && port.tx.space() > 0 {
+            let win = port.txWindow()
+            var head = win.head
+            var space = win.count
+            while sent < burst, let buf = port.nextTxBuffer(&head, remaining: &space) {
                 let slot = port.tx.slot(head)
-                guard let buf = port.tx.buffer(slot) else { break }
                 Frame.fill(buf, len: min(lo, port.bufferSize), seq: seq &+ sent, dst: dst, src: src, stamp: Clock.ns(), pattern: false)
                 slot.pointee.len = UInt16(min(lo, port.bufferSize))
                 slot.pointee.flags = 0
                 head = port.tx.next(head)
+                space -= 1
                 sent += 1
             }
             port.tx.advance(to: head)
@@ -421,8 +459,9 @@ struct Options {
         let limit = n == 0 ? UInt64.max : n
         var idleSince = Clock.ns()
         while st.packets < limit {
-            let avail = port.rxAvailable()
-            let space = port.txSpace()
+            let rw = port.rxWindow()
+            let tw = port.txWindow()
+            let avail = rw.count, space = tw.count
             if avail == 0 || space == 0 {
                 if avail > 0 { port.txSync() }
                 if !port.wait(for: avail == 0 ? .rx : .tx, timeoutMs: 50), Clock.ns() &- idleSince > UInt64(timeout * 1e9) { break }
@@ -431,25 +470,27 @@ struct Options {
             let now = Clock.ns()
             idleSince = now
             if st.firstNs == 0 { st.firstNs = now }
-            var rh = port.rx.head
-            var th = port.tx.head
+            var rh = rw.head
+            var th = tw.head
             var k = min(avail, space)
             while k > 0 && st.packets < limit {
-                let rs = port.rx.slot(rh)
-                let ts = port.tx.slot(th)
-                if let buf = port.rx.buffer(rs), rs.pointee.len >= 12 {
+                // The rx slot is read once (checked); only those values are used below.
+                let v = port.rxSlot(rh)
+                if let buf = v.buffer, v.len >= 12 {
                     var tmp = (UInt32(0), UInt16(0))
                     memcpy(&tmp.0, buf, 4); memcpy(&tmp.1, buf + 4, 2)
                     memmove(buf, buf + 6, 6)
                     memcpy(buf + 6, &tmp.0, 4); memcpy(buf + 10, &tmp.1, 2)
-                    let idx = ts.pointee.buf_idx
-                    ts.pointee.buf_idx = rs.pointee.buf_idx
+                    let rs = port.rx.slot(rh)
+                    let ts = port.tx.slot(th)
+                    let idx = ts.pointee.buf_idx   // ours to give back; the receiver checks it
+                    ts.pointee.buf_idx = v.bufIndex
+                    ts.pointee.len = v.len
+                    ts.pointee.flags = UInt16(SWALE_NS_BUF_CHANGED) | (v.flags & UInt16(SWALE_NS_MOREFRAG))
                     rs.pointee.buf_idx = idx
-                    ts.pointee.len = rs.pointee.len
-                    ts.pointee.flags = UInt16(SWALE_NS_BUF_CHANGED) | (rs.pointee.flags & UInt16(SWALE_NS_MOREFRAG))
                     rs.pointee.flags = UInt16(SWALE_NS_BUF_CHANGED)
                     st.packets &+= 1
-                    st.bytes &+= UInt64(ts.pointee.len)
+                    st.bytes &+= UInt64(v.len)
                     th = port.tx.next(th)
                 }
                 rh = port.rx.next(rh)
