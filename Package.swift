@@ -21,31 +21,35 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
-        // C: the shared-memory layout (netmap-compatible), atomics, and what Swift does not import.
-        .target(name: "CSwale"),
+        // C: the shared-memory ABI alone: netmap-compatible swale_if/ring/slot/csb, slot flags, offsets (static asserts in abi.c).
+        .target(name: "CSwaleABI"),
+        // C: the thin syscall shim (memfd, doorbells, TUN/ethtool ioctls, SCM_RIGHTS, AF_PACKET, sendmmsg) and shared-memory atomics.
+        .target(name: "CSwaleSys"),
         // libnl-3 / libnl-route-3 as a system library.
         .systemLibrary(
             name: "CNetlink", pkgConfig: "libnl-route-3.0",
             providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
         // Names: the one parser for bridges, ports and pipe ends.
         .target(name: "SwaleNames"),
-        // Memory and rings: regions, buffer allocator, ring index rules, sync validation, pipes.
-        .target(name: "SwaleMemory", dependencies: ["CSwale"], swiftSettings: hotPath),
-        // Switch core: learning table, bridges, forwarding loop, counters.
-        .target(name: "SwaleSwitch", dependencies: ["SwaleMemory", "SwaleNames", "CSwale"], swiftSettings: hotPath),
-        // Kernel adapters: netlink, TAP, AF_PACKET.
-        .target(name: "SwaleKernel", dependencies: ["SwaleMemory", "SwaleNames", "CSwale", "CNetlink"], swiftSettings: hotPath),
+        // Rings: memfd regions, block allocator, memory pools, kernel/user ring views, slot writer, doorbells, SystemError.
+        .target(name: "SwaleRings", dependencies: ["CSwaleABI", "CSwaleSys"], swiftSettings: hotPath),
+        // Datapath: port backend contract, transmit batch, virtio-net header, offloads, learning table, forwarding engine (no thread).
+        .target(name: "SwaleDatapath", dependencies: ["SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys"], swiftSettings: hotPath),
+        // Switch: a bridge = forwarding engine + its thread + mailbox + epoll.
+        .target(name: "SwaleSwitch", dependencies: ["SwaleDatapath", "SwaleRings", "CSwaleSys"], swiftSettings: hotPath),
+        // Kernel port backends: TAP, AF_PACKET, netlink (links, MTU, GRO), link watcher.
+        .target(name: "SwaleKernel", dependencies: ["SwaleDatapath", "SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys", "CNetlink"], swiftSettings: hotPath),
         // Control protocol: JSON messages over a UNIX socket, fds with SCM_RIGHTS.
-        .target(name: "SwaleControl", dependencies: ["CSwale", "SwaleNames"]),
+        .target(name: "SwaleControl", dependencies: ["CSwaleSys", "SwaleNames"]),
         // The service: owns bridges, ports, pipes and client sessions.
         .target(
             name: "SwaleService",
             dependencies: [
-                "SwaleNames", "SwaleMemory", "SwaleSwitch", "SwaleKernel", "SwaleControl", "CSwale",
+                "SwaleNames", "SwaleRings", "SwaleDatapath", "SwaleSwitch", "SwaleKernel", "SwaleControl", "CSwaleSys",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Client library for applications.
-        .target(name: "SwaleClient", dependencies: ["SwaleNames", "SwaleMemory", "SwaleControl", "CSwale"], swiftSettings: hotPath),
+        .target(name: "SwaleClient", dependencies: ["SwaleNames", "SwaleRings", "SwaleControl", "CSwaleABI", "CSwaleSys"], swiftSettings: hotPath),
         .executableTarget(
             name: "swaled",
             dependencies: [
@@ -60,16 +64,17 @@ let package = Package(
             ]),
         .executableTarget(
             name: "swale-pktgen",
-            dependencies: ["SwaleClient", "CSwale", "SwaleNames", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SwaleClient", "CSwaleABI", "CSwaleSys", "SwaleNames", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotPath),
         .executableTarget(
             name: "swale-bench",
-            dependencies: ["SwaleSwitch", "SwaleMemory", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["SwaleDatapath", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "SwaleNamesTests", dependencies: ["SwaleNames"]),
-        .testTarget(name: "SwaleMemoryTests", dependencies: ["SwaleMemory", "CSwale"]),
-        .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleMemory"]),
+        .testTarget(name: "SwaleRingsTests", dependencies: ["SwaleRings", "CSwaleABI", "CSwaleSys"]),
+        .testTarget(name: "SwaleDatapathTests", dependencies: ["SwaleDatapath", "SwaleRings", "CSwaleABI", "CSwaleSys"]),
+        .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleDatapath", "SwaleRings", "CSwaleSys"]),
         .testTarget(name: "SwaleIntegrationTests", dependencies: ["SwaleClient", "SwaleControl", "SwaleNames"]),
-        .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleMemory"]),
+        .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleSwitch", "SwaleDatapath", "SwaleRings", "CSwaleABI", "CSwaleSys"]),
         .testTarget(name: "SwaleControlTests", dependencies: ["SwaleControl"]),
         .testTarget(
             name: "SwaleServiceTests",

@@ -8,8 +8,9 @@
  * rings is validated like the switch does (KRing); a peer that scribbles gets its ring reset and
  * counted (`SwalePort.peerErrors`), never a crash or an access outside the region.
  */
-import CSwale
-import SwaleMemory
+import CSwaleABI
+import CSwaleSys
+import SwaleRings
 
 /// The pipe data path: our tx ring feeds the peer's rx ring by swapping buffer indices.
 final class PipeLink {

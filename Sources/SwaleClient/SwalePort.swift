@@ -17,11 +17,12 @@
  * need-wakeup handshake done right. The connection to swaled stays open while the port is open:
  * closing it (or the process dying) releases the port.
  */
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Foundation
 import Glibc
 import SwaleControl
-import SwaleMemory
+import SwaleRings
 import SwaleNames
 
 public struct SwaleError: Error, CustomStringConvertible {

@@ -7,7 +7,7 @@
  * pipe end is held by one connection: when the connection closes — the app closed the port, exited,
  * or was killed — the service releases everything it held, as closing a netmap fd does.
  */
-import CSwale
+import CSwaleSys
 import Foundation
 import Glibc
 

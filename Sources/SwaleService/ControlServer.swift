@@ -5,7 +5,7 @@
  * it ends (close, exit, SIGKILL). Peer credentials are checked at accept: only root or the socket's
  * group (the file is 0660) get in, and the peer's pid is recorded for `swalectl status`.
  */
-import CSwale
+import CSwaleSys
 import Foundation
 import Glibc
 import Logging

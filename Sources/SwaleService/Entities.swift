@@ -8,7 +8,8 @@
  */
 import Foundation
 import SwaleControl
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 import SwaleNames
 import SwaleSwitch
 
@@ -41,7 +42,6 @@ final class PortEntry {
     var spec: SwaleConfig.Port?
     var origin = PortOrigin.cli
     var adapter: PortAdapter?
-    var restorePromisc: Bool?
     var finalStats = PortStats()
 
     init(bridge: String, name: String, kind: PortKind, pool: MemoryPool, layout: InterfaceLayout, kick: Doorbell, notify: Doorbell) {

@@ -11,7 +11,8 @@
  */
 import Foundation
 import SwaleControl
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 import SwaleNames
 
 extension Service {

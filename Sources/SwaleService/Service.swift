@@ -5,13 +5,14 @@
  * never take it. Requests that touch a bridge's forwarding state go through Bridge.perform, which
  * runs them on that bridge's thread between two batches.
  */
-import CSwale
+import CSwaleSys
 import Foundation
 import Glibc
 import Logging
 import SwaleControl
 import SwaleKernel
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 import SwaleNames
 import SwaleSwitch
 
@@ -234,12 +235,8 @@ public final class Service: @unchecked Sendable {
         let kick = try Doorbell()
         let notify = try Doorbell()
         let p = PortEntry(bridge: b.bridge.name, name: name, kind: kind, pool: pool, layout: layout, kick: kick, notify: notify)
-        let tx = KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true)
-        let rx = KRing(pool.ring(at: layout.rxRingOffsets[0]), isTx: false)
-        let state = PortState(tx: tx, rx: rx, region: pool.region, csb: adapter == nil ? pool.csb(layout) : nil,
-                              kickFD: kick.waitEnd.fd, notifyFD: notify.ringEnd.fd, adapter: -1,
-                              mtu: mtu ?? adapter?.mtu ?? (options.bridge.maxFrame - 14), acceptsVnet: adapter?.acceptsVnetHeader ?? false)
-        guard let idx = b.bridge.addPort(state, adapter: adapter) else {
+        guard let idx = b.bridge.addPort(pool: pool, layout: layout, kickFD: kick.waitEnd.fd, notifyFD: notify.ringEnd.fd,
+                                         backend: adapter, mtu: mtu) else {
             kick.close(); notify.close()
             throw ServiceError("bridge '\(b.bridge.name)' is full (\(b.bridge.config.maxPorts) ports)")
         }

@@ -5,7 +5,8 @@
 // sequence number, at 22 the frame length (16 bits), at 24 a 64-bit timestamp (ping), and from 32 a
 // byte pattern derived from the sequence number, which `--check` verifies on receive.
 import ArgumentParser
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Foundation
 import Glibc
 import SwaleClient
