@@ -21,23 +21,27 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
-        // C: the shared-memory layout (netmap-compatible), atomics, and what Swift does not import.
-        .target(name: "CSwale"),
+        // C: the shared-memory ABI alone: netmap-compatible swale_if/ring/slot/csb, slot flags, offsets (static asserts in abi.c).
+        .target(name: "CSwaleABI"),
+        // C: the thin syscall shim (memfd, doorbells, TUN/ethtool ioctls, SCM_RIGHTS, AF_PACKET, sendmmsg) and shared-memory atomics.
+        .target(name: "CSwaleSys"),
         // libnl-3 / libnl-route-3 as a system library.
         .systemLibrary(
             name: "CNetlink", pkgConfig: "libnl-route-3.0",
             providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
         // Names: the one parser for bridges, ports and pipe ends.
         .target(name: "SwaleNames"),
-        // Memory and rings: regions, buffer allocator, ring index rules, sync validation, pipes.
-        .target(name: "SwaleMemory", dependencies: ["CSwale"], swiftSettings: hotPath),
-        // Switch core: learning table, bridges, forwarding loop, counters.
-        .target(name: "SwaleSwitch", dependencies: ["SwaleMemory", "SwaleNames", "CSwale"], swiftSettings: hotPath),
-        // Kernel adapters: netlink, TAP, AF_PACKET.
-        .target(name: "SwaleKernel", dependencies: ["SwaleMemory", "SwaleNames", "CSwale", "CNetlink"], swiftSettings: hotPath),
+        // Rings: memfd regions, block allocator, memory pools, kernel/user ring views, slot writer, doorbells, SystemError.
+        .target(name: "SwaleRings", dependencies: ["CSwaleABI", "CSwaleSys"], swiftSettings: hotPath),
+        // Datapath: port backend contract, transmit batch, virtio-net header, offloads, learning table, forwarding engine (no thread).
+        .target(name: "SwaleDatapath", dependencies: ["SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys"], swiftSettings: hotPath),
+        // Switch: a bridge = forwarding engine + its thread + mailbox + epoll.
+        .target(name: "SwaleSwitch", dependencies: ["SwaleDatapath", "SwaleRings", "CSwaleSys"], swiftSettings: hotPath),
+        // Kernel port backends: TAP, AF_PACKET, netlink (links, MTU, GRO, namespaces), link watcher.
+        .target(name: "SwaleKernel", dependencies: ["SwaleDatapath", "SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys", "CNetlink"], swiftSettings: hotPath),
         // Control protocol: one typed request per operation, the permission table, the protocol
         // version, newline-delimited JSON over a UNIX socket with descriptors as SCM_RIGHTS.
-        .target(name: "SwaleProtocol", dependencies: ["CSwale", "SwaleNames"]),
+        .target(name: "SwaleProtocol", dependencies: ["CSwaleSys", "SwaleNames"]),
         // The config file: a JSON reader that keeps line numbers, the checker, the writer, and the
         // one table of whole-number settings and their ranges.
         .target(name: "SwaleConfig", dependencies: ["SwaleNames"]),
@@ -45,11 +49,11 @@ let package = Package(
         .target(
             name: "SwaleService",
             dependencies: [
-                "SwaleNames", "SwaleMemory", "SwaleSwitch", "SwaleKernel", "SwaleProtocol", "SwaleConfig", "CSwale",
+                "SwaleNames", "SwaleRings", "SwaleDatapath", "SwaleSwitch", "SwaleKernel", "SwaleProtocol", "SwaleConfig", "CSwaleSys",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Client library for applications.
-        .target(name: "SwaleClient", dependencies: ["SwaleNames", "SwaleMemory", "SwaleProtocol", "CSwale"], swiftSettings: hotPath),
+        .target(name: "SwaleClient", dependencies: ["SwaleNames", "SwaleRings", "SwaleProtocol", "CSwaleABI", "CSwaleSys"], swiftSettings: hotPath),
         .executableTarget(
             name: "swaled",
             dependencies: [
@@ -64,17 +68,18 @@ let package = Package(
             ]),
         .executableTarget(
             name: "swale-pktgen",
-            dependencies: ["SwaleClient", "CSwale", "SwaleNames", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SwaleClient", "CSwaleABI", "CSwaleSys", "SwaleNames", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotPath),
         .executableTarget(
             name: "swale-bench",
-            dependencies: ["SwaleSwitch", "SwaleMemory", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["SwaleDatapath", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "SwaleNamesTests", dependencies: ["SwaleNames"]),
-        .testTarget(name: "SwaleMemoryTests", dependencies: ["SwaleMemory", "CSwale"]),
-        .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleMemory"]),
+        .testTarget(name: "SwaleRingsTests", dependencies: ["SwaleRings", "CSwaleABI", "CSwaleSys"]),
+        .testTarget(name: "SwaleDatapathTests", dependencies: ["SwaleDatapath", "SwaleRings", "CSwaleABI", "CSwaleSys"]),
+        .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleDatapath", "SwaleRings", "CSwaleSys"]),
         .testTarget(name: "SwaleIntegrationTests", dependencies: ["SwaleClient", "SwaleProtocol", "SwaleConfig", "SwaleNames"]),
-        .testTarget(name: "SwaleClientTests", dependencies: ["SwaleClient", "SwaleMemory", "SwaleProtocol", "CSwale"]),
-        .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleMemory"]),
+        .testTarget(name: "SwaleClientTests", dependencies: ["SwaleClient", "SwaleRings", "SwaleProtocol", "CSwaleABI", "CSwaleSys"]),
+        .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleSwitch", "SwaleDatapath", "SwaleRings", "CSwaleABI", "CSwaleSys"]),
         .testTarget(name: "SwaleProtocolTests", dependencies: ["SwaleProtocol"]),
         .testTarget(name: "SwaleConfigTests", dependencies: ["SwaleConfig"]),
         .testTarget(

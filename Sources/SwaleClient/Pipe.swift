@@ -12,8 +12,9 @@
  * Buffer indices are only moved here, never dereferenced: whoever uses a buffer checks its index
  * then (SwalePort.rxSlot / txBuffer).
  */
-import CSwale
-import SwaleMemory
+import CSwaleABI
+import CSwaleSys
+import SwaleRings
 
 /// The pipe data path: our tx ring feeds the peer's rx ring by swapping buffer indices.
 final class PipeLink {

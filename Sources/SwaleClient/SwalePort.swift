@@ -30,11 +30,12 @@
  * Opening takes three descriptors from swaled (region memfd, two doorbells); every failing path
  * closes each of them and the connection.
  */
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Foundation
 import Glibc
 import SwaleProtocol
-import SwaleMemory
+import SwaleRings
 import SwaleNames
 
 public struct SwaleError: Error, CustomStringConvertible {

@@ -14,8 +14,10 @@
  * Counters are written by the forwarding thread once per batch (relaxed stores) and read by the
  * control plane (relaxed loads): no locks, no allocation on the data path.
  */
-import CSwale
-import SwaleMemory
+import CSwaleABI
+import CSwaleSys
+import SwaleDatapath
+import SwaleRings
 
 extension VnetHeader {
     /// Whether a header carries information: a pending checksum or a GSO type.

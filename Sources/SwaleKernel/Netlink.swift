@@ -38,7 +38,8 @@
  */
 import CNetlink
 import SwaleNames
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
 
 public struct NetlinkError: Error, CustomStringConvertible, Sendable {

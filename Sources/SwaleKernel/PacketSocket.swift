@@ -60,9 +60,11 @@
  * Link state: when the interface goes down or disappears the kernel flags the socket with
  * ENETDOWN (poll reports POLLERR until it is read); `takeError()` reads and clears it.
  */
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 
 public final class PacketSocketAdapter: PortAdapter {
     public let name: String
@@ -214,8 +216,14 @@ public final class PacketSocketAdapter: PortAdapter {
                                    frameSize: frameSize, frameCount: frames, copyThresh: copyThresh)
     }
 
-    public func refreshMTU(netlink: Netlink) throws {
-        if let info = try netlink.linkInfo(ifindex: ifindex) { mtu = info.mtu }
+    /// The interface's MTU now, asked through the packet socket itself (so in the interface's
+    /// namespace, by ifindex): two ioctls, no netlink round trip.
+    public func currentMTU() -> Int? {
+        if closed { return nil }
+        let m = swale_ifindex_mtu(fd, ifindex)
+        guard m > 0 else { return nil }
+        mtu = Int(m)
+        return mtu
     }
 
     /// Reads and clears the socket's pending error (ENETDOWN when the link went down or away);

@@ -38,9 +38,11 @@
  * persistence and closes, which removes the device. TUNSETIFF refuses a name that belongs to a
  * netdev that is not a TAP, so an existing interface is never taken over.
  */
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 
 public final class TapAdapter: PortAdapter {
     public let name: String
@@ -62,13 +64,17 @@ public final class TapAdapter: PortAdapter {
     private let iovCapacity = 256
     /// The rx ring's frames, described for `transmit(_:)`.
     private var out = OutFrames.allocate()
-    private var closed = false
+    @exclusivity(unchecked) private var closed = false
+    /// A socket for SIOCGIFMTU (-1 if none could be opened).
+    private let ioctlFD: Int32
     /// Largest frame the kernel may hand over, vnet header included.
     private let maxFrameBytes: Int
 
     public var counters: [String: UInt64] { stats.snapshot }
 
     private init(name: String, ifindex: Int32, fd: Int32, mtu: Int, offloads: Bool, persistent: Bool) {
+        // The tun fd answers no interface ioctls: a datagram socket asks for the MTU.
+        ioctlFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         self.name = name
         self.ifindex = ifindex
         self.fd = fd
@@ -126,9 +132,14 @@ public final class TapAdapter: PortAdapter {
                           persistent: persist)
     }
 
-    /// Re-reads the MTU (after someone changed it).
-    public func refreshMTU(netlink: Netlink) throws {
-        if let info = try netlink.linkInfo(ifindex: ifindex) { mtu = info.mtu }
+    /// The device's MTU now (SIOCGIFMTU by ifindex through a socket of the namespace the TAP was
+    /// created in; a TAP moved to another namespace keeps its last known MTU).
+    public func currentMTU() -> Int? {
+        if closed || linkGone || ioctlFD < 0 { return nil }
+        let m = swale_ifindex_mtu(ioctlFD, ifindex)
+        guard m > 0 else { return nil }
+        mtu = Int(m)
+        return mtu
     }
 
     // MARK: kernel → switch
@@ -255,6 +266,7 @@ public final class TapAdapter: PortAdapter {
         if closed { return }
         closed = true
         Glibc.close(fd)
+        if ioctlFD >= 0 { Glibc.close(ioctlFD) }
     }
 
     /// Removes the device: clears persistence, then closes.

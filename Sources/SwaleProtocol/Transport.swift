@@ -11,7 +11,7 @@
  * This file has the blocking client side (ControlConnection) and the listening socket; the
  * service reads its connections without blocking (SwaleService/ControlServer.swift).
  */
-import CSwale
+import CSwaleSys
 import Foundation
 import Glibc
 

@@ -16,7 +16,7 @@
  *   them, and change (delete, age, flush, set access) only bridges they own;
  *   a port and its pipes belong to whoever opened the port: nobody else opens them (root aside).
  */
-import CSwale
+import CSwaleSys
 import Foundation
 import Glibc
 import SwaleProtocol

@@ -19,7 +19,7 @@
  * accept() failing for lack of descriptors pauses accepting for a moment instead of spinning.
  * Peer credentials are checked at accept: root, swaled's user, or the socket file's group.
  */
-import CSwale
+import CSwaleSys
 import Foundation
 import Glibc
 import Logging

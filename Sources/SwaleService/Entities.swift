@@ -12,7 +12,8 @@
  */
 import Foundation
 import SwaleConfig
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 import SwaleNames
 import SwaleSwitch
 

@@ -15,12 +15,13 @@
  * A link watcher (RTNLGRP_LINK) notices interfaces that disappear — a container's namespace was
  * deleted — and removes their ports, logged and counted.
  */
-import CSwale
+import CSwaleSys
 import Foundation
 import Glibc
 import SwaleConfig
 import SwaleKernel
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 import SwaleNames
 import SwaleProtocol
 

@@ -15,7 +15,8 @@
  * handed out again, even if a bridge and port of the same names appear later.
  */
 import Foundation
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 import SwaleNames
 import SwaleProtocol
 

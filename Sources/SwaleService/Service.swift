@@ -12,13 +12,14 @@
  * between two batches. A reply is encoded after the lock is released, so a large table (fdb show
  * on a million entries) costs its own client time, not everyone's.
  */
-import CSwale
+import CSwaleSys
 import Foundation
 import Glibc
 import Logging
 import SwaleConfig
 import SwaleKernel
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 import SwaleNames
 import SwaleProtocol
 import SwaleSwitch
@@ -381,12 +382,8 @@ public final class Service: @unchecked Sendable {
         let kick = try Doorbell()
         let notify = try Doorbell()
         let p = PortEntry(bridge: b.bridge.name, name: name, kind: kind, owner: owner, pool: pool, layout: layout, kick: kick, notify: notify)
-        let tx = KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true)
-        let rx = KRing(pool.ring(at: layout.rxRingOffsets[0]), isTx: false)
-        let state = PortState(tx: tx, rx: rx, region: pool.region, csb: adapter == nil ? pool.csb(layout) : nil,
-                              kickFD: kick.waitEnd.fd, notifyFD: notify.ringEnd.fd, adapter: -1,
-                              mtu: mtu ?? adapter?.mtu ?? (options.bridge.maxFrame - 14), acceptsVnet: adapter?.acceptsVnetHeader ?? false)
-        guard let idx = b.bridge.addPort(state, adapter: adapter) else {
+        guard let idx = b.bridge.addPort(pool: pool, layout: layout, kickFD: kick.waitEnd.fd, notifyFD: notify.ringEnd.fd,
+                                         backend: adapter, mtu: mtu) else {
             kick.close(); notify.close()
             throw ControlError(.limit, "bridge '\(b.bridge.name)' is full (\(b.bridge.config.maxPorts) ports)")
         }

@@ -1,126 +1,85 @@
 /*
- * Bridge — one VALE-style switch: its ports, its learning table, and the thread that runs its
- * forwarding loop (ForwardingLoop.swift holds the per-batch algorithm).
+ * Bridge — one VALE-style switch: a forwarding engine (SwaleDatapath: ports, learning table, the
+ * per-pass algorithm) plus the thread that runs its passes, the mailbox through which the control
+ * plane reaches it, and the epoll set it sleeps on.
  *
- * The control plane never touches the loop's state directly. It posts a command (add a port,
- * remove one, read or flush the table) into a small mailbox and wakes the loop; the loop takes the
- * mailbox lock only when a flag says something is there, runs the commands between two batches,
- * and signals completion. So the loop never waits on the control plane, and the control plane
+ * The control plane never touches the engine directly. It posts a command (add a port, remove
+ * one, read or flush the table) into a small mailbox and wakes the thread; the thread takes the
+ * mailbox lock only when a flag says something is there, runs the commands between two passes,
+ * and signals completion. So the thread never waits on the control plane, and the control plane
  * knows exactly when a removed port's memory is no longer referenced.
+ *
+ * Sleeping: after `busyPollMicros` without work the thread sets "switch sleeping" in every
+ * application port's control block, fences, and looks once more (no lost wake-up: an application
+ * publishes tx, fences, then reads the flag); only then does it wait in epoll on the application
+ * doorbells, the backends' poll fds and its own mailbox doorbell, at most a second (housekeeping).
  */
-import CSwale
+import CSwaleSys
 import Foundation
 import Glibc
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 
+/// A bridge's settings: its engine's (reachable as `config.batch` etc.) and its thread's.
+@dynamicMemberLookup
 public struct BridgeConfig: Sendable {
-    public var maxPorts = 256
-    public var batch = 1024
-    public var fdbCapacity = 1 << 20
-    public var agingSeconds: UInt32 = 300
+    public var engine = EngineConfig()
     /// Keep polling this long after the last frame before sleeping on its doorbells (0: sleep at once).
     public var busyPollMicros = 50
     /// While polling, give the core away (sched_yield) instead of spinning (pause): better when more
     /// busy threads than cores share the machine, worse for latency when a core is free.
     public var yieldWhilePolling = true
-    /// Largest frame without offload metadata (multi-slot jumbo frames).
-    public var maxFrame = 9216
-    /// Frames for a kernel port with nothing queued go to the kernel straight from the source's
-    /// slots (no copy into the port's rx ring). Off: always copy first (for comparison).
-    public var directTransmit = true
     /// Nice value of the forwarding thread (nil: inherit). The Linux bridge forwards in softirq,
     /// ahead of every process; a switch thread at normal priority shares its core with the very
     /// programs flooding it and can be kept off the CPU long enough for a kernel port's packet ring
     /// to overflow. Raising the thread's priority (needs CAP_SYS_NICE) keeps it ahead of them.
     public var forwardingNice: Int? = -10
     public init() {}
+
+    public subscript<T>(dynamicMember key: WritableKeyPath<EngineConfig, T>) -> T {
+        get { engine[keyPath: key] }
+        set { engine[keyPath: key] = newValue }
+    }
 }
 
 public final class Bridge: @unchecked Sendable {
     public let name: String
     public let config: BridgeConfig
-    let table: LearningTable
-    let ports: UnsafeMutablePointer<PortState>
-    var adapters: [PortAdapter?]
-    var portCount = 0       // highest active index + 1
-    var activeCount = 0
+    /// The forwarding state. Touch it only on the bridge's thread (inside `perform`).
+    public let engine: ForwardingEngine
     private let wake: Doorbell
-    let epollFD: Int32
+    private let epollFD: Int32
 
     private let mailboxLock = NSLock()
     private var mailbox: [(Bridge) -> Void] = []
     private let mailboxFlag: UnsafeMutablePointer<UInt32>
     private var thread: Thread?
-    var running = true
+    @exclusivity(unchecked) private var running = true
 
-    // Bridge counters (forwarding thread only).
-    public internal(set) var flooded: UInt64 = 0
-    public internal(set) var batches: UInt64 = 0
-    public internal(set) var wakeups: UInt64 = 0
-
-    // Scratch for one batch, allocated once.
-    let ftSlot: UnsafeMutablePointer<UInt32>
-    let ftFrags: UnsafeMutablePointer<UInt16>
-    let ftLen: UnsafeMutablePointer<UInt32>
-    let ftDst: UnsafeMutablePointer<UInt16>
-    // Each slot of the batch copied once out of shared memory (a client may change its ring while
-    // we work: everything after validation reads these copies, never the ring again).
-    let snapIdx: UnsafeMutablePointer<UInt32>
-    let snapLen: UnsafeMutablePointer<UInt16>
-    let snapFlags: UnsafeMutablePointer<UInt16>
-    static let maxFrags = 64
-    let dstList: UnsafeMutablePointer<UInt16>
-    let dstMark: UnsafeMutablePointer<UInt64>
-    var dstGeneration: UInt64 = 0
-    let scratch: UnsafeMutableRawPointer
-    static let scratchBytes = 1 << 17
-    static let broadcast: UInt16 = .max - 1
-    // Direct transmit: the frames of a batch for one kernel port, and their forwarding-table entries.
-    var direct = OutFrames.allocate()
-    let directEntry: UnsafeMutablePointer<Int32>
+    /// Times the thread went to sleep in epoll (forwarding thread only).
+    @exclusivity(unchecked) public private(set) var wakeups: UInt64 = 0
 
     public init(name: String, config: BridgeConfig = BridgeConfig()) throws {
         self.name = name
         self.config = config
-        table = LearningTable(capacity: config.fdbCapacity, agingSeconds: config.agingSeconds)
-        ports = .allocate(capacity: config.maxPorts)
-        adapters = Array(repeating: nil, count: config.maxPorts)
-        wake = try Doorbell()
-        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        let epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFD >= 0 else { throw SystemError("epoll_create1") }
+        do { wake = try Doorbell() } catch { close(epollFD); throw error }
+        self.epollFD = epollFD
+        engine = ForwardingEngine(config: config.engine)
         mailboxFlag = .allocate(capacity: 1)
         mailboxFlag.initialize(to: 0)
-        let maxFt = config.batch + 64
-        ftSlot = .allocate(capacity: maxFt)
-        ftFrags = .allocate(capacity: maxFt)
-        ftLen = .allocate(capacity: maxFt)
-        ftDst = .allocate(capacity: maxFt)
-        snapIdx = .allocate(capacity: config.batch + 2 * Bridge.maxFrags)
-        snapLen = .allocate(capacity: config.batch + 2 * Bridge.maxFrags)
-        snapFlags = .allocate(capacity: config.batch + 2 * Bridge.maxFrags)
-        dstList = .allocate(capacity: config.maxPorts)
-        dstMark = .allocate(capacity: config.maxPorts)
-        dstMark.initialize(repeating: 0, count: config.maxPorts)
-        scratch = .allocate(byteCount: Bridge.scratchBytes, alignment: 64)
-        directEntry = .allocate(capacity: OutFrames.frameCapacity)
-        directEntry.initialize(repeating: 0, count: OutFrames.frameCapacity)
         addToEpoll(wake.waitEnd.fd, tag: UInt64.max)
     }
 
     deinit {
         stop()
-        for i in 0..<portCount where ports[i].active { ports[i].active = false }
-        ports.deallocate()
         mailboxFlag.deallocate()
-        ftSlot.deallocate(); ftFrags.deallocate(); ftLen.deallocate(); ftDst.deallocate()
-        snapIdx.deallocate(); snapLen.deallocate(); snapFlags.deallocate()
-        dstList.deallocate(); dstMark.deallocate(); scratch.deallocate()
-        direct.deallocate(); directEntry.deallocate()
         close(epollFD)
         wake.close()
     }
 
-    func addToEpoll(_ fd: Int32, tag: UInt64) {
+    private func addToEpoll(_ fd: Int32, tag: UInt64) {
         guard fd >= 0 else { return }
         var ev = epoll_event()
         ev.events = EPOLLIN.rawValue
@@ -128,7 +87,7 @@ public final class Bridge: @unchecked Sendable {
         _ = epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &ev)
     }
 
-    func removeFromEpoll(_ fd: Int32) {
+    private func removeFromEpoll(_ fd: Int32) {
         guard fd >= 0 else { return }
         var ev = epoll_event()
         _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, &ev)
@@ -161,7 +120,6 @@ public final class Bridge: @unchecked Sendable {
     }
 
     private let stopped = DispatchSemaphore(value: 0)
-    private var started = false
 
     public func stop() {
         guard thread != nil else { return }
@@ -170,7 +128,7 @@ public final class Bridge: @unchecked Sendable {
         thread = nil
     }
 
-    /// Runs `body` on the forwarding thread between two batches and waits for it.
+    /// Runs `body` on the forwarding thread between two passes and waits for it.
     public func perform<T>(_ body: @escaping (Bridge) -> T) -> T {
         guard thread != nil else { return body(self) }
         let done = DispatchSemaphore(value: 0)
@@ -184,7 +142,7 @@ public final class Bridge: @unchecked Sendable {
         return result!
     }
 
-    func drainMailbox() {
+    private func drainMailbox() {
         mailboxLock.lock()
         let work = mailbox
         mailbox = []
@@ -194,27 +152,18 @@ public final class Bridge: @unchecked Sendable {
     }
 
     @inline(__always)
-    var mailboxPending: Bool { swale_load_acquire(mailboxFlag) != 0 }
+    private var mailboxPending: Bool { swale_load_acquire(mailboxFlag) != 0 }
 
-    // MARK: ports (called through perform)
+    // MARK: ports (through perform)
 
-    /// Installs a port; returns its index or nil when the bridge is full.
-    public func addPort(_ state: PortState, adapter: PortAdapter?) -> Int? {
+    /// Installs a port (see `ForwardingEngine.addPort`) and polls its doorbell or its backend's fd.
+    /// Returns its index, or nil when the bridge is full.
+    public func addPort(pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
+                        backend: PortAdapter?, mtu: Int? = nil) -> Int? {
         perform { b -> Int? in
-            guard let i = (0..<b.config.maxPorts).first(where: { $0 >= b.portCount || !b.ports[$0].active }) else { return nil }  // never read past initialized slots
-            var s = state
-            s.active = true
-            if let adapter {
-                b.adapters[i] = adapter
-                s.adapter = Int32(i)
-                b.addToEpoll(adapter.pollFD, tag: UInt64(i))
-            } else {
-                s.adapter = -1
-                b.addToEpoll(s.kickFD, tag: UInt64(i))
-            }
-            (b.ports + i).initialize(to: s)
-            b.activeCount += 1
-            b.portCount = max(b.portCount, i + 1)
+            guard let i = b.engine.addPort(pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD,
+                                           backend: backend, mtu: mtu) else { return nil }
+            b.addToEpoll(backend?.pollFD ?? kickFD, tag: UInt64(i))
             return i
         }
     }
@@ -223,34 +172,26 @@ public final class Bridge: @unchecked Sendable {
     @discardableResult
     public func removePort(_ index: Int) -> PortStats? {
         perform { b -> PortStats? in
-            guard index < b.portCount, b.ports[index].active else { return nil }
-            b.ports[index].active = false
-            b.activeCount -= 1
-            if let a = b.adapters[index] { b.removeFromEpoll(a.pollFD) } else { b.removeFromEpoll(b.ports[index].kickFD) }
-            b.adapters[index] = nil
-            _ = b.table.flush(port: UInt16(index))
-            while b.portCount > 0 && !b.ports[b.portCount - 1].active { b.portCount -= 1 }
-            return b.ports[index].stats
+            guard let p = b.engine.port(index) else { return nil }
+            b.removeFromEpoll(b.engine.backend(index)?.pollFD ?? p.kickFD)
+            return b.engine.removePort(index)
         }
     }
 
     public func updateBufferLimit(_ index: Int, limit: UInt32) {
-        perform { b in if index < b.portCount { b.ports[index].bufLimit = limit } }
+        perform { b in b.engine.updateBufferLimit(index, limit: limit) }
     }
 
     public func portStats(_ index: Int) -> (PortStats, UInt64)? {
         perform { b -> (PortStats, UInt64)? in
-            guard index < b.portCount, b.ports[index].active else { return nil }
-            let p = b.ports[index]
+            guard let p = b.engine.port(index) else { return nil }
             return (p.stats, p.tx.resets &+ p.rx.resets)
         }
     }
 
     public func adapterCounters(_ index: Int) -> [String: UInt64]? {
-        perform { b in b.adapters[index]?.counters }
+        perform { b in b.engine.backend(index)?.counters }
     }
-
-    public var activePorts: Int { perform { b in (0..<b.portCount).filter { b.ports[$0].active }.count } }
 
     public struct TableStats: Sendable {
         public var learned: UInt64, moved: UInt64, aged: UInt64, evicted: UInt64, entries: Int
@@ -259,32 +200,26 @@ public final class Bridge: @unchecked Sendable {
 
     public func tableStats() -> TableStats {
         perform { b in
-            TableStats(learned: b.table.learned, moved: b.table.moved, aged: b.table.aged, evicted: b.table.evicted,
-                       entries: b.table.count, flooded: b.flooded, batches: b.batches, wakeups: b.wakeups)
+            let t = b.engine.table
+            return TableStats(learned: t.learned, moved: t.moved, aged: t.aged, evicted: t.evicted,
+                              entries: t.count, flooded: b.engine.flooded, batches: b.engine.batches, wakeups: b.wakeups)
         }
     }
 
     public func fdbEntries() -> [(mac: UInt64, port: UInt16, age: UInt32)] {
-        perform { b in b.table.entries(now: Bridge.now()) }
+        perform { b in b.engine.table.entries(now: ForwardingEngine.now()) }
     }
 
     @discardableResult
     public func fdbFlush(port: Int?) -> Int {
-        perform { b in b.table.flush(port: port.map { UInt16($0) }) }
+        perform { b in b.engine.table.flush(port: port.map { UInt16($0) }) }
     }
 
     public func setAging(_ seconds: UInt32) {
-        perform { b in b.table.agingSeconds = seconds }
+        perform { b in b.engine.table.agingSeconds = seconds }
     }
 
-    public var agingSeconds: UInt32 { perform { b in b.table.agingSeconds } }
-
-    @inline(__always)
-    static func now() -> UInt32 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
-        return UInt32(truncatingIfNeeded: ts.tv_sec)
-    }
+    public var agingSeconds: UInt32 { perform { b in b.engine.table.agingSeconds } }
 
     static func nowMicros() -> Int {
         var ts = timespec()
@@ -292,66 +227,45 @@ public final class Bridge: @unchecked Sendable {
         return ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
     }
 
-    // MARK: the loop
+    // MARK: the thread
 
     private func run() {
-        var lastSweep = Bridge.now()
         var idleSince = 0
         var events = [epoll_event](repeating: epoll_event(), count: 64)
+        let engine = self.engine
         while running {
             if mailboxPending { drainMailbox(); if !running { break } }
-            let now = Bridge.now()
-            if now != lastSweep {
-                // Age a slice of the table per second (a whole 1M-entry sweep would stall forwarding);
-                // lookups never return expired entries anyway, this only frees their slots.
-                lastSweep = now
-                _ = table.expire(now: now, buckets: max(1024, table.bucketCount / 8))
-            }
-            let work = forwardPass(now: now)
+            let work = engine.pass(now: ForwardingEngine.now())
             if work > 0 { idleSince = 0; continue }
             let t = Bridge.nowMicros()
             if idleSince == 0 { idleSince = t }
             if t - idleSince < config.busyPollMicros { if config.yieldWhilePolling { sched_yield() } else { swale_cpu_relax() }; continue }
 
             // Going to sleep: ask apps to kick us, then look once more (no lost wake-ups).
-            for i in 0..<portCount where ports[i].active { if let c = ports[i].csb { swale_store_relaxed(&c.pointee.switch_sleeping, 1) } }
+            engine.setSleeping(true)
             swale_fence()
-            if anyPending() || mailboxPending {
-                clearSleeping()
+            if engine.anyPending() || mailboxPending {
+                engine.setSleeping(false)
                 continue
             }
             wakeups &+= 1
             let n = events.withUnsafeMutableBufferPointer { epoll_wait(epollFD, $0.baseAddress, 64, 1000) }
-            clearSleeping()
+            engine.setSleeping(false)
             if n > 0 {
                 for k in 0..<Int(n) {
                     let tag = events[k].data.u64
                     if tag == UInt64.max { wake.waitEnd.drain(); continue }
                     let i = Int(tag)
-                    guard i < portCount, ports[i].active else { continue }
-                    if ports[i].adapter < 0 {
-                        _ = swale_doorbell_drain(ports[i].kickFD)
-                    } else if events[k].events & EPOLLERR.rawValue != 0 {
-                        adapters[i]?.handlePollError()
+                    guard let p = engine.port(i) else { continue }
+                    if let a = engine.backend(i) {
+                        if events[k].events & EPOLLERR.rawValue != 0 { a.handlePollError() }
+                    } else {
+                        _ = swale_doorbell_drain(p.kickFD)
                     }
                 }
             }
             idleSince = 0
         }
         stopped.signal()
-    }
-
-    private func clearSleeping() {
-        for i in 0..<portCount where ports[i].active { if let c = ports[i].csb { swale_store_relaxed(&c.pointee.switch_sleeping, 0) } }
-    }
-
-    private func anyPending() -> Bool {
-        for i in 0..<portCount where ports[i].active {
-            if ports[i].needsTransmit { return true }
-            guard ports[i].adapter < 0 else { continue }
-            let h = ports[i].tx.ptr.loadHead()
-            if h != ports[i].tx.hwcur && h != ports[i].stalledHead { return true }
-        }
-        return false
     }
 }

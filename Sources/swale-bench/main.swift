@@ -2,7 +2,7 @@
 // (End-to-end throughput is measured with swale-pktgen by Scripts/bench-*.sh.)
 import ArgumentParser
 import Foundation
-import SwaleSwitch
+import SwaleDatapath
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "swale-bench", abstract: "Learning-table micro-benchmark.")

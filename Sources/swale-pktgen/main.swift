@@ -11,7 +11,8 @@
 // at the end prints "peer misbehaved: ..." on stderr, reports `peer_errors` in the JSON summary and
 // exits with status 2 (scribble mode, which causes them, exits 0).
 import ArgumentParser
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Foundation
 import Glibc
 import SwaleClient

@@ -1,10 +1,11 @@
 // A hostile pipe peer (issue #10 finding 7): every shared field the client library reads is
 // corrupted in turn, and the library must report it (peerErrors, lastPeerFault, checkPeer) and
 // carry on — never crash, never touch memory outside the region.
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
 import SwaleProtocol
-import SwaleMemory
+import SwaleRings
 import XCTest
 @testable import SwaleClient
 

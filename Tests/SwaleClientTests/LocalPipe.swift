@@ -1,10 +1,11 @@
 // A pipe built without swaled: both ends laid out in a memfd region of the test's own the way the
 // service lays them out (SwaleService/Pipes.swift), opened through SwalePort's real initializer, so
 // the library's ring and pipe code runs on memory the test can corrupt field by field.
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
 import SwaleProtocol
-import SwaleMemory
+import SwaleRings
 import XCTest
 @testable import SwaleClient
 

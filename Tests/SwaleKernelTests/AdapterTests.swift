@@ -1,11 +1,13 @@
 // The TAP and AF_PACKET adapters against real kernel objects and a real MemoryPool ring pair.
 // Topologies live in namespaces the tests create; every interface, namespace and process is
 // removed in teardown.
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Foundation
 import Glibc
 import SwaleKernel
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 import XCTest
 
 final class AdapterTests: XCTestCase {

@@ -1,10 +1,12 @@
 // Helpers for the kernel-adapter tests: root check, unique names, namespaces, processes, a ring
 // pair driven from the switch side, frame builders and a two-port mini switch.
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Foundation
 import Glibc
 import SwaleKernel
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 import XCTest
 
 enum K {

@@ -1,7 +1,8 @@
 // The forwarding thread's priority: configured nice applied to that thread only, refusal reported.
 import Foundation
 import Glibc
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import SwaleSwitch
 import XCTest
 

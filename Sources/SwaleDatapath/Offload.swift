@@ -10,9 +10,10 @@
  * with IPv4/IPv6 lengths, IPv4 ids and header checksums, TCP sequence numbers and flags, and L4
  * checksums fixed per segment, like the kernel's skb_segment.
  */
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
-import SwaleMemory
+import SwaleRings
 
 public enum Offload {
     public static let needsChecksum = VnetHeader.flagNeedsCsum
@@ -87,7 +88,7 @@ public enum Offload {
         let l4hdr = isTCP ? Int(f.load(fromByteOffset: l4off + 12, as: UInt8.self) >> 4) * 4 : 8
         guard l4hdr >= 8 && (!isTCP || l4hdr >= 20) else { return nil }
         let hdrLen = l4off + l4hdr
-        guard hdrLen <= length, hdrLen + gsoSize <= Bridge.scratchBytes / 2 else { return nil }
+        guard hdrLen <= length, hdrLen + gsoSize <= ForwardingEngine.scratchBytes / 2 else { return nil }
         let payload = length - hdrLen
         var seq: UInt32 = 0
         if isTCP {
@@ -144,13 +145,13 @@ public enum Offload {
     }
 }
 
-extension Bridge {
+extension ForwardingEngine {
     /// Linearizes a frame with a virtio-net header, finishes its offloads, and delivers plain frames.
     func deliverOffloaded(entry e: Int, source s: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32) -> Int {
         let src = ports + s
         let dst = ports + d
         let total = Int(ftLen[e])
-        guard total <= Bridge.scratchBytes / 2 else { dst.pointee.stats.dropTooLong &+= 1; return 0 }
+        guard total <= ForwardingEngine.scratchBytes / 2 else { dst.pointee.stats.dropTooLong &+= 1; return 0 }
         // Gather the frame into the first half of the scratch area.
         let pos = Int(ftSlot[e])
         var off = 0
@@ -177,7 +178,7 @@ extension Bridge {
             return emitLinear(frame, flen, to: d, room: &room, tail: &tail, filled: &filled) ? 1 : 0
         }
         var sent = 0
-        let out = scratch + Bridge.scratchBytes / 2
+        let out = scratch + ForwardingEngine.scratchBytes / 2
         let r = Offload.segment(frame, length: flen, gsoType: gsoType, gsoSize: gsoSize, out: out) { p, len in
             if emitLinear(p, len, to: d, room: &room, tail: &tail, filled: &filled) { sent += 1 }
         }

@@ -1,12 +1,13 @@
 /*
- * PortState — what the forwarding loop knows about one port, kept in a flat array of structs so
+ * PortState — what the forwarding engine knows about one port, kept in a flat array of structs so
  * the hot path works with pointers and indices only (no classes, no reference counting, no
  * existentials per frame). A port is two rings: `tx` carries frames from the port into the switch,
  * `rx` carries frames from the switch to the port. The switch is the "kernel side" of both (KRing:
  * private hwcur/hwtail, every index from shared memory validated).
  */
-import CSwale
-import SwaleMemory
+import CSwaleABI
+import CSwaleSys
+import SwaleRings
 
 /// Per-port counters, written by the forwarding thread only.
 public struct PortStats {
@@ -34,8 +35,8 @@ public struct PortState {
     public var kickFD: Int32
     /// Switch → app wake-ups: the doorbell end we ring; -1 for kernel ports.
     public var notifyFD: Int32
-    /// Index into the bridge's adapter table, or -1 for an app port.
-    public var adapter: Int32
+    /// A backend (kernel adapter) drives the user side of the rings; false for an application port.
+    public var hasBackend: Bool
     /// Largest Ethernet payload accepted toward this port (frame limit minus the header).
     public var mtu: Int
     public var acceptsVnet: Bool
@@ -46,7 +47,7 @@ public struct PortState {
     public var stats = PortStats()
 
     public init(tx: KRing, rx: KRing, region: Region, csb: UnsafeMutablePointer<swale_csb>?, kickFD: Int32, notifyFD: Int32,
-                adapter: Int32, mtu: Int, acceptsVnet: Bool) {
+                hasBackend: Bool, mtu: Int, acceptsVnet: Bool) {
         self.tx = tx
         self.rx = rx
         self.bufBase = region.base
@@ -55,7 +56,7 @@ public struct PortState {
         self.csb = csb
         self.kickFD = kickFD
         self.notifyFD = notifyFD
-        self.adapter = adapter
+        self.hasBackend = hasBackend
         self.mtu = mtu
         self.acceptsVnet = acceptsVnet
     }

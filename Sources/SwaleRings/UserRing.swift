@@ -1,14 +1,9 @@
 /*
- * UserRing — the application side of a ring (netmap's nm_ring_* helpers), plus the uniform port
- * contract every kernel adapter implements.
+ * UserRing — the application side of a ring (netmap's nm_ring_* helpers).
  *
- * Everything that plugs into a bridge looks the same to the forwarding loop: a tx ring the port
- * fills (frames entering the switch) and an rx ring the switch fills (frames leaving through the
- * port). An application drives those rings from its own process; a kernel adapter (TAP,
- * AF_PACKET) drives them from inside the bridge's loop, as a per-batch call. Either way the
- * adapter is on the *user* side: it writes tx [head, tail) and advances head, reads rx
- * [head, tail) and advances head, exactly as a netmap application would (Snabb's "one small
- * uniform port contract").
+ * Whoever is on the *user* side of a ring — an application in its own process, or a port backend
+ * (TAP, AF_PACKET) called from the forwarding thread — writes tx [head, tail) and advances head,
+ * reads rx [head, tail) and advances head, exactly as a netmap application would.
  *
  * Whoever else maps the region (the switch, a pipe peer, another pipe of the same parent) can write
  * anything into it, so the user side reads each shared value once and checks it where it is used:
@@ -16,7 +11,8 @@
  * takes a slot's buf_idx, len and flags in one 8-byte load (buf_idx must name a mapped buffer, len
  * must fit in it). Callers then work on those locals only; nothing checked is read again.
  */
-import CSwale
+import CSwaleABI
+import CSwaleSys
 
 public struct UserRing {
     public let ptr: RingPointer
@@ -121,36 +117,6 @@ public struct SlotView {
         guard let buffer else { return nil }
         return UnsafeRawBufferPointer(start: buffer, count: Int(len))
     }
-}
-
-/// A kernel interface wrapped into a port (netmap's bwrap). Called from the bridge's forwarding
-/// thread once per batch, never per frame.
-public protocol PortAdapter: AnyObject {
-    /// Readable when the kernel has frames for the switch (added to the bridge's epoll set), or -1.
-    var pollFD: Int32 { get }
-    /// Moves up to the ring's free space of frames from the kernel into `tx` (user side), advancing
-    /// its head. Returns frames moved.
-    func receive(into tx: UserRing) -> Int
-    /// Hands the frames waiting in `rx` (user side) to the kernel and releases what it took
-    /// (usually `transmitRing`). Returns frames sent.
-    func transmit(from rx: UserRing) -> Int
-    /// Hands a prefix of `frames` to the kernel: `consumed` frames are done with (sent, or refused
-    /// by the kernel and counted), `sent` of them went out. The rest stay with the caller: the
-    /// kernel cannot take more now.
-    func transmit(_ frames: OutFrames) -> (consumed: Int, sent: Int)
-    /// Largest frame (without vnet header) the interface takes; larger ones are dropped and counted.
-    var mtu: Int { get }
-    /// Whether frames may carry a virtio-net header (SWALE_NS_VNET_HDR) toward this port.
-    var acceptsVnetHeader: Bool { get }
-    /// Adapter-level counters for `swalectl stats`.
-    var counters: [String: UInt64] { get }
-    /// The poll fd reported an error (link down or gone): read and clear it so polling calms down.
-    func handlePollError()
-    func close()
-}
-
-extension PortAdapter {
-    public func handlePollError() {}
 }
 
 extension UserRing {

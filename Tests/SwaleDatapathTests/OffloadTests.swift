@@ -1,6 +1,6 @@
 // Software offloads: checksum completion and GSO segmentation for ports that cannot take
 // virtio-net metadata. Frames are built here and every output is checked independently.
-import SwaleSwitch
+import SwaleDatapath
 import XCTest
 
 final class OffloadTests: XCTestCase {

@@ -13,7 +13,8 @@
  * forward, and never past tail. A ring that breaks the rules is reset to the last good state and
  * counted (netmap_ring_reinit); nothing the application wrote is used unchecked.
  */
-import CSwale
+import CSwaleABI
+import CSwaleSys
 
 public enum RingMath {
     @inlinable @inline(__always)

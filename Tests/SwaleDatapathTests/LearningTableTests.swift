@@ -1,5 +1,5 @@
 import XCTest
-import SwaleSwitch
+import SwaleDatapath
 
 final class LearningTableTests: XCTestCase {
     private let none = LearningTable.none

@@ -1,8 +1,10 @@
 // OutFrames: how frames in an rx ring are described for a kernel adapter, and how `transmitRing`
 // releases exactly what the adapter consumed.
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
-import SwaleMemory
+import SwaleDatapath
+import SwaleRings
 import XCTest
 
 final class OutFramesTests: XCTestCase {
@@ -96,6 +98,7 @@ final class OutFramesTests: XCTestCase {
             return (n, (0..<n).filter { f.payload[$0] >= 0 }.count)
         }
         var mtu: Int { 1500 }
+        func currentMTU() -> Int? { nil }
         var acceptsVnetHeader: Bool { true }
         var counters: [String: UInt64] { [:] }
         func close() {}

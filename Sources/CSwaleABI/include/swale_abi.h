@@ -1,5 +1,7 @@
 /*
- * swale_shm.h — the layout of Swale's shared memory, for Swift and for C programs.
+ * swale_abi.h — the layout of Swale's shared memory, for Swift and for C programs. Layout only:
+ * structs, slot flags, offsets as constants (checked against netmap's in abi.c). How the fields
+ * are read and written concurrently is in CSwaleSys (swale_atomics.h) and SwaleRings.
  *
  * A region is one memfd. It is an array of fixed-size blocks ("buffers", 2048 bytes by default);
  * buffer index i lives at region + i * buf_size. Blocks 0 and 1 hold the region header and are
@@ -18,8 +20,8 @@
  * Beside each interface descriptor (at SWALE_CSB_OFFSET) sits a small control block used to
  * suppress wake-ups, like virtio's and AF_XDP's "need wakeup" flags.
  */
-#ifndef SWALE_SHM_H
-#define SWALE_SHM_H
+#ifndef SWALE_ABI_H
+#define SWALE_ABI_H
 
 #include <stdint.h>
 #include <stddef.h>
@@ -107,22 +109,15 @@ struct swale_region_header {
     ((char *)(ring) + (ring)->buf_ofs + ((size_t)(index) * (ring)->nr_buf_size))
 #define SWALE_CSB(nifp) ((struct swale_csb *)((char *)(nifp) + SWALE_CSB_OFFSET))
 
-_Static_assert(sizeof(struct swale_slot) == 16, "netmap_slot is 16 bytes");
-_Static_assert(offsetof(struct swale_ring, head) == 20, "netmap_ring.head");
-_Static_assert(offsetof(struct swale_ring, ts) == 40, "netmap_ring.ts");
-_Static_assert(offsetof(struct swale_ring, sem) == 128, "netmap_ring.sem");
-_Static_assert(offsetof(struct swale_ring, slot) == 256, "netmap_ring.slot");
-_Static_assert(offsetof(struct swale_if, ring_ofs) == 56, "netmap_if.ring_ofs");
-
-/* Acquire/release accessors on shared memory (what the other side may change concurrently). */
-static inline uint32_t swale_load_acquire(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-static inline void swale_store_release(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-static inline uint32_t swale_load_relaxed(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline void swale_store_relaxed(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
-static inline void swale_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-static inline void swale_add_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
-static inline uint64_t swale_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline void swale_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
-static inline void swale_cpu_relax(void) { __builtin_ia32_pause(); }
+/* Field offsets as constants, for Swift (which cannot spell offsetof). abi.c checks them
+ * against netmap's numbers. */
+enum {
+    SWALE_RING_HEAD_OFFSET = offsetof(struct swale_ring, head),
+    SWALE_RING_CUR_OFFSET = offsetof(struct swale_ring, cur),
+    SWALE_RING_TAIL_OFFSET = offsetof(struct swale_ring, tail),
+    SWALE_RING_SLOT_OFFSET = offsetof(struct swale_ring, slot),
+    SWALE_SLOT_SIZE = sizeof(struct swale_slot),
+    SWALE_IF_RING_OFS_OFFSET = offsetof(struct swale_if, ring_ofs),
+};
 
 #endif

@@ -14,7 +14,8 @@
  * before took a page fault (one per two 2 KiB slots) — for the first lap of every ring, which is
  * all of a quiet port's life: a ping across the switch paid two faults per round trip.
  */
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
 
 public final class Region {

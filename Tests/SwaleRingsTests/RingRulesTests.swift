@@ -1,6 +1,7 @@
 // Ring index rules (netmap's nm_*sync_prologue), KRing reset behaviour, and the shared layout.
-import CSwale
-import SwaleMemory
+import CSwaleABI
+import CSwaleSys
+import SwaleRings
 import XCTest
 
 final class RingRulesTests: XCTestCase {

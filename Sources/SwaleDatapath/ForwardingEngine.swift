@@ -1,7 +1,17 @@
 /*
- * ForwardingLoop — netmap VALE's nm_bdg_flush, in user space.
+ * ForwardingEngine — one switch's forwarding state and netmap VALE's nm_bdg_flush, in user space,
+ * with no thread: `pass(now:)` does one forwarding pass over the ports and returns. The bridge
+ * (SwaleSwitch) calls it in a loop on its thread; the tests call it on theirs.
  *
- * One pass over the bridge:
+ * State: a flat array of PortState (pointers and indices only), the backends of the ports that
+ * have one (kernel adapters, in-memory test ports), the learning table, and scratch for one batch
+ * (the forwarding table, the slot snapshots, the destination list, the offload scratch area), all
+ * allocated once in init. Ports are added and removed between passes by whoever owns the engine
+ * (the bridge's thread, through its mailbox): the engine itself takes no locks.
+ *
+ * Once a second (when `now` changes) a pass also does the housekeeping: it ages a slice of the
+ * learning table and re-reads the MTU of each port that has a backend (an `ip link set X mtu N`
+ * takes effect within a second). Then the pass proper:
  *   1. Kernel ports pull what the kernel has into their tx rings (one adapter call per port).
  *   2. For each port with submitted tx slots, take a batch (up to `batch` slots, whole frames only):
  *      validate every slot (buffer index, length), drop runts and oversize frames (counted), learn
@@ -24,21 +34,203 @@
  * ports that accept it; for the others the checksum is completed and GSO frames are segmented in
  * software (Offload.swift) first.
  */
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
-import SwaleMemory
+import SwaleRings
+
+/// What a forwarding engine is sized for and how it forwards.
+public struct EngineConfig: Sendable {
+    public var maxPorts = 256
+    public var batch = 1024
+    public var fdbCapacity = 1 << 20
+    public var agingSeconds: UInt32 = 300
+    /// Largest frame without offload metadata (multi-slot jumbo frames).
+    public var maxFrame = 9216
+    /// Frames for a kernel port with nothing queued go to the kernel straight from the source's
+    /// slots (no copy into the port's rx ring). Off: always copy first (for comparison).
+    public var directTransmit = true
+    public init() {}
+}
+
+public final class ForwardingEngine {
+    public let config: EngineConfig
+    public let table: LearningTable
+    let ports: UnsafeMutablePointer<PortState>
+    @exclusivity(unchecked) var adapters: [PortAdapter?]
+    /// Highest active index + 1.
+    @exclusivity(unchecked) public private(set) var portCount = 0
+    @exclusivity(unchecked) public private(set) var activeCount = 0
+
+    // Counters (the thread that runs passes writes them).
+    @exclusivity(unchecked) public internal(set) var flooded: UInt64 = 0
+    @exclusivity(unchecked) public internal(set) var batches: UInt64 = 0
+
+    // Scratch for one batch, allocated once.
+    let ftSlot: UnsafeMutablePointer<UInt32>
+    let ftFrags: UnsafeMutablePointer<UInt16>
+    let ftLen: UnsafeMutablePointer<UInt32>
+    let ftDst: UnsafeMutablePointer<UInt16>
+    // Each slot of the batch copied once out of shared memory (a client may change its ring while
+    // we work: everything after validation reads these copies, never the ring again).
+    let snapIdx: UnsafeMutablePointer<UInt32>
+    let snapLen: UnsafeMutablePointer<UInt16>
+    let snapFlags: UnsafeMutablePointer<UInt16>
+    static let maxFrags = 64
+    let dstList: UnsafeMutablePointer<UInt16>
+    let dstMark: UnsafeMutablePointer<UInt64>
+    @exclusivity(unchecked) var dstGeneration: UInt64 = 0
+    let scratch: UnsafeMutableRawPointer
+    static let scratchBytes = 1 << 17
+    static let broadcast: UInt16 = .max - 1
+    // Direct transmit: the frames of a batch for one kernel port, and their forwarding-table entries.
+    @exclusivity(unchecked) var direct = OutFrames.allocate()
+    let directEntry: UnsafeMutablePointer<Int32>
+    @exclusivity(unchecked) var lastHousekeeping: UInt32 = 0
+
+    public init(config: EngineConfig = EngineConfig()) {
+        self.config = config
+        table = LearningTable(capacity: config.fdbCapacity, agingSeconds: config.agingSeconds)
+        ports = .allocate(capacity: config.maxPorts)
+        adapters = Array(repeating: nil, count: config.maxPorts)
+        let maxFt = config.batch + 64
+        ftSlot = .allocate(capacity: maxFt)
+        ftFrags = .allocate(capacity: maxFt)
+        ftLen = .allocate(capacity: maxFt)
+        ftDst = .allocate(capacity: maxFt)
+        snapIdx = .allocate(capacity: config.batch + 2 * Self.maxFrags)
+        snapLen = .allocate(capacity: config.batch + 2 * Self.maxFrags)
+        snapFlags = .allocate(capacity: config.batch + 2 * Self.maxFrags)
+        dstList = .allocate(capacity: config.maxPorts)
+        dstMark = .allocate(capacity: config.maxPorts)
+        dstMark.initialize(repeating: 0, count: config.maxPorts)
+        scratch = .allocate(byteCount: Self.scratchBytes, alignment: 64)
+        directEntry = .allocate(capacity: OutFrames.frameCapacity)
+        directEntry.initialize(repeating: 0, count: OutFrames.frameCapacity)
+    }
+
+    deinit {
+        ports.deallocate()
+        ftSlot.deallocate(); ftFrags.deallocate(); ftLen.deallocate(); ftDst.deallocate()
+        snapIdx.deallocate(); snapLen.deallocate(); snapFlags.deallocate()
+        dstList.deallocate(); dstMark.deallocate(); scratch.deallocate()
+        direct.deallocate(); directEntry.deallocate()
+    }
+
+    // MARK: ports (between passes)
+
+    /// Installs a port whose rings are the first tx and rx ring of `layout` in `pool`. A port with
+    /// a backend is driven by it from the passes; one without is an application's (woken through
+    /// the control block and `notifyFD`). `mtu` defaults to the backend's, else to the frame
+    /// limit. Returns the port's index, or nil when the engine is full.
+    public func addPort(pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
+                        backend: PortAdapter?, mtu: Int? = nil) -> Int? {
+        // Never read past initialized slots: a free index is below portCount and inactive, or portCount.
+        guard let i = (0..<config.maxPorts).first(where: { $0 >= portCount || !ports[$0].active }) else { return nil }
+        let state = PortState(tx: KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true),
+                              rx: KRing(pool.ring(at: layout.rxRingOffsets[0]), isTx: false),
+                              region: pool.region, csb: backend == nil ? pool.csb(layout) : nil,
+                              kickFD: backend == nil ? kickFD : -1, notifyFD: backend == nil ? notifyFD : -1,
+                              hasBackend: backend != nil, mtu: mtu ?? backend?.mtu ?? (config.maxFrame - 14),
+                              acceptsVnet: backend?.acceptsVnetHeader ?? false)
+        (ports + i).initialize(to: state)
+        adapters[i] = backend
+        activeCount += 1
+        portCount = max(portCount, i + 1)
+        return i
+    }
+
+    /// Removes a port: it stops forwarding and its learning-table entries are flushed. Returns its
+    /// final counters, or nil if there is no such port.
+    @discardableResult
+    public func removePort(_ index: Int) -> PortStats? {
+        guard index < portCount, ports[index].active else { return nil }
+        ports[index].active = false
+        activeCount -= 1
+        adapters[index] = nil
+        _ = table.flush(port: UInt16(index))
+        while portCount > 0 && !ports[portCount - 1].active { portCount -= 1 }
+        return ports[index].stats
+    }
+
+    /// A copy of port `index`'s state (nil if there is no such port).
+    public func port(_ index: Int) -> PortState? {
+        guard index >= 0, index < portCount, ports[index].active else { return nil }
+        return ports[index]
+    }
+
+    /// The backend of port `index`, if it has one.
+    public func backend(_ index: Int) -> PortAdapter? {
+        index >= 0 && index < portCount && ports[index].active ? adapters[index] : nil
+    }
+
+    public func updateBufferLimit(_ index: Int, limit: UInt32) {
+        if index < portCount { ports[index].bufLimit = limit }
+    }
+
+    // MARK: passes
+
+    /// One forwarding pass over every port (and, once a second, the housekeeping); returns the
+    /// frames moved. `now` is in seconds of a monotonic clock (`ForwardingEngine.now()`).
+    @inline(never)
+    public func pass(now: UInt32) -> Int {
+        if now != lastHousekeeping {
+            lastHousekeeping = now
+            housekeeping(now: now)
+        }
+        return forwardPass(now: now)
+    }
+
+    /// Ages a slice of the learning table (a whole 1M-entry sweep would stall forwarding; lookups
+    /// never return expired entries anyway, this only frees their slots) and re-reads the MTU of
+    /// every port with a backend.
+    func housekeeping(now: UInt32) {
+        _ = table.expire(now: now, buckets: max(1024, table.bucketCount / 8))
+        for i in 0..<portCount where ports[i].active {
+            if let a = adapters[i], let m = a.currentMTU() { ports[i].mtu = m }
+        }
+    }
+
+    /// Whether a port has work a pass would do (checked after asking applications to kick us).
+    public func anyPending() -> Bool {
+        for i in 0..<portCount where ports[i].active {
+            if ports[i].needsTransmit { return true }
+            guard !ports[i].hasBackend else { continue }
+            let h = ports[i].tx.ptr.loadHead()
+            if h != ports[i].tx.hwcur && h != ports[i].stalledHead { return true }
+        }
+        return false
+    }
+
+    /// Sets or clears "switch sleeping" in every application port's control block: while set,
+    /// applications kick the port's doorbell after publishing tx.
+    public func setSleeping(_ on: Bool) {
+        let v: UInt32 = on ? 1 : 0
+        for i in 0..<portCount where ports[i].active {
+            if let c = ports[i].csb { swale_store_relaxed(&c.pointee.switch_sleeping, v) }
+        }
+    }
+
+    /// Monotonic seconds (coarse clock: one read costs a few nanoseconds).
+    @inline(__always)
+    public static func now() -> UInt32 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+        return UInt32(truncatingIfNeeded: ts.tv_sec)
+    }
+}
 
 let vnetHeaderLength = 12
 let moreFrag = UInt16(SWALE_NS_MOREFRAG)
 let vnetFlag = UInt16(SWALE_NS_VNET_HDR)
 
-extension Bridge {
+extension ForwardingEngine {
     /// One pass over all ports; returns frames moved.
     @inline(never)
     func forwardPass(now: UInt32) -> Int {
         var work = 0
         let count = portCount
-        for i in 0..<count where ports[i].active && ports[i].adapter >= 0 {
+        for i in 0..<count where ports[i].active && ports[i].hasBackend {
             let p = ports + i
             if let a = adapters[i] {
                 let tx = UserRing(kring: p.pointee.tx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
@@ -72,7 +264,7 @@ extension Bridge {
         let bufSize = src.pointee.bufSize
         let base = src.pointee.bufBase
         let maxSlots = UInt32(config.batch)
-        let maxFrags = min((65536 + vnetHeaderLength + bufSize - 1) / bufSize, Bridge.maxFrags)
+        let maxFrags = min((65536 + vnetHeaderLength + bufSize - 1) / bufSize, ForwardingEngine.maxFrags)
         var snap = 0
 
         var consumed: UInt32 = 0
@@ -84,7 +276,7 @@ extension Bridge {
         var cursor = src.pointee.tx.hwcur
         var lastSrc = UInt64.max
         var lastDstMac = UInt64.max
-        var lastDstPort = Bridge.broadcast
+        var lastDstPort = ForwardingEngine.broadcast
 
         while consumed < pending && consumed < maxSlots {
             // Gather one frame: [cursor, cursor + frags).
@@ -140,7 +332,7 @@ extension Bridge {
                         lastDstMac = UInt64.max   // a learn may have moved the cached destination
                     }
                 }
-                var d = Bridge.broadcast
+                var d = ForwardingEngine.broadcast
                 if dstMac == lastDstMac {
                     d = lastDstPort
                 } else if !LearningTable.isGroup(dstMac) {
@@ -149,12 +341,12 @@ extension Bridge {
                     lastDstMac = dstMac
                     lastDstPort = d
                 }
-                if d != Bridge.broadcast && (Int(d) >= portCount || !ports[Int(d)].active) { d = Bridge.broadcast }
-                if d == UInt16(s) || (d == Bridge.broadcast && activeCount < 2) {
+                if d != ForwardingEngine.broadcast && (Int(d) >= portCount || !ports[Int(d)].active) { d = ForwardingEngine.broadcast }
+                if d == UInt16(s) || (d == ForwardingEngine.broadcast && activeCount < 2) {
                     // No hairpin; and a flood with no other port has nowhere to go: both counted.
                     src.pointee.stats.dropNoRoute &+= 1
                     d = UInt16(s)
-                } else if d == Bridge.broadcast {
+                } else if d == ForwardingEngine.broadcast {
                     anyFlood = true
                     flooded &+= 1
                 }
@@ -164,7 +356,7 @@ extension Bridge {
                     ftLen[ft] = UInt32(total)
                     ftDst[ft] = d
                     ft &+= 1
-                    if d != Bridge.broadcast && dstMark[Int(d)] != gen {
+                    if d != ForwardingEngine.broadcast && dstMark[Int(d)] != gen {
                         dstMark[Int(d)] = gen
                         dstList[ndst] = d
                         ndst &+= 1
@@ -218,13 +410,13 @@ extension Bridge {
         // A kernel port with nothing queued takes the frames straight from the source's slots;
         // whatever it does not take now (or cannot take as is) is copied into its ring below.
         var e0 = 0
-        if config.directTransmit && !dst.pointee.needsTransmit && dst.pointee.adapter >= 0, let a = adapters[d] {
+        if config.directTransmit && !dst.pointee.needsTransmit && dst.pointee.hasBackend, let a = adapters[d] {
             e0 = transmitDirect(batchOf: s, count: ft, to: d, adapter: a)
         }
 
         for e in e0..<ft {
             let fd = ftDst[e]
-            if fd != UInt16(d) && fd != Bridge.broadcast { continue }
+            if fd != UInt16(d) && fd != ForwardingEngine.broadcast { continue }
             let pos = Int(ftSlot[e])
             let hasVnet = snapFlags[pos] & vnetFlag != 0
             let total = Int(ftLen[e])
@@ -303,7 +495,7 @@ extension Bridge {
         }
         if filled > 0 {
             dst.pointee.rx.publishRx(filled)
-            if dst.pointee.adapter >= 0 {
+            if dst.pointee.hasBackend {
                 dst.pointee.needsTransmit = true
             } else if let c = dst.pointee.csb {
                 swale_fence()
@@ -315,7 +507,7 @@ extension Bridge {
     }
 }
 
-extension Bridge {
+extension ForwardingEngine {
     /// Hands port d's frames of the current batch to its adapter as they lie in the source's
     /// buffers, in order, until one needs the copy path (software offload, over the MTU) or the
     /// kernel takes no more. Returns the first forwarding-table entry left for the copy path.
@@ -330,7 +522,7 @@ extension Bridge {
         var e = 0
         while e < ft {
             let fd = ftDst[e]
-            if fd != UInt16(d) && fd != Bridge.broadcast { e &+= 1; continue }
+            if fd != UInt16(d) && fd != ForwardingEngine.broadcast { e &+= 1; continue }
             let pos = Int(ftSlot[e])
             let hasVnet = snapFlags[pos] & vnetFlag != 0
             if hasVnet && !dst.pointee.acceptsVnet { break }

@@ -1,6 +1,9 @@
 /*
- * swale_sys.h — the thin shim for what Swift does not import: memfd_create, eventfd, TUNSETIFF,
- * SCM_RIGHTS control-message arithmetic, TPACKET structures. Functions only forward; no logic here.
+ * swale_sys.h — the thin shim for what Swift does not import: memfd_create and its seals, the
+ * doorbell socketpairs, TUNSETIFF and the other TUN ioctls, SIOCETHTOOL (GRO), SCM_RIGHTS
+ * control-message arithmetic, AF_PACKET options and TPACKET structures, sendmmsg, setns.
+ * Functions only forward (and turn -1/errno into -errno); no logic here. Linux only; nothing
+ * here depends on the CPU architecture.
  */
 #ifndef SWALE_SYS_H
 #define SWALE_SYS_H
@@ -15,11 +18,6 @@ int swale_memfd_create(const char *name);
 int swale_gettid(void);
 /* Names the calling thread (15 bytes kept; shown by top -H, ps -L). */
 int swale_set_thread_name(const char *name);
-int swale_eventfd(unsigned int initval);
-/* Writes 1 to an eventfd; returns 0 or -errno. */
-int swale_eventfd_signal(int fd);
-/* Reads (and so clears) an eventfd; returns the counter or 0. */
-uint64_t swale_eventfd_drain(int fd);
 
 /* Sends buf and up to nfds descriptors in one message; returns bytes sent or -errno. */
 ssize_t swale_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
@@ -34,6 +32,9 @@ int swale_tap_open(const char *name, int vnet_hdr, char *out_name);
 int swale_tap_set_offload(int fd, unsigned int offloads);
 int swale_tap_set_vnet_hdr_size(int fd, int size);
 int swale_tap_set_persist(int fd, int persist);
+/* The MTU of the interface with this ifindex, in the network namespace of socket sock
+ * (SIOCGIFNAME, then SIOCGIFMTU: by index, so a rename does not lose it); the MTU or -errno. */
+int swale_ifindex_mtu(int sock, int ifindex);
 /* GRO on a netdev (SIOCETHTOOL); returns 0 or -errno. */
 int swale_set_gro(const char *ifname, int on);
 unsigned int swale_tun_f_csum(void);
@@ -108,8 +109,6 @@ int swale_setns_net(int fd);
 /* Clears and returns a socket's pending error (SO_ERROR). */
 int swale_socket_error(int fd);
 
-#endif
-
 /* Seals a region's memfd against shrinking (a client truncating it would SIGBUS the service) and
  * against further seals; growing stays possible. Returns 0 or -errno. */
 int swale_seal_region(int fd);
@@ -125,3 +124,5 @@ int swale_doorbell(int fds[2]);
 int swale_doorbell_ring(int fd);
 /* Drains every pending ring; returns how many. */
 uint64_t swale_doorbell_drain(int fd);
+
+#endif

@@ -1,7 +1,8 @@
 // Allocator invariants: exact free counts, no double free, reserved blocks, growth, and pool
 // accounting through interface creation, buffer swaps and frees.
-import CSwale
-import SwaleMemory
+import CSwaleABI
+import CSwaleSys
+import SwaleRings
 import XCTest
 
 final class AllocatorTests: XCTestCase {

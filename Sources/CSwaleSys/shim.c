@@ -1,11 +1,9 @@
 #define _GNU_SOURCE
 #include "swale_sys.h"
-#include "swale_shm.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -21,20 +19,6 @@ int swale_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC
 int swale_gettid(void) { return gettid(); }
 
 int swale_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
-
-int swale_eventfd(unsigned int initval) { return eventfd(initval, EFD_CLOEXEC | EFD_NONBLOCK); }
-
-int swale_eventfd_signal(int fd) {
-    uint64_t one = 1;
-    ssize_t n = write(fd, &one, sizeof one);
-    return n == sizeof one ? 0 : -errno;
-}
-
-uint64_t swale_eventfd_drain(int fd) {
-    uint64_t v = 0;
-    if (read(fd, &v, sizeof v) != sizeof v) return 0;
-    return v;
-}
 
 ssize_t swale_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
@@ -100,6 +84,15 @@ int swale_tap_set_offload(int fd, unsigned int offloads) { return ioctl(fd, TUNS
 int swale_tap_set_vnet_hdr_size(int fd, int size) { return ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 ? -errno : 0; }
 int swale_tap_set_persist(int fd, int persist) { return ioctl(fd, TUNSETPERSIST, persist) < 0 ? -errno : 0; }
 unsigned int swale_tun_f_csum(void) { return TUN_F_CSUM; }
+
+int swale_ifindex_mtu(int sock, int ifindex) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_ifindex = ifindex;
+    if (ioctl(sock, SIOCGIFNAME, &ifr) < 0) return -errno;
+    if (ioctl(sock, SIOCGIFMTU, &ifr) < 0) return -errno;
+    return ifr.ifr_mtu;
+}
 
 /* Generic receive offload on an interface (ETHTOOL_SGRO through SIOCETHTOOL): 0 or -errno. */
 int swale_set_gro(const char *ifname, int on) {

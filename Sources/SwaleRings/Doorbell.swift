@@ -3,7 +3,8 @@
 // rare under load. A socketpair rather than an eventfd because the ringing end is often handed to a
 // client: with an eventfd the client could clear O_NONBLOCK on the shared file description or
 // saturate the counter and make the service's write block; send(MSG_DONTWAIT) never blocks.
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
 
 /// One end of a doorbell.

@@ -7,7 +7,8 @@
  * own packet buffer, as in netmap. When the allocator runs out, the region grows: there is no fixed
  * ceiling on rings or pipes per region.
  */
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
 
 /// Where an interface lives inside a region: everything a client needs to find its rings.

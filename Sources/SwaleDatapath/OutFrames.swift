@@ -17,8 +17,10 @@
  * an Ethernet header) has payload -1: the adapter counts and skips it. Storage is allocated once by
  * the owner; building a batch allocates nothing.
  */
-import CSwale
+import CSwaleABI
+import CSwaleSys
 import Glibc
+import SwaleRings
 
 public struct OutFrames {
     public static let frameCapacity = 256
