@@ -3,8 +3,8 @@
  *
  * `NAME` means /var/run/netns/NAME (iproute2's); a path is taken as it is. The file is opened with
  * O_NONBLOCK (a FIFO given as a namespace cannot hold the caller), and accepted only if it is an nsfs
- * file for a network namespace: its /proc/self/fd link reads `net:[inode]` (any other file reads as
- * a path). Later steps use that
+ * file for a network namespace: the NS_GET_NSTYPE ioctl answers CLONE_NEWNET (any other file answers
+ * ENOTTY, another kind of namespace another type). Later steps use that
  * descriptor's /proc/self/fd path, so the file cannot be swapped between the check and the use.
  * Anything else — missing, a FIFO, a directory, another kind of namespace — is the same nil, so
  * the answer tells nothing about files that are not network namespaces.
@@ -25,11 +25,8 @@ public final class NetworkNamespace {
         let path = Netlink.namespacePath(nameOrPath)
         let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else { return nil }
-        var buf = [CChar](repeating: 0, count: 64)
-        let n = readlink("/proc/self/fd/\(fd)", &buf, buf.count - 1)
-        let link = n > 0 ? String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
-        // Files of nsfs read as "KIND:[inode]"; every path-named file starts with "/".
-        guard link.hasPrefix("net:[") else {
+        // NS_GET_NSTYPE is _IO(0xb7, 0x3); CLONE_NEWNET is 0x40000000.
+        guard ioctl(fd, UInt(0xb703)) == 0x4000_0000 else {
             Glibc.close(fd)
             return nil
         }
