@@ -127,12 +127,13 @@ public final class ForwardingEngine {
                         backend: PortAdapter?, mtu: Int? = nil) -> Int? {
         // Never read past initialized slots: a free index is below portCount and inactive, or portCount.
         guard let i = (0..<config.maxPorts).first(where: { $0 >= portCount || !ports[$0].active }) else { return nil }
-        let state = PortState(tx: KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true),
+        var state = PortState(tx: KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true),
                               rx: KRing(pool.ring(at: layout.rxRingOffsets[0]), isTx: false),
                               region: pool.region, csb: backend == nil ? pool.csb(layout) : nil,
                               kickFD: backend == nil ? kickFD : -1, notifyFD: backend == nil ? notifyFD : -1,
                               hasBackend: backend != nil, mtu: mtu ?? backend?.mtu ?? (config.maxFrame - 14),
                               acceptsVnet: backend?.acceptsVnetHeader ?? false)
+        state.active = true
         (ports + i).initialize(to: state)
         adapters[i] = backend
         activeCount += 1
@@ -220,9 +221,6 @@ public final class ForwardingEngine {
     }
 }
 
-let vnetHeaderLength = 12
-let moreFrag = UInt16(SWALE_NS_MOREFRAG)
-let vnetFlag = UInt16(SWALE_NS_VNET_HDR)
 
 extension ForwardingEngine {
     /// One pass over all ports; returns frames moved.
@@ -264,7 +262,7 @@ extension ForwardingEngine {
         let bufSize = src.pointee.bufSize
         let base = src.pointee.bufBase
         let maxSlots = UInt32(config.batch)
-        let maxFrags = min((65536 + vnetHeaderLength + bufSize - 1) / bufSize, ForwardingEngine.maxFrags)
+        let maxFrags = min((65536 + VnetHeader.size + bufSize - 1) / bufSize, ForwardingEngine.maxFrags)
         var snap = 0
 
         var consumed: UInt32 = 0
@@ -297,7 +295,7 @@ extension ForwardingEngine {
                 total &+= len
                 frags &+= 1
                 j = RingMath.next(j, n)
-                if sv.flags & moreFrag == 0 { complete = true; break }
+                if sv.flags & SlotFlags.moreFrag == 0 { complete = true; break }
             }
             if !complete {
                 // The rest of the frame is not submitted yet: leave it for the next pass,
@@ -312,8 +310,8 @@ extension ForwardingEngine {
                 break
             }
             let firstFlags = snapFlags[snap]
-            let hasVnet = firstFlags & vnetFlag != 0
-            let hdr = hasVnet ? vnetHeaderLength : 0
+            let hasVnet = firstFlags & SlotFlags.vnetHdr != 0
+            let hdr = hasVnet ? VnetHeader.size : 0
             if bad {
                 src.pointee.stats.dropBadSlot &+= 1
             } else if Int(frags) > maxFrags || total &- hdr > (hasVnet ? 65535 + 14 : config.maxFrame) {
@@ -327,7 +325,7 @@ extension ForwardingEngine {
                 // A batch is usually one flow: learn and look up once per distinct address.
                 if srcMac != lastSrc {
                     lastSrc = srcMac
-                    if !LearningTable.isGroup(srcMac) && firstFlags & UInt16(SWALE_NS_NO_LEARN) == 0 {
+                    if !LearningTable.isGroup(srcMac) && firstFlags & SlotFlags.noLearn == 0 {
                         table.learn(srcMac, port: UInt16(s), now: now)
                         lastDstMac = UInt64.max   // a learn may have moved the cached destination
                     }
@@ -418,7 +416,7 @@ extension ForwardingEngine {
             let fd = ftDst[e]
             if fd != UInt16(d) && fd != ForwardingEngine.broadcast { continue }
             let pos = Int(ftSlot[e])
-            let hasVnet = snapFlags[pos] & vnetFlag != 0
+            let hasVnet = snapFlags[pos] & SlotFlags.vnetHdr != 0
             let total = Int(ftLen[e])
             if hasVnet && !dst.pointee.acceptsVnet {
                 // Offload metadata the destination cannot take: finish it in software.
@@ -426,9 +424,9 @@ extension ForwardingEngine {
                 _ = sent
                 continue
             }
-            let hdr = hasVnet ? vnetHeaderLength : 0
+            let hdr = hasVnet ? VnetHeader.size : 0
             let payload = total &- hdr &- 14
-            if payload > dst.pointee.mtu && !(hasVnet && dst.pointee.acceptsVnet && Offload.isGSO(sBase + Int(snapIdx[pos]) &* sBufSize)) {
+            if payload > dst.pointee.mtu && !(hasVnet && dst.pointee.acceptsVnet && VnetHeader(sBase + Int(snapIdx[pos]) &* sBufSize).isGSO) {
                 dst.pointee.stats.dropTooLong &+= 1
                 continue
             }
@@ -438,56 +436,21 @@ extension ForwardingEngine {
                 continue
             }
             // Copy fragment by fragment, refilling destination buffers as they fill up.
-            var dslot = dst.pointee.rx.slot(tail)
-            var dOff = 0
-            var used: UInt32 = 1
-            var ok = true
-            var didx = dslot.pointee.buf_idx   // one read of the shared slot
-            guard didx >= BlockAllocator.reserved && didx < dLimit else {
+            var w = SlotWriter(slots: dst.pointee.rx.ptr.slots, numSlots: dn, bufBase: dBase, bufSize: dBufSize,
+                               bufLimit: dLimit, at: tail)
+            for k in 0..<Int(ftFrags[e]) where w.ok {
+                w.write(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
+            }
+            guard w.ok else {
+                // The application scribbled a bad buffer index into its rx ring: reset it and
+                // deliver nothing more to it in this batch (what was copied before is published).
                 dst.pointee.rx.reset()
                 dst.pointee.stats.dropBadSlot &+= 1
-                continue
-            }
-            var dBuf = dBase + Int(didx) &* dBufSize
-            for k in 0..<Int(ftFrags[e]) {
-                var len = Int(snapLen[pos &+ k])
-                var sp = UnsafeRawPointer(sBase + Int(snapIdx[pos &+ k]) &* sBufSize)
-                while len > 0 {
-                    if dOff == dBufSize {
-                        // `need` was reserved from the snapshot lengths: never more slots than that.
-                        guard used < need else { ok = false; break }
-                        dslot.pointee.len = UInt16(truncatingIfNeeded: dOff)
-                        dslot.pointee.flags = moreFrag
-                        tail = RingMath.next(tail, dn)
-                        dslot = dst.pointee.rx.slot(tail)
-                        didx = dslot.pointee.buf_idx
-                        guard didx >= BlockAllocator.reserved && didx < dLimit else { ok = false; break }
-                        dBuf = dBase + Int(didx) &* dBufSize
-                        dOff = 0
-                        used &+= 1
-                    }
-                    let chunk = min(len, dBufSize &- dOff)
-                    memcpy(dBuf + dOff, sp, chunk)
-                    dOff &+= chunk
-                    sp += chunk
-                    len &-= chunk
-                }
-                if !ok { break }
-            }
-            if !ok {
-                // The application scribbled a bad buffer index into its rx ring: reset it.
-                dst.pointee.rx.reset()
-                dst.pointee.stats.dropBadSlot &+= 1
-                tail = dst.pointee.rx.hwtail
                 room = 0
-                filled = 0
                 continue
             }
-            dslot.pointee.len = UInt16(truncatingIfNeeded: dOff)
-            dslot.pointee.flags = 0
-            let firstOut = dst.pointee.rx.slot(RingMath.add(dst.pointee.rx.hwtail, filled, dn))
-            if hasVnet { firstOut.pointee.flags |= vnetFlag }
-            tail = RingMath.next(tail, dn)
+            let used = w.finish(firstFlags: hasVnet ? SlotFlags.vnetHdr : 0)
+            tail = RingMath.add(tail, used, dn)
             room &-= used
             filled &+= used
             dst.pointee.stats.rxPackets &+= 1
@@ -524,11 +487,11 @@ extension ForwardingEngine {
             let fd = ftDst[e]
             if fd != UInt16(d) && fd != ForwardingEngine.broadcast { e &+= 1; continue }
             let pos = Int(ftSlot[e])
-            let hasVnet = snapFlags[pos] & vnetFlag != 0
+            let hasVnet = snapFlags[pos] & SlotFlags.vnetHdr != 0
             if hasVnet && !dst.pointee.acceptsVnet { break }
-            let hdr = hasVnet ? vnetHeaderLength : 0
+            let hdr = hasVnet ? VnetHeader.size : 0
             let total = Int(ftLen[e])
-            if total &- hdr &- 14 > dst.pointee.mtu && !(hasVnet && Offload.isGSO(sBase + Int(snapIdx[pos]) &* sBufSize)) { break }
+            if total &- hdr &- 14 > dst.pointee.mtu && !(hasVnet && VnetHeader(sBase + Int(snapIdx[pos]) &* sBufSize).isGSO) { break }
             var fits = !out.isFull
             for k in 0..<Int(ftFrags[e]) where fits {
                 fits = out.addSegment(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))

@@ -22,9 +22,6 @@ public enum Offload {
     public static let gsoUDPL4 = VnetHeader.gsoUDPL4
 
     @inline(__always)
-    static func isGSO(_ hdr: UnsafeRawPointer) -> Bool { hdr.load(fromByteOffset: 1, as: UInt8.self) & 0x7f != 0 }
-
-    @inline(__always)
     static func be16(_ p: UnsafeRawPointer, _ o: Int) -> Int { Int(p.load(fromByteOffset: o, as: UInt8.self)) << 8 | Int(p.load(fromByteOffset: o + 1, as: UInt8.self)) }
     @inline(__always)
     static func put16(_ p: UnsafeMutableRawPointer, _ o: Int, _ v: Int) {
@@ -67,7 +64,8 @@ public enum Offload {
         return off + 2 <= len ? (off + 2, type) : nil
     }
 
-    /// Cuts a GSO frame into segments, calling `emit` for each complete plain frame.
+    /// Cuts a GSO frame into segments, calling `emit` for each complete plain frame. `gsoType` is
+    /// the header's type without the ECN bit (`VnetHeader.gsoType`).
     /// Returns the number of segments, or nil if the frame is not something we can segment.
     public static func segment(_ f: UnsafeMutableRawPointer, length: Int, gsoType: UInt8, gsoSize: Int,
                                out: UnsafeMutableRawPointer, emit: (UnsafeMutableRawPointer, Int) -> Void) -> Int? {
@@ -82,8 +80,8 @@ public enum Offload {
         let proto = isV4 ? Int(f.load(fromByteOffset: l3off + 9, as: UInt8.self)) : Int(f.load(fromByteOffset: l3off + 6, as: UInt8.self))
         // UFO (type 3) means IP fragmentation, not separate datagrams: not done here (the kernel no
         // longer emits it); such a frame is refused and counted rather than cut wrongly.
-        guard gsoType & 0x7f != gsoUDP else { return nil }
-        let isTCP = gsoType & 0x7f != gsoUDPL4
+        guard gsoType != gsoUDP else { return nil }
+        let isTCP = gsoType != gsoUDPL4
         guard (isTCP && proto == 6) || (!isTCP && proto == 17) else { return nil }
         let l4hdr = isTCP ? Int(f.load(fromByteOffset: l4off + 12, as: UInt8.self) >> 4) * 4 : 8
         guard l4hdr >= 8 && (!isTCP || l4hdr >= 20) else { return nil }
@@ -160,17 +158,12 @@ extension ForwardingEngine {
             memcpy(scratch + off, src.pointee.bufBase + Int(snapIdx[pos + k]) &* src.pointee.bufSize, len)
             off += len
         }
-        let h = UnsafeRawPointer(scratch)
-        let flags = h.load(fromByteOffset: 0, as: UInt8.self)
-        let gsoType = h.load(fromByteOffset: 1, as: UInt8.self)
-        let gsoSize = Int(h.load(fromByteOffset: 4, as: UInt16.self).littleEndian)
-        let csumStart = Int(h.load(fromByteOffset: 6, as: UInt16.self).littleEndian)
-        let csumOffset = Int(h.load(fromByteOffset: 8, as: UInt16.self).littleEndian)
-        let frame = scratch + vnetHeaderLength
-        let flen = total - vnetHeaderLength
-        if gsoType & 0x7f == Offload.gsoNone {
-            if flags & Offload.needsChecksum != 0 {
-                guard Offload.completeChecksum(frame, length: flen, start: csumStart, offset: csumOffset) else {
+        let h = VnetHeader(scratch)
+        let frame = scratch + VnetHeader.size
+        let flen = total - VnetHeader.size
+        if !h.isGSO {
+            if h.needsChecksum {
+                guard Offload.completeChecksum(frame, length: flen, start: h.csumStart, offset: h.csumOffset) else {
                     dst.pointee.stats.dropBadSlot &+= 1
                     return 0
                 }
@@ -179,7 +172,7 @@ extension ForwardingEngine {
         }
         var sent = 0
         let out = scratch + ForwardingEngine.scratchBytes / 2
-        let r = Offload.segment(frame, length: flen, gsoType: gsoType, gsoSize: gsoSize, out: out) { p, len in
+        let r = Offload.segment(frame, length: flen, gsoType: h.gsoType, gsoSize: h.gsoSize, out: out) { p, len in
             if emitLinear(p, len, to: d, room: &room, tail: &tail, filled: &filled) { sent += 1 }
         }
         if r == nil { dst.pointee.stats.dropTooLong &+= 1 }
@@ -193,23 +186,15 @@ extension ForwardingEngine {
         let bs = dst.pointee.bufSize
         let need = UInt32((len + bs - 1) / bs)
         if need > room { dst.pointee.stats.dropRingFull &+= 1; return false }
-        var off = 0
-        var t = tail
-        for k in 0..<Int(need) {
-            let sl = dst.pointee.rx.slot(t)
-            let idx = sl.pointee.buf_idx   // one read of the shared slot
-            guard idx >= BlockAllocator.reserved, idx < dst.pointee.bufLimit else {
-                dst.pointee.stats.dropBadSlot &+= 1
-                return false
-            }
-            let chunk = min(bs, len - off)
-            memcpy(dst.pointee.bufBase + Int(idx) &* bs, p + off, chunk)
-            sl.pointee.len = UInt16(chunk)
-            sl.pointee.flags = k + 1 < Int(need) ? moreFrag : 0
-            off += chunk
-            t = RingMath.next(t, dst.pointee.rx.n)
+        var w = SlotWriter(slots: dst.pointee.rx.ptr.slots, numSlots: dst.pointee.rx.n, bufBase: dst.pointee.bufBase,
+                           bufSize: bs, bufLimit: dst.pointee.bufLimit, at: tail)
+        w.write(p, len)
+        guard w.ok else {
+            dst.pointee.stats.dropBadSlot &+= 1
+            return false
         }
-        tail = t
+        w.finish()
+        tail = RingMath.add(tail, need, dst.pointee.rx.n)
         room -= need
         filled += need
         dst.pointee.stats.rxPackets &+= 1

@@ -99,7 +99,7 @@ public struct OutFrames {
     /// Whether frame k is a GSO frame (its header's gso_type is not NONE).
     @inline(__always)
     public func isGSO(_ k: Int) -> Bool {
-        vnet[k] && segments[Int(firstSegment[k])].iov_base!.load(fromByteOffset: 1, as: UInt8.self) != VnetHeader.gsoNone
+        vnet[k] && VnetHeader(segments[Int(firstSegment[k])].iov_base!).isGSO
     }
 
     /// Describes whole frames of rx [start, tail) until the batch is full, setting `ringEnd`. Returns
@@ -112,7 +112,7 @@ public struct OutFrames {
         while i != tail && count < Self.frameCapacity {
             let frameStart = i
             let first = rx.slot(i)
-            let hasVnet = first.pointee.flags & UInt16(SWALE_NS_VNET_HDR) != 0
+            let hasVnet = first.pointee.flags & SlotFlags.vnetHdr != 0
             var total = 0
             var broken = hasVnet && Int(first.pointee.len) < VnetHeader.size
             var outOfSegments = false
@@ -125,7 +125,7 @@ public struct OutFrames {
                 } else {
                     broken = true
                 }
-                let more = s.pointee.flags & UInt16(SWALE_NS_MOREFRAG) != 0
+                let more = s.pointee.flags & SlotFlags.moreFrag != 0
                 i = rx.next(i)
                 if !more { break }
                 if i == tail { abandonFrame(); return frameStart }   // incomplete: wait for the rest

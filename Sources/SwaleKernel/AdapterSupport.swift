@@ -20,24 +20,12 @@ import SwaleDatapath
 import SwaleRings
 
 extension VnetHeader {
-    /// Whether a header carries information: a pending checksum or a GSO type.
-    @inline(__always)
-    static func isMeaningful(_ h: UnsafeRawPointer) -> Bool {
-        (h.load(as: UInt8.self) & flagNeedsCsum) != 0 || h.load(fromByteOffset: 1, as: UInt8.self) != gsoNone
-    }
-
     /// 16 zero bytes, shared read-only: the header of plain frames sent to the kernel.
     static let zeros: UnsafeMutableRawPointer = {
         let p = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: 16)
         return p
     }()
-}
-
-/// Slot flags used by the adapters (swale_shm.h).
-enum SlotFlags {
-    static let moreFrag = UInt16(SWALE_NS_MOREFRAG)
-    static let vnetHdr = UInt16(SWALE_NS_VNET_HDR)
 }
 
 /// A fixed set of UInt64 counters with one writer (the forwarding thread) and any readers.

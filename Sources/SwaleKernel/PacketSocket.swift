@@ -297,7 +297,7 @@ public final class PacketSocketAdapter: PortAdapter {
             // tpacket_rcv reserves vnet_hdr_sz bytes in front of the frame but writes the 10-byte
             // struct virtio_net_hdr right before the MAC header, whatever PACKET_VNET_HDR_SZ says.
             let hdr = UnsafeRawPointer(f + mac - VnetHeader.legacySize)
-            let withHdr = vnetSize != 0 && VnetHeader.isMeaningful(hdr)
+            let withHdr = vnetSize != 0 && VnetHeader(hdr).isMeaningful
             let total = (withHdr ? VnetHeader.size : 0) + snap + (vlan ? 4 : 0)
             let needed = (total + bs - 1) / bs
             if needed > free {
@@ -319,7 +319,7 @@ public final class PacketSocketAdapter: PortAdapter {
                 i = tx.next(i)
                 free -= 1
             } else {
-                var w = SlotWriter(ring: tx, index: i, bufSize: bs)
+                var w = SlotWriter(tx, at: i, bufSize: bs)
                 if withHdr {
                     // 12-byte v1 header: the kernel's 10 bytes, num_buffers = 0. With a VLAN tag put
                     // back in front of the network header, csum_start moves by 4 unless the kernel
@@ -328,14 +328,14 @@ public final class PacketSocketAdapter: PortAdapter {
                     withUnsafeMutableBytes(of: &hv) { hb in
                         let p = hb.baseAddress!
                         memcpy(p, hdr, VnetHeader.legacySize)
-                        if vlan && p.load(as: UInt8.self) & VnetHeader.flagNeedsCsum != 0 {
-                            let cs = p.load(fromByteOffset: 6, as: UInt16.self)
-                            if !vlanCsumLearned { learnVlanCsum(csumStart: cs, data: data, snap: snap) }
-                            if !kernelCountsVlanInCsumStart { p.storeBytes(of: cs &+ 4, toByteOffset: 6, as: UInt16.self) }
+                        let v = VnetHeader(p)
+                        if vlan && v.needsChecksum {
+                            if !vlanCsumLearned { learnVlanCsum(csumStart: v.csumStart, data: data, snap: snap) }
+                            if !kernelCountsVlanInCsumStart { v.csumStart += 4 }
                         }
                         w.write(UnsafeRawPointer(p), VnetHeader.size)
                     }
-                    if hdr.load(fromByteOffset: 1, as: UInt8.self) != VnetHeader.gsoNone { gso += 1 }
+                    if VnetHeader(hdr).isGSO { gso += 1 }
                 }
                 if vlan {
                     w.write(data, 12)
@@ -348,8 +348,8 @@ public final class PacketSocketAdapter: PortAdapter {
                 }
                 guard w.ok else { stats.add(.rxBadSlot, 1); break }
                 let used = w.finish(firstFlags: withHdr ? SlotFlags.vnetHdr : 0)
-                i = RingMath.add(i, UInt32(used), tx.numSlots)
-                free -= used
+                i = RingMath.add(i, used, tx.numSlots)
+                free -= Int(used)
             }
             swale_store_release(statusPtr, UInt32(SWALE_TP_STATUS_KERNEL))
             cursor = cursor &+ 1 == frameCount ? 0 : cursor &+ 1
@@ -402,36 +402,25 @@ public final class PacketSocketAdapter: PortAdapter {
         let r = Int(swale_recv_iov(fd, rxIov, Int32(v)))
         let capacity = slots * bs - hdr - (vlan != nil ? 4 : 0)
         guard r >= vnetSize + 14, r - vnetSize <= capacity, let p = first else { return -1 }
-        if vnetSize < hdr { p.storeBytes(of: 0, toByteOffset: vnetSize, as: UInt16.self) }   // num_buffers
+        let h = VnetHeader(p)
+        if vnetSize < hdr { h.numBuffers = 0 }   // the kernel wrote the 10-byte legacy header
         var total = hdr + r - vnetSize
         if let (tpid, tci) = vlan {
             p.storeBytes(of: tpid, toByteOffset: hdr + 12, as: UInt16.self)
             p.storeBytes(of: tci, toByteOffset: hdr + 14, as: UInt16.self)
             total += 4
             // csum_start counts from the MAC header as the kernel saw it, without the tag.
-            if p.load(as: UInt8.self) & VnetHeader.flagNeedsCsum != 0 {
-                p.storeBytes(of: p.load(fromByteOffset: 6, as: UInt16.self) &+ 4, toByteOffset: 6, as: UInt16.self)
-            }
+            if h.needsChecksum { h.csumStart += 4 }
         }
-        isGSO = p.load(fromByteOffset: 1, as: UInt8.self) != VnetHeader.gsoNone
-        // Lay the bytes out as slots: every slot full but the last; the first carries the header flag.
-        idx = index
-        var left = total
-        var used = 0
-        while left > 0 {
-            let s = tx.slot(idx)
-            let l = min(left, bs)
-            s.pointee.len = UInt16(truncatingIfNeeded: l)
-            left -= l
-            s.pointee.flags = (left > 0 ? SlotFlags.moreFrag : 0) | (used == 0 ? SlotFlags.vnetHdr : 0)
-            used += 1
-            idx = tx.next(idx)
-        }
-        return used
+        isGSO = h.isGSO
+        // The kernel wrote the bytes into the slots' buffers: lay out the lengths and flags.
+        var w = SlotWriter(tx, at: index, bufSize: bs)
+        w.skip(total)
+        return Int(w.finish(firstFlags: SlotFlags.vnetHdr))
     }
 
     /// Compares csum_start with the L4 offset of an untagged IPv4 frame (14 + IHL*4 bytes).
-    private func learnVlanCsum(csumStart: UInt16, data: UnsafeRawPointer, snap: Int) {
+    private func learnVlanCsum(csumStart: Int, data: UnsafeRawPointer, snap: Int) {
         guard snap >= 34, data.load(fromByteOffset: 12, as: UInt8.self) == 0x08,
               data.load(fromByteOffset: 13, as: UInt8.self) == 0x00 else { return }
         let l4 = 14 + Int(data.load(fromByteOffset: 14, as: UInt8.self) & 15) * 4
@@ -458,7 +447,7 @@ public final class PacketSocketAdapter: PortAdapter {
                 let first = Int(f.firstSegment[k]), end = Int(f.firstSegment[k + 1])
                 let vnet = f.vnet[k]
                 let unusable = f.payload[k] < 0
-                    || (vnet && vnetSize == 0 && VnetHeader.isMeaningful(f.segments[first].iov_base!))  // metadata the kernel cannot take
+                    || (vnet && vnetSize == 0 && VnetHeader(f.segments[first].iov_base!).isMeaningful)  // metadata the kernel cannot take
                     || end - first + 2 > Self.iovCapacity
                 if unusable {
                     if m > 0 { break }
@@ -536,58 +525,6 @@ public final class PacketSocketAdapter: PortAdapter {
         closed = true
         munmap(ring, ringBytes)
         Glibc.close(fd)
-    }
-}
-
-/// Writes a byte stream across consecutive ring slots starting at `index`.
-struct SlotWriter {
-    let ring: UserRing
-    let bufSize: Int
-    let startIndex: UInt32
-    var index: UInt32
-    var buf: UnsafeMutableRawPointer?
-    var off = 0
-    var slots = 1
-    var ok = true
-
-    init(ring: UserRing, index: UInt32, bufSize: Int) {
-        self.ring = ring
-        self.bufSize = bufSize
-        self.startIndex = index
-        self.index = index
-        buf = ring.buffer(ring.slot(index))
-        ok = buf != nil
-    }
-
-    @inline(__always)
-    mutating func write(_ src: UnsafeRawPointer, _ n: Int) {
-        var src = src
-        var left = n
-        while left > 0 && ok {
-            if off == bufSize {
-                ring.slot(index).pointee.len = UInt16(truncatingIfNeeded: off)
-                ring.slot(index).pointee.flags = SlotFlags.moreFrag
-                index = ring.next(index)
-                buf = ring.buffer(ring.slot(index))
-                if buf == nil { ok = false; return }
-                off = 0
-                slots += 1
-            }
-            let c = min(left, bufSize - off)
-            memcpy(buf! + off, src, c)
-            off += c
-            src += c
-            left -= c
-        }
-    }
-
-    /// Sets the last slot's length and the first slot's extra flags; returns slots used.
-    mutating func finish(firstFlags: UInt16) -> Int {
-        let s = ring.slot(index)
-        s.pointee.len = UInt16(truncatingIfNeeded: off)
-        s.pointee.flags = 0
-        ring.slot(startIndex).pointee.flags |= firstFlags
-        return slots
     }
 }
 

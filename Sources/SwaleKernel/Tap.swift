@@ -179,7 +179,7 @@ public final class TapAdapter: PortAdapter {
             if n < VnetHeader.size + 14 { runts += 1; continue }
             let b0 = iov[0].iov_base!
             let s0 = tx.slot(i)
-            if n <= bs && !VnetHeader.isMeaningful(b0) {
+            if n <= bs && !VnetHeader(b0).isMeaningful {
                 // Plain frame: drop the empty header.
                 memmove(b0, b0 + VnetHeader.size, n - VnetHeader.size)
                 s0.pointee.len = UInt16(truncatingIfNeeded: n - VnetHeader.size)
@@ -188,21 +188,15 @@ public final class TapAdapter: PortAdapter {
                 free -= 1
                 bytes += n - VnetHeader.size
             } else {
-                b0.storeBytes(of: 0, toByteOffset: 10, as: UInt16.self)  // num_buffers: tun leaves it unwritten
-                if b0.load(fromByteOffset: 1, as: UInt8.self) != VnetHeader.gsoNone { gso += 1 }
-                var left = n
-                var flags = SlotFlags.vnetHdr
-                while true {
-                    let s = tx.slot(i)
-                    let l = min(left, bs)
-                    left -= l
-                    s.pointee.len = UInt16(truncatingIfNeeded: l)
-                    s.pointee.flags = flags | (left > 0 ? SlotFlags.moreFrag : 0)
-                    flags = 0
-                    i = tx.next(i)
-                    free -= 1
-                    if left == 0 { break }
-                }
+                let h = VnetHeader(b0)
+                h.numBuffers = 0   // tun leaves it unwritten
+                if h.isGSO { gso += 1 }
+                // readv filled the slots' buffers already: lay out the lengths and flags.
+                var w = SlotWriter(tx, at: i, bufSize: bs)
+                w.skip(n)
+                let used = w.finish(firstFlags: SlotFlags.vnetHdr)
+                i = RingMath.add(i, used, tx.numSlots)
+                free -= Int(used)
                 bytes += n - VnetHeader.size
             }
             frames += 1

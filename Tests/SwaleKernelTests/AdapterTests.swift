@@ -133,8 +133,7 @@ final class AdapterTests: XCTestCase {
         let p1 = try PacketSocketAdapter.attach(name: a1)
         let p2 = try PacketSocketAdapter.attach(name: a2)
         addTeardownBlock { p1.close(); p2.close() }
-        let r1 = try RingPair(), r2 = try RingPair()
-        let sw = MiniSwitch(p1, r1, p2, r2)
+        let sw = try EngineRunner([p1, p2])
 
         let ping = try background([K.ipTool, "netns", "exec", ns1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.78.\(net).2"])
         sw.run(seconds: 8) { !ping.isRunning }
@@ -248,8 +247,7 @@ final class AdapterTests: XCTestCase {
         try vethIntoNamespace(outside: a2, inside: b2, ns: ns2, cidr: "10.79.\(net).2/24")
         let p2 = try PacketSocketAdapter.attach(name: a2)
         addTeardownBlock { p2.close() }
-        let rt = try RingPair(), r2 = try RingPair()
-        let sw = MiniSwitch(tap, rt, p2, r2)
+        let sw = try EngineRunner([tap, p2])
 
         let ping = try background([K.ipTool, "netns", "exec", ns1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.79.\(net).2"])
         sw.run(seconds: 8) { !ping.isRunning }
@@ -273,6 +271,62 @@ final class AdapterTests: XCTestCase {
         report("tap", tap.counters)
         report("p2", p2.counters)
         XCTAssertFalse(tap.linkGone)
+    }
+
+    // MARK: MTU changes on a kernel port's interface take effect in the switch
+
+    /// The engine re-reads the MTU of its kernel ports once a second: after `ip link set X mtu N`
+    /// frames over N are dropped as too long toward that port, the others still pass.
+    func testMTUChangeOnAnAttachedInterfaceIsEnforced() throws {
+        let ns = prefix + "ns", x = prefix + "x", y = prefix + "y"
+        try makeNamespace(ns)
+        try vethIntoNamespace(outside: x, inside: y, ns: ns, cidr: "10.76.\(subnetByte()).2/24")
+        let ps = try PacketSocketAdapter.attach(name: x)
+        addTeardownBlock { ps.close() }
+        let mem = try MemoryPort()
+        let sw = try EngineRunner([ps, mem])
+        func port0() -> PortState? { sw.engine.port(0) }
+        sw.run(seconds: 0.2) { false }
+        XCTAssertEqual(port0()?.mtu, 1500)
+
+        try ip("link", "set", x, "mtu", "1000")
+        sw.run(seconds: 3) { port0()?.mtu == 1000 }
+        XCTAssertEqual(port0()?.mtu, 1000, "the new MTU is in force within a second or two")
+
+        // Broadcasts from the in-memory port flood to the veth: IP packets of 1001 and 1000 bytes.
+        let src: [UInt8] = [0x02, 0, 0, 0, 0, 0x31]
+        func udp(ipBytes: Int) -> [UInt8] {
+            Frames.udpBroadcast(srcMAC: src, srcIP: [10, 76, 0, 1], dstIP: [10, 76, 0, 255], payload: ipBytes - 28, seq: 1)
+        }
+        let before = try rxPackets(ns: ns, dev: y)
+        mem.inject(udp(ipBytes: 1001))
+        mem.inject(udp(ipBytes: 1000))
+        sw.run(seconds: 3) { (port0()?.stats.dropTooLong ?? 0) + (port0()?.stats.rxPackets ?? 0) >= 2 }
+        XCTAssertEqual(port0()?.stats.dropTooLong, 1, "1001 bytes over an MTU of 1000")
+        XCTAssertEqual(port0()?.stats.rxPackets, 1, "1000 bytes pass")
+        var after = before
+        for _ in 0..<50 where after == before {
+            usleep(20_000)
+            after = try rxPackets(ns: ns, dev: y)
+        }
+        XCTAssertGreaterThanOrEqual(after - before, 1, "the peer received it")
+
+        // Back to 1500: the larger packet passes again.
+        try ip("link", "set", x, "mtu", "1500")
+        sw.run(seconds: 3) { port0()?.mtu == 1500 }
+        mem.inject(udp(ipBytes: 1001))
+        sw.run(seconds: 3) { (port0()?.stats.rxPackets ?? 0) >= 2 }
+        XCTAssertEqual(port0()?.stats.rxPackets, 2)
+        XCTAssertEqual(port0()?.stats.dropTooLong, 1)
+
+        // A TAP reads its MTU the same way.
+        let t = prefix + "t"
+        cleanupLink(t)
+        let tap = try TapAdapter.create(name: t)
+        addTeardownBlock { tap.close() }
+        XCTAssertEqual(tap.currentMTU(), 1500)
+        try ip("link", "set", t, "mtu", "1300")
+        XCTAssertEqual(tap.currentMTU(), 1300)
     }
 
     func testTapRefusesNonTapName() throws {
@@ -378,7 +432,7 @@ final class AdapterTests: XCTestCase {
 
     // MARK: helpers
 
-    func iperf(_ sw: MiniSwitch, client: String, server: String, serverIP: String, reverse: Bool, label: String) throws {
+    func iperf(_ sw: EngineRunner, client: String, server: String, serverIP: String, reverse: Bool, label: String) throws {
         let port = String(Int.random(in: 20000...60000))
         let srv = try background([K.ipTool, "netns", "exec", server, "iperf3", "-s", "-1", "-p", port])
         usleep(300_000)

@@ -1,11 +1,12 @@
 // Helpers for the kernel-adapter tests: root check, unique names, namespaces, processes, a ring
-// pair driven from the switch side, frame builders and a two-port mini switch.
+// pair driven from the switch side, frame builders, and the real forwarding engine over kernel
+// ports driven on the test thread.
 import CSwaleABI
 import CSwaleSys
 import Foundation
 import Glibc
-import SwaleKernel
 import SwaleDatapath
+import SwaleKernel
 import SwaleRings
 import XCTest
 
@@ -122,21 +123,7 @@ final class RingPair {
     /// Takes every frame the adapter put into the tx ring (switch side), reassembled.
     func takeFrames() -> [RingFrame] {
         let k = txK.pendingTx()
-        var frames: [RingFrame] = []
-        var cur = RingFrame()
-        var idx = txK.hwcur
-        for _ in 0..<k {
-            let s = txK.slot(idx)
-            let b = buffer(s)
-            if cur.slots == 0 { cur.firstFlags = s.pointee.flags }
-            cur.bytes += Array(UnsafeRawBufferPointer(start: b, count: Int(s.pointee.len)))
-            cur.slots += 1
-            if s.pointee.flags & UInt16(SWALE_NS_MOREFRAG) == 0 {
-                frames.append(cur)
-                cur = RingFrame()
-            }
-            idx = RingMath.next(idx, txK.n)
-        }
+        let frames = readFrames(tx, from: txK.hwcur, slots: k)
         txK.consumeTx(k, available: txK.n - 1)
         return frames
     }
@@ -152,18 +139,11 @@ final class RingPair {
         for f in frames {
             let need = UInt32((f.count + bs - 1) / bs)
             if need > room { break }
-            var off = 0
-            var first = true
-            while off < f.count {
-                let s = rxK.slot(idx)
-                let l = min(bs, f.count - off)
-                f.withUnsafeBytes { _ = memcpy(buffer(s), $0.baseAddress! + off, l) }
-                s.pointee.len = UInt16(l)
-                off += l
-                s.pointee.flags = (off < f.count ? UInt16(SWALE_NS_MOREFRAG) : 0) | (first && vnet ? UInt16(SWALE_NS_VNET_HDR) : 0)
-                first = false
-                idx = RingMath.next(idx, rxK.n)
-            }
+            var w = SlotWriter(slots: rxK.ptr.slots, numSlots: rxK.n, bufBase: pool.region.base, bufSize: bs,
+                               bufLimit: pool.region.blockLimit, at: idx)
+            f.withUnsafeBytes { w.write($0.baseAddress!, $0.count) }
+            w.finish(firstFlags: vnet ? SlotFlags.vnetHdr : 0)
+            idx = RingMath.add(idx, need, rxK.n)
             room -= need
             used += need
             n += 1
@@ -180,7 +160,7 @@ struct RingFrame {
     var bytes: [UInt8] = []
     var slots = 0
     var firstFlags: UInt16 = 0
-    var hasVnet: Bool { firstFlags & UInt16(SWALE_NS_VNET_HDR) != 0 }
+    var hasVnet: Bool { firstFlags & SlotFlags.vnetHdr != 0 }
     /// The Ethernet frame (without the vnet header).
     var ethernet: ArraySlice<UInt8> { hasVnet ? bytes[12...] : bytes[...] }
     var etherType: UInt16 {
@@ -193,6 +173,25 @@ struct RingFrame {
     var csumStart: UInt16 { hasVnet ? UInt16(bytes[6]) | UInt16(bytes[7]) << 8 : 0 }
     var csumOffset: UInt16 { hasVnet ? UInt16(bytes[8]) | UInt16(bytes[9]) << 8 : 0 }
     var hdrLen: UInt16 { hasVnet ? UInt16(bytes[2]) | UInt16(bytes[3]) << 8 : 0 }
+}
+
+/// The frames in `slots` slots of a ring from `start` (user-side view), reassembled.
+func readFrames(_ ring: UserRing, from start: UInt32, slots k: UInt32) -> [RingFrame] {
+    var frames: [RingFrame] = []
+    var cur = RingFrame()
+    var idx = start
+    for _ in 0..<k {
+        let s = ring.slot(idx)
+        if cur.slots == 0 { cur.firstFlags = s.pointee.flags }
+        if let b = ring.buffer(s) { cur.bytes += Array(UnsafeRawBufferPointer(start: b, count: Int(s.pointee.len))) }
+        cur.slots += 1
+        if s.pointee.flags & SlotFlags.moreFrag == 0 {
+            frames.append(cur)
+            cur = RingFrame()
+        }
+        idx = ring.next(idx)
+    }
+    return frames
 }
 
 // MARK: frames
@@ -258,115 +257,91 @@ enum Frames {
     }
 }
 
-// MARK: a two-port mini switch
+// MARK: the real engine over kernel ports
 
-/// Forwards frames between two ports the way the bridge does (whole frames, flags kept, a frame
-/// that does not fit the destination ring is dropped) and records what it saw.
-final class MiniSwitch {
+/// A kernel backend seen through a window: every frame it hands to the switch is recorded before
+/// the engine forwards it (what the tests assert about GSO, ARP, multi-slot frames).
+final class Observed: PortAdapter {
     struct Stats {
         var frames = 0
         var multiSlotFrames = 0
         var vnetFrames = 0
         var gsoFrames = 0
         var maxSlots = 0
-        var drops = 0
         var firstGSO: RingFrame?
         var plainARP = 0
         var vlanFrames = 0
     }
 
-    let ports: [(adapter: PortAdapter, rings: RingPair)]
-    var stats = [Stats(), Stats()]
+    let inner: PortAdapter
+    var stats = Stats()
 
-    init(_ a: PortAdapter, _ ra: RingPair, _ b: PortAdapter, _ rb: RingPair) {
-        ports = [(a, ra), (b, rb)]
-    }
+    init(_ inner: PortAdapter) { self.inner = inner }
 
-    /// One pass: receive on both, forward both ways, transmit on both. Returns frames forwarded.
-    func pass() -> Int {
-        for p in ports { _ = p.adapter.receive(into: p.rings.tx) }
-        let n = forward(0, 1) + forward(1, 0)
-        for p in ports { _ = p.adapter.transmit(from: p.rings.rx) }
+    func receive(into tx: UserRing) -> Int {
+        let start = tx.head
+        let n = inner.receive(into: tx)
+        for f in readFrames(tx, from: start, slots: RingMath.distance(start, tx.head, tx.numSlots)) {
+            stats.frames += 1
+            if f.slots > 1 { stats.multiSlotFrames += 1 }
+            stats.maxSlots = max(stats.maxSlots, f.slots)
+            if f.etherType == 0x8100 { stats.vlanFrames += 1 }
+            if f.hasVnet {
+                stats.vnetFrames += 1
+                if f.gsoType != 0 {
+                    stats.gsoFrames += 1
+                    if stats.firstGSO == nil { stats.firstGSO = f }
+                }
+            } else if f.etherType == 0x0806 {
+                stats.plainARP += 1
+            }
+        }
         return n
     }
 
-    private func forward(_ from: Int, _ to: Int) -> Int {
-        let src = ports[from].rings, dst = ports[to].rings
-        let k = src.txK.pendingTx()
-        if k == 0 { return 0 }
-        var room = dst.rxK.rxRoom()
-        var si = src.txK.hwcur
-        var di = dst.rxK.hwtail
-        var published: UInt32 = 0
-        var frames = 0
-        var left = k
-        while left > 0 {
-            // Measure the frame.
-            var n: UInt32 = 1
-            var j = si
-            while src.txK.slot(j).pointee.flags & UInt16(SWALE_NS_MOREFRAG) != 0 && n < left {
-                j = RingMath.next(j, src.txK.n); n += 1
+    var pollFD: Int32 { inner.pollFD }
+    func transmit(from rx: UserRing) -> Int { inner.transmit(from: rx) }
+    func transmit(_ frames: OutFrames) -> (consumed: Int, sent: Int) { inner.transmit(frames) }
+    var mtu: Int { inner.mtu }
+    func currentMTU() -> Int? { inner.currentMTU() }
+    var acceptsVnetHeader: Bool { inner.acceptsVnetHeader }
+    var counters: [String: UInt64] { inner.counters }
+    func handlePollError() { inner.handlePollError() }
+    func close() { inner.close() }
+}
+
+/// The forwarding engine the bridge runs, with kernel (or in-memory) ports, its passes run on the
+/// test thread: `pass(now:)` in a loop, sleeping in poll() on the backends' fds when idle.
+final class EngineRunner {
+    let engine: ForwardingEngine
+    let ports: [Observed]
+    let pools: [MemoryPool]
+
+    init(_ backends: [PortAdapter], slots: Int = 1024) throws {
+        var c = EngineConfig()
+        c.fdbCapacity = 1024
+        engine = ForwardingEngine(config: c)
+        ports = backends.map { Observed($0) }
+        var pools: [MemoryPool] = []
+        for p in ports {
+            let pool = try MemoryPool(name: "swalekernel-engine", initialBlocks: 2 * slots + 64)
+            let layout = try pool.makeInterface(name: "port", slots: slots)
+            guard engine.addPort(pool: pool, layout: layout, kickFD: -1, notifyFD: -1, backend: p) != nil else {
+                throw NSError(domain: "engine", code: 1, userInfo: [NSLocalizedDescriptionKey: "engine full"])
             }
-            let first = src.txK.slot(si)
-            var st = stats[from]
-            let ethOff = first.pointee.flags & UInt16(SWALE_NS_VNET_HDR) != 0 ? 12 : 0
-            let fb = src.buffer(first)
-            if Int(first.pointee.len) >= ethOff + 14 && fb.load(fromByteOffset: ethOff + 12, as: UInt8.self) == 0x81
-                && fb.load(fromByteOffset: ethOff + 13, as: UInt8.self) == 0x00 {
-                st.vlanFrames += 1
-            }
-            st.frames += 1
-            if n > 1 { st.multiSlotFrames += 1 }
-            st.maxSlots = max(st.maxSlots, Int(n))
-            if first.pointee.flags & UInt16(SWALE_NS_VNET_HDR) != 0 {
-                st.vnetFrames += 1
-                let b = src.buffer(first)
-                if b.load(fromByteOffset: 1, as: UInt8.self) != 0 {
-                    st.gsoFrames += 1
-                    if st.firstGSO == nil {
-                        var f = RingFrame()
-                        f.firstFlags = first.pointee.flags
-                        f.bytes = Array(UnsafeRawBufferPointer(start: b, count: Int(first.pointee.len)))
-                        f.slots = Int(n)
-                        st.firstGSO = f
-                    }
-                }
-            } else {
-                let b = src.buffer(first)
-                if b.load(fromByteOffset: 12, as: UInt8.self) == 0x08 && b.load(fromByteOffset: 13, as: UInt8.self) == 0x06 {
-                    st.plainARP += 1
-                }
-            }
-            if n <= room {
-                for _ in 0..<n {
-                    let s = src.txK.slot(si), d = dst.rxK.slot(di)
-                    memcpy(dst.buffer(d), src.buffer(s), Int(s.pointee.len))
-                    d.pointee.len = s.pointee.len
-                    d.pointee.flags = s.pointee.flags
-                    si = RingMath.next(si, src.txK.n)
-                    di = RingMath.next(di, dst.rxK.n)
-                }
-                room -= n
-                published += n
-                frames += 1
-            } else {
-                st.drops += 1
-                si = RingMath.add(si, n, src.txK.n)
-            }
-            stats[from] = st
-            left -= n
+            pools.append(pool)
         }
-        src.txK.consumeTx(k, available: src.txK.n - 1)
-        dst.rxK.publishRx(published)
-        return frames
+        self.pools = pools
     }
 
-    /// Runs passes until `done()` or the deadline; sleeps in poll() when idle.
+    var stats: [Observed.Stats] { ports.map(\.stats) }
+
+    /// Runs passes until `done()` or the deadline; sleeps in poll() when a pass moved nothing.
     func run(seconds: Double, until done: () -> Bool) {
         let deadline = Date().addingTimeInterval(seconds)
-        var fds = ports.map { pollfd(fd: $0.adapter.pollFD, events: Int16(POLLIN), revents: 0) }
+        var fds = ports.filter { $0.pollFD >= 0 }.map { pollfd(fd: $0.pollFD, events: Int16(POLLIN), revents: 0) }
         while Date() < deadline && !done() {
-            if pass() == 0 {
+            if engine.pass(now: ForwardingEngine.now()) == 0 {
                 _ = poll(&fds, nfds_t(fds.count), 2)
             }
         }
