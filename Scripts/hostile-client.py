@@ -41,7 +41,10 @@ def receive(s):
 
 
 def request(s, op, args=None):
-    s.sendall(json.dumps({"v": 1, "op": op, "args": args or {}}).encode() + b"\n")
+    try:
+        s.sendall(json.dumps({"v": 1, "op": op, "args": args or {}}).encode() + b"\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # a refused connection: the service wrote why before it closed; read that
     return receive(s)
 
 

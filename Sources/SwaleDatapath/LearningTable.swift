@@ -374,12 +374,18 @@ public final class LearningTable {
     public func entries(now: UInt32) -> [(mac: UInt64, port: UInt16, age: UInt32)] {
         var out: [(mac: UInt64, port: UInt16, age: UInt32)] = []
         out.reserveCapacity(count)
-        for i in 0..<slotCount where table[i].key != 0 && !isExpired(table[i].seen, now) {
+        appendEntries(slots: 0..<slotCount, now: now, to: &out)
+        out.sort { $0.mac < $1.mac }
+        return out
+    }
+
+    /// The live entries among `slots` (clamped to the table), unsorted: a caller that must not hold
+    /// the forwarding thread for a whole large table copies it a slice at a time.
+    public func appendEntries(slots: Range<Int>, now: UInt32, to out: inout [(mac: UInt64, port: UInt16, age: UInt32)]) {
+        for i in slots.clamped(to: 0..<slotCount) where table[i].key != 0 && !isExpired(table[i].seen, now) {
             let age = Int32(bitPattern: now &- table[i].seen)
             out.append((table[i].key & LearningTable.macMask, table[i].port, UInt32(max(age, 0))))
         }
-        out.sort { $0.mac < $1.mac }
-        return out
     }
 
     // MARK: - Benchmark

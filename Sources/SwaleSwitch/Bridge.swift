@@ -206,8 +206,23 @@ public final class Bridge: @unchecked Sendable {
         }
     }
 
+    /// The MAC table, unsorted, copied 64K slots per visit to the forwarding thread so a large
+    /// table never holds forwarding for more than a slice (entries learned or aged between slices
+    /// may be missed or seen once more, as any live listing may).
     public func fdbEntries() -> [(mac: UInt64, port: UInt16, age: UInt32)] {
-        perform { b in b.engine.table.entries(now: ForwardingEngine.now()) }
+        var out: [(mac: UInt64, port: UInt16, age: UInt32)] = []
+        let slots = perform { b in b.engine.table.slotCount }
+        var start = 0
+        while start < slots {
+            let range = start..<min(start + 65536, slots)
+            out += perform { b -> [(mac: UInt64, port: UInt16, age: UInt32)] in
+                var part: [(mac: UInt64, port: UInt16, age: UInt32)] = []
+                b.engine.table.appendEntries(slots: range, now: ForwardingEngine.now(), to: &part)
+                return part
+            }
+            start = range.upperBound
+        }
+        return out
     }
 
     @discardableResult

@@ -198,7 +198,7 @@ final class KernelPortTests: XCTestCase {
         XCTAssertTrue(long.2.lowercased().contains("15") || long.2.contains("long"), long.2)
         let noNs = try svc.ctl(["port", "add", "vale0", "veth", "\(prefix)v9", "--peer", "\(prefix)p9", "--netns", "\(prefix)nope"])
         XCTAssertNotEqual(noNs.0, 0)
-        XCTAssertTrue(noNs.2.contains("does not exist"), noNs.2)
+        XCTAssertTrue(noNs.2.contains("is not a network namespace"), noNs.2)
         XCTAssertNotEqual(sh("ip link show \(prefix)v9").0, 0, "nothing half-created")
         let missing = try svc.ctl(["port", "attach", "vale0", "\(prefix)none"])
         XCTAssertNotEqual(missing.0, 0)
