@@ -27,46 +27,23 @@ extension ServiceOptions {
         for (key, value) in cfg.numbers { self[setting: key] = value }
     }
 
-    /// A whole-number setting by its config key (SwaleConfig.settings).
+    /// Where each whole-number setting of SwaleConfig.settings is kept (forwardingNice, which may
+    /// be unset, is the one exception).
+    static let settingPaths: [String: WritableKeyPath<ServiceOptions, Int>] = [
+        "slots": \.slots, "batch": \.bridge.batch, "busyPollMicros": \.bridge.busyPollMicros,
+        "maxPorts": \.bridge.maxPorts, "fdbCapacity": \.bridge.fdbCapacity,
+        "clientMaxSessions": \.budgets.clientMaxSessions, "clientMaxPorts": \.budgets.clientMaxPorts,
+        "clientMaxPipes": \.budgets.clientMaxPipes, "clientMaxBridges": \.budgets.clientMaxBridges,
+        "clientMaxMemoryMiB": \.budgets.clientMaxMemoryMiB, "maxSessions": \.budgets.maxSessions,
+        "maxBridges": \.budgets.maxBridges, "maxMemoryMiB": \.budgets.maxMemoryMiB,
+    ]
+
+    /// A whole-number setting by its config key.
     public subscript(setting key: String) -> Int? {
-        get {
-            switch key {
-            case "slots": return slots
-            case "batch": return bridge.batch
-            case "busyPollMicros": return bridge.busyPollMicros
-            case "forwardingNice": return bridge.forwardingNice
-            case "maxPorts": return bridge.maxPorts
-            case "fdbCapacity": return bridge.fdbCapacity
-            case "clientMaxSessions": return budgets.clientMaxSessions
-            case "clientMaxPorts": return budgets.clientMaxPorts
-            case "clientMaxPipes": return budgets.clientMaxPipes
-            case "clientMaxBridges": return budgets.clientMaxBridges
-            case "clientMaxMemoryMiB": return budgets.clientMaxMemoryMiB
-            case "maxSessions": return budgets.maxSessions
-            case "maxBridges": return budgets.maxBridges
-            case "maxMemoryMiB": return budgets.maxMemoryMiB
-            default: return nil
-            }
-        }
+        get { key == "forwardingNice" ? bridge.forwardingNice : ServiceOptions.settingPaths[key].map { self[keyPath: $0] } }
         set {
             guard let v = newValue else { return }
-            switch key {
-            case "slots": slots = v
-            case "batch": bridge.batch = v
-            case "busyPollMicros": bridge.busyPollMicros = v
-            case "forwardingNice": bridge.forwardingNice = v
-            case "maxPorts": bridge.maxPorts = v
-            case "fdbCapacity": bridge.fdbCapacity = v
-            case "clientMaxSessions": budgets.clientMaxSessions = v
-            case "clientMaxPorts": budgets.clientMaxPorts = v
-            case "clientMaxPipes": budgets.clientMaxPipes = v
-            case "clientMaxBridges": budgets.clientMaxBridges = v
-            case "clientMaxMemoryMiB": budgets.clientMaxMemoryMiB = v
-            case "maxSessions": budgets.maxSessions = v
-            case "maxBridges": budgets.maxBridges = v
-            case "maxMemoryMiB": budgets.maxMemoryMiB = v
-            default: break
-            }
+            if key == "forwardingNice" { bridge.forwardingNice = v } else if let path = ServiceOptions.settingPaths[key] { self[keyPath: path] = v }
         }
     }
 }

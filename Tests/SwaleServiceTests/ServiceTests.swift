@@ -122,3 +122,24 @@ final class ControlFuzzTests: XCTestCase {
         for b in Array(svc.bridges.values) { try? svc.deleteBridge(b, force: true) }
     }
 }
+
+final class SettingsTableTests: XCTestCase {
+    /// Every whole-number setting the config file knows has a home in the service's options, and a
+    /// value written there reads back; a config dump carries it.
+    func testEveryConfigSettingReachesTheService() throws {
+        var o = ServiceOptions(socketPath: "/nonexistent/settings.sock")
+        for s in SwaleConfig.settings {
+            let v = s.range.upperBound == Int(Int32.max) ? s.range.lowerBound : (s.range.lowerBound + s.range.upperBound) / 2
+            o[setting: s.key] = v
+            XCTAssertEqual(o[setting: s.key], v, s.key)
+        }
+        XCTAssertNil(o[setting: "noSuchSetting"])
+        var cfg = SwaleConfig()
+        for s in SwaleConfig.settings { cfg[s.key] = s.range.lowerBound }
+        var taken = ServiceOptions(socketPath: "/nonexistent/settings.sock")
+        taken.take(cfg)
+        for s in SwaleConfig.settings { XCTAssertEqual(taken[setting: s.key], s.range.lowerBound, s.key) }
+        // And the file format carries them all.
+        XCTAssertEqual(try SwaleConfig.parse(cfg.rendered()), cfg)
+    }
+}
