@@ -4,6 +4,7 @@
 The integration tests run it as unprivileged users made for the test (setpriv), so it speaks the
 wire protocol itself (docs/PROTOCOL.md) rather than through the Swift library. Every mode prints
 one JSON object per line on stdout, then holds what it opened for HOLD seconds and exits.
+$HOSTILE_TIMEOUT (seconds, default 10) bounds each wait for a reply.
 
   hostile-client.py SOCKET HOLD open NAME[@SLOTS]...   open ports/pipe ends, one connection each
   hostile-client.py SOCKET HOLD sessions N             N connections, each says hello
@@ -20,7 +21,7 @@ import time
 
 def connect(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
+    s.settimeout(float(os.environ.get("HOSTILE_TIMEOUT", "10")))
     s.connect(path)
     return s
 

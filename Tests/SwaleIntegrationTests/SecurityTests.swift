@@ -73,9 +73,9 @@ final class SecurityTests: XCTestCase {
     }()
 
     /// Starts Scripts/hostile-client.py as `user`; it prints JSON lines, then holds for `hold` s.
-    func hostile(_ user: String, hold: Double, _ args: [String]) throws -> Child {
+    func hostile(_ user: String, hold: Double, _ args: [String], replyTimeout: Double = 10) throws -> Child {
         let c = try Child("/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(group)", "--init-groups", SecurityTests.python, SecurityTests.hostileClient,
-                                              svc.socket, "\(hold)"] + args)
+                                              svc.socket, "\(hold)"] + args, env: ["HOSTILE_TIMEOUT": "\(replyTimeout)"])
         clients.append(c)
         return c
     }
@@ -274,6 +274,34 @@ final class SecurityTests: XCTestCase {
         XCTAssertLessThan(threads, 40, "threads: \(threads)")
         c.wait(seconds: 20)
         XCTAssertTrue(svc.eventually(5) { self.svc.fdCount <= baseline }, "fds \(svc.fdCount) vs \(baseline): \(svc.fdTable) vs \(table)")
+    }
+
+    /// CPU seconds swaled has used (user + system, from /proc/PID/stat).
+    func cpuSeconds() -> Double {
+        let stat = (try? String(contentsOfFile: "/proc/\(svc.daemon.pid)/stat", encoding: .utf8)) ?? ""
+        let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+        guard fields.count > 13, let u = Double(fields[11]), let k = Double(fields[12]) else { return -1 }
+        return (u + k) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Out of descriptors, accept() fails with EMFILE while connections stay pending: the service
+    /// pauses accepting instead of spinning on them, and serves again once descriptors are back.
+    func testRunningOutOfDescriptorsDoesNotSpin() throws {
+        let (baseline, _) = try fdBaseline()
+        // Only the soft limit: lowering the hard one could not be undone here.
+        let soft = sh("prlimit --pid \(svc.daemon.pid) --nofile --noheadings --output SOFT").1.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(sh("prlimit --pid \(svc.daemon.pid) --nofile=\(baseline + 3):").0, 0)
+        let c = try hostile(userA, hold: 2, ["sessions", "8"], replyTimeout: 0.5)
+        usleep(500_000)
+        let cpu0 = cpuSeconds()
+        usleep(1_000_000)
+        let used = cpuSeconds() - cpu0
+        XCTAssertLessThan(used, 0.3, "swaled used \(used) s of CPU in 1 s while accept() had no descriptors")
+        c.wait(seconds: 20)
+        XCTAssertEqual(sh("prlimit --pid \(svc.daemon.pid) --nofile=\(soft):").0, 0, "soft limit back to \(soft)")
+        XCTAssertTrue(svc.eventually(5) { (try? self.svc.status()) != nil }, "served again")
+        _ = svc.stop()
+        XCTAssertTrue(svc.daemon.stderr.contains("not accepting for 100 ms"), "the pause is logged")
     }
 
     func testPortPipeBridgeAndMemoryBudgets() throws {
