@@ -59,10 +59,14 @@ extension Service {
             do {
                 entry = try addBridge(b.name, mustBeNew: false, batch: b.batch)
                 if let a = b.agingSeconds { entry.bridge.setAging(UInt32(a)) }
-                try setAccess(entry, users: b.allowUsers, groups: b.allowGroups)
             } catch {
                 log.error("\(file):\(b.line): bridge \(b.name): \(error)")
                 continue
+            }
+            do { try setAccess(entry, users: b.allowUsers, groups: b.allowGroups) } catch {
+                // A user or group missing on this machine: the list is not applied (the bridge admits
+                // only root and its owner, failing closed); its ports still apply.
+                log.error("\(file):\(b.line): bridge \(b.name): access list not applied: \(error)")
             }
             for p in b.ports {
                 do {
@@ -117,8 +121,9 @@ extension Service {
         c.socketGroup = o.socketGroup
         c.pollMode = o.bridge.yieldWhilePolling ? "yield" : "spin"
         for s in SwaleConfig.settings { c[s.key] = o[setting: s.key] }
-        // Bridges an application made for itself go with their last port: not configuration.
-        for name in bridges.keys.sorted() where bridges[name]!.persistent {
+        // Bridges an application made for itself go with their last port: not configuration (unless
+        // root attached kernel ports to one, which then keep it).
+        for name in bridges.keys.sorted() where bridges[name]!.persistent || bridges[name]!.ports.values.contains { $0.spec != nil } {
             let e = bridges[name]!
             var b = SwaleConfig.Bridge(name: name)
             b.allowUsers = e.allowUsers.isEmpty ? nil : e.allowUsers.sorted().map(Identity.userName)
