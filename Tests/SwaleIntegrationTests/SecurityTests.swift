@@ -34,7 +34,9 @@ final class SecurityTests: XCTestCase {
             XCTAssertEqual(rc, 0, out)
         }
         let cfg = NSTemporaryDirectory() + "\(prefix)-limits.json"
-        try Data(SecurityTests.limits.utf8).write(to: URL(fileURLWithPath: cfg))
+        // The limits, and one bridge whose access list comes from the config.
+        let text = SecurityTests.limits.dropLast() + #", "bridges": [{"name": "vale7", "allowGroups": ["\#(lab)"]}]}"#
+        try Data(text.utf8).write(to: URL(fileURLWithPath: cfg))
         files.append(cfg)
         svc = try ServiceFixture(extraArgs: ["--socket-group", group, "--config", cfg])
         chmod(svc.dir, 0o755)
@@ -142,7 +144,7 @@ final class SecurityTests: XCTestCase {
         XCTAssertEqual(b.owner, "root")
         // A member lists only what admits them; root sees all.
         XCTAssertEqual(bridgeNames(try ctl(userA, "bridge list --json").1), [])
-        XCTAssertEqual(bridgeNames(try rootCtl("bridge list --json").1), ["vale0"])
+        XCTAssertEqual(bridgeNames(try rootCtl("bridge list --json").1), ["vale0", "vale7"])
         // Refusals are logged with who asked.
         _ = svc.stop()
         XCTAssertTrue(svc.daemon.stderr.contains("refused port.add from pid"), svc.daemon.stderr.suffix(2000).description)
@@ -181,7 +183,7 @@ final class SecurityTests: XCTestCase {
         XCTAssertEqual(info.allowGroups, [lab])
         XCTAssertEqual(info.ports, 2)
         // What a member sees: the bridges that admit them, and of regions only their own.
-        XCTAssertEqual(bridgeNames(try ctl(userB, "bridge list --json").1), ["vale1"])
+        XCTAssertEqual(bridgeNames(try ctl(userB, "bridge list --json").1), ["vale1", "vale7"], "vale7 admits the lab group")
         let status = try JSONDecoder().decode(StatusInfo.self, from: Data(try ctl(userB, "status --json").1.utf8))
         XCTAssertEqual(status.regions.map(\.name), ["swale:vale1:b"])
         // A member's own bridge: theirs to manage, not another member's.
@@ -189,6 +191,16 @@ final class SecurityTests: XCTestCase {
         XCTAssertTrue(try ctl(userB, "bridge del vale2").1.contains("needs root or the owner of bridge vale2 (\(userA))"))
         XCTAssertEqual(try ctl(userA, "bridge aging vale2 30").0, 0)
         XCTAssertEqual(try ctl(userA, "bridge del vale2").0, 0)
+    }
+
+    func testAccessListsFromTheConfigAndBackIntoItsDump() throws {
+        let (rb, _) = try open(userB, ["vale7:b"])
+        XCTAssertEqual(rb[0]["ok"] as? Bool, true, "b is in the lab group the config admits: \(rb[0])")
+        let (ra, _) = try open(userA, ["vale7:a"])
+        XCTAssertEqual(ra[0]["code"] as? String, "permission-denied", "\(ra[0])")
+        let dump = try SwaleConfig.parse(try svc.call(ConfigDump()).text)
+        XCTAssertEqual(dump.bridges.first { $0.name == "vale7" }?.allowGroups, [lab])
+        XCTAssertEqual(dump["clientMaxSessions"], 8)
     }
 
     func testSquattedNamesAndOthersPipesGiveNothing() throws {
@@ -327,7 +339,7 @@ final class SecurityTests: XCTestCase {
         XCTAssertTrue((r3[2]["error"] as? String ?? "").contains("clientMaxBridges"), "\(r3[2])")
         XCTAssertEqual(try svc.call(BridgeList()).filter { $0.name.hasPrefix("valex") }.map(\.owner), [userA, userA])
         c3.signal(SIGKILL); c3.wait()
-        XCTAssertTrue(svc.eventually(5) { (try? self.svc.call(BridgeList()).map(\.name)) == ["vale4"] }, "reaped")
+        XCTAssertTrue(svc.eventually(5) { (try? self.svc.call(BridgeList()).map(\.name)) == ["vale4", "vale7"] }, "reaped")
     }
 
     func testOversizedRequestsAreRefusedAndTheirMemoryReturned() throws {
