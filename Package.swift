@@ -64,7 +64,7 @@ let package = Package(
             ]),
         .executableTarget(
             name: "swale-pktgen",
-            dependencies: ["SwaleClient", "CSwaleABI", "CSwaleSys", "SwaleNames", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SwaleClient", "SwaleRings", "CSwaleABI", "CSwaleSys", "SwaleNames", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotPath),
         .executableTarget(
             name: "swale-bench",

@@ -224,19 +224,10 @@ public final class SwalePort {
         let bs = region.bufSize
         let need = UInt32(max(1, (frame.count + bs - 1) / bs))
         guard tx.space() >= need else { return false }
-        var i = tx.head
-        var off = 0
-        for k in 0..<Int(need) {
-            let s = tx.slot(i)
-            guard let buf = tx.buffer(s) else { return false }
-            let chunk = min(bs, frame.count - off)
-            if chunk > 0 { memcpy(buf, frame.baseAddress! + off, chunk) }
-            s.pointee.len = UInt16(chunk)
-            s.pointee.flags = k + 1 < Int(need) ? UInt16(SWALE_NS_MOREFRAG) : 0
-            off += chunk
-            i = tx.next(i)
-        }
-        tx.advance(to: i)
+        var w = SlotWriter(tx, at: tx.head)
+        if let base = frame.baseAddress { w.write(base, frame.count) }
+        guard w.ok else { return false }
+        tx.advance(to: RingMath.add(tx.head, w.finish(), tx.numSlots))
         return true
     }
 

@@ -57,7 +57,7 @@ public final class ForwardingEngine {
     public let config: EngineConfig
     public let table: LearningTable
     let ports: UnsafeMutablePointer<PortState>
-    @exclusivity(unchecked) var adapters: [PortAdapter?]
+    @exclusivity(unchecked) var adapters: [PortBackend?]
     /// Highest active index + 1.
     @exclusivity(unchecked) public private(set) var portCount = 0
     @exclusivity(unchecked) public private(set) var activeCount = 0
@@ -124,7 +124,7 @@ public final class ForwardingEngine {
     /// the control block and `notifyFD`). `mtu` defaults to the backend's, else to the frame
     /// limit. Returns the port's index, or nil when the engine is full.
     public func addPort(pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
-                        backend: PortAdapter?, mtu: Int? = nil) -> Int? {
+                        backend: PortBackend?, mtu: Int? = nil) -> Int? {
         // Never read past initialized slots: a free index is below portCount and inactive, or portCount.
         guard let i = (0..<config.maxPorts).first(where: { $0 >= portCount || !ports[$0].active }) else { return nil }
         var state = PortState(tx: KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true),
@@ -161,7 +161,7 @@ public final class ForwardingEngine {
     }
 
     /// The backend of port `index`, if it has one.
-    public func backend(_ index: Int) -> PortAdapter? {
+    public func backend(_ index: Int) -> PortBackend? {
         index >= 0 && index < portCount && ports[index].active ? adapters[index] : nil
     }
 
@@ -475,7 +475,7 @@ extension ForwardingEngine {
     /// buffers, in order, until one needs the copy path (software offload, over the MTU) or the
     /// kernel takes no more. Returns the first forwarding-table entry left for the copy path.
     @inline(__always)
-    private func transmitDirect(batchOf s: Int, count ft: Int, to d: Int, adapter: PortAdapter) -> Int {
+    private func transmitDirect(batchOf s: Int, count ft: Int, to d: Int, adapter: PortBackend) -> Int {
         let dst = ports + d
         let src = ports + s
         let sBufSize = src.pointee.bufSize
@@ -515,7 +515,7 @@ extension ForwardingEngine {
 
     /// Sends the direct batch; counts what the port took as delivered. Returns frames taken.
     @inline(__always)
-    private func flushDirect(_ out: OutFrames, to d: Int, adapter: PortAdapter) -> Int {
+    private func flushDirect(_ out: OutFrames, to d: Int, adapter: PortBackend) -> Int {
         let taken = adapter.transmit(out).consumed
         let dst = ports + d
         for k in 0..<taken {

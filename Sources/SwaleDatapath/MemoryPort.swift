@@ -16,7 +16,7 @@ import CSwaleABI
 import Glibc
 import SwaleRings
 
-public final class MemoryPort: PortAdapter {
+public final class MemoryPort: PortBackend {
     /// A frame as it crossed the port: its bytes (the virtio-net header first when `vnet`).
     public struct Frame: Equatable, Sendable {
         public var bytes: [UInt8]

@@ -144,7 +144,7 @@ public struct OutFrames {
     }
 }
 
-extension PortAdapter {
+extension PortBackend {
     /// Hands the frames waiting in `rx` (user side) to `transmit(_:)` batch by batch and releases
     /// what it consumed; stops when the kernel takes no more. Returns frames sent.
     public func transmitRing(_ rx: UserRing, using out: inout OutFrames) -> Int {

@@ -13,7 +13,7 @@
  */
 import SwaleRings
 
-public protocol PortAdapter: AnyObject {
+public protocol PortBackend: AnyObject {
     /// Readable when the kernel has frames for the switch (added to the bridge's epoll set), or -1.
     var pollFD: Int32 { get }
     /// Moves up to the ring's free space of frames from the kernel into `tx` (user side), advancing
@@ -41,6 +41,6 @@ public protocol PortAdapter: AnyObject {
     func close()
 }
 
-extension PortAdapter {
+extension PortBackend {
     public func handlePollError() {}
 }

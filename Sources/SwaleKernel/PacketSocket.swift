@@ -66,7 +66,7 @@ import Glibc
 import SwaleDatapath
 import SwaleRings
 
-public final class PacketSocketAdapter: PortAdapter {
+public final class PacketSocketAdapter: PortBackend {
     public let name: String
     public let ifindex: Int32
     public let fd: Int32
@@ -152,16 +152,16 @@ public final class PacketSocketAdapter: PortAdapter {
         try Netlink.validateName(name)
         var frameSize = requested ?? 2048
         guard frameSize >= 2048, frameSize % 16 == 0, frameSize <= 1 << 20 else {
-            throw NetlinkError("attach", name, reason: "frame size \(frameSize) must be a multiple of 16 in 2048...1048576")
+            throw KernelError("attach", name, reason: "frame size \(frameSize) must be a multiple of 16 in 2048...1048576")
         }
         guard frameCount >= 2, frameCount <= 1 << 16 else {
-            throw NetlinkError("attach", name, reason: "frame count \(frameCount) must be in 2...65536")
+            throw KernelError("attach", name, reason: "frame count \(frameCount) must be in 2...65536")
         }
         let nl = try netlink ?? Netlink()
-        guard let info = try nl.linkInfo(name: name) else { throw NetlinkError("attach", name, reason: "no such interface") }
+        guard let info = try nl.linkInfo(name: name) else { throw KernelError("attach", name, reason: "no such interface") }
 
         let fd = swale_packet_open()
-        guard fd >= 0 else { throw NetlinkError("AF_PACKET socket", name, errno: -fd) }
+        guard fd >= 0 else { throw KernelError("AF_PACKET socket", name, errno: -fd) }
         var ok = false
         defer { if !ok { Glibc.close(fd) } }
 
@@ -184,7 +184,7 @@ public final class PacketSocketAdapter: PortAdapter {
             frameSize = 65536
         }
         var rc = swale_packet_setopt(fd, SWALE_PACKET_VERSION, SWALE_TPACKET_V2)
-        guard rc == 0 else { throw NetlinkError("PACKET_VERSION TPACKET_V2", name, errno: -rc) }
+        guard rc == 0 else { throw KernelError("PACKET_VERSION TPACKET_V2", name, errno: -rc) }
         let bypass = swale_packet_setopt(fd, SWALE_PACKET_QDISC_BYPASS, 1) == 0
         let ignoreOut = swale_packet_setopt(fd, SWALE_PACKET_IGNORE_OUTGOING, 1) == 0
         var sndbuf: Int32 = 4 << 20
@@ -197,18 +197,18 @@ public final class PacketSocketAdapter: PortAdapter {
         let blocks = (frameCount + perBlock - 1) / perBlock
         let frames = blocks * perBlock
         rc = swale_packet_rx_ring(fd, UInt32(block), UInt32(blocks), UInt32(frameSize), UInt32(frames))
-        guard rc == 0 else { throw NetlinkError("PACKET_RX_RING \(blocks)x\(block)", name, errno: -rc) }
+        guard rc == 0 else { throw KernelError("PACKET_RX_RING \(blocks)x\(block)", name, errno: -rc) }
         let bytes = block * blocks
         guard let map = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), map != MAP_FAILED else {
-            throw NetlinkError("mmap packet ring", name, errno: errno)
+            throw KernelError("mmap packet ring", name, errno: errno)
         }
         var mapped = true
         defer { if !ok && mapped { munmap(map, bytes) } }
 
         rc = swale_packet_bind(fd, info.ifindex)
-        guard rc == 0 else { throw NetlinkError("bind AF_PACKET", name, errno: -rc) }
+        guard rc == 0 else { throw KernelError("bind AF_PACKET", name, errno: -rc) }
         rc = swale_packet_promisc(fd, info.ifindex, 1)
-        guard rc == 0 else { throw NetlinkError("PACKET_MR_PROMISC", name, errno: -rc) }
+        guard rc == 0 else { throw KernelError("PACKET_MR_PROMISC", name, errno: -rc) }
         ok = true
         mapped = false
         return PacketSocketAdapter(name: name, ifindex: info.ifindex, fd: fd, mtu: info.mtu, vnetSize: vnet,

@@ -44,7 +44,7 @@ import Glibc
 import SwaleDatapath
 import SwaleRings
 
-public final class TapAdapter: PortAdapter {
+public final class TapAdapter: PortBackend {
     public let name: String
     public let ifindex: Int32
     public let fd: Int32
@@ -102,13 +102,13 @@ public final class TapAdapter: PortAdapter {
         let fd = swale_tap_open(name, 1, &out)
         guard fd >= 0 else {
             let reason = -fd == EINVAL ? " (is \(name) an existing interface that is not a TAP?)" : ""
-            throw NetlinkError("create tap", name, reason: String(cString: strerror(-fd)) + reason)
+            throw KernelError("create tap", name, errno: -fd, hint: reason)
         }
         var ok = false
         defer { if !ok { Glibc.close(fd) } }
         let kname = String(cString: out)
         var rc = swale_tap_set_vnet_hdr_size(fd, Int32(VnetHeader.size))
-        guard rc == 0 else { throw NetlinkError("TUNSETVNETHDRSZ 12", kname, errno: -rc) }
+        guard rc == 0 else { throw KernelError("TUNSETVNETHDRSZ 12", kname, errno: -rc) }
         var withOffloads = false
         if offloads {
             rc = swale_tap_set_offload(fd, swale_tun_f_csum() | swale_tun_f_tso4() | swale_tun_f_tso6())
@@ -118,14 +118,14 @@ public final class TapAdapter: PortAdapter {
         }
         if persist {
             rc = swale_tap_set_persist(fd, 1)
-            guard rc == 0 else { throw NetlinkError("TUNSETPERSIST", kname, errno: -rc) }
+            guard rc == 0 else { throw KernelError("TUNSETPERSIST", kname, errno: -rc) }
         }
         let nl = try netlink ?? Netlink()
         if let mtu { try nl.setMTU(kname, mtu) }
         if let mac { try nl.setMAC(kname, mac) }
         if up { try nl.setUp(kname, true) }
         guard let info = try nl.linkInfo(name: kname) else {
-            throw NetlinkError("create tap", kname, reason: "the device vanished after creation")
+            throw KernelError("create tap", kname, reason: "the device vanished after creation")
         }
         ok = true
         return TapAdapter(name: kname, ifindex: info.ifindex, fd: fd, mtu: info.mtu, offloads: withOffloads,

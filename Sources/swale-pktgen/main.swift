@@ -11,6 +11,7 @@ import Foundation
 import Glibc
 import SwaleClient
 import SwaleNames
+import SwaleRings
 
 enum Clock {
     static func ns() -> UInt64 {
@@ -275,17 +276,10 @@ struct Options {
                     head = port.tx.next(head)
                 } else {
                     scratch.withUnsafeMutableBytes { Frame.fill($0.baseAddress!, len: len, seq: seq, dst: dst, src: src, stamp: 0, pattern: check) }
-                    var off = 0
-                    for f in 0..<Int(need) {
-                        let slot = port.tx.slot(head)
-                        guard let buf = port.tx.buffer(slot) else { break }
-                        let chunk = min(bs, len - off)
-                        scratch.withUnsafeBytes { _ = memcpy(buf, $0.baseAddress! + off, chunk) }
-                        slot.pointee.len = UInt16(chunk)
-                        slot.pointee.flags = f + 1 < Int(need) ? UInt16(SWALE_NS_MOREFRAG) : 0
-                        off += chunk
-                        head = port.tx.next(head)
-                    }
+                    var w = SlotWriter(port.tx, at: head)
+                    scratch.withUnsafeBytes { w.write($0.baseAddress!, len) }
+                    w.finish()
+                    head = RingMath.add(head, need, port.tx.numSlots)
                 }
                 space -= need
                 st.bytes &+= UInt64(len)

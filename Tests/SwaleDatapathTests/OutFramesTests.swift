@@ -85,7 +85,7 @@ final class OutFramesTests: XCTestCase {
     }
 
     /// An adapter that takes `accept` frames per call, sending all but the broken ones.
-    final class FakeAdapter: PortAdapter {
+    final class FakeAdapter: PortBackend {
         var accept: Int
         var seen: [Int32] = []
         init(accept: Int) { self.accept = accept }
