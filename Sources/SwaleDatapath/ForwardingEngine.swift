@@ -88,9 +88,9 @@ public final class ForwardingEngine {
     let directEntry: UnsafeMutablePointer<Int32>
     @exclusivity(unchecked) var lastHousekeeping: UInt32 = 0
 
-    public init(config: EngineConfig = EngineConfig()) {
+    public init(config: EngineConfig = EngineConfig()) throws {
         self.config = config
-        table = LearningTable(capacity: config.fdbCapacity, agingSeconds: config.agingSeconds)
+        table = try LearningTable(capacity: config.fdbCapacity, agingSeconds: config.agingSeconds)
         ports = .allocate(capacity: config.maxPorts)
         adapters = Array(repeating: nil, count: config.maxPorts)
         let maxFt = config.batch + 64

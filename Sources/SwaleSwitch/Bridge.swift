@@ -66,7 +66,7 @@ public final class Bridge: @unchecked Sendable {
         guard epollFD >= 0 else { throw SystemError("epoll_create1") }
         do { wake = try Doorbell() } catch { close(epollFD); throw error }
         self.epollFD = epollFD
-        engine = ForwardingEngine(config: config.engine)
+        do { engine = try ForwardingEngine(config: config.engine) } catch { wake.close(); close(epollFD); throw error }
         mailboxFlag = .allocate(capacity: 1)
         mailboxFlag.initialize(to: 0)
         addToEpoll(wake.waitEnd.fd, tag: UInt64.max)

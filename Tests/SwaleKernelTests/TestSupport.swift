@@ -320,7 +320,7 @@ final class EngineRunner {
     init(_ backends: [PortBackend], slots: Int = 1024) throws {
         var c = EngineConfig()
         c.fdbCapacity = 1024
-        engine = ForwardingEngine(config: c)
+        engine = try ForwardingEngine(config: c)
         ports = backends.map { Observed($0) }
         var pools: [MemoryPool] = []
         for p in ports {
