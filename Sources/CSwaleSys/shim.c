@@ -184,8 +184,7 @@ int swale_recv_iov(int fd, struct iovec *iov, int n) {
 }
 
 int swale_sendmmsg(int fd, struct swale_mmsghdr *msgs, unsigned int n, int flags) {
-    int r = sendmmsg(fd, (struct mmsghdr *)msgs, n, flags);
-    return r < 0 ? -errno : r;
+    return sendmmsg(fd, (struct mmsghdr *)msgs, n, flags);
 }
 
 int swale_setns_net(int fd) { return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0; }

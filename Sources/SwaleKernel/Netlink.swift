@@ -42,7 +42,7 @@
  */
 import CNetlink
 import SwaleNames
-import CSwaleABI
+import SwaleRings
 import CSwaleSys
 import Glibc
 
@@ -528,16 +528,12 @@ public final class LinkWatcher {
     public func drainEvents() -> [LinkEvent] {
         var events: [LinkEvent] = []
         while true {
-            let n = recv(fd, buffer, bufferSize, SysConst.msgDontWait)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == ENOBUFS { events.append(.overflow); continue }
-                break
+            switch retryingInterrupts({ recv(fd, buffer, bufferSize, SysConst.msgDontWait) }) {
+            case .done(let n) where n > 0: parse(count: n, into: &events)
+            case .failed(ENOBUFS): events.append(.overflow)
+            default: return events
             }
-            if n == 0 { break }
-            parse(count: n, into: &events)
         }
-        return events
     }
 
     private func parse(count: Int, into events: inout [LinkEvent]) {

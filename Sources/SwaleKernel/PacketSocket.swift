@@ -483,24 +483,25 @@ public final class PacketSocketAdapter: PortBackend {
             // One sendmmsg for the batch; a frame the kernel refuses is dropped and sending goes on.
             var done = 0
             while done < m {
-                let r = swale_sendmmsg(fd, msgs + done, UInt32(m - done), SysConst.msgDontWait)
+                let res = retryingInterrupts { Int(swale_sendmmsg(fd, msgs + done, UInt32(m - done), SysConst.msgDontWait)) }
                 calls += 1
-                if r > 0 {
-                    for j in done..<(done + Int(r)) {
+                var e: Int32 = 0
+                switch res {
+                case .done(let r) where r > 0:
+                    for j in done..<(done + r) {
                         let fk = Int(frameOf[j])
                         bytes += Int(f.payload[fk])
                         if f.isGSO(fk) { gso += 1 }
                     }
-                    sent += Int(r)
-                    done += Int(r)
+                    sent += r
+                    done += r
                     consumed = Int(frameOf[done - 1]) + 1
                     continue
-                }
-                let e = -r
-                if e == EINTR { continue }
-                if r == 0 || e == EAGAIN || e == EWOULDBLOCK {
+                case .done, .wouldBlock:
                     stats.add(.txAgain, 1)
                     break send
+                case .failed(let err):
+                    e = err
                 }
                 if e == ENETDOWN || e == ENXIO || e == ENODEV {
                     // The link is down or gone: everything in this batch is undeliverable.

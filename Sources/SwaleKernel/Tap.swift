@@ -165,14 +165,13 @@ public final class TapAdapter: PortBackend {
                 k += 1
             }
             if k < need { stats.add(.rxBadSlot, 1); break }
-            let n = readv(fd, iov, Int32(need))
+            let r = retryingInterrupts { readv(fd, iov, Int32(need)) }
             calls += 1
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                if e == EAGAIN { break }
-                if e == EBADFD || e == ENODEV || e == ENXIO { linkGone = true }
-                errors += 1
+            guard case .done(let n) = r else {
+                if case .failed(let e) = r {
+                    if e == EBADFD || e == ENODEV || e == ENXIO { linkGone = true }
+                    errors += 1
+                }
                 break
             }
             if n > capacity { truncated += 1; continue }
@@ -234,11 +233,10 @@ public final class TapAdapter: PortBackend {
                 cnt += 1
                 vec = iov
             }
-            var n: Int
-            repeat { n = writev(fd, vec, Int32(cnt)); calls += 1 } while n < 0 && errno == EINTR
-            if n < 0 {
-                let e = errno
-                if e == EAGAIN { stats.add(.txAgain, 1); break }
+            let r = retryingInterrupts { writev(fd, vec, Int32(cnt)) }
+            calls += 1
+            if r == .wouldBlock { stats.add(.txAgain, 1); break }
+            if case .failed(let e) = r {
                 if e == EBADFD || e == ENODEV || e == ENXIO { linkGone = true }
                 if e == EIO { down += 1 } else { errors += 1 }
                 k += 1

@@ -102,7 +102,7 @@ int swale_packet_stats(int fd, unsigned int *packets, unsigned int *drops);
 /* recvmsg(2) of one datagram into iov (MSG_DONTWAIT | MSG_TRUNC: returns its full length even if
  * longer than iov); returns bytes or -errno. iov == NULL, n == 0 discards the datagram. */
 int swale_recv_iov(int fd, struct iovec *iov, int n);
-/* sendmmsg(2); returns messages sent or -errno. */
+/* sendmmsg(2), nothing added: messages sent, or -1 with errno set (retried in Swift on EINTR). */
 int swale_sendmmsg(int fd, struct swale_mmsghdr *msgs, unsigned int n, int flags);
 /* setns(fd, CLONE_NEWNET) for the calling thread; returns 0 or -errno. */
 int swale_setns_net(int fd);
