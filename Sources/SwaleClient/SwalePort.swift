@@ -38,9 +38,9 @@ public final class SwalePort {
     /// The netmap-compatible interface descriptor (struct swale_if / netmap_if).
     public let interface: UnsafeMutableRawPointer
     /// Ring the application fills (frames out of the app).
-    public private(set) var tx: UserRing
+    @exclusivity(unchecked) public private(set) var tx: UserRing
     /// Ring the application reads (frames into the app).
-    public private(set) var rx: UserRing
+    @exclusivity(unchecked) public private(set) var rx: UserRing
     public var bufferSize: Int { region.bufSize }
     /// Wakes when rx frames arrive or tx slots free up (after wait() armed it).
     public var fileDescriptor: Int32 { notify.fd }
@@ -50,16 +50,16 @@ public final class SwalePort {
     let notify: BellEnd
     let kick: BellEnd
     let csb: UnsafeMutablePointer<swale_csb>
-    var pipe: PipeLink?
+    @exclusivity(unchecked) var pipe: PipeLink?
     /// How long wait() polls before it sleeps on the doorbell (0: sleep at once).
-    public var busyPollMicros = SwalePort.defaultBusyPoll
+    @exclusivity(unchecked) public var busyPollMicros = SwalePort.defaultBusyPoll
     /// SWALE_BUSY_POLL_US overrides the default (50 µs) for every port of the process.
     static let defaultBusyPoll: Int = {
         if let v = ProcessInfo.processInfo.environment["SWALE_BUSY_POLL_US"], let n = Int(v), n >= 0 { return n }
         return 50
     }()
     /// Invalid peer indices seen by pipe syncs (a misbehaving peer).
-    public private(set) var peerErrors: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var peerErrors: UInt64 = 0
 
     /// Opens a port (`vale0:app1`) or a pipe end (`vale0:app1<7`, `vale0:app1>7`, `{`/`}` too).
     public static func open(_ name: String, socket: String? = nil, slots: Int? = nil) throws -> SwalePort {
@@ -114,7 +114,7 @@ public final class SwalePort {
 
     deinit { close() }
 
-    private var closed = false
+    @exclusivity(unchecked) private var closed = false
     /// Releases the port (the service frees it, or the pipe when both ends are closed).
     public func close() {
         guard !closed else { return }

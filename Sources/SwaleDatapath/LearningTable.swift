@@ -111,7 +111,7 @@ public final class LearningTable {
     // MARK: - State
 
     /// Age limit as a signed value, compared with the signed wrapping age.
-    var agingLimit: Int32
+    @exclusivity(unchecked) var agingLimit: Int32
 
     /// Aging time in seconds (default 300). Values above Int32.max are clamped to Int32.max.
     /// 0 makes every entry expire at once (the bridge then floods everything, like a hub).
@@ -121,17 +121,17 @@ public final class LearningTable {
     }
 
     /// Occupied slots (see the header: expired entries count until swept or reused).
-    public private(set) var count: Int = 0
+    @exclusivity(unchecked) public private(set) var count: Int = 0
     /// New entries (including a MAC relearned after its entry expired).
-    public private(set) var learned: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var learned: UInt64 = 0
     /// Live entries whose MAC showed up on another port.
-    public private(set) var moved: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var moved: UInt64 = 0
     /// Expired entries removed by `expire` or reused by `learn`.
-    public private(set) var aged: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var aged: UInt64 = 0
     /// Live entries thrown out to make room in a full bucket.
-    public private(set) var evicted: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var evicted: UInt64 = 0
 
-    private var sweepCursor = 0
+    @exclusivity(unchecked) private var sweepCursor = 0
 
     // MARK: - Init / deinit
 
@@ -265,7 +265,7 @@ public final class LearningTable {
     }
 
     static let touchChunk = 64
-    private var touchSink: UInt64 = 0
+    @exclusivity(unchecked) private var touchSink: UInt64 = 0
 
     /// Learns (or refreshes) `mac` on `port`. Group MACs and `port == none` are ignored.
     @inline(__always)

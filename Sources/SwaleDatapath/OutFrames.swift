@@ -97,7 +97,7 @@ public struct OutFrames {
     }
 
     /// Whether frame k is a GSO frame (its header's gso_type is not NONE).
-    @inline(__always)
+    @inlinable @inline(__always)
     public func isGSO(_ k: Int) -> Bool {
         vnet[k] && VnetHeader(segments[Int(firstSegment[k])].iov_base!).isGSO
     }

@@ -71,7 +71,7 @@ public final class PacketSocketAdapter: PortBackend {
     public let ifindex: Int32
     public let fd: Int32
     public var pollFD: Int32 { fd }
-    public private(set) var mtu: Int
+    @exclusivity(unchecked) public private(set) var mtu: Int
     /// Bytes of virtio-net header the kernel uses on this socket: 12, 10 (pre-6.2 kernels) or 0.
     public let vnetSize: Int
     public var acceptsVnetHeader: Bool { vnetSize != 0 }
@@ -84,16 +84,16 @@ public final class PacketSocketAdapter: PortBackend {
     private let rxIov: UnsafeMutablePointer<iovec>
     private static let rxIovCapacity = 1028
     /// Frames moved per receive call at most.
-    public var batchLimit = 256
+    @exclusivity(unchecked) public var batchLimit = 256
 
     /// Whether tpacket_rcv already counts an out-of-band VLAN tag in csum_start (a patch proposed
     /// upstream in 2023; Linux 6.18 does not). Learned from the first tagged IPv4 frame with a
     /// pending checksum; until then assumed false.
-    public private(set) var kernelCountsVlanInCsumStart = false
-    private var vlanCsumLearned = false
+    @exclusivity(unchecked) public private(set) var kernelCountsVlanInCsumStart = false
+    @exclusivity(unchecked) private var vlanCsumLearned = false
     private let ring: UnsafeMutableRawPointer
     private let ringBytes: Int
-    private var cursor = 0
+    @exclusivity(unchecked) private var cursor = 0
     private let stats = AdapterCounters()
     private static let maxMessages = 256
     private static let iovCapacity = 2048
@@ -102,8 +102,8 @@ public final class PacketSocketAdapter: PortBackend {
     /// The frame each message carries.
     private let frameOf: UnsafeMutablePointer<Int32>
     /// The rx ring's frames, described for `transmit(_:)`.
-    private var out = OutFrames.allocate()
-    private var closed = false
+    @exclusivity(unchecked) private var out = OutFrames.allocate()
+    @exclusivity(unchecked) private var closed = false
 
     public var counters: [String: UInt64] {
         var p: UInt32 = 0, d: UInt32 = 0

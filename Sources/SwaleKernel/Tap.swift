@@ -49,21 +49,21 @@ public final class TapAdapter: PortBackend {
     public let ifindex: Int32
     public let fd: Int32
     public var pollFD: Int32 { fd }
-    public private(set) var mtu: Int
+    @exclusivity(unchecked) public private(set) var mtu: Int
     public var acceptsVnetHeader: Bool { true }
     /// Whether the kernel may hand over GSO / partial-checksum frames (TUNSETOFFLOAD succeeded).
     public let offloads: Bool
     public let persistent: Bool
     /// Frames moved per call at most, in each direction.
-    public var batchLimit = 256
+    @exclusivity(unchecked) public var batchLimit = 256
     /// The device went away under us (EBADFD / ENODEV on the fd).
-    public private(set) var linkGone = false
+    @exclusivity(unchecked) public private(set) var linkGone = false
 
     private let stats = AdapterCounters()
     private let iov: UnsafeMutablePointer<iovec>
     private let iovCapacity = 256
     /// The rx ring's frames, described for `transmit(_:)`.
-    private var out = OutFrames.allocate()
+    @exclusivity(unchecked) private var out = OutFrames.allocate()
     @exclusivity(unchecked) private var closed = false
     /// A socket for SIOCGIFMTU (-1 if none could be opened).
     private let ioctlFD: Int32
@@ -74,7 +74,7 @@ public final class TapAdapter: PortBackend {
 
     private init(name: String, ifindex: Int32, fd: Int32, mtu: Int, offloads: Bool, persistent: Bool) {
         // The tun fd answers no interface ioctls: a datagram socket asks for the MTU.
-        ioctlFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        ioctlFD = swale_ioctl_socket()
         self.name = name
         self.ifindex = ifindex
         self.fd = fd

@@ -25,7 +25,7 @@ public struct InterfaceLayout: Codable, Sendable, Equatable {
 
 public final class MemoryPool {
     public let region: Region
-    public private(set) var allocator: BlockAllocator
+    @exclusivity(unchecked) public private(set) var allocator: BlockAllocator
     public let name: String
     /// Blocks added each time the region has to grow, at least.
     public var growthBlocks = 1024

@@ -32,6 +32,8 @@ int swale_tap_open(const char *name, int vnet_hdr, char *out_name);
 int swale_tap_set_offload(int fd, unsigned int offloads);
 int swale_tap_set_vnet_hdr_size(int fd, int size);
 int swale_tap_set_persist(int fd, int persist);
+/* A close-on-exec AF_UNIX datagram socket to ask interface ioctls through; the fd or -errno. */
+int swale_ioctl_socket(void);
 /* The MTU of the interface with this ifindex, in the network namespace of socket sock
  * (SIOCGIFNAME, then SIOCGIFMTU: by index, so a rename does not lose it); the MTU or -errno. */
 int swale_ifindex_mtu(int sock, int ifindex);
