@@ -84,7 +84,7 @@ public final class ForwardingEngine {
     static let scratchBytes = 1 << 17
     static let broadcast: UInt16 = .max - 1
     // Direct transmit: the frames of a batch for one kernel port, and their forwarding-table entries.
-    @exclusivity(unchecked) var direct = OutFrames.allocate()
+    @exclusivity(unchecked) var direct = OutFrames()
     let directEntry: UnsafeMutablePointer<Int32>
     @exclusivity(unchecked) var lastHousekeeping: UInt32 = 0
 
@@ -114,7 +114,7 @@ public final class ForwardingEngine {
         ftSlot.deallocate(); ftFrags.deallocate(); ftLen.deallocate(); ftDst.deallocate()
         snapIdx.deallocate(); snapLen.deallocate(); snapFlags.deallocate()
         dstList.deallocate(); dstMark.deallocate(); scratch.deallocate()
-        direct.deallocate(); directEntry.deallocate()
+        directEntry.deallocate()
     }
 
     // MARK: ports (between passes)
@@ -480,8 +480,7 @@ extension ForwardingEngine {
         let src = ports + s
         let sBufSize = src.pointee.bufSize
         let sBase = src.pointee.bufBase
-        var out = direct   // pointers to the bridge's storage; a local copy avoids exclusivity checks per frame
-        out.reset()
+        direct.reset()
         var e = 0
         while e < ft {
             let fd = ftDst[e]
@@ -492,30 +491,30 @@ extension ForwardingEngine {
             let hdr = hasVnet ? VnetHeader.size : 0
             let total = Int(ftLen[e])
             if total &- hdr &- 14 > dst.pointee.mtu && !(hasVnet && VnetHeader(sBase + Int(snapIdx[pos]) &* sBufSize).isGSO) { break }
-            var fits = !out.isFull
+            var fits = !direct.isFull
             for k in 0..<Int(ftFrags[e]) where fits {
-                fits = out.addSegment(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
+                fits = direct.addSegment(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
             }
             if !fits {
-                out.abandonFrame()
-                if out.count == 0 { break }
-                let taken = flushDirect(out, to: d, adapter: adapter)
-                if taken < out.count { return Int(directEntry[taken]) }
-                out.reset()
+                direct.abandonFrame()
+                if direct.count == 0 { break }
+                let taken = flushDirect(direct, to: d, adapter: adapter)
+                if taken < direct.count { return Int(directEntry[taken]) }
+                direct.reset()
                 continue   // the same entry again, into the empty batch
             }
-            out.commitFrame(vnet: hasVnet, payload: total &- hdr)
-            directEntry[out.count &- 1] = Int32(truncatingIfNeeded: e)
+            direct.commitFrame(vnet: hasVnet, payload: total &- hdr)
+            directEntry[direct.count &- 1] = Int32(truncatingIfNeeded: e)
             e &+= 1
         }
-        if out.count == 0 { return e }
-        let taken = flushDirect(out, to: d, adapter: adapter)
-        return taken < out.count ? Int(directEntry[taken]) : e
+        if direct.count == 0 { return e }
+        let taken = flushDirect(direct, to: d, adapter: adapter)
+        return taken < direct.count ? Int(directEntry[taken]) : e
     }
 
     /// Sends the direct batch; counts what the port took as delivered. Returns frames taken.
     @inline(__always)
-    private func flushDirect(_ out: OutFrames, to d: Int, adapter: PortBackend) -> Int {
+    private func flushDirect(_ out: borrowing OutFrames, to d: Int, adapter: PortBackend) -> Int {
         let taken = adapter.transmit(out).consumed
         let dst = ports + d
         for k in 0..<taken {

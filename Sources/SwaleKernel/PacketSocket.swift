@@ -102,7 +102,7 @@ public final class PacketSocketAdapter: PortBackend {
     /// The frame each message carries.
     private let frameOf: UnsafeMutablePointer<Int32>
     /// The rx ring's frames, described for `transmit(_:)`.
-    @exclusivity(unchecked) private var out = OutFrames.allocate()
+    @exclusivity(unchecked) private var out = OutFrames()
     @exclusivity(unchecked) private var closed = false
 
     public var counters: [String: UInt64] {
@@ -140,7 +140,6 @@ public final class PacketSocketAdapter: PortBackend {
         msgs.deallocate()
         iov.deallocate()
         frameOf.deallocate()
-        out.deallocate()
         rxIov.deallocate()
     }
 
@@ -435,7 +434,7 @@ public final class PacketSocketAdapter: PortBackend {
     }
 
     /// One sendmmsg() per up to 256 frames, each message an iovec list over the frame's segments.
-    public func transmit(_ f: OutFrames) -> (consumed: Int, sent: Int) {
+    public func transmit(_ f: borrowing OutFrames) -> (consumed: Int, sent: Int) {
         if closed { return (f.count, 0) }
         var consumed = 0
         var sent = 0, bytes = 0, calls = 0, gso = 0, errors = 0, bad = 0, down = 0

@@ -63,7 +63,7 @@ public final class TapAdapter: PortBackend {
     private let iov: UnsafeMutablePointer<iovec>
     private let iovCapacity = 256
     /// The rx ring's frames, described for `transmit(_:)`.
-    @exclusivity(unchecked) private var out = OutFrames.allocate()
+    @exclusivity(unchecked) private var out = OutFrames()
     @exclusivity(unchecked) private var closed = false
     /// A socket for SIOCGIFMTU (-1 if none could be opened).
     private let ioctlFD: Int32
@@ -90,7 +90,6 @@ public final class TapAdapter: PortBackend {
     deinit {
         close()
         iov.deallocate()
-        out.deallocate()
     }
 
     /// Creates (or re-attaches to) the TAP `name`, enables the 12-byte vnet header and offloads,
@@ -212,7 +211,7 @@ public final class TapAdapter: PortBackend {
     }
 
     /// One writev() per frame over its segments; a plain frame gets the shared zero header first.
-    public func transmit(_ f: OutFrames) -> (consumed: Int, sent: Int) {
+    public func transmit(_ f: borrowing OutFrames) -> (consumed: Int, sent: Int) {
         if closed || linkGone {
             // Nobody to hand frames to: consume them so the switch does not stall.
             stats.add(.txLinkDown, f.count)

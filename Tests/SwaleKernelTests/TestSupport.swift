@@ -301,7 +301,7 @@ final class Observed: PortBackend {
 
     var pollFD: Int32 { inner.pollFD }
     func transmit(from rx: UserRing) -> Int { inner.transmit(from: rx) }
-    func transmit(_ frames: OutFrames) -> (consumed: Int, sent: Int) { inner.transmit(frames) }
+    func transmit(_ frames: borrowing OutFrames) -> (consumed: Int, sent: Int) { inner.transmit(frames) }
     var mtu: Int { inner.mtu }
     func currentMTU() -> Int? { inner.currentMTU() }
     var acceptsVnetHeader: Bool { inner.acceptsVnetHeader }
