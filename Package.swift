@@ -3,9 +3,10 @@
 // ../shared/DESIGN.md; the folder names under Sources/ are the map.
 import PackageDescription
 
-// The data path is written with explicit bounds checks on everything shared memory says; dynamic
-// exclusivity checks on class properties cost more than the work per frame, so they are off there.
-let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"])]
+// No unsafe flags: SwaleClient (and everything it depends on) can be a versioned SwiftPM dependency.
+// The data path is written with explicit bounds checks on everything shared memory says; the class
+// properties it touches per frame are marked @exclusivity(unchecked) one by one, and what it calls
+// across modules per frame is @inlinable.
 
 let package = Package(
     name: "Swale",
@@ -32,13 +33,13 @@ let package = Package(
         // Names: the one parser for bridges, ports and pipe ends.
         .target(name: "SwaleNames"),
         // Rings: memfd regions, block allocator, memory pools, kernel/user ring views, slot writer, doorbells, SystemError.
-        .target(name: "SwaleRings", dependencies: ["CSwaleABI", "CSwaleSys"], swiftSettings: hotPath),
+        .target(name: "SwaleRings", dependencies: ["CSwaleABI", "CSwaleSys"]),
         // Datapath: port backend contract, transmit batch, virtio-net header, offloads, learning table, forwarding engine (no thread).
-        .target(name: "SwaleDatapath", dependencies: ["SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys"], swiftSettings: hotPath),
+        .target(name: "SwaleDatapath", dependencies: ["SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys"]),
         // Switch: a bridge = forwarding engine + its thread + mailbox + epoll.
-        .target(name: "SwaleSwitch", dependencies: ["SwaleDatapath", "SwaleRings", "CSwaleSys"], swiftSettings: hotPath),
+        .target(name: "SwaleSwitch", dependencies: ["SwaleDatapath", "SwaleRings", "CSwaleSys"]),
         // Kernel port backends: TAP, AF_PACKET, netlink (links, MTU, GRO, namespaces), link watcher.
-        .target(name: "SwaleKernel", dependencies: ["SwaleDatapath", "SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys", "CNetlink"], swiftSettings: hotPath),
+        .target(name: "SwaleKernel", dependencies: ["SwaleDatapath", "SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys", "CNetlink"]),
         // Control protocol: one typed request per operation, the permission table, the protocol
         // version, newline-delimited JSON over a UNIX socket with descriptors as SCM_RIGHTS.
         .target(name: "SwaleProtocol", dependencies: ["CSwaleSys", "SwaleNames"]),
@@ -53,7 +54,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Client library for applications.
-        .target(name: "SwaleClient", dependencies: ["SwaleNames", "SwaleRings", "SwaleProtocol", "CSwaleABI", "CSwaleSys"], swiftSettings: hotPath),
+        .target(name: "SwaleClient", dependencies: ["SwaleNames", "SwaleRings", "SwaleProtocol", "CSwaleABI", "CSwaleSys"]),
         .executableTarget(
             name: "swaled",
             dependencies: [
@@ -68,8 +69,7 @@ let package = Package(
             ]),
         .executableTarget(
             name: "swale-pktgen",
-            dependencies: ["SwaleClient", "CSwaleABI", "CSwaleSys", "SwaleNames", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: hotPath),
+            dependencies: ["SwaleClient", "SwaleRings", "CSwaleABI", "CSwaleSys", "SwaleNames", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "swale-bench",
             dependencies: ["SwaleDatapath", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -85,6 +85,11 @@ int swale_tap_set_vnet_hdr_size(int fd, int size) { return ioctl(fd, TUNSETVNETH
 int swale_tap_set_persist(int fd, int persist) { return ioctl(fd, TUNSETPERSIST, persist) < 0 ? -errno : 0; }
 unsigned int swale_tun_f_csum(void) { return TUN_F_CSUM; }
 
+int swale_ioctl_socket(void) {
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    return fd < 0 ? -errno : fd;
+}
+
 int swale_ifindex_mtu(int sock, int ifindex) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
@@ -184,8 +189,7 @@ int swale_recv_iov(int fd, struct iovec *iov, int n) {
 }
 
 int swale_sendmmsg(int fd, struct swale_mmsghdr *msgs, unsigned int n, int flags) {
-    int r = sendmmsg(fd, (struct mmsghdr *)msgs, n, flags);
-    return r < 0 ? -errno : r;
+    return sendmmsg(fd, (struct mmsghdr *)msgs, n, flags);
 }
 
 int swale_setns_net(int fd) { return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0; }

@@ -18,8 +18,8 @@ import SwaleRings
 
 /// The pipe data path: our tx ring feeds the peer's rx ring by swapping buffer indices.
 final class PipeLink {
-    var ownTx: KRing
-    var peerRx: KRing
+    @exclusivity(unchecked) var ownTx: KRing
+    @exclusivity(unchecked) var peerRx: KRing
     let peerCsb: UnsafeMutablePointer<swale_csb>
 
     init(ownTx t: RingPointer, peerRx r: RingPointer, peerCsb: UnsafeMutablePointer<swale_csb>) {

@@ -63,9 +63,9 @@ public final class SwalePort {
     /// The netmap-compatible interface descriptor (struct swale_if / netmap_if).
     public let interface: UnsafeMutableRawPointer
     /// Ring the application fills (frames out of the app).
-    public private(set) var tx: UserRing
+    @exclusivity(unchecked) public private(set) var tx: UserRing
     /// Ring the application reads (frames into the app).
-    public private(set) var rx: UserRing
+    @exclusivity(unchecked) public private(set) var rx: UserRing
     /// Pipe end: the peer's rings (same region). Our txSync writes the peer's rx tail and slots;
     /// nothing else here is ours to write. Exposed for diagnostics and for `swale-pktgen -f
     /// scribble`, which plays a hostile peer.
@@ -79,9 +79,9 @@ public final class SwalePort {
     let notify: BellEnd
     let kick: BellEnd
     let csb: UnsafeMutablePointer<swale_csb>
-    var pipe: PipeLink?
+    @exclusivity(unchecked) var pipe: PipeLink?
     /// How long wait() polls before it sleeps on the doorbell (0: sleep at once).
-    public var busyPollMicros = SwalePort.defaultBusyPoll
+    @exclusivity(unchecked) public var busyPollMicros = SwalePort.defaultBusyPoll
     /// SWALE_BUSY_POLL_US overrides the default (50 µs) for every port of the process.
     static let defaultBusyPoll: Int = {
         if let v = ProcessInfo.processInfo.environment["SWALE_BUSY_POLL_US"], let n = Int(v), n >= 0 { return n }
@@ -89,7 +89,7 @@ public final class SwalePort {
     }()
     /// Invalid values seen in shared memory: ring indices out of range or against the ring rules,
     /// buffer indices outside the region, lengths beyond a buffer (a misbehaving peer).
-    public private(set) var peerErrors: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var peerErrors: UInt64 = 0
     /// The kind of the last one.
     public private(set) var lastPeerFault: PeerFault?
 
@@ -175,7 +175,7 @@ public final class SwalePort {
 
     deinit { close() }
 
-    private var closed = false
+    @exclusivity(unchecked) private var closed = false
     /// Releases the port (the service frees it, or the pipe when both ends are closed).
     public func close() {
         guard !closed else { return }
@@ -377,30 +377,45 @@ public final class SwalePort {
     /// Copies one frame into tx (spanning slots if larger than a buffer) without syncing.
     /// Returns false if there is no room.
     public func enqueue(_ frame: UnsafeRawBufferPointer) -> Bool {
-        let bs = region.bufSize
-        let need = UInt32(max(1, (frame.count + bs - 1) / bs))
         let w = txWindow()
-        guard w.count >= need else { return false }
         var i = w.head
         var left = w.count
+        let start = i
+        let wrote = writeFrame(frame, at: &i, remaining: &left)
+        // Not written: publish only the empty fragments of bad slots before it (the receiver joins
+        // them to the next frame), never part of the frame.
+        if wrote || i != start { tx.advance(to: i) }
+        return wrote
+    }
+
+    /// Writes one frame into tx slots from `i` on (at most `remaining` slots),
+    /// MOREFRAG on all but the last, and moves `i` and `remaining` past them. Slots with a bad
+    /// buffer become empty fragments first (nextTxBuffer). False, with `i` after those empty
+    /// fragments only, when the good slots run out: nothing of the frame is to be published.
+    @inline(__always)
+    public func writeFrame(_ frame: UnsafeRawBufferPointer, at i: inout UInt32, remaining: inout UInt32) -> Bool {
+        let bs = region.bufSize
+        let count = frame.count
+        let need = max(1, (count + bs - 1) / bs)
+        guard remaining >= UInt32(need) else { return false }
+        var j = i, left = remaining
         var off = 0
-        for k in 0..<Int(need) {
-            // Slots with a bad buffer become empty fragments. Out of slots: publish only those
-            // that precede the frame (the receiver joins them to the next one), not a partial frame.
-            guard let buf = nextTxBuffer(&i, remaining: &left) else {
-                if k == 0 { tx.advance(to: i) }
+        for k in 0..<need {
+            guard let buf = nextTxBuffer(&j, remaining: &left) else {
+                if k == 0 { i = j; remaining = left }
                 return false
             }
-            let s = tx.slot(i)
-            let chunk = min(bs, frame.count - off)
+            let s = tx.slot(j)
+            let chunk = min(bs, count - off)
             if chunk > 0 { memcpy(buf, frame.baseAddress! + off, chunk) }
             s.pointee.len = UInt16(chunk)
-            s.pointee.flags = k + 1 < Int(need) ? UInt16(SWALE_NS_MOREFRAG) : 0
+            s.pointee.flags = k + 1 < need ? UInt16(SWALE_NS_MOREFRAG) : 0
             off += chunk
-            i = tx.next(i)
+            j = tx.next(j)
             left -= 1
         }
-        tx.advance(to: i)
+        i = j
+        remaining = left
         return true
     }
 

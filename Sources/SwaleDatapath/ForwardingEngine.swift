@@ -57,7 +57,7 @@ public final class ForwardingEngine {
     public let config: EngineConfig
     public let table: LearningTable
     let ports: UnsafeMutablePointer<PortState>
-    @exclusivity(unchecked) var adapters: [PortAdapter?]
+    @exclusivity(unchecked) var adapters: [PortBackend?]
     /// Highest active index + 1.
     @exclusivity(unchecked) public private(set) var portCount = 0
     @exclusivity(unchecked) public private(set) var activeCount = 0
@@ -84,13 +84,13 @@ public final class ForwardingEngine {
     static let scratchBytes = 1 << 17
     static let broadcast: UInt16 = .max - 1
     // Direct transmit: the frames of a batch for one kernel port, and their forwarding-table entries.
-    @exclusivity(unchecked) var direct = OutFrames.allocate()
+    @exclusivity(unchecked) var direct = OutFrames()
     let directEntry: UnsafeMutablePointer<Int32>
     @exclusivity(unchecked) var lastHousekeeping: UInt32 = 0
 
-    public init(config: EngineConfig = EngineConfig()) {
+    public init(config: EngineConfig = EngineConfig()) throws {
         self.config = config
-        table = LearningTable(capacity: config.fdbCapacity, agingSeconds: config.agingSeconds)
+        table = try LearningTable(capacity: config.fdbCapacity, agingSeconds: config.agingSeconds)
         ports = .allocate(capacity: config.maxPorts)
         adapters = Array(repeating: nil, count: config.maxPorts)
         let maxFt = config.batch + 64
@@ -114,7 +114,7 @@ public final class ForwardingEngine {
         ftSlot.deallocate(); ftFrags.deallocate(); ftLen.deallocate(); ftDst.deallocate()
         snapIdx.deallocate(); snapLen.deallocate(); snapFlags.deallocate()
         dstList.deallocate(); dstMark.deallocate(); scratch.deallocate()
-        direct.deallocate(); directEntry.deallocate()
+        directEntry.deallocate()
     }
 
     // MARK: ports (between passes)
@@ -124,7 +124,7 @@ public final class ForwardingEngine {
     /// the control block and `notifyFD`). `mtu` defaults to the backend's, else to the frame
     /// limit. Returns the port's index, or nil when the engine is full.
     public func addPort(pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
-                        backend: PortAdapter?, mtu: Int? = nil) -> Int? {
+                        backend: PortBackend?, mtu: Int? = nil) -> Int? {
         // Never read past initialized slots: a free index is below portCount and inactive, or portCount.
         guard let i = (0..<config.maxPorts).first(where: { $0 >= portCount || !ports[$0].active }) else { return nil }
         var state = PortState(tx: KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true),
@@ -161,7 +161,7 @@ public final class ForwardingEngine {
     }
 
     /// The backend of port `index`, if it has one.
-    public func backend(_ index: Int) -> PortAdapter? {
+    public func backend(_ index: Int) -> PortBackend? {
         index >= 0 && index < portCount && ports[index].active ? adapters[index] : nil
     }
 
@@ -475,13 +475,12 @@ extension ForwardingEngine {
     /// buffers, in order, until one needs the copy path (software offload, over the MTU) or the
     /// kernel takes no more. Returns the first forwarding-table entry left for the copy path.
     @inline(__always)
-    private func transmitDirect(batchOf s: Int, count ft: Int, to d: Int, adapter: PortAdapter) -> Int {
+    private func transmitDirect(batchOf s: Int, count ft: Int, to d: Int, adapter: PortBackend) -> Int {
         let dst = ports + d
         let src = ports + s
         let sBufSize = src.pointee.bufSize
         let sBase = src.pointee.bufBase
-        var out = direct   // pointers to the bridge's storage; a local copy avoids exclusivity checks per frame
-        out.reset()
+        direct.reset()
         var e = 0
         while e < ft {
             let fd = ftDst[e]
@@ -492,30 +491,30 @@ extension ForwardingEngine {
             let hdr = hasVnet ? VnetHeader.size : 0
             let total = Int(ftLen[e])
             if total &- hdr &- 14 > dst.pointee.mtu && !(hasVnet && VnetHeader(sBase + Int(snapIdx[pos]) &* sBufSize).isGSO) { break }
-            var fits = !out.isFull
+            var fits = !direct.isFull
             for k in 0..<Int(ftFrags[e]) where fits {
-                fits = out.addSegment(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
+                fits = direct.addSegment(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
             }
             if !fits {
-                out.abandonFrame()
-                if out.count == 0 { break }
-                let taken = flushDirect(out, to: d, adapter: adapter)
-                if taken < out.count { return Int(directEntry[taken]) }
-                out.reset()
+                direct.abandonFrame()
+                if direct.count == 0 { break }
+                let taken = flushDirect(direct, to: d, adapter: adapter)
+                if taken < direct.count { return Int(directEntry[taken]) }
+                direct.reset()
                 continue   // the same entry again, into the empty batch
             }
-            out.commitFrame(vnet: hasVnet, payload: total &- hdr)
-            directEntry[out.count &- 1] = Int32(truncatingIfNeeded: e)
+            direct.commitFrame(vnet: hasVnet, payload: total &- hdr)
+            directEntry[direct.count &- 1] = Int32(truncatingIfNeeded: e)
             e &+= 1
         }
-        if out.count == 0 { return e }
-        let taken = flushDirect(out, to: d, adapter: adapter)
-        return taken < out.count ? Int(directEntry[taken]) : e
+        if direct.count == 0 { return e }
+        let taken = flushDirect(direct, to: d, adapter: adapter)
+        return taken < direct.count ? Int(directEntry[taken]) : e
     }
 
     /// Sends the direct batch; counts what the port took as delivered. Returns frames taken.
     @inline(__always)
-    private func flushDirect(_ out: OutFrames, to d: Int, adapter: PortAdapter) -> Int {
+    private func flushDirect(_ out: borrowing OutFrames, to d: Int, adapter: PortBackend) -> Int {
         let taken = adapter.transmit(out).consumed
         let dst = ports + d
         for k in 0..<taken {

@@ -74,6 +74,7 @@
 
 import Glibc
 import SwaleNames
+import SwaleRings
 
 public final class LearningTable {
     /// Returned by `lookup` when the MAC is unknown or its entry has expired.
@@ -110,7 +111,7 @@ public final class LearningTable {
     // MARK: - State
 
     /// Age limit as a signed value, compared with the signed wrapping age.
-    var agingLimit: Int32
+    @exclusivity(unchecked) var agingLimit: Int32
 
     /// Aging time in seconds (default 300). Values above Int32.max are clamped to Int32.max.
     /// 0 makes every entry expire at once (the bridge then floods everything, like a hub).
@@ -120,17 +121,17 @@ public final class LearningTable {
     }
 
     /// Occupied slots (see the header: expired entries count until swept or reused).
-    public private(set) var count: Int = 0
+    @exclusivity(unchecked) public private(set) var count: Int = 0
     /// New entries (including a MAC relearned after its entry expired).
-    public private(set) var learned: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var learned: UInt64 = 0
     /// Live entries whose MAC showed up on another port.
-    public private(set) var moved: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var moved: UInt64 = 0
     /// Expired entries removed by `expire` or reused by `learn`.
-    public private(set) var aged: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var aged: UInt64 = 0
     /// Live entries thrown out to make room in a full bucket.
-    public private(set) var evicted: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var evicted: UInt64 = 0
 
-    private var sweepCursor = 0
+    @exclusivity(unchecked) private var sweepCursor = 0
 
     // MARK: - Init / deinit
 
@@ -140,7 +141,8 @@ public final class LearningTable {
     ///     `capacity` 1...4 gives a single bucket of 8 slots.
     ///   - agingSeconds: aging time (default 300 s, as Open vSwitch and the Linux bridge).
     ///   - seed: hash salt; random when nil (pass one only for reproducible tests).
-    public init(capacity: Int = 1 << 20, agingSeconds: UInt32 = 300, seed: UInt64? = nil) {
+    /// - Throws: SystemError when the table's memory cannot be mapped.
+    public init(capacity: Int = 1 << 20, agingSeconds: UInt32 = 300, seed: UInt64? = nil) throws {
         precondition(capacity >= 1 && capacity <= 1 << 40, "LearningTable capacity must be in 1...2^40")
         precondition(MemoryLayout<Entry>.stride == 16, "LearningTable.Entry must be 16 bytes")
         let wantedBuckets = (2 * capacity + LearningTable.entriesPerBucket - 1) / LearningTable.entriesPerBucket
@@ -166,7 +168,7 @@ public final class LearningTable {
         guard let raw = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
               raw != MAP_FAILED
         else {
-            fatalError("LearningTable: cannot map \(mappedBytes) bytes: errno \(errno)")
+            throw SystemError("mmap", detail: "learning table of \(mappedBytes) bytes")
         }
         if mappedBytes >= 2 << 20 {
             _ = madvise(raw, mappedBytes, MADV_HUGEPAGE)  // advisory; ignore failure
@@ -263,7 +265,7 @@ public final class LearningTable {
     }
 
     static let touchChunk = 64
-    private var touchSink: UInt64 = 0
+    @exclusivity(unchecked) private var touchSink: UInt64 = 0
 
     /// Learns (or refreshes) `mac` on `port`. Group MACs and `port == none` are ignored.
     @inline(__always)
@@ -386,67 +388,6 @@ public final class LearningTable {
             let age = Int32(bitPattern: now &- table[i].seen)
             out.append((table[i].key & LearningTable.macMask, table[i].port, UInt32(max(age, 0))))
         }
-    }
-
-    // MARK: - Benchmark
-
-    /// Learns `entries` random unicast MACs into a table sized for `entries`, then times `lookups`
-    /// lookups of random learned MACs; returns lookups per second. `batch` 1 times `lookup(_:now:)`
-    /// one MAC at a time; a bigger `batch` times the batch `lookup(_:count:now:into:)`.
-    public static func benchmark(entries: Int, lookups: Int, batch: Int = 1) -> Double {
-        let n = max(entries, 1)
-        let t = LearningTable(capacity: n)
-        var rng = SystemRandomNumberGenerator()
-        let macs = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
-        defer { macs.deallocate() }
-        for i in 0..<n {
-            let m = rng.next() & macMask & ~groupBit
-            macs[i] = m
-            t.learn(m, port: UInt16(truncatingIfNeeded: i & 63), now: 1)
-        }
-        // A precomputed random sequence of learned MACs, read sequentially and cycled.
-        let batch = max(batch, 1)
-        let seqLen = max(min(max(lookups, 1), 1 << 20) / batch, 1) * batch
-        let seq = UnsafeMutablePointer<UInt64>.allocate(capacity: seqLen)
-        defer { seq.deallocate() }
-        for i in 0..<seqLen { seq[i] = macs[Int(rng.next() % UInt64(n))] }
-        let ports = UnsafeMutablePointer<UInt16>.allocate(capacity: batch)
-        defer { ports.deallocate() }
-
-        var acc: UInt64 = 0
-        var done = 0
-        let start = monotonicNanoseconds()
-        var j = 0
-        if batch == 1 {
-            while done < lookups {
-                acc &+= UInt64(t.lookup(seq[j], now: 2))
-                j &+= 1
-                if j == seqLen { j = 0 }
-                done &+= 1
-            }
-        } else {
-            while done < lookups {
-                t.lookup(seq + j, count: batch, now: 2, into: ports)
-                for i in 0..<batch { acc &+= UInt64(ports[i]) }
-                j &+= batch
-                if j == seqLen { j = 0 }
-                done &+= batch
-            }
-        }
-        let elapsed = monotonicNanoseconds() - start
-        benchmarkSink(acc)
-        return Double(done) / (Double(max(elapsed, 1)) / 1e9)
-    }
-
-    @inline(never)
-    static func benchmarkSink(_ v: UInt64) {
-        if v == 0x5eed_5eed_5eed_5eed { print("") }
-    }
-
-    static func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
     static func splitmix64(_ s: inout UInt64) -> UInt64 {

@@ -16,7 +16,7 @@ import CSwaleABI
 import Glibc
 import SwaleRings
 
-public final class MemoryPort: PortAdapter {
+public final class MemoryPort: PortBackend {
     /// A frame as it crossed the port: its bytes (the virtio-net header first when `vnet`).
     public struct Frame: Equatable, Sendable {
         public var bytes: [UInt8]
@@ -43,7 +43,7 @@ public final class MemoryPort: PortAdapter {
     /// Frames `transmit(_:)` takes per call (nil: all).
     public var acceptLimit: Int?
     public var pollFD: Int32 { -1 }
-    private var out = OutFrames.allocate()
+    private var out = OutFrames()
 
     public init(slots: Int = 256, bufSize: Int = Region.defaultBufSize, mtu: Int = 1500, acceptsVnetHeader: Bool = true) throws {
         pool = try MemoryPool(name: "swale-memory-port", bufSize: bufSize, initialBlocks: 2 * slots + 64)
@@ -53,8 +53,6 @@ public final class MemoryPort: PortAdapter {
         self.mtu = mtu
         self.acceptsVnetHeader = acceptsVnetHeader
     }
-
-    deinit { out.deallocate() }
 
     /// Queues frames to enter the switch at the next pass.
     public func inject(_ frames: [Frame]) { pending += frames }
@@ -86,7 +84,7 @@ public final class MemoryPort: PortAdapter {
 
     public func transmit(from rx: UserRing) -> Int { transmitRing(rx, using: &out) }
 
-    public func transmit(_ frames: OutFrames) -> (consumed: Int, sent: Int) {
+    public func transmit(_ frames: borrowing OutFrames) -> (consumed: Int, sent: Int) {
         let n = min(frames.count, acceptLimit ?? frames.count)
         var sent = 0
         for k in 0..<n where frames.payload[k] >= 0 {

@@ -14,15 +14,17 @@
  *
  * A frame with `vnet` set begins with the 12-byte virtio_net_hdr_v1 in its first segment (which
  * is at least that long). A frame the ring gatherer found broken (a bad buffer index, shorter than
- * an Ethernet header) has payload -1: the adapter counts and skips it. Storage is allocated once by
- * the owner; building a batch allocates nothing.
+ * an Ethernet header) has payload -1: the adapter counts and skips it. A batch is non-copyable: its
+ * storage is allocated once when its owner (the engine, an adapter) creates it and freed when the
+ * owner goes; backends only borrow it, so no copy can outlive or double-free it, and building a
+ * batch allocates nothing.
  */
 import CSwaleABI
 import CSwaleSys
 import Glibc
 import SwaleRings
 
-public struct OutFrames {
+public struct OutFrames: ~Copyable {
     public static let frameCapacity = 256
     public static let segmentCapacity = 2048
     /// Every frame's segments, in order.
@@ -38,28 +40,21 @@ public struct OutFrames {
     public private(set) var count = 0
     public private(set) var segmentCount = 0
 
-    public static func allocate() -> OutFrames {
-        let f = OutFrames(segments: .allocate(capacity: segmentCapacity), firstSegment: .allocate(capacity: frameCapacity + 1),
-                          vnet: .allocate(capacity: frameCapacity), payload: .allocate(capacity: frameCapacity),
-                          ringEnd: .allocate(capacity: frameCapacity))
-        f.segments.initialize(repeating: iovec(), count: segmentCapacity)
-        f.firstSegment.initialize(repeating: 0, count: frameCapacity + 1)
-        f.vnet.initialize(repeating: false, count: frameCapacity)
-        f.payload.initialize(repeating: 0, count: frameCapacity)
-        f.ringEnd.initialize(repeating: 0, count: frameCapacity)
-        return f
+    /// Allocates the storage once (the owner keeps one batch for its lifetime); freed with it.
+    public init() {
+        segments = .allocate(capacity: Self.segmentCapacity)
+        firstSegment = .allocate(capacity: Self.frameCapacity + 1)
+        vnet = .allocate(capacity: Self.frameCapacity)
+        payload = .allocate(capacity: Self.frameCapacity)
+        ringEnd = .allocate(capacity: Self.frameCapacity)
+        segments.initialize(repeating: iovec(), count: Self.segmentCapacity)
+        firstSegment.initialize(repeating: 0, count: Self.frameCapacity + 1)
+        vnet.initialize(repeating: false, count: Self.frameCapacity)
+        payload.initialize(repeating: 0, count: Self.frameCapacity)
+        ringEnd.initialize(repeating: 0, count: Self.frameCapacity)
     }
 
-    private init(segments: UnsafeMutablePointer<iovec>, firstSegment: UnsafeMutablePointer<Int32>, vnet: UnsafeMutablePointer<Bool>,
-                 payload: UnsafeMutablePointer<Int32>, ringEnd: UnsafeMutablePointer<UInt32>) {
-        self.segments = segments
-        self.firstSegment = firstSegment
-        self.vnet = vnet
-        self.payload = payload
-        self.ringEnd = ringEnd
-    }
-
-    public func deallocate() {
+    deinit {
         segments.deallocate(); firstSegment.deallocate(); vnet.deallocate(); payload.deallocate(); ringEnd.deallocate()
     }
 
@@ -97,7 +92,7 @@ public struct OutFrames {
     }
 
     /// Whether frame k is a GSO frame (its header's gso_type is not NONE).
-    @inline(__always)
+    @inlinable @inline(__always)
     public func isGSO(_ k: Int) -> Bool {
         vnet[k] && VnetHeader(segments[Int(firstSegment[k])].iov_base!).isGSO
     }
@@ -144,7 +139,7 @@ public struct OutFrames {
     }
 }
 
-extension PortAdapter {
+extension PortBackend {
     /// Hands the frames waiting in `rx` (user side) to `transmit(_:)` batch by batch and releases
     /// what it consumed; stops when the kernel takes no more. Returns frames sent.
     public func transmitRing(_ rx: UserRing, using out: inout OutFrames) -> Int {

@@ -13,7 +13,7 @@
  */
 import SwaleRings
 
-public protocol PortAdapter: AnyObject {
+public protocol PortBackend: AnyObject {
     /// Readable when the kernel has frames for the switch (added to the bridge's epoll set), or -1.
     var pollFD: Int32 { get }
     /// Moves up to the ring's free space of frames from the kernel into `tx` (user side), advancing
@@ -25,7 +25,7 @@ public protocol PortAdapter: AnyObject {
     /// Hands a prefix of `frames` to the kernel: `consumed` frames are done with (sent, or refused
     /// by the kernel and counted), `sent` of them went out. The rest stay with the caller: the
     /// kernel cannot take more now.
-    func transmit(_ frames: OutFrames) -> (consumed: Int, sent: Int)
+    func transmit(_ frames: borrowing OutFrames) -> (consumed: Int, sent: Int)
     /// The interface's MTU: the largest Ethernet payload (frame without its 14-byte header and
     /// without a vnet header) it takes; larger frames toward it are dropped and counted.
     var mtu: Int { get }
@@ -41,6 +41,6 @@ public protocol PortAdapter: AnyObject {
     func close()
 }
 
-extension PortAdapter {
+extension PortBackend {
     public func handlePollError() {}
 }

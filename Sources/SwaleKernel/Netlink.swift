@@ -31,18 +31,24 @@
  * `.overflow` and the caller re-checks each port's link with `Netlink.exists(ifindex:)` — events
  * for promptness, the re-check for robustness.
  *
- * Errors: every failure is a NetlinkError naming the operation, the object (link name, CIDR,
- * namespace path) and libnl's reason (nl_geterror) or the errno.
+ * Errors: every failure of the kernel layer (here, and the TUN, AF_PACKET and ioctl calls of the
+ * adapters) is a KernelError naming the operation, the object (link name, CIDR, namespace path)
+ * and libnl's reason (nl_geterror) or the errno.
+ *
+ * GRO: `setGRO` switches generic receive offload on a netdev (ethtool's ETHTOOL_SGRO through
+ * SIOCETHTOOL, not netlink; it lives here with the other link settings).
  *
  * Not thread-safe: one Netlink (one socket) per thread or actor.
  */
 import CNetlink
 import SwaleNames
-import CSwaleABI
+import SwaleRings
 import CSwaleSys
 import Glibc
 
-public struct NetlinkError: Error, CustomStringConvertible, Sendable {
+/// The one error of the kernel layer (netlink, TUN, AF_PACKET, ioctls): which operation on which
+/// object failed, and why (libnl's reason or the errno, kept).
+public struct KernelError: Error, CustomStringConvertible, Sendable {
     public let operation: String
     public let object: String
     /// libnl error code (NLE_*, positive) or errno when `isErrno`.
@@ -58,12 +64,12 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable {
         self.reason = String(cString: nl_geterror(nlError))
     }
 
-    init(_ operation: String, _ object: String, errno e: Int32) {
+    init(_ operation: String, _ object: String, errno e: Int32, hint: String = "") {
         self.operation = operation
         self.object = object
         self.code = e
         self.isErrno = true
-        self.reason = String(cString: strerror(e))
+        self.reason = String(cString: strerror(e)) + hint
     }
 
     init(_ operation: String, _ object: String, reason: String) {
@@ -74,7 +80,7 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable {
         self.reason = reason
     }
 
-    public var description: String { "netlink: \(operation) \(object): \(reason)" }
+    public var description: String { "\(operation) \(object): \(reason)" }
 
     /// The link (or object) does not exist.
     public var isNotFound: Bool {
@@ -126,12 +132,12 @@ public final class Netlink {
     /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
     public init() throws {
         guard let sk = nl_socket_alloc() else {
-            throw NetlinkError("socket", "NETLINK_ROUTE", reason: "nl_socket_alloc failed")
+            throw KernelError("socket", "NETLINK_ROUTE", reason: "nl_socket_alloc failed")
         }
         let err = nl_connect(sk, NETLINK_ROUTE)
         if err < 0 {
             nl_socket_free(sk)
-            throw NetlinkError("connect", "NETLINK_ROUTE", nlError: err)
+            throw KernelError("connect", "NETLINK_ROUTE", nlError: err)
         }
         self.sk = sk
     }
@@ -144,7 +150,7 @@ public final class Netlink {
     public static func validateName(_ name: String) throws {
         // The one name grammar (SwaleNames) decides; this only puts it in netlink's error type.
         do { try Names.validateInterfaceName(name) } catch {
-            throw NetlinkError("validate", name, reason: error.description)
+            throw KernelError("validate", name, reason: error.description)
         }
     }
 
@@ -178,7 +184,7 @@ public final class Netlink {
         var link: OpaquePointer?
         let err = rtnl_link_get_kernel(sk, ifindex, nil, &link)
         if err < 0 {
-            let e = NetlinkError("get link", "ifindex \(ifindex)", nlError: err)
+            let e = KernelError("get link", "ifindex \(ifindex)", nlError: err)
             if e.isNotFound { return nil }
             throw e
         }
@@ -200,7 +206,7 @@ public final class Netlink {
         var link: OpaquePointer?
         let err = rtnl_link_get_kernel(sk, 0, name, &link)
         if err < 0 {
-            let e = NetlinkError(operation, name, nlError: err)
+            let e = KernelError(operation, name, nlError: err)
             if e.isNotFound { return nil }
             throw e
         }
@@ -210,7 +216,7 @@ public final class Netlink {
     private func require(_ name: String, _ operation: String) throws -> OpaquePointer {
         try Netlink.validateName(name)
         guard let link = try fetch(name: name, operation: operation) else {
-            throw NetlinkError(operation, name, reason: "no such interface")
+            throw KernelError(operation, name, reason: "no such interface")
         }
         return link
     }
@@ -234,7 +240,7 @@ public final class Netlink {
     public func links() throws -> [LinkInfo] {
         var cache: OpaquePointer?
         let err = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache)
-        if err < 0 { throw NetlinkError("list links", "all", nlError: err) }
+        if err < 0 { throw KernelError("list links", "all", nlError: err) }
         guard let cache else { return [] }
         defer { nl_cache_free(cache) }
         var out: [LinkInfo] = []
@@ -254,41 +260,41 @@ public final class Netlink {
     public func createVeth(name: String, peer: String, peerNamespace: String? = nil, mtu: Int? = nil, peerMAC: [UInt8]? = nil) throws {
         try Netlink.validateName(name)
         try Netlink.validateName(peer)
-        guard peerNamespace != nil || name != peer else { throw NetlinkError("create veth", name, reason: "both ends have the same name") }
-        if let mtu, !(68...65535).contains(mtu) { throw NetlinkError("create veth", name, reason: "MTU \(mtu) is outside 68...65535") }
-        guard let link = rtnl_link_veth_alloc() else { throw NetlinkError("create veth", name, reason: "out of memory") }
+        guard peerNamespace != nil || name != peer else { throw KernelError("create veth", name, reason: "both ends have the same name") }
+        if let mtu, !(68...65535).contains(mtu) { throw KernelError("create veth", name, reason: "MTU \(mtu) is outside 68...65535") }
+        guard let link = rtnl_link_veth_alloc() else { throw KernelError("create veth", name, reason: "out of memory") }
         defer { rtnl_link_put(link) }
-        guard let p = rtnl_link_veth_get_peer(link) else { throw NetlinkError("create veth", name, reason: "no peer object") }
+        guard let p = rtnl_link_veth_get_peer(link) else { throw KernelError("create veth", name, reason: "no peer object") }
         defer { rtnl_link_put(p) }
         rtnl_link_set_name(link, name)
         rtnl_link_set_name(p, peer)
         if let mtu { rtnl_link_set_mtu(link, UInt32(mtu)); rtnl_link_set_mtu(p, UInt32(mtu)) }
         if let peerMAC {
-            guard peerMAC.count == 6, peerMAC[0] & 1 == 0 else { throw NetlinkError("create veth", peer, reason: "\(Netlink.formatMAC(peerMAC)) is not a unicast MAC address") }
+            guard peerMAC.count == 6, peerMAC[0] & 1 == 0 else { throw KernelError("create veth", peer, reason: "\(Netlink.formatMAC(peerMAC)) is not a unicast MAC address") }
             let addr = peerMAC.withUnsafeBytes { nl_addr_build(AF_LLC, UnsafeMutableRawPointer(mutating: $0.baseAddress), 6) }
-            guard let addr else { throw NetlinkError("create veth", peer, reason: "out of memory") }
+            guard let addr else { throw KernelError("create veth", peer, reason: "out of memory") }
             rtnl_link_set_addr(p, addr)
             nl_addr_put(addr)
         }
         var nsFD: Int32 = -1
         if let peerNamespace {
             nsFD = open(peerNamespace, O_RDONLY | O_CLOEXEC)
-            guard nsFD >= 0 else { throw NetlinkError("create veth", "\(name)/\(peer)", reason: "cannot open namespace \(peerNamespace): \(String(cString: strerror(errno)))") }
+            guard nsFD >= 0 else { throw KernelError("create veth", "\(name)/\(peer)", reason: "cannot open namespace \(peerNamespace): \(String(cString: strerror(errno)))") }
             rtnl_link_set_ns_fd(p, nsFD)
         }
         defer { if nsFD >= 0 { close(nsFD) } }
         let err = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL)
-        if err < 0 { throw NetlinkError("create veth", "\(name)/\(peer)", nlError: err) }
+        if err < 0 { throw KernelError("create veth", "\(name)/\(peer)", nlError: err) }
     }
 
     /// Deletes a link (for a veth, both ends go).
     public func delete(link name: String) throws {
         try Netlink.validateName(name)
-        guard let link = rtnl_link_alloc() else { throw NetlinkError("delete", name, reason: "out of memory") }
+        guard let link = rtnl_link_alloc() else { throw KernelError("delete", name, reason: "out of memory") }
         defer { rtnl_link_put(link) }
         rtnl_link_set_name(link, name)
         let err = rtnl_link_delete(sk, link)
-        if err < 0 { throw NetlinkError("delete", name, nlError: err) }
+        if err < 0 { throw KernelError("delete", name, nlError: err) }
     }
 
     // MARK: changes
@@ -297,11 +303,11 @@ public final class Netlink {
     private func change(_ name: String, _ operation: String, _ configure: (OpaquePointer) throws -> Void) throws {
         let orig = try require(name, operation)
         defer { rtnl_link_put(orig) }
-        guard let changes = rtnl_link_alloc() else { throw NetlinkError(operation, name, reason: "out of memory") }
+        guard let changes = rtnl_link_alloc() else { throw KernelError(operation, name, reason: "out of memory") }
         defer { rtnl_link_put(changes) }
         try configure(changes)
         let err = rtnl_link_change(sk, orig, changes, 0)
-        if err < 0 { throw NetlinkError(operation, name, nlError: err) }
+        if err < 0 { throw KernelError(operation, name, nlError: err) }
     }
 
     public func setUp(_ name: String, _ up: Bool) throws {
@@ -312,21 +318,28 @@ public final class Netlink {
 
     /// Sets the interface's alias (IFLA_IFALIAS, at most 255 bytes; "" clears it).
     public func setAlias(_ name: String, _ alias: String) throws {
-        guard alias.utf8.count < 256 else { throw NetlinkError("set alias", name, reason: "an alias has at most 255 bytes") }
+        guard alias.utf8.count < 256 else { throw KernelError("set alias", name, reason: "an alias has at most 255 bytes") }
         try change(name, "set alias") { c in rtnl_link_set_ifalias(c, alias) }
     }
 
     public func setMTU(_ name: String, _ mtu: Int) throws {
-        guard mtu >= 68, mtu <= 65535 else { throw NetlinkError("set mtu", name, reason: "MTU \(mtu) is outside 68...65535") }
+        guard mtu >= 68, mtu <= 65535 else { throw KernelError("set mtu", name, reason: "MTU \(mtu) is outside 68...65535") }
         try change(name, "set mtu \(mtu)") { c in rtnl_link_set_mtu(c, UInt32(mtu)) }
     }
 
+    /// Generic receive offload on or off (SIOCETHTOOL ETHTOOL_SGRO).
+    public func setGRO(_ name: String, _ on: Bool) throws {
+        try Netlink.validateName(name)
+        let rc = swale_set_gro(name, on ? 1 : 0)
+        if rc < 0 { throw KernelError(on ? "set gro on" : "set gro off", name, errno: -rc) }
+    }
+
     public func setMAC(_ name: String, _ mac: [UInt8]) throws {
-        guard mac.count == 6 else { throw NetlinkError("set mac", name, reason: "a MAC address has 6 bytes, not \(mac.count)") }
-        guard mac[0] & 1 == 0 else { throw NetlinkError("set mac", name, reason: "\(Netlink.formatMAC(mac)) is a multicast address") }
+        guard mac.count == 6 else { throw KernelError("set mac", name, reason: "a MAC address has 6 bytes, not \(mac.count)") }
+        guard mac[0] & 1 == 0 else { throw KernelError("set mac", name, reason: "\(Netlink.formatMAC(mac)) is a multicast address") }
         try change(name, "set mac \(Netlink.formatMAC(mac))") { c in
             let addr = mac.withUnsafeBytes { nl_addr_build(AF_LLC, UnsafeMutableRawPointer(mutating: $0.baseAddress), 6) }
-            guard let addr else { throw NetlinkError("set mac", name, reason: "out of memory") }
+            guard let addr else { throw KernelError("set mac", name, reason: "out of memory") }
             rtnl_link_set_addr(c, addr)
             nl_addr_put(addr)
         }
@@ -336,7 +349,7 @@ public final class Netlink {
     /// caller can restore it.
     @discardableResult
     public func setPromiscuous(_ name: String, _ on: Bool) throws -> Bool {
-        guard let before = try linkInfo(name: name) else { throw NetlinkError("set promisc", name, reason: "no such interface") }
+        guard let before = try linkInfo(name: name) else { throw KernelError("set promisc", name, reason: "no such interface") }
         if before.isPromiscuous == on { return on }
         try change(name, on ? "set promisc on" : "set promisc off") { c in
             if on { rtnl_link_set_flags(c, LinkFlags.promisc) } else { rtnl_link_unset_flags(c, LinkFlags.promisc) }
@@ -345,7 +358,7 @@ public final class Netlink {
     }
 
     public func isPromiscuous(_ name: String) throws -> Bool {
-        guard let i = try linkInfo(name: name) else { throw NetlinkError("get promisc", name, reason: "no such interface") }
+        guard let i = try linkInfo(name: name) else { throw KernelError("get promisc", name, reason: "no such interface") }
         return i.isPromiscuous
     }
 
@@ -354,7 +367,7 @@ public final class Netlink {
     public func moveToNamespace(link name: String, nsPath: String) throws {
         let path = Netlink.namespacePath(nsPath)
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw NetlinkError("move \(name) to namespace", path, errno: errno) }
+        guard fd >= 0 else { throw KernelError("move \(name) to namespace", path, errno: errno) }
         defer { Glibc.close(fd) }
         try change(name, "move to namespace \(path)") { c in rtnl_link_set_ns_fd(c, fd) }
     }
@@ -365,20 +378,20 @@ public final class Netlink {
         let link = try require(name, "add address \(cidr)")
         let ifindex = rtnl_link_get_ifindex(link)
         rtnl_link_put(link)
-        guard cidr.contains("/") else { throw NetlinkError("add address", "\(cidr) on \(name)", reason: "expected an address with a prefix length, e.g. 10.0.0.1/24") }
+        guard cidr.contains("/") else { throw KernelError("add address", "\(cidr) on \(name)", reason: "expected an address with a prefix length, e.g. 10.0.0.1/24") }
         var local: OpaquePointer?
         var err = nl_addr_parse(cidr, AF_UNSPEC, &local)
-        guard err >= 0, let local else { throw NetlinkError("add address", "\(cidr) on \(name)", nlError: err < 0 ? err : -Int32(NLE_INVAL)) }
+        guard err >= 0, let local else { throw KernelError("add address", "\(cidr) on \(name)", nlError: err < 0 ? err : -Int32(NLE_INVAL)) }
         defer { nl_addr_put(local) }
         let family = nl_addr_get_family(local)
         guard family == AF_INET || family == AF_INET6 else {
-            throw NetlinkError("add address", "\(cidr) on \(name)", reason: "not an IPv4 or IPv6 address")
+            throw KernelError("add address", "\(cidr) on \(name)", reason: "not an IPv4 or IPv6 address")
         }
-        guard let addr = rtnl_addr_alloc() else { throw NetlinkError("add address", cidr, reason: "out of memory") }
+        guard let addr = rtnl_addr_alloc() else { throw KernelError("add address", cidr, reason: "out of memory") }
         defer { rtnl_addr_put(addr) }
         rtnl_addr_set_ifindex(addr, ifindex)
         err = rtnl_addr_set_local(addr, local)
-        if err < 0 { throw NetlinkError("add address", "\(cidr) on \(name)", nlError: err) }
+        if err < 0 { throw KernelError("add address", "\(cidr) on \(name)", nlError: err) }
         if family == AF_INET {
             // Like `ip addr add ... brd +`: the subnet's broadcast address, so broadcasts work.
             let plen = Int(nl_addr_get_prefixlen(local))
@@ -394,7 +407,7 @@ public final class Netlink {
         }
         if noDAD && family == AF_INET6 { rtnl_addr_set_flags(addr, UInt32(IFA_F_NODAD)) }
         err = rtnl_addr_add(sk, addr, 0)
-        if err < 0 { throw NetlinkError("add address", "\(cidr) on \(name)", nlError: err) }
+        if err < 0 { throw KernelError("add address", "\(cidr) on \(name)", nlError: err) }
     }
 
     // MARK: namespaces
@@ -412,13 +425,13 @@ public final class Netlink {
         }, ctx)
         guard rc == 0 else {
             Unmanaged<NamespaceJob<T>>.fromOpaque(ctx).release()
-            throw NetlinkError("start namespace helper", job.path, errno: rc)
+            throw KernelError("start namespace helper", job.path, errno: rc)
         }
         pthread_join(tid, nil)
         switch job.result {
         case .success(let v)?: return v
         case .failure(let e)?: throw e
-        case nil: throw NetlinkError("enter namespace", job.path, reason: "helper thread did not finish")
+        case nil: throw KernelError("enter namespace", job.path, reason: "helper thread did not finish")
         }
     }
 
@@ -457,13 +470,13 @@ private final class NamespaceJob<T>: NamespaceJobBase {
     override func run() {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            result = .failure(NetlinkError("open namespace", path, errno: errno))
+            result = .failure(KernelError("open namespace", path, errno: errno))
             return
         }
         let rc = swale_setns_net(fd)
         Glibc.close(fd)
         guard rc == 0 else {
-            result = .failure(NetlinkError("enter namespace", path, errno: -rc))
+            result = .failure(KernelError("enter namespace", path, errno: -rc))
             return
         }
         result = Result { try body(try Netlink()) }
@@ -488,7 +501,7 @@ public final class LinkWatcher {
 
     public init() throws {
         let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE)
-        guard fd >= 0 else { throw NetlinkError("socket", "link watcher", errno: errno) }
+        guard fd >= 0 else { throw KernelError("socket", "link watcher", errno: errno) }
         var sa = sockaddr_nl()
         sa.nl_family = sa_family_t(AF_NETLINK)
         sa.nl_groups = UInt32(RTMGRP_LINK)
@@ -498,7 +511,7 @@ public final class LinkWatcher {
         guard rc == 0 else {
             let e = errno
             Glibc.close(fd)
-            throw NetlinkError("bind RTNLGRP_LINK", "link watcher", errno: e)
+            throw KernelError("bind RTNLGRP_LINK", "link watcher", errno: e)
         }
         var rcvbuf: Int32 = 1 << 20
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, socklen_t(MemoryLayout<Int32>.size))
@@ -515,16 +528,12 @@ public final class LinkWatcher {
     public func drainEvents() -> [LinkEvent] {
         var events: [LinkEvent] = []
         while true {
-            let n = recv(fd, buffer, bufferSize, SysConst.msgDontWait)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == ENOBUFS { events.append(.overflow); continue }
-                break
+            switch retryingInterrupts({ recv(fd, buffer, bufferSize, SysConst.msgDontWait) }) {
+            case .done(let n) where n > 0: parse(count: n, into: &events)
+            case .failed(ENOBUFS): events.append(.overflow)
+            default: return events
             }
-            if n == 0 { break }
-            parse(count: n, into: &events)
         }
-        return events
     }
 
     private func parse(count: Int, into events: inout [LinkEvent]) {

@@ -66,12 +66,12 @@ import Glibc
 import SwaleDatapath
 import SwaleRings
 
-public final class PacketSocketAdapter: PortAdapter {
+public final class PacketSocketAdapter: PortBackend {
     public let name: String
     public let ifindex: Int32
     public let fd: Int32
     public var pollFD: Int32 { fd }
-    public private(set) var mtu: Int
+    @exclusivity(unchecked) public private(set) var mtu: Int
     /// Bytes of virtio-net header the kernel uses on this socket: 12, 10 (pre-6.2 kernels) or 0.
     public let vnetSize: Int
     public var acceptsVnetHeader: Bool { vnetSize != 0 }
@@ -84,16 +84,16 @@ public final class PacketSocketAdapter: PortAdapter {
     private let rxIov: UnsafeMutablePointer<iovec>
     private static let rxIovCapacity = 1028
     /// Frames moved per receive call at most.
-    public var batchLimit = 256
+    @exclusivity(unchecked) public var batchLimit = 256
 
     /// Whether tpacket_rcv already counts an out-of-band VLAN tag in csum_start (a patch proposed
     /// upstream in 2023; Linux 6.18 does not). Learned from the first tagged IPv4 frame with a
     /// pending checksum; until then assumed false.
-    public private(set) var kernelCountsVlanInCsumStart = false
-    private var vlanCsumLearned = false
+    @exclusivity(unchecked) public private(set) var kernelCountsVlanInCsumStart = false
+    @exclusivity(unchecked) private var vlanCsumLearned = false
     private let ring: UnsafeMutableRawPointer
     private let ringBytes: Int
-    private var cursor = 0
+    @exclusivity(unchecked) private var cursor = 0
     private let stats = AdapterCounters()
     private static let maxMessages = 256
     private static let iovCapacity = 2048
@@ -102,8 +102,8 @@ public final class PacketSocketAdapter: PortAdapter {
     /// The frame each message carries.
     private let frameOf: UnsafeMutablePointer<Int32>
     /// The rx ring's frames, described for `transmit(_:)`.
-    private var out = OutFrames.allocate()
-    private var closed = false
+    @exclusivity(unchecked) private var out = OutFrames()
+    @exclusivity(unchecked) private var closed = false
 
     public var counters: [String: UInt64] {
         var p: UInt32 = 0, d: UInt32 = 0
@@ -140,7 +140,6 @@ public final class PacketSocketAdapter: PortAdapter {
         msgs.deallocate()
         iov.deallocate()
         frameOf.deallocate()
-        out.deallocate()
         rxIov.deallocate()
     }
 
@@ -152,16 +151,16 @@ public final class PacketSocketAdapter: PortAdapter {
         try Netlink.validateName(name)
         var frameSize = requested ?? 2048
         guard frameSize >= 2048, frameSize % 16 == 0, frameSize <= 1 << 20 else {
-            throw NetlinkError("attach", name, reason: "frame size \(frameSize) must be a multiple of 16 in 2048...1048576")
+            throw KernelError("attach", name, reason: "frame size \(frameSize) must be a multiple of 16 in 2048...1048576")
         }
         guard frameCount >= 2, frameCount <= 1 << 16 else {
-            throw NetlinkError("attach", name, reason: "frame count \(frameCount) must be in 2...65536")
+            throw KernelError("attach", name, reason: "frame count \(frameCount) must be in 2...65536")
         }
         let nl = try netlink ?? Netlink()
-        guard let info = try nl.linkInfo(name: name) else { throw NetlinkError("attach", name, reason: "no such interface") }
+        guard let info = try nl.linkInfo(name: name) else { throw KernelError("attach", name, reason: "no such interface") }
 
         let fd = swale_packet_open()
-        guard fd >= 0 else { throw NetlinkError("AF_PACKET socket", name, errno: -fd) }
+        guard fd >= 0 else { throw KernelError("AF_PACKET socket", name, errno: -fd) }
         var ok = false
         defer { if !ok { Glibc.close(fd) } }
 
@@ -184,7 +183,7 @@ public final class PacketSocketAdapter: PortAdapter {
             frameSize = 65536
         }
         var rc = swale_packet_setopt(fd, SWALE_PACKET_VERSION, SWALE_TPACKET_V2)
-        guard rc == 0 else { throw NetlinkError("PACKET_VERSION TPACKET_V2", name, errno: -rc) }
+        guard rc == 0 else { throw KernelError("PACKET_VERSION TPACKET_V2", name, errno: -rc) }
         let bypass = swale_packet_setopt(fd, SWALE_PACKET_QDISC_BYPASS, 1) == 0
         let ignoreOut = swale_packet_setopt(fd, SWALE_PACKET_IGNORE_OUTGOING, 1) == 0
         var sndbuf: Int32 = 4 << 20
@@ -197,18 +196,18 @@ public final class PacketSocketAdapter: PortAdapter {
         let blocks = (frameCount + perBlock - 1) / perBlock
         let frames = blocks * perBlock
         rc = swale_packet_rx_ring(fd, UInt32(block), UInt32(blocks), UInt32(frameSize), UInt32(frames))
-        guard rc == 0 else { throw NetlinkError("PACKET_RX_RING \(blocks)x\(block)", name, errno: -rc) }
+        guard rc == 0 else { throw KernelError("PACKET_RX_RING \(blocks)x\(block)", name, errno: -rc) }
         let bytes = block * blocks
         guard let map = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), map != MAP_FAILED else {
-            throw NetlinkError("mmap packet ring", name, errno: errno)
+            throw KernelError("mmap packet ring", name, errno: errno)
         }
         var mapped = true
         defer { if !ok && mapped { munmap(map, bytes) } }
 
         rc = swale_packet_bind(fd, info.ifindex)
-        guard rc == 0 else { throw NetlinkError("bind AF_PACKET", name, errno: -rc) }
+        guard rc == 0 else { throw KernelError("bind AF_PACKET", name, errno: -rc) }
         rc = swale_packet_promisc(fd, info.ifindex, 1)
-        guard rc == 0 else { throw NetlinkError("PACKET_MR_PROMISC", name, errno: -rc) }
+        guard rc == 0 else { throw KernelError("PACKET_MR_PROMISC", name, errno: -rc) }
         ok = true
         mapped = false
         return PacketSocketAdapter(name: name, ifindex: info.ifindex, fd: fd, mtu: info.mtu, vnetSize: vnet,
@@ -435,7 +434,7 @@ public final class PacketSocketAdapter: PortAdapter {
     }
 
     /// One sendmmsg() per up to 256 frames, each message an iovec list over the frame's segments.
-    public func transmit(_ f: OutFrames) -> (consumed: Int, sent: Int) {
+    public func transmit(_ f: borrowing OutFrames) -> (consumed: Int, sent: Int) {
         if closed { return (f.count, 0) }
         var consumed = 0
         var sent = 0, bytes = 0, calls = 0, gso = 0, errors = 0, bad = 0, down = 0
@@ -483,24 +482,25 @@ public final class PacketSocketAdapter: PortAdapter {
             // One sendmmsg for the batch; a frame the kernel refuses is dropped and sending goes on.
             var done = 0
             while done < m {
-                let r = swale_sendmmsg(fd, msgs + done, UInt32(m - done), SysConst.msgDontWait)
+                let res = retryingInterrupts { Int(swale_sendmmsg(fd, msgs + done, UInt32(m - done), SysConst.msgDontWait)) }
                 calls += 1
-                if r > 0 {
-                    for j in done..<(done + Int(r)) {
+                var e: Int32 = 0
+                switch res {
+                case .done(let r) where r > 0:
+                    for j in done..<(done + r) {
                         let fk = Int(frameOf[j])
                         bytes += Int(f.payload[fk])
                         if f.isGSO(fk) { gso += 1 }
                     }
-                    sent += Int(r)
-                    done += Int(r)
+                    sent += r
+                    done += r
                     consumed = Int(frameOf[done - 1]) + 1
                     continue
-                }
-                let e = -r
-                if e == EINTR { continue }
-                if r == 0 || e == EAGAIN || e == EWOULDBLOCK {
+                case .done, .wouldBlock:
                     stats.add(.txAgain, 1)
                     break send
+                case .failed(let err):
+                    e = err
                 }
                 if e == ENETDOWN || e == ENXIO || e == ENODEV {
                     // The link is down or gone: everything in this batch is undeliverable.

@@ -44,26 +44,26 @@ import Glibc
 import SwaleDatapath
 import SwaleRings
 
-public final class TapAdapter: PortAdapter {
+public final class TapAdapter: PortBackend {
     public let name: String
     public let ifindex: Int32
     public let fd: Int32
     public var pollFD: Int32 { fd }
-    public private(set) var mtu: Int
+    @exclusivity(unchecked) public private(set) var mtu: Int
     public var acceptsVnetHeader: Bool { true }
     /// Whether the kernel may hand over GSO / partial-checksum frames (TUNSETOFFLOAD succeeded).
     public let offloads: Bool
     public let persistent: Bool
     /// Frames moved per call at most, in each direction.
-    public var batchLimit = 256
+    @exclusivity(unchecked) public var batchLimit = 256
     /// The device went away under us (EBADFD / ENODEV on the fd).
-    public private(set) var linkGone = false
+    @exclusivity(unchecked) public private(set) var linkGone = false
 
     private let stats = AdapterCounters()
     private let iov: UnsafeMutablePointer<iovec>
     private let iovCapacity = 256
     /// The rx ring's frames, described for `transmit(_:)`.
-    private var out = OutFrames.allocate()
+    @exclusivity(unchecked) private var out = OutFrames()
     @exclusivity(unchecked) private var closed = false
     /// A socket for SIOCGIFMTU (-1 if none could be opened).
     private let ioctlFD: Int32
@@ -74,7 +74,7 @@ public final class TapAdapter: PortAdapter {
 
     private init(name: String, ifindex: Int32, fd: Int32, mtu: Int, offloads: Bool, persistent: Bool) {
         // The tun fd answers no interface ioctls: a datagram socket asks for the MTU.
-        ioctlFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        ioctlFD = swale_ioctl_socket()
         self.name = name
         self.ifindex = ifindex
         self.fd = fd
@@ -90,7 +90,6 @@ public final class TapAdapter: PortAdapter {
     deinit {
         close()
         iov.deallocate()
-        out.deallocate()
     }
 
     /// Creates (or re-attaches to) the TAP `name`, enables the 12-byte vnet header and offloads,
@@ -102,13 +101,13 @@ public final class TapAdapter: PortAdapter {
         let fd = swale_tap_open(name, 1, &out)
         guard fd >= 0 else {
             let reason = -fd == EINVAL ? " (is \(name) an existing interface that is not a TAP?)" : ""
-            throw NetlinkError("create tap", name, reason: String(cString: strerror(-fd)) + reason)
+            throw KernelError("create tap", name, errno: -fd, hint: reason)
         }
         var ok = false
         defer { if !ok { Glibc.close(fd) } }
         let kname = String(cString: out)
         var rc = swale_tap_set_vnet_hdr_size(fd, Int32(VnetHeader.size))
-        guard rc == 0 else { throw NetlinkError("TUNSETVNETHDRSZ 12", kname, errno: -rc) }
+        guard rc == 0 else { throw KernelError("TUNSETVNETHDRSZ 12", kname, errno: -rc) }
         var withOffloads = false
         if offloads {
             rc = swale_tap_set_offload(fd, swale_tun_f_csum() | swale_tun_f_tso4() | swale_tun_f_tso6())
@@ -118,14 +117,14 @@ public final class TapAdapter: PortAdapter {
         }
         if persist {
             rc = swale_tap_set_persist(fd, 1)
-            guard rc == 0 else { throw NetlinkError("TUNSETPERSIST", kname, errno: -rc) }
+            guard rc == 0 else { throw KernelError("TUNSETPERSIST", kname, errno: -rc) }
         }
         let nl = try netlink ?? Netlink()
         if let mtu { try nl.setMTU(kname, mtu) }
         if let mac { try nl.setMAC(kname, mac) }
         if up { try nl.setUp(kname, true) }
         guard let info = try nl.linkInfo(name: kname) else {
-            throw NetlinkError("create tap", kname, reason: "the device vanished after creation")
+            throw KernelError("create tap", kname, reason: "the device vanished after creation")
         }
         ok = true
         return TapAdapter(name: kname, ifindex: info.ifindex, fd: fd, mtu: info.mtu, offloads: withOffloads,
@@ -165,14 +164,13 @@ public final class TapAdapter: PortAdapter {
                 k += 1
             }
             if k < need { stats.add(.rxBadSlot, 1); break }
-            let n = readv(fd, iov, Int32(need))
+            let r = retryingInterrupts { readv(fd, iov, Int32(need)) }
             calls += 1
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                if e == EAGAIN { break }
-                if e == EBADFD || e == ENODEV || e == ENXIO { linkGone = true }
-                errors += 1
+            guard case .done(let n) = r else {
+                if case .failed(let e) = r {
+                    if e == EBADFD || e == ENODEV || e == ENXIO { linkGone = true }
+                    errors += 1
+                }
                 break
             }
             if n > capacity { truncated += 1; continue }
@@ -213,7 +211,7 @@ public final class TapAdapter: PortAdapter {
     }
 
     /// One writev() per frame over its segments; a plain frame gets the shared zero header first.
-    public func transmit(_ f: OutFrames) -> (consumed: Int, sent: Int) {
+    public func transmit(_ f: borrowing OutFrames) -> (consumed: Int, sent: Int) {
         if closed || linkGone {
             // Nobody to hand frames to: consume them so the switch does not stall.
             stats.add(.txLinkDown, f.count)
@@ -234,11 +232,10 @@ public final class TapAdapter: PortAdapter {
                 cnt += 1
                 vec = iov
             }
-            var n: Int
-            repeat { n = writev(fd, vec, Int32(cnt)); calls += 1 } while n < 0 && errno == EINTR
-            if n < 0 {
-                let e = errno
-                if e == EAGAIN { stats.add(.txAgain, 1); break }
+            let r = retryingInterrupts { writev(fd, vec, Int32(cnt)) }
+            calls += 1
+            if r == .wouldBlock { stats.add(.txAgain, 1); break }
+            if case .failed(let e) = r {
                 if e == EBADFD || e == ENODEV || e == ENXIO { linkGone = true }
                 if e == EIO { down += 1 } else { errors += 1 }
                 k += 1

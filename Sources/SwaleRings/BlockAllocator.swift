@@ -9,7 +9,7 @@
  * hand one block out twice.
  */
 public struct BlockAllocator {
-    public static let reserved: UInt32 = 2
+    @inlinable public static var reserved: UInt32 { 2 }
 
     private var bits: [UInt64] = []
     public private(set) var total: Int = 0

@@ -13,8 +13,8 @@ public struct BellEnd {
 
     public init(adopting fd: Int32) { self.fd = fd }
 
-    @inline(__always) public func ring() { _ = swale_doorbell_ring(fd) }
-    @inline(__always) @discardableResult public func drain() -> UInt64 { swale_doorbell_drain(fd) }
+    @inlinable @inline(__always) public func ring() { _ = swale_doorbell_ring(fd) }
+    @inlinable @inline(__always) @discardableResult public func drain() -> UInt64 { swale_doorbell_drain(fd) }
 
     /// Blocks until rung or timeout (ms, -1 = forever). Returns true if rung.
     public func wait(timeoutMs: Int32) -> Bool {

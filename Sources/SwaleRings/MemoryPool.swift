@@ -25,7 +25,7 @@ public struct InterfaceLayout: Codable, Sendable, Equatable {
 
 public final class MemoryPool {
     public let region: Region
-    public private(set) var allocator: BlockAllocator
+    @exclusivity(unchecked) public private(set) var allocator: BlockAllocator
     public let name: String
     /// Blocks added each time the region has to grow, at least.
     public var growthBlocks = 1024
@@ -93,7 +93,7 @@ public final class MemoryPool {
         nifp.pointee.ni_version = 14
         nifp.pointee.ni_tx_rings = UInt32(txRings)
         nifp.pointee.ni_rx_rings = UInt32(rxRings)
-        let ringOfs = (region.base + nifpOffset + 56).assumingMemoryBound(to: Int.self)
+        let ringOfs = (region.base + nifpOffset + Int(SWALE_IF_RING_OFS_OFFSET)).assumingMemoryBound(to: Int.self)
 
         var tx: [Int] = []
         var rx: [Int] = []
@@ -110,7 +110,7 @@ public final class MemoryPool {
             ring.pointee.head = 0
             ring.pointee.cur = 0
             ring.pointee.tail = isTx ? UInt32(slots - 1) : 0
-            let sl = (region.base + off + 256).assumingMemoryBound(to: swale_slot.self)
+            let sl = RingPointer(region.base + off, slots: slots).slots
             for s in 0..<slots {
                 sl[s].buf_idx = try allocateBuffer()
                 sl[s].len = 0

@@ -27,7 +27,7 @@ public final class Region {
     public let reserve: Int
     public let bufSize: Int
     /// Bytes of the memfd currently mapped here.
-    public private(set) var mappedSize: Int
+    @exclusivity(unchecked) public private(set) var mappedSize: Int
 
     /// Number of blocks mapped: every valid buffer index is below this.
     public var blockLimit: UInt32 { UInt32(truncatingIfNeeded: mappedSize / bufSize) }
@@ -123,10 +123,10 @@ public final class Region {
         mappedSize = newSize
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func pointer(offset: Int) -> UnsafeMutableRawPointer { base + offset }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func buffer(_ index: UInt32) -> UnsafeMutableRawPointer { base + Int(index) &* bufSize }
 
     deinit {

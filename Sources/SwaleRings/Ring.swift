@@ -55,7 +55,7 @@ public struct RingPointer {
     @inlinable @inline(__always)
     public init(_ raw: UnsafeMutableRawPointer) {
         ring = raw.assumingMemoryBound(to: swale_ring.self)
-        slots = (raw + 256).assumingMemoryBound(to: swale_slot.self)
+        slots = (raw + Int(SWALE_RING_SLOT_OFFSET)).assumingMemoryBound(to: swale_slot.self)
         numSlots = ring.pointee.num_slots
     }
 
@@ -63,13 +63,13 @@ public struct RingPointer {
     @inlinable
     public init(_ raw: UnsafeMutableRawPointer, slots n: Int) {
         ring = raw.assumingMemoryBound(to: swale_ring.self)
-        slots = (raw + 256).assumingMemoryBound(to: swale_slot.self)
+        slots = (raw + Int(SWALE_RING_SLOT_OFFSET)).assumingMemoryBound(to: swale_slot.self)
         numSlots = UInt32(truncatingIfNeeded: n)
     }
 
-    @inlinable @inline(__always) public var headPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 20).assumingMemoryBound(to: UInt32.self) }
-    @inlinable @inline(__always) public var curPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 24).assumingMemoryBound(to: UInt32.self) }
-    @inlinable @inline(__always) public var tailPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: 28).assumingMemoryBound(to: UInt32.self) }
+    @inlinable @inline(__always) public var headPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: Int(SWALE_RING_HEAD_OFFSET)).assumingMemoryBound(to: UInt32.self) }
+    @inlinable @inline(__always) public var curPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: Int(SWALE_RING_CUR_OFFSET)).assumingMemoryBound(to: UInt32.self) }
+    @inlinable @inline(__always) public var tailPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: Int(SWALE_RING_TAIL_OFFSET)).assumingMemoryBound(to: UInt32.self) }
 
     @inlinable @inline(__always) public func loadHead() -> UInt32 { swale_load_acquire(headPtr) }
     @inlinable @inline(__always) public func loadCur() -> UInt32 { swale_load_acquire(curPtr) }
@@ -79,7 +79,7 @@ public struct RingPointer {
     @inlinable @inline(__always) public func storeTail(_ v: UInt32) { swale_store_release(tailPtr, v) }
 
     /// Bytes a ring of n slots occupies.
-    public static func bytes(slots n: Int) -> Int { 256 + 16 * n }
+    public static func bytes(slots n: Int) -> Int { Int(SWALE_RING_SLOT_OFFSET) + Int(SWALE_SLOT_SIZE) * n }
 }
 
 /// The non-application side of one ring: private hwcur/hwtail plus validation.

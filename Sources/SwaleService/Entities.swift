@@ -47,7 +47,7 @@ final class PortEntry {
     /// How to make it again: what `config dump` prints and the owner tag carries (kernel ports).
     var spec: SwaleConfig.Port?
     var origin = PortOrigin.cli
-    var adapter: PortAdapter?
+    var adapter: PortBackend?
     var finalStats = PortStats()
 
     init(bridge: String, name: String, kind: PortKind, owner: UInt32, pool: MemoryPool, layout: InterfaceLayout, kick: Doorbell, notify: Doorbell) {

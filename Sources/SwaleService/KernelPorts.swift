@@ -15,7 +15,6 @@
  * A link watcher (RTNLGRP_LINK) notices interfaces that disappear — a container's namespace was
  * deleted — and removes their ports, logged and counted.
  */
-import CSwaleSys
 import Foundation
 import Glibc
 import SwaleConfig
@@ -131,8 +130,7 @@ extension Service {
             // GRO on the switch's own end: the kernel merges a container's MTU-sized TCP segments
             // before the packet socket sees them, so the switch and the receiving stack handle one
             // large frame (carried with its virtio-net GSO header) instead of dozens.
-            let gro = swale_set_gro(name, 1)
-            if gro < 0 { log.warning("GRO on \(name): \(String(cString: strerror(-gro))); frames stay MTU-sized") }
+            do { try nl.setGRO(name, true) } catch { log.warning("GRO on \(name): \(error); frames stay MTU-sized") }
             let p = try plugPacketSocket(name, into: b, kind: .veth, nl: nl)
             p.peerName = peer
             return p

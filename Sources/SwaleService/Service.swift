@@ -375,7 +375,7 @@ public final class Service: @unchecked Sendable {
     // MARK: ports
 
     /// Creates the region, rings and doorbells of a port and plugs it into the bridge.
-    func makePort(bridge b: BridgeEntry, name: String, kind: PortKind, slots: Int, owner: UInt32, adapter: PortAdapter? = nil, mtu: Int? = nil) throws -> PortEntry {
+    func makePort(bridge b: BridgeEntry, name: String, kind: PortKind, slots: Int, owner: UInt32, adapter: PortBackend? = nil, mtu: Int? = nil) throws -> PortEntry {
         let s = max(64, min(slots, 16384))
         let pool = try MemoryPool(name: "swale:\(b.bridge.name):\(name)", bufSize: options.bufSize, initialBlocks: Budgets.portBlocks(slots: s))
         let layout = try pool.makeInterface(name: name, slots: s)

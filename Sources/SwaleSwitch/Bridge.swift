@@ -66,7 +66,7 @@ public final class Bridge: @unchecked Sendable {
         guard epollFD >= 0 else { throw SystemError("epoll_create1") }
         do { wake = try Doorbell() } catch { close(epollFD); throw error }
         self.epollFD = epollFD
-        engine = ForwardingEngine(config: config.engine)
+        do { engine = try ForwardingEngine(config: config.engine) } catch { wake.close(); close(epollFD); throw error }
         mailboxFlag = .allocate(capacity: 1)
         mailboxFlag.initialize(to: 0)
         addToEpoll(wake.waitEnd.fd, tag: UInt64.max)
@@ -159,7 +159,7 @@ public final class Bridge: @unchecked Sendable {
     /// Installs a port (see `ForwardingEngine.addPort`) and polls its doorbell or its backend's fd.
     /// Returns its index, or nil when the bridge is full.
     public func addPort(pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
-                        backend: PortAdapter?, mtu: Int? = nil) -> Int? {
+                        backend: PortBackend?, mtu: Int? = nil) -> Int? {
         perform { b -> Int? in
             guard let i = b.engine.addPort(pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD,
                                            backend: backend, mtu: mtu) else { return nil }

@@ -17,6 +17,7 @@ import Foundation
 import Glibc
 import SwaleClient
 import SwaleNames
+import SwaleRings
 
 enum Clock {
     static func ns() -> UInt64 {
@@ -296,21 +297,8 @@ struct Options {
                     space -= 1
                 } else {
                     scratch.withUnsafeMutableBytes { Frame.fill($0.baseAddress!, len: len, seq: seq, dst: dst, src: src, stamp: 0, pattern: check) }
-                    var off = 0
-                    for f in 0..<Int(need) {
-                        guard let buf = port.nextTxBuffer(&head, remaining: &space) else {
-                            if f == 0 { committed = head }
-                            break frames
-                        }
-                        let slot = port.tx.slot(head)
-                        let chunk = min(bs, len - off)
-                        scratch.withUnsafeBytes { _ = memcpy(buf, $0.baseAddress! + off, chunk) }
-                        slot.pointee.len = UInt16(chunk)
-                        slot.pointee.flags = f + 1 < Int(need) ? UInt16(SWALE_NS_MOREFRAG) : 0
-                        off += chunk
-                        head = port.tx.next(head)
-                        space -= 1
-                    }
+                    let wrote = scratch.withUnsafeBytes { port.writeFrame(UnsafeRawBufferPointer(rebasing: $0[..<len]), at: &head, remaining: &space) }
+                    guard wrote else { committed = head; break frames }
                 }
                 committed = head
                 pendingLen = nil

@@ -19,7 +19,7 @@ final class ForwardingEngineTests: XCTestCase {
                     configure: (Int, MemoryPort) -> Void = { _, _ in }) throws -> (ForwardingEngine, [MemoryPort]) {
         var c = config
         c.fdbCapacity = 64
-        let e = ForwardingEngine(config: c)
+        let e = try ForwardingEngine(config: c)
         var ports: [MemoryPort] = []
         for i in 0..<n {
             let p = try MemoryPort(slots: slots)

@@ -9,8 +9,8 @@ final class LearningTableTests: XCTestCase {
 
     // MARK: - Basic rules
 
-    func testLearnAndLookup() {
-        let t = LearningTable(capacity: 1024, seed: 1)
+    func testLearnAndLookup() throws {
+        let t = try LearningTable(capacity: 1024, seed: 1)
         t.learn(local(1), port: 3, now: 10)
         t.learn(local(2), port: 0, now: 10)
         XCTAssertEqual(t.lookup(local(1), now: 10), 3)
@@ -21,8 +21,8 @@ final class LearningTableTests: XCTestCase {
         XCTAssertEqual(t.evicted, 0)
     }
 
-    func testUnknownIsNone() {
-        let t = LearningTable(capacity: 1024)
+    func testUnknownIsNone() throws {
+        let t = try LearningTable(capacity: 1024)
         XCTAssertEqual(LearningTable.none, UInt16.max)
         XCTAssertEqual(t.lookup(local(7), now: 0), none)
         t.learn(local(1), port: 1, now: 0)
@@ -30,15 +30,15 @@ final class LearningTableTests: XCTestCase {
         XCTAssertEqual(t.lookup(0, now: 0), none)
     }
 
-    func testPortNoneIsIgnored() {
-        let t = LearningTable(capacity: 64)
+    func testPortNoneIsIgnored() throws {
+        let t = try LearningTable(capacity: 64)
         t.learn(local(1), port: LearningTable.none, now: 0)
         XCTAssertEqual(t.count, 0)
         XCTAssertEqual(t.learned, 0)
     }
 
-    func testAgingHidesOldEntriesAndExpireCountsThem() {
-        let t = LearningTable(capacity: 1024)
+    func testAgingHidesOldEntriesAndExpireCountsThem() throws {
+        let t = try LearningTable(capacity: 1024)
         XCTAssertEqual(t.agingSeconds, 300)
         t.learn(local(1), port: 1, now: 100)
         t.learn(local(2), port: 2, now: 300)
@@ -57,8 +57,8 @@ final class LearningTableTests: XCTestCase {
         XCTAssertEqual(t.count, 0)
     }
 
-    func testAgingSecondsIsSettable() {
-        let t = LearningTable(capacity: 64, agingSeconds: 10)
+    func testAgingSecondsIsSettable() throws {
+        let t = try LearningTable(capacity: 64, agingSeconds: 10)
         t.learn(local(1), port: 1, now: 0)
         XCTAssertEqual(t.lookup(local(1), now: 9), 1)
         XCTAssertEqual(t.lookup(local(1), now: 10), none)
@@ -71,8 +71,8 @@ final class LearningTableTests: XCTestCase {
         XCTAssertEqual(t.lookup(local(1), now: 1_000_000), 1)
     }
 
-    func testRefreshKeepsEntryAlive() {
-        let t = LearningTable(capacity: 1024)
+    func testRefreshKeepsEntryAlive() throws {
+        let t = try LearningTable(capacity: 1024)
         t.learn(local(1), port: 4, now: 0)
         t.learn(local(1), port: 4, now: 200)
         t.learn(local(1), port: 4, now: 400)
@@ -83,8 +83,8 @@ final class LearningTableTests: XCTestCase {
         XCTAssertEqual(t.count, 1)
     }
 
-    func testMoveToAnotherPortCountsMoved() {
-        let t = LearningTable(capacity: 1024)
+    func testMoveToAnotherPortCountsMoved() throws {
+        let t = try LearningTable(capacity: 1024)
         t.learn(local(1), port: 1, now: 5)
         t.learn(local(1), port: 2, now: 6)
         XCTAssertEqual(t.lookup(local(1), now: 6), 2)
@@ -98,8 +98,8 @@ final class LearningTableTests: XCTestCase {
         XCTAssertEqual(t.lookup(local(1), now: 8), 1)
     }
 
-    func testRelearnAfterExpiryIsNotAMove() {
-        let t = LearningTable(capacity: 1024, agingSeconds: 100)
+    func testRelearnAfterExpiryIsNotAMove() throws {
+        let t = try LearningTable(capacity: 1024, agingSeconds: 100)
         t.learn(local(1), port: 1, now: 0)
         t.learn(local(1), port: 2, now: 100)  // old entry had expired: aged + learned
         XCTAssertEqual(t.moved, 0)
@@ -113,8 +113,8 @@ final class LearningTableTests: XCTestCase {
         XCTAssertEqual(t.lookup(local(1), now: 300), 2)
     }
 
-    func testFlushPortRemovesOnlyThatPortAndKeepsCountExact() {
-        let t = LearningTable(capacity: 1024)
+    func testFlushPortRemovesOnlyThatPortAndKeepsCountExact() throws {
+        let t = try LearningTable(capacity: 1024)
         for i in 0..<30 as Range<UInt64> { t.learn(local(i), port: UInt16(i % 3), now: 1) }
         XCTAssertEqual(t.count, 30)
         XCTAssertEqual(t.flush(port: 1), 10)
@@ -135,8 +135,8 @@ final class LearningTableTests: XCTestCase {
         XCTAssertEqual(t.lookup(local(0), now: 2), 5)
     }
 
-    func testGroupMacsAreNeverLearned() {
-        let t = LearningTable(capacity: 1024)
+    func testGroupMacsAreNeverLearned() throws {
+        let t = try LearningTable(capacity: 1024)
         let groups: [UInt64] = [
             0xFFFF_FFFF_FFFF,  // broadcast
             0x0100_5E00_00FB,  // IPv4 multicast (mDNS)
@@ -158,16 +158,16 @@ final class LearningTableTests: XCTestCase {
 
     // MARK: - Collisions
 
-    func testTinyTableHasOneBucket() {
-        let t = LearningTable(capacity: 4)
+    func testTinyTableHasOneBucket() throws {
+        let t = try LearningTable(capacity: 4)
         XCTAssertEqual(t.bucketCount, 1)
         XCTAssertEqual(t.slotCount, 8)
-        XCTAssertEqual(LearningTable(capacity: 8).bucketCount, 2)
-        XCTAssertEqual(LearningTable(capacity: 1 << 20).slotCount, 1 << 21)
+        XCTAssertEqual(try LearningTable(capacity: 8).bucketCount, 2)
+        XCTAssertEqual(try LearningTable(capacity: 1 << 20).slotCount, 1 << 21)
     }
 
-    func testBucketOverflowEvictsLeastRecentlySeen() {
-        let t = LearningTable(capacity: 4)  // one bucket of 8: every MAC collides
+    func testBucketOverflowEvictsLeastRecentlySeen() throws {
+        let t = try LearningTable(capacity: 4)  // one bucket of 8: every MAC collides
         for i in 0..<8 as Range<UInt64> { t.learn(local(i), port: UInt16(i), now: UInt32(10 + i)) }
         XCTAssertEqual(t.count, 8)
         XCTAssertEqual(t.evicted, 0)
@@ -197,8 +197,8 @@ final class LearningTableTests: XCTestCase {
         XCTAssertEqual(t.evicted, 102)
     }
 
-    func testExpiredEntryIsReusedBeforeEviction() {
-        let t = LearningTable(capacity: 4, agingSeconds: 100)
+    func testExpiredEntryIsReusedBeforeEviction() throws {
+        let t = try LearningTable(capacity: 4, agingSeconds: 100)
         t.learn(local(0), port: 0, now: 0)  // will be expired at t = 120
         for i in 1..<8 as Range<UInt64> { t.learn(local(i), port: UInt16(i), now: UInt32(50 + i)) }
         t.learn(local(8), port: 8, now: 120)
@@ -209,8 +209,8 @@ final class LearningTableTests: XCTestCase {
         XCTAssertEqual(t.lookup(local(0), now: 120), none)
     }
 
-    func testEmptySlotIsUsedBeforeEviction() {
-        let t = LearningTable(capacity: 4)
+    func testEmptySlotIsUsedBeforeEviction() throws {
+        let t = try LearningTable(capacity: 4)
         for i in 0..<8 as Range<UInt64> { t.learn(local(i), port: UInt16(i % 2), now: 1) }
         XCTAssertEqual(t.flush(port: 1), 4)
         for i in 8..<12 as Range<UInt64> { t.learn(local(i), port: 2, now: 2) }
@@ -219,23 +219,23 @@ final class LearningTableTests: XCTestCase {
         for i in stride(from: 0, to: 8, by: 2) { XCTAssertEqual(t.lookup(local(UInt64(i)), now: 2), 0) }
     }
 
-    func testSequentialMacsSpreadEvenly() {
-        let t = LearningTable(capacity: 4096, seed: 42)
+    func testSequentialMacsSpreadEvenly() throws {
+        let t = try LearningTable(capacity: 4096, seed: 42)
         for i in 0..<4096 as Range<UInt64> { t.learn(0x5254_0000_0000 | i, port: 1, now: 0) }
         // A well-mixed hash at 50% load: a few buckets overflow (Poisson), never a cluster.
         XCTAssertLessThan(t.evicted, 4096 / 50)
         XCTAssertEqual(t.count + Int(t.evicted), 4096)
         // Strided MACs (the pattern that clustered a bare multiply-shift for unlucky salts).
         for seed in 0..<20 as Range<UInt64> {
-            let u = LearningTable(capacity: 4096, seed: seed)
+            let u = try LearningTable(capacity: 4096, seed: seed)
             for i in 0..<1024 as Range<UInt64> { u.learn(0x5254_0000_0000 | (i &* 7919), port: 1, now: 0) }
             XCTAssertEqual(u.count, 1024, "seed \(seed)")
         }
     }
 
-    func testMillionRandomMacs() {
+    func testMillionRandomMacs() throws {
         let n = 1 << 20
-        let t = LearningTable(capacity: n)
+        let t = try LearningTable(capacity: n)
         var rng = SystemRandomNumberGenerator()
         var seen = Set<UInt64>(minimumCapacity: n)
         var macs: [UInt64] = []
@@ -265,8 +265,8 @@ final class LearningTableTests: XCTestCase {
 
     // MARK: - Control plane
 
-    func testEntriesListing() {
-        let t = LearningTable(capacity: 64)
+    func testEntriesListing() throws {
+        let t = try LearningTable(capacity: 64)
         t.learn(0x0200_0000_0003, port: 3, now: 10)
         t.learn(0x0200_0000_0001, port: 1, now: 20)
         t.learn(0x0200_0000_0002, port: 2, now: 30)
@@ -278,8 +278,8 @@ final class LearningTableTests: XCTestCase {
         XCTAssertEqual(LearningTable.string(0xFFFF_FFFF_FFFF), "ff:ff:ff:ff:ff:ff")
     }
 
-    func testIncrementalExpireCoversTheTable() {
-        let t = LearningTable(capacity: 1000)
+    func testIncrementalExpireCoversTheTable() throws {
+        let t = try LearningTable(capacity: 1000)
         for i in 0..<1000 as Range<UInt64> { t.learn(local(i), port: 1, now: 0) }
         let live = t.count
         var removed = 0
@@ -296,7 +296,7 @@ final class LearningTableTests: XCTestCase {
 
     // MARK: - Frames
 
-    func testMacFromFrameByteOrder() {
+    func testMacFromFrameByteOrder() throws {
         let frame: [UInt8] = [
             0xAA,  // padding so the frame starts at an odd address
             0x01, 0x00, 0x5E, 0x00, 0x00, 0xFB,  // destination
@@ -315,8 +315,8 @@ final class LearningTableTests: XCTestCase {
         }
     }
 
-    func testBatchLookupMatchesSingleLookups() {
-        let t = LearningTable(capacity: 4096, agingSeconds: 100)
+    func testBatchLookupMatchesSingleLookups() throws {
+        let t = try LearningTable(capacity: 4096, agingSeconds: 100)
         var macs: [UInt64] = []
         for i in 0..<300 as Range<UInt64> {
             let m = local(i &* 7919)

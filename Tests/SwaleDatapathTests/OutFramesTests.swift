@@ -36,8 +36,7 @@ final class OutFramesTests: XCTestCase {
 
     func testGatherDescribesWholeFramesWithTheirSlots() throws {
         let (rx, _, pool) = try ring([(lens: [60], vnet: false), (lens: [2048, 2048, 100], vnet: true), (lens: [1514], vnet: false)])
-        var out = OutFrames.allocate()
-        defer { out.deallocate() }
+        var out = OutFrames()
         let end = out.gather(from: rx, at: rx.head, tail: rx.ptr.loadTail())
         XCTAssertEqual(out.count, 3)
         XCTAssertEqual(end, 5)
@@ -53,8 +52,7 @@ final class OutFramesTests: XCTestCase {
         // A frame whose last slot still says MOREFRAG at the tail is not taken (it is not whole yet).
         let (rx, _, _) = try ring([(lens: [60], vnet: false), (lens: [2048, 2048], vnet: false)])
         rx.slot(2).pointee.flags = UInt16(SWALE_NS_MOREFRAG)
-        var out = OutFrames.allocate()
-        defer { out.deallocate() }
+        var out = OutFrames()
         XCTAssertEqual(out.gather(from: rx, at: rx.head, tail: rx.ptr.loadTail()), 1)
         XCTAssertEqual(out.count, 1)
         XCTAssertEqual(out.segmentCount, 1, "the incomplete frame's segments are forgotten")
@@ -71,8 +69,7 @@ final class OutFramesTests: XCTestCase {
     func testBatchStopsAtCapacityOnAFrameBoundary() throws {
         // 300 one-slot frames: the first batch takes 256, ending exactly after the 256th.
         let (rx, _, _) = try ring(slots: 512, Array(repeating: (lens: [60], vnet: false), count: 300))
-        var out = OutFrames.allocate()
-        defer { out.deallocate() }
+        var out = OutFrames()
         XCTAssertEqual(out.gather(from: rx, at: rx.head, tail: rx.ptr.loadTail()), 256)
         XCTAssertEqual(out.count, OutFrames.frameCapacity)
         XCTAssertTrue(out.isFull)
@@ -85,14 +82,14 @@ final class OutFramesTests: XCTestCase {
     }
 
     /// An adapter that takes `accept` frames per call, sending all but the broken ones.
-    final class FakeAdapter: PortAdapter {
+    final class FakeAdapter: PortBackend {
         var accept: Int
         var seen: [Int32] = []
         init(accept: Int) { self.accept = accept }
         var pollFD: Int32 { -1 }
         func receive(into tx: UserRing) -> Int { 0 }
-        func transmit(from rx: UserRing) -> Int { var o = OutFrames.allocate(); defer { o.deallocate() }; return transmitRing(rx, using: &o) }
-        func transmit(_ f: OutFrames) -> (consumed: Int, sent: Int) {
+        func transmit(from rx: UserRing) -> Int { var o = OutFrames(); return transmitRing(rx, using: &o) }
+        func transmit(_ f: borrowing OutFrames) -> (consumed: Int, sent: Int) {
             let n = min(accept, f.count)
             seen += (0..<n).map { f.payload[$0] }
             return (n, (0..<n).filter { f.payload[$0] >= 0 }.count)

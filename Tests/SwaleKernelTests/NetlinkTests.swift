@@ -78,7 +78,7 @@ final class NetlinkTests: XCTestCase {
         XCTAssertThrowsError(try nl.createVeth(name: a, peer: prefix + "c")) { e in
             let text = "\(e)"
             XCTAssertTrue(text.contains(a), text)
-            XCTAssertTrue((e as? NetlinkError)?.isExists ?? false, text)
+            XCTAssertTrue((e as? KernelError)?.isExists ?? false, text)
         }
         XCTAssertThrowsError(try nl.setMTU(prefix + "zz", 1500)) { e in
             XCTAssertTrue("\(e)".contains(self.prefix + "zz"), "\(e)")
@@ -102,7 +102,7 @@ final class NetlinkTests: XCTestCase {
         XCTAssertTrue(events.contains(.removed(ifindex: ia.ifindex, name: a)), "\(events)")
         XCTAssertTrue(events.contains(.removed(ifindex: ib.ifindex, name: b)), "\(events)")
         XCTAssertThrowsError(try nl.delete(link: a)) { e in
-            XCTAssertTrue((e as? NetlinkError)?.isNotFound ?? false, "\(e)")
+            XCTAssertTrue((e as? KernelError)?.isNotFound ?? false, "\(e)")
             XCTAssertTrue("\(e)".contains(a), "\(e)")
         }
     }

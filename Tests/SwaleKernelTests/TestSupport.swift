@@ -261,7 +261,7 @@ enum Frames {
 
 /// A kernel backend seen through a window: every frame it hands to the switch is recorded before
 /// the engine forwards it (what the tests assert about GSO, ARP, multi-slot frames).
-final class Observed: PortAdapter {
+final class Observed: PortBackend {
     struct Stats {
         var frames = 0
         var multiSlotFrames = 0
@@ -273,10 +273,10 @@ final class Observed: PortAdapter {
         var vlanFrames = 0
     }
 
-    let inner: PortAdapter
+    let inner: PortBackend
     var stats = Stats()
 
-    init(_ inner: PortAdapter) { self.inner = inner }
+    init(_ inner: PortBackend) { self.inner = inner }
 
     func receive(into tx: UserRing) -> Int {
         let start = tx.head
@@ -301,7 +301,7 @@ final class Observed: PortAdapter {
 
     var pollFD: Int32 { inner.pollFD }
     func transmit(from rx: UserRing) -> Int { inner.transmit(from: rx) }
-    func transmit(_ frames: OutFrames) -> (consumed: Int, sent: Int) { inner.transmit(frames) }
+    func transmit(_ frames: borrowing OutFrames) -> (consumed: Int, sent: Int) { inner.transmit(frames) }
     var mtu: Int { inner.mtu }
     func currentMTU() -> Int? { inner.currentMTU() }
     var acceptsVnetHeader: Bool { inner.acceptsVnetHeader }
@@ -317,10 +317,10 @@ final class EngineRunner {
     let ports: [Observed]
     let pools: [MemoryPool]
 
-    init(_ backends: [PortAdapter], slots: Int = 1024) throws {
+    init(_ backends: [PortBackend], slots: Int = 1024) throws {
         var c = EngineConfig()
         c.fdbCapacity = 1024
-        engine = ForwardingEngine(config: c)
+        engine = try ForwardingEngine(config: c)
         ports = backends.map { Observed($0) }
         var pools: [MemoryPool] = []
         for p in ports {
@@ -350,7 +350,7 @@ final class EngineRunner {
 
 /// Runs passes of one adapter against a closure that sees the frames arriving in its tx ring and
 /// may answer; stops when `done()` or at the deadline.
-func drive(_ adapter: PortAdapter, _ rings: RingPair, seconds: Double, until done: () -> Bool,
+func drive(_ adapter: PortBackend, _ rings: RingPair, seconds: Double, until done: () -> Bool,
            onFrame: (RingFrame) -> [[UInt8]]) {
     let deadline = Date().addingTimeInterval(seconds)
     var pfd = pollfd(fd: adapter.pollFD, events: Int16(POLLIN), revents: 0)

@@ -32,6 +32,8 @@ int swale_tap_open(const char *name, int vnet_hdr, char *out_name);
 int swale_tap_set_offload(int fd, unsigned int offloads);
 int swale_tap_set_vnet_hdr_size(int fd, int size);
 int swale_tap_set_persist(int fd, int persist);
+/* A close-on-exec AF_UNIX datagram socket to ask interface ioctls through; the fd or -errno. */
+int swale_ioctl_socket(void);
 /* The MTU of the interface with this ifindex, in the network namespace of socket sock
  * (SIOCGIFNAME, then SIOCGIFMTU: by index, so a rename does not lose it); the MTU or -errno. */
 int swale_ifindex_mtu(int sock, int ifindex);
@@ -102,7 +104,7 @@ int swale_packet_stats(int fd, unsigned int *packets, unsigned int *drops);
 /* recvmsg(2) of one datagram into iov (MSG_DONTWAIT | MSG_TRUNC: returns its full length even if
  * longer than iov); returns bytes or -errno. iov == NULL, n == 0 discards the datagram. */
 int swale_recv_iov(int fd, struct iovec *iov, int n);
-/* sendmmsg(2); returns messages sent or -errno. */
+/* sendmmsg(2), nothing added: messages sent, or -1 with errno set (retried in Swift on EINTR). */
 int swale_sendmmsg(int fd, struct swale_mmsghdr *msgs, unsigned int n, int flags);
 /* setns(fd, CLONE_NEWNET) for the calling thread; returns 0 or -errno. */
 int swale_setns_net(int fd);
