@@ -22,7 +22,9 @@
  *   3. For each destination touched by the batch: read its free room once, copy the frames it gets
  *      (resegmenting into its buffers; frames span slots with NS_MOREFRAG), publish its tail once and
  *      wake it once. Frames that do not fit are dropped and counted against that port (VALE drops
- *      silently; we count).
+ *      silently; we count). A destination ring holding a buffer index outside its region (an
+ *      application scribbled on it) is reset, the frame counted as a bad slot, and that port gets
+ *      nothing more in this batch; what was already copied for it is published.
  *   4. The source's tx slots are released at once (tail = hwcur - 1), and a waiting sender is woken.
  *      A kernel port with nothing queued is not copied into: its frames go to the kernel straight
  *      from the source's slots (direct transmit, one adapter call per destination per batch); only
