@@ -142,6 +142,7 @@ public struct OutFrames: ~Copyable {
 extension PortBackend {
     /// Hands the frames waiting in `rx` (user side) to `transmit(_:)` batch by batch and releases
     /// what it consumed; stops when the kernel takes no more. Returns frames sent.
+    @inlinable
     public func transmitRing(_ rx: UserRing, using out: inout OutFrames) -> Int {
         let tail = rx.ptr.loadTail()
         let start = rx.head
