@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "SwaleNames"),
         // Rings: memfd regions, block allocator, memory pools, kernel/user ring views, slot writer, doorbells, SystemError.
         .target(name: "SwaleRings", dependencies: ["CSwaleABI", "CSwaleSys"]),
-        // Datapath: port backend contract, transmit batch, virtio-net header, offloads, learning table, forwarding engine (no thread).
+        // Datapath: port backend contract (+ in-memory backend), transmit batch, virtio-net header, offloads, learning table, forwarding engine (no thread).
         .target(name: "SwaleDatapath", dependencies: ["SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys"]),
         // Switch: a bridge = forwarding engine + its thread + mailbox + epoll.
         .target(name: "SwaleSwitch", dependencies: ["SwaleDatapath", "SwaleRings", "CSwaleSys"]),

@@ -4,7 +4,7 @@
  * (SwaleSwitch) calls it in a loop on its thread; the tests call it on theirs.
  *
  * State: a flat array of PortState (pointers and indices only), the backends of the ports that
- * have one (kernel adapters, in-memory test ports), the learning table, and scratch for one batch
+ * have one (kernel backends, in-memory test ports), the learning table, and scratch for one batch
  * (the forwarding table, the slot snapshots, the destination list, the offload scratch area), all
  * allocated once in init. Ports are added and removed between passes by whoever owns the engine
  * (the bridge's thread, through its mailbox): the engine itself takes no locks.
@@ -59,7 +59,7 @@ public final class ForwardingEngine {
     public let config: EngineConfig
     public let table: LearningTable
     let ports: UnsafeMutablePointer<PortState>
-    @exclusivity(unchecked) var adapters: [PortBackend?]
+    @exclusivity(unchecked) var backends: [PortBackend?]
     /// Highest active index + 1.
     @exclusivity(unchecked) public private(set) var portCount = 0
     @exclusivity(unchecked) public private(set) var activeCount = 0
@@ -94,7 +94,7 @@ public final class ForwardingEngine {
         self.config = config
         table = try LearningTable(capacity: config.fdbCapacity, agingSeconds: config.agingSeconds)
         ports = .allocate(capacity: config.maxPorts)
-        adapters = Array(repeating: nil, count: config.maxPorts)
+        backends = Array(repeating: nil, count: config.maxPorts)
         let maxFt = config.batch + 64
         ftSlot = .allocate(capacity: maxFt)
         ftFrags = .allocate(capacity: maxFt)
@@ -137,7 +137,7 @@ public final class ForwardingEngine {
                               acceptsVnet: backend?.acceptsVnetHeader ?? false)
         state.active = true
         (ports + i).initialize(to: state)
-        adapters[i] = backend
+        backends[i] = backend
         activeCount += 1
         portCount = max(portCount, i + 1)
         return i
@@ -150,7 +150,7 @@ public final class ForwardingEngine {
         guard index < portCount, ports[index].active else { return nil }
         ports[index].active = false
         activeCount -= 1
-        adapters[index] = nil
+        backends[index] = nil
         _ = table.flush(port: UInt16(index))
         while portCount > 0 && !ports[portCount - 1].active { portCount -= 1 }
         return ports[index].stats
@@ -164,7 +164,7 @@ public final class ForwardingEngine {
 
     /// The backend of port `index`, if it has one.
     public func backend(_ index: Int) -> PortBackend? {
-        index >= 0 && index < portCount && ports[index].active ? adapters[index] : nil
+        index >= 0 && index < portCount && ports[index].active ? backends[index] : nil
     }
 
     public func updateBufferLimit(_ index: Int, limit: UInt32) {
@@ -190,7 +190,7 @@ public final class ForwardingEngine {
     func housekeeping(now: UInt32) {
         _ = table.expire(now: now, buckets: max(1024, table.bucketCount / 8))
         for i in 0..<portCount where ports[i].active {
-            if let a = adapters[i], let m = a.currentMTU() { ports[i].mtu = m }
+            if let a = backends[i], let m = a.currentMTU() { ports[i].mtu = m }
         }
     }
 
@@ -232,7 +232,7 @@ extension ForwardingEngine {
         let count = portCount
         for i in 0..<count where ports[i].active && ports[i].hasBackend {
             let p = ports + i
-            if let a = adapters[i] {
+            if let a = backends[i] {
                 let tx = UserRing(kring: p.pointee.tx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
                 work &+= a.receive(into: tx)
             }
@@ -243,7 +243,7 @@ extension ForwardingEngine {
         for i in 0..<count where ports[i].active && ports[i].needsTransmit {
             let p = ports + i
             p.pointee.needsTransmit = false
-            if let a = adapters[i] {
+            if let a = backends[i] {
                 let rx = UserRing(kring: p.pointee.rx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
                 _ = a.transmit(from: rx)
                 // The kernel said "later" (EAGAIN): keep them and try again next pass.
@@ -410,7 +410,7 @@ extension ForwardingEngine {
         // A kernel port with nothing queued takes the frames straight from the source's slots;
         // whatever it does not take now (or cannot take as is) is copied into its ring below.
         var e0 = 0
-        if config.directTransmit && !dst.pointee.needsTransmit && dst.pointee.hasBackend, let a = adapters[d] {
+        if config.directTransmit && !dst.pointee.needsTransmit && dst.pointee.hasBackend, let a = backends[d] {
             e0 = transmitDirect(batchOf: s, count: ft, to: d, adapter: a)
         }
 
