@@ -124,7 +124,8 @@ public final class ForwardingEngine {
     /// Installs a port whose rings are the first tx and rx ring of `layout` in `pool`. A port with
     /// a backend is driven by it from the passes; one without is an application's (woken through
     /// the control block and `notifyFD`). `mtu` defaults to the backend's, else to the frame
-    /// limit. Returns the port's index, or nil when the engine is full.
+    /// limit; a backend's MTU is re-read every second by the housekeeping and wins over `mtu`.
+    /// Returns the port's index, or nil when the engine is full.
     public func addPort(pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
                         backend: PortBackend?, mtu: Int? = nil) -> Int? {
         // Never read past initialized slots: a free index is below portCount and inactive, or portCount.
