@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
-// Swale: a VALE-style virtual Ethernet switch in user space. One module per moving part of
-// ../shared/DESIGN.md; the folder names under Sources/ are the map.
+// Swale: a VALE-style virtual Ethernet switch in user space. One module per moving part; the folder
+// names under Sources/ are the map, and each target below says in one line what it holds.
 import PackageDescription
 
 // No unsafe flags: SwaleClient (and everything it depends on) can be a versioned SwiftPM dependency.
@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "SwaleNames"),
         // Rings: memfd regions, block allocator, memory pools, kernel/user ring views, slot writer, doorbells, SystemError.
         .target(name: "SwaleRings", dependencies: ["CSwaleABI", "CSwaleSys"]),
-        // Datapath: port backend contract, transmit batch, virtio-net header, offloads, learning table, forwarding engine (no thread).
+        // Datapath: port backend contract (+ in-memory backend), transmit batch, virtio-net header, offloads, learning table, forwarding engine (no thread).
         .target(name: "SwaleDatapath", dependencies: ["SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys"]),
         // Switch: a bridge = forwarding engine + its thread + mailbox + epoll.
         .target(name: "SwaleSwitch", dependencies: ["SwaleDatapath", "SwaleRings", "CSwaleSys"]),
@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleDatapath", "SwaleRings", "CSwaleSys"]),
         .testTarget(name: "SwaleIntegrationTests", dependencies: ["SwaleClient", "SwaleProtocol", "SwaleConfig", "SwaleNames"]),
         .testTarget(name: "SwaleClientTests", dependencies: ["SwaleClient", "SwaleRings", "SwaleProtocol", "CSwaleABI", "CSwaleSys"]),
-        .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleSwitch", "SwaleDatapath", "SwaleRings", "CSwaleABI", "CSwaleSys"]),
+        .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleDatapath", "SwaleRings", "CSwaleABI", "CSwaleSys"]),
         .testTarget(name: "SwaleProtocolTests", dependencies: ["SwaleProtocol"]),
         .testTarget(name: "SwaleConfigTests", dependencies: ["SwaleConfig"]),
         .testTarget(

@@ -4,7 +4,7 @@
  * (SwaleSwitch) calls it in a loop on its thread; the tests call it on theirs.
  *
  * State: a flat array of PortState (pointers and indices only), the backends of the ports that
- * have one (kernel adapters, in-memory test ports), the learning table, and scratch for one batch
+ * have one (kernel backends, in-memory test ports), the learning table, and scratch for one batch
  * (the forwarding table, the slot snapshots, the destination list, the offload scratch area), all
  * allocated once in init. Ports are added and removed between passes by whoever owns the engine
  * (the bridge's thread, through its mailbox): the engine itself takes no locks.
@@ -22,7 +22,9 @@
  *   3. For each destination touched by the batch: read its free room once, copy the frames it gets
  *      (resegmenting into its buffers; frames span slots with NS_MOREFRAG), publish its tail once and
  *      wake it once. Frames that do not fit are dropped and counted against that port (VALE drops
- *      silently; we count).
+ *      silently; we count). A destination ring holding a buffer index outside its region (an
+ *      application scribbled on it) is reset, the frame counted as a bad slot, and that port gets
+ *      nothing more in this batch; what was already copied for it is published.
  *   4. The source's tx slots are released at once (tail = hwcur - 1), and a waiting sender is woken.
  *      A kernel port with nothing queued is not copied into: its frames go to the kernel straight
  *      from the source's slots (direct transmit, one adapter call per destination per batch); only
@@ -57,7 +59,7 @@ public final class ForwardingEngine {
     public let config: EngineConfig
     public let table: LearningTable
     let ports: UnsafeMutablePointer<PortState>
-    @exclusivity(unchecked) var adapters: [PortBackend?]
+    @exclusivity(unchecked) var backends: [PortBackend?]
     /// Highest active index + 1.
     @exclusivity(unchecked) public private(set) var portCount = 0
     @exclusivity(unchecked) public private(set) var activeCount = 0
@@ -92,7 +94,7 @@ public final class ForwardingEngine {
         self.config = config
         table = try LearningTable(capacity: config.fdbCapacity, agingSeconds: config.agingSeconds)
         ports = .allocate(capacity: config.maxPorts)
-        adapters = Array(repeating: nil, count: config.maxPorts)
+        backends = Array(repeating: nil, count: config.maxPorts)
         let maxFt = config.batch + 64
         ftSlot = .allocate(capacity: maxFt)
         ftFrags = .allocate(capacity: maxFt)
@@ -122,7 +124,8 @@ public final class ForwardingEngine {
     /// Installs a port whose rings are the first tx and rx ring of `layout` in `pool`. A port with
     /// a backend is driven by it from the passes; one without is an application's (woken through
     /// the control block and `notifyFD`). `mtu` defaults to the backend's, else to the frame
-    /// limit. Returns the port's index, or nil when the engine is full.
+    /// limit; a backend's MTU is re-read every second by the housekeeping and wins over `mtu`.
+    /// Returns the port's index, or nil when the engine is full.
     public func addPort(pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
                         backend: PortBackend?, mtu: Int? = nil) -> Int? {
         // Never read past initialized slots: a free index is below portCount and inactive, or portCount.
@@ -135,7 +138,7 @@ public final class ForwardingEngine {
                               acceptsVnet: backend?.acceptsVnetHeader ?? false)
         state.active = true
         (ports + i).initialize(to: state)
-        adapters[i] = backend
+        backends[i] = backend
         activeCount += 1
         portCount = max(portCount, i + 1)
         return i
@@ -148,7 +151,7 @@ public final class ForwardingEngine {
         guard index < portCount, ports[index].active else { return nil }
         ports[index].active = false
         activeCount -= 1
-        adapters[index] = nil
+        backends[index] = nil
         _ = table.flush(port: UInt16(index))
         while portCount > 0 && !ports[portCount - 1].active { portCount -= 1 }
         return ports[index].stats
@@ -162,7 +165,7 @@ public final class ForwardingEngine {
 
     /// The backend of port `index`, if it has one.
     public func backend(_ index: Int) -> PortBackend? {
-        index >= 0 && index < portCount && ports[index].active ? adapters[index] : nil
+        index >= 0 && index < portCount && ports[index].active ? backends[index] : nil
     }
 
     public func updateBufferLimit(_ index: Int, limit: UInt32) {
@@ -188,7 +191,7 @@ public final class ForwardingEngine {
     func housekeeping(now: UInt32) {
         _ = table.expire(now: now, buckets: max(1024, table.bucketCount / 8))
         for i in 0..<portCount where ports[i].active {
-            if let a = adapters[i], let m = a.currentMTU() { ports[i].mtu = m }
+            if let a = backends[i], let m = a.currentMTU() { ports[i].mtu = m }
         }
     }
 
@@ -230,7 +233,7 @@ extension ForwardingEngine {
         let count = portCount
         for i in 0..<count where ports[i].active && ports[i].hasBackend {
             let p = ports + i
-            if let a = adapters[i] {
+            if let a = backends[i] {
                 let tx = UserRing(kring: p.pointee.tx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
                 work &+= a.receive(into: tx)
             }
@@ -241,7 +244,7 @@ extension ForwardingEngine {
         for i in 0..<count where ports[i].active && ports[i].needsTransmit {
             let p = ports + i
             p.pointee.needsTransmit = false
-            if let a = adapters[i] {
+            if let a = backends[i] {
                 let rx = UserRing(kring: p.pointee.rx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
                 _ = a.transmit(from: rx)
                 // The kernel said "later" (EAGAIN): keep them and try again next pass.
@@ -408,7 +411,7 @@ extension ForwardingEngine {
         // A kernel port with nothing queued takes the frames straight from the source's slots;
         // whatever it does not take now (or cannot take as is) is copied into its ring below.
         var e0 = 0
-        if config.directTransmit && !dst.pointee.needsTransmit && dst.pointee.hasBackend, let a = adapters[d] {
+        if config.directTransmit && !dst.pointee.needsTransmit && dst.pointee.hasBackend, let a = backends[d] {
             e0 = transmitDirect(batchOf: s, count: ft, to: d, adapter: a)
         }
 

@@ -67,7 +67,7 @@
  the insertion/move paths are kept out of line.
 
  `expire(now:)` sweeps the whole table; `expire(now:buckets:)` sweeps a slice and remembers where it
- stopped, so the forwarding loop can age a big table a little at a time without a long stall.
+ stopped, so the forwarding engine can age a big table a little at a time without a long stall.
  `flush(port:)` removes every entry, or those of one port (when a port is deleted or goes down).
  `entries(now:)` lists live entries for `fdb show` (control plane: it allocates).
  */

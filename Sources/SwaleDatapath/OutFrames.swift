@@ -3,7 +3,7 @@
  * segments in buffers the caller owns until the call returns.
  *
  * Two producers use it:
- *   - the forwarding loop, for frames still sitting in the *source* port's tx slots ("direct
+ *   - the forwarding engine, for frames still sitting in the *source* port's tx slots ("direct
  *     transmit"): when the destination is a kernel port with nothing queued, the frames go to the
  *     kernel straight from where they are, with no copy into the destination's rx ring;
  *   - an adapter draining its own rx ring (`transmitRing`), for the frames the switch queued there
@@ -142,6 +142,7 @@ public struct OutFrames: ~Copyable {
 extension PortBackend {
     /// Hands the frames waiting in `rx` (user side) to `transmit(_:)` batch by batch and releases
     /// what it consumed; stops when the kernel takes no more. Returns frames sent.
+    @inlinable
     public func transmitRing(_ rx: UserRing, using out: inout OutFrames) -> Int {
         let tail = rx.ptr.loadTail()
         let start = rx.head

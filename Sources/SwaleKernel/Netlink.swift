@@ -154,6 +154,19 @@ public final class Netlink {
         }
     }
 
+    /// The MTUs a link may be given (Ethernet's IPv4 minimum to the largest netlink carries).
+    public static let mtuRange = 68...65535
+
+    static func checkMTU(_ mtu: Int, _ operation: String, _ name: String) throws {
+        guard mtuRange.contains(mtu) else { throw KernelError(operation, name, reason: "MTU \(mtu) is outside \(mtuRange)") }
+    }
+
+    /// 6 bytes, group bit clear.
+    static func checkUnicastMAC(_ mac: [UInt8], _ operation: String, _ name: String) throws {
+        guard mac.count == 6 else { throw KernelError(operation, name, reason: "a MAC address has 6 bytes, not \(mac.count)") }
+        guard mac[0] & 1 == 0 else { throw KernelError(operation, name, reason: "\(formatMAC(mac)) is a multicast address, not a unicast one") }
+    }
+
     /// A namespace name ("ns1" → /var/run/netns/ns1) or a path (anything with a '/', e.g. /proc/PID/ns/net).
     public static func namespacePath(_ nameOrPath: String) -> String {
         nameOrPath.contains("/") ? nameOrPath : "/var/run/netns/" + nameOrPath
@@ -261,7 +274,7 @@ public final class Netlink {
         try Netlink.validateName(name)
         try Netlink.validateName(peer)
         guard peerNamespace != nil || name != peer else { throw KernelError("create veth", name, reason: "both ends have the same name") }
-        if let mtu, !(68...65535).contains(mtu) { throw KernelError("create veth", name, reason: "MTU \(mtu) is outside 68...65535") }
+        if let mtu { try Netlink.checkMTU(mtu, "create veth", name) }
         guard let link = rtnl_link_veth_alloc() else { throw KernelError("create veth", name, reason: "out of memory") }
         defer { rtnl_link_put(link) }
         guard let p = rtnl_link_veth_get_peer(link) else { throw KernelError("create veth", name, reason: "no peer object") }
@@ -270,7 +283,7 @@ public final class Netlink {
         rtnl_link_set_name(p, peer)
         if let mtu { rtnl_link_set_mtu(link, UInt32(mtu)); rtnl_link_set_mtu(p, UInt32(mtu)) }
         if let peerMAC {
-            guard peerMAC.count == 6, peerMAC[0] & 1 == 0 else { throw KernelError("create veth", peer, reason: "\(Netlink.formatMAC(peerMAC)) is not a unicast MAC address") }
+            try Netlink.checkUnicastMAC(peerMAC, "create veth", peer)
             let addr = peerMAC.withUnsafeBytes { nl_addr_build(AF_LLC, UnsafeMutableRawPointer(mutating: $0.baseAddress), 6) }
             guard let addr else { throw KernelError("create veth", peer, reason: "out of memory") }
             rtnl_link_set_addr(p, addr)
@@ -323,7 +336,7 @@ public final class Netlink {
     }
 
     public func setMTU(_ name: String, _ mtu: Int) throws {
-        guard mtu >= 68, mtu <= 65535 else { throw KernelError("set mtu", name, reason: "MTU \(mtu) is outside 68...65535") }
+        try Netlink.checkMTU(mtu, "set mtu", name)
         try change(name, "set mtu \(mtu)") { c in rtnl_link_set_mtu(c, UInt32(mtu)) }
     }
 
@@ -335,8 +348,7 @@ public final class Netlink {
     }
 
     public func setMAC(_ name: String, _ mac: [UInt8]) throws {
-        guard mac.count == 6 else { throw KernelError("set mac", name, reason: "a MAC address has 6 bytes, not \(mac.count)") }
-        guard mac[0] & 1 == 0 else { throw KernelError("set mac", name, reason: "\(Netlink.formatMAC(mac)) is a multicast address") }
+        try Netlink.checkUnicastMAC(mac, "set mac", name)
         try change(name, "set mac \(Netlink.formatMAC(mac))") { c in
             let addr = mac.withUnsafeBytes { nl_addr_build(AF_LLC, UnsafeMutableRawPointer(mutating: $0.baseAddress), 6) }
             guard let addr else { throw KernelError("set mac", name, reason: "out of memory") }

@@ -49,7 +49,7 @@
  * ring; if the kernel ring fills meanwhile, the kernel drops and counts (kernel_ring_drops).
  *
  * transmit (switch → kernel): frames arrive as an OutFrames batch — straight from the source
- * port's tx slots when this port has nothing queued (the forwarding loop's direct transmit), or
+ * port's tx slots when this port has nothing queued (the forwarding engine's direct transmit), or
  * from this port's rx ring (`transmitRing`) — and become one sendmmsg() per up to 256 frames, each
  * message an iovec list over the frame's segments (plus the shared zero header for a plain frame,
  * or a split first segment when the kernel only takes 10-byte headers): no copy in user space,

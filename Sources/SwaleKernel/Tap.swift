@@ -27,7 +27,7 @@
  *
  * transmit (switch → kernel). One writev() per frame (tun has no batched write either), over the
  * frame's segments as an OutFrames batch describes them: straight from the source port's tx slots
- * when this port has nothing queued (the forwarding loop's direct transmit), or from this port's
+ * when this port has nothing queued (the forwarding engine's direct transmit), or from this port's
  * rx ring (`transmitRing`). A frame without SWALE_NS_VNET_HDR gets the shared zero header as its
  * first iovec. EAGAIN hands the frame (and the rest) back to the caller; any other error drops the
  * frame and counts it (EIO: the device is down).

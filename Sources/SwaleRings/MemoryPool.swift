@@ -83,6 +83,23 @@ public final class MemoryPool {
         let nrings = txRings + rxRings
         let metaBlocks = descBlocks + nrings * ringBlocks
         let start = try allocateRun(metaBlocks)
+        // If a buffer cannot be had (the region cannot grow), give back everything taken so far.
+        var buffers: [UInt32] = []
+        buffers.reserveCapacity(nrings * slots)
+        do {
+            return try layOut(name: ifname, start: start, descBlocks: descBlocks, ringBlocks: ringBlocks, metaBlocks: metaBlocks,
+                              txRings: txRings, rxRings: rxRings, slots: slots, buffers: &buffers)
+        } catch {
+            for b in buffers { allocator.free(b) }
+            allocator.free(start: start, count: metaBlocks)
+            throw error
+        }
+    }
+
+    private func layOut(name ifname: String, start: UInt32, descBlocks: Int, ringBlocks: Int, metaBlocks: Int,
+                        txRings: Int, rxRings: Int, slots: Int, buffers: inout [UInt32]) throws -> InterfaceLayout {
+        let bs = region.bufSize
+        let nrings = txRings + rxRings
         let nifpOffset = Int(start) * bs
         memset(region.base + nifpOffset, 0, metaBlocks * bs)
 
@@ -113,6 +130,7 @@ public final class MemoryPool {
             let sl = RingPointer(region.base + off, slots: slots).slots
             for s in 0..<slots {
                 sl[s].buf_idx = try allocateBuffer()
+                buffers.append(sl[s].buf_idx)
                 sl[s].len = 0
                 sl[s].flags = 0
             }

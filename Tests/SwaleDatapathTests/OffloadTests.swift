@@ -95,4 +95,27 @@ final class OffloadTests: XCTestCase {
         }
         XCTAssertNil(m)
     }
+
+    /// The one header view: little-endian fields, GSO type read without the ECN bit.
+    func testVnetHeaderViewMasksECN() {
+        var h: [UInt8] = [1, 0x80, 54, 0, 0xe8, 0x03, 34, 0, 16, 0, 9, 9]
+        h.withUnsafeMutableBytes { raw in
+            let v = VnetHeader(raw.baseAddress!)
+            XCTAssertFalse(v.isGSO, "ECN alone is no GSO type")
+            XCTAssertTrue(v.needsChecksum)
+            XCTAssertTrue(v.isMeaningful)
+            XCTAssertEqual(v.hdrLen, 54)
+            XCTAssertEqual(v.gsoSize, 1000)
+            XCTAssertEqual(v.csumStart, 34)
+            XCTAssertEqual(v.csumOffset, 16)
+            v.csumStart += 4
+            v.numBuffers = 0
+            raw[1] = VnetHeader.gsoECN | VnetHeader.gsoTCPv6
+            XCTAssertEqual(v.gsoType, VnetHeader.gsoTCPv6)
+            XCTAssertTrue(v.isGSO)
+            raw[0] = 0; raw[1] = VnetHeader.gsoECN
+            XCTAssertFalse(v.isMeaningful, "nothing to say: the header may be dropped")
+        }
+        XCTAssertEqual(Array(h[6...11]), [38, 0, 16, 0, 0, 0])
+    }
 }

@@ -133,4 +133,16 @@ final class AllocatorTests: XCTestCase {
         (have, pages) = resident(client)
         XCTAssertEqual(have, pages)
     }
+
+    /// An interface that cannot get all its buffers (the region may not grow past its reservation)
+    /// gives back every block it took before throwing.
+    func testFailedInterfaceLeavesNoBlocksBehind() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let pool = try MemoryPool(name: "swale-test-nogrow", bufSize: 2048, initialBlocks: 256, reserve: 256 * 2048 + page)
+        let before = pool.allocator.freeCount
+        XCTAssertThrowsError(try pool.makeInterface(name: "big", slots: 1024))
+        XCTAssertEqual(pool.allocator.freeCount, before)
+        XCTAssertEqual(pool.allocator.refusedFrees, 0)
+        _ = try pool.makeInterface(name: "small", slots: 64)   // the pool still works
+    }
 }

@@ -1,0 +1,57 @@
+// SlotWriter: how a frame is laid across slots (lengths, MOREFRAG, first-slot flags), and what a
+// scribbled buffer index does to it.
+import CSwaleABI
+import SwaleRings
+import XCTest
+
+final class SlotWriterTests: XCTestCase {
+    func ring() throws -> (MemoryPool, UserRing) {
+        let pool = try MemoryPool(name: "swale-test-writer", bufSize: 2048, initialBlocks: 256)
+        let layout = try pool.makeInterface(name: "w", slots: 64)
+        return (pool, UserRing(ring: pool.region.base + layout.txRingOffsets[0], region: pool.region))
+    }
+
+    func testFrameSpansSlotsWithMoreFragAndFirstFlags() throws {
+        let (pool, tx) = try ring()
+        defer { withExtendedLifetime(pool) {} }
+        let bytes = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        var w = SlotWriter(tx, at: 62)   // wraps around the end of the ring
+        bytes.withUnsafeBytes { w.write($0.baseAddress!, 3000); w.write($0.baseAddress! + 3000, 2000) }
+        XCTAssertTrue(w.ok)
+        XCTAssertEqual(w.finish(firstFlags: SlotFlags.vnetHdr), 3)
+        let idx: [UInt32] = [62, 63, 0]
+        XCTAssertEqual(idx.map { tx.slot($0).pointee.len }, [2048, 2048, 904])
+        XCTAssertEqual(idx.map { tx.slot($0).pointee.flags },
+                       [SlotFlags.moreFrag | SlotFlags.vnetHdr, SlotFlags.moreFrag, 0])
+        var got: [UInt8] = []
+        for i in idx {
+            let s = tx.slot(i)
+            got += UnsafeRawBufferPointer(start: tx.buffer(s), count: Int(s.pointee.len))
+        }
+        XCTAssertEqual(got, bytes)
+    }
+
+    func testSkipLaysOutLengthsOnly() throws {
+        let (pool, tx) = try ring()
+        defer { withExtendedLifetime(pool) {} }
+        let b = try XCTUnwrap(tx.buffer(tx.slot(0)))
+        b.storeBytes(of: 0xAB, as: UInt8.self)
+        var w = SlotWriter(tx, at: 0, bufSize: 1000)
+        w.skip(2500)
+        XCTAssertEqual(w.finish(), 3)
+        XCTAssertEqual((0..<3).map { tx.slot($0).pointee.len }, [1000, 1000, 500])
+        XCTAssertEqual(b.load(as: UInt8.self), 0xAB, "no byte written")
+    }
+
+    func testBadBufferIndexStopsTheWriter() throws {
+        let (pool, tx) = try ring()
+        defer { withExtendedLifetime(pool) {} }
+        tx.slot(1).pointee.buf_idx = 1   // reserved: never a packet buffer
+        var w = SlotWriter(tx, at: 0)
+        let bytes = [UInt8](repeating: 7, count: 3000)
+        bytes.withUnsafeBytes { w.write($0.baseAddress!, $0.count) }
+        XCTAssertFalse(w.ok)
+        tx.slot(5).pointee.buf_idx = UInt32.max
+        XCTAssertFalse(SlotWriter(tx, at: 5).ok, "checked before the first byte")
+    }
+}
