@@ -15,11 +15,11 @@ let package = Package(
         .executable(name: "swaled", targets: ["swaled"]),
         .executable(name: "swalectl", targets: ["swalectl"]),
         .executable(name: "swale-pktgen", targets: ["swale-pktgen"]),
-        .executable(name: "swale-bench", targets: ["swale-bench"]),
+        .executable(name: "swale-bench", targets: ["swale-bench"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0")
     ],
     targets: [
         // C: the shared-memory ABI alone: netmap-compatible swale_if/ring/slot/csb, slot flags, offsets (static asserts in abi.c).
@@ -39,7 +39,9 @@ let package = Package(
         // Switch: a bridge = forwarding engine + its thread + mailbox + epoll.
         .target(name: "SwaleSwitch", dependencies: ["SwaleDatapath", "SwaleRings", "CSwaleSys"]),
         // Kernel port backends: TAP, AF_PACKET, netlink (links, MTU, GRO, namespaces), link watcher.
-        .target(name: "SwaleKernel", dependencies: ["SwaleDatapath", "SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys", "CNetlink"]),
+        .target(
+            name: "SwaleKernel", dependencies: ["SwaleDatapath", "SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys", "CNetlink"]
+        ),
         // Control protocol: one typed request per operation, the permission table, the protocol
         // version, newline-delimited JSON over a UNIX socket with descriptors as SCM_RIGHTS.
         .target(name: "SwaleProtocol", dependencies: ["CSwaleSys", "SwaleNames"]),
@@ -50,8 +52,9 @@ let package = Package(
         .target(
             name: "SwaleService",
             dependencies: [
-                "SwaleNames", "SwaleRings", "SwaleDatapath", "SwaleSwitch", "SwaleKernel", "SwaleProtocol", "SwaleConfig", "CSwaleSys",
-                .product(name: "Logging", package: "swift-log"),
+                "SwaleNames", "SwaleRings", "SwaleDatapath", "SwaleSwitch", "SwaleKernel", "SwaleProtocol", "SwaleConfig",
+                "CSwaleSys",
+                .product(name: "Logging", package: "swift-log")
             ]),
         // Client library for applications.
         .target(name: "SwaleClient", dependencies: ["SwaleNames", "SwaleRings", "SwaleProtocol", "CSwaleABI", "CSwaleSys"]),
@@ -59,17 +62,20 @@ let package = Package(
             name: "swaled",
             dependencies: [
                 "SwaleService", "SwaleProtocol", "SwaleConfig", .product(name: "Logging", package: "swift-log"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
         .executableTarget(
             name: "swalectl",
             dependencies: [
                 "SwaleProtocol", "SwaleConfig", "SwaleNames",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
         .executableTarget(
             name: "swale-pktgen",
-            dependencies: ["SwaleClient", "SwaleRings", "CSwaleABI", "CSwaleSys", "SwaleNames", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "SwaleClient", "SwaleRings", "CSwaleABI", "CSwaleSys", "SwaleNames",
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]),
         .executableTarget(
             name: "swale-bench",
             dependencies: ["SwaleDatapath", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -78,13 +84,17 @@ let package = Package(
         .testTarget(name: "SwaleDatapathTests", dependencies: ["SwaleDatapath", "SwaleRings", "CSwaleABI", "CSwaleSys"]),
         .testTarget(name: "SwaleSwitchTests", dependencies: ["SwaleSwitch", "SwaleDatapath", "SwaleRings", "CSwaleSys"]),
         .testTarget(name: "SwaleIntegrationTests", dependencies: ["SwaleClient", "SwaleProtocol", "SwaleConfig", "SwaleNames"]),
-        .testTarget(name: "SwaleClientTests", dependencies: ["SwaleClient", "SwaleRings", "SwaleProtocol", "CSwaleABI", "CSwaleSys"]),
-        .testTarget(name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleDatapath", "SwaleRings", "CSwaleABI", "CSwaleSys"]),
+        .testTarget(
+            name: "SwaleClientTests", dependencies: ["SwaleClient", "SwaleRings", "SwaleProtocol", "CSwaleABI", "CSwaleSys"]),
+        .testTarget(
+            name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleDatapath", "SwaleRings", "CSwaleABI", "CSwaleSys"]),
         .testTarget(name: "SwaleProtocolTests", dependencies: ["SwaleProtocol"]),
         .testTarget(name: "SwaleConfigTests", dependencies: ["SwaleConfig"]),
         .testTarget(
             name: "SwaleServiceTests",
-            dependencies: ["SwaleService", "SwaleProtocol", "SwaleConfig", "SwaleNames", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "SwaleService", "SwaleProtocol", "SwaleConfig", "SwaleNames", .product(name: "Logging", package: "swift-log")
+            ])
     ],
     swiftLanguageModes: [.v5]
 )

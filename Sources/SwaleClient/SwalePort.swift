@@ -34,9 +34,9 @@ import CSwaleABI
 import CSwaleSys
 import Foundation
 import Glibc
+import SwaleNames
 import SwaleProtocol
 import SwaleRings
-import SwaleNames
 
 public struct SwaleError: Error, CustomStringConvertible {
     public let message: String
@@ -131,7 +131,7 @@ public final class SwalePort {
         let kickEnd = BellEnd(adopting: fds[2])
         let mapped: Region
         do {
-            mapped = try Region(mapping: fds[0], bufSize: info.bufSize)   // closes fds[0] if it throws
+            mapped = try Region(mapping: fds[0], bufSize: info.bufSize)  // closes fds[0] if it throws
             try SwalePort.checkLayout(info, mappedSize: mapped.mappedSize)
         } catch {
             // `mapped`, if made, is released on the way out: its deinit unmaps and closes fds[0].
@@ -142,8 +142,9 @@ public final class SwalePort {
         let base = mapped.base
         func ring(_ off: Int) -> UserRing {
             // Ring sizes come from the service's reply, never from shared memory a peer could change.
-            UserRing(pointer: RingPointer(base + off, slots: info.slots), bufBase: base,
-                     bufSize: mapped.bufSize, bufLimit: mapped.blockLimit)
+            UserRing(
+                pointer: RingPointer(base + off, slots: info.slots), bufBase: base,
+                bufSize: mapped.bufSize, bufLimit: mapped.blockLimit)
         }
         self.connection = connection
         region = mapped
@@ -249,9 +250,9 @@ public final class SwalePort {
     public func txWindow() -> RingWindow {
         var w = tx.window()
         if pipe != nil, (w?.count ?? 0) == 0 {
-            if w == nil { fault(.txIndices) }   // counted even though the sync rewrites tail
+            if w == nil { fault(.txIndices) }  // counted even though the sync rewrites tail
             txSync()
-            w = tx.window()   // a new read: the sync moved tail
+            w = tx.window()  // a new read: the sync moved tail
         }
         if let w { return w }
         fault(.txIndices)
@@ -438,7 +439,7 @@ public final class SwalePort {
         var i = w.head
         var avail = w.count
         var assembly: [UInt8] = []
-        var partial = false   // inside a multi-slot frame
+        var partial = false  // inside a multi-slot frame
         var released = false
         while avail > 0 && n < max {
             let v = rxSlot(i)

@@ -39,7 +39,7 @@ public struct JSONValue: Equatable, Sendable {
     }
     public static func array(_ items: [JSONValue]) -> JSONValue { JSONValue(.array(items)) }
 
-    public static func == (a: JSONValue, b: JSONValue) -> Bool { a.kind == b.kind }   // positions do not matter
+    public static func == (a: JSONValue, b: JSONValue) -> Bool { a.kind == b.kind }  // positions do not matter
 
     var typeName: String {
         switch kind {
@@ -99,7 +99,12 @@ private struct JSONReader {
     }
 
     mutating func expect(_ c: UInt8, _ what: String) throws {
-        guard i < b.count, b[i] == c else { throw error(i < b.count ? "expected \(what), found '\(Character(Unicode.Scalar(b[i])))'" : "expected \(what), found the end of the file") }
+        guard i < b.count, b[i] == c else {
+            throw error(
+                i < b.count
+                    ? "expected \(what), found '\(Character(Unicode.Scalar(b[i])))'"
+                    : "expected \(what), found the end of the file")
+        }
         i += 1
     }
 
@@ -120,7 +125,8 @@ private struct JSONReader {
                 let keyLine = line
                 let key = try string()
                 guard seen.insert(key).inserted else {
-                    throw JSONSyntaxError(line: keyLine, column: i - lineStart, message: "key '\(key)' appears twice in the same object")
+                    throw JSONSyntaxError(
+                        line: keyLine, column: i - lineStart, message: "key '\(key)' appears twice in the same object")
                 }
                 skipSpace()
                 try expect(UInt8(ascii: ":"), "':' after key '\(key)'")
@@ -203,7 +209,7 @@ private struct JSONReader {
     }
 
     mutating func string() throws -> String {
-        i += 1   // opening quote
+        i += 1  // opening quote
         var out: [UInt8] = []
         while true {
             guard i < b.count else { throw error("unterminated string (missing '\"')") }
@@ -228,7 +234,9 @@ private struct JSONReader {
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
                     if (0xD800...0xDBFF).contains(scalar) {
-                        guard i + 2 <= b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else { throw error("lone surrogate in \\u escape") }
+                        guard i + 2 <= b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else {
+                            throw error("lone surrogate in \\u escape")
+                        }
                         i += 2
                         let low = try hex4()
                         guard (0xDC00...0xDFFF).contains(low) else { throw error("invalid surrogate pair in \\u escape") }
@@ -259,7 +267,9 @@ extension JSONValue {
         switch kind {
         case .object(let ms):
             if ms.isEmpty { return "{}" }
-            return "{\n" + ms.map { pad + JSONValue.quote($0.key) + ": " + $0.value.rendered(indent: indent + 1) }.joined(separator: ",\n") + "\n" + end + "}"
+            return "{\n"
+                + ms.map { pad + JSONValue.quote($0.key) + ": " + $0.value.rendered(indent: indent + 1) }.joined(separator: ",\n")
+                + "\n" + end + "}"
         case .array(let items):
             if items.isEmpty { return "[]" }
             return "[\n" + items.map { pad + $0.rendered(indent: indent + 1) }.joined(separator: ",\n") + "\n" + end + "]"

@@ -103,7 +103,7 @@ public struct SwaleConfig: Equatable, Sendable {
         Setting(key: "clientMaxMemoryMiB", range: memoryRange, summary: "shared memory per user"),
         Setting(key: "maxSessions", range: globalLimitRange, summary: "connections in all (root keeps a reserve)"),
         Setting(key: "maxBridges", range: globalLimitRange, summary: "bridges in all (root keeps a reserve)"),
-        Setting(key: "maxMemoryMiB", range: memoryRange, summary: "shared memory in all (root keeps a reserve)"),
+        Setting(key: "maxMemoryMiB", range: memoryRange, summary: "shared memory in all (root keeps a reserve)")
     ]
 
     public subscript(_ key: String) -> Int? {
@@ -111,8 +111,14 @@ public struct SwaleConfig: Equatable, Sendable {
         set { numbers[key] = newValue }
     }
 
-    public var slots: Int? { get { self["slots"] } set { self["slots"] = newValue } }
-    public var batch: Int? { get { self["batch"] } set { self["batch"] = newValue } }
+    public var slots: Int? {
+        get { self["slots"] }
+        set { self["slots"] = newValue }
+    }
+    public var batch: Int? {
+        get { self["batch"] }
+        set { self["batch"] = newValue }
+    }
 
     // Ranges shared with swaled's command-line options.
     public static let slotRange = 64...16384
@@ -145,7 +151,9 @@ extension SwaleConfig {
             throw ConfigError(file: path, line: 0, message: "cannot read the file (\(String(cString: strerror(errno))))")
         }
         guard data.count <= 16 << 20 else { throw ConfigError(file: path, line: 0, message: "file is larger than 16 MiB") }
-        guard let text = String(validating: data, as: UTF8.self) else { throw ConfigError(file: path, line: 0, message: "file is not UTF-8 text") }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw ConfigError(file: path, line: 0, message: "file is not UTF-8 text")
+        }
         return try parse(text, file: path)
     }
 
@@ -162,7 +170,7 @@ extension SwaleConfig {
 /// Walks a parsed document, type- and range-checking each setting and remembering its line.
 private struct ConfigChecker {
     let file: String
-    var interfaces: [String: (String, Int)] = [:]   // interface → (what uses it, line)
+    var interfaces: [String: (String, Int)] = [:]  // interface → (what uses it, line)
 
     init(file: String) { self.file = file }
 
@@ -185,7 +193,9 @@ private struct ConfigChecker {
         guard case .number(let text) = v.kind, let n = Int(text) else {
             throw fail(v, "\(path) must be a whole number, found \(v.typeName == "a number" ? "\(v.rendered())" : v.typeName)")
         }
-        guard range.contains(n) else { throw fail(v, "\(path) = \(n) is out of range (\(range.lowerBound)...\(range.upperBound))") }
+        guard range.contains(n) else {
+            throw fail(v, "\(path) = \(n) is out of range (\(range.lowerBound)...\(range.upperBound))")
+        }
         return n
     }
 
@@ -203,7 +213,9 @@ private struct ConfigChecker {
             switch m.key {
             case "socket":
                 let s = try string(v, "socket")
-                guard s.hasPrefix("/"), s.utf8.count < 108 else { throw fail(v, "socket must be an absolute path shorter than 108 bytes") }
+                guard s.hasPrefix("/"), s.utf8.count < 108 else {
+                    throw fail(v, "socket must be an absolute path shorter than 108 bytes")
+                }
                 c.socket = s
             case "socketGroup":
                 let s = try string(v, "socketGroup")
@@ -213,14 +225,18 @@ private struct ConfigChecker {
                 c.socketGroup = s
             case "pollMode":
                 let s = try string(v, "pollMode")
-                guard s == "yield" || s == "spin" else { throw fail(v, "pollMode must be \"yield\" or \"spin\" (found \"\(s)\")") }
+                guard s == "yield" || s == "spin" else {
+                    throw fail(v, "pollMode must be \"yield\" or \"spin\" (found \"\(s)\")")
+                }
                 c.pollMode = s
             case "bridges":
                 guard case .array(let items) = v.kind else { throw fail(v, "bridges must be an array, found \(v.typeName)") }
                 var seen: [String: Int] = [:]
                 for (i, item) in items.enumerated() {
                     let b = try bridge(item, "bridges[\(i)]")
-                    if let first = seen[b.name] { throw fail(item, "bridge '\(b.name)' is configured twice (first on line \(first))") }
+                    if let first = seen[b.name] {
+                        throw fail(item, "bridge '\(b.name)' is configured twice (first on line \(first))")
+                    }
                     seen[b.name] = item.line
                     c.bridges.append(b)
                 }
@@ -235,7 +251,10 @@ private struct ConfigChecker {
     mutating func bridge(_ v: JSONValue, _ path: String) throws -> SwaleConfig.Bridge {
         let ms = try members(v, path, known: ["name", "agingSeconds", "batch", "allowUsers", "allowGroups", "ports"])
         guard let nameV = ms.first(where: { $0.key == "name" })?.value else { throw fail(v, "\(path) has no name") }
-        var b = SwaleConfig.Bridge(name: try named(nameV, "\(path).name") { s in try Names.validateBridge(s); return s })
+        var b = SwaleConfig.Bridge(
+            name: try named(nameV, "\(path).name") { s in
+                try Names.validateBridge(s); return s
+            })
         b.line = v.line
         let where_ = "bridge \(b.name)"
         for m in ms {
@@ -243,7 +262,9 @@ private struct ConfigChecker {
             case "agingSeconds": b.agingSeconds = try int(m.value, "\(where_): agingSeconds", SwaleConfig.agingRange)
             case "batch": b.batch = try int(m.value, "\(where_): batch", SwaleConfig.batchRange)
             case "allowUsers", "allowGroups":
-                guard case .array(let items) = m.value.kind else { throw fail(m.value, "\(where_): \(m.key) must be an array of names, found \(m.value.typeName)") }
+                guard case .array(let items) = m.value.kind else {
+                    throw fail(m.value, "\(where_): \(m.key) must be an array of names, found \(m.value.typeName)")
+                }
                 let names = try items.map { item -> String in
                     let s = try string(item, "\(where_): \(m.key)")
                     guard !s.isEmpty, s.utf8.count <= 32, !s.contains(where: { $0.isWhitespace || $0 == ":" }) else {
@@ -253,7 +274,9 @@ private struct ConfigChecker {
                 }
                 if m.key == "allowUsers" { b.allowUsers = names } else { b.allowGroups = names }
             case "ports":
-                guard case .array(let items) = m.value.kind else { throw fail(m.value, "\(where_): ports must be an array, found \(m.value.typeName)") }
+                guard case .array(let items) = m.value.kind else {
+                    throw fail(m.value, "\(where_): ports must be an array, found \(m.value.typeName)")
+                }
                 for (i, item) in items.enumerated() { b.ports.append(try port(item, "\(where_): ports[\(i)]", bridge: b.name)) }
             default: break
             }
@@ -277,7 +300,11 @@ private struct ConfigChecker {
             throw fail(kindV, "\(path).kind must be tap, veth or attach (found \"\(kindS)\")")
         }
         guard let nameV = member("name") else { throw fail(v, "\(path) has no name (the interface name)") }
-        var p = SwaleConfig.Port(kind: kind, name: try named(nameV, "\(path).name") { s in try Names.validateInterfaceName(s); return s })
+        var p = SwaleConfig.Port(
+            kind: kind,
+            name: try named(nameV, "\(path).name") { s in
+                try Names.validateInterfaceName(s); return s
+            })
         p.line = v.line
         let what = "\(kind.rawValue) port \(p.name) on \(bridge)"
         try claim(p.name, by: what, at: nameV)
@@ -287,16 +314,27 @@ private struct ConfigChecker {
             case "peer", "netns", "address":
                 guard kind == .veth else { throw fail(x, "\(what): '\(m.key)' is a veth setting") }
                 if m.key == "peer" {
-                    p.peer = try named(x, "\(what): peer") { s in try Names.validateInterfaceName(s); return s }
+                    p.peer = try named(x, "\(what): peer") { s in
+                        try Names.validateInterfaceName(s); return s
+                    }
                     guard p.peer != p.name else { throw fail(x, "\(what): the peer needs a name of its own") }
                 } else if m.key == "netns" {
                     p.netns = try string(x, "\(what): netns")
                     let ns = p.netns!
-                    let ok = ns.hasPrefix("/") ? ns.utf8.count < 4096 : (!ns.isEmpty && ns.utf8.count <= 255 && !ns.contains("/") && ns != "." && ns != "..")
-                    guard ok else { throw fail(x, "\(what): netns must be a namespace name (under /var/run/netns) or an absolute path") }
+                    let ok =
+                        ns.hasPrefix("/")
+                        ? ns.utf8.count < 4096
+                        : (!ns.isEmpty && ns.utf8.count <= 255 && !ns.contains("/") && ns != "." && ns != "..")
+                    guard ok else {
+                        throw fail(x, "\(what): netns must be a namespace name (under /var/run/netns) or an absolute path")
+                    }
                 } else {
                     p.address = try string(x, "\(what): address")
-                    guard SwaleConfig.isCIDR(p.address!) else { throw fail(x, "\(what): address \"\(p.address!)\" is not an address with a prefix length (10.0.0.1/24, fd00::1/64)") }
+                    guard SwaleConfig.isCIDR(p.address!) else {
+                        throw fail(
+                            x,
+                            "\(what): address \"\(p.address!)\" is not an address with a prefix length (10.0.0.1/24, fd00::1/64)")
+                    }
                 }
             case "mtu":
                 guard kind != .attach else { throw fail(x, "\(what): an attached interface keeps its own MTU") }
@@ -306,7 +344,9 @@ private struct ConfigChecker {
                 let s = try string(x, "\(what): mac")
                 let mac: UInt64
                 do { mac = try Names.parseMAC(s) } catch { throw fail(x, "\(what): mac: \(error)") }
-                guard mac & (1 << 40) == 0, mac != 0 else { throw fail(x, "\(what): mac \(s) is a group or zero address; a port needs a unicast one") }
+                guard mac & (1 << 40) == 0, mac != 0 else {
+                    throw fail(x, "\(what): mac \(s) is a group or zero address; a port needs a unicast one")
+                }
                 p.mac = Names.formatMAC(mac)
             default: break
             }
@@ -339,21 +379,29 @@ extension SwaleConfig {
     public var document: JSONValue {
         let bridgeDocs = bridges.map { b in
             JSONValue.object([
-                ("name", .string(b.name)), ("agingSeconds", b.agingSeconds.map(JSONValue.int)), ("batch", b.batch.map(JSONValue.int)),
+                ("name", .string(b.name)), ("agingSeconds", b.agingSeconds.map(JSONValue.int)),
+                ("batch", b.batch.map(JSONValue.int)),
                 ("allowUsers", b.allowUsers.map { .array($0.map(JSONValue.string)) }),
                 ("allowGroups", b.allowGroups.map { .array($0.map(JSONValue.string)) }),
-                ("ports", .array(b.ports.map { p in
-                    JSONValue.object([
-                        ("kind", .string(p.kind.rawValue)), ("name", .string(p.name)), ("peer", p.peer.map(JSONValue.string)),
-                        ("netns", p.netns.map(JSONValue.string)), ("address", p.address.map(JSONValue.string)),
-                        ("mtu", p.mtu.map(JSONValue.int)), ("mac", p.mac.map(JSONValue.string)),
-                    ])
-                })),
+                (
+                    "ports",
+                    .array(
+                        b.ports.map { p in
+                            JSONValue.object([
+                                ("kind", .string(p.kind.rawValue)), ("name", .string(p.name)),
+                                ("peer", p.peer.map(JSONValue.string)),
+                                ("netns", p.netns.map(JSONValue.string)), ("address", p.address.map(JSONValue.string)),
+                                ("mtu", p.mtu.map(JSONValue.int)), ("mac", p.mac.map(JSONValue.string))
+                            ])
+                        })
+                )
             ])
         }
         return .object(
-            [("socket", socket.map(JSONValue.string)), ("socketGroup", socketGroup.map(JSONValue.string)),
-             ("pollMode", pollMode.map(JSONValue.string))]
+            [
+                ("socket", socket.map(JSONValue.string)), ("socketGroup", socketGroup.map(JSONValue.string)),
+                ("pollMode", pollMode.map(JSONValue.string))
+            ]
                 + SwaleConfig.settings.map { ($0.key, numbers[$0.key].map(JSONValue.int)) }
                 + [("bridges", .array(bridgeDocs))])
     }

@@ -126,16 +126,19 @@ public final class ForwardingEngine {
     /// the control block and `notifyFD`). `mtu` defaults to the backend's, else to the frame
     /// limit; a backend's MTU is re-read every second by the housekeeping and wins over `mtu`.
     /// Returns the port's index, or nil when the engine is full.
-    public func addPort(pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
-                        backend: PortBackend?, mtu: Int? = nil) -> Int? {
+    public func addPort(
+        pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
+        backend: PortBackend?, mtu: Int? = nil
+    ) -> Int? {
         // Never read past initialized slots: a free index is below portCount and inactive, or portCount.
         guard let i = (0..<config.maxPorts).first(where: { $0 >= portCount || !ports[$0].active }) else { return nil }
-        var state = PortState(tx: KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true),
-                              rx: KRing(pool.ring(at: layout.rxRingOffsets[0]), isTx: false),
-                              region: pool.region, csb: backend == nil ? pool.csb(layout) : nil,
-                              kickFD: backend == nil ? kickFD : -1, notifyFD: backend == nil ? notifyFD : -1,
-                              hasBackend: backend != nil, mtu: mtu ?? backend?.mtu ?? (config.maxFrame - 14),
-                              acceptsVnet: backend?.acceptsVnetHeader ?? false)
+        var state = PortState(
+            tx: KRing(pool.ring(at: layout.txRingOffsets[0]), isTx: true),
+            rx: KRing(pool.ring(at: layout.rxRingOffsets[0]), isTx: false),
+            region: pool.region, csb: backend == nil ? pool.csb(layout) : nil,
+            kickFD: backend == nil ? kickFD : -1, notifyFD: backend == nil ? notifyFD : -1,
+            hasBackend: backend != nil, mtu: mtu ?? backend?.mtu ?? (config.maxFrame - 14),
+            acceptsVnet: backend?.acceptsVnetHeader ?? false)
         state.active = true
         (ports + i).initialize(to: state)
         backends[i] = backend
@@ -224,7 +227,6 @@ public final class ForwardingEngine {
     }
 }
 
-
 extension ForwardingEngine {
     /// One pass over all ports; returns frames moved.
     @inline(never)
@@ -234,7 +236,8 @@ extension ForwardingEngine {
         for i in 0..<count where ports[i].active && ports[i].hasBackend {
             let p = ports + i
             if let a = backends[i] {
-                let tx = UserRing(kring: p.pointee.tx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
+                let tx = UserRing(
+                    kring: p.pointee.tx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
                 work &+= a.receive(into: tx)
             }
         }
@@ -245,7 +248,8 @@ extension ForwardingEngine {
             let p = ports + i
             p.pointee.needsTransmit = false
             if let a = backends[i] {
-                let rx = UserRing(kring: p.pointee.rx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
+                let rx = UserRing(
+                    kring: p.pointee.rx, base: p.pointee.bufBase, bufSize: p.pointee.bufSize, limit: p.pointee.bufLimit)
                 _ = a.transmit(from: rx)
                 // The kernel said "later" (EAGAIN): keep them and try again next pass.
                 if rx.space() > 0 { p.pointee.needsTransmit = true }
@@ -287,7 +291,7 @@ extension ForwardingEngine {
             var j = cursor
             var complete = false
             while consumed &+ frags < pending {
-                let sv = src.pointee.tx.slot(j).pointee   // one read of the shared slot
+                let sv = src.pointee.tx.slot(j).pointee  // one read of the shared slot
                 let len = Int(sv.len)
                 if sv.buf_idx < BlockAllocator.reserved || sv.buf_idx >= limit || len > bufSize { bad = true }
                 if Int(frags) < maxFrags {
@@ -330,7 +334,7 @@ extension ForwardingEngine {
                     lastSrc = srcMac
                     if !LearningTable.isGroup(srcMac) && firstFlags & SlotFlags.noLearn == 0 {
                         table.learn(srcMac, port: UInt16(s), now: now)
-                        lastDstMac = UInt64.max   // a learn may have moved the cached destination
+                        lastDstMac = UInt64.max  // a learn may have moved the cached destination
                     }
                 }
                 var d = ForwardingEngine.broadcast
@@ -342,7 +346,9 @@ extension ForwardingEngine {
                     lastDstMac = dstMac
                     lastDstPort = d
                 }
-                if d != ForwardingEngine.broadcast && (Int(d) >= portCount || !ports[Int(d)].active) { d = ForwardingEngine.broadcast }
+                if d != ForwardingEngine.broadcast && (Int(d) >= portCount || !ports[Int(d)].active) {
+                    d = ForwardingEngine.broadcast
+                }
                 if d == UInt16(s) || (d == ForwardingEngine.broadcast && activeCount < 2) {
                     // No hairpin; and a flood with no other port has nowhere to go: both counted.
                     src.pointee.stats.dropNoRoute &+= 1
@@ -429,7 +435,9 @@ extension ForwardingEngine {
             }
             let hdr = hasVnet ? VnetHeader.size : 0
             let payload = total &- hdr &- 14
-            if payload > dst.pointee.mtu && !(hasVnet && dst.pointee.acceptsVnet && VnetHeader(sBase + Int(snapIdx[pos]) &* sBufSize).isGSO) {
+            if payload > dst.pointee.mtu
+                && !(hasVnet && dst.pointee.acceptsVnet && VnetHeader(sBase + Int(snapIdx[pos]) &* sBufSize).isGSO)
+            {
                 dst.pointee.stats.dropTooLong &+= 1
                 continue
             }
@@ -439,8 +447,9 @@ extension ForwardingEngine {
                 continue
             }
             // Copy fragment by fragment, refilling destination buffers as they fill up.
-            var w = SlotWriter(slots: dst.pointee.rx.ptr.slots, numSlots: dn, bufBase: dBase, bufSize: dBufSize,
-                               bufLimit: dLimit, at: tail)
+            var w = SlotWriter(
+                slots: dst.pointee.rx.ptr.slots, numSlots: dn, bufBase: dBase, bufSize: dBufSize,
+                bufLimit: dLimit, at: tail)
             for k in 0..<Int(ftFrags[e]) where w.ok {
                 w.write(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
             }
@@ -493,7 +502,9 @@ extension ForwardingEngine {
             if hasVnet && !dst.pointee.acceptsVnet { break }
             let hdr = hasVnet ? VnetHeader.size : 0
             let total = Int(ftLen[e])
-            if total &- hdr &- 14 > dst.pointee.mtu && !(hasVnet && VnetHeader(sBase + Int(snapIdx[pos]) &* sBufSize).isGSO) { break }
+            if total &- hdr &- 14 > dst.pointee.mtu && !(hasVnet && VnetHeader(sBase + Int(snapIdx[pos]) &* sBufSize).isGSO) {
+                break
+            }
             var fits = !direct.isFull
             for k in 0..<Int(ftFrags[e]) where fits {
                 fits = direct.addSegment(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
@@ -504,7 +515,7 @@ extension ForwardingEngine {
                 let taken = flushDirect(direct, to: d, adapter: adapter)
                 if taken < direct.count { return Int(directEntry[taken]) }
                 direct.reset()
-                continue   // the same entry again, into the empty batch
+                continue  // the same entry again, into the empty batch
             }
             direct.commitFrame(vnet: hasVnet, payload: total &- hdr)
             directEntry[direct.count &- 1] = Int32(truncatingIfNeeded: e)

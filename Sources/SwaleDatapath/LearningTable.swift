@@ -166,7 +166,7 @@ public final class LearningTable {
         let page = 4096
         mappedBytes = (bytes + page - 1) & ~(page - 1)
         guard let raw = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-              raw != MAP_FAILED
+            raw != MAP_FAILED
         else {
             throw SystemError("mmap", detail: "learning table of \(mappedBytes) bytes")
         }
@@ -248,8 +248,10 @@ public final class LearningTable {
     /// home slot of every MAC of a chunk (a load whose only use is an OR, so up to dozens of
     /// cache misses overlap, like a prefetch), then looks the chunk up from the cache.
     @inline(__always)
-    public func lookup(_ macs: UnsafePointer<UInt64>, count n: Int, now: UInt32,
-                       into ports: UnsafeMutablePointer<UInt16>) {
+    public func lookup(
+        _ macs: UnsafePointer<UInt64>, count n: Int, now: UInt32,
+        into ports: UnsafeMutablePointer<UInt16>
+    ) {
         var done = 0
         var touched: UInt64 = 0
         while done < n {

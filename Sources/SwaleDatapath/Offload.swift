@@ -22,7 +22,9 @@ public enum Offload {
     public static let gsoUDPL4 = VnetHeader.gsoUDPL4
 
     @inline(__always)
-    static func be16(_ p: UnsafeRawPointer, _ o: Int) -> Int { Int(p.load(fromByteOffset: o, as: UInt8.self)) << 8 | Int(p.load(fromByteOffset: o + 1, as: UInt8.self)) }
+    static func be16(_ p: UnsafeRawPointer, _ o: Int) -> Int {
+        Int(p.load(fromByteOffset: o, as: UInt8.self)) << 8 | Int(p.load(fromByteOffset: o + 1, as: UInt8.self))
+    }
     @inline(__always)
     static func put16(_ p: UnsafeMutableRawPointer, _ o: Int, _ v: Int) {
         p.storeBytes(of: UInt8(truncatingIfNeeded: v >> 8), toByteOffset: o, as: UInt8.self)
@@ -67,8 +69,10 @@ public enum Offload {
     /// Cuts a GSO frame into segments, calling `emit` for each complete plain frame. `gsoType` is
     /// the header's type without the ECN bit (`VnetHeader.gsoType`).
     /// Returns the number of segments, or nil if the frame is not something we can segment.
-    public static func segment(_ f: UnsafeMutableRawPointer, length: Int, gsoType: UInt8, gsoSize: Int,
-                               out: UnsafeMutableRawPointer, emit: (UnsafeMutableRawPointer, Int) -> Void) -> Int? {
+    public static func segment(
+        _ f: UnsafeMutableRawPointer, length: Int, gsoType: UInt8, gsoSize: Int,
+        out: UnsafeMutableRawPointer, emit: (UnsafeMutableRawPointer, Int) -> Void
+    ) -> Int? {
         // Tiny segment sizes would turn one frame into tens of thousands: refuse them.
         guard gsoSize >= 64, let (l3off, etype) = l3(f, length) else { return nil }
         let isV4 = etype == 0x0800
@@ -77,7 +81,8 @@ public enum Offload {
         let ipHdr = isV4 ? Int(f.load(fromByteOffset: l3off, as: UInt8.self) & 0x0f) * 4 : 40
         let l4off = l3off + ipHdr
         guard ipHdr >= 20, l4off + 20 <= length else { return nil }
-        let proto = isV4 ? Int(f.load(fromByteOffset: l3off + 9, as: UInt8.self)) : Int(f.load(fromByteOffset: l3off + 6, as: UInt8.self))
+        let proto =
+            isV4 ? Int(f.load(fromByteOffset: l3off + 9, as: UInt8.self)) : Int(f.load(fromByteOffset: l3off + 6, as: UInt8.self))
         // UFO (type 3) means IP fragmentation, not separate datagrams: not done here (the kernel no
         // longer emits it); such a frame is refused and counted rather than cut wrongly.
         guard gsoType != gsoUDP else { return nil }
@@ -122,8 +127,8 @@ public enum Offload {
                 put16(out, l4off + 4, Int(s >> 16))
                 put16(out, l4off + 6, Int(s & 0xffff))
                 var flags = Int(out.load(fromByteOffset: l4off + 13, as: UInt8.self))
-                if !last { flags &= ~0x09 }      // FIN, PSH only on the last segment
-                if n > 0 { flags &= ~0x80 }      // CWR only on the first
+                if !last { flags &= ~0x09 }  // FIN, PSH only on the last segment
+                if n > 0 { flags &= ~0x80 }  // CWR only on the first
                 out.storeBytes(of: UInt8(flags), toByteOffset: l4off + 13, as: UInt8.self)
                 put16(out, l4off + 16, 0)
                 put16(out, l4off + 16, Int(~fold(sum(out + l4off, l4hdr + chunk, initial: ph))))
@@ -145,7 +150,9 @@ public enum Offload {
 
 extension ForwardingEngine {
     /// Linearizes a frame with a virtio-net header, finishes its offloads, and delivers plain frames.
-    func deliverOffloaded(entry e: Int, source s: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32) -> Int {
+    func deliverOffloaded(entry e: Int, source s: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32)
+        -> Int
+    {
         let src = ports + s
         let dst = ports + d
         let total = Int(ftLen[e])
@@ -180,14 +187,17 @@ extension ForwardingEngine {
     }
 
     /// Copies one plain frame from linear memory into d's rx ring at `tail`.
-    func emitLinear(_ p: UnsafeMutableRawPointer, _ len: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32) -> Bool {
+    func emitLinear(
+        _ p: UnsafeMutableRawPointer, _ len: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32
+    ) -> Bool {
         let dst = ports + d
         if len - 14 > dst.pointee.mtu { dst.pointee.stats.dropTooLong &+= 1; return false }
         let bs = dst.pointee.bufSize
         let need = UInt32((len + bs - 1) / bs)
         if need > room { dst.pointee.stats.dropRingFull &+= 1; return false }
-        var w = SlotWriter(slots: dst.pointee.rx.ptr.slots, numSlots: dst.pointee.rx.n, bufBase: dst.pointee.bufBase,
-                           bufSize: bs, bufLimit: dst.pointee.bufLimit, at: tail)
+        var w = SlotWriter(
+            slots: dst.pointee.rx.ptr.slots, numSlots: dst.pointee.rx.n, bufBase: dst.pointee.bufBase,
+            bufSize: bs, bufLimit: dst.pointee.bufLimit, at: tail)
         w.write(p, len)
         guard w.ok else {
             dst.pointee.stats.dropBadSlot &+= 1

@@ -123,9 +123,9 @@ public struct OutFrames: ~Copyable {
                 let more = s.pointee.flags & SlotFlags.moreFrag != 0
                 i = rx.next(i)
                 if !more { break }
-                if i == tail { abandonFrame(); return frameStart }   // incomplete: wait for the rest
+                if i == tail { abandonFrame(); return frameStart }  // incomplete: wait for the rest
             }
-            if outOfSegments && count > 0 { abandonFrame(); return frameStart }   // next batch
+            if outOfSegments && count > 0 { abandonFrame(); return frameStart }  // next batch
             let bytes = total &- (hasVnet ? VnetHeader.size : 0)
             if broken || outOfSegments || bytes < 14 {
                 abandonFrame()

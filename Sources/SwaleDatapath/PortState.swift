@@ -11,15 +11,15 @@ import SwaleRings
 
 /// Per-port counters, written by the forwarding thread only.
 public struct PortStats {
-    public var rxPackets: UInt64 = 0     // delivered to the port
+    public var rxPackets: UInt64 = 0  // delivered to the port
     public var rxBytes: UInt64 = 0
-    public var txPackets: UInt64 = 0     // taken from the port into the switch
+    public var txPackets: UInt64 = 0  // taken from the port into the switch
     public var txBytes: UInt64 = 0
     public var dropRingFull: UInt64 = 0  // the port's rx ring had no room
     public var dropTooShort: UInt64 = 0  // shorter than an Ethernet header
-    public var dropTooLong: UInt64 = 0   // over the frame limit or the port's MTU
-    public var dropBadSlot: UInt64 = 0   // buffer index or length out of bounds
-    public var dropNoRoute: UInt64 = 0   // known destination is the source port (no hairpin)
+    public var dropTooLong: UInt64 = 0  // over the frame limit or the port's MTU
+    public var dropBadSlot: UInt64 = 0  // buffer index or length out of bounds
+    public var dropNoRoute: UInt64 = 0  // known destination is the source port (no hairpin)
     public init() {}
 }
 
@@ -46,8 +46,10 @@ public struct PortState {
     public var stalledHead = UInt32.max
     public var stats = PortStats()
 
-    public init(tx: KRing, rx: KRing, region: Region, csb: UnsafeMutablePointer<swale_csb>?, kickFD: Int32, notifyFD: Int32,
-                hasBackend: Bool, mtu: Int, acceptsVnet: Bool) {
+    public init(
+        tx: KRing, rx: KRing, region: Region, csb: UnsafeMutablePointer<swale_csb>?, kickFD: Int32, notifyFD: Int32,
+        hasBackend: Bool, mtu: Int, acceptsVnet: Bool
+    ) {
         self.tx = tx
         self.rx = rx
         self.bufBase = region.base

@@ -57,5 +57,7 @@ public struct VnetHeader {
     @inlinable @inline(__always)
     func field(_ offset: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))) }
     @inlinable @inline(__always)
-    func setField(_ offset: Int, _ v: Int) { raw.storeBytes(of: UInt16(truncatingIfNeeded: v).littleEndian, toByteOffset: offset, as: UInt16.self) }
+    func setField(_ offset: Int, _ v: Int) {
+        raw.storeBytes(of: UInt16(truncatingIfNeeded: v).littleEndian, toByteOffset: offset, as: UInt16.self)
+    }
 }

@@ -41,10 +41,10 @@
  * Not thread-safe: one Netlink (one socket) per thread or actor.
  */
 import CNetlink
-import SwaleNames
-import SwaleRings
 import CSwaleSys
 import Glibc
+import SwaleNames
+import SwaleRings
 
 /// The one error of the kernel layer (netlink, TUN, AF_PACKET, ioctls): which operation on which
 /// object failed, and why (libnl's reason or the errno, kept).
@@ -164,7 +164,9 @@ public final class Netlink {
     /// 6 bytes, group bit clear.
     static func checkUnicastMAC(_ mac: [UInt8], _ operation: String, _ name: String) throws {
         guard mac.count == 6 else { throw KernelError(operation, name, reason: "a MAC address has 6 bytes, not \(mac.count)") }
-        guard mac[0] & 1 == 0 else { throw KernelError(operation, name, reason: "\(formatMAC(mac)) is a multicast address, not a unicast one") }
+        guard mac[0] & 1 == 0 else {
+            throw KernelError(operation, name, reason: "\(formatMAC(mac)) is a multicast address, not a unicast one")
+        }
     }
 
     /// A namespace name ("ns1" → /var/run/netns/ns1) or a path (anything with a '/', e.g. /proc/PID/ns/net).
@@ -244,9 +246,10 @@ public final class Netlink {
         let master = rtnl_link_get_master(link)
         let kind = rtnl_link_get_type(link).map { String(cString: $0) }
         let alias = rtnl_link_get_ifalias(link).map { String(cString: $0) }
-        return LinkInfo(name: name, ifindex: rtnl_link_get_ifindex(link), mtu: Int(rtnl_link_get_mtu(link)),
-                        mac: mac, flags: rtnl_link_get_flags(link), masterIndex: master > 0 ? master : nil, kind: kind,
-                        alias: alias.flatMap { $0.isEmpty ? nil : $0 })
+        return LinkInfo(
+            name: name, ifindex: rtnl_link_get_ifindex(link), mtu: Int(rtnl_link_get_mtu(link)),
+            mac: mac, flags: rtnl_link_get_flags(link), masterIndex: master > 0 ? master : nil, kind: kind,
+            alias: alias.flatMap { $0.isEmpty ? nil : $0 })
     }
 
     /// Every link in this namespace (one RTM_GETLINK dump).
@@ -270,10 +273,14 @@ public final class Netlink {
     /// Creates a veth pair `name` <-> `peer` (both DOWN) in one request. With `peerNamespace` (a
     /// path such as /var/run/netns/NS) the peer is born inside that namespace, so it may take a name
     /// that exists here (containers call their end eth0). MTU and the peer's MAC are set at birth.
-    public func createVeth(name: String, peer: String, peerNamespace: String? = nil, mtu: Int? = nil, peerMAC: [UInt8]? = nil) throws {
+    public func createVeth(name: String, peer: String, peerNamespace: String? = nil, mtu: Int? = nil, peerMAC: [UInt8]? = nil)
+        throws
+    {
         try Netlink.validateName(name)
         try Netlink.validateName(peer)
-        guard peerNamespace != nil || name != peer else { throw KernelError("create veth", name, reason: "both ends have the same name") }
+        guard peerNamespace != nil || name != peer else {
+            throw KernelError("create veth", name, reason: "both ends have the same name")
+        }
         if let mtu { try Netlink.checkMTU(mtu, "create veth", name) }
         guard let link = rtnl_link_veth_alloc() else { throw KernelError("create veth", name, reason: "out of memory") }
         defer { rtnl_link_put(link) }
@@ -292,7 +299,11 @@ public final class Netlink {
         var nsFD: Int32 = -1
         if let peerNamespace {
             nsFD = open(peerNamespace, O_RDONLY | O_CLOEXEC)
-            guard nsFD >= 0 else { throw KernelError("create veth", "\(name)/\(peer)", reason: "cannot open namespace \(peerNamespace): \(String(cString: strerror(errno)))") }
+            guard nsFD >= 0 else {
+                throw KernelError(
+                    "create veth", "\(name)/\(peer)",
+                    reason: "cannot open namespace \(peerNamespace): \(String(cString: strerror(errno)))")
+            }
             rtnl_link_set_ns_fd(p, nsFD)
         }
         defer { if nsFD >= 0 { close(nsFD) } }
@@ -390,10 +401,15 @@ public final class Netlink {
         let link = try require(name, "add address \(cidr)")
         let ifindex = rtnl_link_get_ifindex(link)
         rtnl_link_put(link)
-        guard cidr.contains("/") else { throw KernelError("add address", "\(cidr) on \(name)", reason: "expected an address with a prefix length, e.g. 10.0.0.1/24") }
+        guard cidr.contains("/") else {
+            throw KernelError(
+                "add address", "\(cidr) on \(name)", reason: "expected an address with a prefix length, e.g. 10.0.0.1/24")
+        }
         var local: OpaquePointer?
         var err = nl_addr_parse(cidr, AF_UNSPEC, &local)
-        guard err >= 0, let local else { throw KernelError("add address", "\(cidr) on \(name)", nlError: err < 0 ? err : -Int32(NLE_INVAL)) }
+        guard err >= 0, let local else {
+            throw KernelError("add address", "\(cidr) on \(name)", nlError: err < 0 ? err : -Int32(NLE_INVAL))
+        }
         defer { nl_addr_put(local) }
         let family = nl_addr_get_family(local)
         guard family == AF_INET || family == AF_INET6 else {
@@ -430,11 +446,13 @@ public final class Netlink {
         let job = NamespaceJob<T>(path: namespacePath(nsPath), body: body)
         let ctx = Unmanaged.passRetained(job).toOpaque()
         var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { raw in
-            let job = Unmanaged<NamespaceJobBase>.fromOpaque(raw!).takeRetainedValue()
-            job.run()
-            return nil
-        }, ctx)
+        let rc = pthread_create(
+            &tid, nil,
+            { raw in
+                let job = Unmanaged<NamespaceJobBase>.fromOpaque(raw!).takeRetainedValue()
+                job.run()
+                return nil
+            }, ctx)
         guard rc == 0 else {
             Unmanaged<NamespaceJob<T>>.fromOpaque(ctx).release()
             throw KernelError("start namespace helper", job.path, errno: rc)
@@ -449,14 +467,18 @@ public final class Netlink {
 
     /// Instance spelling of `Netlink.configureInNamespace` (the work happens on a socket opened
     /// inside the namespace, not on this one).
-    public func configureInNamespace(nsPath: String, link: String, up: Bool = true, address: String? = nil,
-                                     mtu: Int? = nil, noDAD: Bool = false) throws {
+    public func configureInNamespace(
+        nsPath: String, link: String, up: Bool = true, address: String? = nil,
+        mtu: Int? = nil, noDAD: Bool = false
+    ) throws {
         try Netlink.configureInNamespace(nsPath: nsPath, link: link, up: up, address: address, mtu: mtu, noDAD: noDAD)
     }
 
     /// Brings a link up inside a namespace, optionally sets its MTU and adds an address.
-    public static func configureInNamespace(nsPath: String, link: String, up: Bool = true, address: String? = nil,
-                                            mtu: Int? = nil, noDAD: Bool = false) throws {
+    public static func configureInNamespace(
+        nsPath: String, link: String, up: Bool = true, address: String? = nil,
+        mtu: Int? = nil, noDAD: Bool = false
+    ) throws {
         try inNamespace(nsPath) { nl in
             if let mtu { try nl.setMTU(link, mtu) }
             if let address { try nl.addAddress(link: link, cidr: address, noDAD: noDAD) }
@@ -512,7 +534,8 @@ public final class LinkWatcher {
     private let bufferSize = 64 * 1024
 
     public init() throws {
-        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE)
+        let fd = socket(
+            AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE)
         guard fd >= 0 else { throw KernelError("socket", "link watcher", errno: errno) }
         var sa = sockaddr_nl()
         sa.nl_family = sa_family_t(AF_NETLINK)

@@ -111,8 +111,10 @@ public final class PacketSocketAdapter: PortBackend {
         return stats.snapshot
     }
 
-    private init(name: String, ifindex: Int32, fd: Int32, mtu: Int, vnetSize: Int, bypass: Bool, ignoreOut: Bool,
-                 ring: UnsafeMutableRawPointer, ringBytes: Int, frameSize: Int, frameCount: Int, copyThresh: Bool) {
+    private init(
+        name: String, ifindex: Int32, fd: Int32, mtu: Int, vnetSize: Int, bypass: Bool, ignoreOut: Bool,
+        ring: UnsafeMutableRawPointer, ringBytes: Int, frameSize: Int, frameCount: Int, copyThresh: Bool
+    ) {
         self.name = name
         self.ifindex = ifindex
         self.fd = fd
@@ -146,8 +148,10 @@ public final class PacketSocketAdapter: PortBackend {
     /// Attaches to an existing interface. `frameSize` (a multiple of 16, at least 2048) bounds the
     /// largest frame received; `frameCount` is the kernel ring's depth. Memory: about
     /// frameSize * frameCount of kernel memory (8 MiB by default).
-    public static func attach(name: String, frameSize requested: Int? = nil, frameCount: Int = 4096,
-                              netlink: Netlink? = nil) throws -> PacketSocketAdapter {
+    public static func attach(
+        name: String, frameSize requested: Int? = nil, frameCount: Int = 4096,
+        netlink: Netlink? = nil
+    ) throws -> PacketSocketAdapter {
         try Netlink.validateName(name)
         var frameSize = requested ?? 2048
         guard frameSize >= 2048, frameSize % 16 == 0, frameSize <= 1 << 20 else {
@@ -210,9 +214,10 @@ public final class PacketSocketAdapter: PortBackend {
         guard rc == 0 else { throw KernelError("PACKET_MR_PROMISC", name, errno: -rc) }
         ok = true
         mapped = false
-        return PacketSocketAdapter(name: name, ifindex: info.ifindex, fd: fd, mtu: info.mtu, vnetSize: vnet,
-                                   bypass: bypass, ignoreOut: ignoreOut, ring: map, ringBytes: bytes,
-                                   frameSize: frameSize, frameCount: frames, copyThresh: copyThresh)
+        return PacketSocketAdapter(
+            name: name, ifindex: info.ifindex, fd: fd, mtu: info.mtu, vnetSize: vnet,
+            bypass: bypass, ignoreOut: ignoreOut, ring: map, ringBytes: bytes,
+            frameSize: frameSize, frameCount: frames, copyThresh: copyThresh)
     }
 
     /// The interface's MTU now, asked through the packet socket itself (so in the interface's
@@ -255,15 +260,19 @@ public final class PacketSocketAdapter: PortBackend {
             let snap = Int(h.pointee.tp_snaplen)
             let mac = Int(h.pointee.tp_mac)
             // The kernel owns this memory, but check before trusting offsets.
-            let queued = status & UInt32(SWALE_TP_STATUS_COPY) != 0   // the whole frame waits in the socket's queue
+            let queued = status & UInt32(SWALE_TP_STATUS_COPY) != 0  // the whole frame waits in the socket's queue
             var drop = false
-            if (snap < len && !queued) || mac < VnetHeader.legacySize + 32 || mac + snap > fsize { truncated += 1; drop = true }
-            else if snap < 14 { runts += 1; drop = true }
-            else if !ignoresOutgoing && f.load(fromByteOffset: Int(SWALE_TPACKET2_SLL_OFFSET) + 10, as: UInt8.self) == UInt8(SWALE_PACKET_OUTGOING) {
+            if (snap < len && !queued) || mac < VnetHeader.legacySize + 32 || mac + snap > fsize {
+                truncated += 1; drop = true
+            } else if snap < 14 {
+                runts += 1; drop = true
+            } else if !ignoresOutgoing
+                && f.load(fromByteOffset: Int(SWALE_TPACKET2_SLL_OFFSET) + 10, as: UInt8.self) == UInt8(SWALE_PACKET_OUTGOING)
+            {
                 drop = true
             }
             if drop {
-                if queued { _ = swale_recv_iov(fd, nil, 0) }   // its copy in the queue goes too
+                if queued { _ = swale_recv_iov(fd, nil, 0) }  // its copy in the queue goes too
                 swale_store_release(statusPtr, UInt32(SWALE_TP_STATUS_KERNEL))
                 cursor = cursor &+ 1 == frameCount ? 0 : cursor &+ 1
                 continue
@@ -272,7 +281,7 @@ public final class PacketSocketAdapter: PortBackend {
             if queued {
                 // Larger than a ring frame (a GSO frame): recvmsg straight into the tx slots.
                 let needed = (VnetHeader.size + len + (vlan ? 4 : 0) + bs - 1) / bs
-                if needed > free && needed < Int(tx.numSlots) && needed <= Self.rxIovCapacity - 4 { break }   // next batch
+                if needed > free && needed < Int(tx.numSlots) && needed <= Self.rxIovCapacity - 4 { break }  // next batch
                 var used = -1
                 var isGSO = false
                 if needed <= free && needed <= Self.rxIovCapacity - 4 {
@@ -402,7 +411,7 @@ public final class PacketSocketAdapter: PortBackend {
         let capacity = slots * bs - hdr - (vlan != nil ? 4 : 0)
         guard r >= vnetSize + 14, r - vnetSize <= capacity, let p = first else { return -1 }
         let h = VnetHeader(p)
-        if vnetSize < hdr { h.numBuffers = 0 }   // the kernel wrote the 10-byte legacy header
+        if vnetSize < hdr { h.numBuffers = 0 }  // the kernel wrote the 10-byte legacy header
         var total = hdr + r - vnetSize
         if let (tpid, tci) = vlan {
             p.storeBytes(of: tpid, toByteOffset: hdr + 12, as: UInt16.self)
@@ -421,10 +430,14 @@ public final class PacketSocketAdapter: PortBackend {
     /// Compares csum_start with the L4 offset of an untagged IPv4 frame (14 + IHL*4 bytes).
     private func learnVlanCsum(csumStart: Int, data: UnsafeRawPointer, snap: Int) {
         guard snap >= 34, data.load(fromByteOffset: 12, as: UInt8.self) == 0x08,
-              data.load(fromByteOffset: 13, as: UInt8.self) == 0x00 else { return }
+            data.load(fromByteOffset: 13, as: UInt8.self) == 0x00
+        else { return }
         let l4 = 14 + Int(data.load(fromByteOffset: 14, as: UInt8.self) & 15) * 4
-        if Int(csumStart) == l4 { kernelCountsVlanInCsumStart = false; vlanCsumLearned = true }
-        else if Int(csumStart) == l4 + 4 { kernelCountsVlanInCsumStart = true; vlanCsumLearned = true }
+        if Int(csumStart) == l4 {
+            kernelCountsVlanInCsumStart = false; vlanCsumLearned = true
+        } else if Int(csumStart) == l4 + 4 {
+            kernelCountsVlanInCsumStart = true; vlanCsumLearned = true
+        }
     }
 
     // MARK: switch → kernel
@@ -445,8 +458,10 @@ public final class PacketSocketAdapter: PortBackend {
             while k < f.count && m < Self.maxMessages {
                 let first = Int(f.firstSegment[k]), end = Int(f.firstSegment[k + 1])
                 let vnet = f.vnet[k]
-                let unusable = f.payload[k] < 0
-                    || (vnet && vnetSize == 0 && VnetHeader(f.segments[first].iov_base!).isMeaningful)  // metadata the kernel cannot take
+                // A vnet header with metadata the kernel cannot take (no vnet on this socket) is unusable too.
+                let unusable =
+                    f.payload[k] < 0
+                    || (vnet && vnetSize == 0 && VnetHeader(f.segments[first].iov_base!).isMeaningful)
                     || end - first + 2 > Self.iovCapacity
                 if unusable {
                     if m > 0 { break }
@@ -455,7 +470,7 @@ public final class PacketSocketAdapter: PortBackend {
                     consumed = k
                     continue
                 }
-                if v + (end - first) + 2 > Self.iovCapacity { break }   // next round
+                if v + (end - first) + 2 > Self.iovCapacity { break }  // next round
                 let v0 = v
                 if !vnet && vnetSize != 0 {
                     iov[v] = iovec(iov_base: VnetHeader.zeros, iov_len: vnetSize)
@@ -471,8 +486,9 @@ public final class PacketSocketAdapter: PortBackend {
                     }
                     if seg.iov_len > 0 { iov[v] = seg; v += 1 }
                 }
-                msgs[m].msg_hdr = msghdr(msg_name: nil, msg_namelen: 0, msg_iov: iov + v0, msg_iovlen: v - v0,
-                                         msg_control: nil, msg_controllen: 0, msg_flags: 0)
+                msgs[m].msg_hdr = msghdr(
+                    msg_name: nil, msg_namelen: 0, msg_iov: iov + v0, msg_iovlen: v - v0,
+                    msg_control: nil, msg_controllen: 0, msg_flags: 0)
                 msgs[m].msg_len = 0
                 frameOf[m] = Int32(k)
                 m += 1

@@ -94,8 +94,10 @@ public final class TapAdapter: PortBackend {
 
     /// Creates (or re-attaches to) the TAP `name`, enables the 12-byte vnet header and offloads,
     /// and configures the link through netlink: MTU and MAC if given, then up.
-    public static func create(name: String, mtu: Int? = nil, mac: [UInt8]? = nil, up: Bool = true,
-                              persist: Bool = false, offloads: Bool = true, netlink: Netlink? = nil) throws -> TapAdapter {
+    public static func create(
+        name: String, mtu: Int? = nil, mac: [UInt8]? = nil, up: Bool = true,
+        persist: Bool = false, offloads: Bool = true, netlink: Netlink? = nil
+    ) throws -> TapAdapter {
         try Netlink.validateName(name)
         var out = [CChar](repeating: 0, count: 16)
         let fd = swale_tap_open(name, 1, &out)
@@ -127,8 +129,9 @@ public final class TapAdapter: PortBackend {
             throw KernelError("create tap", kname, reason: "the device vanished after creation")
         }
         ok = true
-        return TapAdapter(name: kname, ifindex: info.ifindex, fd: fd, mtu: info.mtu, offloads: withOffloads,
-                          persistent: persist)
+        return TapAdapter(
+            name: kname, ifindex: info.ifindex, fd: fd, mtu: info.mtu, offloads: withOffloads,
+            persistent: persist)
     }
 
     /// The device's MTU now (SIOCGIFMTU by ifindex through a socket of the namespace the TAP was
@@ -187,7 +190,7 @@ public final class TapAdapter: PortBackend {
                 bytes += n - VnetHeader.size
             } else {
                 let h = VnetHeader(b0)
-                h.numBuffers = 0   // tun leaves it unwritten
+                h.numBuffers = 0  // tun leaves it unwritten
                 if h.isGSO { gso += 1 }
                 // readv filled the slots' buffers already: lay out the lengths and flags.
                 var w = SlotWriter(tx, at: i, bufSize: bs)
@@ -225,7 +228,7 @@ public final class TapAdapter: PortBackend {
             let vec: UnsafeMutablePointer<iovec>
             var cnt = end - first
             if f.vnet[k] {
-                vec = f.segments + first   // the header is already in front: send the segments as they are
+                vec = f.segments + first  // the header is already in front: send the segments as they are
             } else {
                 iov[0] = iovec(iov_base: VnetHeader.zeros, iov_len: VnetHeader.size)
                 (iov + 1).update(from: f.segments + first, count: cnt)

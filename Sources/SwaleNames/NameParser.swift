@@ -59,7 +59,9 @@ struct NameParser {
     }
 
     static func isControl(_ c: Character) -> Bool {
-        c.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.properties.generalCategory == .control }
+        c.unicodeScalars.contains {
+            $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.properties.generalCategory == .control
+        }
     }
 
     /// A character as shown in messages: `'&'`, `' ' (space)`, `U+0009`, `'é' (U+00E9)`.

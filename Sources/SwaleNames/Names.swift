@@ -51,7 +51,9 @@ public enum Names {
                 }
                 separator = c
                 if digits != 2 {
-                    throw fail(digits == 0 ? "empty octet" : "octet '\(String(chars[octetStart..<i]))' must have 2 hex digits", digits == 0 ? i : octetStart)
+                    throw fail(
+                        digits == 0 ? "empty octet" : "octet '\(String(chars[octetStart..<i]))' must have 2 hex digits",
+                        digits == 0 ? i : octetStart)
                 }
                 octets += 1
                 if octets == 6 {

@@ -79,7 +79,7 @@ public enum ControlProtocol {
         OperationSpec(IfaceCreate.self, .root, "create a persistent TAP attached to nothing (vale-ctl -n)"),
         OperationSpec(IfaceRemove.self, .root, "delete an interface made with iface.create (vale-ctl -r)"),
         OperationSpec(IfaceList.self, .root, "interfaces made with iface.create and not attached"),
-        OperationSpec(ConfigDump.self, .root, "the running configuration"),
+        OperationSpec(ConfigDump.self, .root, "the running configuration")
     ]
 
     public static func spec(_ op: String) -> OperationSpec? { table.first { $0.op == op } }

@@ -8,7 +8,7 @@ import Foundation
 /// region memfd, own notify doorbell (to poll), kick doorbell (switch port) or the peer's notify doorbell (pipe) (to ring).
 public struct OpenInfo: Codable, Sendable {
     public var name: String
-    public var kind: String            // "port" or "pipe"
+    public var kind: String  // "port" or "pipe"
     public var bufSize: Int
     public var regionSize: Int
     public var nifpOffset: Int
@@ -20,7 +20,8 @@ public struct OpenInfo: Codable, Sendable {
     public var peerCsb: Int?
     public var peerTxRing: Int?
 
-    public init(name: String, kind: String, bufSize: Int, regionSize: Int, nifpOffset: Int, txRing: Int, rxRing: Int, slots: Int) {
+    public init(name: String, kind: String, bufSize: Int, regionSize: Int, nifpOffset: Int, txRing: Int, rxRing: Int, slots: Int)
+    {
         self.name = name
         self.kind = kind
         self.bufSize = bufSize
@@ -43,9 +44,13 @@ public struct RegionInfo: Codable, Sendable {
     /// interface in the region. `buffersTotal - buffersFree - buffersAccounted` must be 0.
     public var buffersAccounted: Int
     public var users: [String]
-    public init(name: String, size: Int, bufSize: Int, buffersTotal: Int, buffersFree: Int, refusedFrees: Int, buffersAccounted: Int, users: [String]) {
+    public init(
+        name: String, size: Int, bufSize: Int, buffersTotal: Int, buffersFree: Int, refusedFrees: Int, buffersAccounted: Int,
+        users: [String]
+    ) {
         self.name = name; self.size = size; self.bufSize = bufSize; self.buffersTotal = buffersTotal
-        self.buffersFree = buffersFree; self.refusedFrees = refusedFrees; self.buffersAccounted = buffersAccounted; self.users = users
+        self.buffersFree = buffersFree; self.refusedFrees = refusedFrees; self.buffersAccounted = buffersAccounted;
+        self.users = users
     }
     public var buffersUnaccounted: Int { buffersTotal - buffersFree - buffersAccounted }
 }
@@ -64,9 +69,9 @@ public struct PipeInfo: Codable, Sendable {
 }
 
 public struct PortCounters: Codable, Sendable {
-    public var rxPackets: UInt64 = 0   // frames the port received from the switch (delivered to it)
+    public var rxPackets: UInt64 = 0  // frames the port received from the switch (delivered to it)
     public var rxBytes: UInt64 = 0
-    public var txPackets: UInt64 = 0   // frames the port sent into the switch
+    public var txPackets: UInt64 = 0  // frames the port sent into the switch
     public var txBytes: UInt64 = 0
     public var dropRingFull: UInt64 = 0
     public var dropTooShort: UInt64 = 0
@@ -82,14 +87,16 @@ public struct PortInfo: Codable, Sendable {
     public var bridge: String
     public var name: String
     public var index: Int
-    public var kind: String        // app, tap, veth, netdev, pipe-parent
+    public var kind: String  // app, tap, veth, netdev, pipe-parent
     public var ifname: String?
-    public var openBy: Int?        // pid of the app holding it
-    public var created: Bool       // interface created by Swale (deleted with the port)
-    public var owner: String       // who opened it (app ports and their pipes); root for kernel ports
+    public var openBy: Int?  // pid of the app holding it
+    public var created: Bool  // interface created by Swale (deleted with the port)
+    public var owner: String  // who opened it (app ports and their pipes); root for kernel ports
     public var counters: PortCounters
-    public init(bridge: String, name: String, index: Int, kind: String, ifname: String?, openBy: Int?, created: Bool, owner: String,
-                counters: PortCounters) {
+    public init(
+        bridge: String, name: String, index: Int, kind: String, ifname: String?, openBy: Int?, created: Bool, owner: String,
+        counters: PortCounters
+    ) {
         self.bridge = bridge; self.name = name; self.index = index; self.kind = kind; self.ifname = ifname
         self.openBy = openBy; self.created = created; self.owner = owner; self.counters = counters
     }
@@ -121,8 +128,10 @@ public struct BridgeInfo: Codable, Sendable {
     /// Made by the config or `bridge add`: stays when its last port goes. Otherwise (made by an
     /// application's open) it is reaped with its last port.
     public var persistent: Bool
-    public init(name: String, ports: Int, agingSeconds: Int, batch: Int, counters: BridgeCounters, owner: String,
-                allowUsers: [String], allowGroups: [String], persistent: Bool) {
+    public init(
+        name: String, ports: Int, agingSeconds: Int, batch: Int, counters: BridgeCounters, owner: String,
+        allowUsers: [String], allowGroups: [String], persistent: Bool
+    ) {
         self.name = name; self.ports = ports; self.agingSeconds = agingSeconds; self.batch = batch; self.counters = counters
         self.owner = owner; self.allowUsers = allowUsers; self.allowGroups = allowGroups; self.persistent = persistent
     }
@@ -161,7 +170,10 @@ public struct StatusInfo: Codable, Sendable {
     public var regions: [RegionInfo]
     public var pipes: [PipeInfo]
     public var clients: Int
-    public init(pid: Int, uptimeSeconds: Double, socket: String, bridges: [BridgeInfo], regions: [RegionInfo], pipes: [PipeInfo], clients: Int) {
+    public init(
+        pid: Int, uptimeSeconds: Double, socket: String, bridges: [BridgeInfo], regions: [RegionInfo], pipes: [PipeInfo],
+        clients: Int
+    ) {
         self.pid = pid; self.uptimeSeconds = uptimeSeconds; self.socket = socket; self.bridges = bridges
         self.regions = regions; self.pipes = pipes; self.clients = clients
     }

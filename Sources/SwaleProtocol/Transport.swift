@@ -47,12 +47,16 @@ public final class ControlConnection {
         guard fd >= 0 else { throw ControlError("socket: \(String(cString: strerror(errno)))") }
         var addr = try sockaddrUn(path)
         let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard r == 0 else {
             let e = errno
             Glibc.close(fd)
-            throw ControlError("cannot reach swaled at \(path): \(String(cString: strerror(e))) (is swaled running? set SWALE_SOCKET or --socket)")
+            throw ControlError(
+                "cannot reach swaled at \(path): \(String(cString: strerror(e))) (is swaled running? set SWALE_SOCKET or --socket)"
+            )
         }
         return ControlConnection(fd: fd)
     }
@@ -62,7 +66,9 @@ public final class ControlConnection {
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         let cap = MemoryLayout.size(ofValue: addr.sun_path)
-        guard bytes.count < cap else { throw ControlError("socket path too long (\(bytes.count) bytes, max \(cap - 1)): \(path)") }
+        guard bytes.count < cap else {
+            throw ControlError("socket path too long (\(bytes.count) bytes, max \(cap - 1)): \(path)")
+        }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
         }
@@ -99,7 +105,7 @@ public final class ControlConnection {
                 pendingFDs = []
                 return (msg, fds)
             }
-            scanned = pending.count   // only new bytes are searched for the end of the message
+            scanned = pending.count  // only new bytes are searched for the end of the message
             guard pending.count < limit else { throw ControlError("message larger than \(limit) bytes") }
             var buf = [UInt8](repeating: 0, count: 65536)
             var fds = [Int32](repeating: -1, count: 16)

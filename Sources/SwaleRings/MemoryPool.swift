@@ -30,7 +30,9 @@ public final class MemoryPool {
     /// Blocks added each time the region has to grow, at least.
     public var growthBlocks = 1024
 
-    public init(name: String, bufSize: Int = Region.defaultBufSize, initialBlocks: Int, reserve: Int = Region.defaultReserve) throws {
+    public init(name: String, bufSize: Int = Region.defaultBufSize, initialBlocks: Int, reserve: Int = Region.defaultReserve)
+        throws
+    {
         let blocks = MemoryPool.pageAligned(max(initialBlocks, Int(BlockAllocator.reserved) + 1), bufSize: bufSize)
         region = try Region(name: name, bufSize: bufSize, blocks: blocks, reserve: reserve)
         allocator = BlockAllocator(blocks: blocks)
@@ -50,7 +52,8 @@ public final class MemoryPool {
 
     /// Grows the region by at least `count` blocks (called when an allocation just failed).
     private func grow(atLeast count: Int) throws {
-        let total = MemoryPool.pageAligned(allocator.total + max(count + 8, growthBlocks, allocator.total / 2), bufSize: region.bufSize)
+        let total = MemoryPool.pageAligned(
+            allocator.total + max(count + 8, growthBlocks, allocator.total / 2), bufSize: region.bufSize)
         let add = total - allocator.total
         try region.grow(toBlocks: allocator.total + add)
         allocator.addBlocks(add)
@@ -59,7 +62,9 @@ public final class MemoryPool {
     public func allocateRun(_ count: Int) throws -> UInt32 {
         if let s = allocator.allocate(count: count) { return s }
         try grow(atLeast: count)
-        guard let s = allocator.allocate(count: count) else { throw SystemError("allocate", errno: ENOMEM, detail: "\(count) blocks") }
+        guard let s = allocator.allocate(count: count) else {
+            throw SystemError("allocate", errno: ENOMEM, detail: "\(count) blocks")
+        }
         return s
     }
 
@@ -87,8 +92,9 @@ public final class MemoryPool {
         var buffers: [UInt32] = []
         buffers.reserveCapacity(nrings * slots)
         do {
-            return try layOut(name: ifname, start: start, descBlocks: descBlocks, ringBlocks: ringBlocks, metaBlocks: metaBlocks,
-                              txRings: txRings, rxRings: rxRings, slots: slots, buffers: &buffers)
+            return try layOut(
+                name: ifname, start: start, descBlocks: descBlocks, ringBlocks: ringBlocks, metaBlocks: metaBlocks,
+                txRings: txRings, rxRings: rxRings, slots: slots, buffers: &buffers)
         } catch {
             for b in buffers { allocator.free(b) }
             allocator.free(start: start, count: metaBlocks)
@@ -96,8 +102,10 @@ public final class MemoryPool {
         }
     }
 
-    private func layOut(name ifname: String, start: UInt32, descBlocks: Int, ringBlocks: Int, metaBlocks: Int,
-                        txRings: Int, rxRings: Int, slots: Int, buffers: inout [UInt32]) throws -> InterfaceLayout {
+    private func layOut(
+        name ifname: String, start: UInt32, descBlocks: Int, ringBlocks: Int, metaBlocks: Int,
+        txRings: Int, rxRings: Int, slots: Int, buffers: inout [UInt32]
+    ) throws -> InterfaceLayout {
         let bs = region.bufSize
         let nrings = txRings + rxRings
         let nifpOffset = Int(start) * bs
@@ -136,8 +144,9 @@ public final class MemoryPool {
             }
             if isTx { tx.append(off) } else { rx.append(off) }
         }
-        return InterfaceLayout(nifpOffset: nifpOffset, txRingOffsets: tx, rxRingOffsets: rx,
-                               metaStart: start, metaBlocks: metaBlocks, slotsPerRing: slots)
+        return InterfaceLayout(
+            nifpOffset: nifpOffset, txRingOffsets: tx, rxRingOffsets: rx,
+            metaStart: start, metaBlocks: metaBlocks, slotsPerRing: slots)
     }
 
     /// Frees an interface: the buffers its slots hold now (whatever swaps happened) and its blocks.

@@ -42,7 +42,9 @@ public final class Region {
         let fd = swale_memfd_create(name)
         guard fd >= 0 else { throw SystemError("memfd_create", detail: name) }
         let size = blocks * bufSize
-        guard size <= reserve else { close(fd); throw SystemError("region", errno: ENOMEM, detail: "\(size) bytes exceed the \(reserve)-byte reservation") }
+        guard size <= reserve else {
+            close(fd); throw SystemError("region", errno: ENOMEM, detail: "\(size) bytes exceed the \(reserve)-byte reservation")
+        }
         guard ftruncate(fd, off_t(size)) == 0 else { let e = errno; close(fd); throw SystemError("ftruncate", errno: e) }
         // Clients get this fd: nobody may shrink the file under the service's mappings.
         let sealed = swale_seal_region(fd)
@@ -88,8 +90,10 @@ public final class Region {
 
     private static func reserveAndMap(fd: Int32, size: Int, reserve: Int) -> UnsafeMutableRawPointer? {
         guard let span = mmap(nil, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-              span != MAP_FAILED else { return nil }
-        guard let m = mmap(span, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, 0), m != MAP_FAILED else {
+            span != MAP_FAILED
+        else { return nil }
+        guard let m = mmap(span, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, 0), m != MAP_FAILED
+        else {
             munmap(span, reserve)
             return nil
         }
@@ -118,7 +122,9 @@ public final class Region {
     }
 
     private func mapTail(to newSize: Int) throws {
-        let m = mmap(base + mappedSize, newSize - mappedSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, off_t(mappedSize))
+        let m = mmap(
+            base + mappedSize, newSize - mappedSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd,
+            off_t(mappedSize))
         guard let m, m != MAP_FAILED else { throw SystemError("mmap", detail: "grow") }
         mappedSize = newSize
     }

@@ -67,9 +67,15 @@ public struct RingPointer {
         numSlots = UInt32(truncatingIfNeeded: n)
     }
 
-    @inlinable @inline(__always) public var headPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: Int(SWALE_RING_HEAD_OFFSET)).assumingMemoryBound(to: UInt32.self) }
-    @inlinable @inline(__always) public var curPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: Int(SWALE_RING_CUR_OFFSET)).assumingMemoryBound(to: UInt32.self) }
-    @inlinable @inline(__always) public var tailPtr: UnsafeMutablePointer<UInt32> { UnsafeMutableRawPointer(ring).advanced(by: Int(SWALE_RING_TAIL_OFFSET)).assumingMemoryBound(to: UInt32.self) }
+    @inlinable @inline(__always) public var headPtr: UnsafeMutablePointer<UInt32> {
+        UnsafeMutableRawPointer(ring).advanced(by: Int(SWALE_RING_HEAD_OFFSET)).assumingMemoryBound(to: UInt32.self)
+    }
+    @inlinable @inline(__always) public var curPtr: UnsafeMutablePointer<UInt32> {
+        UnsafeMutableRawPointer(ring).advanced(by: Int(SWALE_RING_CUR_OFFSET)).assumingMemoryBound(to: UInt32.self)
+    }
+    @inlinable @inline(__always) public var tailPtr: UnsafeMutablePointer<UInt32> {
+        UnsafeMutableRawPointer(ring).advanced(by: Int(SWALE_RING_TAIL_OFFSET)).assumingMemoryBound(to: UInt32.self)
+    }
 
     @inlinable @inline(__always) public func loadHead() -> UInt32 { swale_load_acquire(headPtr) }
     @inlinable @inline(__always) public func loadCur() -> UInt32 { swale_load_acquire(curPtr) }

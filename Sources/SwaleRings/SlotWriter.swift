@@ -38,8 +38,10 @@ public struct SlotWriter {
     public var ok: Bool
 
     @inlinable @inline(__always)
-    public init(slots: UnsafeMutablePointer<swale_slot>, numSlots: UInt32, bufBase: UnsafeMutableRawPointer,
-                bufSize: Int, bufLimit: UInt32, at index: UInt32) {
+    public init(
+        slots: UnsafeMutablePointer<swale_slot>, numSlots: UInt32, bufBase: UnsafeMutableRawPointer,
+        bufSize: Int, bufLimit: UInt32, at index: UInt32
+    ) {
         self.slots = slots
         self.numSlots = numSlots
         self.bufBase = bufBase
@@ -56,8 +58,9 @@ public struct SlotWriter {
     /// A writer on the user side of a ring (`bufSize` may be smaller than the ring's buffers).
     @inlinable @inline(__always)
     public init(_ ring: UserRing, at index: UInt32, bufSize: Int? = nil) {
-        self.init(slots: ring.ptr.slots, numSlots: ring.numSlots, bufBase: ring.bufBase, bufSize: bufSize ?? ring.bufSize,
-                  bufLimit: ring.bufLimit, at: index)
+        self.init(
+            slots: ring.ptr.slots, numSlots: ring.numSlots, bufBase: ring.bufBase, bufSize: bufSize ?? ring.bufSize,
+            bufLimit: ring.bufLimit, at: index)
     }
 
     /// The buffer of slot i (one read of its index), or nil if the index is out of bounds.

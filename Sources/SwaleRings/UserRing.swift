@@ -69,8 +69,9 @@ public struct UserRing {
     public func read(_ i: UInt32) -> SlotView {
         guard _fastPath(i < ptr.numSlots) else { return SlotView(bufIndex: .max, len: 0, flags: 0, buffer: nil) }
         let word = swale_load_relaxed_u64(UnsafeRawPointer(ptr.slots + Int(i)).assumingMemoryBound(to: UInt64.self))
-        return check(bufIndex: UInt32(truncatingIfNeeded: word), len: UInt16(truncatingIfNeeded: word >> 32),
-                     flags: UInt16(truncatingIfNeeded: word >> 48))
+        return check(
+            bufIndex: UInt32(truncatingIfNeeded: word), len: UInt16(truncatingIfNeeded: word >> 32),
+            flags: UInt16(truncatingIfNeeded: word >> 48))
     }
 
     /// Validates values already read (also after the mapping grew: the same values, a new limit).

@@ -46,9 +46,13 @@ struct Credentials: Sendable {
         var netAdmin = false
         for line in status.split(separator: "\n") {
             if line.hasPrefix("Groups:") {
-                for g in line.dropFirst(7).split(whereSeparator: { $0 == " " || $0 == "\t" }) { if let n = UInt32(g) { groups.insert(n) } }
-            } else if line.hasPrefix("CapEff:"), let caps = UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) {
-                netAdmin = caps & (1 << 12) != 0   // CAP_NET_ADMIN
+                for g in line.dropFirst(7).split(whereSeparator: { $0 == " " || $0 == "\t" }) {
+                    if let n = UInt32(g) { groups.insert(n) }
+                }
+            } else if line.hasPrefix("CapEff:"),
+                let caps = UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16)
+            {
+                netAdmin = caps & (1 << 12) != 0  // CAP_NET_ADMIN
             }
         }
         // What was read belongs to the peer only if the peer is still alive now (a pidfd turns
@@ -122,7 +126,10 @@ extension Service {
     func checkAdmits(_ b: BridgeEntry, _ s: Session, _ op: String) throws {
         guard b.admits(s) else {
             log.notice("refused \(op) on \(b.bridge.name) to pid \(s.pid) uid \(s.uid): not admitted")
-            throw ControlError(.permissionDenied, "\(op): bridge \(b.bridge.name) does not admit uid \(s.uid) (owner \(Identity.userName(b.owner)); its owner or root can add you with `swalectl bridge set \(b.bridge.name) --allow-user`)")
+            throw ControlError(
+                .permissionDenied,
+                "\(op): bridge \(b.bridge.name) does not admit uid \(s.uid) (owner \(Identity.userName(b.owner)); its owner or root can add you with `swalectl bridge set \(b.bridge.name) --allow-user`)"
+            )
         }
     }
 
@@ -139,7 +146,8 @@ extension Service {
         let b = try bridgeEntry(name)
         guard b.isOwned(by: s) else {
             log.notice("refused \(op) on \(b.bridge.name) to pid \(s.pid) uid \(s.uid): not the owner")
-            throw ControlError(.permissionDenied, "\(op) needs root or the owner of bridge \(b.bridge.name) (\(Identity.userName(b.owner)))")
+            throw ControlError(
+                .permissionDenied, "\(op) needs root or the owner of bridge \(b.bridge.name) (\(Identity.userName(b.owner)))")
         }
         return b
     }
@@ -148,7 +156,10 @@ extension Service {
     func checkOwner(_ p: PortEntry, _ s: Session) throws {
         guard s.root || p.owner == s.uid else {
             log.notice("refused access to \(p.fullName) to pid \(s.pid) uid \(s.uid): it belongs to uid \(p.owner)")
-            throw ControlError(.permissionDenied, "port \(p.fullName) belongs to another user (\(Identity.userName(p.owner))); neither it nor its pipes are yours to open")
+            throw ControlError(
+                .permissionDenied,
+                "port \(p.fullName) belongs to another user (\(Identity.userName(p.owner))); neither it nor its pipes are yours to open"
+            )
         }
     }
 }

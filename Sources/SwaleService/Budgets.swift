@@ -57,16 +57,22 @@ extension Service {
     var totalBytes: Int { bridges.values.reduce(0) { $0 + $1.ports.values.reduce(0) { $0 + $1.pool.region.mappedSize } } }
 
     func limitError(_ what: String, _ held: Int, _ limit: Int, _ setting: String, uid: UInt32? = nil) -> ControlError {
-        ControlError(.limit, "\(uid.map { "uid \($0) holds" } ?? "users other than root hold") \(held) \(what) (limit \(limit), setting \(setting))")
+        ControlError(
+            .limit,
+            "\(uid.map { "uid \($0) holds" } ?? "users other than root hold") \(held) \(what) (limit \(limit), setting \(setting))"
+        )
     }
 
     func sessionRefusal(_ who: Credentials) -> ControlError? {
         let b = options.budgets
         if who.root {
-            return sessions.count >= b.maxSessions ? limitError("sessions in all", sessions.count, b.maxSessions, "maxSessions") : nil
+            return sessions.count >= b.maxSessions
+                ? limitError("sessions in all", sessions.count, b.maxSessions, "maxSessions") : nil
         }
         let mine = sessions.values.filter { $0.uid == who.uid && !$0.root }.count
-        if mine >= b.clientMaxSessions { return limitError("sessions", mine, b.clientMaxSessions, "clientMaxSessions", uid: who.uid) }
+        if mine >= b.clientMaxSessions {
+            return limitError("sessions", mine, b.clientMaxSessions, "clientMaxSessions", uid: who.uid)
+        }
         let others = sessions.values.filter { !$0.root }.count
         let cap = b.maxSessions - b.rootReservedSessions
         return others >= cap ? limitError("sessions", others, cap, "maxSessions less the root reserve") : nil
@@ -82,7 +88,9 @@ extension Service {
         if mine >= b.clientMaxBridges { throw limitError("bridges", mine, b.clientMaxBridges, "clientMaxBridges", uid: s.uid) }
         let others = usage(of: nil).bridges
         let cap = b.maxBridges - b.rootReservedBridges
-        if others >= cap || bridges.count >= b.maxBridges { throw limitError("bridges", others, cap, "maxBridges less the root reserve") }
+        if others >= cap || bridges.count >= b.maxBridges {
+            throw limitError("bridges", others, cap, "maxBridges less the root reserve")
+        }
     }
 
     /// `bytes`: what the new object will add to its region.
@@ -92,25 +100,35 @@ extension Service {
         if s.root {
             let total = totalBytes
             if total + bytes > b.maxMemoryMiB * mib {
-                throw ControlError(.limit, "shared memory would reach \((total + bytes) / mib) MiB (limit \(b.maxMemoryMiB) MiB, setting maxMemoryMiB)")
+                throw ControlError(
+                    .limit,
+                    "shared memory would reach \((total + bytes) / mib) MiB (limit \(b.maxMemoryMiB) MiB, setting maxMemoryMiB)")
             }
             return
         }
         let mine = usage(of: s.uid).bytes
         if mine + bytes > b.clientMaxMemoryMiB * mib {
-            throw ControlError(.limit, "uid \(s.uid) would hold \((mine + bytes) / mib) MiB of shared memory (limit \(b.clientMaxMemoryMiB) MiB, setting clientMaxMemoryMiB)")
+            throw ControlError(
+                .limit,
+                "uid \(s.uid) would hold \((mine + bytes) / mib) MiB of shared memory (limit \(b.clientMaxMemoryMiB) MiB, setting clientMaxMemoryMiB)"
+            )
         }
         let others = usage(of: nil).bytes
         let cap = (b.maxMemoryMiB - b.rootReservedMemoryMiB) * mib
         if others + bytes > cap || totalBytes + bytes > b.maxMemoryMiB * mib {
-            throw ControlError(.limit, "users other than root would hold \((others + bytes) / mib) MiB of shared memory (limit \(cap / mib) MiB: maxMemoryMiB less the root reserve)")
+            throw ControlError(
+                .limit,
+                "users other than root would hold \((others + bytes) / mib) MiB of shared memory (limit \(cap / mib) MiB: maxMemoryMiB less the root reserve)"
+            )
         }
     }
 
     func checkNewPort(_ s: Session, slots: Int) throws {
         if !s.root {
             let mine = usage(of: s.uid).ports
-            if mine >= options.budgets.clientMaxPorts { throw limitError("ports", mine, options.budgets.clientMaxPorts, "clientMaxPorts", uid: s.uid) }
+            if mine >= options.budgets.clientMaxPorts {
+                throw limitError("ports", mine, options.budgets.clientMaxPorts, "clientMaxPorts", uid: s.uid)
+            }
         }
         try checkMemory(s, adding: Budgets.portBlocks(slots: slots) * options.bufSize)
     }
@@ -118,7 +136,9 @@ extension Service {
     func checkNewPipe(_ s: Session, slots: Int) throws {
         if !s.root {
             let mine = usage(of: s.uid).pipes
-            if mine >= options.budgets.clientMaxPipes { throw limitError("pipes", mine, options.budgets.clientMaxPipes, "clientMaxPipes", uid: s.uid) }
+            if mine >= options.budgets.clientMaxPipes {
+                throw limitError("pipes", mine, options.budgets.clientMaxPipes, "clientMaxPipes", uid: s.uid)
+            }
         }
         // Two interfaces of one tx and one rx ring each, a buffer per slot.
         try checkMemory(s, adding: 4 * slots * options.bufSize)

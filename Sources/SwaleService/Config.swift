@@ -35,7 +35,7 @@ extension ServiceOptions {
         "clientMaxSessions": \.budgets.clientMaxSessions, "clientMaxPorts": \.budgets.clientMaxPorts,
         "clientMaxPipes": \.budgets.clientMaxPipes, "clientMaxBridges": \.budgets.clientMaxBridges,
         "clientMaxMemoryMiB": \.budgets.clientMaxMemoryMiB, "maxSessions": \.budgets.maxSessions,
-        "maxBridges": \.budgets.maxBridges, "maxMemoryMiB": \.budgets.maxMemoryMiB,
+        "maxBridges": \.budgets.maxBridges, "maxMemoryMiB": \.budgets.maxMemoryMiB
     ]
 
     /// A whole-number setting by its config key.
@@ -43,7 +43,11 @@ extension ServiceOptions {
         get { key == "forwardingNice" ? bridge.forwardingNice : ServiceOptions.settingPaths[key].map { self[keyPath: $0] } }
         set {
             guard let v = newValue else { return }
-            if key == "forwardingNice" { bridge.forwardingNice = v } else if let path = ServiceOptions.settingPaths[key] { self[keyPath: path] = v }
+            if key == "forwardingNice" {
+                bridge.forwardingNice = v
+            } else if let path = ServiceOptions.settingPaths[key] {
+                self[keyPath: path] = v
+            }
         }
     }
 }
@@ -89,7 +93,9 @@ extension Service {
         guard let nl = try? netlink(), let links = try? nl.links() else { return }
         let inUse = Set(bridges.values.flatMap { $0.ports.values.compactMap(\.ifname) })
         for link in links {
-            guard var tag = OwnerTag(alias: link.alias), tag.instance == ownerInstance, !inUse.contains(link.name) else { continue }
+            guard var tag = OwnerTag(alias: link.alias), tag.instance == ownerInstance, !inUse.contains(link.name) else {
+                continue
+            }
             tag.spec.name = link.name
             if tag.origin == .config, let configured, !configured.contains(link.name) {
                 do {
@@ -98,7 +104,7 @@ extension Service {
                 } catch { log.warning("deleting \(link.name), which left the configuration: \(error)") }
                 continue
             }
-            if tag.origin == .config { continue }   // configured but failed to apply (logged above), or no config given
+            if tag.origin == .config { continue }  // configured but failed to apply (logged above), or no config given
             guard let bname = tag.bridge else {
                 looseInterfaces[link.name] = tag.spec
                 log.info("interface \(link.name) (created with -n) found again, not attached")
@@ -123,7 +129,8 @@ extension Service {
         for s in SwaleConfig.settings { c[s.key] = o[setting: s.key] }
         // Bridges an application made for itself go with their last port: not configuration (unless
         // root attached kernel ports to one, which then keep it).
-        for name in bridges.keys.sorted() where bridges[name]!.persistent || bridges[name]!.ports.values.contains { $0.spec != nil } {
+        for name in bridges.keys.sorted()
+        where bridges[name]!.persistent || bridges[name]!.ports.values.contains { $0.spec != nil } {
             let e = bridges[name]!
             var b = SwaleConfig.Bridge(name: name)
             b.allowUsers = e.allowUsers.isEmpty ? nil : e.allowUsers.sorted().map(Identity.userName)
@@ -156,7 +163,7 @@ struct OwnerTag: Equatable {
     }
 
     static func instance(socketPath: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
         for b in socketPath.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return String(h, radix: 16)
     }
@@ -164,8 +171,10 @@ struct OwnerTag: Equatable {
     /// The alias text; optional fields that would push it past 255 bytes are left out.
     var alias: String {
         var s = "swale:\(instance) \(origin.rawValue) \(bridge ?? "-") \(spec.kind.rawValue)"
-        let fields: [(String, String?)] = [("peer", spec.peer), ("mtu", spec.mtu.map(String.init)), ("mac", spec.mac),
-                                           ("address", spec.address), ("netns", spec.netns)]
+        let fields: [(String, String?)] = [
+            ("peer", spec.peer), ("mtu", spec.mtu.map(String.init)), ("mac", spec.mac),
+            ("address", spec.address), ("netns", spec.netns)
+        ]
         for (k, v) in fields {
             guard let v, !v.contains(where: { $0.isWhitespace || $0 == "=" }) else { continue }
             let item = " \(k)=\(v)"
@@ -179,7 +188,8 @@ struct OwnerTag: Equatable {
         guard let alias, alias.hasPrefix("swale:") else { return nil }
         let parts = alias.dropFirst(6).split(separator: " ").map(String.init)
         guard parts.count >= 4, let origin = PortOrigin(rawValue: parts[1]), let kind = SwaleConfig.PortKind(rawValue: parts[3]),
-              kind != .attach else { return nil }
+            kind != .attach
+        else { return nil }
         let bridge: String? = parts[2] == "-" ? nil : parts[2]
         if let bridge, (try? Names.validateBridge(bridge)) == nil { return nil }
         var fields: [String: String] = [:]

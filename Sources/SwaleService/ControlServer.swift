@@ -75,7 +75,10 @@ public final class ControlServer: @unchecked Sendable {
         self.log = logger
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         var sv: [Int32] = [-1, -1]
-        guard epfd >= 0, socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sv) == 0 else {
+        guard epfd >= 0,
+            socketpair(
+                AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sv) == 0
+        else {
             throw ControlError("control server: \(String(cString: strerror(errno)))")
         }
         wakeRead = sv[0]
@@ -159,7 +162,9 @@ public final class ControlServer: @unchecked Sendable {
     func admit(_ fd: Int32) {
         guard let who = Credentials.of(socket: fd) else { close(fd); return }
         guard allowed(who) else {
-            log.warning("refused control connection from pid \(who.pid) uid \(who.uid): not root, not the service's user, not in the socket's group")
+            log.warning(
+                "refused control connection from pid \(who.pid) uid \(who.uid): not root, not the service's user, not in the socket's group"
+            )
             close(fd)
             return
         }
@@ -213,7 +218,9 @@ public final class ControlServer: @unchecked Sendable {
             if dispatchBuffered(c) { return }
             var nfds: Int32 = 0
             let n = buf.withUnsafeMutableBytes { raw in
-                fds.withUnsafeMutableBufferPointer { f in swale_recv_fds(c.fd, raw.baseAddress, raw.count, f.baseAddress, 16, &nfds) }
+                fds.withUnsafeMutableBufferPointer { f in
+                    swale_recv_fds(c.fd, raw.baseAddress, raw.count, f.baseAddress, 16, &nfds)
+                }
             }
             for i in 0..<Int(nfds) {
                 // Only as many as an operation can take wait for their message; the rest go now.
@@ -244,7 +251,7 @@ public final class ControlServer: @unchecked Sendable {
         }
         let message = Data(c.input[..<nl])
         c.input.removeSubrange(...nl)
-        if c.input.isEmpty && c.input.capacity > 65536 { c.input = [] }   // give a big buffer back
+        if c.input.isEmpty && c.input.capacity > 65536 { c.input = [] }  // give a big buffer back
         c.scanned = 0
         let fds = c.heldFDs
         c.heldFDs = []
@@ -289,7 +296,9 @@ public final class ControlServer: @unchecked Sendable {
         while c.sent < c.output.count && !c.gone {
             let n = c.output.withUnsafeBytes { raw in
                 c.outFDs.withUnsafeBufferPointer { f in
-                    swale_send_fds(c.fd, raw.baseAddress! + c.sent, raw.count - c.sent, c.sent == 0 ? f.baseAddress : nil, c.sent == 0 ? Int32(f.count) : 0)
+                    swale_send_fds(
+                        c.fd, raw.baseAddress! + c.sent, raw.count - c.sent, c.sent == 0 ? f.baseAddress : nil,
+                        c.sent == 0 ? Int32(f.count) : 0)
                 }
             }
             if n == -Int(EAGAIN) || n == -Int(EWOULDBLOCK) {
@@ -307,7 +316,7 @@ public final class ControlServer: @unchecked Sendable {
         c.busy = false
         if c.closeAfterWrite { drop(c); return }
         watch(c.fd, tag: UInt64(UInt32(bitPattern: c.fd)), events: EPOLLIN.rawValue, modify: true)
-        readFrom(c)   // a request may already be waiting in the buffer
+        readFrom(c)  // a request may already be waiting in the buffer
     }
 
     // MARK: ending
@@ -342,7 +351,9 @@ public final class ControlServer: @unchecked Sendable {
             watch(listener.fd, tag: ControlServer.listenerTag, events: EPOLLIN.rawValue)
         }
         for c in connections.values where !c.gone && !c.output.isEmpty && now - c.lastProgress > ControlServer.stallSeconds {
-            log.notice("pid \(c.who.pid) uid \(c.who.uid) did not read its reply for \(Int(ControlServer.stallSeconds)) s: connection dropped")
+            log.notice(
+                "pid \(c.who.pid) uid \(c.who.uid) did not read its reply for \(Int(ControlServer.stallSeconds)) s: connection dropped"
+            )
             drop(c)
         }
     }

@@ -13,8 +13,8 @@
 import Foundation
 import SwaleConfig
 import SwaleDatapath
-import SwaleRings
 import SwaleNames
+import SwaleRings
 import SwaleSwitch
 
 enum PortKind: String {
@@ -50,7 +50,10 @@ final class PortEntry {
     var adapter: PortBackend?
     var finalStats = PortStats()
 
-    init(bridge: String, name: String, kind: PortKind, owner: UInt32, pool: MemoryPool, layout: InterfaceLayout, kick: Doorbell, notify: Doorbell) {
+    init(
+        bridge: String, name: String, kind: PortKind, owner: UInt32, pool: MemoryPool, layout: InterfaceLayout, kick: Doorbell,
+        notify: Doorbell
+    ) {
         self.bridge = bridge
         self.name = name
         self.kind = kind
@@ -100,7 +103,10 @@ final class PipeEntry {
     /// Its bridge was deleted: never handed out again; holders keep their mapping until they close.
     var ended = false
 
-    init(parent: PortEntry, id: String, master: InterfaceLayout, slave: InterfaceLayout, masterNotify: Doorbell, slaveNotify: Doorbell) {
+    init(
+        parent: PortEntry, id: String, master: InterfaceLayout, slave: InterfaceLayout, masterNotify: Doorbell,
+        slaveNotify: Doorbell
+    ) {
         self.parent = parent
         self.id = id
         self.master = master

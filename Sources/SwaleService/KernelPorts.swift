@@ -18,11 +18,11 @@
 import Foundation
 import Glibc
 import SwaleConfig
-import SwaleKernel
 import SwaleDatapath
-import SwaleRings
+import SwaleKernel
 import SwaleNames
 import SwaleProtocol
+import SwaleRings
 
 extension Service {
     func netlink() throws -> Netlink {
@@ -47,7 +47,10 @@ extension Service {
     func addKernelPort(_ req: PortAdd) throws -> PortInfo {
         let b = try bridgeEntry(req.bridge)
         guard let kind = SwaleConfig.PortKind(rawValue: req.kind), kind != .attach else {
-            throw ControlError(.invalidArgument, "port kind must be 'tap' or 'veth' (got '\(LogText.clean(req.kind))'); use 'port attach' for an existing interface")
+            throw ControlError(
+                .invalidArgument,
+                "port kind must be 'tap' or 'veth' (got '\(LogText.clean(req.kind))'); use 'port attach' for an existing interface"
+            )
         }
         var spec = SwaleConfig.Port(kind: kind, name: req.name)
         spec.peer = req.peer; spec.netns = req.netns; spec.address = req.address; spec.mtu = req.mtu; spec.mac = req.mac
@@ -70,7 +73,10 @@ extension Service {
             let ours = OwnerTag(alias: info.alias)?.instance == ownerInstance
             let expected = kind == .tap ? "tun" : "veth"
             guard reuseExisting, ours, info.kind == expected else {
-                throw ControlError(.exists, "interface \(name) already exists\(info.kind.map { " (a \($0))" } ?? "")\(ours || info.alias == nil ? "" : " and was not created by this swaled"); pick another name or use 'port attach'")
+                throw ControlError(
+                    .exists,
+                    "interface \(name) already exists\(info.kind.map { " (a \($0))" } ?? "")\(ours || info.alias == nil ? "" : " and was not created by this swaled"); pick another name or use 'port attach'"
+                )
             }
             existed = true
             looseInterfaces[name] = nil
@@ -93,12 +99,18 @@ extension Service {
         p.spec = spec
         p.origin = origin
         tag(name, origin: origin, bridge: b.bridge.name, spec: spec)
-        log.info("\(kind.rawValue) port \(p.fullName) \(existed ? "re-attached" : "created")\(spec.peer.map { " (peer \($0)\(spec.netns.map { " in netns \($0)" } ?? ""))" } ?? "")")
+        log.info(
+            "\(kind.rawValue) port \(p.fullName) \(existed ? "re-attached" : "created")\(spec.peer.map { " (peer \($0)\(spec.netns.map { " in netns \($0)" } ?? ""))" } ?? "")"
+        )
         return p
     }
 
-    private func addVeth(_ spec: SwaleConfig.Port, name: String, mac: [UInt8]?, existed: Bool, into b: BridgeEntry, nl: Netlink) throws -> PortEntry {
-        guard let peer = spec.peer, !peer.isEmpty else { throw ControlError(.invalidArgument, "a veth port needs --peer NAME for the other end") }
+    private func addVeth(_ spec: SwaleConfig.Port, name: String, mac: [UInt8]?, existed: Bool, into b: BridgeEntry, nl: Netlink)
+        throws -> PortEntry
+    {
+        guard let peer = spec.peer, !peer.isEmpty else {
+            throw ControlError(.invalidArgument, "a veth port needs --peer NAME for the other end")
+        }
         try Netlink.validateName(peer)
         guard peer != name else { throw ControlError(.invalidArgument, "veth peer name must differ from the port name") }
         var nsPath: String?
@@ -106,12 +118,16 @@ extension Service {
         defer { nsHandle?.close() }
         if let ns = spec.netns, !ns.isEmpty {
             guard let h = NetworkNamespace.open(ns) else {
-                throw ControlError(.invalidArgument, "netns '\(LogText.clean(ns))' is not a network namespace (a name under /var/run/netns or a path to one)")
+                throw ControlError(
+                    .invalidArgument,
+                    "netns '\(LogText.clean(ns))' is not a network namespace (a name under /var/run/netns or a path to one)")
             }
             nsHandle = h
             nsPath = h.path
         }
-        if let a = spec.address, !SwaleConfig.isCIDR(a) { throw ControlError(.invalidArgument, "address '\(a)' is not an address with a prefix length (10.0.0.1/24)") }
+        if let a = spec.address, !SwaleConfig.isCIDR(a) {
+            throw ControlError(.invalidArgument, "address '\(a)' is not an address with a prefix length (10.0.0.1/24)")
+        }
         if !existed {
             if nsPath == nil, nl.exists(name: peer) { throw ControlError(.exists, "interface \(peer) (the peer) already exists") }
             // The peer is created inside its namespace, under its final name.
@@ -135,17 +151,21 @@ extension Service {
             p.peerName = peer
             return p
         } catch {
-            if !existed { try? nl.delete(link: name) }   // deleting one end deletes the pair
+            if !existed { try? nl.delete(link: name) }  // deleting one end deletes the pair
             throw error
         }
     }
 
     /// MTU in range; MAC unicast and written the canonical way. Returns the MAC's bytes.
     func checkLinkSettings(_ spec: inout SwaleConfig.Port) throws -> [UInt8]? {
-        if let mtu = spec.mtu, !SwaleConfig.mtuRange.contains(mtu) { throw ControlError(.invalidArgument, "MTU \(mtu) out of range (68-65535)") }
+        if let mtu = spec.mtu, !SwaleConfig.mtuRange.contains(mtu) {
+            throw ControlError(.invalidArgument, "MTU \(mtu) out of range (68-65535)")
+        }
         guard let m = spec.mac else { return nil }
         guard let mac = Netlink.parseMAC(m) else { throw ControlError(.invalidArgument, "invalid MAC address '\(m)'") }
-        guard mac[0] & 1 == 0 else { throw ControlError(.invalidArgument, "MAC address \(m) is a group address; a port needs a unicast one") }
+        guard mac[0] & 1 == 0 else {
+            throw ControlError(.invalidArgument, "MAC address \(m) is a group address; a port needs a unicast one")
+        }
         spec.mac = Netlink.formatMAC(mac)
         return mac
     }
@@ -193,17 +213,20 @@ extension Service {
         let mac = try checkLinkSettings(&spec)
         let tap = try TapAdapter.create(name: name, mtu: spec.mtu, mac: mac, up: true, persist: true, netlink: nl)
         let ifindex = tap.ifindex
-        tap.close()   // persistent: the device stays until -r
+        tap.close()  // persistent: the device stays until -r
         tag(name, origin: .cli, bridge: nil, spec: spec)
         looseInterfaces[name] = spec
         log.info("tap interface \(name) created (not attached)")
-        return PortInfo(bridge: "", name: name, index: -1, kind: "tap", ifname: name, openBy: nil, created: true, owner: "root",
-                        counters: { var c = PortCounters(); c.adapter = ["ifindex": UInt64(ifindex)]; return c }())
+        return PortInfo(
+            bridge: "", name: name, index: -1, kind: "tap", ifname: name, openBy: nil, created: true, owner: "root",
+            counters: {
+                var c = PortCounters(); c.adapter = ["ifindex": UInt64(ifindex)]; return c
+            }())
     }
 
     /// vale-ctl -r NAME: deletes an interface made with -n (it must be detached first).
     func removeLooseInterface(_ ifname: String) throws {
-        let name = try kernelPortName(ifname)   // refuses names that are a port right now
+        let name = try kernelPortName(ifname)  // refuses names that are a port right now
         guard looseInterfaces[name] != nil else {
             throw ControlError(.notFound, "\(name) is not an interface created with -n (nothing to remove)")
         }
@@ -236,7 +259,10 @@ extension Service {
         let b = try bridgeEntry(bridge)
         guard let p = b.ports[port] else { throw ControlError(.notFound, "no port '\(port)' on bridge '\(bridge)'") }
         if p.kind == .app {
-            if let pid = p.openPid { throw ControlError(.exists, "port \(p.fullName) is held open by pid \(pid); it goes away when that application closes it") }
+            if let pid = p.openPid {
+                throw ControlError(
+                    .exists, "port \(p.fullName) is held open by pid \(pid); it goes away when that application closes it")
+            }
         }
         if p.pipes > 0 { throw ControlError(.exists, "port \(p.fullName) has \(p.pipes) pipe(s) open on it") }
         removePortEntry(p, from: b)

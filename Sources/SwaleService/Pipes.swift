@@ -16,9 +16,9 @@
  */
 import Foundation
 import SwaleDatapath
-import SwaleRings
 import SwaleNames
 import SwaleProtocol
+import SwaleRings
 
 extension Service {
     /// The pipe's parent port, made for the caller if it does not exist. The Bool says it was made.
@@ -28,7 +28,9 @@ extension Service {
             let (b, newBridge) = try bridgeForOpen(bname, session)
             if let p = b.ports[pname] {
                 guard p.kind == .app || session.root else {
-                    throw ControlError(.permissionDenied, "pipes on \(p.kind.rawValue) port \(p.fullName) are for root only: they map the port's traffic")
+                    throw ControlError(
+                        .permissionDenied,
+                        "pipes on \(p.kind.rawValue) port \(p.fullName) are for root only: they map the port's traffic")
                 }
                 try checkOwner(p, session)
                 return (p, false)
@@ -44,12 +46,15 @@ extension Service {
             }
         case .interface(let ifname):
             guard session.root else {
-                throw ControlError(.permissionDenied, "open \(ifname)<ID: pipes on an interface are for root only: they map its traffic")
+                throw ControlError(
+                    .permissionDenied, "open \(ifname)<ID: pipes on an interface are for root only: they map its traffic")
             }
             for b in bridges.values {
                 for p in b.ports.values where p.ifname == ifname { return (p, false) }
             }
-            throw ControlError(.notFound, "unknown parent '\(ifname)': no port uses that interface (pipes hang off BRIDGE:PORT or an attached interface)")
+            throw ControlError(
+                .notFound,
+                "unknown parent '\(ifname)': no port uses that interface (pipes hang off BRIDGE:PORT or an attached interface)")
         }
     }
 
@@ -65,7 +70,8 @@ extension Service {
                 let limitBefore = p.pool.region.blockLimit
                 let m = try p.pool.makeInterface(name: "\(p.name){\(id)", slots: slots)
                 let s = try p.pool.makeInterface(name: "\(p.name)}\(id)", slots: slots)
-                pipe = PipeEntry(parent: p, id: id, master: m, slave: s, masterNotify: try Doorbell(), slaveNotify: try Doorbell())
+                pipe = PipeEntry(
+                    parent: p, id: id, master: m, slave: s, masterNotify: try Doorbell(), slaveNotify: try Doorbell())
                 if p.pool.region.blockLimit != limitBefore, let b = bridges[p.bridge], p.index >= 0 {
                     // The region grew: let the switch accept buffer indices in the new part.
                     b.bridge.updateBufferLimit(p.index, limit: p.pool.region.blockLimit)
@@ -81,18 +87,23 @@ extension Service {
         let mine = role == .master ? pipe.master : pipe.slave
         let peer = role == .master ? pipe.slave : pipe.master
         if role == .master {
-            if let holder = pipe.masterPid { throw ControlError(.exists, "pipe end \(parent)<\(id) is already open (by pid \(holder))") }
+            if let holder = pipe.masterPid {
+                throw ControlError(.exists, "pipe end \(parent)<\(id) is already open (by pid \(holder))")
+            }
             pipe.masterSession = session.id
             pipe.masterPid = session.pid
         } else {
-            if let holder = pipe.slavePid { throw ControlError(.exists, "pipe end \(parent)>\(id) is already open (by pid \(holder))") }
+            if let holder = pipe.slavePid {
+                throw ControlError(.exists, "pipe end \(parent)>\(id) is already open (by pid \(holder))")
+            }
             pipe.slaveSession = session.id
             pipe.slavePid = session.pid
         }
         session.holdings.append(.pipeEnd(pipe, role))
-        var info = OpenInfo(name: "\(parent)\(role.separator)\(id)", kind: "pipe", bufSize: p.pool.bufSize,
-                            regionSize: p.pool.region.mappedSize, nifpOffset: mine.nifpOffset,
-                            txRing: mine.txRingOffsets[0], rxRing: mine.rxRingOffsets[0], slots: mine.slotsPerRing)
+        var info = OpenInfo(
+            name: "\(parent)\(role.separator)\(id)", kind: "pipe", bufSize: p.pool.bufSize,
+            regionSize: p.pool.region.mappedSize, nifpOffset: mine.nifpOffset,
+            txRing: mine.txRingOffsets[0], rxRing: mine.rxRingOffsets[0], slots: mine.slotsPerRing)
         info.peerRxRing = peer.rxRingOffsets[0]
         info.peerTxRing = peer.txRingOffsets[0]
         info.peerCsb = peer.csbOffset
@@ -117,7 +128,9 @@ extension Service {
     func destroyPipe(_ pipe: PipeEntry) {
         pipes[pipe.key] = nil
         let refused = pipe.parent.pool.freeInterface(pipe.master) + pipe.parent.pool.freeInterface(pipe.slave)
-        if refused > 0 { log.warning("pipe \(pipe.key): \(refused) buffer index(es) in its rings were invalid or duplicated (refused)") }
+        if refused > 0 {
+            log.warning("pipe \(pipe.key): \(refused) buffer index(es) in its rings were invalid or duplicated (refused)")
+        }
         pipe.masterNotify.close()
         pipe.slaveNotify.close()
         pipe.parent.pipes -= 1

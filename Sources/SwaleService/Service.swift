@@ -17,11 +17,11 @@ import Foundation
 import Glibc
 import Logging
 import SwaleConfig
-import SwaleKernel
 import SwaleDatapath
-import SwaleRings
+import SwaleKernel
 import SwaleNames
 import SwaleProtocol
+import SwaleRings
 import SwaleSwitch
 
 public struct ServiceOptions: Sendable {
@@ -87,7 +87,11 @@ public final class Service: @unchecked Sendable {
                 log.info("released \(p.fullName) (pid \(s.pid))")
                 releaseIfUnused(p)
             case .pipeEnd(let pipe, let role):
-                if role == .master { pipe.masterSession = nil; pipe.masterPid = nil } else { pipe.slaveSession = nil; pipe.slavePid = nil }
+                if role == .master {
+                    pipe.masterSession = nil; pipe.masterPid = nil
+                } else {
+                    pipe.slaveSession = nil; pipe.slavePid = nil
+                }
                 log.info("released \(pipe.key) \(role.rawValue) end (pid \(s.pid))")
                 if !pipe.ended && pipe.masterSession == nil && pipe.slaveSession == nil { destroyPipe(pipe) }
             }
@@ -117,20 +121,29 @@ public final class Service: @unchecked Sendable {
         defer { descriptors.forEach { _ = Glibc.close($0) } }
         let head: EnvelopeHead
         do { head = try JSONDecoder().decode(EnvelopeHead.self, from: data) } catch {
-            return failure(ControlError(.malformed, "malformed request: expected {\"v\": \(ControlProtocol.version), \"op\": ..., \"args\": {...}}: \(Service.describe(error))"))
+            return failure(
+                ControlError(
+                    .malformed,
+                    "malformed request: expected {\"v\": \(ControlProtocol.version), \"op\": ..., \"args\": {...}}: \(Service.describe(error))"
+                ))
         }
         guard let spec = ControlProtocol.spec(head.op) else {
             return failure(ControlError(.unknownOperation, "unknown operation '\(LogText.clean(head.op, max: 40))'"))
         }
         if descriptors.count > spec.descriptors {
-            return failure(ControlError(.malformed, "\(spec.op) takes \(spec.descriptors) descriptor(s); \(descriptors.count) were sent (closed)"))
+            return failure(
+                ControlError(
+                    .malformed, "\(spec.op) takes \(spec.descriptors) descriptor(s); \(descriptors.count) were sent (closed)"))
         }
         var produced: Produced
         lock.lock()
         do {
             guard let s = sessions[sid] else { throw ControlError(.system, "no session") }
             if !s.greeted && spec.op != Hello.op {
-                throw ControlError(.version, "say hello first: {\"v\": \(ControlProtocol.version), \"op\": \"hello\", \"args\": {\"version\": \(ControlProtocol.version)}}")
+                throw ControlError(
+                    .version,
+                    "say hello first: {\"v\": \(ControlProtocol.version), \"op\": \"hello\", \"args\": {\"version\": \(ControlProtocol.version)}}"
+                )
             }
             if spec.access == .root && !s.root {
                 log.notice("refused \(spec.op) from pid \(s.pid) uid \(s.uid): needs root")
@@ -172,7 +185,8 @@ public final class Service: @unchecked Sendable {
     func failure(_ e: ControlError) -> Outgoing {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        return Outgoing(data: (try? enc.encode(Reply<Empty>(error: e))) ?? Data(#"{"ok":false,"code":"system","error":"?"}"#.utf8))
+        return Outgoing(
+            data: (try? enc.encode(Reply<Empty>(error: e))) ?? Data(#"{"ok":false,"code":"system","error":"?"}"#.utf8))
     }
 
     /// Decoding errors say where and what, without Swift's type names.
@@ -203,10 +217,14 @@ public final class Service: @unchecked Sendable {
         case Hello.op:
             let a = try arguments(Hello.self, data, s) { $0.client }
             guard a.version == ControlProtocol.version else {
-                throw ControlError(.version, "protocol version \(a.version) is not spoken here (swaled speaks \(ControlProtocol.version))")
+                throw ControlError(
+                    .version, "protocol version \(a.version) is not spoken here (swaled speaks \(ControlProtocol.version))")
             }
             s.greeted = true
-            return Produced(HelloInfo(version: ControlProtocol.version, server: "swaled \(getpid())", uid: Int(s.uid), gid: Int(s.gid), root: s.root))
+            return Produced(
+                HelloInfo(
+                    version: ControlProtocol.version, server: "swaled \(getpid())", uid: Int(s.uid), gid: Int(s.gid), root: s.root
+                ))
         case Status.op:
             _ = try arguments(Status.self, data, s) { _ in nil }
             return Produced(status(for: s))
@@ -293,7 +311,9 @@ public final class Service: @unchecked Sendable {
 
     func addBridgeRequest(_ a: BridgeAdd, _ s: Session) throws -> BridgeEntry {
         if let n = a.batch, !SwaleConfig.batchRange.contains(n) {
-            throw ControlError(.invalidArgument, "batch \(n) out of range (\(SwaleConfig.batchRange.lowerBound)...\(SwaleConfig.batchRange.upperBound))")
+            throw ControlError(
+                .invalidArgument,
+                "batch \(n) out of range (\(SwaleConfig.batchRange.lowerBound)...\(SwaleConfig.batchRange.upperBound))")
         }
         let users = try (a.allowUsers ?? []).map(Identity.uid)
         let groups = try (a.allowGroups ?? []).map(Identity.gid)
@@ -306,23 +326,31 @@ public final class Service: @unchecked Sendable {
     /// A new bridge (or, with `mustBeNew` false, the existing one). `owner` nil: the service's own
     /// (config, restart), owned by root.
     @discardableResult
-    func addBridge(_ name: String, mustBeNew: Bool = true, batch: Int? = nil, owner: Session? = nil, persistent: Bool = true) throws -> BridgeEntry {
+    func addBridge(_ name: String, mustBeNew: Bool = true, batch: Int? = nil, owner: Session? = nil, persistent: Bool = true)
+        throws -> BridgeEntry
+    {
         try Names.validateBridge(name)
         if let b = bridges[name] {
             if mustBeNew { throw ControlError(.exists, "bridge '\(name)' already exists") }
             return b
         }
-        if let owner { try checkNewBridge(owner) } else if bridges.count >= options.budgets.maxBridges {
+        if let owner {
+            try checkNewBridge(owner)
+        } else if bridges.count >= options.budgets.maxBridges {
             throw ControlError(.limit, "too many bridges (max \(options.budgets.maxBridges))")
         }
         var config = options.bridge
         if let batch { config.batch = batch }
-        let b = BridgeEntry(bridge: try Bridge(name: name, config: config), owner: owner.map { $0.root ? 0 : $0.uid } ?? 0, persistent: persistent)
+        let b = BridgeEntry(
+            bridge: try Bridge(name: name, config: config), owner: owner.map { $0.root ? 0 : $0.uid } ?? 0, persistent: persistent
+        )
         b.bridge.start()
         bridges[name] = b
         log.info("bridge \(name) created (owner uid \(b.owner)\(persistent ? "" : ", reaped with its last port"))")
         if b.bridge.priorityError != 0, let nice = config.forwardingNice {
-            log.warning("bridge \(name): forwarding thread left at normal priority: nice \(nice) refused (\(String(cString: strerror(b.bridge.priorityError)))); frames may be dropped when busy programs share its core")
+            log.warning(
+                "bridge \(name): forwarding thread left at normal priority: nice \(nice) refused (\(String(cString: strerror(b.bridge.priorityError)))); frames may be dropped when busy programs share its core"
+            )
         }
         return b
     }
@@ -330,7 +358,10 @@ public final class Service: @unchecked Sendable {
     func deleteBridge(_ b: BridgeEntry, force: Bool) throws {
         let name = b.bridge.name
         if !b.ports.isEmpty && !force {
-            throw ControlError(.exists, "bridge '\(name)' has \(b.ports.count) port(s) attached (\(b.ports.keys.sorted().joined(separator: ", "))); use --force to delete it anyway")
+            throw ControlError(
+                .exists,
+                "bridge '\(name)' has \(b.ports.count) port(s) attached (\(b.ports.keys.sorted().joined(separator: ", "))); use --force to delete it anyway"
+            )
         }
         bridges[name] = nil
         for p in b.ports.values {
@@ -367,23 +398,32 @@ public final class Service: @unchecked Sendable {
         var c = BridgeCounters()
         c.flooded = t.flooded; c.learned = t.learned; c.aged = t.aged; c.moved = t.moved; c.evicted = t.evicted
         c.fdbEntries = t.entries; c.batches = t.batches; c.wakeups = t.wakeups
-        return BridgeInfo(name: b.bridge.name, ports: b.ports.count, agingSeconds: Int(b.bridge.agingSeconds), batch: b.bridge.config.batch,
-                          counters: c, owner: Identity.userName(b.owner), allowUsers: b.allowUsers.sorted().map(Identity.userName),
-                          allowGroups: b.allowGroups.sorted().map(Identity.groupName), persistent: b.persistent)
+        return BridgeInfo(
+            name: b.bridge.name, ports: b.ports.count, agingSeconds: Int(b.bridge.agingSeconds), batch: b.bridge.config.batch,
+            counters: c, owner: Identity.userName(b.owner), allowUsers: b.allowUsers.sorted().map(Identity.userName),
+            allowGroups: b.allowGroups.sorted().map(Identity.groupName), persistent: b.persistent)
     }
 
     // MARK: ports
 
     /// Creates the region, rings and doorbells of a port and plugs it into the bridge.
-    func makePort(bridge b: BridgeEntry, name: String, kind: PortKind, slots: Int, owner: UInt32, adapter: PortBackend? = nil, mtu: Int? = nil) throws -> PortEntry {
+    func makePort(
+        bridge b: BridgeEntry, name: String, kind: PortKind, slots: Int, owner: UInt32, adapter: PortBackend? = nil,
+        mtu: Int? = nil
+    ) throws -> PortEntry {
         let s = max(64, min(slots, 16384))
-        let pool = try MemoryPool(name: "swale:\(b.bridge.name):\(name)", bufSize: options.bufSize, initialBlocks: Budgets.portBlocks(slots: s))
+        let pool = try MemoryPool(
+            name: "swale:\(b.bridge.name):\(name)", bufSize: options.bufSize, initialBlocks: Budgets.portBlocks(slots: s))
         let layout = try pool.makeInterface(name: name, slots: s)
         let kick = try Doorbell()
         let notify = try Doorbell()
-        let p = PortEntry(bridge: b.bridge.name, name: name, kind: kind, owner: owner, pool: pool, layout: layout, kick: kick, notify: notify)
-        guard let idx = b.bridge.addPort(pool: pool, layout: layout, kickFD: kick.waitEnd.fd, notifyFD: notify.ringEnd.fd,
-                                         backend: adapter, mtu: mtu) else {
+        let p = PortEntry(
+            bridge: b.bridge.name, name: name, kind: kind, owner: owner, pool: pool, layout: layout, kick: kick, notify: notify)
+        guard
+            let idx = b.bridge.addPort(
+                pool: pool, layout: layout, kickFD: kick.waitEnd.fd, notifyFD: notify.ringEnd.fd,
+                backend: adapter, mtu: mtu)
+        else {
             kick.close(); notify.close()
             throw ControlError(.limit, "bridge '\(b.bridge.name)' is full (\(b.bridge.config.maxPorts) ports)")
         }
@@ -417,21 +457,28 @@ public final class Service: @unchecked Sendable {
     func open(_ text: String, session: Session, slots: Int?) throws -> (OpenInfo, [Int32]) {
         let name = try PortName.parse(text)
         if let slots, !SwaleConfig.slotRange.contains(slots) {
-            throw ControlError(.invalidArgument, "slots \(slots) out of range (\(SwaleConfig.slotRange.lowerBound)...\(SwaleConfig.slotRange.upperBound))")
+            throw ControlError(
+                .invalidArgument,
+                "slots \(slots) out of range (\(SwaleConfig.slotRange.lowerBound)...\(SwaleConfig.slotRange.upperBound))")
         }
         let slots = slots ?? options.slots
         if let (role, id) = name.pipe {
             return try openPipeEnd(parent: name.parent, role: role, id: id, session: session, slots: slots)
         }
         guard case .bridgePort(let bname, let pname) = name.base else {
-            throw ControlError(.invalidArgument, "'\(text)' is an interface name; applications open bridge ports (vale0:NAME) or pipes (NAME<ID, NAME>ID)")
+            throw ControlError(
+                .invalidArgument,
+                "'\(text)' is an interface name; applications open bridge ports (vale0:NAME) or pipes (NAME<ID, NAME>ID)")
         }
         let (b, isNew) = try bridgeForOpen(bname, session)
         let p: PortEntry
         do {
             if let existing = b.ports[pname] {
                 guard existing.kind == .app else {
-                    throw ControlError(.permissionDenied, "port \(existing.fullName) is a \(existing.kind.rawValue) port (interface \(existing.ifname ?? "?")); applications cannot open it, only root's pipes on it")
+                    throw ControlError(
+                        .permissionDenied,
+                        "port \(existing.fullName) is a \(existing.kind.rawValue) port (interface \(existing.ifname ?? "?")); applications cannot open it, only root's pipes on it"
+                    )
                 }
                 try checkOwner(existing, session)
                 if let holder = existing.openPid {
@@ -450,9 +497,10 @@ public final class Service: @unchecked Sendable {
         p.openSession = session.id
         p.openPid = session.pid
         session.holdings.append(.port(p))
-        let info = OpenInfo(name: p.fullName, kind: "port", bufSize: p.pool.bufSize, regionSize: p.pool.region.mappedSize,
-                            nifpOffset: p.layout.nifpOffset, txRing: p.layout.txRingOffsets[0], rxRing: p.layout.rxRingOffsets[0],
-                            slots: p.layout.slotsPerRing)
+        let info = OpenInfo(
+            name: p.fullName, kind: "port", bufSize: p.pool.bufSize, regionSize: p.pool.region.mappedSize,
+            nifpOffset: p.layout.nifpOffset, txRing: p.layout.txRingOffsets[0], rxRing: p.layout.rxRingOffsets[0],
+            slots: p.layout.slotsPerRing)
         return (info, [p.pool.region.fd, p.notify.waitEnd.fd, p.kick.ringEnd.fd])
     }
 
@@ -482,20 +530,26 @@ public final class Service: @unchecked Sendable {
             let mine = pipes.values.filter { $0.parent === p }
             users += mine.map { $0.key }.sorted()
             let layouts = [p.layout] + mine.flatMap { [$0.master, $0.slave] }
-            let accounted = Int(BlockAllocator.reserved) + layouts.reduce(0) {
-                $0 + $1.metaBlocks + $1.slotsPerRing * ($1.txRingOffsets.count + $1.rxRingOffsets.count)
-            }
-            regions.append(RegionInfo(name: p.pool.name, size: p.pool.region.mappedSize, bufSize: p.pool.bufSize,
-                                      buffersTotal: a.total, buffersFree: a.freeCount, refusedFrees: a.refusedFrees,
-                                      buffersAccounted: accounted, users: users))
+            let accounted =
+                Int(BlockAllocator.reserved)
+                + layouts.reduce(0) {
+                    $0 + $1.metaBlocks + $1.slotsPerRing * ($1.txRingOffsets.count + $1.rxRingOffsets.count)
+                }
+            regions.append(
+                RegionInfo(
+                    name: p.pool.name, size: p.pool.region.mappedSize, bufSize: p.pool.bufSize,
+                    buffersTotal: a.total, buffersFree: a.freeCount, refusedFrees: a.refusedFrees,
+                    buffersAccounted: accounted, users: users))
         }
         let pipeInfos = pipes.values.filter { s.root || $0.parent.owner == s.uid }.sorted { $0.key < $1.key }.map {
-            PipeInfo(parent: $0.parent.fullName, id: $0.id, masterOpen: $0.masterSession != nil, slaveOpen: $0.slaveSession != nil,
-                     masterPid: $0.masterPid, slavePid: $0.slavePid)
+            PipeInfo(
+                parent: $0.parent.fullName, id: $0.id, masterOpen: $0.masterSession != nil, slaveOpen: $0.slaveSession != nil,
+                masterPid: $0.masterPid, slavePid: $0.slavePid)
         }
-        return StatusInfo(pid: Int(getpid()), uptimeSeconds: Date().timeIntervalSince(started), socket: options.socketPath,
-                          bridges: visible.map(bridgeInfo), regions: regions, pipes: pipeInfos,
-                          clients: s.root ? sessions.count : sessions.values.filter { $0.uid == s.uid }.count)
+        return StatusInfo(
+            pid: Int(getpid()), uptimeSeconds: Date().timeIntervalSince(started), socket: options.socketPath,
+            bridges: visible.map(bridgeInfo), regions: regions, pipes: pipeInfos,
+            clients: s.root ? sessions.count : sessions.values.filter { $0.uid == s.uid }.count)
     }
 
     func portInfo(_ p: PortEntry) -> PortInfo {
@@ -507,8 +561,9 @@ public final class Service: @unchecked Sendable {
         c.dropRingFull = st.dropRingFull; c.dropTooShort = st.dropTooShort; c.dropTooLong = st.dropTooLong
         c.dropBadSlot = st.dropBadSlot; c.dropNoRoute = st.dropNoRoute; c.ringResets = resets
         if p.adapter != nil, let b = bridges[p.bridge] { c.adapter = b.bridge.adapterCounters(p.index) }
-        return PortInfo(bridge: p.bridge, name: p.name, index: p.index, kind: p.kind.rawValue, ifname: p.ifname,
-                        openBy: p.openPid, created: p.created, owner: Identity.userName(p.owner), counters: c)
+        return PortInfo(
+            bridge: p.bridge, name: p.name, index: p.index, kind: p.kind.rawValue, ifname: p.ifname,
+            openBy: p.openPid, created: p.created, owner: Identity.userName(p.owner), counters: c)
     }
 
     func portInfos(bridge: String?, _ s: Session) throws -> [PortInfo] {

@@ -134,7 +134,9 @@ public final class Bridge: @unchecked Sendable {
         let done = DispatchSemaphore(value: 0)
         var result: T?
         mailboxLock.lock()
-        mailbox.append { b in result = body(b); done.signal() }
+        mailbox.append { b in
+            result = body(b); done.signal()
+        }
         swale_store_release(mailboxFlag, 1)
         mailboxLock.unlock()
         wake.ringEnd.ring()
@@ -158,11 +160,16 @@ public final class Bridge: @unchecked Sendable {
 
     /// Installs a port (see `ForwardingEngine.addPort`) and polls its doorbell or its backend's fd.
     /// Returns its index, or nil when the bridge is full.
-    public func addPort(pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
-                        backend: PortBackend?, mtu: Int? = nil) -> Int? {
+    public func addPort(
+        pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
+        backend: PortBackend?, mtu: Int? = nil
+    ) -> Int? {
         perform { b -> Int? in
-            guard let i = b.engine.addPort(pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD,
-                                           backend: backend, mtu: mtu) else { return nil }
+            guard
+                let i = b.engine.addPort(
+                    pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD,
+                    backend: backend, mtu: mtu)
+            else { return nil }
             b.addToEpoll(backend?.pollFD ?? kickFD, tag: UInt64(i))
             return i
         }
@@ -201,8 +208,9 @@ public final class Bridge: @unchecked Sendable {
     public func tableStats() -> TableStats {
         perform { b in
             let t = b.engine.table
-            return TableStats(learned: t.learned, moved: t.moved, aged: t.aged, evicted: t.evicted,
-                              entries: t.count, flooded: b.engine.flooded, batches: b.engine.batches, wakeups: b.wakeups)
+            return TableStats(
+                learned: t.learned, moved: t.moved, aged: t.aged, evicted: t.evicted,
+                entries: t.count, flooded: b.engine.flooded, batches: b.engine.batches, wakeups: b.wakeups)
         }
     }
 
@@ -254,7 +262,9 @@ public final class Bridge: @unchecked Sendable {
             if work > 0 { idleSince = 0; continue }
             let t = Bridge.nowMicros()
             if idleSince == 0 { idleSince = t }
-            if t - idleSince < config.busyPollMicros { if config.yieldWhilePolling { sched_yield() } else { swale_cpu_relax() }; continue }
+            if t - idleSince < config.busyPollMicros {
+                if config.yieldWhilePolling { sched_yield() } else { swale_cpu_relax() }; continue
+            }
 
             // Going to sleep: ask apps to kick us, then look once more (no lost wake-ups).
             engine.setSleeping(true)

@@ -14,7 +14,7 @@ func lookupRate(entries: Int, lookups: Int, batch: Int = 1) throws -> Double {
     let macs = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
     defer { macs.deallocate() }
     for i in 0..<n {
-        let m = rng.next() & 0xFFFF_FFFF_FFFF & ~(1 << 40)   // 48 bits, unicast
+        let m = rng.next() & 0xFFFF_FFFF_FFFF & ~(1 << 40)  // 48 bits, unicast
         macs[i] = m
         t.learn(m, port: UInt16(truncatingIfNeeded: i & 63), now: 1)
     }
@@ -72,10 +72,14 @@ struct Bench: ParsableCommand {
         rates.sort()
         let mid = rates[rates.count / 2]
         if json {
-            print("{\"entries\":\(entries),\"lookups_per_s_min\":\(rates.first!),\"lookups_per_s_median\":\(mid),\"lookups_per_s_max\":\(rates.last!)}")
+            print(
+                "{\"entries\":\(entries),\"lookups_per_s_min\":\(rates.first!),\"lookups_per_s_median\":\(mid),\"lookups_per_s_max\":\(rates.last!)}"
+            )
         } else {
-            print(String(format: "learning table, %d entries: %.1f / %.1f / %.1f M lookups/s (min/median/max of %d)",
-                         entries, rates.first! / 1e6, mid / 1e6, rates.last! / 1e6, runs))
+            print(
+                String(
+                    format: "learning table, %d entries: %.1f / %.1f / %.1f M lookups/s (min/median/max of %d)",
+                    entries, rates.first! / 1e6, mid / 1e6, rates.last! / 1e6, runs))
         }
     }
 }

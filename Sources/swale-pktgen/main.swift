@@ -38,9 +38,14 @@ struct Rng {
 enum Frame {
     static let headerBytes = 32
     @inline(__always)
-    static func fill(_ p: UnsafeMutableRawPointer, len: Int, seq: UInt64, dst: UInt64, src: UInt64, stamp: UInt64, pattern: Bool) {
-        for k in 0..<6 { p.storeBytes(of: UInt8(truncatingIfNeeded: dst >> (40 - 8 * UInt64(k))), toByteOffset: k, as: UInt8.self) }
-        for k in 0..<6 { p.storeBytes(of: UInt8(truncatingIfNeeded: src >> (40 - 8 * UInt64(k))), toByteOffset: 6 + k, as: UInt8.self) }
+    static func fill(_ p: UnsafeMutableRawPointer, len: Int, seq: UInt64, dst: UInt64, src: UInt64, stamp: UInt64, pattern: Bool)
+    {
+        for k in 0..<6 {
+            p.storeBytes(of: UInt8(truncatingIfNeeded: dst >> (40 - 8 * UInt64(k))), toByteOffset: k, as: UInt8.self)
+        }
+        for k in 0..<6 {
+            p.storeBytes(of: UInt8(truncatingIfNeeded: src >> (40 - 8 * UInt64(k))), toByteOffset: 6 + k, as: UInt8.self)
+        }
         p.storeBytes(of: UInt16(0x88b5).bigEndian, toByteOffset: 12, as: UInt16.self)
         p.storeBytes(of: seq.littleEndian, toByteOffset: 14, as: UInt64.self)
         p.storeBytes(of: UInt16(truncatingIfNeeded: len).littleEndian, toByteOffset: 22, as: UInt16.self)
@@ -70,10 +75,15 @@ struct Summary: Codable {
 }
 
 struct PktGen: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "swale-pktgen", abstract: "Send, receive, ping or pong frames on a Swale port or pipe.")
+    static let configuration = CommandConfiguration(
+        commandName: "swale-pktgen", abstract: "Send, receive, ping or pong frames on a Swale port or pipe.")
 
     @Option(name: .short, help: "Port or pipe end, e.g. vale0:a or vale0:a<1.") var i: String
-    @Option(name: .short, help: "tx, rx, ping, pong, or scribble (a hostile app: random ring indices and slots in its rings and, on a pipe end, its peer's, for --timeout seconds). Other modes exit 2 if the other side wrote invalid values into shared memory (skipped, counted, reported as peer_errors).") var f: String
+    @Option(
+        name: .short,
+        help:
+            "tx, rx, ping, pong, or scribble (a hostile app: random ring indices and slots in its rings and, on a pipe end, its peer's, for --timeout seconds). Other modes exit 2 if the other side wrote invalid values into shared memory (skipped, counted, reported as peer_errors)."
+    ) var f: String
     @Option(name: .short, help: "Frames to send/receive (0: no limit; rx/pong then stop on --timeout).") var n: UInt64 = 0
     @Option(name: .short, help: "Frame length in bytes, or MIN:MAX for random lengths.") var l: String = "60"
     @Option(name: .short, help: "Frames per batch.") var b: Int = 32
@@ -81,7 +91,10 @@ struct PktGen: ParsableCommand {
     @Option(name: .short, help: "Source MAC.") var s: String = "02:00:00:00:00:01"
     @Option(name: .short, help: "Destination MAC.") var d: String = "ff:ff:ff:ff:ff:ff"
     @Option(name: .customShort("T"), help: "Progress report interval in ms (0: none).") var reportMs: Int = 1000
-    @Option(help: "rx/pong: stop after this many seconds without traffic; tx/ping: give up after this many seconds without room/replies.") var timeout: Double = 5
+    @Option(
+        help:
+            "rx/pong: stop after this many seconds without traffic; tx/ping: give up after this many seconds without room/replies."
+    ) var timeout: Double = 5
     @Flag(help: "Print the final summary as one JSON object on the last line.") var json = false
     @Flag(help: "Fill (tx) or verify (rx) sequence numbers, lengths and payload patterns.") var check = false
     @Option(help: "Seed for random lengths.") var seed: UInt64 = 0x5eed
@@ -91,14 +104,18 @@ struct PktGen: ParsableCommand {
     @Option(help: "tx: stop after this many seconds (0: only -n bounds it).") var seconds: Double = 0
 
     func validate() throws {
-        guard ["tx", "rx", "ping", "pong", "scribble"].contains(f) else { throw ValidationError("-f must be tx, rx, ping, pong or scribble (got '\(f)')") }
+        guard ["tx", "rx", "ping", "pong", "scribble"].contains(f) else {
+            throw ValidationError("-f must be tx, rx, ping, pong or scribble (got '\(f)')")
+        }
         guard b >= 1 && b <= 4096 else { throw ValidationError("-b must be between 1 and 4096") }
         _ = try lengths()
     }
 
     func lengths() throws -> (Int, Int) {
         let parts = l.split(separator: ":").map { Int($0) }
-        guard (1...2).contains(parts.count), parts.allSatisfy({ $0 != nil }) else { throw ValidationError("-l takes LEN or MIN:MAX (got '\(l)')") }
+        guard (1...2).contains(parts.count), parts.allSatisfy({ $0 != nil }) else {
+            throw ValidationError("-l takes LEN or MIN:MAX (got '\(l)')")
+        }
         let lo = parts[0]!, hi = parts.count == 2 ? parts[1]! : parts[0]!
         guard lo >= Frame.headerBytes, hi >= lo, hi <= 65535 else {
             throw ValidationError("frame length must be between \(Frame.headerBytes) and 65535 (got '\(l)')")
@@ -129,7 +146,8 @@ struct Options {
     var seconds = 0.0
 
     func runMain(_ cmd: PktGen) throws {
-        let i = cmd.i, f = cmd.f, s = cmd.s, d = cmd.d, json = cmd.json, reportMs = cmd.reportMs, socket = cmd.socket, announce = cmd.announce
+        let i = cmd.i, f = cmd.f, s = cmd.s, d = cmd.d, json = cmd.json, reportMs = cmd.reportMs, socket = cmd.socket,
+            announce = cmd.announce
         let port: SwalePort
         do { port = try SwalePort.open(i, socket: socket) } catch {
             throw ValidationError("cannot open \(i): \(error)")
@@ -141,7 +159,9 @@ struct Options {
         var st = Stats(reportMs: reportMs, mode: f)
         if announce {
             var frame = [UInt8](repeating: 0, count: 60)
-            frame.withUnsafeMutableBytes { Frame.fill($0.baseAddress!, len: 60, seq: 0, dst: 0xffff_ffff_ffff, src: src, stamp: 0, pattern: false) }
+            frame.withUnsafeMutableBytes {
+                Frame.fill($0.baseAddress!, len: 60, seq: 0, dst: 0xffff_ffff_ffff, src: src, stamp: 0, pattern: false)
+            }
             frame[12] = 0x88; frame[13] = 0xb6
             _ = frame.withUnsafeBytes { port.send($0) }
         }
@@ -153,18 +173,24 @@ struct Options {
         default: pong(port, st: &st)
         }
         let secs = max(Double(st.lastNs &- st.firstNs) / 1e9, 1e-9)
-        var sum = Summary(mode: f, packets: st.packets, bytes: st.bytes, seconds: st.packets == 0 ? 0 : secs,
-                          pps: st.packets == 0 ? 0 : Double(st.packets) / secs,
-                          gbps: st.packets == 0 ? 0 : Double(st.bytes) * 8 / secs / 1e9)
+        var sum = Summary(
+            mode: f, packets: st.packets, bytes: st.bytes, seconds: st.packets == 0 ? 0 : secs,
+            pps: st.packets == 0 ? 0 : Double(st.packets) / secs,
+            gbps: st.packets == 0 ? 0 : Double(st.bytes) * 8 / secs / 1e9)
         if check && f == "rx" { sum.errors = st.errors; sum.lost = st.lost }
         if f == "rx" && from != 0 { sum.ignored = st.ignored }
         if f == "ping" && st.rttCount > 0 {
             sum.rtt_min_us = st.rttMin / 1000; sum.rtt_max_us = st.rttMax / 1000
             sum.rtt_avg_us = st.rttSum / Double(st.rttCount) / 1000
         }
-        print(String(format: "%@: %llu packets, %llu bytes, %.3f s, %.0f pps, %.3f Gbit/s", f, st.packets, st.bytes, sum.seconds, sum.pps, sum.gbps)
-              + (f == "ping" && st.rttCount > 0 ? String(format: ", rtt min/avg/max %.1f/%.1f/%.1f us", sum.rtt_min_us!, sum.rtt_avg_us!, sum.rtt_max_us!) : "")
-              + (check && f == "rx" ? ", \(st.errors) content errors, \(st.lost) lost" : ""))
+        print(
+            String(
+                format: "%@: %llu packets, %llu bytes, %.3f s, %.0f pps, %.3f Gbit/s", f, st.packets, st.bytes, sum.seconds,
+                sum.pps, sum.gbps)
+                + (f == "ping" && st.rttCount > 0
+                    ? String(format: ", rtt min/avg/max %.1f/%.1f/%.1f us", sum.rtt_min_us!, sum.rtt_avg_us!, sum.rtt_max_us!)
+                    : "")
+                + (check && f == "rx" ? ", \(st.errors) content errors, \(st.lost) lost" : ""))
         if port.peerErrors > 0 { sum.peer_errors = port.peerErrors }
         do { try port.checkPeer() } catch { FileHandle.standardError.write("\(f): \(error)\n".data(using: .utf8)!) }
         if json {
@@ -199,7 +225,8 @@ struct Options {
             let dt = now &- lastReport
             if dt >= UInt64(reportMs) * 1_000_000 {
                 let pps = Double(packets &- lastReportPkts) / (Double(dt) / 1e9)
-                FileHandle.standardError.write(String(format: "%@: %llu packets total, %.0f pps\n", mode, packets, pps).data(using: .utf8)!)
+                FileHandle.standardError.write(
+                    String(format: "%@: %llu packets total, %.0f pps\n", mode, packets, pps).data(using: .utf8)!)
                 lastReport = now
                 lastReportPkts = packets
             }
@@ -241,7 +268,7 @@ struct Options {
             port.rxSync()
             st.packets &+= 1
             st.lastNs = now
-            if st.packets & 63 == 0 { usleep(100) }   // let the switch look at each state
+            if st.packets & 63 == 0 { usleep(100) }  // let the switch look at each state
             st.progress(now)
         }
     }
@@ -277,11 +304,11 @@ struct Options {
             }
             lastProgress = now
             var head = win.head
-            var committed = head   // after the last whole frame
+            var committed = head  // after the last whole frame
             var k: UInt64 = 0
             frames: while k < allowed && seq < limit {
                 let len = pendingLen ?? (lo == hi ? lo : lo + Int(rng.next() % UInt64(hi - lo + 1)))
-                pendingLen = len   // kept if the frame does not fit now
+                pendingLen = len  // kept if the frame does not fit now
                 let need = UInt32((len + bs - 1) / bs)
                 if need > space { break }
                 // nextTxBuffer turns slots with a bad buffer (a scribbling peer) into empty fragments.
@@ -296,8 +323,12 @@ struct Options {
                     head = port.tx.next(head)
                     space -= 1
                 } else {
-                    scratch.withUnsafeMutableBytes { Frame.fill($0.baseAddress!, len: len, seq: seq, dst: dst, src: src, stamp: 0, pattern: check) }
-                    let wrote = scratch.withUnsafeBytes { port.writeFrame(UnsafeRawBufferPointer(rebasing: $0[..<len]), at: &head, remaining: &space) }
+                    scratch.withUnsafeMutableBytes {
+                        Frame.fill($0.baseAddress!, len: len, seq: seq, dst: dst, src: src, stamp: 0, pattern: check)
+                    }
+                    let wrote = scratch.withUnsafeBytes {
+                        port.writeFrame(UnsafeRawBufferPointer(rebasing: $0[..<len]), at: &head, remaining: &space)
+                    }
                     guard wrote else { committed = head; break frames }
                 }
                 committed = head
@@ -338,7 +369,7 @@ struct Options {
             let now = Clock.ns()
             var head = win.head
             var releaseTo = head
-            var partial = false   // inside a multi-slot frame
+            var partial = false  // inside a multi-slot frame
             // Reading restarts at the release point: a frame left incomplete last time is read anew.
             assembly.removeAll(keepingCapacity: true)
             while avail > 0 && st.packets < limit {
@@ -415,7 +446,8 @@ struct Options {
             var space = win.count
             while sent < burst, let buf = port.nextTxBuffer(&head, remaining: &space) {
                 let slot = port.tx.slot(head)
-                Frame.fill(buf, len: min(lo, port.bufferSize), seq: seq &+ sent, dst: dst, src: src, stamp: Clock.ns(), pattern: false)
+                Frame.fill(
+                    buf, len: min(lo, port.bufferSize), seq: seq &+ sent, dst: dst, src: src, stamp: Clock.ns(), pattern: false)
                 slot.pointee.len = UInt16(min(lo, port.bufferSize))
                 slot.pointee.flags = 0
                 head = port.tx.next(head)
@@ -453,7 +485,9 @@ struct Options {
             let avail = rw.count, space = tw.count
             if avail == 0 || space == 0 {
                 if avail > 0 { port.txSync() }
-                if !port.wait(for: avail == 0 ? .rx : .tx, timeoutMs: 50), Clock.ns() &- idleSince > UInt64(timeout * 1e9) { break }
+                if !port.wait(for: avail == 0 ? .rx : .tx, timeoutMs: 50), Clock.ns() &- idleSince > UInt64(timeout * 1e9) {
+                    break
+                }
                 continue
             }
             let now = Clock.ns()
@@ -472,7 +506,7 @@ struct Options {
                     memcpy(buf + 6, &tmp.0, 4); memcpy(buf + 10, &tmp.1, 2)
                     let rs = port.rx.slot(rh)
                     let ts = port.tx.slot(th)
-                    let idx = ts.pointee.buf_idx   // ours to give back; the receiver checks it
+                    let idx = ts.pointee.buf_idx  // ours to give back; the receiver checks it
                     ts.pointee.buf_idx = v.bufIndex
                     ts.pointee.len = v.len
                     ts.pointee.flags = UInt16(SWALE_NS_BUF_CHANGED) | (v.flags & UInt16(SWALE_NS_MOREFRAG))

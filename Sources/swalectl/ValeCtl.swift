@@ -13,8 +13,8 @@
  * subcommands (`swalectl --help`).
  */
 import Foundation
-import SwaleProtocol
 import SwaleNames
+import SwaleProtocol
 
 enum ValeCtl {
     static let options: Set<String> = ["-n", "-r", "-a", "-d", "-l", "-h"]
@@ -81,13 +81,16 @@ enum ValeCtl {
                 guard !ports.isEmpty else { throw ValidationErrorish("no port \(value)") }
             }
             for p in ports {
-                print("\(p.bridge):\(p.name) bridge:\(bridges.firstIndex(of: p.bridge) ?? -1) port:\(p.index) \(p.kind)\(p.ifname.map { " " + $0 } ?? "")")
+                print(
+                    "\(p.bridge):\(p.name) bridge:\(bridges.firstIndex(of: p.bridge) ?? -1) port:\(p.index) \(p.kind)\(p.ifname.map { " " + $0 } ?? "")"
+                )
             }
             if value == nil {
                 for name in try call(IfaceList()) { print("\(name) (tap, not attached)") }
             }
-        default:   // -h
-            throw ValidationErrorish("-h (attach with the host stack) has no equivalent: Swale attaches the interface itself (-a BRIDGE:IF)")
+        default:  // -h
+            throw ValidationErrorish(
+                "-h (attach with the host stack) has no equivalent: Swale attaches the interface itself (-a BRIDGE:IF)")
         }
     }
 }

@@ -1,9 +1,9 @@
 // swalectl — the Swale command line: bridges, ports, pipes, MAC table and counters.
 import ArgumentParser
 import Foundation
-import SwaleProtocol
 import SwaleConfig
 import SwaleNames
+import SwaleProtocol
 
 struct Common: ParsableArguments {
     @Option(help: "Control socket (default: $SWALE_SOCKET or /run/swale/swaled.sock).")
@@ -42,25 +42,31 @@ struct ValidationErrorish: Error, CustomStringConvertible {
 func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
 
 func printPorts(_ ports: [PortInfo]) {
-    print(pad("PORT", 22) + pad("KIND", 7) + pad("IFNAME", 16) + pad("RX PKTS", 12) + pad("TX PKTS", 12) + pad("DROPS", 10) + "OPEN BY")
+    print(
+        pad("PORT", 22) + pad("KIND", 7) + pad("IFNAME", 16) + pad("RX PKTS", 12) + pad("TX PKTS", 12) + pad("DROPS", 10)
+            + "OPEN BY")
     for p in ports {
         let c = p.counters
         let drops = c.dropRingFull + c.dropTooShort + c.dropTooLong + c.dropBadSlot + c.dropNoRoute
-        print(pad("\(p.bridge):\(p.name)", 22) + pad(p.kind, 7) + pad(p.ifname ?? "-", 16) + pad("\(c.rxPackets)", 12)
-              + pad("\(c.txPackets)", 12) + pad("\(drops)", 10) + (p.openBy.map { "pid \($0)" } ?? "-"))
+        print(
+            pad("\(p.bridge):\(p.name)", 22) + pad(p.kind, 7) + pad(p.ifname ?? "-", 16) + pad("\(c.rxPackets)", 12)
+                + pad("\(c.txPackets)", 12) + pad("\(drops)", 10) + (p.openBy.map { "pid \($0)" } ?? "-"))
     }
 }
 
 func printBridge(_ b: BridgeInfo) {
     let c = b.counters
     let access = (b.allowUsers.map { "user \($0)" } + b.allowGroups.map { "group \($0)" }).joined(separator: ", ")
-    print("\(b.name): owner \(b.owner)\(access.isEmpty ? "" : ", allows \(access)")\(b.persistent ? "" : " (goes with its last port)"); \(b.ports) port(s), aging \(b.agingSeconds)s, batch \(b.batch); fdb \(c.fdbEntries) entries; flooded \(c.flooded), learned \(c.learned), moved \(c.moved), aged \(c.aged), evicted \(c.evicted)")
+    print(
+        "\(b.name): owner \(b.owner)\(access.isEmpty ? "" : ", allows \(access)")\(b.persistent ? "" : " (goes with its last port)"); \(b.ports) port(s), aging \(b.agingSeconds)s, batch \(b.batch); fdb \(c.fdbEntries) entries; flooded \(c.flooded), learned \(c.learned), moved \(c.moved), aged \(c.aged), evicted \(c.evicted)"
+    )
 }
 
 struct Swalectl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swalectl", abstract: "Control the Swale virtual switch.",
-        discussion: "vale-ctl's short options work too: -n NAME, -r NAME, -a BRIDGE:IF, -d BRIDGE:IF, -l [BRIDGE:PORT]; no arguments lists every port.",
+        discussion:
+            "vale-ctl's short options work too: -n NAME, -r NAME, -a BRIDGE:IF, -d BRIDGE:IF, -l [BRIDGE:PORT]; no arguments lists every port.",
         subcommands: [StatusCmd.self, BridgeCmd.self, PortCmd.self, StatsCmd.self, Fdb.self, ConfigCmd.self])
 }
 
@@ -74,7 +80,9 @@ struct StatusCmd: ParsableCommand {
             for b in s.bridges { print("  ", terminator: ""); printBridge(b) }
             print("regions: \(s.regions.count)")
             for r in s.regions {
-                print("  \(r.name): \(r.size) bytes, buffers \(r.buffersFree) free / \(r.buffersTotal) total (\(r.bufSize) B), in rings and descriptors \(r.buffersAccounted), unaccounted \(r.buffersUnaccounted), refused frees \(r.refusedFrees); used by \(r.users.joined(separator: ", "))")
+                print(
+                    "  \(r.name): \(r.size) bytes, buffers \(r.buffersFree) free / \(r.buffersTotal) total (\(r.bufSize) B), in rings and descriptors \(r.buffersAccounted), unaccounted \(r.buffersUnaccounted), refused frees \(r.refusedFrees); used by \(r.users.joined(separator: ", "))"
+                )
             }
             print("pipes: \(s.pipes.count)")
             for p in s.pipes {
@@ -87,16 +95,21 @@ struct StatusCmd: ParsableCommand {
 }
 
 struct BridgeCmd: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bridge", abstract: "Create, delete and list bridges.",
-                                                    subcommands: [Add.self, Del.self, List.self, Aging.self, Set.self])
+    static let configuration = CommandConfiguration(
+        commandName: "bridge", abstract: "Create, delete and list bridges.",
+        subcommands: [Add.self, Del.self, List.self, Aging.self, Set.self])
     struct Add: ParsableCommand {
         @OptionGroup var common: Common
         @Argument(help: "Bridge name (vale followed by letters, digits, _).") var name: String
         @Option(help: "Frames per forwarding batch for this bridge (default: the service's).") var batch: Int?
-        @Option(help: "A user (name or uid) who may open ports on it; repeat or separate with commas.") var allowUser: [String] = []
-        @Option(help: "A group (name or gid) whose members may open ports on it; repeat or separate with commas.") var allowGroup: [String] = []
+        @Option(help: "A user (name or uid) who may open ports on it; repeat or separate with commas.") var allowUser: [String] =
+            []
+        @Option(help: "A group (name or gid) whose members may open ports on it; repeat or separate with commas.") var allowGroup:
+            [String] = []
         func run() throws {
-            try perform(BridgeAdd(bridge: name, batch: batch, allowUsers: names(allowUser), allowGroups: names(allowGroup)), common) {
+            try perform(
+                BridgeAdd(bridge: name, batch: batch, allowUsers: names(allowUser), allowGroups: names(allowGroup)), common
+            ) {
                 print("bridge \($0.name) added")
             }
         }
@@ -105,10 +118,13 @@ struct BridgeCmd: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Change who may use a bridge (owner or root).")
         @OptionGroup var common: Common
         @Argument var name: String
-        @Option(help: "Users admitted (replaces the list); repeat or separate with commas; '' for none.") var allowUser: [String] = []
-        @Option(help: "Groups admitted (replaces the list); repeat or separate with commas; '' for none.") var allowGroup: [String] = []
+        @Option(help: "Users admitted (replaces the list); repeat or separate with commas; '' for none.") var allowUser:
+            [String] = []
+        @Option(help: "Groups admitted (replaces the list); repeat or separate with commas; '' for none.") var allowGroup:
+            [String] = []
         func run() throws {
-            try perform(BridgeSet(bridge: name, allowUsers: names(allowUser), allowGroups: names(allowGroup)), common, human: printBridge)
+            try perform(
+                BridgeSet(bridge: name, allowUsers: names(allowUser), allowGroups: names(allowGroup)), common, human: printBridge)
         }
     }
     struct Del: ParsableCommand {
@@ -131,14 +147,17 @@ struct BridgeCmd: ParsableCommand {
         @Argument var name: String
         @Argument(help: "Seconds.") var seconds: Int
         func run() throws {
-            try perform(BridgeAging(bridge: name, seconds: seconds), common) { print("bridge \($0.name): aging \($0.agingSeconds)s") }
+            try perform(BridgeAging(bridge: name, seconds: seconds), common) {
+                print("bridge \($0.name): aging \($0.agingSeconds)s")
+            }
         }
     }
 }
 
 struct PortCmd: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "port", abstract: "Kernel and app ports.",
-                                                    subcommands: [List.self, Add.self, Attach.self, Del.self])
+    static let configuration = CommandConfiguration(
+        commandName: "port", abstract: "Kernel and app ports.",
+        subcommands: [List.self, Add.self, Attach.self, Del.self])
     struct List: ParsableCommand {
         @OptionGroup var common: Common
         @Argument var bridge: String?
@@ -147,7 +166,8 @@ struct PortCmd: ParsableCommand {
         }
     }
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a TAP or veth port: add BRIDGE tap NAME | add BRIDGE veth NAME --peer PEER.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create a TAP or veth port: add BRIDGE tap NAME | add BRIDGE veth NAME --peer PEER.")
         @OptionGroup var common: Common
         @Argument var bridge: String
         @Argument(help: "tap or veth") var kind: String
@@ -169,7 +189,9 @@ struct PortCmd: ParsableCommand {
         @Argument var bridge: String
         @Argument var ifname: String
         func run() throws {
-            try perform(PortAttach(bridge: bridge, ifname: ifname), common) { print("interface \($0.ifname ?? ifname) attached to \($0.bridge)") }
+            try perform(PortAttach(bridge: bridge, ifname: ifname), common) {
+                print("interface \($0.ifname ?? ifname) attached to \($0.bridge)")
+            }
         }
     }
     struct Del: ParsableCommand {
@@ -194,7 +216,9 @@ struct StatsCmd: ParsableCommand {
                 let c = p.counters
                 print("\(p.bridge):\(p.name) [\(p.kind)\(p.ifname.map { " " + $0 } ?? "")]")
                 print("  rx \(c.rxPackets) pkts \(c.rxBytes) bytes; tx \(c.txPackets) pkts \(c.txBytes) bytes")
-                print("  drops: ring-full \(c.dropRingFull), too-short \(c.dropTooShort), too-long \(c.dropTooLong), bad-slot \(c.dropBadSlot), hairpin \(c.dropNoRoute); ring resets \(c.ringResets)")
+                print(
+                    "  drops: ring-full \(c.dropRingFull), too-short \(c.dropTooShort), too-long \(c.dropTooLong), bad-slot \(c.dropBadSlot), hairpin \(c.dropNoRoute); ring resets \(c.ringResets)"
+                )
                 if let a = c.adapter, !a.isEmpty {
                     print("  adapter: " + a.keys.sorted().map { "\($0) \(a[$0]!)" }.joined(separator: ", "))
                 }
@@ -226,8 +250,9 @@ struct Fdb: ParsableCommand {
 }
 
 struct ConfigCmd: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "config", abstract: "The declarative configuration.",
-                                                    subcommands: [Dump.self, Check.self])
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "The declarative configuration.",
+        subcommands: [Dump.self, Check.self])
     struct Dump: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the running configuration in the config file's format.")
         @OptionGroup var common: Common

@@ -3,8 +3,8 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Logging
-import SwaleProtocol
 import SwaleConfig
+import SwaleProtocol
 import SwaleService
 
 nonisolated(unsafe) var stopSignal: sig_atomic_t = 0
@@ -30,10 +30,16 @@ struct Swaled: ParsableCommand {
     @Option(help: "While busy-polling: yield the core (yield) or spin (spin).")
     var pollMode: String?
 
-    @Option(help: "Nice value of each bridge's forwarding thread, -20...19 (default -10: ahead of ordinary programs, as the kernel's own forwarding is).")
+    @Option(
+        help:
+            "Nice value of each bridge's forwarding thread, -20...19 (default -10: ahead of ordinary programs, as the kernel's own forwarding is)."
+    )
     var forwardingNice: Int?
 
-    @Flag(help: "Copy frames for kernel ports into their rings before sending (no direct transmit from the source's slots; for comparison).")
+    @Flag(
+        help:
+            "Copy frames for kernel ports into their rings before sending (no direct transmit from the source's slots; for comparison)."
+    )
     var copyToKernelPorts = false
 
     @Option(help: "Group of the control socket (name or number); its members may use Swale.")
@@ -46,10 +52,18 @@ struct Swaled: ParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
-        if let slots, !SwaleConfig.slotRange.contains(slots) { throw ValidationError("--slots must be within \(SwaleConfig.slotRange)") }
-        if let batch, !SwaleConfig.batchRange.contains(batch) { throw ValidationError("--batch must be within \(SwaleConfig.batchRange)") }
-        if let busyPoll, !SwaleConfig.busyPollRange.contains(busyPoll) { throw ValidationError("--busy-poll must be within \(SwaleConfig.busyPollRange)") }
-        if let forwardingNice, !SwaleConfig.niceRange.contains(forwardingNice) { throw ValidationError("--forwarding-nice must be within \(SwaleConfig.niceRange)") }
+        if let slots, !SwaleConfig.slotRange.contains(slots) {
+            throw ValidationError("--slots must be within \(SwaleConfig.slotRange)")
+        }
+        if let batch, !SwaleConfig.batchRange.contains(batch) {
+            throw ValidationError("--batch must be within \(SwaleConfig.batchRange)")
+        }
+        if let busyPoll, !SwaleConfig.busyPollRange.contains(busyPoll) {
+            throw ValidationError("--busy-poll must be within \(SwaleConfig.busyPollRange)")
+        }
+        if let forwardingNice, !SwaleConfig.niceRange.contains(forwardingNice) {
+            throw ValidationError("--forwarding-nice must be within \(SwaleConfig.niceRange)")
+        }
         if let pollMode, pollMode != "yield" && pollMode != "spin" { throw ValidationError("--poll-mode must be yield or spin") }
         if checkConfig && config == nil { throw ValidationError("--check-config needs --config FILE") }
     }
@@ -62,7 +76,8 @@ struct Swaled: ParsableCommand {
                 throw ExitCode(2)
             }
             if checkConfig {
-                print("\(config): valid (\(cfg.bridges.count) bridge(s), \(cfg.bridges.reduce(0) { $0 + $1.ports.count }) port(s))")
+                print(
+                    "\(config): valid (\(cfg.bridges.count) bridge(s), \(cfg.bridges.reduce(0) { $0 + $1.ports.count }) port(s))")
                 return
             }
         }
@@ -79,7 +94,8 @@ struct Swaled: ParsableCommand {
         var gid: gid_t?
         if let g = opts.socketGroup {
             guard let id = Swaled.lookupGroup(g) else {
-                let whereSet = socketGroup != nil ? "--socket-group" : "\(config ?? "config"):\(cfg.lines["socketGroup"] ?? 0): socketGroup"
+                let whereSet =
+                    socketGroup != nil ? "--socket-group" : "\(config ?? "config"):\(cfg.lines["socketGroup"] ?? 0): socketGroup"
                 FileHandle.standardError.write(Data("swaled: \(whereSet): no group named '\(g)' on this machine\n".utf8))
                 throw ExitCode(2)
             }

@@ -7,6 +7,7 @@ import Glibc
 import SwaleProtocol
 import SwaleRings
 import XCTest
+
 @testable import SwaleClient
 
 final class HostilePeerTests: XCTestCase {
@@ -16,7 +17,7 @@ final class HostilePeerTests: XCTestCase {
 
     func testFramesCrossTheLocalPipeWithoutErrors() throws {
         let p = try LocalPipe()
-        let frames = [testFrame(60, tag: 1), testFrame(1500, tag: 2), testFrame(5000, tag: 3)]   // the last spans 3 slots
+        let frames = [testFrame(60, tag: 1), testFrame(1500, tag: 2), testFrame(5000, tag: 3)]  // the last spans 3 slots
         send(p.a, frames)
         XCTAssertEqual(drain(p.b), frames)
         XCTAssertEqual(p.a.peerErrors + p.b.peerErrors, 0)
@@ -27,7 +28,7 @@ final class HostilePeerTests: XCTestCase {
     func testRxTailOutOfRangeIsEmptyAndCounted() throws {
         let p = try LocalPipe()
         send(p.a, [testFrame(60, tag: 1)])
-        p.b.rx.ptr.storeTail(UInt32(p.slots) + 3)   // the peer's field
+        p.b.rx.ptr.storeTail(UInt32(p.slots) + 3)  // the peer's field
         XCTAssertEqual(p.b.rxWindow().count, 0)
         XCTAssertEqual(p.b.lastPeerFault, .rxIndices)
         XCTAssertEqual(p.b.peerErrors, 1)
@@ -159,13 +160,13 @@ final class HostilePeerTests: XCTestCase {
     func testIndexInMemoryTheRegionGainedIsMappedNotCounted() throws {
         let p = try LocalPipe()
         let old = p.pool.region.blockLimit
-        try p.pool.region.grow(toBlocks: Int(old) + 64)   // another pipe was added after we mapped
+        try p.pool.region.grow(toBlocks: Int(old) + 64)  // another pipe was added after we mapped
         let idx = old + 5
         let payload = testFrame(90, tag: 7)
         payload.withUnsafeBytes { _ = memcpy(p.pool.region.buffer(idx), $0.baseAddress!, 90) }
         let head = p.b.rxWindow().head
         send(p.a, [testFrame(90, tag: 0)])
-        p.b.rx.slot(head).pointee.buf_idx = idx   // a buffer moved in from the new part
+        p.b.rx.slot(head).pointee.buf_idx = idx  // a buffer moved in from the new part
         XCTAssertEqual(drain(p.b), [payload])
         XCTAssertEqual(p.b.peerErrors, 0, "a legitimate index beyond the first mapping is not an error")
         XCTAssertEqual(p.b.rx.bufLimit, UInt32(Int(old) + 64))
@@ -194,7 +195,10 @@ final class HostilePeerTests: XCTestCase {
         let scribbler = Thread {
             var rng = SystemRandomNumberGenerator()
             // Half near-valid values, so the deeper checks are reached too.
-            func pick(_ near: UInt32) -> UInt32 { Bool.random(using: &rng) ? UInt32.random(in: 0...UInt32.max, using: &rng) : UInt32.random(in: 0..<near, using: &rng) }
+            func pick(_ near: UInt32) -> UInt32 {
+                Bool.random(using: &rng)
+                    ? UInt32.random(in: 0...UInt32.max, using: &rng) : UInt32.random(in: 0..<near, using: &rng)
+            }
             while Date() < until {
                 for r in rings {
                     let s = r.slot(UInt32.random(in: 0..<r.numSlots, using: &rng))
@@ -251,7 +255,7 @@ final class DescriptorTests: XCTestCase {
             ("huge offset", variant { $0.peerCsb = Int.max }, { dup(pool.region.fd) }),
             ("peer rx ring outside", variant { $0.peerRxRing = size }, { dup(pool.region.fd) }),
             ("unsealed memfd", good, unsealedMemfd),
-            ("buffer size too small", variant { $0.bufSize = 32 }, { dup(pool.region.fd) }),
+            ("buffer size too small", variant { $0.bufSize = 32 }, { dup(pool.region.fd) })
         ]
         for (what, info, regionFD) in cases {
             let before = openDescriptorCount()
@@ -268,8 +272,9 @@ final class DescriptorTests: XCTestCase {
         // (The region's memfd goes with the mapping, when the port object goes.)
         let before = openDescriptorCount()
         do {
-            let port = try SwalePort(info: good, fds: [dup(pool.region.fd), dup(bell.waitEnd.fd), dup(bell.ringEnd.fd)],
-                                     connection: LocalPipe.connection())
+            let port = try SwalePort(
+                info: good, fds: [dup(pool.region.fd), dup(bell.waitEnd.fd), dup(bell.ringEnd.fd)],
+                connection: LocalPipe.connection())
             XCTAssertTrue(port.isPipe)
             port.close()
         }

@@ -7,6 +7,7 @@ import Glibc
 import SwaleProtocol
 import SwaleRings
 import XCTest
+
 @testable import SwaleClient
 
 final class LocalPipe {
@@ -28,12 +29,14 @@ final class LocalPipe {
         masterBell = try Doorbell()
         slaveBell = try Doorbell()
         // As swaled hands them out: region, own doorbell to poll, the peer's doorbell to ring.
-        a = try SwalePort(info: LocalPipe.info("t<1", master, peer: slave, pool),
-                          fds: [dup(pool.region.fd), dup(masterBell.waitEnd.fd), dup(slaveBell.ringEnd.fd)],
-                          connection: LocalPipe.connection())
-        b = try SwalePort(info: LocalPipe.info("t>1", slave, peer: master, pool),
-                          fds: [dup(pool.region.fd), dup(slaveBell.waitEnd.fd), dup(masterBell.ringEnd.fd)],
-                          connection: LocalPipe.connection())
+        a = try SwalePort(
+            info: LocalPipe.info("t<1", master, peer: slave, pool),
+            fds: [dup(pool.region.fd), dup(masterBell.waitEnd.fd), dup(slaveBell.ringEnd.fd)],
+            connection: LocalPipe.connection())
+        b = try SwalePort(
+            info: LocalPipe.info("t>1", slave, peer: master, pool),
+            fds: [dup(pool.region.fd), dup(slaveBell.waitEnd.fd), dup(masterBell.ringEnd.fd)],
+            connection: LocalPipe.connection())
     }
 
     deinit {
@@ -44,9 +47,10 @@ final class LocalPipe {
     }
 
     static func info(_ name: String, _ mine: InterfaceLayout, peer: InterfaceLayout?, _ pool: MemoryPool) -> OpenInfo {
-        var i = OpenInfo(name: name, kind: peer == nil ? "port" : "pipe", bufSize: pool.bufSize,
-                         regionSize: pool.region.mappedSize, nifpOffset: mine.nifpOffset,
-                         txRing: mine.txRingOffsets[0], rxRing: mine.rxRingOffsets[0], slots: mine.slotsPerRing)
+        var i = OpenInfo(
+            name: name, kind: peer == nil ? "port" : "pipe", bufSize: pool.bufSize,
+            regionSize: pool.region.mappedSize, nifpOffset: mine.nifpOffset,
+            txRing: mine.txRingOffsets[0], rxRing: mine.rxRingOffsets[0], slots: mine.slotsPerRing)
         if let peer {
             i.peerRxRing = peer.rxRingOffsets[0]
             i.peerTxRing = peer.txRingOffsets[0]

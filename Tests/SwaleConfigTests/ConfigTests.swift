@@ -25,7 +25,7 @@ final class JSONDocumentTests: XCTestCase {
             ("\"\\q\"", 1, 4, "unknown escape"),
             ("\"\\ud800x\"", 1, 8, "lone surrogate"),
             ("", 1, 1, "end of the file"),
-            ("// comment\n{}", 1, 1, "unexpected character '/'"),
+            ("// comment\n{}", 1, 1, "unexpected character '/'")
         ]
         for (text, line, col, what) in cases {
             do {
@@ -47,15 +47,19 @@ final class JSONDocumentTests: XCTestCase {
     }
 
     func testRenderedParsesBackToTheSameValue() throws {
-        let v = JSONValue.object([("s", .string("a\"b\\c\n\u{1}é")), ("n", .int(-7)), ("a", .array([.int(1), .object([])])), ("z", nil)])
+        let v = JSONValue.object([
+            ("s", .string("a\"b\\c\n\u{1}é")), ("n", .int(-7)), ("a", .array([.int(1), .object([])])), ("z", nil)
+        ])
         XCTAssertEqual(try JSONValue.parse(v.rendered()), v)
     }
 
     /// Random and mutated documents: refused with a position or accepted; never a crash.
     func testMutatedDocumentsNeverCrash() throws {
         var state: UInt64 = 0xC0FF
-        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 11 }
-        let seed = Array("{\"bridges\": [{\"name\": \"vale0\", \"ports\": [{\"kind\": \"veth\", \"name\": \"v1\", \"peer\": \"p1\", \"mtu\": 1500}]}], \"slots\": 512}".utf8)
+        func next() -> UInt64 { state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return state >> 11 }
+        let seed = Array(
+            "{\"bridges\": [{\"name\": \"vale0\", \"ports\": [{\"kind\": \"veth\", \"name\": \"v1\", \"peer\": \"p1\", \"mtu\": 1500}]}], \"slots\": 512}"
+                .utf8)
         let noise = Array("{}[]\":,\\u0123456789eE+-. \ntrfalsn".utf8) + [0xff, 0xc3]
         var accepted = 0
         for _ in 0..<100_000 {
@@ -80,22 +84,22 @@ final class JSONDocumentTests: XCTestCase {
 
 final class SwaleConfigTests: XCTestCase {
     let good = """
-    {
-      "socket": "/run/swale/x.sock",
-      "socketGroup": "swale",
-      "slots": 512,
-      "clientMaxPorts": 8, "forwardingNice": -5,
-      "bridges": [
-        { "name": "vale0", "agingSeconds": 60, "batch": 256, "ports": [
-            { "kind": "tap", "name": "tap0", "mtu": 9000, "mac": "02:AA:00:00:00:01" },
-            { "kind": "veth", "name": "c1", "peer": "eth0", "netns": "ctr1", "address": "10.0.0.1/24" },
-            { "kind": "veth", "name": "c2", "peer": "eth0", "netns": "/proc/1/ns/net", "address": "fd00::2/64" },
-            { "kind": "attach", "name": "dummy0" }
-        ] },
-        { "name": "vale1" }
-      ]
-    }
-    """
+        {
+          "socket": "/run/swale/x.sock",
+          "socketGroup": "swale",
+          "slots": 512,
+          "clientMaxPorts": 8, "forwardingNice": -5,
+          "bridges": [
+            { "name": "vale0", "agingSeconds": 60, "batch": 256, "ports": [
+                { "kind": "tap", "name": "tap0", "mtu": 9000, "mac": "02:AA:00:00:00:01" },
+                { "kind": "veth", "name": "c1", "peer": "eth0", "netns": "ctr1", "address": "10.0.0.1/24" },
+                { "kind": "veth", "name": "c2", "peer": "eth0", "netns": "/proc/1/ns/net", "address": "fd00::2/64" },
+                { "kind": "attach", "name": "dummy0" }
+            ] },
+            { "name": "vale1" }
+          ]
+        }
+        """
 
     func testGoodConfig() throws {
         let c = try SwaleConfig.parse(good, file: "g.json")
@@ -143,15 +147,24 @@ final class SwaleConfigTests: XCTestCase {
             (cfg("{\"kind\": \"veth\", \"name\": \"v0\"}"), 4, ["no peer"]),
             (cfg("{\"kind\": \"veth\", \"name\": \"v0\", \"peer\": \"v0\"}"), 4, ["name of its own"]),
             (cfg("{\"kind\": \"veth\", \"name\": \"v0\", \"peer\": \"p0\", \"address\": \"10.0.0.1\"}"), 4, ["prefix length"]),
-            (cfg("{\"kind\": \"veth\", \"name\": \"v0\", \"peer\": \"p0\", \"address\": \"10.0.0.300/24\"}"), 4, ["prefix length"]),
+            (
+                cfg("{\"kind\": \"veth\", \"name\": \"v0\", \"peer\": \"p0\", \"address\": \"10.0.0.300/24\"}"), 4,
+                ["prefix length"]
+            ),
             (cfg("{\"kind\": \"veth\", \"name\": \"v0\", \"peer\": \"p0\", \"netns\": \"a/b\"}"), 4, ["netns"]),
             (cfg("{\"kind\": \"attach\", \"name\": \"d0\", \"mtu\": 1500}"), 4, ["keeps its own MTU"]),
-            (cfg("{\"kind\": \"tap\", \"name\": \"t0\"},\n{\"kind\": \"attach\", \"name\": \"t0\"}"), 5, ["used twice", "line 4"]),
-            (cfg("{\"kind\": \"veth\", \"name\": \"v0\", \"peer\": \"t0\"},\n{\"kind\": \"tap\", \"name\": \"t0\"}"), 5, ["used twice"]),
+            (
+                cfg("{\"kind\": \"tap\", \"name\": \"t0\"},\n{\"kind\": \"attach\", \"name\": \"t0\"}"), 5,
+                ["used twice", "line 4"]
+            ),
+            (
+                cfg("{\"kind\": \"veth\", \"name\": \"v0\", \"peer\": \"t0\"},\n{\"kind\": \"tap\", \"name\": \"t0\"}"), 5,
+                ["used twice"]
+            ),
             (cfg("{\"kind\": \"tap\", \"name\": \"t0\", \"extra\": 1}"), 4, ["unknown setting 'extra'"]),
             ("{\n\"bridges\": [\n{\"name\": \"vale0\",\n \"agingSeconds\": 0}]\n}", 4, ["agingSeconds", "out of range"]),
             ("{\n\"bridges\": {}\n}", 2, ["bridges must be an array"]),
-            ("{\n\"bridges\": [\n{\"name\": \"vale0\", \"ports\": [1]}]\n}", 3, ["ports[0] must be an object"]),
+            ("{\n\"bridges\": [\n{\"name\": \"vale0\", \"ports\": [1]}]\n}", 3, ["ports[0] must be an object"])
         ]
         for (text, line, words) in cases {
             do {
@@ -172,7 +185,9 @@ final class SwaleConfigTests: XCTestCase {
     }
 
     func testMissingFileAndNonUTF8() throws {
-        XCTAssertThrowsError(try SwaleConfig.load(path: "/nonexistent/swale.json")) { XCTAssertTrue("\($0)".contains("/nonexistent/swale.json")) }
+        XCTAssertThrowsError(try SwaleConfig.load(path: "/nonexistent/swale.json")) {
+            XCTAssertTrue("\($0)".contains("/nonexistent/swale.json"))
+        }
         let p = NSTemporaryDirectory() + "swale-bad-\(getpid()).json"
         try Data([0x7b, 0xff, 0x7d]).write(to: URL(fileURLWithPath: p))
         defer { try? FileManager.default.removeItem(atPath: p) }
@@ -181,6 +196,8 @@ final class SwaleConfigTests: XCTestCase {
 
     func testCIDR() {
         for good in ["10.0.0.1/24", "0.0.0.0/0", "fd00::1/64", "::1/128"] { XCTAssertTrue(SwaleConfig.isCIDR(good), good) }
-        for bad in ["10.0.0.1", "10.0.0.1/33", "fd00::1/129", "x/1", "10.0.0.1/+4", "10.0.0.1/ 4", "/24", ""] { XCTAssertFalse(SwaleConfig.isCIDR(bad), bad) }
+        for bad in ["10.0.0.1", "10.0.0.1/33", "fd00::1/129", "x/1", "10.0.0.1/+4", "10.0.0.1/ 4", "/24", ""] {
+            XCTAssertFalse(SwaleConfig.isCIDR(bad), bad)
+        }
     }
 }

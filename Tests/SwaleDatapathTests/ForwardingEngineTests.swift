@@ -15,8 +15,10 @@ final class ForwardingEngineTests: XCTestCase {
         return f
     }
 
-    func makeEngine(_ n: Int, config: EngineConfig = EngineConfig(), slots: Int = 256,
-                    configure: (Int, MemoryPort) -> Void = { _, _ in }) throws -> (ForwardingEngine, [MemoryPort]) {
+    func makeEngine(
+        _ n: Int, config: EngineConfig = EngineConfig(), slots: Int = 256,
+        configure: (Int, MemoryPort) -> Void = { _, _ in }
+    ) throws -> (ForwardingEngine, [MemoryPort]) {
         var c = config
         c.fdbCapacity = 64
         let e = try ForwardingEngine(config: c)
@@ -93,7 +95,7 @@ final class ForwardingEngineTests: XCTestCase {
 
         // Over the destination's MTU.
         p[1].mtu = 500
-        run(e, now: 2)   // the housekeeping of a new second re-reads the MTU
+        run(e, now: 2)  // the housekeeping of a new second re-reads the MTU
         XCTAssertEqual(e.port(1)?.mtu, 500)
         p[0].inject(Self.frame(to: Self.mac(2), from: Self.mac(1), length: 14 + 501))
         p[0].inject(Self.frame(to: Self.mac(2), from: Self.mac(1), length: 14 + 500))
@@ -104,7 +106,7 @@ final class ForwardingEngineTests: XCTestCase {
 
     func testRingFullAndBadSlotDropsAtTheDestination() throws {
         let (e, p) = try makeEngine(2, slots: 64)
-        p[1].acceptLimit = 0   // the "kernel" takes nothing: frames queue in port 1's rx ring
+        p[1].acceptLimit = 0  // the "kernel" takes nothing: frames queue in port 1's rx ring
         for k in 0..<100 { p[0].inject(Self.frame(to: Self.broadcast, from: Self.mac(1), seed: k)) }
         run(e)
         let full = try XCTUnwrap(e.port(1)?.stats.dropRingFull)

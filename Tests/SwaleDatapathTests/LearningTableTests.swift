@@ -1,5 +1,5 @@
-import XCTest
 import SwaleDatapath
+import XCTest
 
 final class LearningTableTests: XCTestCase {
     private let none = LearningTable.none
@@ -142,7 +142,7 @@ final class LearningTableTests: XCTestCase {
             0x0100_5E00_00FB,  // IPv4 multicast (mDNS)
             0x3333_0000_0001,  // IPv6 multicast
             0x0180_C200_0000,  // STP
-            0x0300_0000_0000,  // locally administered group
+            0x0300_0000_0000  // locally administered group
         ]
         for g in groups {
             XCTAssertTrue(LearningTable.isGroup(g))
@@ -301,7 +301,7 @@ final class LearningTableTests: XCTestCase {
             0xAA,  // padding so the frame starts at an odd address
             0x01, 0x00, 0x5E, 0x00, 0x00, 0xFB,  // destination
             0x02, 0x11, 0x22, 0x33, 0x44, 0x55,  // source
-            0x08, 0x00,
+            0x08, 0x00
         ]
         frame.withUnsafeBytes { raw in
             let p = raw.baseAddress! + 1

@@ -24,14 +24,14 @@ final class OffloadTests: XCTestCase {
         f[18] = 0x12; f[19] = 0x34
         f[26...29] = [10, 0, 0, 1]; f[30...33] = [10, 0, 0, 2]
         f[34] = 0x30; f[35] = 0x39; f[36] = 0x00; f[37] = 0x50
-        f[38...41] = [0, 0, 0x10, 0]    // seq 4096
+        f[38...41] = [0, 0, 0x10, 0]  // seq 4096
         f[46] = 0x50; f[47] = flags
         for i in 0..<payload { f[54 + i] = UInt8(truncatingIfNeeded: i * 31) }
         return f
     }
 
     func testTCPv4SegmentationProducesValidSegments() {
-        var f = tcpFrame(payload: 4000, flags: 0x19)   // FIN|PSH|ACK on the big frame
+        var f = tcpFrame(payload: 4000, flags: 0x19)  // FIN|PSH|ACK on the big frame
         var out = [UInt8](repeating: 0, count: 1 << 16)
         var segs: [[UInt8]] = []
         let n = f.withUnsafeMutableBytes { fb in
@@ -76,22 +76,27 @@ final class OffloadTests: XCTestCase {
         let full: UInt32 = 0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 17 + 19
         XCTAssertEqual(checksum(f[34...], initial: full), 0, "UDP checksum now valid")
         // Offsets outside the frame are refused, not written.
-        XCTAssertFalse(f.withUnsafeMutableBytes { Offload.completeChecksum($0.baseAddress!, length: $0.count, start: 60, offset: 6) })
+        XCTAssertFalse(
+            f.withUnsafeMutableBytes { Offload.completeChecksum($0.baseAddress!, length: $0.count, start: 60, offset: 6) })
     }
 
     func testSegmentRefusesWhatItCannotParse() {
         var f = tcpFrame(payload: 100)
-        f[12] = 0x86; f[13] = 0xdd      // says IPv6, is not
-        f[20] = 17                      // next header UDP while TCP GSO asked
+        f[12] = 0x86; f[13] = 0xdd  // says IPv6, is not
+        f[20] = 17  // next header UDP while TCP GSO asked
         var out = [UInt8](repeating: 0, count: 1 << 16)
         let n = f.withUnsafeMutableBytes { fb in
-            out.withUnsafeMutableBytes { ob in Offload.segment(fb.baseAddress!, length: fb.count, gsoType: 4, gsoSize: 50, out: ob.baseAddress!) { _, _ in } }
+            out.withUnsafeMutableBytes { ob in
+                Offload.segment(fb.baseAddress!, length: fb.count, gsoType: 4, gsoSize: 50, out: ob.baseAddress!) { _, _ in }
+            }
         }
         XCTAssertNil(n)
         var tiny = [UInt8](repeating: 0, count: 20)
         tiny[12] = 0x08
         let m = tiny.withUnsafeMutableBytes { fb in
-            out.withUnsafeMutableBytes { ob in Offload.segment(fb.baseAddress!, length: fb.count, gsoType: 1, gsoSize: 50, out: ob.baseAddress!) { _, _ in } }
+            out.withUnsafeMutableBytes { ob in
+                Offload.segment(fb.baseAddress!, length: fb.count, gsoType: 1, gsoSize: 50, out: ob.baseAddress!) { _, _ in }
+            }
         }
         XCTAssertNil(m)
     }

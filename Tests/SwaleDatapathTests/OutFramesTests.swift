@@ -25,7 +25,8 @@ final class OutFramesTests: XCTestCase {
             for (j, len) in f.lens.enumerated() {
                 let s = k.slot(idx)
                 s.pointee.len = UInt16(len)
-                s.pointee.flags = (j < f.lens.count - 1 ? UInt16(SWALE_NS_MOREFRAG) : 0) | (j == 0 && f.vnet ? UInt16(SWALE_NS_VNET_HDR) : 0)
+                s.pointee.flags =
+                    (j < f.lens.count - 1 ? UInt16(SWALE_NS_MOREFRAG) : 0) | (j == 0 && f.vnet ? UInt16(SWALE_NS_VNET_HDR) : 0)
                 idx = RingMath.next(idx, k.n)
                 used += 1
             }
@@ -35,7 +36,9 @@ final class OutFramesTests: XCTestCase {
     }
 
     func testGatherDescribesWholeFramesWithTheirSlots() throws {
-        let (rx, _, pool) = try ring([(lens: [60], vnet: false), (lens: [2048, 2048, 100], vnet: true), (lens: [1514], vnet: false)])
+        let (rx, _, pool) = try ring([
+            (lens: [60], vnet: false), (lens: [2048, 2048, 100], vnet: true), (lens: [1514], vnet: false)
+        ])
         var out = OutFrames()
         let end = out.gather(from: rx, at: rx.head, tail: rx.ptr.loadTail())
         XCTAssertEqual(out.count, 3)
@@ -44,7 +47,8 @@ final class OutFramesTests: XCTestCase {
         XCTAssertEqual(Array(UnsafeBufferPointer(start: out.payload, count: 3)), [60, 2048 * 2 + 100 - 12, 1514])
         XCTAssertEqual(Array(UnsafeBufferPointer(start: out.vnet, count: 3)), [false, true, false])
         XCTAssertEqual(Array(UnsafeBufferPointer(start: out.ringEnd, count: 3)), [1, 4, 5])
-        XCTAssertEqual(out.segments[2].iov_base, pool.region.buffer(rx.slot(2).pointee.buf_idx), "segments point at the slots' buffers")
+        XCTAssertEqual(
+            out.segments[2].iov_base, pool.region.buffer(rx.slot(2).pointee.buf_idx), "segments point at the slots' buffers")
         XCTAssertEqual(out.segments[2].iov_len, 2048)
     }
 
@@ -59,11 +63,14 @@ final class OutFramesTests: XCTestCase {
 
         // Broken: a runt, a bad buffer index, a vnet frame shorter than its header. Each is taken
         // (so it is released) with payload -1, between good frames.
-        let (rx2, _, _) = try ring([(lens: [10], vnet: false), (lens: [60], vnet: false), (lens: [8], vnet: true), (lens: [60], vnet: false)])
+        let (rx2, _, _) = try ring([
+            (lens: [10], vnet: false), (lens: [60], vnet: false), (lens: [8], vnet: true), (lens: [60], vnet: false)
+        ])
         rx2.slot(1).pointee.buf_idx = 0
         XCTAssertEqual(out.gather(from: rx2, at: rx2.head, tail: rx2.ptr.loadTail()), 4)
         XCTAssertEqual(Array(UnsafeBufferPointer(start: out.payload, count: 4)), [-1, -1, -1, 60])
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: out.firstSegment, count: 5)), [0, 0, 0, 0, 1], "broken frames carry no segment")
+        XCTAssertEqual(
+            Array(UnsafeBufferPointer(start: out.firstSegment, count: 5)), [0, 0, 0, 0, 1], "broken frames carry no segment")
     }
 
     func testBatchStopsAtCapacityOnAFrameBoundary() throws {
@@ -102,7 +109,9 @@ final class OutFramesTests: XCTestCase {
     }
 
     func testTransmitRingReleasesExactlyWhatWasConsumed() throws {
-        let (rx, k, _) = try ring([(lens: [60], vnet: false), (lens: [2048, 100], vnet: false), (lens: [10], vnet: false), (lens: [70], vnet: false)])
+        let (rx, k, _) = try ring([
+            (lens: [60], vnet: false), (lens: [2048, 100], vnet: false), (lens: [10], vnet: false), (lens: [70], vnet: false)
+        ])
         let a = FakeAdapter(accept: 2)
         XCTAssertEqual(a.transmit(from: rx), 2)
         XCTAssertEqual(rx.head, 3, "two frames (three slots) released, the rest stays")

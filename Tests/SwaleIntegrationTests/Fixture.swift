@@ -1,8 +1,8 @@
 // Test fixture: a private swaled on a temporary socket, and helpers to run the tools.
 import Foundation
 import Glibc
-import SwaleProtocol
 import SwaleConfig
+import SwaleProtocol
 import XCTest
 
 /// A test that could not do what it is for: a failure, never a skip (CI must not stay green).
@@ -24,10 +24,12 @@ enum Products {
     /// The folder with the built executables (beside the test bundle).
     static let dir: URL = {
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for d in [me, me.deletingLastPathComponent()] where FileManager.default.fileExists(atPath: d.appendingPathComponent("swaled").path) {
+        for d in [me, me.deletingLastPathComponent()]
+        where FileManager.default.fileExists(atPath: d.appendingPathComponent("swaled").path) {
             return d
         }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         return root.appendingPathComponent(".build/debug")
     }()
 
@@ -69,7 +71,9 @@ final class Child {
             }
             group.leave()
         }
-        DispatchQueue.global().async { [self] in errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async { [self] in
+            errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave()
+        }
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -96,7 +100,8 @@ final class Child {
     /// The last line of stdout parsed as a JSON object.
     var lastJSON: [String: Any]? {
         guard let line = stdout.split(separator: "\n").last,
-              let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        else { return nil }
         return obj
     }
 
@@ -111,7 +116,9 @@ final class ServiceFixture {
 
     /// `socket`: reuse a path (a restart of "the same" swaled: interfaces it created are its own).
     init(socket reuse: String? = nil, extraArgs: [String] = []) throws {
-        dir = reuse.map { ($0 as NSString).deletingLastPathComponent } ?? NSTemporaryDirectory() + "swale-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        dir =
+            reuse.map { ($0 as NSString).deletingLastPathComponent } ?? NSTemporaryDirectory()
+            + "swale-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         socket = reuse ?? dir + "/swaled.sock"
         daemon = try Child(try Products.path("swaled"), ["--socket", socket, "--log-level", "debug"] + extraArgs)

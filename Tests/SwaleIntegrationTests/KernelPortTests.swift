@@ -3,9 +3,9 @@
 import Foundation
 import Glibc
 import SwaleClient
-import SwaleProtocol
 import SwaleConfig
 import SwaleNames
+import SwaleProtocol
 import XCTest
 
 final class KernelPortTests: XCTestCase {
@@ -31,7 +31,9 @@ final class KernelPortTests: XCTestCase {
         let ns = netns("n\(i)")
         let port = "\(prefix)v\(i)", peer = "\(prefix)p\(i)"
         let ip = "\(subnet).\(i)"
-        let (rc, out, err) = try svc.ctl(["port", "add", "vale0", "veth", port, "--peer", peer, "--netns", ns, "--address", "\(ip)/24"])
+        let (rc, out, err) = try svc.ctl([
+            "port", "add", "vale0", "veth", port, "--peer", peer, "--netns", ns, "--address", "\(ip)/24"
+        ])
         XCTAssertEqual(rc, 0, out + err)
         let mac = sh("ip netns exec \(ns) cat /sys/class/net/\(peer)/address").1.trimmingCharacters(in: .whitespacesAndNewlines)
         return (port, ns, ip, mac)
@@ -43,7 +45,9 @@ final class KernelPortTests: XCTestCase {
     }
 
     /// iperf3 TCP from namespace `ns` to a server on `b` for `seconds`: bytes and bits/s received.
-    func iperfTCP(from ns: String, to b: (port: String, ns: String, ip: String, mac: String), seconds: Int) throws -> (bytes: Double, bps: Double) {
+    func iperfTCP(from ns: String, to b: (port: String, ns: String, ip: String, mac: String), seconds: Int) throws -> (
+        bytes: Double, bps: Double
+    ) {
         let server = try Child("/usr/bin/env", ["ip", "netns", "exec", b.ns, "iperf3", "-s", "-1", "-B", b.ip])
         defer { server.signal(SIGKILL); server.wait(seconds: 5) }
         usleep(300_000)
@@ -94,13 +98,13 @@ final class KernelPortTests: XCTestCase {
 
     func testUDPFloodCountersAreConsistent() throws {
         let a = try vethInNamespace(1, subnet: "10.213.3"), b = try vethInNamespace(2, subnet: "10.213.3")
-        XCTAssertEqual(sh("ip netns exec \(a.ns) ping -c 1 -W 2 \(b.ip)").0, 0)   // learn both MACs
+        XCTAssertEqual(sh("ip netns exec \(a.ns) ping -c 1 -W 2 \(b.ip)").0, 0)  // learn both MACs
         let n = 20000
         let flood = """
-        import socket
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for i in range(\(n)): s.sendto(bytes(18), ('\(b.ip)', 9))
-        """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            for i in range(\(n)): s.sendto(bytes(18), ('\(b.ip)', 9))
+            """
         XCTAssertEqual(sh("ip netns exec \(a.ns) python3 -c \"\(flood)\"", seconds: 60).0, 0)
         // The two ports are read one after the other: wait until neither moves between two reads, so
         // a late frame of the namespaces' own (IPv6 router solicitation, ...) is not counted on one side only.
@@ -108,16 +112,23 @@ final class KernelPortTests: XCTestCase {
         for _ in 0..<25 {
             usleep(200_000)
             let (na, nb) = (try portCounters(a.port), try portCounters(b.port))
-            if na.txPackets == ca.txPackets && nb.rxPackets == cb.rxPackets && na.rxPackets == ca.rxPackets && nb.txPackets == cb.txPackets { break }
+            if na.txPackets == ca.txPackets && nb.rxPackets == cb.rxPackets && na.rxPackets == ca.rxPackets
+                && nb.txPackets == cb.txPackets
+            {
+                break
+            }
             (ca, cb) = (na, nb)
         }
         // What the kernel offered = what entered the switch + what the packet socket's ring dropped
         // before we could read it (counted by the adapter).
         let kernelDrops = ca.adapter?["kernel_ring_drops"] ?? 0
         XCTAssertGreaterThanOrEqual(ca.txPackets + kernelDrops, UInt64(n), "every datagram is accounted for")
-        print("UDP flood: \(n) sent, \(ca.txPackets) into the switch, \(kernelDrops) dropped by the kernel ring, \(cb.rxPackets) delivered")
-        XCTAssertEqual(ca.txPackets, cb.rxPackets + cb.dropRingFull + cb.dropTooLong + ca.dropNoRoute,
-                       "offered = delivered + counted drops: \(ca) \(cb)")
+        print(
+            "UDP flood: \(n) sent, \(ca.txPackets) into the switch, \(kernelDrops) dropped by the kernel ring, \(cb.rxPackets) delivered"
+        )
+        XCTAssertEqual(
+            ca.txPackets, cb.rxPackets + cb.dropRingFull + cb.dropTooLong + ca.dropNoRoute,
+            "offered = delivered + counted drops: \(ca) \(cb)")
         XCTAssertEqual(cb.txPackets, ca.rxPackets + ca.dropRingFull + ca.dropTooLong + cb.dropNoRoute)
     }
 
@@ -138,12 +149,17 @@ final class KernelPortTests: XCTestCase {
 
     func testAppPortFramesReachASocketInTheNamespace() throws {
         let a = try vethInNamespace(1, subnet: "10.213.5")
-        let listener = try Child("/usr/bin/env", ["ip", "netns", "exec", a.ns, "python3", "-c", """
-        import socket
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(('\(a.ip)', 5555)); s.settimeout(10)
-        print(s.recv(2048).decode())
-        """])
+        let listener = try Child(
+            "/usr/bin/env",
+            [
+                "ip", "netns", "exec", a.ns, "python3", "-c",
+                """
+                import socket
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind(('\(a.ip)', 5555)); s.settimeout(10)
+                print(s.recv(2048).decode())
+                """
+            ])
         defer { listener.signal(SIGKILL) }
         usleep(500_000)
         let app = try SwalePort.open("vale0:app", socket: svc.socket)
@@ -196,7 +212,9 @@ final class KernelPortTests: XCTestCase {
         let long = try svc.ctl(["port", "add", "vale0", "tap", "\(prefix)toolongname1"])
         XCTAssertNotEqual(long.0, 0)
         XCTAssertTrue(long.2.lowercased().contains("15") || long.2.contains("long"), long.2)
-        let noNs = try svc.ctl(["port", "add", "vale0", "veth", "\(prefix)v9", "--peer", "\(prefix)p9", "--netns", "\(prefix)nope"])
+        let noNs = try svc.ctl([
+            "port", "add", "vale0", "veth", "\(prefix)v9", "--peer", "\(prefix)p9", "--netns", "\(prefix)nope"
+        ])
         XCTAssertNotEqual(noNs.0, 0)
         XCTAssertTrue(noNs.2.contains("is not a network namespace"), noNs.2)
         XCTAssertNotEqual(sh("ip link show \(prefix)v9").0, 0, "nothing half-created")
@@ -205,7 +223,10 @@ final class KernelPortTests: XCTestCase {
         XCTAssertTrue(missing.2.contains("no interface"), missing.2)
         // Taken: an existing veth cannot become a TAP; an enslaved interface cannot be attached.
         let taken = "\(prefix)y0", br = "\(prefix)br"
-        XCTAssertEqual(sh("ip link add \(taken) type veth peer name \(prefix)y1 && ip link add \(br) type bridge && ip link set \(taken) master \(br)").0, 0)
+        XCTAssertEqual(
+            sh(
+                "ip link add \(taken) type veth peer name \(prefix)y1 && ip link add \(br) type bridge && ip link set \(taken) master \(br)"
+            ).0, 0)
         let tapTaken = try svc.ctl(["port", "add", "vale0", "tap", taken])
         XCTAssertNotEqual(tapTaken.0, 0)
         XCTAssertTrue(tapTaken.2.contains("already exists"), tapTaken.2)
@@ -223,9 +244,11 @@ final class KernelPortTests: XCTestCase {
         svc = nil
         let tap = "\(prefix)ct", veth = "\(prefix)cv"
         let cfg = NSTemporaryDirectory() + "\(prefix).json"
-        try Data("""
-        {"bridges": [{"name": "vale0", "ports": [{"kind": "tap", "name": "\(tap)"}, {"kind": "veth", "name": "\(veth)", "peer": "\(prefix)cp"}]}]}
-        """.utf8).write(to: URL(fileURLWithPath: cfg))
+        try Data(
+            """
+            {"bridges": [{"name": "vale0", "ports": [{"kind": "tap", "name": "\(tap)"}, {"kind": "veth", "name": "\(veth)", "peer": "\(prefix)cp"}]}]}
+            """.utf8
+        ).write(to: URL(fileURLWithPath: cfg))
         defer { try? FileManager.default.removeItem(atPath: cfg) }
         let sock = NSTemporaryDirectory() + "swale-test-\(prefix)/swaled.sock"
         defer { try? FileManager.default.removeItem(atPath: (sock as NSString).deletingLastPathComponent) }
@@ -243,11 +266,11 @@ final class KernelPortTests: XCTestCase {
         let a = try vethInNamespace(1, subnet: "10.213.8")
         let app = try SwalePort.open("vale0:big", socket: svc.socket)
         defer { app.close() }
-        var f = [UInt8](repeating: 0x5a, count: 2000)    // MTU 1500: 1986 bytes of payload is too long
+        var f = [UInt8](repeating: 0x5a, count: 2000)  // MTU 1500: 1986 bytes of payload is too long
         for k in 0..<6 { f[k] = 0xff }
         f[6] = 0x02; f[12] = 0x88; f[13] = 0xb5
         XCTAssertTrue(f.withUnsafeBytes { app.send($0) })
-        var ok = [UInt8](repeating: 0x5a, count: 1514)    // exactly the MTU: delivered
+        var ok = [UInt8](repeating: 0x5a, count: 1514)  // exactly the MTU: delivered
         ok.replaceSubrange(0..<14, with: f[0..<14])
         XCTAssertTrue(ok.withUnsafeBytes { app.send($0) })
         XCTAssertTrue(try svc.eventually { try self.portCounters(a.port).dropTooLong == 1 })

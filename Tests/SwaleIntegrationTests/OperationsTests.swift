@@ -4,8 +4,8 @@
 import Foundation
 import Glibc
 import SwaleClient
-import SwaleProtocol
 import SwaleConfig
+import SwaleProtocol
 import XCTest
 
 final class OperationsTests: XCTestCase {
@@ -44,23 +44,26 @@ final class OperationsTests: XCTestCase {
     // MARK: config
 
     func testInvalidConfigStopsSwaledWithFileAndLineAndCreatesNothing() throws {
-        let cfg = try writeFile("""
-        {
-          "bridges": [
-            { "name": "vale0", "ports": [
-              { "kind": "tap", "name": "\(prefix)t" },
-              { "kind": "veth", "name": "\(prefix)v", "peer": "\(prefix)v" }
-            ] }
-          ]
-        }
-        """, "bad.json")
+        let cfg = try writeFile(
+            """
+            {
+              "bridges": [
+                { "name": "vale0", "ports": [
+                  { "kind": "tap", "name": "\(prefix)t" },
+                  { "kind": "veth", "name": "\(prefix)v", "peer": "\(prefix)v" }
+                ] }
+              ]
+            }
+            """, "bad.json")
         let sock = NSTemporaryDirectory() + "\(prefix)-bad.sock"
         let d = try Child(try Products.path("swaled"), ["--socket", sock, "--config", cfg])
         XCTAssertEqual(d.wait(seconds: 20), 2)
         XCTAssertTrue(d.stderr.contains("\(cfg):5: "), d.stderr)
         XCTAssertTrue(d.stderr.contains("name of its own"), d.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: sock), "no socket: swaled never started")
-        if getuid() == 0 { XCTAssertNotEqual(sh("ip link show \(prefix)t").0, 0, "the valid TAP before the error was not created") }
+        if getuid() == 0 {
+            XCTAssertNotEqual(sh("ip link show \(prefix)t").0, 0, "the valid TAP before the error was not created")
+        }
         // The same check without starting anything.
         let check = try Child(try Products.path("swalectl"), ["config", "check", cfg])
         XCTAssertEqual(check.wait(), 2)
@@ -70,18 +73,19 @@ final class OperationsTests: XCTestCase {
     func testConfigDumpLoadsBackIntoTheSameState() throws {
         try requireRoot()
         let ns = netns("n1")
-        let cfg = try writeFile("""
-        {
-          "slots": 512,
-          "bridges": [
-            { "name": "vale0", "agingSeconds": 77, "batch": 128, "ports": [
-              { "kind": "tap", "name": "\(prefix)t", "mtu": 1400, "mac": "02:00:00:00:aa:01" },
-              { "kind": "veth", "name": "\(prefix)v", "peer": "\(prefix)p", "netns": "\(ns)", "address": "10.214.1.1/24" }
-            ] },
-            { "name": "vale2" }
-          ]
-        }
-        """, "round.json")
+        let cfg = try writeFile(
+            """
+            {
+              "slots": 512,
+              "bridges": [
+                { "name": "vale0", "agingSeconds": 77, "batch": 128, "ports": [
+                  { "kind": "tap", "name": "\(prefix)t", "mtu": 1400, "mac": "02:00:00:00:aa:01" },
+                  { "kind": "veth", "name": "\(prefix)v", "peer": "\(prefix)p", "netns": "\(ns)", "address": "10.214.1.1/24" }
+                ] },
+                { "name": "vale2" }
+              ]
+            }
+            """, "round.json")
         let sock = NSTemporaryDirectory() + "swale-test-\(prefix)/swaled.sock"
         files.append((sock as NSString).deletingLastPathComponent)
         let s1 = try start(socket: sock, ["--config", cfg])
@@ -92,7 +96,8 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(parsed1.bridges.map(\.name), ["vale0", "vale2"])
         XCTAssertEqual(parsed1.bridges[0].agingSeconds, 77)
         XCTAssertEqual(parsed1.bridges[0].batch, 128)
-        XCTAssertEqual(parsed1.bridges[0].ports, try SwaleConfig.parse(String(contentsOfFile: cfg, encoding: .utf8)).bridges[0].ports)
+        XCTAssertEqual(
+            parsed1.bridges[0].ports, try SwaleConfig.parse(String(contentsOfFile: cfg, encoding: .utf8)).bridges[0].ports)
         XCTAssertEqual(parsed1.bridges[1].ports.map(\.name), ["\(prefix)w"])
         let before = try ports(s1).map { "\($0.bridge):\($0.name):\($0.kind)" }
         XCTAssertEqual(s1.stop(keepDirectory: true), 0)
@@ -132,7 +137,8 @@ final class OperationsTests: XCTestCase {
         let peerIndex = sh("ip netns exec \(n1) cat /sys/class/net/eth0/ifindex").1
         XCTAssertEqual(sh("ip link show \(prefix)t").0, 0)
         XCTAssertEqual(s1.stop(keepDirectory: true), 0)
-        XCTAssertEqual(sh("ip netns exec \(n1) cat /sys/class/net/eth0/ifindex").1, peerIndex, "the container's end survives the stop")
+        XCTAssertEqual(
+            sh("ip netns exec \(n1) cat /sys/class/net/eth0/ifindex").1, peerIndex, "the container's end survives the stop")
 
         let t0 = Date()
         let s2 = try start(socket: sock, ["--config", less])
@@ -199,8 +205,11 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(try vc("-a", "vale7:\(dummy)").0, 0)
         XCTAssertEqual(try vc("-d", "vale7:\(dummy)").0, 0)
         XCTAssertEqual(sh("ip link show \(dummy)").0, 0)
-        for (args, words) in [(["-a", "vale7"], "missing ':PORT'"), (["-a", "br0:x"], "vale"), (["-r", "nosuch0"], "not an interface created with -n"),
-                              (["-h", "vale0:x"], "no equivalent"), (["-n"], "needs an argument"), (["-l", "vale7:nope"], "no port")] {
+        for (args, words) in [
+            (["-a", "vale7"], "missing ':PORT'"), (["-a", "br0:x"], "vale"),
+            (["-r", "nosuch0"], "not an interface created with -n"),
+            (["-h", "vale0:x"], "no equivalent"), (["-n"], "needs an argument"), (["-l", "vale7:nope"], "no port")
+        ] {
             let (rc, _, err) = try s.ctl(args)
             XCTAssertNotEqual(rc, 0, "\(args)")
             XCTAssertTrue(err.contains(words), "\(args): \(err)")
@@ -229,7 +238,9 @@ final class OperationsTests: XCTestCase {
         _ = s.stop()
         XCTAssertTrue(s.daemon.stderr.contains("request status from pid"), "credentials logged per request")
         XCTAssertTrue(s.daemon.stderr.contains("uid 65534 gid 65534"), s.daemon.stderr)
-        let bad = try Child(try Products.path("swaled"), ["--socket", NSTemporaryDirectory() + "\(prefix)-g.sock", "--socket-group", "no_such_group_x"])
+        let bad = try Child(
+            try Products.path("swaled"),
+            ["--socket", NSTemporaryDirectory() + "\(prefix)-g.sock", "--socket-group", "no_such_group_x"])
         XCTAssertEqual(bad.wait(seconds: 20), 2)
         XCTAssertTrue(bad.stderr.contains("no group named 'no_such_group_x'"), bad.stderr)
     }
@@ -242,8 +253,10 @@ final class OperationsTests: XCTestCase {
         let s = try start()
         let seconds = Double(ProcessInfo.processInfo.environment["SWALE_HOSTILE_SECONDS"] ?? "") ?? 4
         let frames = 150_000
-        let rx = try s.pktgen(["-i", "vale0:good_rx", "-f", "rx", "--check", "--announce", "-s", "02:00:00:00:00:02",
-                               "--from", "02:00:00:00:00:01", "-n", "\(frames)", "--timeout", "\(seconds + 5)"])
+        let rx = try s.pktgen([
+            "-i", "vale0:good_rx", "-f", "rx", "--check", "--announce", "-s", "02:00:00:00:00:02",
+            "--from", "02:00:00:00:00:01", "-n", "\(frames)", "--timeout", "\(seconds + 5)"
+        ])
         // The receiver's MAC is learned before the scribbler exists, so it never sees (or replays) it.
         XCTAssertTrue(s.eventually(10) { ((try? s.call(FdbShow(bridge: "vale0"))) ?? []).count == 1 })
         let evil = try s.pktgen(["-i", "vale0:evil", "-f", "scribble", "--timeout", "\(seconds)"])
@@ -259,8 +272,10 @@ final class OperationsTests: XCTestCase {
             }
         }
         sampler.start()
-        let tx = try s.pktgen(["-i", "vale0:good_tx", "-f", "tx", "--check", "-s", "02:00:00:00:00:01", "-d", "02:00:00:00:00:02",
-                               "-n", "\(frames)", "-R", "\(Double(frames) / (seconds * 0.8))"])
+        let tx = try s.pktgen([
+            "-i", "vale0:good_tx", "-f", "tx", "--check", "-s", "02:00:00:00:00:01", "-d", "02:00:00:00:00:02",
+            "-n", "\(frames)", "-R", "\(Double(frames) / (seconds * 0.8))"
+        ])
         XCTAssertEqual(tx.wait(seconds: seconds + 30), 0, tx.stderr)
         // If frames are missing the receiver is still waiting: read its port's drop counters now.
         usleep(300_000)
@@ -272,16 +287,20 @@ final class OperationsTests: XCTestCase {
         let sum = rx.lastJSON ?? [:]
         let got = sum["packets"] as? Int ?? 0, lost = sum["lost"] as? Int ?? -1
         XCTAssertEqual(sum["errors"] as? Int, 0, rx.stdout)
-        XCTAssertTrue(0 <= lost && lost <= frames - got, rx.stdout)   // gaps seen ≤ frames missing (tail drops leave no gap)
+        XCTAssertTrue(0 <= lost && lost <= frames - got, rx.stdout)  // gaps seen ≤ frames missing (tail drops leave no gap)
         // The scribbler's junk is flooded to the receiver too (unknown destinations), and a burst of it
         // can fill the receiver's ring: any good frame missing must be one the switch counted there.
         XCTAssertLessThanOrEqual(frames - got, Int(goodRx?.dropRingFull ?? 0), "missing frames not counted: \(rx.stdout)")
-        print("good flow: \(got) of \(frames) delivered, \(frames - got) dropped (counted, receiver's ring full), \(sum["ignored"] ?? 0) junk frames from the scribbler ignored")
+        print(
+            "good flow: \(got) of \(frames) delivered, \(frames - got) dropped (counted, receiver's ring full), \(sum["ignored"] ?? 0) junk frames from the scribbler ignored"
+        )
         let evilSyncs = evil.lastJSON?["packets"] as? Int ?? 0
         XCTAssertGreaterThan(evilSyncs, 1000, evil.stdout + evil.stderr)
         let bad = evilCounters.ringResets + evilCounters.dropBadSlot + evilCounters.dropTooShort + evilCounters.dropTooLong
         XCTAssertGreaterThan(bad, 0, "the scribbler's bad syncs are counted: \(evilCounters)")
-        print("scribbler: \(evilSyncs) syncs; counted ring resets \(evilCounters.ringResets), bad slots \(evilCounters.dropBadSlot), too short \(evilCounters.dropTooShort), too long \(evilCounters.dropTooLong)")
+        print(
+            "scribbler: \(evilSyncs) syncs; counted ring resets \(evilCounters.ringResets), bad slots \(evilCounters.dropBadSlot), too short \(evilCounters.dropTooShort), too long \(evilCounters.dropTooLong)"
+        )
         XCTAssertTrue(s.daemon.process.isRunning)
         for r in try s.status().regions { XCTAssertEqual(r.buffersUnaccounted, 0, r.name) }
     }
@@ -290,7 +309,7 @@ final class OperationsTests: XCTestCase {
     /// the same descriptors, regions and free buffers as before, and about the same memory.
     func testKillLoopLeaksNothing() throws {
         let s = try start()
-        let keeper = try SwalePort.open("vale0:keep", socket: s.socket)   // parent of the pipes, stays
+        let keeper = try SwalePort.open("vale0:keep", socket: s.socket)  // parent of the pipes, stays
         defer { keeper.close() }
         let kills = Int(ProcessInfo.processInfo.environment["SWALE_KILLS"] ?? "") ?? 1000
         func snapshot() throws -> (fds: Int, table: [String], regions: Int, used: Int, rss: Int) {
@@ -315,7 +334,7 @@ final class OperationsTests: XCTestCase {
                 let name = k % 2 == 0 ? "vale0:k\(round)_\(k)" : "vale0:keep\(k == 1 ? "{" : "}")\(round)"
                 kids.append(try s.pktgen(["-i", name, "-f", "rx", "--timeout", "30"]))
             }
-            let opened = s.eventually(20) { ((try? s.status().clients) ?? 0) >= 6 }   // keeper + 4 + this status call
+            let opened = s.eventually(20) { ((try? s.status().clients) ?? 0) >= 6 }  // keeper + 4 + this status call
             for c in kids { c.signal(SIGKILL) }
             for c in kids { c.wait(seconds: 10) }
             XCTAssertTrue(opened, "round \(round): clients did not connect")
@@ -325,7 +344,9 @@ final class OperationsTests: XCTestCase {
         // (the status call is itself a client)
         let settled = s.eventually(10) { ((try? s.status().clients) ?? 9) <= 2 && ((try? s.status().pipes.count) ?? 9) == 0 }
         let st0 = try s.status()
-        XCTAssertTrue(settled, "clients \(st0.clients), pipes \(st0.pipes.map { "\($0.parent){\($0.id) m=\($0.masterOpen) s=\($0.slaveOpen)" })")
+        XCTAssertTrue(
+            settled,
+            "clients \(st0.clients), pipes \(st0.pipes.map { "\($0.parent){\($0.id) m=\($0.masterOpen) s=\($0.slaveOpen)" })")
         let before = try snapshot()
         let t0 = Date()
         while round * 4 < kills + 4 { try killRound() }
@@ -333,9 +354,13 @@ final class OperationsTests: XCTestCase {
         let fdsBack = s.eventually(10) { s.fdCount == before.fds }
         let after = try snapshot()
         XCTAssertTrue(fdsBack, "descriptors before: \(before.table)\nafter: \(after.table)")
-        print("kill loop: \(kills) clients SIGKILLed in \(Int(Date().timeIntervalSince(t0))) s; fds \(before.fds) → \(after.fds), regions \(before.regions) → \(after.regions), buffers in use in the pipes' parent region \(before.used) → \(after.used), RSS \(before.rss) → \(after.rss) KiB")
+        print(
+            "kill loop: \(kills) clients SIGKILLed in \(Int(Date().timeIntervalSince(t0))) s; fds \(before.fds) → \(after.fds), regions \(before.regions) → \(after.regions), buffers in use in the pipes' parent region \(before.used) → \(after.used), RSS \(before.rss) → \(after.rss) KiB"
+        )
         XCTAssertEqual(after.regions, before.regions)
-        XCTAssertEqual(try s.status().regions.map(\.buffersUnaccounted), [0], "every allocated block is a ring slot's buffer or a descriptor")
+        XCTAssertEqual(
+            try s.status().regions.map(\.buffersUnaccounted), [0], "every allocated block is a ring slot's buffer or a descriptor"
+        )
         XCTAssertEqual(after.used, before.used, "every pipe ring's buffers went back to the parent's allocator")
         XCTAssertLessThan(after.rss - before.rss, 32 * 1024, "RSS grew by \(after.rss - before.rss) KiB")
     }
@@ -360,7 +385,9 @@ final class OperationsTests: XCTestCase {
             try conn.send(Data(line), fds: [])
             guard let (reply, fds) = try conn.receive() else { return XCTFail("connection closed after input \(i)") }
             fds.forEach { close($0) }
-            if let obj = try JSONSerialization.jsonObject(with: reply) as? [String: Any], obj["ok"] as? Bool == false { errors += 1 }
+            if let obj = try JSONSerialization.jsonObject(with: reply) as? [String: Any], obj["ok"] as? Bool == false {
+                errors += 1
+            }
         }
         conn.close()
         XCTAssertGreaterThan(errors, 1000)
@@ -381,17 +408,26 @@ final class OperationsTests: XCTestCase {
     func testInstallScriptProducesAValidUnit() throws {
         let root = NSTemporaryDirectory() + "\(prefix)-install"
         files.append(root)
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let (rc, out) = sh("\(repo)/Scripts/install.sh --prefix \(root)/usr --config \(root)/etc/swale/swale.json --unit-dir \(root)/units --binaries \(Products.dir.path) --no-start", seconds: 120)
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let (rc, out) = sh(
+            "\(repo)/Scripts/install.sh --prefix \(root)/usr --config \(root)/etc/swale/swale.json --unit-dir \(root)/units --binaries \(Products.dir.path) --no-start",
+            seconds: 120)
         XCTAssertEqual(rc, 0, out)
-        for exe in ["swaled", "swalectl", "swale-pktgen"] { XCTAssertTrue(FileManager.default.isExecutableFile(atPath: "\(root)/usr/bin/\(exe)"), exe) }
+        for exe in ["swaled", "swalectl", "swale-pktgen"] {
+            XCTAssertTrue(FileManager.default.isExecutableFile(atPath: "\(root)/usr/bin/\(exe)"), exe)
+        }
         let unit = try String(contentsOfFile: "\(root)/units/swaled.service", encoding: .utf8)
         XCTAssertTrue(unit.contains("ExecStart=\(root)/usr/bin/swaled --config \(root)/etc/swale/swale.json\n"), unit)
         XCTAssertTrue(unit.contains("Restart=on-failure") && unit.contains("KillSignal=SIGTERM"), unit)
         XCTAssertFalse(unit.contains("@"), "every placeholder filled")
         // The installed config is valid, and a second install keeps an operator's edits.
         try Data("{\"bridges\": [{\"name\": \"vale9\"}]}\n".utf8).write(to: URL(fileURLWithPath: "\(root)/etc/swale/swale.json"))
-        XCTAssertEqual(sh("\(repo)/Scripts/install.sh --prefix \(root)/usr --config \(root)/etc/swale/swale.json --unit-dir \(root)/units --binaries \(Products.dir.path) --no-start", seconds: 120).0, 0)
+        XCTAssertEqual(
+            sh(
+                "\(repo)/Scripts/install.sh --prefix \(root)/usr --config \(root)/etc/swale/swale.json --unit-dir \(root)/units --binaries \(Products.dir.path) --no-start",
+                seconds: 120
+            ).0, 0)
         XCTAssertTrue(try String(contentsOfFile: "\(root)/etc/swale/swale.json", encoding: .utf8).contains("vale9"))
         if sh("command -v systemd-analyze").0 == 0 {
             let (vrc, vout) = sh("systemd-analyze verify \(root)/units/swaled.service 2>&1")

@@ -2,8 +2,8 @@
 import Foundation
 import Glibc
 import SwaleClient
-import SwaleProtocol
 import SwaleConfig
+import SwaleProtocol
 import XCTest
 
 final class PipeTests: XCTestCase {
@@ -26,11 +26,14 @@ final class PipeTests: XCTestCase {
         let t = try XCTUnwrap(tx.lastJSON)
         XCTAssertEqual(r["bytes"] as? Int, t["bytes"] as? Int, "every byte sent arrived")
         // Both ends closed: the pipe, its ephemeral parent and the region are gone.
-        XCTAssertTrue(try svc.eventually { let s = try svc.status(); return s.pipes.isEmpty && s.regions.isEmpty })
+        XCTAssertTrue(
+            try svc.eventually {
+                let s = try svc.status(); return s.pipes.isEmpty && s.regions.isEmpty
+            })
     }
 
     func testEitherEndFirstAndBothDirections() throws {
-        let slave = try SwalePort.open("vale0:q}3", socket: svc.socket)   // netmap spelling, slave first
+        let slave = try SwalePort.open("vale0:q}3", socket: svc.socket)  // netmap spelling, slave first
         let master = try SwalePort.open("vale0:q{3", socket: svc.socket)
         XCTAssertEqual(master.name, "vale0:q<3")
         for (a, b) in [(master, slave), (slave, master)] {
@@ -76,15 +79,21 @@ final class PipeTests: XCTestCase {
         usleep(300_000)
         tx.signal(SIGKILL)
         tx.wait()
-        XCTAssertTrue(try svc.eventually { let p = try svc.status().pipes; return p.count == 1 && !p[0].masterOpen && p[0].slaveOpen },
-                      "the killed master end is released, the slave keeps the pipe")
+        XCTAssertTrue(
+            try svc.eventually {
+                let p = try svc.status().pipes; return p.count == 1 && !p[0].masterOpen && p[0].slaveOpen
+            },
+            "the killed master end is released, the slave keeps the pipe")
         // The master end can be opened again and traffic resumes.
         let tx2 = try svc.pktgen(["-i", "vale0:k<1", "-f", "tx", "-n", "1000"])
         XCTAssertEqual(tx2.wait(seconds: 30), 0, tx2.stderr)
         rx.signal(SIGKILL)
         rx.wait()
-        XCTAssertTrue(try svc.eventually { let s = try svc.status(); return s.pipes.isEmpty && s.regions.isEmpty },
-                      "both ends gone: pipe and memory released")
+        XCTAssertTrue(
+            try svc.eventually {
+                let s = try svc.status(); return s.pipes.isEmpty && s.regions.isEmpty
+            },
+            "both ends gone: pipe and memory released")
         // The service still serves others.
         let p = try SwalePort.open("vale0:after", socket: svc.socket)
         p.close()
@@ -108,12 +117,17 @@ final class PipeTests: XCTestCase {
         XCTAssertEqual(got, [frame])
         slave.close()
         ends.forEach { $0.close() }
-        XCTAssertTrue(try svc.eventually(10) { let s = try svc.status(); return s.pipes.isEmpty && s.regions.isEmpty })
+        XCTAssertTrue(
+            try svc.eventually(10) {
+                let s = try svc.status(); return s.pipes.isEmpty && s.regions.isEmpty
+            })
     }
 
     func testBadNamesAndDoubleOpenGetClearErrors() throws {
-        for (name, fragment) in [("vale0:", "empty"), ("vale0:a<", "pipe id"), ("vale0:a<1>2", "pipe"), ("", "empty"),
-                                 ("vale-x:a", "vale-x"), ("nosuchif<1", "unknown parent")] {
+        for (name, fragment) in [
+            ("vale0:", "empty"), ("vale0:a<", "pipe id"), ("vale0:a<1>2", "pipe"), ("", "empty"),
+            ("vale-x:a", "vale-x"), ("nosuchif<1", "unknown parent")
+        ] {
             XCTAssertThrowsError(try SwalePort.open(name, socket: svc.socket), name) { e in
                 XCTAssertTrue("\(e)".contains(fragment), "\(name): \(e)")
             }
@@ -156,10 +170,11 @@ final class PipeTests: XCTestCase {
         let p = try SwalePort.open("vale0:h", socket: svc.socket)
         p.tx.ptr.storeHead(0xdead_beef)
         p.txSync()
-        XCTAssertTrue(try svc.eventually {
-            let st = try svc.call(Stats(target: "vale0:h"))
-            return (st.ports.first?.counters.ringResets ?? 0) > 0
-        })
+        XCTAssertTrue(
+            try svc.eventually {
+                let st = try svc.call(Stats(target: "vale0:h"))
+                return (st.ports.first?.counters.ringResets ?? 0) > 0
+            })
         p.close()
     }
 }
@@ -170,8 +185,10 @@ final class PingPongTests: XCTestCase {
         defer { XCTAssertEqual(svc.stop(), 0) }
         let pong = try svc.pktgen(["-i", "vale0:pp>1", "-f", "pong", "-n", "500", "--timeout", "10"])
         XCTAssertTrue(try svc.eventually { try svc.status().pipes.contains { $0.slaveOpen } })
-        let ping = try svc.pktgen(["-i", "vale0:pp<1", "-f", "ping", "-n", "500", "-b", "10", "-l", "64",
-                                   "-s", "02:00:00:00:00:01", "-d", "02:00:00:00:00:02"])
+        let ping = try svc.pktgen([
+            "-i", "vale0:pp<1", "-f", "ping", "-n", "500", "-b", "10", "-l", "64",
+            "-s", "02:00:00:00:00:01", "-d", "02:00:00:00:00:02"
+        ])
         XCTAssertEqual(ping.wait(seconds: 60), 0, ping.stderr)
         XCTAssertEqual(pong.wait(seconds: 30), 0, pong.stderr)
         let r = try XCTUnwrap(ping.lastJSON, ping.stdout)
@@ -217,8 +234,11 @@ final class ControlInputTests: XCTestCase {
         XCTAssertTrue(try ask(#"{"v":1,"op":"reboot"}"#).contains(#""code":"unknown-operation""#))
         XCTAssertTrue(try ask(#"{"v":1,"op":"bridge.add","args":{"bridge":"vale0"}}"#).contains("\"ok\":true"))
         // Each operation reads its own fields: a seconds value in someone else's field is not taken.
-        XCTAssertTrue(try ask(#"{"v":1,"op":"bridge.aging","args":{"bridge":"vale0","mtu":30}}"#).contains("missing 'args.seconds'"))
-        XCTAssertTrue(try ask(#"{"v":1,"op":"bridge.aging","args":{"bridge":"vale0","seconds":4294967296}}"#).contains("aging time must be"))
+        XCTAssertTrue(
+            try ask(#"{"v":1,"op":"bridge.aging","args":{"bridge":"vale0","mtu":30}}"#).contains("missing 'args.seconds'"))
+        XCTAssertTrue(
+            try ask(#"{"v":1,"op":"bridge.aging","args":{"bridge":"vale0","seconds":4294967296}}"#).contains("aging time must be")
+        )
         // Ring sizes follow the config's rule (64...16384): refused, not silently clamped.
         let tiny = try ask(#"{"v":1,"op":"open","args":{"name":"vale0:p{1","slots":1}}"#)
         XCTAssertTrue(tiny.contains(#""code":"invalid-argument""#) && tiny.contains("slots 1 out of range"), tiny)

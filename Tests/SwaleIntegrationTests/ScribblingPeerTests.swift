@@ -22,7 +22,9 @@ final class ScribblingPeerTests: XCTestCase {
         let s = try svc.pktgen(["-i", evil, "-f", "scribble", "--timeout", "2", "--seed", "\(seed)"])
         XCTAssertEqual(s.wait(seconds: 30), 0, s.stderr)
         v.wait(seconds: 30)
-        XCTAssertEqual(v.process.terminationReason, .exit, "\(mode) on \(victim) was killed by signal \(v.process.terminationStatus): \(v.stderr.suffix(2000))")
+        XCTAssertEqual(
+            v.process.terminationReason, .exit,
+            "\(mode) on \(victim) was killed by signal \(v.process.terminationStatus): \(v.stderr.suffix(2000))")
         return v
     }
 
@@ -40,7 +42,10 @@ final class ScribblingPeerTests: XCTestCase {
         let rx2 = try survive("rx", victim: "vale0:hm<2", evil: "vale0:hm>2", seed: 12)
         assertReportedPeerErrors(rx2, "rx on the master end")
         // Both ends gone: the pipes and their memory are released; the service serves on.
-        XCTAssertTrue(try svc.eventually(10) { let s = try svc.status(); return s.pipes.isEmpty && s.regions.isEmpty })
+        XCTAssertTrue(
+            try svc.eventually(10) {
+                let s = try svc.status(); return s.pipes.isEmpty && s.regions.isEmpty
+            })
         let p = try SwalePort.open("vale0:after", socket: svc.socket)
         p.close()
     }

@@ -21,10 +21,13 @@ final class SecurityTests: XCTestCase {
     var svc: ServiceFixture!
     var files: [String] = []
     var clients: [Child] = []
-    static let limits = #"{"clientMaxSessions": 8, "clientMaxPorts": 4, "clientMaxPipes": 4, "clientMaxBridges": 2, "clientMaxMemoryMiB": 240}"#
+    static let limits =
+        #"{"clientMaxSessions": 8, "clientMaxPorts": 4, "clientMaxPipes": 4, "clientMaxBridges": 2, "clientMaxMemoryMiB": 240}"#
 
     override func setUpWithError() throws {
-        guard getuid() == 0 else { throw XCTSkip("needs root: creates users, groups and interfaces, and runs clients as those users") }
+        guard getuid() == 0 else {
+            throw XCTSkip("needs root: creates users, groups and interfaces, and runs clients as those users")
+        }
         for tool in ["setpriv", "useradd", "groupadd", "/usr/bin/python3", "ip"] where sh("command -v \(tool)").0 != 0 {
             XCTFail("\(tool) is not installed (run Scripts/setup.sh)")
         }
@@ -46,7 +49,9 @@ final class SecurityTests: XCTestCase {
         for c in clients { c.signal(SIGKILL); c.wait(seconds: 5) }
         if let svc, svc.daemon.process.isRunning { XCTAssertEqual(svc.stop(), 0) }
         if getuid() == 0 {
-            sh("userdel \(userA) 2>/dev/null; userdel \(userB) 2>/dev/null; groupdel \(lab) 2>/dev/null; groupdel \(group) 2>/dev/null")
+            sh(
+                "userdel \(userA) 2>/dev/null; userdel \(userB) 2>/dev/null; groupdel \(lab) 2>/dev/null; groupdel \(group) 2>/dev/null"
+            )
             kernel.cleanup()
         }
         for f in files { try? FileManager.default.removeItem(atPath: f) }
@@ -70,14 +75,19 @@ final class SecurityTests: XCTestCase {
     static let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
 
     static let hostileClient: String = {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         return root.appendingPathComponent("Scripts/hostile-client.py").path
     }()
 
     /// Starts Scripts/hostile-client.py as `user`; it prints JSON lines, then holds for `hold` s.
     func hostile(_ user: String, hold: Double, _ args: [String], replyTimeout: Double = 10) throws -> Child {
-        let c = try Child("/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(group)", "--init-groups", SecurityTests.python, SecurityTests.hostileClient,
-                                              svc.socket, "\(hold)"] + args, env: ["HOSTILE_TIMEOUT": "\(replyTimeout)"])
+        let c = try Child(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=\(user)", "--regid=\(group)", "--init-groups", SecurityTests.python, SecurityTests.hostileClient,
+                svc.socket, "\(hold)"
+            ] + args, env: ["HOSTILE_TIMEOUT": "\(replyTimeout)"])
         clients.append(c)
         return c
     }
@@ -90,7 +100,9 @@ final class SecurityTests: XCTestCase {
             if ls.count >= count || !c.process.isRunning { break }
             usleep(20_000)
         }
-        return c.partialStdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        return c.partialStdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
     }
 
     /// Opens names as `user`, returns each result and the client holding them for `hold` seconds.
@@ -106,7 +118,9 @@ final class SecurityTests: XCTestCase {
     }
 
     func bridgeNames(_ out: String) -> [String] {
-        guard let data = out.data(using: .utf8), let bs = try? JSONDecoder().decode([BridgeInfo].self, from: data) else { return [] }
+        guard let data = out.data(using: .utf8), let bs = try? JSONDecoder().decode([BridgeInfo].self, from: data) else {
+            return []
+        }
         return bs.map(\.name)
     }
 
@@ -117,7 +131,10 @@ final class SecurityTests: XCTestCase {
         XCTAssertEqual(try rootCtl("bridge aging vale0 77").0, 0)
         let refused: [(String, String)] = [
             ("port add vale0 tap \(prefix)t", "port.add needs root"),
-            ("port add vale0 veth \(prefix)v --peer \(prefix)w --netns /proc/1/ns/net --address 10.9.9.1/24", "port.add needs root"),
+            (
+                "port add vale0 veth \(prefix)v --peer \(prefix)w --netns /proc/1/ns/net --address 10.9.9.1/24",
+                "port.add needs root"
+            ),
             ("port attach vale0 lo", "port.attach needs root"),
             ("port del vale0 x", "port.del needs root"),
             ("-n \(prefix)n", "iface.create needs root"),
@@ -128,7 +145,7 @@ final class SecurityTests: XCTestCase {
             ("fdb flush vale0", "fdb.flush needs root or the owner"),
             ("bridge set vale0 --allow-user \(userA)", "bridge.set needs root or the owner"),
             ("fdb show vale0", "does not admit"),
-            ("stats vale0", "does not admit"),
+            ("stats vale0", "does not admit")
         ]
         for (args, words) in refused {
             let (rc, out) = try ctl(userA, args)
@@ -152,11 +169,15 @@ final class SecurityTests: XCTestCase {
 
     func testCapNetAdminCountsOnlyInSwaledsUserNamespace() throws {
         let ctlPath = try Products.path("swalectl")
-        let withCap = sh("SWALE_SOCKET=\(svc.socket) setpriv --reuid=\(userA) --regid=\(group) --init-groups --inh-caps=+net_admin --ambient-caps=+net_admin \(ctlPath) config dump")
+        let withCap = sh(
+            "SWALE_SOCKET=\(svc.socket) setpriv --reuid=\(userA) --regid=\(group) --init-groups --inh-caps=+net_admin --ambient-caps=+net_admin \(ctlPath) config dump"
+        )
         XCTAssertEqual(withCap.0, 0, "CAP_NET_ADMIN in swaled's user namespace is root here: \(withCap.1)")
         // Every capability inside a user namespace of one's own is no capability here.
         let probe = sh("\(asUser(userA)) unshare -U -r true")
-        guard probe.0 == 0 else { return print("unprivileged user namespaces are off here; that half is not checked: \(probe.1)") }
+        guard probe.0 == 0 else {
+            return print("unprivileged user namespaces are off here; that half is not checked: \(probe.1)")
+        }
         let inOwnNS = sh("SWALE_SOCKET=\(svc.socket) \(asUser(userA)) unshare -U -r \(ctlPath) config dump")
         XCTAssertNotEqual(inOwnNS.0, 0)
         XCTAssertTrue(inOwnNS.1.contains("config.dump needs root"), inOwnNS.1)
@@ -267,7 +288,8 @@ final class SecurityTests: XCTestCase {
         XCTAssertLessThanOrEqual(svc.fdCount, baseline + 2, svc.fdTable.joined(separator: "\n"))
         XCTAssertNoThrow(try svc.status(), "root is served")
         c.wait(seconds: 20)
-        XCTAssertTrue(svc.eventually(5) { self.svc.fdCount <= baseline }, "fds \(svc.fdCount) vs \(baseline): \(svc.fdTable) vs \(table)")
+        XCTAssertTrue(
+            svc.eventually(5) { self.svc.fdCount <= baseline }, "fds \(svc.fdCount) vs \(baseline): \(svc.fdTable) vs \(table)")
     }
 
     func testSessionFloodIsCappedPerUserAndRootIsServed() throws {
@@ -281,11 +303,14 @@ final class SecurityTests: XCTestCase {
         XCTAssertEqual(try ctl(userB, "status").0, 0)
         XCTAssertNoThrow(try svc.status())
         // One thread serves every session: no thread per connection.
-        let threads = Int((try String(contentsOfFile: "/proc/\(svc.daemon.pid)/status", encoding: .utf8)).split(separator: "\n")
-            .first { $0.hasPrefix("Threads:") }?.split(separator: "\t").last ?? "") ?? 0
+        let threads =
+            Int(
+                (try String(contentsOfFile: "/proc/\(svc.daemon.pid)/status", encoding: .utf8)).split(separator: "\n")
+                    .first { $0.hasPrefix("Threads:") }?.split(separator: "\t").last ?? "") ?? 0
         XCTAssertLessThan(threads, 40, "threads: \(threads)")
         c.wait(seconds: 20)
-        XCTAssertTrue(svc.eventually(5) { self.svc.fdCount <= baseline }, "fds \(svc.fdCount) vs \(baseline): \(svc.fdTable) vs \(table)")
+        XCTAssertTrue(
+            svc.eventually(5) { self.svc.fdCount <= baseline }, "fds \(svc.fdCount) vs \(baseline): \(svc.fdTable) vs \(table)")
     }
 
     /// CPU seconds swaled has used (user + system, from /proc/PID/stat).
@@ -301,7 +326,8 @@ final class SecurityTests: XCTestCase {
     func testRunningOutOfDescriptorsDoesNotSpin() throws {
         let (baseline, _) = try fdBaseline()
         // Only the soft limit: lowering the hard one could not be undone here.
-        let soft = sh("prlimit --pid \(svc.daemon.pid) --nofile --noheadings --output SOFT").1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let soft = sh("prlimit --pid \(svc.daemon.pid) --nofile --noheadings --output SOFT").1.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         XCTAssertEqual(sh("prlimit --pid \(svc.daemon.pid) --nofile=\(baseline + 3):").0, 0)
         let c = try hostile(userA, hold: 2, ["sessions", "8"], replyTimeout: 0.5)
         usleep(500_000)

@@ -2,8 +2,8 @@
 import Foundation
 import Glibc
 import SwaleClient
-import SwaleProtocol
 import SwaleConfig
+import SwaleProtocol
 import XCTest
 
 /// Builds Ethernet frames with a marker byte after the header.
@@ -124,7 +124,7 @@ final class SwitchTests: XCTestCase {
         let p0 = try open("vale1:p0"), p1 = try open("vale1:p1"), p2 = try open("vale1:p2")
         send(p2, frame(dst: broadcastMAC, src: mac(7), marker: 1))
         _ = drain(p0, expect: 1); _ = drain(p1, expect: 1)
-        send(p1, frame(dst: broadcastMAC, src: mac(7), marker: 2))   // the host moved to p1
+        send(p1, frame(dst: broadcastMAC, src: mac(7), marker: 2))  // the host moved to p1
         _ = drain(p0, expect: 1); _ = drain(p2, expect: 1)
         let uc = frame(dst: mac(7), src: mac(0), marker: 3)
         send(p0, uc)
@@ -189,13 +189,24 @@ final class SwitchTests: XCTestCase {
     func testFourAppProcessesWithContentChecks() throws {
         // Receivers announce their MACs so the switch learns them; senders then unicast with checks.
         let n = 50_000  // paced so a debug-built receiver with content checks keeps up
-        let rxC = try svc.pktgen(["-i", "vale2:c", "-f", "rx", "--check", "--announce", "-s", "02:00:00:00:00:0c", "--timeout", "4"])
-        let rxD = try svc.pktgen(["-i", "vale2:d", "-f", "rx", "--check", "--announce", "-s", "02:00:00:00:00:0d", "--timeout", "4"])
-        XCTAssertTrue(try svc.eventually {
-            (try? svc.call(FdbShow(bridge: "vale2")).count) == 2
-        })
-        let txA = try svc.pktgen(["-i", "vale2:a", "-f", "tx", "-n", "\(n)", "-l", "60:1514", "--check", "-s", "02:00:00:00:00:0a", "-d", "02:00:00:00:00:0c", "-R", "20000"])
-        let txB = try svc.pktgen(["-i", "vale2:b", "-f", "tx", "-n", "\(n)", "-l", "60:1514", "--check", "-s", "02:00:00:00:00:0b", "-d", "02:00:00:00:00:0d", "-R", "20000"])
+        let rxC = try svc.pktgen([
+            "-i", "vale2:c", "-f", "rx", "--check", "--announce", "-s", "02:00:00:00:00:0c", "--timeout", "4"
+        ])
+        let rxD = try svc.pktgen([
+            "-i", "vale2:d", "-f", "rx", "--check", "--announce", "-s", "02:00:00:00:00:0d", "--timeout", "4"
+        ])
+        XCTAssertTrue(
+            try svc.eventually {
+                (try? svc.call(FdbShow(bridge: "vale2")).count) == 2
+            })
+        let txA = try svc.pktgen([
+            "-i", "vale2:a", "-f", "tx", "-n", "\(n)", "-l", "60:1514", "--check", "-s", "02:00:00:00:00:0a", "-d",
+            "02:00:00:00:00:0c", "-R", "20000"
+        ])
+        let txB = try svc.pktgen([
+            "-i", "vale2:b", "-f", "tx", "-n", "\(n)", "-l", "60:1514", "--check", "-s", "02:00:00:00:00:0b", "-d",
+            "02:00:00:00:00:0d", "-R", "20000"
+        ])
         for p in [txA, txB] { XCTAssertEqual(p.wait(seconds: 120), 0, p.stderr) }
         // Senders are done and drained: the switch's counters for the receivers are final.
         let drops = try ["vale2:c", "vale2:d"].map { try stats($0).ports[0].counters.dropRingFull }

@@ -5,8 +5,8 @@ import CSwaleABI
 import CSwaleSys
 import Foundation
 import Glibc
-import SwaleKernel
 import SwaleDatapath
+import SwaleKernel
 import SwaleRings
 import XCTest
 
@@ -73,12 +73,17 @@ final class AdapterTests: XCTestCase {
         drive(adapter, rings, seconds: 8, until: { !ping.isRunning }) { f in
             if f.hasVnet == false && f.slots == 1 { plainSingleSlot += 1 }
             let e = f.ethernet
-            if Array(e[e.startIndex + 6 ..< e.startIndex + 12]) == fakeMAC { ownEchoes += 1 }
-            if f.etherType == 0x0806 && e.count >= 42 && e[e.startIndex + 21] == 1 && Array(e[e.startIndex + 38 ..< e.startIndex + 42]) == fakeIP {
+            if Array(e[e.startIndex + 6..<e.startIndex + 12]) == fakeMAC { ownEchoes += 1 }
+            if f.etherType == 0x0806 && e.count >= 42 && e[e.startIndex + 21] == 1
+                && Array(e[e.startIndex + 38..<e.startIndex + 42]) == fakeIP
+            {
                 arpRequests += 1
-                XCTAssertEqual(Array(e[e.startIndex + 6 ..< e.startIndex + 12]), bInfo.mac)
-                return [Frames.arpReply(senderMAC: fakeMAC, senderIP: fakeIP, targetMAC: bInfo.mac,
-                                        targetIP: Frames.ipv4("10.77.\(net).2"))]
+                XCTAssertEqual(Array(e[e.startIndex + 6..<e.startIndex + 12]), bInfo.mac)
+                return [
+                    Frames.arpReply(
+                        senderMAC: fakeMAC, senderIP: fakeIP, targetMAC: bInfo.mac,
+                        targetIP: Frames.ipv4("10.77.\(net).2"))
+                ]
             }
             if f.etherType == 0x0800, let reply = Frames.echoReply(to: e) {
                 echoRequests += 1
@@ -100,7 +105,10 @@ final class AdapterTests: XCTestCase {
         // A batch of 200 broadcast frames: one transmit call, one sendmmsg.
         let before = try rxPackets(ns: ns, dev: b)
         let sysBefore = adapter.counters["tx_syscalls"]!
-        let batch = (0..<200).map { Frames.udpBroadcast(srcMAC: fakeMAC, srcIP: fakeIP, dstIP: Frames.ipv4("10.77.\(net).255"), payload: 100, seq: UInt16($0)) }
+        let batch = (0..<200).map {
+            Frames.udpBroadcast(
+                srcMAC: fakeMAC, srcIP: fakeIP, dstIP: Frames.ipv4("10.77.\(net).255"), payload: 100, seq: UInt16($0))
+        }
         XCTAssertEqual(rings.put(batch), 200)
         XCTAssertEqual(adapter.transmit(from: rings.rx), 200)
         XCTAssertEqual(rings.rxPending, 0, "all slots released")
@@ -132,7 +140,9 @@ final class AdapterTests: XCTestCase {
         try vethIntoNamespace(outside: a2, inside: b2, ns: ns2, cidr: "10.78.\(net).2/24")
         let p1 = try PacketSocketAdapter.attach(name: a1)
         let p2 = try PacketSocketAdapter.attach(name: a2)
-        addTeardownBlock { p1.close(); p2.close() }
+        addTeardownBlock {
+            p1.close(); p2.close()
+        }
         let sw = try EngineRunner([p1, p2])
 
         let ping = try background([K.ipTool, "netns", "exec", ns1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.78.\(net).2"])
@@ -153,7 +163,9 @@ final class AdapterTests: XCTestCase {
         XCTAssertEqual(g.csumOffset, 16, "TCP checksum field")
         XCTAssertGreaterThan(g.gsoSize, 500)
         XCTAssertLessThanOrEqual(g.gsoSize, 1460)
-        print("first GSO frame: slots=\(g.slots) gso_size=\(g.gsoSize) hdr_len=\(g.hdrLen) csum=\(g.csumStart)+\(g.csumOffset); max slots/frame \(st.maxSlots)")
+        print(
+            "first GSO frame: slots=\(g.slots) gso_size=\(g.gsoSize) hdr_len=\(g.hdrLen) csum=\(g.csumStart)+\(g.csumOffset); max slots/frame \(st.maxSlots)"
+        )
         XCTAssertEqual(p1.counters["rx_drop_truncated"], 0)
         XCTAssertGreaterThan(p2.counters["tx_gso_frames"]!, 0, "GSO frames handed to the kernel with their header")
         report("p1", p1.counters)
@@ -174,7 +186,9 @@ final class AdapterTests: XCTestCase {
         try nl.setUp(y, true)
         let sender = try PacketSocketAdapter.attach(name: y)
         let receiver = try PacketSocketAdapter.attach(name: x)
-        addTeardownBlock { sender.close(); receiver.close() }
+        addTeardownBlock {
+            sender.close(); receiver.close()
+        }
         let rs = try RingPair(), rr = try RingPair()
 
         let dst: [UInt8] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55], src: [UInt8] = [0x02, 0x66, 0x77, 0x88, 0x99, 0xaa]
@@ -184,15 +198,19 @@ final class AdapterTests: XCTestCase {
         // A tagged TCP/IPv4 GSO frame: 4000 bytes of payload, gso_size 1400, partial checksum.
         let payload = (0..<4000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         let ipLen = 20 + 20 + payload.count
-        var ipHdr: [UInt8] = [0x45, 0, UInt8(ipLen >> 8), UInt8(ipLen & 0xFF), 0, 1, 0x40, 0, 64, 6, 0, 0,
-                              10, 83, 0, 1, 10, 83, 0, 2]
+        var ipHdr: [UInt8] = [
+            0x45, 0, UInt8(ipLen >> 8), UInt8(ipLen & 0xFF), 0, 1, 0x40, 0, 64, 6, 0, 0,
+            10, 83, 0, 1, 10, 83, 0, 2
+        ]
         let c = Frames.checksum(ipHdr[...])
         ipHdr[10] = UInt8(c >> 8); ipHdr[11] = UInt8(c & 0xFF)
         let tcp: [UInt8] = [0x30, 0x39, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xFF, 0xFF, 0, 0, 0, 0]
         let big = dst + src + tag + [0x08, 0x00] + ipHdr + tcp + payload
         let csumStart = UInt16(14 + 4 + 20)
-        let vnet: [UInt8] = [VnetHeader.flagNeedsCsum, VnetHeader.gsoTCPv4, UInt8(csumStart + 20), 0, 0x78, 0x05,  // hdr_len, gso_size 1400
-                             UInt8(csumStart), 0, 16, 0, 0, 0]
+        let vnet: [UInt8] = [
+            VnetHeader.flagNeedsCsum, VnetHeader.gsoTCPv4, UInt8(csumStart + 20), 0, 0x78, 0x05,  // hdr_len, gso_size 1400
+            UInt8(csumStart), 0, 16, 0, 0, 0
+        ]
 
         XCTAssertEqual(rs.put([small]), 1)
         XCTAssertEqual(rs.put([vnet + big], vnet: true), 1)
@@ -220,8 +238,12 @@ final class AdapterTests: XCTestCase {
         XCTAssertEqual(g.csumOffset, 16)
         XCTAssertEqual(Array(g.ethernet), big, "GSO frame identical across \(g.slots) slots")
         XCTAssertEqual(receiver.counters["rx_vlan_tag_restored"], 2)
-        XCTAssertEqual(receiver.counters["rx_queued_frames"], 1, "the GSO frame (larger than a ring frame) was read whole from the socket's queue")
-        print("vlan+GSO: slots=\(g.slots) csum_start=\(g.csumStart) hdr_len=\(g.hdrLen) kernelCountsVlan=\(receiver.kernelCountsVlanInCsumStart)")
+        XCTAssertEqual(
+            receiver.counters["rx_queued_frames"], 1,
+            "the GSO frame (larger than a ring frame) was read whole from the socket's queue")
+        print(
+            "vlan+GSO: slots=\(g.slots) csum_start=\(g.csumStart) hdr_len=\(g.hdrLen) kernelCountsVlan=\(receiver.kernelCountsVlanInCsumStart)"
+        )
     }
 
     // MARK: TAP <-> AF_PACKET: GSO both ways
@@ -366,7 +388,8 @@ final class AdapterTests: XCTestCase {
         addTeardownBlock { ps.close() }
         let watcher = try LinkWatcher()
         let rt = try RingPair(), rp = try RingPair()
-        let frame = Frames.udpBroadcast(srcMAC: [2, 0, 0, 0, 0, 1], srcIP: [10, 0, 0, 1], dstIP: [10, 0, 0, 255], payload: 20, seq: 1)
+        let frame = Frames.udpBroadcast(
+            srcMAC: [2, 0, 0, 0, 0, 1], srcIP: [10, 0, 0, 1], dstIP: [10, 0, 0, 255], payload: 20, seq: 1)
 
         try ip("link", "del", t)
         try ip("link", "del", x)
@@ -389,7 +412,10 @@ final class AdapterTests: XCTestCase {
 
         var events: [LinkEvent] = []
         var wfd = pollfd(fd: watcher.fd, events: Int16(POLLIN), revents: 0)
-        for _ in 0..<20 where !(events.contains(.removed(ifindex: tap.ifindex, name: t)) && events.contains(.removed(ifindex: ps.ifindex, name: x))) {
+        for _ in 0..<20
+        where
+            !(events.contains(.removed(ifindex: tap.ifindex, name: t)) && events.contains(.removed(ifindex: ps.ifindex, name: x)))
+        {
             _ = poll(&wfd, 1, 50)
             events += watcher.drainEvents()
         }
@@ -407,9 +433,12 @@ final class AdapterTests: XCTestCase {
         try nl.setUp(y, true)
         let sender = try PacketSocketAdapter.attach(name: y)
         let receiver = try PacketSocketAdapter.attach(name: x, frameSize: 2048, frameCount: 1024)
-        addTeardownBlock { sender.close(); receiver.close() }
+        addTeardownBlock {
+            sender.close(); receiver.close()
+        }
         let rs = try RingPair(), rr = try RingPair()
-        let frame = Frames.udpBroadcast(srcMAC: [2, 0, 0, 0, 0, 1], srcIP: [10, 0, 0, 1], dstIP: [10, 0, 0, 255], payload: 18, seq: 1)
+        let frame = Frames.udpBroadcast(
+            srcMAC: [2, 0, 0, 0, 0, 1], srcIP: [10, 0, 0, 1], dstIP: [10, 0, 0, 255], payload: 18, seq: 1)
         XCTAssertEqual(frame.count, 60)
         let batch = [[UInt8]](repeating: frame, count: 64)
         // Fill the rx ring once; afterwards only re-publish the same slots (the switch's cost is not measured).
@@ -424,9 +453,12 @@ final class AdapterTests: XCTestCase {
         }
         let dt = Date().timeIntervalSince(start)
         let sc = sender.counters, rc = receiver.counters
-        print(String(format: "60-byte frames: sent %.0f kpps in %.0f sendmmsg (%.1f frames/syscall); received %.0f kpps, 0 syscalls; kernel ring drops %d",
-                     Double(sent) / dt / 1000, Double(sc["tx_syscalls"]!), Double(sent) / Double(max(sc["tx_syscalls"]!, 1)),
-                     Double(received) / dt / 1000, Int(rc["kernel_ring_drops"]!)))
+        print(
+            String(
+                format:
+                    "60-byte frames: sent %.0f kpps in %.0f sendmmsg (%.1f frames/syscall); received %.0f kpps, 0 syscalls; kernel ring drops %d",
+                Double(sent) / dt / 1000, Double(sc["tx_syscalls"]!), Double(sent) / Double(max(sc["tx_syscalls"]!, 1)),
+                Double(received) / dt / 1000, Int(rc["kernel_ring_drops"]!)))
         XCTAssertGreaterThan(received, 1000)
     }
 
@@ -446,10 +478,11 @@ final class AdapterTests: XCTestCase {
         let out = cli.output
         XCTAssertEqual(cli.status, 0, "iperf3 \(label): \(out.suffix(2000))")
         if let data = out.data(using: .utf8),
-           let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let end = json["end"] as? [String: Any],
-           let recv = end["sum_received"] as? [String: Any],
-           let bps = recv["bits_per_second"] as? Double {
+            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let end = json["end"] as? [String: Any],
+            let recv = end["sum_received"] as? [String: Any],
+            let bps = recv["bits_per_second"] as? Double
+        {
             print(String(format: "iperf3 %@: %.2f Gbit/s", label, bps / 1e9))
             XCTAssertGreaterThan(bps, 1e6)
         } else {
@@ -461,8 +494,11 @@ final class AdapterTests: XCTestCase {
     func report(_ name: String, _ c: [String: UInt64]) {
         let rxF = Double(c["rx_frames"] ?? 0), rxS = Double(c["rx_syscalls"] ?? 0)
         let txF = Double(c["tx_frames"] ?? 0), txS = Double(max(c["tx_syscalls"] ?? 0, 1))
-        print(String(format: "%@: rx %.0f frames (%.0f GSO) / %.0f syscalls; tx %.0f frames (%.0f GSO) / %.0f syscalls = %.2f frames/syscall",
-                     name, rxF, Double(c["rx_gso_frames"] ?? 0), rxS, txF, Double(c["tx_gso_frames"] ?? 0), txS, txF / txS))
+        print(
+            String(
+                format:
+                    "%@: rx %.0f frames (%.0f GSO) / %.0f syscalls; tx %.0f frames (%.0f GSO) / %.0f syscalls = %.2f frames/syscall",
+                name, rxF, Double(c["rx_gso_frames"] ?? 0), rxS, txF, Double(c["tx_gso_frames"] ?? 0), txS, txF / txS))
         print("  \(name) counters:", c.filter { $0.value != 0 }.sorted { $0.key < $1.key })
     }
 }

@@ -44,8 +44,9 @@ func shell(_ args: [String], allowFailure: Bool = false) throws -> (status: Int3
     p.waitUntilExit()
     let out = String(decoding: data, as: UTF8.self)
     if !allowFailure && p.terminationStatus != 0 {
-        throw NSError(domain: "run", code: Int(p.terminationStatus),
-                      userInfo: [NSLocalizedDescriptionKey: "\(args.joined(separator: " ")) failed: \(out)"])
+        throw NSError(
+            domain: "run", code: Int(p.terminationStatus),
+            userInfo: [NSLocalizedDescriptionKey: "\(args.joined(separator: " ")) failed: \(out)"])
     }
     return (p.terminationStatus, out)
 }
@@ -139,8 +140,9 @@ final class RingPair {
         for f in frames {
             let need = UInt32((f.count + bs - 1) / bs)
             if need > room { break }
-            var w = SlotWriter(slots: rxK.ptr.slots, numSlots: rxK.n, bufBase: pool.region.base, bufSize: bs,
-                               bufLimit: pool.region.blockLimit, at: idx)
+            var w = SlotWriter(
+                slots: rxK.ptr.slots, numSlots: rxK.n, bufBase: pool.region.base, bufSize: bs,
+                bufLimit: pool.region.blockLimit, at: idx)
             f.withUnsafeBytes { w.write($0.baseAddress!, $0.count) }
             w.finish(firstFlags: vnet ? SlotFlags.vnetHdr : 0)
             idx = RingMath.add(idx, need, rxK.n)
@@ -246,8 +248,11 @@ enum Frames {
     static func udpBroadcast(srcMAC: [UInt8], srcIP: [UInt8], dstIP: [UInt8], payload: Int, seq: UInt16) -> [UInt8] {
         let udpLen = 8 + payload
         let total = 20 + udpLen
-        var ipHdr: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), UInt8(seq >> 8), UInt8(seq & 0xFF), 0x40, 0,
-                              64, 17, 0, 0] + srcIP + dstIP
+        var ipHdr: [UInt8] =
+            [
+                0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), UInt8(seq >> 8), UInt8(seq & 0xFF), 0x40, 0,
+                64, 17, 0, 0
+            ] + srcIP + dstIP
         let c = checksum(ipHdr[...])
         ipHdr[10] = UInt8(c >> 8); ipHdr[11] = UInt8(c & 0xFF)
         var f: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF] + srcMAC + [0x08, 0x00] + ipHdr
@@ -350,8 +355,10 @@ final class EngineRunner {
 
 /// Runs passes of one adapter against a closure that sees the frames arriving in its tx ring and
 /// may answer; stops when `done()` or at the deadline.
-func drive(_ adapter: PortBackend, _ rings: RingPair, seconds: Double, until done: () -> Bool,
-           onFrame: (RingFrame) -> [[UInt8]]) {
+func drive(
+    _ adapter: PortBackend, _ rings: RingPair, seconds: Double, until done: () -> Bool,
+    onFrame: (RingFrame) -> [[UInt8]]
+) {
     let deadline = Date().addingTimeInterval(seconds)
     var pfd = pollfd(fd: adapter.pollFD, events: Int16(POLLIN), revents: 0)
     while Date() < deadline && !done() {

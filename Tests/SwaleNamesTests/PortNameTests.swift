@@ -269,7 +269,7 @@ final class PortNameCanonicalTests: XCTestCase {
     func testBothPipeSpellingsAreTheSameName() throws {
         let pairs = [
             ("vale0:a{1", "vale0:a<1"), ("vale0:a}1", "vale0:a>1"),
-            ("eth0{x", "eth0<x"), ("eth0}x", "eth0>x"),
+            ("eth0{x", "eth0<x"), ("eth0}x", "eth0>x")
         ]
         for (netmap, swale) in pairs {
             let a = try PortName.parse(netmap)
@@ -293,7 +293,7 @@ final class PortNameCanonicalTests: XCTestCase {
     func testDescriptionRoundTrips() throws {
         let names = [
             "vale:a", "vale0:a", "vale_lab:port_1", "VALE0", "vale0:0<0", "vale0:0>0", "eth0", "eth0.100",
-            "br-lan", "wlan0-1", "_", "...", "x<y", "enp0s31f6>Z_9", "vale01234567890:abcdefghijklmno",
+            "br-lan", "wlan0-1", "_", "...", "x<y", "enp0s31f6>Z_9", "vale01234567890:abcdefghijklmno"
         ]
         for text in names {
             let name = try PortName.parse(text)
@@ -479,11 +479,11 @@ final class RandomizedNameTests: XCTestCase {
         var rng = SplitMix64(seed: 0x5A1E)
         let alphabet: [Character] = [
             "v", "a", "l", "e", "0", "1", "9", "x", "Z", ":", "<", ">", "{", "}", "_", "-", "/", "@", " ", ".", "*",
-            "^", "%", "&", "\t", "\n", "\u{0}", "é", "e\u{301}", "日", "😀", "\u{A0}", "ａ", "\r\n",
+            "^", "%", "&", "\t", "\n", "\u{0}", "é", "e\u{301}", "日", "😀", "\u{A0}", "ａ", "\r\n"
         ]
         let tokens = [
             "vale", "vale0", "vale_lab", ":", "a", "p1", "eth0", "br-lan", "<", ">", "{", "}", "id", "-3", "/R", "@2",
-            "*", "^", " ", "é", "netmap:", "..", "abcdefghijklmnop",
+            "*", "^", " ", "é", "netmap:", "..", "abcdefghijklmnop"
         ]
         var accepted = 0
         for round in 0..<10_000 {
@@ -524,7 +524,9 @@ final class RandomizedNameTests: XCTestCase {
 final class MutatedNameFuzzTests: XCTestCase {
     func testMillionMutatedNames() throws {
         var rng = SplitMix64(seed: 0xF0225)
-        let seeds = ["vale0:p1", "vale_lab:a{3", "vale1:x}77", "eth0<2", "vale0:port_9>id", "tap-1.x{q", "vale", "vale0:abcdefghijklmno"]
+        let seeds = [
+            "vale0:p1", "vale_lab:a{3", "vale1:x}77", "eth0<2", "vale0:port_9>id", "tap-1.x{q", "vale", "vale0:abcdefghijklmno"
+        ]
         let bytesOfInterest: [UInt8] = Array(":<>{}_-./@ \t\n\0".utf8) + [0x80, 0xC3, 0xA9, 0xFF, 0xE2, 0x82]
         var accepted = 0, refused = 0
         for _ in 0..<1_000_000 {

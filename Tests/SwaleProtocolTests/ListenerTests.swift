@@ -21,7 +21,7 @@ final class ListenerTests: XCTestCase {
         XCTAssertEqual(stat(path, &st), 0)
         XCTAssertEqual(st.st_mode & S_IFMT, S_IFSOCK)
         XCTAssertEqual(st.st_mode & 0o777, 0o660)
-        let c = try ControlConnection.connect(path: path)   // accepted by the backlog at once
+        let c = try ControlConnection.connect(path: path)  // accepted by the backlog at once
         c.close()
         XCTAssertThrowsError(try ControlListener(path: path), "a second listener on a served path") { e in
             XCTAssertTrue("\(e)".contains("already serving"), "\(e)")

@@ -52,8 +52,11 @@ final class AllocatorTests: XCTestCase {
         var held: [UInt32] = []
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<20000 {
-            if Bool.random(using: &rng), let b = a.allocate() { held.append(b) }
-            else if !held.isEmpty { XCTAssertTrue(a.free(held.remove(at: Int.random(in: 0..<held.count)))) }
+            if Bool.random(using: &rng), let b = a.allocate() {
+                held.append(b)
+            } else if !held.isEmpty {
+                XCTAssertTrue(a.free(held.remove(at: Int.random(in: 0..<held.count))))
+            }
             XCTAssertEqual(a.freeCount + held.count, 998)
         }
     }
@@ -125,7 +128,7 @@ final class AllocatorTests: XCTestCase {
         let pool = try MemoryPool(name: "populate-test", initialBlocks: 64)
         var (have, pages) = resident(pool.region)
         XCTAssertEqual(have, pages)
-        _ = try pool.makeInterface(name: "p", slots: 1024)   // grows the region
+        _ = try pool.makeInterface(name: "p", slots: 1024)  // grows the region
         (have, pages) = resident(pool.region)
         XCTAssertGreaterThan(pages, 64 * pool.bufSize / 4096)
         XCTAssertEqual(have, pages)
@@ -143,6 +146,6 @@ final class AllocatorTests: XCTestCase {
         XCTAssertThrowsError(try pool.makeInterface(name: "big", slots: 1024))
         XCTAssertEqual(pool.allocator.freeCount, before)
         XCTAssertEqual(pool.allocator.refusedFrees, 0)
-        _ = try pool.makeInterface(name: "small", slots: 64)   // the pool still works
+        _ = try pool.makeInterface(name: "small", slots: 64)  // the pool still works
     }
 }

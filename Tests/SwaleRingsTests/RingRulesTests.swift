@@ -18,7 +18,9 @@ final class RingRulesTests: XCTestCase {
     func testUserIndicesMustLieBetweenHwcurAndHwtail() {
         let n: UInt32 = 8
         // hwcur 2, hwtail 6: head and cur may be 2...6, cur not before head.
-        for h in UInt32(2)...6 { XCTAssertTrue(RingMath.validUserIndices(head: h, cur: h, hwcur: 2, hwtail: 6, n: n), "head \(h)") }
+        for h in UInt32(2)...6 {
+            XCTAssertTrue(RingMath.validUserIndices(head: h, cur: h, hwcur: 2, hwtail: 6, n: n), "head \(h)")
+        }
         XCTAssertFalse(RingMath.validUserIndices(head: 7, cur: 7, hwcur: 2, hwtail: 6, n: n), "past tail")
         XCTAssertFalse(RingMath.validUserIndices(head: 1, cur: 1, hwcur: 2, hwtail: 6, n: n), "moved backwards")
         XCTAssertFalse(RingMath.validUserIndices(head: 4, cur: 3, hwcur: 2, hwtail: 6, n: n), "cur before head")
@@ -64,7 +66,7 @@ final class RingRulesTests: XCTestCase {
         XCTAssertEqual(user.space(), 7)
         XCTAssertEqual(user.ptr.loadTail(), 2, "tail = hwcur - 1")
         // Hostile: head beyond tail.
-        user.advance(to: 3 + 7 + 1 - 8)   // == 3: nothing pending
+        user.advance(to: 3 + 7 + 1 - 8)  // == 3: nothing pending
         XCTAssertEqual(k.pendingTx(), 0)
         user.ptr.storeHead(100)
         XCTAssertEqual(k.pendingTx(), 0)
@@ -85,9 +87,9 @@ final class RingRulesTests: XCTestCase {
         k.publishRx(5)
         XCTAssertEqual(user.space(), 5)
         XCTAssertEqual(k.rxRoom(), 2)
-        user.advance(to: 4)     // release 4
+        user.advance(to: 4)  // release 4
         XCTAssertEqual(k.rxRoom(), 6)
-        user.advance(to: 6)     // release beyond what was published: hostile
+        user.advance(to: 6)  // release beyond what was published: hostile
         XCTAssertEqual(k.rxRoom(), 6, "room unchanged after the reset")
         XCTAssertEqual(k.resets, 1)
         XCTAssertEqual(user.ptr.loadHead(), 4)

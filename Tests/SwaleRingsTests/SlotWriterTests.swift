@@ -15,14 +15,17 @@ final class SlotWriterTests: XCTestCase {
         let (pool, tx) = try ring()
         defer { withExtendedLifetime(pool) {} }
         let bytes = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
-        var w = SlotWriter(tx, at: 62)   // wraps around the end of the ring
-        bytes.withUnsafeBytes { w.write($0.baseAddress!, 3000); w.write($0.baseAddress! + 3000, 2000) }
+        var w = SlotWriter(tx, at: 62)  // wraps around the end of the ring
+        bytes.withUnsafeBytes {
+            w.write($0.baseAddress!, 3000); w.write($0.baseAddress! + 3000, 2000)
+        }
         XCTAssertTrue(w.ok)
         XCTAssertEqual(w.finish(firstFlags: SlotFlags.vnetHdr), 3)
         let idx: [UInt32] = [62, 63, 0]
         XCTAssertEqual(idx.map { tx.slot($0).pointee.len }, [2048, 2048, 904])
-        XCTAssertEqual(idx.map { tx.slot($0).pointee.flags },
-                       [SlotFlags.moreFrag | SlotFlags.vnetHdr, SlotFlags.moreFrag, 0])
+        XCTAssertEqual(
+            idx.map { tx.slot($0).pointee.flags },
+            [SlotFlags.moreFrag | SlotFlags.vnetHdr, SlotFlags.moreFrag, 0])
         var got: [UInt8] = []
         for i in idx {
             let s = tx.slot(i)
@@ -46,7 +49,7 @@ final class SlotWriterTests: XCTestCase {
     func testBadBufferIndexStopsTheWriter() throws {
         let (pool, tx) = try ring()
         defer { withExtendedLifetime(pool) {} }
-        tx.slot(1).pointee.buf_idx = 1   // reserved: never a packet buffer
+        tx.slot(1).pointee.buf_idx = 1  // reserved: never a packet buffer
         var w = SlotWriter(tx, at: 0)
         let bytes = [UInt8](repeating: 7, count: 3000)
         bytes.withUnsafeBytes { w.write($0.baseAddress!, $0.count) }

@@ -2,16 +2,18 @@
 // requests (kernel ports disabled, so no input can create or touch an interface).
 import Foundation
 import Logging
-@testable import SwaleService
 import SwaleConfig
 import SwaleProtocol
 import XCTest
+
+@testable import SwaleService
 
 final class OwnerTagTests: XCTestCase {
     func testRoundTrip() throws {
         var spec = SwaleConfig.Port(kind: .veth, name: "")
         spec.peer = "eth0"; spec.netns = "ctr1"; spec.address = "10.0.0.1/24"; spec.mtu = 9000; spec.mac = "02:00:00:00:00:09"
-        let tag = OwnerTag(instance: OwnerTag.instance(socketPath: "/run/swale/swaled.sock"), origin: .cli, bridge: "vale0", spec: spec)
+        let tag = OwnerTag(
+            instance: OwnerTag.instance(socketPath: "/run/swale/swaled.sock"), origin: .cli, bridge: "vale0", spec: spec)
         XCTAssertLessThanOrEqual(tag.alias.utf8.count, 255)
         XCTAssertEqual(OwnerTag(alias: tag.alias), tag)
         let loose = OwnerTag(instance: "abc", origin: .config, bridge: nil, spec: SwaleConfig.Port(kind: .tap, name: ""))
@@ -19,7 +21,8 @@ final class OwnerTagTests: XCTestCase {
     }
 
     func testInstancesDiffer() {
-        XCTAssertNotEqual(OwnerTag.instance(socketPath: "/tmp/a/swaled.sock"), OwnerTag.instance(socketPath: "/tmp/b/swaled.sock"))
+        XCTAssertNotEqual(
+            OwnerTag.instance(socketPath: "/tmp/a/swaled.sock"), OwnerTag.instance(socketPath: "/tmp/b/swaled.sock"))
     }
 
     func testLongFieldsAreDroppedNotTruncated() throws {
@@ -32,8 +35,10 @@ final class OwnerTagTests: XCTestCase {
     }
 
     func testForeignOrDamagedAliasesAreNotOurs() {
-        for a in [nil, "", "uplink to rack 3", "swale:", "swale:x cli", "swale:x bogus vale0 tap", "swale:x cli vale0 attach",
-                  "swale:x cli br0 tap", "swale:x cli vale0 veth", "swale:x cli vale0 tap junk"] {
+        for a in [
+            nil, "", "uplink to rack 3", "swale:", "swale:x cli", "swale:x bogus vale0 tap", "swale:x cli vale0 attach",
+            "swale:x cli br0 tap", "swale:x cli vale0 veth", "swale:x cli vale0 tap junk"
+        ] {
             XCTAssertNil(OwnerTag(alias: a), a ?? "nil")
         }
     }
@@ -67,13 +72,15 @@ final class ControlFuzzTests: XCTestCase {
             #"{"v":1,"op":"status"}"#, #"{"v":1,"op":"bridge.add","args":{"bridge":"vale1"}}"#, #"{"v":1,"op":"bridge.list"}"#,
             #"{"v":1,"op":"open","args":{"name":"vale1:a"}}"#, #"{"v":1,"op":"open","args":{"name":"vale1:a{1"}}"#,
             #"{"v":1,"op":"port.list","args":{"bridge":"vale1"}}"#, #"{"v":1,"op":"stats","args":{"target":"vale1:a"}}"#,
-            #"{"v":1,"op":"fdb.show","args":{"bridge":"vale1"}}"#, #"{"v":1,"op":"fdb.flush","args":{"bridge":"vale1","port":"a"}}"#,
+            #"{"v":1,"op":"fdb.show","args":{"bridge":"vale1"}}"#,
+            #"{"v":1,"op":"fdb.flush","args":{"bridge":"vale1","port":"a"}}"#,
             #"{"v":1,"op":"bridge.aging","args":{"bridge":"vale1","seconds":30}}"#,
             #"{"v":1,"op":"port.add","args":{"bridge":"vale1","kind":"tap","name":"t0"}}"#,
-            #"{"v":1,"op":"port.del","args":{"bridge":"vale1","port":"a"}}"#, #"{"v":1,"op":"bridge.del","args":{"bridge":"vale1","force":true}}"#,
+            #"{"v":1,"op":"port.del","args":{"bridge":"vale1","port":"a"}}"#,
+            #"{"v":1,"op":"bridge.del","args":{"bridge":"vale1","force":true}}"#,
             #"{"v":1,"op":"config.dump"}"#, #"{"v":1,"op":"iface.create","args":{"name":"x0"}}"#,
             #"{"v":1,"op":"open","args":{"name":"vale1:b","slots":-5}}"#, #"{"v":1,"op":"hello","args":{"version":1}}"#,
-            #"{"v":1,"op":"bridge.set","args":{"bridge":"vale1","allowUsers":["0"]}}"#,
+            #"{"v":1,"op":"bridge.set","args":{"bridge":"vale1","allowUsers":["0"]}}"#
         ].map { Array($0.utf8) }
         let noise = Array("{}[]\":,\\0123456789 -.truefalsnul<>{}vale:".utf8) + [0x00, 0xff, 0x80]
         var state: UInt64 = 0x5EED
@@ -83,7 +90,7 @@ final class ControlFuzzTests: XCTestCase {
         for round in 0..<rounds {
             var b = corpus[Int(next() % UInt64(corpus.count))]
             if round % 10 == 0 {
-                b = (0..<Int(next() % 64)).map { _ in UInt8(truncatingIfNeeded: next()) }   // pure noise
+                b = (0..<Int(next() % 64)).map { _ in UInt8(truncatingIfNeeded: next()) }  // pure noise
             } else if round % 3 != 0 {
                 for _ in 0..<Int(1 + next() % 3) {
                     let at = Int(next() % UInt64(b.count + 1))
@@ -95,14 +102,20 @@ final class ControlFuzzTests: XCTestCase {
                 }
             }
             let out = svc.handle(Data(b), session: sid)
-            out.closeDescriptors()   // duplicates, the caller's to close
+            out.closeDescriptors()  // duplicates, the caller's to close
             let reply = out.data
             guard let obj = try? JSONSerialization.jsonObject(with: reply) as? [String: Any], let ok = obj["ok"] as? Bool else {
-                return XCTFail("reply is not {\"ok\": ...} for \(String(decoding: b, as: UTF8.self)): \(String(decoding: reply, as: UTF8.self))")
+                return XCTFail(
+                    "reply is not {\"ok\": ...} for \(String(decoding: b, as: UTF8.self)): \(String(decoding: reply, as: UTF8.self))"
+                )
             }
-            if ok { okCount += 1 } else {
+            if ok {
+                okCount += 1
+            } else {
                 if (obj["error"] as? String ?? "").isEmpty { return XCTFail("an error without a message") }
-                if ErrorCode(rawValue: obj["code"] as? String ?? "") == nil { return XCTFail("an error without a known code: \(obj)") }
+                if ErrorCode(rawValue: obj["code"] as? String ?? "") == nil {
+                    return XCTFail("an error without a known code: \(obj)")
+                }
             }
             if round % 5000 == 4999 {
                 // A client that goes away: everything it held is released.

@@ -1,8 +1,8 @@
+import CSwaleABI
+import CSwaleSys
 // The forwarding thread's priority: configured nice applied to that thread only, refusal reported.
 import Foundation
 import Glibc
-import CSwaleABI
-import CSwaleSys
 import SwaleSwitch
 import XCTest
 
@@ -15,7 +15,7 @@ final class BridgeThreadTests: XCTestCase {
         let stat = try String(contentsOfFile: dir + "/stat", encoding: .utf8)
         let close = try XCTUnwrap(stat.lastIndex(of: ")"))
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return try XCTUnwrap(Int(fields[16]))   // field 19 of stat; fields[0] is field 3 (state)
+        return try XCTUnwrap(Int(fields[16]))  // field 19 of stat; fields[0] is field 3 (state)
     }
 
     func bridge(_ name: String, nice: Int?) throws -> Bridge {
@@ -29,11 +29,13 @@ final class BridgeThreadTests: XCTestCase {
 
     func testConfiguredNiceIsAppliedToTheForwardingThreadOnly() throws {
         let mine = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(swale_gettid()))
-        let b = try bridge("vale81", nice: 7)   // a lower priority needs no privilege
+        let b = try bridge("vale81", nice: 7)  // a lower priority needs no privilege
         defer { b.stop() }
         XCTAssertEqual(b.priorityError, 0)
         XCTAssertEqual(try niceOfThread(b, named: "swale-vale81"), 7)
-        XCTAssertEqual(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(swale_gettid())), mine, "the caller's thread keeps its nice")
+        XCTAssertEqual(
+            getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(swale_gettid())), mine,
+            "the caller's thread keeps its nice")
     }
 
     func testNoNiceInheritsTheCreatorsPriority() throws {
