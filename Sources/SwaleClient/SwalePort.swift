@@ -29,6 +29,12 @@
  *
  * Opening takes three descriptors from swaled (region memfd, two doorbells); every failing path
  * closes each of them and the connection.
+ *
+ * Speed: without the old `-enforce-exclusivity=unchecked` flag, code in another module that reads
+ * a class's stored property (`port.rx`) pays a run-time exclusivity check on each read, more than a
+ * whole slot costs. Per-frame loops should take the ring view once per batch (`let rx = port.rx`,
+ * a struct of pointers) and read slots through it (`rx.read(i)`), leaving the port's checked
+ * methods (`rxSlot`, `nextTxBuffer`) for the slow path, as swale-pktgen does.
  */
 import CSwaleABI
 import CSwaleSys

@@ -303,6 +303,8 @@ struct Options {
                 continue
             }
             lastProgress = now
+            // The ring view, once per batch (see receive): no class property read per frame.
+            let tx = port.tx
             var head = win.head
             var committed = head  // after the last whole frame
             var k: UInt64 = 0
@@ -315,12 +317,16 @@ struct Options {
                 // Out of good slots: publish only what precedes this frame (whole frames, and empty
                 // fragments of bad slots, which the receiver joins to the next frame).
                 if need == 1 {
-                    guard let buf = port.nextTxBuffer(&head, remaining: &space) else { committed = head; break }
-                    let slot = port.tx.slot(head)
+                    let slot = tx.slot(head)
+                    // Fast path: the slot's buffer index checked on the ring view; a bad one goes to the port.
+                    guard let buf = tx.buffer(slot) ?? port.nextTxBuffer(&head, remaining: &space) else {
+                        committed = head; break
+                    }
+                    let s = tx.slot(head)
                     Frame.fill(buf, len: len, seq: seq, dst: dst, src: src, stamp: 0, pattern: check)
-                    slot.pointee.len = UInt16(len)
-                    slot.pointee.flags = 0
-                    head = port.tx.next(head)
+                    s.pointee.len = UInt16(len)
+                    s.pointee.flags = 0
+                    head = tx.next(head)
                     space -= 1
                 } else {
                     scratch.withUnsafeMutableBytes {
@@ -370,13 +376,18 @@ struct Options {
             var head = win.head
             var releaseTo = head
             var partial = false  // inside a multi-slot frame
+            // The ring view, once per batch: reading a class's stored property from another module
+            // is checked for exclusivity at run time, which per slot would cost more than the slot.
+            let rx = port.rx
             // Reading restarts at the release point: a frame left incomplete last time is read anew.
             assembly.removeAll(keepingCapacity: true)
             while avail > 0 && st.packets < limit {
-                // One checked read of the slot; an invalid one is counted by the port and skipped.
-                let v = port.rxSlot(head)
+                // One checked read of the slot; an invalid one goes to the port, which maps memory
+                // the region gained or counts it (and it is skipped).
+                var v = rx.read(head)
+                if _slowPath(!v.isValid) { v = port.rxSlot(head) }
                 let more = v.moreFragments
-                head = port.rx.next(head)
+                head = rx.next(head)
                 avail -= 1
                 if more || partial {
                     if let b = v.bytes { assembly.append(contentsOf: b) }
