@@ -92,19 +92,20 @@ def main():
         emit({"ok": ok, "refused": len(codes), "codes": sorted(set(map(str, codes)))})
     elif mode == "fds":
         s, _ = hello(path)
-        sent = 0
+        sent, refused = 0, None
         for _ in range(int(args[0])):
             fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(16)]
             try:
                 socket.send_fds(s, [b"{"], fds)
                 sent += len(fds)
-            except OSError:
+            except OSError as e:
+                refused = e.strerror  # the socket takes no descriptors (SO_PASSRIGHTS off)
                 break
             finally:
                 for f in fds:
                     os.close(f)
         keep.append((s, []))
-        emit({"sent": sent})
+        emit({"sent": sent, "refused": refused})
     elif mode == "big":
         codes = []
         for _ in range(int(args[0])):

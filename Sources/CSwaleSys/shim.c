@@ -2,6 +2,7 @@
 #include "swale_sys.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -231,3 +232,5 @@ uint64_t swale_doorbell_drain(int fd) {
     }
     return count;
 }
+
+void swale_trim_heap(void) { malloc_trim(0); }

@@ -101,6 +101,7 @@ public struct SwaleConfig: Equatable, Sendable {
         Setting(key: "clientMaxPipes", range: clientLimitRange, summary: "pipes per user"),
         Setting(key: "clientMaxBridges", range: clientLimitRange, summary: "bridges per user"),
         Setting(key: "clientMaxMemoryMiB", range: memoryRange, summary: "shared memory per user"),
+        Setting(key: "clientFdbCapacity", range: fdbRange, summary: "MAC table entries of a bridge a member makes"),
         Setting(key: "maxSessions", range: globalLimitRange, summary: "connections in all (root keeps a reserve)"),
         Setting(key: "maxBridges", range: globalLimitRange, summary: "bridges in all (root keeps a reserve)"),
         Setting(key: "maxMemoryMiB", range: memoryRange, summary: "shared memory in all (root keeps a reserve)")

@@ -1,14 +1,11 @@
 /*
  * Access — who a client is, and the object rules that follow the permission table.
  *
- * Credentials come from the socket (SO_PEERCRED: pid, uid, gid, fixed at connect) and, for what
- * SO_PEERCRED does not carry (supplementary groups, capabilities), from /proc/PID/status, read
- * through a pidfd of the peer (SO_PEERPIDFD) that is checked to be alive after the read: a pid the
- * peer left behind and someone else took cannot lend its groups or capabilities.
- *
- * Root means uid 0 (or swaled's own uid) or CAP_NET_ADMIN held in swaled's user namespace — the
- * capability counts only when the peer's user namespace is swaled's, since anyone can hold every
- * capability inside a user namespace of their own.
+ * Credentials come from the socket only: SO_PEERCRED (pid, uid, gid) and SO_PEERGROUPS
+ * (supplementary groups), both fixed by the kernel when the peer connected. Root means uid 0 or
+ * swaled's own uid. Capabilities are not accepted instead: the kernel records none at connect, and
+ * what /proc shows later belongs to whatever the peer exec'd since — a setuid program (passwd) or
+ * one with file capabilities — not to who connected (a review reproduced exactly that escalation).
  *
  * Object rules:
  *   a bridge admits root, its owner, the uids in allowUsers and members of the gids in allowGroups;
@@ -30,45 +27,32 @@ struct Credentials: Sendable {
     var groups: Set<UInt32>
     var root: Bool
 
-    /// SO_PEERCRED + /proc/PID/status through the peer's pidfd. nil when the peer is gone.
+    /// SO_PEERCRED and SO_PEERGROUPS: what the kernel recorded when the peer connected. Nothing
+    /// is read from /proc: the process behind a socket can exec a setuid or file-capability program
+    /// after connecting (same pid, same pidfd), so its status then is not who connected.
     static func of(socket fd: Int32) -> Credentials? {
-        var pid: UInt32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
+        var pid: UInt32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
         guard swale_peer_cred(fd, &pid, &uid, &gid) == 0 else { return nil }
         var c = Credentials(pid: pid, uid: uid, gid: gid, groups: [gid], root: uid == 0 || uid == getuid())
-        // SO_PEERPIDFD (Linux 6.5): the peer's process, not just a number that may be reused.
-        var pidfd: Int32 = -1
-        var len = socklen_t(MemoryLayout<Int32>.size)
-        let havePidfd = getsockopt(fd, SOL_SOCKET, 77, &pidfd, &len) == 0 && pidfd >= 0
-        defer { if havePidfd { Glibc.close(pidfd) } }
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return c }
-        let sameUserNS = Credentials.userNamespace("/proc/\(pid)/ns/user") == Credentials.userNamespace("/proc/self/ns/user")
-        var groups: Set<UInt32> = [gid]
-        var netAdmin = false
-        for line in status.split(separator: "\n") {
-            if line.hasPrefix("Groups:") {
-                for g in line.dropFirst(7).split(whereSeparator: { $0 == " " || $0 == "\t" }) {
-                    if let n = UInt32(g) { groups.insert(n) }
-                }
-            } else if line.hasPrefix("CapEff:"),
-                let caps = UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16)
-            {
-                netAdmin = caps & (1 << 12) != 0  // CAP_NET_ADMIN
-            }
-        }
-        // What was read belongs to the peer only if the peer is still alive now (a pidfd turns
-        // readable when its process exits).
-        guard havePidfd else { return c }
-        var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, 0) == 0 else { return c }
-        c.groups = groups
-        if netAdmin && sameUserNS { c.root = true }
+        c.groups.formUnion(peerGroups(fd))
         return c
     }
 
-    static func userNamespace(_ path: String) -> String? {
-        var buf = [CChar](repeating: 0, count: 64)
-        let n = readlink(path, &buf, buf.count - 1)
-        return n > 0 ? String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+    /// SO_PEERGROUPS (59): the peer's supplementary groups at connect time.
+    static func peerGroups(_ fd: Int32) -> [UInt32] {
+        var groups = [UInt32](repeating: 0, count: 64)
+        for _ in 0..<2 {
+            var len = socklen_t(groups.count * MemoryLayout<UInt32>.size)
+            if getsockopt(fd, SOL_SOCKET, 59, &groups, &len) == 0 {
+                return Array(groups.prefix(Int(len) / MemoryLayout<UInt32>.size))
+            }
+            // ERANGE: len says how much room the list needs (at most NGROUPS_MAX, 65536).
+            guard errno == ERANGE, Int(len) <= 65536 * MemoryLayout<UInt32>.size else { return [] }
+            groups = [UInt32](repeating: 0, count: Int(len) / MemoryLayout<UInt32>.size)
+        }
+        return []
     }
 }
 
@@ -174,7 +158,11 @@ enum LogText {
                 out += "…(\(s.utf8.count) bytes)"
                 break
             }
-            if u.value < 0x20 || u.value == 0x7f || (0x80..<0xa0).contains(u.value) || u == "\\" {
+            let category = u.properties.generalCategory
+            // Control characters, and the invisible ones that reorder or break a line when shown
+            // (U+202E right-to-left override, U+2028 line separator...).
+            let hidden = category == .format || category == .lineSeparator || category == .paragraphSeparator
+            if u.value < 0x20 || u.value == 0x7f || (0x80..<0xa0).contains(u.value) || hidden || u == "\\" {
                 out += u == "\\" ? "\\\\" : String(format: "\\x%02x", u.value)
             } else {
                 out.unicodeScalars.append(u)

@@ -18,6 +18,8 @@ public struct Budgets: Sendable, Equatable {
     public var clientMaxPipes = 1024
     public var clientMaxBridges = 16
     public var clientMaxMemoryMiB = 1024
+    /// MAC table entries of a bridge a member makes (root's bridges use fdbCapacity).
+    public var clientFdbCapacity = 65536
     public var maxSessions = 1024
     public var maxBridges = 1024
     public var maxMemoryMiB = 8192
@@ -38,23 +40,41 @@ extension Service {
         var sessions = 0, ports = 0, pipes = 0, bridges = 0, bytes = 0
     }
 
-    /// What `uid` holds (nil: every user but root, together).
+    /// What `uid` holds (nil: every user but root, together). Ports and pipes a session still holds
+    /// after their bridge was deleted count too: their memory and descriptors live until it closes.
     func usage(of uid: UInt32?) -> Usage {
         func counts(_ owner: UInt32) -> Bool { uid.map { $0 == owner } ?? (owner != 0) }
         var u = Usage()
         u.sessions = sessions.values.filter { s in !s.root && (uid.map { s.uid == $0 } ?? true) }.count
+        var seenPorts = Set<ObjectIdentifier>()
+        var seenPipes = Set<ObjectIdentifier>()
+        func port(_ p: PortEntry) {
+            guard counts(p.owner), seenPorts.insert(ObjectIdentifier(p)).inserted else { return }
+            u.ports += 1
+            u.bytes += p.pool.region.mappedSize
+        }
+        func pipe(_ p: PipeEntry) {
+            port(p.parent)
+            if counts(p.parent.owner), seenPipes.insert(ObjectIdentifier(p)).inserted { u.pipes += 1 }
+        }
         for b in bridges.values {
             if counts(b.owner) { u.bridges += 1 }
-            for p in b.ports.values where counts(p.owner) {
-                u.ports += 1
-                u.bytes += p.pool.region.mappedSize
+            b.ports.values.forEach(port)
+        }
+        pipes.values.forEach(pipe)
+        for s in sessions.values {
+            for h in s.holdings {
+                switch h {
+                case .port(let p): port(p)
+                case .pipeEnd(let p, _): pipe(p)
+                }
             }
         }
-        u.pipes = pipes.values.filter { counts($0.parent.owner) }.count
         return u
     }
 
-    var totalBytes: Int { bridges.values.reduce(0) { $0 + $1.ports.values.reduce(0) { $0 + $1.pool.region.mappedSize } } }
+    /// Shared memory of every port, root's included (held ones too).
+    var totalBytes: Int { usage(of: nil).bytes + usage(of: 0).bytes }
 
     func limitError(_ what: String, _ held: Int, _ limit: Int, _ setting: String, uid: UInt32? = nil) -> ControlError {
         ControlError(

@@ -34,7 +34,8 @@ extension ServiceOptions {
         "maxPorts": \.bridge.maxPorts, "fdbCapacity": \.bridge.fdbCapacity,
         "clientMaxSessions": \.budgets.clientMaxSessions, "clientMaxPorts": \.budgets.clientMaxPorts,
         "clientMaxPipes": \.budgets.clientMaxPipes, "clientMaxBridges": \.budgets.clientMaxBridges,
-        "clientMaxMemoryMiB": \.budgets.clientMaxMemoryMiB, "maxSessions": \.budgets.maxSessions,
+        "clientMaxMemoryMiB": \.budgets.clientMaxMemoryMiB, "clientFdbCapacity": \.budgets.clientFdbCapacity,
+        "maxSessions": \.budgets.maxSessions,
         "maxBridges": \.budgets.maxBridges, "maxMemoryMiB": \.budgets.maxMemoryMiB
     ]
 

@@ -84,6 +84,7 @@ public final class ControlServer: @unchecked Sendable {
         wakeRead = sv[0]
         wakeWrite = sv[1]
         _ = fcntl(listener.fd, F_SETFL, fcntl(listener.fd, F_GETFL) | O_NONBLOCK)
+        ControlServer.refuseDescriptors(listener.fd)
         watch(listener.fd, tag: ControlServer.listenerTag, events: EPOLLIN.rawValue)
         watch(wakeRead, tag: ControlServer.wakeTag, events: EPOLLIN.rawValue)
     }
@@ -159,7 +160,15 @@ public final class ControlServer: @unchecked Sendable {
         }
     }
 
+    /// SO_PASSRIGHTS (83, Linux 6.16) off: a client cannot send descriptors at all. Closing one
+    /// that arrived could block this thread (a socket lingering on unsent data, a FUSE file).
+    static func refuseDescriptors(_ fd: Int32) {
+        var off: Int32 = 0
+        _ = setsockopt(fd, SOL_SOCKET, 83, &off, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     func admit(_ fd: Int32) {
+        ControlServer.refuseDescriptors(fd)
         guard let who = Credentials.of(socket: fd) else { close(fd); return }
         guard allowed(who) else {
             log.warning(
@@ -222,9 +231,15 @@ public final class ControlServer: @unchecked Sendable {
                     swale_recv_fds(c.fd, raw.baseAddress, raw.count, f.baseAddress, 16, &nfds)
                 }
             }
+            var stray: [Int32] = []
             for i in 0..<Int(nfds) {
-                // Only as many as an operation can take wait for their message; the rest go now.
-                if c.heldFDs.count < ControlProtocol.maxDescriptors { c.heldFDs.append(fds[i]) } else { close(fds[i]) }
+                // Only as many as an operation can take wait for their message; the rest go now,
+                // closed on a worker: a close can block (see refuseDescriptors), never this thread.
+                if c.heldFDs.count < ControlProtocol.maxDescriptors { c.heldFDs.append(fds[i]) } else { stray.append(fds[i]) }
+            }
+            if !stray.isEmpty {
+                let toClose = stray
+                workers.async { toClose.forEach { _ = close($0) } }
             }
             if n == -Int(EAGAIN) || n == -Int(EWOULDBLOCK) { return }
             if n <= 0 { drop(c); return }
@@ -235,7 +250,8 @@ public final class ControlServer: @unchecked Sendable {
     /// Starts the next complete request in the buffer, if any; true when one was started or the
     /// connection ended.
     func dispatchBuffered(_ c: Connection) -> Bool {
-        guard let nl = c.input[c.scanned...].firstIndex(of: UInt8(ascii: "\n")) else {
+        let nl = c.input[c.scanned...].firstIndex(of: UInt8(ascii: "\n"))
+        guard let nl, nl <= ControlConnection.maxRequest else {
             c.scanned = c.input.count
             if c.input.count > ControlConnection.maxRequest {
                 let e = ControlError(.tooLarge, "request larger than \(ControlConnection.maxRequest) bytes; connection closed")
@@ -311,7 +327,10 @@ public final class ControlServer: @unchecked Sendable {
             c.lastProgress = ControlServer.now()
         }
         guard !c.gone else { return }
+        // A large reply (a big MAC table) is given back to the system, not kept by malloc.
+        let wasLarge = c.output.count > 1 << 20
         c.output = []
+        if wasLarge { swale_trim_heap() }
         c.sent = 0
         c.busy = false
         if c.closeAfterWrite { drop(c); return }

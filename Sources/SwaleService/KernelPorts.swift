@@ -45,7 +45,7 @@ extension Service {
 
     /// `port add` from a client: the request becomes a port spec like a config file's.
     func addKernelPort(_ req: PortAdd) throws -> PortInfo {
-        let b = try bridgeEntry(req.bridge)
+        let b = try kernelBridge(req.bridge)
         guard let kind = SwaleConfig.PortKind(rawValue: req.kind), kind != .attach else {
             throw ControlError(
                 .invalidArgument,

@@ -272,7 +272,7 @@ public final class Service: @unchecked Sendable {
             return Produced(try addKernelPort(a))
         case PortAttach.op:
             let a = try arguments(PortAttach.self, data, s) { "\($0.bridge) \($0.ifname)" }
-            return Produced(portInfo(try attachPort(bridge: try bridgeEntry(a.bridge), ifname: a.ifname, origin: .cli)))
+            return Produced(portInfo(try attachPort(bridge: try kernelBridge(a.bridge), ifname: a.ifname, origin: .cli)))
         case PortDel.op:
             let a = try arguments(PortDel.self, data, s) { "\($0.bridge):\($0.port)" }
             try deletePort(bridge: a.bridge, port: a.port, keepInterface: a.keep ?? false)
@@ -309,6 +309,18 @@ public final class Service: @unchecked Sendable {
         return b
     }
 
+    /// A bridge for a kernel port: root's own. On a member's bridge the member could see and send
+    /// through the interface, and delete the bridge out from under it.
+    func kernelBridge(_ name: String) throws -> BridgeEntry {
+        let b = try bridgeEntry(name)
+        guard b.owner == 0 else {
+            throw ControlError(
+                .permissionDenied,
+                "bridge \(name) belongs to \(Identity.userName(b.owner)); kernel ports go on root's bridges only")
+        }
+        return b
+    }
+
     func addBridgeRequest(_ a: BridgeAdd, _ s: Session) throws -> BridgeEntry {
         if let n = a.batch, !SwaleConfig.batchRange.contains(n) {
             throw ControlError(
@@ -341,6 +353,8 @@ public final class Service: @unchecked Sendable {
         }
         var config = options.bridge
         if let batch { config.batch = batch }
+        // A member's bridge gets a smaller MAC table: its memory is the service's, not in any region.
+        if let owner, !owner.root { config.fdbCapacity = min(config.fdbCapacity, options.budgets.clientFdbCapacity) }
         let b = BridgeEntry(
             bridge: try Bridge(name: name, config: config), owner: owner.map { $0.root ? 0 : $0.uid } ?? 0, persistent: persistent
         )

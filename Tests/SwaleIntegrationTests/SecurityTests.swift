@@ -167,13 +167,16 @@ final class SecurityTests: XCTestCase {
         XCTAssertTrue(svc.daemon.stderr.contains("refused port.add from pid"), svc.daemon.stderr.suffix(2000).description)
     }
 
-    func testCapNetAdminCountsOnlyInSwaledsUserNamespace() throws {
+    /// Root is uid 0 (or swaled's uid) as SO_PEERCRED recorded it at connect. A capability is not:
+    /// the process behind a socket can exec a setuid or file-capability program after connecting.
+    func testCapabilitiesAloneAreNotRoot() throws {
         let ctlPath = try Products.path("swalectl")
         let withCap = sh(
             "SWALE_SOCKET=\(svc.socket) setpriv --reuid=\(userA) --regid=\(group) --init-groups --inh-caps=+net_admin --ambient-caps=+net_admin \(ctlPath) config dump"
         )
-        XCTAssertEqual(withCap.0, 0, "CAP_NET_ADMIN in swaled's user namespace is root here: \(withCap.1)")
-        // Every capability inside a user namespace of one's own is no capability here.
+        XCTAssertNotEqual(withCap.0, 0)
+        XCTAssertTrue(withCap.1.contains("config.dump needs root"), withCap.1)
+        // Every capability inside a user namespace of one's own is no capability here either.
         let probe = sh("\(asUser(userA)) unshare -U -r true")
         guard probe.0 == 0 else {
             return print("unprivileged user namespaces are off here; that half is not checked: \(probe.1)")
@@ -181,6 +184,18 @@ final class SecurityTests: XCTestCase {
         let inOwnNS = sh("SWALE_SOCKET=\(svc.socket) \(asUser(userA)) unshare -U -r \(ctlPath) config dump")
         XCTAssertNotEqual(inOwnNS.0, 0)
         XCTAssertTrue(inOwnNS.1.contains("config.dump needs root"), inOwnNS.1)
+    }
+
+    /// Kernel ports go on root's bridges only: on a member's bridge the member would see and send
+    /// through the interface, and could delete the bridge out from under it.
+    func testKernelPortsGoOnlyOnRootsBridges() throws {
+        XCTAssertEqual(try ctl(userA, "bridge add valem").0, 0)
+        for args in ["port add valem tap \(prefix)t", "port attach valem lo"] {
+            let (rc, out) = try rootCtl(args)
+            XCTAssertNotEqual(rc, 0, args)
+            XCTAssertTrue(out.contains("belongs to \(userA); kernel ports go on root's bridges only"), "\(args): \(out)")
+        }
+        XCTAssertNotEqual(sh("ip link show \(prefix)t").0, 0, "nothing created")
     }
 
     // MARK: 2-3. owners, access lists, squatting
@@ -282,8 +297,12 @@ final class SecurityTests: XCTestCase {
     func testDescriptorFloodsLeaveNoDescriptorsBehind() throws {
         let (baseline, table) = try fdBaseline()
         let c = try hostile(userA, hold: 2, ["fds", "2000"])
-        let r = lines(c, 1)
-        XCTAssertEqual(r.first?["sent"] as? Int, 32000, "\(r) \(c.stderr)")
+        let r = try XCTUnwrap(lines(c, 1).first, c.stderr)
+        // Linux 6.16+ refuses descriptors on the control socket (SO_PASSRIGHTS off); older kernels
+        // deliver them and the service closes them at once.
+        let refused = r["refused"] as? String
+        XCTAssertTrue(refused != nil || r["sent"] as? Int == 32000, "\(r)")
+        if refused != nil { XCTAssertEqual(r["sent"] as? Int, 0, "the first message with descriptors is refused: \(r)") }
         // While the client holds its connection, the service holds none of what it sent.
         XCTAssertLessThanOrEqual(svc.fdCount, baseline + 2, svc.fdTable.joined(separator: "\n"))
         XCTAssertNoThrow(try svc.status(), "root is served")
@@ -359,6 +378,19 @@ final class SecurityTests: XCTestCase {
         c2.signal(SIGKILL); c2.wait()
         XCTAssertTrue(svc.eventually(5) { (try? self.svc.status().regions.count) == 0 })
         XCTAssertLessThan(svc.rssKiB - rss0, 16 * 1024, "memory given back")
+        // Deleting one's own bridge does not give its held ports back to the budget: they live
+        // (memory, descriptors) until their session ends.
+        XCTAssertEqual(try ctl(userA, "bridge add valeown").0, 0)
+        let (r4, c4) = try open(userA, ["valeown:h1", "valeown:h2", "valeown:h3", "valeown:h4"])
+        XCTAssertEqual(r4.map { $0["ok"] as? Bool }, [true, true, true, true], "\(r4)")
+        XCTAssertEqual(try ctl(userA, "bridge del valeown --force").0, 0)
+        let (r5, _) = try open(userA, ["vale4:after"])
+        XCTAssertTrue((r5[0]["error"] as? String ?? "").contains("clientMaxPorts"), "held ports still count: \(r5[0])")
+        c4.signal(SIGKILL); c4.wait()
+        let (r6, c6) = try open(userA, ["vale4:after"])
+        XCTAssertEqual(r6[0]["ok"] as? Bool, true, "given back once the session ended: \(r6[0])")
+        c6.signal(SIGKILL); c6.wait()
+        XCTAssertTrue(svc.eventually(5) { (try? self.svc.status().regions.count) == 0 })
         // Bridges: clientMaxBridges 2; a bridge an open made goes with its last port.
         let (r3, c3) = try open(userA, ["valex1:a", "valex2:a", "valex3:a"])
         XCTAssertEqual(r3.prefix(2).map { $0["ok"] as? Bool }, [true, true], "\(r3)")
@@ -384,7 +416,7 @@ final class SecurityTests: XCTestCase {
     // MARK: 8. logs
 
     func testClientTextCannotForgeLogLines() throws {
-        let forged = "x\\nrequest port.del vale0:y from pid 1 uid 0 gid 0"
+        let forged = "x\\nrequest port.del vale0:y from pid 1 uid 0 gid 0\\u202e"
         let long = String(repeating: "z", count: 60_000)
         let c = try hostile(userA, hold: 0, ["raw", #"{"v":1,"op":"stats","args":{"target":"\#(forged)"}}"#])
         XCTAssertEqual(lines(c, 1).count, 1)
@@ -396,6 +428,8 @@ final class SecurityTests: XCTestCase {
         let log = svc.daemon.stderr
         XCTAssertFalse(log.split(separator: "\n").contains { $0.contains(": request port.del") }, "no forged line")
         XCTAssertTrue(log.contains("x\\x0arequest port.del"), "escaped, still readable")
+        XCTAssertFalse(log.contains("\u{202e}"), "no right-to-left override reaches the log")
+        XCTAssertTrue(log.contains("\\x202e"), "escaped instead")
         XCTAssertFalse(log.contains(String(repeating: "z", count: 200)), "long fields capped")
         XCTAssertLessThan(log.utf8.count, 200_000)
     }

@@ -127,4 +127,7 @@ int swale_doorbell_ring(int fd);
 /* Drains every pending ring; returns how many. */
 uint64_t swale_doorbell_drain(int fd);
 
+/* Returns free heap memory to the system (glibc's malloc_trim): after a large reply. */
+void swale_trim_heap(void);
+
 #endif
