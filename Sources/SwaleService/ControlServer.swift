@@ -33,6 +33,8 @@ public final class ControlServer: @unchecked Sendable {
     /// Workers write a byte here when a reply is ready.
     let wakeRead: Int32, wakeWrite: Int32
     let workers = DispatchQueue(label: "swale-control", attributes: .concurrent)
+    /// Work handed to `workers` and not finished: waited for before the service shuts down.
+    let inflight = DispatchGroup()
     /// I/O thread only.
     var connections: [Int32: Connection] = [:]
     var acceptPausedUntil = 0.0
@@ -132,6 +134,12 @@ public final class ControlServer: @unchecked Sendable {
         }
         for c in Array(connections.values) { drop(c) }
         listener.close()
+        // Requests and session releases still running finish before swaled tears bridges down
+        // and exits (a worker left running into exit() could abort the process).
+        if inflight.wait(timeout: .now() + 5) == .timedOut { log.warning("control requests still running at shutdown") }
+        deliverReplies()
+        for c in Array(connections.values) { finish(c) }
+        _ = inflight.wait(timeout: .now() + 5)
     }
 
     // MARK: accepting
@@ -183,7 +191,7 @@ public final class ControlServer: @unchecked Sendable {
         c.busy = true
         connections[fd] = c
         watch(fd, tag: UInt64(UInt32(bitPattern: fd)), events: 0)
-        workers.async { [self] in finished(.admitted(c, service.openSession(who))) }
+        workers.async(group: inflight) { [self] in finished(.admitted(c, service.openSession(who))) }
     }
 
     func finished(_ f: Finished) {
@@ -239,7 +247,7 @@ public final class ControlServer: @unchecked Sendable {
             }
             if !stray.isEmpty {
                 let toClose = stray
-                workers.async { toClose.forEach { _ = close($0) } }
+                workers.async(group: inflight) { toClose.forEach { _ = close($0) } }
             }
             if n == -Int(EAGAIN) || n == -Int(EWOULDBLOCK) { return }
             if n <= 0 { drop(c); return }
@@ -273,7 +281,9 @@ public final class ControlServer: @unchecked Sendable {
         c.heldFDs = []
         c.busy = true
         watch(c.fd, tag: UInt64(UInt32(bitPattern: c.fd)), events: 0, modify: true)
-        workers.async { [self] in finished(.replied(c, service.handle(message, session: c.session, descriptors: fds))) }
+        workers.async(group: inflight) { [self] in
+            finished(.replied(c, service.handle(message, session: c.session, descriptors: fds)))
+        }
         return true
     }
 
@@ -360,7 +370,7 @@ public final class ControlServer: @unchecked Sendable {
         c.output = []
         close(c.fd)
         let sid = c.session
-        if sid != 0 { workers.async { [service] in service.closeSession(sid) } }
+        if sid != 0 { workers.async(group: inflight) { [service] in service.closeSession(sid) } }
     }
 
     func housekeeping() {
