@@ -446,6 +446,26 @@ extension ForwardingEngine {
                 dst.pointee.stats.dropRingFull &+= 1
                 continue
             }
+            if ftFrags[e] == 1 && total <= dBufSize {
+                // One slot in, one slot out (most frames): no writer state to carry.
+                let slot = dst.pointee.rx.ptr.slots + Int(tail)
+                let didx = swale_load_relaxed(&slot.pointee.buf_idx)
+                guard didx >= BlockAllocator.reserved && didx < dLimit else {
+                    dst.pointee.rx.reset()
+                    dst.pointee.stats.dropBadSlot &+= 1
+                    room = 0
+                    continue
+                }
+                memcpy(dBase + Int(didx) &* dBufSize, sBase + Int(snapIdx[pos]) &* sBufSize, total)
+                slot.pointee.len = UInt16(truncatingIfNeeded: total)
+                slot.pointee.flags = hasVnet ? SlotFlags.vnetHdr : 0
+                tail = RingMath.next(tail, dn)
+                room &-= 1
+                filled &+= 1
+                dst.pointee.stats.rxPackets &+= 1
+                dst.pointee.stats.rxBytes &+= UInt64(total &- hdr)
+                continue
+            }
             // Copy fragment by fragment, refilling destination buffers as they fill up.
             var w = SlotWriter(
                 slots: dst.pointee.rx.ptr.slots, numSlots: dn, bufBase: dBase, bufSize: dBufSize,
