@@ -146,6 +146,9 @@ extension PortBackend {
     public func transmitRing(_ rx: UserRing, using out: inout OutFrames) -> Int {
         let tail = rx.ptr.loadTail()
         let start = rx.head
+        // Anyone mapping the region (a root pipe on this port) could have written the tail: out of
+        // range, nothing is sent rather than a walk that never meets it.
+        guard tail < rx.numSlots else { return 0 }
         var released = start
         var sent = 0
         while released != tail {
