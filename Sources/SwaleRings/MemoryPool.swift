@@ -43,7 +43,7 @@ public final class MemoryPool {
 
     /// Rounds a block count up so the region ends on a page boundary: growth maps the next part of
     /// the file at the current end, and mmap offsets must be page aligned.
-    static func pageAligned(_ blocks: Int, bufSize: Int) -> Int {
+    public static func pageAligned(_ blocks: Int, bufSize: Int) -> Int {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         var b = blocks
         while (b * bufSize) % page != 0 { b += 1 }
@@ -78,15 +78,32 @@ public final class MemoryPool {
     @discardableResult
     public func freeBuffer(_ index: UInt32) -> Bool { allocator.free(index) }
 
+    /// Blocks an interface of `rings` rings of `slots` slots takes: its descriptor run (descriptor,
+    /// control block, rings) and one buffer per slot. What budgets and initial sizes are made of.
+    public static func interfaceBlocks(slots: Int, rings: Int = 2, bufSize: Int) -> Int {
+        let descBytes = Int(SWALE_CSB_OFFSET) + MemoryLayout<swale_csb>.stride
+        let ringBlocks = (RingPointer.bytes(slots: slots) + bufSize - 1) / bufSize
+        return (descBytes + bufSize - 1) / bufSize + rings * ringBlocks + rings * slots
+    }
+
+    /// Bytes the region would grow by to give `blocks` more blocks (0 if it has them free), by the
+    /// same rule as `grow`. A free run may still be too fragmented for a descriptor run, so this is
+    /// what an allocation costs unless the free blocks are scattered.
+    public func growthBytes(forBlocks blocks: Int) -> Int {
+        guard allocator.freeCount < blocks else { return 0 }
+        let total = MemoryPool.pageAligned(
+            allocator.total + max(blocks + 8, growthBlocks, allocator.total / 2), bufSize: region.bufSize)
+        return (total - allocator.total) * region.bufSize
+    }
+
     /// Lays out an interface with the given rings; every slot gets a buffer.
     public func makeInterface(name ifname: String, txRings: Int = 1, rxRings: Int = 1, slots: Int) throws -> InterfaceLayout {
         precondition(slots >= 2 && slots <= 65536)
         let bs = region.bufSize
-        let descBytes = Int(SWALE_CSB_OFFSET) + MemoryLayout<swale_csb>.stride
-        let descBlocks = (descBytes + bs - 1) / bs
-        let ringBlocks = (RingPointer.bytes(slots: slots) + bs - 1) / bs
         let nrings = txRings + rxRings
-        let metaBlocks = descBlocks + nrings * ringBlocks
+        let ringBlocks = (RingPointer.bytes(slots: slots) + bs - 1) / bs
+        let metaBlocks = MemoryPool.interfaceBlocks(slots: slots, rings: nrings, bufSize: bs) - nrings * slots
+        let descBlocks = metaBlocks - nrings * ringBlocks
         let start = try allocateRun(metaBlocks)
         // If a buffer cannot be had (the region cannot grow), give back everything taken so far.
         var buffers: [UInt32] = []

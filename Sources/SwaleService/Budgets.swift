@@ -11,6 +11,7 @@
  * setting's name in the message.
  */
 import SwaleProtocol
+import SwaleRings
 
 public struct Budgets: Sendable, Equatable {
     public var clientMaxSessions = 64
@@ -31,8 +32,11 @@ public struct Budgets: Sendable, Equatable {
 
     static let mib = 1 << 20
 
-    /// Blocks a port's region starts with: both rings' buffers and room for descriptors.
-    static func portBlocks(slots: Int) -> Int { 2 * slots + 64 }
+    /// Blocks a port's region starts with: the reserved blocks and the port's interface (so making
+    /// it does not grow the region), and a few spare.
+    static func portBlocks(slots: Int, bufSize: Int) -> Int {
+        Int(BlockAllocator.reserved) + MemoryPool.interfaceBlocks(slots: slots, bufSize: bufSize) + 8
+    }
 }
 
 extension Service {
@@ -150,17 +154,19 @@ extension Service {
                 throw limitError("ports", mine, options.budgets.clientMaxPorts, "clientMaxPorts", uid: s.uid)
             }
         }
-        try checkMemory(s, adding: Budgets.portBlocks(slots: slots) * options.bufSize)
+        let blocks = MemoryPool.pageAligned(Budgets.portBlocks(slots: slots, bufSize: options.bufSize), bufSize: options.bufSize)
+        try checkMemory(s, adding: blocks * options.bufSize)
     }
 
-    func checkNewPipe(_ s: Session, slots: Int) throws {
+    func checkNewPipe(_ s: Session, slots: Int, in pool: MemoryPool) throws {
         if !s.root {
             let mine = usage(of: s.uid).pipes
             if mine >= options.budgets.clientMaxPipes {
                 throw limitError("pipes", mine, options.budgets.clientMaxPipes, "clientMaxPipes", uid: s.uid)
             }
         }
-        // Two interfaces of one tx and one rx ring each, a buffer per slot.
-        try checkMemory(s, adding: 4 * slots * options.bufSize)
+        // Two interfaces of one tx and one rx ring each: what the parent's region grows by.
+        try checkMemory(
+            s, adding: pool.growthBytes(forBlocks: 2 * MemoryPool.interfaceBlocks(slots: slots, bufSize: pool.bufSize)))
     }
 }

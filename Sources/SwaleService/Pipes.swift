@@ -66,7 +66,7 @@ extension Service {
             pipe = existing
         } else {
             do {
-                try checkNewPipe(session, slots: slots)
+                try checkNewPipe(session, slots: slots, in: p.pool)
                 let limitBefore = p.pool.region.blockLimit
                 let m = try p.pool.makeInterface(name: "\(p.name){\(id)", slots: slots)
                 let s = try p.pool.makeInterface(name: "\(p.name)}\(id)", slots: slots)

@@ -427,7 +427,8 @@ public final class Service: @unchecked Sendable {
     ) throws -> PortEntry {
         let s = max(64, min(slots, 16384))
         let pool = try MemoryPool(
-            name: "swale:\(b.bridge.name):\(name)", bufSize: options.bufSize, initialBlocks: Budgets.portBlocks(slots: s))
+            name: "swale:\(b.bridge.name):\(name)", bufSize: options.bufSize,
+            initialBlocks: Budgets.portBlocks(slots: s, bufSize: options.bufSize))
         let layout = try pool.makeInterface(name: name, slots: s)
         let kick = try Doorbell()
         let notify = try Doorbell()

@@ -375,6 +375,9 @@ final class SecurityTests: XCTestCase {
         let (r2, c2) = try open(userA, ["vale4:big@16384", "vale4:big{1@16384", "vale4:big{2@16384"])
         XCTAssertEqual(r2.prefix(2).map { $0["ok"] as? Bool }, [true, true], "\(r2)")
         XCTAssertTrue((r2[2]["error"] as? String ?? "").contains("clientMaxMemoryMiB"), "\(r2[2])")
+        // What was let in stays within the budget: the estimate is what the region really grew by.
+        let held = try svc.status().regions.reduce(0) { $0 + $1.size }
+        XCTAssertLessThanOrEqual(held, 240 << 20, "\(held >> 20) MiB held")
         c2.signal(SIGKILL); c2.wait()
         XCTAssertTrue(svc.eventually(5) { (try? self.svc.status().regions.count) == 0 })
         XCTAssertLessThan(svc.rssKiB - rss0, 16 * 1024, "memory given back")
