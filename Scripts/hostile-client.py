@@ -10,7 +10,7 @@ $HOSTILE_TIMEOUT (seconds, default 10) bounds each wait for a reply.
   hostile-client.py SOCKET HOLD sessions N             N connections, each says hello
   hostile-client.py SOCKET HOLD fds ROUNDS             unterminated requests carrying 16 fds each
   hostile-client.py SOCKET HOLD big N                  N connections sending 1 MiB without a newline
-  hostile-client.py SOCKET HOLD raw JSON               hello, then one raw request line
+  hostile-client.py SOCKET HOLD raw JSON [COUNT]       hello, then a raw request line (COUNT times)
 """
 import json
 import os
@@ -120,8 +120,9 @@ def main():
         emit({"codes": sorted(set(map(str, codes))), "count": len(codes)})
     elif mode == "raw":
         s, _ = hello(path)
-        s.sendall(args[0].encode() + b"\n")
-        reply, _ = receive(s)
+        for _ in range(int(args[1]) if len(args) > 1 else 1):
+            s.sendall(args[0].encode() + b"\n")
+            reply, _ = receive(s)
         keep.append((s, []))
         emit({"reply": reply})
     else:

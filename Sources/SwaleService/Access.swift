@@ -16,6 +16,7 @@
 import CSwaleSys
 import Foundation
 import Glibc
+import Logging
 import SwaleProtocol
 
 /// A connected client as the service sees it.
@@ -170,5 +171,28 @@ enum LogText {
             n += 1
         }
         return out
+    }
+}
+
+/// At most `perSecond` request lines per user and second in the log; what is left out is counted
+/// and said in one line when that user's next second starts. Root is not limited.
+struct LogBudget {
+    var perSecond = 50
+    var windows: [UInt32: (second: Int, lines: Int, skipped: Int)] = [:]
+
+    mutating func allow(uid: UInt32, now: Double, log: Logger) -> Bool {
+        guard uid != 0 else { return true }
+        let second = Int(now)
+        var w = windows[uid] ?? (second, 0, 0)
+        if w.second != second {
+            if w.skipped > 0 { log.notice("uid \(uid): \(w.skipped) more request(s) not logged in one second") }
+            w = (second, 0, 0)
+        }
+        w.lines += 1
+        let ok = w.lines <= perSecond
+        if !ok { w.skipped += 1 }
+        windows[uid] = w
+        if windows.count > 4096 { windows = windows.filter { $0.value.second == second } }
+        return ok
     }
 }

@@ -56,6 +56,8 @@ public final class Service: @unchecked Sendable {
     var looseInterfaces: [String: SwaleConfig.Port] = [:]
     /// Which interfaces are this swaled's (see OwnerTag): derived from the socket path.
     let ownerInstance: String
+    /// Request log lines per user and second (root is not limited).
+    var logBudget = LogBudget()
 
     public init(options: ServiceOptions, logger: Logger) {
         self.options = options
@@ -207,8 +209,10 @@ public final class Service: @unchecked Sendable {
         do { args = try JSONDecoder().decode(EnvelopeArgs<O>.self, from: data).args } catch {
             throw ControlError(.malformed, "\(O.op): arguments: \(Service.describe(error))")
         }
-        let t = target(args).map { " " + LogText.clean($0) } ?? ""
-        log.info("request \(O.op)\(t) from pid \(s.pid) uid \(s.uid) gid \(s.gid)")
+        if logBudget.allow(uid: s.uid, now: Date().timeIntervalSince1970, log: log) {
+            let t = target(args).map { " " + LogText.clean($0) } ?? ""
+            log.info("request \(O.op)\(t) from pid \(s.pid) uid \(s.uid) gid \(s.gid)")
+        }
         return args
     }
 

@@ -97,7 +97,9 @@ final class SecurityTests: XCTestCase {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             let ls = c.partialStdout.split(separator: "\n")
-            if ls.count >= count || !c.process.isRunning { break }
+            if ls.count >= count { break }
+            // Exited: wait for its output to be read to the end before looking at it.
+            if !c.process.isRunning { c.wait(seconds: 5); break }
             usleep(20_000)
         }
         return c.partialStdout.split(separator: "\n").compactMap {
@@ -419,14 +421,21 @@ final class SecurityTests: XCTestCase {
     // MARK: 8. logs
 
     func testClientTextCannotForgeLogLines() throws {
+        let uidA = try XCTUnwrap(getpwnam(userA)?.pointee.pw_uid)
         let forged = "x\\nrequest port.del vale0:y from pid 1 uid 0 gid 0\\u202e"
         let long = String(repeating: "z", count: 60_000)
         let c = try hostile(userA, hold: 0, ["raw", #"{"v":1,"op":"stats","args":{"target":"\#(forged)"}}"#])
-        XCTAssertEqual(lines(c, 1).count, 1)
+        XCTAssertEqual(lines(c, 1).count, 1, c.stderr)
         c.wait(seconds: 10)
         let c2 = try hostile(userA, hold: 0, ["raw", #"{"v":1,"op":"fdb.show","args":{"bridge":"\#(long)"}}"#])
         XCTAssertEqual(lines(c2, 1).count, 1)
         c2.wait(seconds: 10)
+        // A flood of requests: at most 50 lines per user and second, the rest counted in one line.
+        let c3 = try hostile(userA, hold: 1.1, ["raw", #"{"v":1,"op":"bridge.list"}"#, "2000"])
+        XCTAssertEqual(lines(c3, 1).count, 1)
+        c3.wait(seconds: 30)
+        usleep(1_100_000)
+        XCTAssertEqual(try ctl(userA, "bridge list").0, 0, "the next second: the left-out count is logged")
         _ = svc.stop()
         let log = svc.daemon.stderr
         XCTAssertFalse(log.split(separator: "\n").contains { $0.contains(": request port.del") }, "no forged line")
@@ -435,6 +444,10 @@ final class SecurityTests: XCTestCase {
         XCTAssertTrue(log.contains("\\x202e"), "escaped instead")
         XCTAssertFalse(log.contains(String(repeating: "z", count: 200)), "long fields capped")
         XCTAssertLessThan(log.utf8.count, 200_000)
+        let floodLines = log.split(separator: "\n").filter { $0.contains("request bridge.list") && $0.contains("uid \(uidA)") }
+            .count
+        XCTAssertLessThan(floodLines, 1000, "at most 50 a second: most of the 2000 are not logged one by one")
+        XCTAssertTrue(log.contains("more request(s) not logged in one second"), "what was left out is counted")
     }
 
     // MARK: 9. lifetimes
