@@ -446,34 +446,25 @@ extension ForwardingEngine {
                 dst.pointee.stats.dropRingFull &+= 1
                 continue
             }
+            let slots = dst.pointee.rx.ptr.slots
+            let firstFlags = hasVnet ? SlotFlags.vnetHdr : 0
+            var used: UInt32 = 1
+            let written: Bool
             if ftFrags[e] == 1 && total <= dBufSize {
                 // One slot in, one slot out (most frames): no writer state to carry.
-                let slot = dst.pointee.rx.ptr.slots + Int(tail)
-                let didx = swale_load_relaxed(&slot.pointee.buf_idx)
-                guard didx >= BlockAllocator.reserved && didx < dLimit else {
-                    dst.pointee.rx.reset()
-                    dst.pointee.stats.dropBadSlot &+= 1
-                    room = 0
-                    continue
+                written = SlotWriter.writeOne(
+                    slots: slots, bufBase: dBase, bufSize: dBufSize, bufLimit: dLimit, at: tail,
+                    from: sBase + Int(snapIdx[pos]) &* sBufSize, count: total, flags: firstFlags)
+            } else {
+                // Copy fragment by fragment, refilling destination buffers as they fill up.
+                var w = SlotWriter(slots: slots, numSlots: dn, bufBase: dBase, bufSize: dBufSize, bufLimit: dLimit, at: tail)
+                for k in 0..<Int(ftFrags[e]) where w.ok {
+                    w.write(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
                 }
-                memcpy(dBase + Int(didx) &* dBufSize, sBase + Int(snapIdx[pos]) &* sBufSize, total)
-                slot.pointee.len = UInt16(truncatingIfNeeded: total)
-                slot.pointee.flags = hasVnet ? SlotFlags.vnetHdr : 0
-                tail = RingMath.next(tail, dn)
-                room &-= 1
-                filled &+= 1
-                dst.pointee.stats.rxPackets &+= 1
-                dst.pointee.stats.rxBytes &+= UInt64(total &- hdr)
-                continue
+                written = w.ok
+                if written { used = w.finish(firstFlags: firstFlags) }
             }
-            // Copy fragment by fragment, refilling destination buffers as they fill up.
-            var w = SlotWriter(
-                slots: dst.pointee.rx.ptr.slots, numSlots: dn, bufBase: dBase, bufSize: dBufSize,
-                bufLimit: dLimit, at: tail)
-            for k in 0..<Int(ftFrags[e]) where w.ok {
-                w.write(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
-            }
-            guard w.ok else {
+            guard written else {
                 // The application scribbled a bad buffer index into its rx ring: reset it and
                 // deliver nothing more to it in this batch (what was copied before is published).
                 dst.pointee.rx.reset()
@@ -481,7 +472,6 @@ extension ForwardingEngine {
                 room = 0
                 continue
             }
-            let used = w.finish(firstFlags: hasVnet ? SlotFlags.vnetHdr : 0)
             tail = RingMath.add(tail, used, dn)
             room &-= used
             filled &+= used

@@ -109,4 +109,21 @@ public struct SlotWriter {
         slots[Int(start)].flags |= firstFlags
         return used
     }
+
+    /// A frame that fits one buffer, into slot i: one read of the slot's buffer index, one copy,
+    /// its length and flags. False, with nothing written, if the index is outside the region.
+    /// The same rule as a writer of one slot, without the writer's state.
+    @inlinable @inline(__always)
+    public static func writeOne(
+        slots: UnsafeMutablePointer<swale_slot>, bufBase: UnsafeMutableRawPointer, bufSize: Int, bufLimit: UInt32,
+        at i: UInt32, from src: UnsafeRawPointer, count: Int, flags: UInt16
+    ) -> Bool {
+        let slot = slots + Int(i)
+        let idx = slot.pointee.buf_idx  // read once
+        guard idx >= BlockAllocator.reserved, idx < bufLimit, count <= bufSize else { return false }
+        memcpy(bufBase + Int(idx) &* bufSize, src, count)
+        slot.pointee.len = UInt16(truncatingIfNeeded: count)
+        slot.pointee.flags = flags
+        return true
+    }
 }

@@ -57,4 +57,37 @@ final class SlotWriterTests: XCTestCase {
         tx.slot(5).pointee.buf_idx = UInt32.max
         XCTAssertFalse(SlotWriter(tx, at: 5).ok, "checked before the first byte")
     }
+
+    /// The one-slot path lays a frame out as a writer of one slot does, and refuses a bad index
+    /// or a frame larger than a buffer without writing anything.
+    func testWriteOneMatchesTheWriterAndRefusesBadSlots() throws {
+        let (pool, tx) = try ring()
+        defer { withExtendedLifetime(pool) {} }
+        let bytes = (0..<60).map { UInt8($0) }
+        let ok = bytes.withUnsafeBytes {
+            SlotWriter.writeOne(
+                slots: tx.ptr.slots, bufBase: tx.bufBase, bufSize: tx.bufSize, bufLimit: tx.bufLimit, at: 5,
+                from: $0.baseAddress!, count: 60, flags: SlotFlags.vnetHdr)
+        }
+        XCTAssertTrue(ok)
+        XCTAssertEqual(tx.slot(5).pointee.len, 60)
+        XCTAssertEqual(tx.slot(5).pointee.flags, SlotFlags.vnetHdr)
+        XCTAssertEqual(Array(UnsafeRawBufferPointer(start: tx.buffer(tx.slot(5)), count: 60)), bytes)
+        tx.slot(6).pointee.len = 7
+        tx.slot(6).pointee.buf_idx = tx.bufLimit  // scribbled
+        let big = [UInt8](repeating: 1, count: 4096)
+        XCTAssertFalse(
+            bytes.withUnsafeBytes {
+                SlotWriter.writeOne(
+                    slots: tx.ptr.slots, bufBase: tx.bufBase, bufSize: tx.bufSize, bufLimit: tx.bufLimit, at: 6,
+                    from: $0.baseAddress!, count: 60, flags: 0)
+            })
+        XCTAssertFalse(
+            big.withUnsafeBytes {
+                SlotWriter.writeOne(
+                    slots: tx.ptr.slots, bufBase: tx.bufBase, bufSize: tx.bufSize, bufLimit: tx.bufLimit, at: 7,
+                    from: $0.baseAddress!, count: 4096, flags: 0)
+            })
+        XCTAssertEqual(tx.slot(6).pointee.len, 7, "nothing written")
+    }
 }
