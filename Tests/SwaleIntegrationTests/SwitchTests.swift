@@ -106,14 +106,16 @@ final class SwitchTests: XCTestCase {
 
     func testAgingMakesEntriesExpire() throws {
         let p0 = try open("vale1:p0"), p1 = try open("vale1:p1"), p2 = try open("vale1:p2")
-        let r = BridgeAging(bridge: "vale1", seconds: 1)
+        // Two seconds: ages are whole seconds, so with one an entry learned just before a second
+        // ticks over could read as expired a millisecond later.
+        let r = BridgeAging(bridge: "vale1", seconds: 2)
         _ = try svc.call(r)
         send(p2, frame(dst: broadcastMAC, src: mac(2), marker: 1))
         _ = drain(p0, expect: 1); _ = drain(p1, expect: 1)
         send(p0, frame(dst: mac(2), src: mac(0), marker: 2))
         XCTAssertEqual(drain(p1).count, 0, "learned: not flooded")
         _ = drain(p2, expect: 1)
-        sleep(3)
+        sleep(4)
         send(p0, frame(dst: mac(2), src: mac(0), marker: 3))
         XCTAssertEqual(drain(p1, expect: 1).count, 1, "aged out: flooded again")
         // The sweep that frees expired slots runs in slices; it gets there within a few seconds.
