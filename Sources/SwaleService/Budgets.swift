@@ -44,12 +44,28 @@ extension Service {
         var sessions = 0, ports = 0, pipes = 0, bridges = 0, bytes = 0
     }
 
-    /// What `uid` holds (nil: every user but root, together). Ports and pipes a session still holds
+    /// Whose holdings `usage` counts.
+    enum Holder {
+        case user(UInt32)
+        /// Every user but root, together.
+        case members
+        case everyone
+
+        func counts(_ owner: UInt32) -> Bool {
+            switch self {
+            case .user(let uid): return owner == uid
+            case .members: return owner != 0
+            case .everyone: return true
+            }
+        }
+    }
+
+    /// What `holder` holds. Ports and pipes a session still holds
     /// after their bridge was deleted count too: their memory and descriptors live until it closes.
-    func usage(of uid: UInt32?) -> Usage {
-        func counts(_ owner: UInt32) -> Bool { uid.map { $0 == owner } ?? (owner != 0) }
+    func usage(of holder: Holder) -> Usage {
+        let counts = holder.counts
         var u = Usage()
-        u.sessions = sessions.values.filter { s in !s.root && (uid.map { s.uid == $0 } ?? true) }.count
+        u.sessions = sessions.values.filter { !$0.root && counts($0.uid) }.count
         var seenPorts = Set<ObjectIdentifier>()
         var seenPipes = Set<ObjectIdentifier>()
         func port(_ p: PortEntry) {
@@ -78,7 +94,7 @@ extension Service {
     }
 
     /// Shared memory of every port, root's included (held ones too).
-    var totalBytes: Int { usage(of: nil).bytes + usage(of: 0).bytes }
+    var totalBytes: Int { usage(of: .everyone).bytes }
 
     func limitError(_ what: String, _ held: Int, _ limit: Int, _ setting: String, uid: UInt32? = nil) -> ControlError {
         ControlError(
@@ -108,9 +124,9 @@ extension Service {
             if bridges.count >= b.maxBridges { throw limitError("bridges in all", bridges.count, b.maxBridges, "maxBridges") }
             return
         }
-        let mine = usage(of: s.uid).bridges
+        let mine = usage(of: .user(s.uid)).bridges
         if mine >= b.clientMaxBridges { throw limitError("bridges", mine, b.clientMaxBridges, "clientMaxBridges", uid: s.uid) }
-        let others = usage(of: nil).bridges
+        let others = usage(of: .members).bridges
         let cap = b.maxBridges - b.rootReservedBridges
         if others >= cap || bridges.count >= b.maxBridges {
             throw limitError("bridges", others, cap, "maxBridges less the root reserve")
@@ -130,14 +146,14 @@ extension Service {
             }
             return
         }
-        let mine = usage(of: s.uid).bytes
+        let mine = usage(of: .user(s.uid)).bytes
         if mine + bytes > b.clientMaxMemoryMiB * mib {
             throw ControlError(
                 .limit,
                 "uid \(s.uid) would hold \((mine + bytes) / mib) MiB of shared memory (limit \(b.clientMaxMemoryMiB) MiB, setting clientMaxMemoryMiB)"
             )
         }
-        let others = usage(of: nil).bytes
+        let others = usage(of: .members).bytes
         let cap = (b.maxMemoryMiB - b.rootReservedMemoryMiB) * mib
         if others + bytes > cap || totalBytes + bytes > b.maxMemoryMiB * mib {
             throw ControlError(
@@ -149,7 +165,7 @@ extension Service {
 
     func checkNewPort(_ s: Session, slots: Int) throws {
         if !s.root {
-            let mine = usage(of: s.uid).ports
+            let mine = usage(of: .user(s.uid)).ports
             if mine >= options.budgets.clientMaxPorts {
                 throw limitError("ports", mine, options.budgets.clientMaxPorts, "clientMaxPorts", uid: s.uid)
             }
@@ -160,7 +176,7 @@ extension Service {
 
     func checkNewPipe(_ s: Session, slots: Int, in pool: MemoryPool) throws {
         if !s.root {
-            let mine = usage(of: s.uid).pipes
+            let mine = usage(of: .user(s.uid)).pipes
             if mine >= options.budgets.clientMaxPipes {
                 throw limitError("pipes", mine, options.budgets.clientMaxPipes, "clientMaxPipes", uid: s.uid)
             }
