@@ -57,11 +57,17 @@ public struct SwaleConfig: Equatable, Sendable {
         public var allowUsers: [String]?
         public var allowGroups: [String]?
         public var ports: [Port] = []
+        /// Bridge rules (BridgeRules.swift).
+        public var vlanFiltering = false
+        public var groupFwdMask: UInt16 = 0
+        public var portRules: [PortRules] = []
+        public var fdb: [StaticEntry] = []
         public var line = 0
         public init(name: String) { self.name = name }
         public static func == (a: Bridge, b: Bridge) -> Bool {
             a.name == b.name && a.agingSeconds == b.agingSeconds && a.batch == b.batch && a.ports == b.ports
-                && a.allowUsers == b.allowUsers && a.allowGroups == b.allowGroups
+                && a.allowUsers == b.allowUsers && a.allowGroups == b.allowGroups && a.vlanFiltering == b.vlanFiltering
+                && a.groupFwdMask == b.groupFwdMask && a.portRules == b.portRules && a.fdb == b.fdb
         }
     }
 
@@ -169,7 +175,7 @@ extension SwaleConfig {
 }
 
 /// Walks a parsed document, type- and range-checking each setting and remembering its line.
-private struct ConfigChecker {
+struct ConfigChecker {
     let file: String
     var interfaces: [String: (String, Int)] = [:]  // interface → (what uses it, line)
 
@@ -250,7 +256,12 @@ private struct ConfigChecker {
     }
 
     mutating func bridge(_ v: JSONValue, _ path: String) throws -> SwaleConfig.Bridge {
-        let ms = try members(v, path, known: ["name", "agingSeconds", "batch", "allowUsers", "allowGroups", "ports"])
+        let ms = try members(
+            v, path,
+            known: [
+                "name", "agingSeconds", "batch", "allowUsers", "allowGroups", "vlanFiltering", "groupFwdMask", "portRules", "fdb",
+                "ports"
+            ])
         guard let nameV = ms.first(where: { $0.key == "name" })?.value else { throw fail(v, "\(path) has no name") }
         var b = SwaleConfig.Bridge(
             name: try named(nameV, "\(path).name") { s in
@@ -274,6 +285,27 @@ private struct ConfigChecker {
                     return s
                 }
                 if m.key == "allowUsers" { b.allowUsers = names } else { b.allowGroups = names }
+            case "vlanFiltering": b.vlanFiltering = try bool(m.value, "\(where_): vlanFiltering")
+            case "groupFwdMask": b.groupFwdMask = try groupFwdMask(m.value, "\(where_): groupFwdMask")
+            case "portRules", "fdb":
+                guard case .array(let items) = m.value.kind else {
+                    throw fail(m.value, "\(where_): \(m.key) must be an array, found \(m.value.typeName)")
+                }
+                for (i, item) in items.enumerated() {
+                    if m.key == "fdb" {
+                        let e = try staticEntry(item, "\(where_): fdb[\(i)]")
+                        guard !b.fdb.contains(where: { $0.mac == e.mac && $0.vlan == e.vlan }) else {
+                            throw fail(item, "\(where_): fdb[\(i)]: \(Names.formatMAC(e.mac)) vlan \(e.vlan) is listed twice")
+                        }
+                        b.fdb.append(e)
+                    } else {
+                        let r = try portRules(item, "\(where_): portRules[\(i)]")
+                        guard !b.portRules.contains(where: { $0.port == r.port }) else {
+                            throw fail(item, "\(where_): portRules[\(i)]: port \(r.port) has rules twice")
+                        }
+                        b.portRules.append(r)
+                    }
+                }
             case "ports":
                 guard case .array(let items) = m.value.kind else {
                     throw fail(m.value, "\(where_): ports must be an array, found \(m.value.typeName)")
@@ -384,6 +416,10 @@ extension SwaleConfig {
                 ("batch", b.batch.map(JSONValue.int)),
                 ("allowUsers", b.allowUsers.map { .array($0.map(JSONValue.string)) }),
                 ("allowGroups", b.allowGroups.map { .array($0.map(JSONValue.string)) }),
+                ("vlanFiltering", b.vlanFiltering ? .bool(true) : nil),
+                ("groupFwdMask", b.groupFwdMask != 0 ? .string(SwaleConfig.hex(Int(b.groupFwdMask))) : nil),
+                ("portRules", b.portRules.isEmpty ? nil : .array(b.portRules.map(\.document))),
+                ("fdb", b.fdb.isEmpty ? nil : .array(b.fdb.map(\.document))),
                 (
                     "ports",
                     .array(

@@ -14,11 +14,13 @@
  * takes effect within a second). Then the pass proper:
  *   1. Kernel ports pull what the kernel has into their tx rings (one adapter call per port).
  *   2. For each port with submitted tx slots, take a batch (up to `batch` slots, whole frames only):
- *      validate every slot (buffer index, length), drop runts and oversize frames (counted), learn
- *      the unicast source MAC, look up the destination: known unicast goes to its port (dropped if
- *      that is the source: no hairpin); broadcast, multicast and unknown unicast flood to every
- *      other port. The batch is recorded in a forwarding table (ft) of (first slot, frags, length,
- *      destination) — pointers and indices, nothing allocated.
+ *      validate every slot (buffer index, length), drop runts and oversize frames (counted), apply
+ *      the bridge rules (BridgeRules.swift: bad sources, VLAN ingress, static entries, MAC limits,
+ *      locked ports, reserved groups), learn the source MAC, look up the destination: known unicast
+ *      goes to its port (dropped if that is the source: no hairpin); broadcast, multicast and
+ *      unknown unicast flood to every other port (of the frame's VLAN; isolated ports not to each
+ *      other). The batch is recorded in a forwarding table (ft) of (first slot, frags, length,
+ *      destination, VLAN) — pointers and indices, nothing allocated.
  *   3. For each destination touched by the batch: read its free room once, copy the frames it gets
  *      (resegmenting into its buffers; frames span slots with NS_MOREFRAG), publish its tail once and
  *      wake it once. Frames that do not fit are dropped and counted against that port (VALE drops
@@ -73,6 +75,22 @@ public final class ForwardingEngine {
     let ftFrags: UnsafeMutablePointer<UInt16>
     let ftLen: UnsafeMutablePointer<UInt32>
     let ftDst: UnsafeMutablePointer<UInt16>
+    // VLAN filtering only: the frame's VLAN, the tag it leaves with where tagged, and how the
+    // source frame is tagged (BridgeRules: untaggedFrame, taggedFrame, retagFrame).
+    let ftVid: UnsafeMutablePointer<UInt16>
+    let ftTci: UnsafeMutablePointer<UInt16>
+    let ftTag: UnsafeMutablePointer<UInt8>
+    /// Per port, 64 words of VLAN membership then 64 of "leaves untagged" (BridgeRules.swift).
+    let vlanBits: UnsafeMutablePointer<UInt64>
+    let vlanBitsBytes: Int
+    /// 802.1Q filtering: frames are classified into VLANs at ingress and tagged at egress.
+    @exclusivity(unchecked) public var vlanFiltering = false
+    /// Which of the reserved groups 01:80:C2:00:00:0X are forwarded (bit X), like Linux's
+    /// group_fwd_mask. 01:80:C2:00:00:00 (STP BPDUs) is always forwarded: Swale runs no STP.
+    @exclusivity(unchecked) public var groupForwardMask: UInt16 = 0
+    // The current batch: rules that make egress depend on the frame (VLANs, an isolated source).
+    @exclusivity(unchecked) var batchScoped = false
+    @exclusivity(unchecked) var batchIsolated = false
     // Each slot of the batch copied once out of shared memory (a client may change its ring while
     // we work: everything after validation reads these copies, never the ring again).
     let snapIdx: UnsafeMutablePointer<UInt32>
@@ -100,6 +118,15 @@ public final class ForwardingEngine {
         ftFrags = .allocate(capacity: maxFt)
         ftLen = .allocate(capacity: maxFt)
         ftDst = .allocate(capacity: maxFt)
+        ftVid = .allocate(capacity: maxFt)
+        ftTci = .allocate(capacity: maxFt)
+        ftTag = .allocate(capacity: maxFt)
+        // Lazily committed zero pages: a port's 1 KiB of bitmaps costs memory once it exists.
+        vlanBitsBytes = (config.maxPorts * ForwardingEngine.vlanWordsPerPort * 8 + 4095) & ~4095
+        guard let raw = mmap(nil, vlanBitsBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+            raw != MAP_FAILED
+        else { throw SystemError("mmap", detail: "VLAN bitmaps of \(vlanBitsBytes) bytes") }
+        vlanBits = raw.bindMemory(to: UInt64.self, capacity: vlanBitsBytes / 8)
         snapIdx = .allocate(capacity: config.batch + 2 * Self.maxFrags)
         snapLen = .allocate(capacity: config.batch + 2 * Self.maxFrags)
         snapFlags = .allocate(capacity: config.batch + 2 * Self.maxFrags)
@@ -114,6 +141,8 @@ public final class ForwardingEngine {
     deinit {
         ports.deallocate()
         ftSlot.deallocate(); ftFrags.deallocate(); ftLen.deallocate(); ftDst.deallocate()
+        ftVid.deallocate(); ftTci.deallocate(); ftTag.deallocate()
+        munmap(UnsafeMutableRawPointer(vlanBits), vlanBitsBytes)
         snapIdx.deallocate(); snapLen.deallocate(); snapFlags.deallocate()
         dstList.deallocate(); dstMark.deallocate(); scratch.deallocate()
         directEntry.deallocate()
@@ -144,6 +173,7 @@ public final class ForwardingEngine {
         backends[i] = backend
         activeCount += 1
         portCount = max(portCount, i + 1)
+        resetVlans(port: i)
         return i
     }
 
@@ -155,7 +185,8 @@ public final class ForwardingEngine {
         ports[index].active = false
         activeCount -= 1
         backends[index] = nil
-        _ = table.flush(port: UInt16(index))
+        _ = table.flush(port: UInt16(index), includingStatic: true)
+        table.setLimit(port: index, 0)
         while portCount > 0 && !ports[portCount - 1].active { portCount -= 1 }
         return ports[index].stats
     }
@@ -280,8 +311,13 @@ extension ForwardingEngine {
         var ndst = 0
         var cursor = src.pointee.tx.hwcur
         var lastSrc = UInt64.max
+        var lastSrcDrop = Drop.none
         var lastDstMac = UInt64.max
         var lastDstPort = ForwardingEngine.broadcast
+        let vf = vlanFiltering
+        let srcLocked = src.pointee.locked
+        batchIsolated = src.pointee.isolated
+        batchScoped = vf || batchIsolated
 
         while consumed < pending && consumed < maxSlots {
             // Gather one frame: [cursor, cursor + frags).
@@ -326,28 +362,47 @@ extension ForwardingEngine {
             } else if total &- hdr < 14 || Int(snapLen[snap]) < hdr &+ 14 {
                 src.pointee.stats.dropTooShort &+= 1
             } else {
+                frame: do {
                 let buf = base + Int(snapIdx[snap]) &* bufSize + hdr
                 let dstMac = LearningTable.mac(fromFrame: buf, offset: 0)
                 let srcMac = LearningTable.mac(fromFrame: buf, offset: 6)
-                // A batch is usually one flow: learn and look up once per distinct address.
-                if srcMac != lastSrc {
-                    lastSrc = srcMac
-                    if !LearningTable.isGroup(srcMac) && firstFlags & SlotFlags.noLearn == 0 {
-                        table.learn(srcMac, port: UInt16(s), now: now)
-                        lastDstMac = UInt64.max  // a learn may have moved the cached destination
-                    }
+                var vid: UInt16 = 0
+                if vf {
+                    // 802.1Q ingress: the frame's VLAN, from its tag or the port's PVID.
+                    let c = classify(buf, length: total &- hdr, firstSlot: Int(snapLen[snap]) &- hdr, port: s)
+                    guard c.vid != 0 else { countDrop(.vlan, src); break frame }
+                    vid = c.vid
+                    ftVid[ft] = c.vid
+                    ftTci[ft] = c.tci
+                    ftTag[ft] = c.tag
                 }
+                // A batch is usually one flow: check and learn once per distinct (VLAN, source).
+                let srcKey = srcMac | UInt64(vid) &<< 48
+                if srcKey != lastSrc {
+                    lastSrc = srcKey
+                    lastSrcDrop = admitSource(
+                        srcMac, vlan: vid, port: s, locked: srcLocked, learn: firstFlags & SlotFlags.noLearn == 0, now: now)
+                    lastDstMac = UInt64.max  // a learn may have moved the cached destination
+                }
+                if lastSrcDrop != .none { countDrop(lastSrcDrop, src); break frame }
                 var d = ForwardingEngine.broadcast
-                if dstMac == lastDstMac {
+                let dstKey = dstMac | UInt64(vid) &<< 48
+                if dstKey == lastDstMac {
                     d = lastDstPort
                 } else if !LearningTable.isGroup(dstMac) {
-                    let found = table.lookup(dstMac, now: now)
+                    let found = table.lookup(dstMac, vlan: vid, now: now)
                     if found != LearningTable.none { d = found }
-                    lastDstMac = dstMac
+                    lastDstMac = dstKey
                     lastDstPort = d
+                } else if isReservedGroup(dstMac) {
+                    countDrop(.reserved, src); break frame
                 }
                 if d != ForwardingEngine.broadcast && (Int(d) >= portCount || !ports[Int(d)].active) {
                     d = ForwardingEngine.broadcast
+                }
+                if batchScoped && d != ForwardingEngine.broadcast && d != UInt16(s) {
+                    let why = unicastEgress(vid: vid, to: Int(d))
+                    if why != .none { countDrop(why, src); break frame }
                 }
                 if d == UInt16(s) || (d == ForwardingEngine.broadcast && activeCount < 2) {
                     // No hairpin; and a flood with no other port has nowhere to go: both counted.
@@ -371,6 +426,7 @@ extension ForwardingEngine {
                 }
                 src.pointee.stats.txPackets &+= 1
                 src.pointee.stats.txBytes &+= UInt64(total &- hdr)
+                }
             }
             consumed &+= frags
             cursor = j
@@ -424,6 +480,14 @@ extension ForwardingEngine {
         for e in e0..<ft {
             let fd = ftDst[e]
             if fd != UInt16(d) && fd != ForwardingEngine.broadcast { continue }
+            if batchScoped {
+                let how = egress(entry: e, to: d)
+                if how == .skip { continue }
+                if how == .retag {
+                    deliverRetagged(entry: e, source: s, to: d, room: &room, tail: &tail, filled: &filled)
+                    continue
+                }
+            }
             let pos = Int(ftSlot[e])
             let hasVnet = snapFlags[pos] & SlotFlags.vnetHdr != 0
             let total = Int(ftLen[e])
@@ -436,6 +500,7 @@ extension ForwardingEngine {
             let hdr = hasVnet ? VnetHeader.size : 0
             let payload = total &- hdr &- 14
             if payload > dst.pointee.mtu
+                && ForwardingEngine.payloadLength(sBase + Int(snapIdx[pos]) &* sBufSize + hdr, total &- hdr) > dst.pointee.mtu
                 && !(hasVnet && dst.pointee.acceptsVnet && VnetHeader(sBase + Int(snapIdx[pos]) &* sBufSize).isGSO)
             {
                 dst.pointee.stats.dropTooLong &+= 1
@@ -507,12 +572,20 @@ extension ForwardingEngine {
         while e < ft {
             let fd = ftDst[e]
             if fd != UInt16(d) && fd != ForwardingEngine.broadcast { e &+= 1; continue }
+            if batchScoped {
+                let how = egress(entry: e, to: d)
+                if how == .skip { e &+= 1; continue }
+                if how == .retag { break }  // the copy path rewrites the tag
+            }
             let pos = Int(ftSlot[e])
             let hasVnet = snapFlags[pos] & SlotFlags.vnetHdr != 0
             if hasVnet && !dst.pointee.acceptsVnet { break }
             let hdr = hasVnet ? VnetHeader.size : 0
             let total = Int(ftLen[e])
-            if total &- hdr &- 14 > dst.pointee.mtu && !(hasVnet && VnetHeader(sBase + Int(snapIdx[pos]) &* sBufSize).isGSO) {
+            if total &- hdr &- 14 > dst.pointee.mtu
+                && ForwardingEngine.payloadLength(sBase + Int(snapIdx[pos]) &* sBufSize + hdr, total &- hdr) > dst.pointee.mtu
+                && !(hasVnet && VnetHeader(sBase + Int(snapIdx[pos]) &* sBufSize).isGSO)
+            {
                 break
             }
             var fits = !direct.isFull

@@ -9,15 +9,18 @@
  Representation of a MAC: a UInt64 holding the 48-bit address big-endian in its low 48 bits, so
  the first octet is bits 47...40 and the group (multicast/broadcast) bit — bit 0 of the first
  octet — is bit 40. `mac(fromFrame:offset:)` reads one from a frame with two loads and byte swaps.
+ Entries are keyed by (VLAN, MAC) as in an 802.1Q bridge: the 12-bit VID sits in bits 59...48 of
+ the key, so VLAN 0 (a bridge without VLAN filtering) gives exactly the MAC-only key, and the same
+ MAC in two VLANs is two entries that learn and age independently.
 
  Storage. One zero-filled block obtained once with mmap (lazily committed; MADV_HUGEPAGE so that
  random probes over a big table do not miss in the TLB), used as an `UnsafeMutablePointer<Entry>`
  array of `bucketCount * 8` entries. Nothing is allocated, retained or released per lookup or per
  learn. An entry is 16 bytes:
 
-     key:  UInt64   MAC | validBit (bit 63); 0 means the slot is empty
+     key:  UInt64   MAC | VID << 48 | validBit (bit 63); 0 means the slot is empty
      port: UInt16   the port the MAC was last seen on (never `LearningTable.none`)
-     pad:  UInt16
+     flags: UInt16  `staticFlag`: added by the control plane (`addStatic`)
      seen: UInt32   last time (seconds, caller's monotonic clock) the MAC was seen as a source
 
  Buckets hold 8 entries (128 bytes: two cache lines, aligned). The bucket count is a power of two
@@ -66,6 +69,14 @@
  The common case (known MAC, same port) is the lookup probe above and at most one 4-byte store;
  the insertion/move paths are kept out of line.
 
+ Static entries (`fdb add`) are never aged, evicted or moved: a learn of that (VID, MAC) on another
+ port returns `.staticElsewhere` and changes nothing, so the caller drops the frame. They do not
+ count toward a port's MAC limit.
+
+ MAC limit per port (`setLimit`): the table counts the dynamic entries of each port (kept exact by
+ insert, move, evict, expire and flush, all out of line); a learn that would give a port at its
+ limit a new entry returns `.limitReached` and changes nothing.
+
  `expire(now:)` sweeps the whole table; `expire(now:buckets:)` sweeps a slice and remembers where it
  stopped, so the forwarding engine can age a big table a little at a time without a long stall.
  `flush(port:)` removes every entry, or those of one port (when a port is deleted or goes down).
@@ -83,6 +94,8 @@ public final class LearningTable {
     // MARK: - Layout constants
 
     static let macMask: UInt64 = 0x0000_FFFF_FFFF_FFFF
+    static let vlanShift: UInt64 = 48
+    static let staticFlag: UInt16 = 1
     static let validBit: UInt64 = 1 << 63
     static let groupBit: UInt64 = 1 << 40
     static let bucketShift = 3  // 8 entries per bucket
@@ -91,8 +104,31 @@ public final class LearningTable {
     struct Entry {
         var key: UInt64
         var port: UInt16
-        var pad: UInt16
+        var flags: UInt16
         var seen: UInt32
+        var isStatic: Bool { flags & LearningTable.staticFlag != 0 }
+    }
+
+    /// What `learn` did with a source address.
+    public enum Verdict: UInt8 {
+        /// Learned or refreshed: the frame may go on.
+        case learned
+        /// A static entry puts this (VLAN, MAC) on another port: nothing changed; drop the frame.
+        case staticElsewhere
+        /// The port is at its MAC limit and this would be a new entry for it: drop the frame.
+        case limitReached
+    }
+
+    /// One live entry, for `fdb show`.
+    public struct Record: Sendable, Equatable {
+        public var mac: UInt64
+        public var vlan: UInt16
+        public var port: UInt16
+        public var age: UInt32
+        public var isStatic: Bool
+        public init(mac: UInt64, vlan: UInt16, port: UInt16, age: UInt32, isStatic: Bool) {
+            self.mac = mac; self.vlan = vlan; self.port = port; self.age = age; self.isStatic = isStatic
+        }
     }
 
     // MARK: - Storage (immutable after init: no exclusivity checks on the hot path)
@@ -133,6 +169,12 @@ public final class LearningTable {
 
     @exclusivity(unchecked) private var sweepCursor = 0
 
+    /// Ports the per-port counts and limits cover (port indices below it).
+    public let maxPorts: Int
+    /// Dynamic entries per port, and each port's limit (0: none).
+    let portEntries: UnsafeMutablePointer<UInt32>
+    let portLimits: UnsafeMutablePointer<UInt32>
+
     // MARK: - Init / deinit
 
     /// - Parameters:
@@ -142,7 +184,7 @@ public final class LearningTable {
     ///   - agingSeconds: aging time (default 300 s, as Open vSwitch and the Linux bridge).
     ///   - seed: hash salt; random when nil (pass one only for reproducible tests).
     /// - Throws: SystemError when the table's memory cannot be mapped.
-    public init(capacity: Int = 1 << 20, agingSeconds: UInt32 = 300, seed: UInt64? = nil) throws {
+    public init(capacity: Int = 1 << 20, agingSeconds: UInt32 = 300, seed: UInt64? = nil, maxPorts: Int = 4096) throws {
         precondition(capacity >= 1 && capacity <= 1 << 40, "LearningTable capacity must be in 1...2^40")
         precondition(MemoryLayout<Entry>.stride == 16, "LearningTable.Entry must be 16 bytes")
         let wantedBuckets = (2 * capacity + LearningTable.entriesPerBucket - 1) / LearningTable.entriesPerBucket
@@ -161,6 +203,11 @@ public final class LearningTable {
         hashAdd = LearningTable.splitmix64(&s)
 
         agingLimit = Int32(clamping: agingSeconds)
+        self.maxPorts = max(maxPorts, 1)
+        portEntries = .allocate(capacity: self.maxPorts)
+        portEntries.initialize(repeating: 0, count: self.maxPorts)
+        portLimits = .allocate(capacity: self.maxPorts)
+        portLimits.initialize(repeating: 0, count: self.maxPorts)
 
         let bytes = buckets * LearningTable.entriesPerBucket * MemoryLayout<Entry>.stride
         let page = 4096
@@ -168,6 +215,7 @@ public final class LearningTable {
         guard let raw = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
             raw != MAP_FAILED
         else {
+            portEntries.deallocate(); portLimits.deallocate()
             throw SystemError("mmap", detail: "learning table of \(mappedBytes) bytes")
         }
         if mappedBytes >= 2 << 20 {
@@ -179,6 +227,8 @@ public final class LearningTable {
 
     deinit {
         munmap(UnsafeMutableRawPointer(table), mappedBytes)
+        portEntries.deallocate()
+        portLimits.deallocate()
     }
 
     // MARK: - MAC helpers
@@ -200,6 +250,12 @@ public final class LearningTable {
 
     /// "aa:bb:cc:dd:ee:ff" (control plane).
     public static func string(_ mac: UInt64) -> String { Names.formatMAC(mac) }
+
+    /// The key of (VLAN, MAC): VID in bits 59...48, the valid bit on top.
+    @inline(__always)
+    static func key(_ mac: UInt64, _ vlan: UInt16) -> UInt64 {
+        (mac & macMask) | UInt64(vlan & 0xfff) &<< vlanShift | validBit
+    }
 
     // MARK: - Hot path
 
@@ -236,10 +292,19 @@ public final class LearningTable {
 
     /// Port of `mac`, or `LearningTable.none` when it is unknown or its entry has expired.
     @inline(__always)
-    public func lookup(_ mac: UInt64, now: UInt32) -> UInt16 {
-        let key = (mac & LearningTable.macMask) | LearningTable.validBit
+    public func lookup(_ mac: UInt64, vlan: UInt16 = 0, now: UInt32) -> UInt16 {
+        let key = LearningTable.key(mac, vlan)
         let (b, home) = locate(key)
-        guard let e = find(key, b, home), !isExpired(e.pointee.seen, now) else { return LearningTable.none }
+        guard let e = find(key, b, home) else { return LearningTable.none }
+        if isExpired(e.pointee.seen, now) && !e.pointee.isStatic { return LearningTable.none }
+        return e.pointee.port
+    }
+
+    /// The port of a static entry for (VLAN, MAC), or `none` (a locked port admits only these).
+    public func staticPort(_ mac: UInt64, vlan: UInt16 = 0) -> UInt16 {
+        let key = LearningTable.key(mac, vlan)
+        let (b, home) = locate(key)
+        guard let e = find(key, b, home), e.pointee.isStatic else { return LearningTable.none }
         return e.pointee.port
     }
 
@@ -257,7 +322,7 @@ public final class LearningTable {
         while done < n {
             let chunk = min(n &- done, LearningTable.touchChunk)
             for i in done..<(done &+ chunk) {
-                let (b, home) = locate((macs[i] & LearningTable.macMask) | LearningTable.validBit)
+                let (b, home) = locate(LearningTable.key(macs[i], 0))
                 touched |= b[home].key
             }
             for i in done..<(done &+ chunk) { ports[i] = lookup(macs[i], now: now) }
@@ -269,26 +334,47 @@ public final class LearningTable {
     static let touchChunk = 64
     @exclusivity(unchecked) private var touchSink: UInt64 = 0
 
-    /// Learns (or refreshes) `mac` on `port`. Group MACs and `port == none` are ignored.
+    /// Learns (or refreshes) `mac` in `vlan` on `port`. Group MACs and `port == none` are ignored
+    /// (`.learned`: nothing to refuse).
     @inline(__always)
-    public func learn(_ mac: UInt64, port: UInt16, now: UInt32) {
-        if mac & LearningTable.groupBit != 0 || port == LearningTable.none { return }
-        let key = (mac & LearningTable.macMask) | LearningTable.validBit
+    @discardableResult
+    public func learn(_ mac: UInt64, vlan: UInt16 = 0, port: UInt16, now: UInt32) -> Verdict {
+        if mac & LearningTable.groupBit != 0 || port == LearningTable.none { return .learned }
+        let key = LearningTable.key(mac, vlan)
         let (b, home) = locate(key)
         if let e = find(key, b, home) {
             if e.pointee.port == port && !isExpired(e.pointee.seen, now) {
                 if e.pointee.seen != now { e.pointee.seen = now }
-            } else {
-                update(e, port: port, now: now)
+                return .learned
             }
-        } else {
-            insert(b, home: home, key: key, port: port, now: now)
+            return update(e, port: port, now: now)
         }
+        return insert(b, home: home, key: key, port: port, now: now)
+    }
+
+    @inline(__always)
+    func atLimit(_ port: UInt16) -> Bool {
+        Int(port) < maxPorts && portLimits[Int(port)] != 0 && portEntries[Int(port)] >= portLimits[Int(port)]
+    }
+
+    @inline(__always)
+    func countEntry(_ port: UInt16, _ delta: Int32) {
+        if Int(port) < maxPorts { portEntries[Int(port)] = UInt32(bitPattern: Int32(bitPattern: portEntries[Int(port)]) &+ delta) }
     }
 
     /// Present entry on another port, or expired: out of line.
     @inline(never)
-    func update(_ e: UnsafeMutablePointer<Entry>, port: UInt16, now: UInt32) {
+    func update(_ e: UnsafeMutablePointer<Entry>, port: UInt16, now: UInt32) -> Verdict {
+        if e.pointee.isStatic {
+            guard e.pointee.port == port else { return .staticElsewhere }
+            e.pointee.seen = now
+            return .learned
+        }
+        if e.pointee.port != port {
+            if atLimit(port) { return .limitReached }
+            countEntry(e.pointee.port, -1)
+            countEntry(port, 1)
+        }
         if isExpired(e.pointee.seen, now) {
             aged &+= 1
             learned &+= 1
@@ -297,29 +383,78 @@ public final class LearningTable {
         }
         e.pointee.port = port
         e.pointee.seen = now
+        return .learned
     }
 
     /// New MAC: the first empty slot in the order home, home^1, ..., home^7; in a full bucket the
-    /// slot of the oldest entry — reused if expired (`aged`), evicted otherwise (`evicted`).
+    /// slot of the oldest dynamic entry — reused if expired (`aged`), evicted otherwise (`evicted`).
+    /// A bucket of 8 static entries learns nothing more (`.limitReached`).
     @inline(never)
-    func insert(_ b: UnsafeMutablePointer<Entry>, home: Int, key: UInt64, port: UInt16, now: UInt32) {
-        var victim = home
+    func insert(_ b: UnsafeMutablePointer<Entry>, home: Int, key: UInt64, port: UInt16, now: UInt32) -> Verdict {
+        if atLimit(port) { return .limitReached }
+        guard let slot = freeSlot(b, home: home, now: now) else { return .limitReached }
+        learned &+= 1
+        countEntry(port, 1)
+        b[slot] = Entry(key: key, port: port, flags: 0, seen: now)
+        return .learned
+    }
+
+    /// An empty slot of the bucket, else the oldest dynamic entry's (counted `aged` or `evicted`
+    /// and taken off its port's count); nil when all 8 are static.
+    func freeSlot(_ b: UnsafeMutablePointer<Entry>, home: Int, now: UInt32) -> Int? {
+        var victim = -1
         var oldestAge = Int32.min
-        var slot = -1
         for i in 0..<LearningTable.entriesPerBucket {
             let j = home ^ i  // home, its partner, then the rest of the bucket
-            if b[j].key == 0 { slot = j; break }
+            if b[j].key == 0 { count &+= 1; return j }
+            if b[j].isStatic { continue }
             let age = Int32(bitPattern: now &- b[j].seen)
             if age > oldestAge { oldestAge = age; victim = j }
         }
-        if slot >= 0 {
-            count &+= 1
-        } else {
-            slot = victim
-            if oldestAge >= agingLimit { aged &+= 1 } else { evicted &+= 1 }
+        guard victim >= 0 else { return nil }
+        if oldestAge >= agingLimit { aged &+= 1 } else { evicted &+= 1 }
+        countEntry(b[victim].port, -1)
+        return victim
+    }
+
+    // MARK: - Static entries and limits (control plane, same thread)
+
+    /// Adds or replaces a static entry for (VLAN, MAC) on `port` (a dynamic entry for it is
+    /// replaced). False when the MAC is a group address or its bucket holds 8 static entries.
+    @discardableResult
+    public func addStatic(_ mac: UInt64, vlan: UInt16 = 0, port: UInt16, now: UInt32) -> Bool {
+        guard mac & LearningTable.groupBit == 0, mac & LearningTable.macMask != 0, port != LearningTable.none else { return false }
+        let key = LearningTable.key(mac, vlan)
+        let (b, home) = locate(key)
+        if let e = find(key, b, home) {
+            if !e.pointee.isStatic { countEntry(e.pointee.port, -1) }
+            e.pointee = Entry(key: key, port: port, flags: LearningTable.staticFlag, seen: now)
+            return true
         }
-        learned &+= 1
-        b[slot] = Entry(key: key, port: port, pad: 0, seen: now)
+        guard let slot = freeSlot(b, home: home, now: now) else { return false }
+        b[slot] = Entry(key: key, port: port, flags: LearningTable.staticFlag, seen: now)
+        return true
+    }
+
+    /// Removes the static entry for (VLAN, MAC); false when there is none.
+    @discardableResult
+    public func removeStatic(_ mac: UInt64, vlan: UInt16 = 0) -> Bool {
+        let key = LearningTable.key(mac, vlan)
+        let (b, home) = locate(key)
+        guard let e = find(key, b, home), e.pointee.isStatic else { return false }
+        e.pointee.key = 0
+        count -= 1
+        return true
+    }
+
+    /// Limits the dynamic entries of `port` (0: no limit). Entries it already has stay.
+    public func setLimit(port: Int, _ limit: UInt32) {
+        if port >= 0 && port < maxPorts { portLimits[port] = limit }
+    }
+
+    /// Dynamic entries of `port` (live or expired-not-yet-swept).
+    public func entryCount(port: Int) -> Int {
+        port >= 0 && port < maxPorts ? Int(portEntries[port]) : 0
     }
 
     // MARK: - Control plane (same thread)
@@ -352,8 +487,9 @@ public final class LearningTable {
         var removed = 0
         let start = first &<< LearningTable.bucketShift
         let end = (first + n) &<< LearningTable.bucketShift
-        for i in start..<end where table[i].key != 0 && isExpired(table[i].seen, now) {
+        for i in start..<end where table[i].key != 0 && !table[i].isStatic && isExpired(table[i].seen, now) {
             table[i].key = 0
+            countEntry(table[i].port, -1)
             removed += 1
         }
         count -= removed
@@ -361,12 +497,19 @@ public final class LearningTable {
         return removed
     }
 
-    /// Removes all entries (port nil) or those of one port; returns how many were removed.
+    /// Removes the dynamic entries (with `includingStatic`, all of them) of every port (port nil)
+    /// or of one port; returns how many were removed. `fdb flush` keeps static entries, as Linux
+    /// does; a port that goes away takes all of its entries with it.
     @discardableResult
-    public func flush(port: UInt16? = nil) -> Int {
+    public func flush(port: UInt16? = nil, includingStatic: Bool = false) -> Int {
         var removed = 0
         for i in 0..<slotCount where table[i].key != 0 {
             if let p = port, table[i].port != p { continue }
+            if table[i].isStatic {
+                guard includingStatic else { continue }
+            } else {
+                countEntry(table[i].port, -1)
+            }
             table[i].key = 0
             removed += 1
         }
@@ -374,21 +517,26 @@ public final class LearningTable {
         return removed
     }
 
-    /// Live (non-expired) entries sorted by MAC, with their age in seconds (for `fdb show`).
-    public func entries(now: UInt32) -> [(mac: UInt64, port: UInt16, age: UInt32)] {
-        var out: [(mac: UInt64, port: UInt16, age: UInt32)] = []
+    /// Live entries (static ones always) sorted by VLAN and MAC, with their age in seconds.
+    public func entries(now: UInt32) -> [Record] {
+        var out: [Record] = []
         out.reserveCapacity(count)
         appendEntries(slots: 0..<slotCount, now: now, to: &out)
-        out.sort { $0.mac < $1.mac }
+        out.sort { ($0.vlan, $0.mac) < ($1.vlan, $1.mac) }
         return out
     }
 
     /// The live entries among `slots` (clamped to the table), unsorted: a caller that must not hold
     /// the forwarding thread for a whole large table copies it a slice at a time.
-    public func appendEntries(slots: Range<Int>, now: UInt32, to out: inout [(mac: UInt64, port: UInt16, age: UInt32)]) {
-        for i in slots.clamped(to: 0..<slotCount) where table[i].key != 0 && !isExpired(table[i].seen, now) {
-            let age = Int32(bitPattern: now &- table[i].seen)
-            out.append((table[i].key & LearningTable.macMask, table[i].port, UInt32(max(age, 0))))
+    public func appendEntries(slots: Range<Int>, now: UInt32, to out: inout [Record]) {
+        for i in slots.clamped(to: 0..<slotCount) where table[i].key != 0 {
+            let e = table[i]
+            if !e.isStatic && isExpired(e.seen, now) { continue }
+            let age = e.isStatic ? 0 : Int32(bitPattern: now &- e.seen)
+            out.append(
+                Record(
+                    mac: e.key & LearningTable.macMask, vlan: UInt16((e.key &>> LearningTable.vlanShift) & 0xfff), port: e.port,
+                    age: UInt32(max(age, 0)), isStatic: e.isStatic))
         }
     }
 

@@ -153,11 +153,16 @@ extension ForwardingEngine {
     func deliverOffloaded(entry e: Int, source s: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32)
         -> Int
     {
-        let src = ports + s
         let dst = ports + d
         let total = Int(ftLen[e])
         guard total <= ForwardingEngine.scratchBytes / 2 else { dst.pointee.stats.dropTooLong &+= 1; return 0 }
-        // Gather the frame into the first half of the scratch area.
+        gather(entry: e, source: s)
+        return finishOffloaded(to: d, frameLength: total - VnetHeader.size, room: &room, tail: &tail, filled: &filled)
+    }
+
+    /// Copies entry e's frame (all its slots) to the start of the scratch area.
+    func gather(entry e: Int, source s: Int) {
+        let src = ports + s
         let pos = Int(ftSlot[e])
         var off = 0
         for k in 0..<Int(ftFrags[e]) {
@@ -165,9 +170,14 @@ extension ForwardingEngine {
             memcpy(scratch + off, src.pointee.bufBase + Int(snapIdx[pos + k]) &* src.pointee.bufSize, len)
             off += len
         }
+    }
+
+    /// Finishes the offloads of the frame in the scratch area (a virtio-net header, then
+    /// `frameLength` bytes of frame) and delivers the plain frames to d. Returns frames delivered.
+    func finishOffloaded(to d: Int, frameLength flen: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32) -> Int {
+        let dst = ports + d
         let h = VnetHeader(scratch)
         let frame = scratch + VnetHeader.size
-        let flen = total - VnetHeader.size
         if !h.isGSO {
             if h.needsChecksum {
                 guard Offload.completeChecksum(frame, length: flen, start: h.csumStart, offset: h.csumOffset) else {
@@ -186,12 +196,18 @@ extension ForwardingEngine {
         return sent
     }
 
-    /// Copies one plain frame from linear memory into d's rx ring at `tail`.
+    /// Copies one frame from linear memory into d's rx ring at `tail`: a plain one, or with `vnet`
+    /// one that starts with a virtio-net header (for a port that accepts it).
     func emitLinear(
-        _ p: UnsafeMutableRawPointer, _ len: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32
+        _ p: UnsafeMutableRawPointer, _ len: Int, to d: Int, vnet: Bool = false, room: inout UInt32, tail: inout UInt32,
+        filled: inout UInt32
     ) -> Bool {
         let dst = ports + d
-        if len - 14 > dst.pointee.mtu { dst.pointee.stats.dropTooLong &+= 1; return false }
+        let hdr = vnet ? VnetHeader.size : 0
+        if ForwardingEngine.payloadLength(p + hdr, len - hdr) > dst.pointee.mtu && !(vnet && VnetHeader(p).isGSO) {
+            dst.pointee.stats.dropTooLong &+= 1
+            return false
+        }
         let bs = dst.pointee.bufSize
         let need = UInt32((len + bs - 1) / bs)
         if need > room { dst.pointee.stats.dropRingFull &+= 1; return false }
@@ -203,12 +219,12 @@ extension ForwardingEngine {
             dst.pointee.stats.dropBadSlot &+= 1
             return false
         }
-        w.finish()
-        tail = RingMath.add(tail, need, dst.pointee.rx.n)
-        room -= need
-        filled += need
+        let used = w.finish(firstFlags: vnet ? SlotFlags.vnetHdr : 0)
+        tail = RingMath.add(tail, used, dst.pointee.rx.n)
+        room -= used
+        filled += used
         dst.pointee.stats.rxPackets &+= 1
-        dst.pointee.stats.rxBytes &+= UInt64(len)
+        dst.pointee.stats.rxBytes &+= UInt64(len - hdr)
         return true
     }
 }

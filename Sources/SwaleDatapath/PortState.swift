@@ -20,6 +20,14 @@ public struct PortStats {
     public var dropTooLong: UInt64 = 0  // over the frame limit or the port's MTU
     public var dropBadSlot: UInt64 = 0  // buffer index or length out of bounds
     public var dropNoRoute: UInt64 = 0  // known destination is the source port (no hairpin)
+    // Bridge rules (counted against the port the frame came from):
+    public var dropReserved: UInt64 = 0  // to an IEEE 802.1D reserved group the bridge does not forward
+    public var dropBadSource: UInt64 = 0  // source MAC multicast, broadcast or zero
+    public var dropVlan: UInt64 = 0  // VLAN the port is not in, no PVID for an untagged frame, or not in the destination's
+    public var dropStaticMove: UInt64 = 0  // source MAC has a static entry on another port
+    public var dropMacLimit: UInt64 = 0  // new source beyond the port's MAC limit
+    public var dropLocked: UInt64 = 0  // locked port, source without a static entry on it
+    public var dropIsolated: UInt64 = 0  // unicast from an isolated port to an isolated port
     public init() {}
 }
 
@@ -42,6 +50,13 @@ public struct PortState {
     public var acceptsVnet: Bool
     /// Frames were delivered to this kernel port during this pass and must be handed to the kernel.
     public var needsTransmit = false
+    /// VLAN given to untagged and priority-tagged frames from this port (0: none, they are dropped).
+    /// Used only while the bridge filters VLANs; membership lives in the engine's VLAN bitmaps.
+    public var pvid: UInt16 = 1
+    /// Reaches only non-isolated ports (Linux `bridge link set dev X isolated on`).
+    public var isolated = false
+    /// Only sources with a static entry on this port may send; nothing is learned on it.
+    public var locked = false
     /// Head of a tx ring that stopped on an incomplete multi-slot frame: not "pending" for sleep purposes.
     public var stalledHead = UInt32.max
     public var stats = PortStats()

@@ -41,7 +41,10 @@ public struct VnetHeader {
     @inlinable @inline(__always) public var needsChecksum: Bool { flags & Self.flagNeedsCsum != 0 }
     /// Whether the header carries information: a pending checksum or a GSO type.
     @inlinable @inline(__always) public var isMeaningful: Bool { needsChecksum || isGSO }
-    @inlinable @inline(__always) public var hdrLen: Int { field(2) }
+    @inlinable @inline(__always) public var hdrLen: Int {
+        get { field(2) }
+        nonmutating set { setField(2, newValue) }
+    }
     @inlinable @inline(__always) public var gsoSize: Int { field(4) }
     @inlinable @inline(__always) public var csumStart: Int {
         get { field(6) }

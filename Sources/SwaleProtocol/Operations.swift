@@ -68,11 +68,17 @@ public enum ControlProtocol {
         OperationSpec(BridgeDel.self, .owner, "delete a bridge"),
         OperationSpec(BridgeList.self, .member, "bridges the caller may use"),
         OperationSpec(BridgeAging.self, .owner, "set the learning table's aging time"),
-        OperationSpec(BridgeSet.self, .owner, "change a bridge's access lists"),
+        OperationSpec(BridgeSet.self, .owner, "change a bridge's access lists, VLAN filtering, reserved-group forwarding"),
         OperationSpec(PortList.self, .member, "ports of bridges the caller may use"),
         OperationSpec(Stats.self, .member, "counters of bridges the caller may use and their ports"),
         OperationSpec(FdbShow.self, .member, "the MAC table of a bridge the caller may use"),
-        OperationSpec(FdbFlush.self, .owner, "flush a bridge's MAC table (or one port's entries)"),
+        OperationSpec(FdbFlush.self, .owner, "flush a bridge's learned MAC entries (or one port's)"),
+        OperationSpec(FdbAdd.self, .owner, "add a static MAC entry (never aged, never moved by learning)"),
+        OperationSpec(FdbDel.self, .owner, "delete a static MAC entry"),
+        OperationSpec(VlanAdd.self, .owner, "add a VLAN to a port (PVID, untagged)"),
+        OperationSpec(VlanDel.self, .owner, "remove a VLAN from a port"),
+        OperationSpec(VlanShow.self, .member, "the VLANs and rules of the ports of bridges the caller may use"),
+        OperationSpec(PortSet.self, .owner, "a port's isolation, locking and MAC limit"),
         OperationSpec(PortAdd.self, .root, "create a TAP or veth port (kernel interfaces, namespaces, addresses)"),
         OperationSpec(PortAttach.self, .root, "attach an existing interface"),
         OperationSpec(PortDel.self, .root, "detach and delete a kernel port"),
@@ -157,8 +163,16 @@ public struct BridgeSet: ControlOperation {
     /// Replaces the list when present.
     public var allowUsers: [String]?
     public var allowGroups: [String]?
-    public init(bridge: String, allowUsers: [String]? = nil, allowGroups: [String]? = nil) {
+    /// 802.1Q VLAN filtering on or off.
+    public var vlanFiltering: Bool?
+    /// Which reserved groups 01:80:C2:00:00:0X are forwarded (bit X), as Linux's group_fwd_mask.
+    public var groupFwdMask: Int?
+    public init(
+        bridge: String, allowUsers: [String]? = nil, allowGroups: [String]? = nil, vlanFiltering: Bool? = nil,
+        groupFwdMask: Int? = nil
+    ) {
         self.bridge = bridge; self.allowUsers = allowUsers; self.allowGroups = allowGroups
+        self.vlanFiltering = vlanFiltering; self.groupFwdMask = groupFwdMask
     }
     public typealias Result = BridgeInfo
 }
@@ -253,4 +267,71 @@ public struct ConfigDump: ControlOperation {
     public static let op = "config.dump"
     public init() {}
     public typealias Result = ConfigText
+}
+
+public struct FdbAdd: ControlOperation {
+    public static let op = "fdb.add"
+    public var bridge: String
+    public var mac: String
+    /// The port's name on the bridge (it need not be attached yet).
+    public var port: String
+    /// 0 or absent: the entry for frames outside VLAN filtering.
+    public var vlan: Int?
+    public init(bridge: String, mac: String, port: String, vlan: Int? = nil) {
+        self.bridge = bridge; self.mac = mac; self.port = port; self.vlan = vlan
+    }
+    public typealias Result = Empty
+}
+
+public struct FdbDel: ControlOperation {
+    public static let op = "fdb.del"
+    public var bridge: String
+    public var mac: String
+    public var vlan: Int?
+    public init(bridge: String, mac: String, vlan: Int? = nil) { self.bridge = bridge; self.mac = mac; self.vlan = vlan }
+    public typealias Result = Empty
+}
+
+public struct VlanAdd: ControlOperation {
+    public static let op = "vlan.add"
+    /// BRIDGE:PORT
+    public var port: String
+    public var vid: Int
+    /// Untagged frames arriving on the port go to this VLAN.
+    public var pvid: Bool?
+    /// Frames of this VLAN leave the port untagged.
+    public var untagged: Bool?
+    public init(port: String, vid: Int, pvid: Bool? = nil, untagged: Bool? = nil) {
+        self.port = port; self.vid = vid; self.pvid = pvid; self.untagged = untagged
+    }
+    public typealias Result = PortRulesInfo
+}
+
+public struct VlanDel: ControlOperation {
+    public static let op = "vlan.del"
+    public var port: String
+    public var vid: Int
+    public init(port: String, vid: Int) { self.port = port; self.vid = vid }
+    public typealias Result = PortRulesInfo
+}
+
+public struct VlanShow: ControlOperation {
+    public static let op = "vlan.show"
+    public var bridge: String?
+    public init(bridge: String? = nil) { self.bridge = bridge }
+    public typealias Result = [PortRulesInfo]
+}
+
+public struct PortSet: ControlOperation {
+    public static let op = "port.set"
+    /// BRIDGE:PORT
+    public var port: String
+    public var isolated: Bool?
+    public var locked: Bool?
+    /// 0: no limit.
+    public var maxMacs: Int?
+    public init(port: String, isolated: Bool? = nil, locked: Bool? = nil, maxMacs: Int? = nil) {
+        self.port = port; self.isolated = isolated; self.locked = locked; self.maxMacs = maxMacs
+    }
+    public typealias Result = PortRulesInfo
 }

@@ -79,6 +79,13 @@ public struct PortCounters: Codable, Sendable {
     public var dropBadSlot: UInt64 = 0
     public var ringResets: UInt64 = 0
     public var dropNoRoute: UInt64 = 0
+    public var dropReserved: UInt64 = 0
+    public var dropBadSource: UInt64 = 0
+    public var dropVlan: UInt64 = 0
+    public var dropStaticMove: UInt64 = 0
+    public var dropMacLimit: UInt64 = 0
+    public var dropLocked: UInt64 = 0
+    public var dropIsolated: UInt64 = 0
     public var adapter: [String: UInt64]? = nil
     public init() {}
 }
@@ -128,6 +135,9 @@ public struct BridgeInfo: Codable, Sendable {
     /// Made by the config or `bridge add`: stays when its last port goes. Otherwise (made by an
     /// application's open) it is reaped with its last port.
     public var persistent: Bool
+    public var vlanFiltering = false
+    /// Reserved groups forwarded, as "0x4008".
+    public var groupFwdMask = "0x0000"
     public init(
         name: String, ports: Int, agingSeconds: Int, batch: Int, counters: BridgeCounters, owner: String,
         allowUsers: [String], allowGroups: [String], persistent: Bool
@@ -159,7 +169,40 @@ public struct FdbEntry: Codable, Sendable {
     public var mac: String
     public var port: String
     public var age: Int
-    public init(mac: String, port: String, age: Int) { self.mac = mac; self.port = port; self.age = age }
+    /// 0 outside VLAN filtering.
+    public var vlan: Int
+    public var isStatic: Bool
+    enum CodingKeys: String, CodingKey { case mac, port, age, vlan, isStatic = "static" }
+    public init(mac: String, port: String, age: Int, vlan: Int = 0, isStatic: Bool = false) {
+        self.mac = mac; self.port = port; self.age = age; self.vlan = vlan; self.isStatic = isStatic
+    }
+}
+
+/// A port's VLANs and rules (`vlan show`, `vlan add`, `port set`).
+public struct PortRulesInfo: Codable, Sendable {
+    public struct Vlan: Codable, Sendable, Equatable {
+        public var vid: Int
+        public var pvid: Bool
+        public var untagged: Bool
+        public init(vid: Int, pvid: Bool, untagged: Bool) { self.vid = vid; self.pvid = pvid; self.untagged = untagged }
+    }
+    public var bridge: String
+    public var port: String
+    /// A port of that name is on the bridge now (rules wait for it otherwise).
+    public var attached: Bool
+    public var vlans: [Vlan]
+    public var isolated: Bool
+    public var locked: Bool
+    /// 0: no limit.
+    public var maxMacs: Int
+    /// Dynamic MAC entries the port has now.
+    public var learned: Int
+    public init(
+        bridge: String, port: String, attached: Bool, vlans: [Vlan], isolated: Bool, locked: Bool, maxMacs: Int, learned: Int
+    ) {
+        self.bridge = bridge; self.port = port; self.attached = attached; self.vlans = vlans; self.isolated = isolated
+        self.locked = locked; self.maxMacs = maxMacs; self.learned = learned
+    }
 }
 
 public struct StatusInfo: Codable, Sendable {

@@ -64,6 +64,7 @@ extension Service {
             do {
                 entry = try addBridge(b.name, mustBeNew: false, batch: b.batch)
                 if let a = b.agingSeconds { entry.bridge.setAging(UInt32(a)) }
+                applyRules(b, to: entry)
             } catch {
                 log.error("\(file):\(b.line): bridge \(b.name): \(error)")
                 continue
@@ -139,6 +140,7 @@ extension Service {
             b.agingSeconds = Int(e.bridge.agingSeconds)
             b.batch = e.bridge.config.batch == o.bridge.batch ? nil : e.bridge.config.batch
             b.ports = e.ports.values.sorted { $0.index < $1.index }.compactMap(\.spec)
+            writeRules(e, into: &b)
             c.bridges.append(b)
         }
         return c

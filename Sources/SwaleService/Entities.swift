@@ -80,6 +80,12 @@ final class BridgeEntry {
     var allowGroups: Set<UInt32> = []
     /// Made by the config or `bridge add`; otherwise reaped with its last port.
     let persistent: Bool
+    /// Bridge rules (BridgeRules.swift): kept by port name, pushed into the engine when a port of
+    /// that name is attached.
+    var vlanFiltering = false
+    var groupFwdMask: UInt16 = 0
+    var portRules: [String: SwaleConfig.PortRules] = [:]
+    var staticEntries: [SwaleConfig.StaticEntry] = []
     init(bridge: Bridge, owner: UInt32, persistent: Bool) {
         self.bridge = bridge
         self.owner = owner

@@ -257,6 +257,7 @@ public final class Service: @unchecked Sendable {
         case BridgeSet.op:
             let a = try arguments(BridgeSet.self, data, s) { $0.bridge }
             let b = try ownedBridge(a.bridge, s, BridgeSet.op)
+            try setBridgeRules(b, vlanFiltering: a.vlanFiltering, groupFwdMask: a.groupFwdMask)
             try setAccess(b, users: a.allowUsers, groups: a.allowGroups)
             return Produced(bridgeInfo(b))
         case PortList.op:
@@ -271,6 +272,26 @@ public final class Service: @unchecked Sendable {
         case FdbFlush.op:
             let a = try arguments(FdbFlush.self, data, s) { $0.bridge }
             return Produced(FlushInfo(flushed: try fdbFlush(try ownedBridge(a.bridge, s, FdbFlush.op), port: a.port)))
+        case FdbAdd.op:
+            let a = try arguments(FdbAdd.self, data, s) { "\($0.bridge) \($0.mac) \($0.port)" }
+            try fdbAdd(a, s)
+            return Produced(Empty())
+        case FdbDel.op:
+            let a = try arguments(FdbDel.self, data, s) { "\($0.bridge) \($0.mac)" }
+            try fdbDel(a, s)
+            return Produced(Empty())
+        case VlanAdd.op:
+            let a = try arguments(VlanAdd.self, data, s) { "\($0.port) \($0.vid)" }
+            return Produced(try vlanAdd(a, s))
+        case VlanDel.op:
+            let a = try arguments(VlanDel.self, data, s) { "\($0.port) \($0.vid)" }
+            return Produced(try vlanDel(a, s))
+        case VlanShow.op:
+            let a = try arguments(VlanShow.self, data, s) { $0.bridge }
+            return Produced(try vlanShow(a.bridge, s))
+        case PortSet.op:
+            let a = try arguments(PortSet.self, data, s) { $0.port }
+            return Produced(try portSet(a, s))
         case PortAdd.op:
             let a = try arguments(PortAdd.self, data, s) { "\($0.bridge) \($0.kind) \($0.name)" }
             return Produced(try addKernelPort(a))
@@ -416,10 +437,13 @@ public final class Service: @unchecked Sendable {
         var c = BridgeCounters()
         c.flooded = t.flooded; c.learned = t.learned; c.aged = t.aged; c.moved = t.moved; c.evicted = t.evicted
         c.fdbEntries = t.entries; c.batches = t.batches; c.wakeups = t.wakeups
-        return BridgeInfo(
+        var info = BridgeInfo(
             name: b.bridge.name, ports: b.ports.count, agingSeconds: Int(b.bridge.agingSeconds), batch: b.bridge.config.batch,
             counters: c, owner: Identity.userName(b.owner), allowUsers: b.allowUsers.sorted().map(Identity.userName),
             allowGroups: b.allowGroups.sorted().map(Identity.groupName), persistent: b.persistent)
+        info.vlanFiltering = b.vlanFiltering
+        info.groupFwdMask = SwaleConfig.hex(Int(b.groupFwdMask))
+        return info
     }
 
     // MARK: ports
@@ -449,6 +473,7 @@ public final class Service: @unchecked Sendable {
         p.index = idx
         p.adapter = adapter
         b.ports[name] = p
+        installRules(b, p)
         return p
     }
 
@@ -579,6 +604,9 @@ public final class Service: @unchecked Sendable {
         c.rxPackets = st.rxPackets; c.rxBytes = st.rxBytes; c.txPackets = st.txPackets; c.txBytes = st.txBytes
         c.dropRingFull = st.dropRingFull; c.dropTooShort = st.dropTooShort; c.dropTooLong = st.dropTooLong
         c.dropBadSlot = st.dropBadSlot; c.dropNoRoute = st.dropNoRoute; c.ringResets = resets
+        c.dropReserved = st.dropReserved; c.dropBadSource = st.dropBadSource; c.dropVlan = st.dropVlan
+        c.dropStaticMove = st.dropStaticMove; c.dropMacLimit = st.dropMacLimit; c.dropLocked = st.dropLocked
+        c.dropIsolated = st.dropIsolated
         if p.adapter != nil, let b = bridges[p.bridge] { c.adapter = b.bridge.adapterCounters(p.index) }
         return PortInfo(
             bridge: p.bridge, name: p.name, index: p.index, kind: p.kind.rawValue, ifname: p.ifname,
@@ -641,12 +669,15 @@ public final class Service: @unchecked Sendable {
 
 /// `fdb show`'s reply, formatted when encoded (outside the service lock).
 struct FdbSnapshot: Encodable {
-    let entries: [(mac: UInt64, port: UInt16, age: UInt32)]
+    let entries: [LearningTable.Record]
     let portNames: [Int: String]
     func encode(to encoder: Encoder) throws {
         var c = encoder.unkeyedContainer()
-        for e in entries.sorted(by: { $0.mac < $1.mac }) {
-            try c.encode(FdbEntry(mac: Names.formatMAC(e.mac), port: portNames[Int(e.port)] ?? "#\(e.port)", age: Int(e.age)))
+        for e in entries.sorted(by: { ($0.vlan, $0.mac) < ($1.vlan, $1.mac) }) {
+            try c.encode(
+                FdbEntry(
+                    mac: Names.formatMAC(e.mac), port: portNames[Int(e.port)] ?? "#\(e.port)", age: Int(e.age), vlan: Int(e.vlan),
+                    isStatic: e.isStatic))
         }
     }
 }

@@ -217,14 +217,14 @@ public final class Bridge: @unchecked Sendable {
     /// The MAC table, unsorted, copied 64K slots per visit to the forwarding thread so a large
     /// table never holds forwarding for more than a slice (entries learned or aged between slices
     /// may be missed or seen once more, as any live listing may).
-    public func fdbEntries() -> [(mac: UInt64, port: UInt16, age: UInt32)] {
-        var out: [(mac: UInt64, port: UInt16, age: UInt32)] = []
+    public func fdbEntries() -> [LearningTable.Record] {
+        var out: [LearningTable.Record] = []
         let slots = perform { b in b.engine.table.slotCount }
         var start = 0
         while start < slots {
             let range = start..<min(start + 65536, slots)
-            out += perform { b -> [(mac: UInt64, port: UInt16, age: UInt32)] in
-                var part: [(mac: UInt64, port: UInt16, age: UInt32)] = []
+            out += perform { b -> [LearningTable.Record] in
+                var part: [LearningTable.Record] = []
                 b.engine.table.appendEntries(slots: range, now: ForwardingEngine.now(), to: &part)
                 return part
             }
@@ -237,6 +237,34 @@ public final class Bridge: @unchecked Sendable {
     public func fdbFlush(port: Int?) -> Int {
         perform { b in b.engine.table.flush(port: port.map { UInt16($0) }) }
     }
+
+    // MARK: bridge rules (BridgeRules.swift in SwaleDatapath)
+
+    public func setVlanFiltering(_ on: Bool) { perform { b in b.engine.vlanFiltering = on } }
+    public func setGroupForwardMask(_ mask: UInt16) { perform { b in b.engine.groupForwardMask = mask } }
+
+    /// Replaces a port's VLANs and PVID (0: none).
+    public func setVlans(port: Int, _ vlans: [(vid: UInt16, untagged: Bool)], pvid: UInt16) {
+        perform { b in b.engine.setVlans(port: port, vlans, pvid: pvid) }
+    }
+
+    public func setPortRules(port: Int, isolated: Bool, locked: Bool, maxMacs: UInt32) {
+        perform { b in b.engine.setPortRules(port: port, isolated: isolated, locked: locked, maxMacs: maxMacs) }
+    }
+
+    /// Installs a static MAC entry; false when the address is a group one or its bucket is full of static entries.
+    @discardableResult
+    public func addStatic(mac: UInt64, vlan: UInt16, port: Int) -> Bool {
+        perform { b in b.engine.table.addStatic(mac, vlan: vlan, port: UInt16(port), now: ForwardingEngine.now()) }
+    }
+
+    @discardableResult
+    public func removeStatic(mac: UInt64, vlan: UInt16) -> Bool {
+        perform { b in b.engine.table.removeStatic(mac, vlan: vlan) }
+    }
+
+    /// Dynamic MAC entries of a port (what its MAC limit counts).
+    public func learnedCount(port: Int) -> Int { perform { b in b.engine.table.entryCount(port: port) } }
 
     public func setAging(_ seconds: UInt32) {
         perform { b in b.engine.table.agingSeconds = seconds }
