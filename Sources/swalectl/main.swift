@@ -47,7 +47,9 @@ func printPorts(_ ports: [PortInfo]) {
             + "OPEN BY")
     for p in ports {
         let c = p.counters
-        let drops = c.dropRingFull + c.dropTooShort + c.dropTooLong + c.dropBadSlot + c.dropNoRoute
+        let drops =
+            c.dropRingFull + c.dropTooShort + c.dropTooLong + c.dropBadSlot + c.dropNoRoute + c.dropReserved + c.dropBadSource
+            + c.dropVlan + c.dropStaticMove + c.dropMacLimit + c.dropLocked + c.dropIsolated
         print(
             pad("\(p.bridge):\(p.name)", 22) + pad(p.kind, 7) + pad(p.ifname ?? "-", 16) + pad("\(c.rxPackets)", 12)
                 + pad("\(c.txPackets)", 12) + pad("\(drops)", 10) + (p.openBy.map { "pid \($0)" } ?? "-"))
@@ -58,7 +60,7 @@ func printBridge(_ b: BridgeInfo) {
     let c = b.counters
     let access = (b.allowUsers.map { "user \($0)" } + b.allowGroups.map { "group \($0)" }).joined(separator: ", ")
     print(
-        "\(b.name): owner \(b.owner)\(access.isEmpty ? "" : ", allows \(access)")\(b.persistent ? "" : " (goes with its last port)"); \(b.ports) port(s), aging \(b.agingSeconds)s, batch \(b.batch); fdb \(c.fdbEntries) entries; flooded \(c.flooded), learned \(c.learned), moved \(c.moved), aged \(c.aged), evicted \(c.evicted)"
+        "\(b.name): owner \(b.owner)\(access.isEmpty ? "" : ", allows \(access)")\(b.persistent ? "" : " (goes with its last port)"); \(b.ports) port(s), aging \(b.agingSeconds)s, batch \(b.batch)\(b.vlanFiltering ? ", vlan filtering" : "")\(b.groupFwdMask != "0x0000" ? ", forwards groups \(b.groupFwdMask)" : ""); fdb \(c.fdbEntries) entries; flooded \(c.flooded), learned \(c.learned), moved \(c.moved), aged \(c.aged), evicted \(c.evicted)"
     )
 }
 
@@ -67,7 +69,7 @@ struct Swalectl: ParsableCommand {
         commandName: "swalectl", abstract: "Control the Swale virtual switch.",
         discussion:
             "vale-ctl's short options work too: -n NAME, -r NAME, -a BRIDGE:IF, -d BRIDGE:IF, -l [BRIDGE:PORT]; no arguments lists every port.",
-        subcommands: [StatusCmd.self, BridgeCmd.self, PortCmd.self, StatsCmd.self, Fdb.self, ConfigCmd.self])
+        subcommands: [StatusCmd.self, BridgeCmd.self, PortCmd.self, VlanCmd.self, StatsCmd.self, Fdb.self, ConfigCmd.self])
 }
 
 struct StatusCmd: ParsableCommand {
@@ -115,16 +117,22 @@ struct BridgeCmd: ParsableCommand {
         }
     }
     struct Set: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change who may use a bridge (owner or root).")
+        static let configuration = CommandConfiguration(
+            abstract: "Change who may use a bridge, VLAN filtering, reserved-group forwarding (owner or root).")
         @OptionGroup var common: Common
         @Argument var name: String
         @Option(help: "Users admitted (replaces the list); repeat or separate with commas; '' for none.") var allowUser:
             [String] = []
         @Option(help: "Groups admitted (replaces the list); repeat or separate with commas; '' for none.") var allowGroup:
             [String] = []
+        @Option(help: "802.1Q VLAN filtering: on or off.") var vlanFiltering: OnOff?
+        @Option(help: "Reserved groups 01:80:C2:00:00:0X forwarded (bit X), as Linux's group_fwd_mask: 0x4008 = 802.1X + LLDP.")
+        var groupFwdMask: String?
         func run() throws {
             try perform(
-                BridgeSet(bridge: name, allowUsers: names(allowUser), allowGroups: names(allowGroup)), common, human: printBridge)
+                BridgeSet(
+                    bridge: name, allowUsers: names(allowUser), allowGroups: names(allowGroup),
+                    vlanFiltering: vlanFiltering?.value, groupFwdMask: try groupMask(groupFwdMask)), common, human: printBridge)
         }
     }
     struct Del: ParsableCommand {
@@ -157,7 +165,7 @@ struct BridgeCmd: ParsableCommand {
 struct PortCmd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "port", abstract: "Kernel and app ports.",
-        subcommands: [List.self, Add.self, Attach.self, Del.self])
+        subcommands: [List.self, Add.self, Attach.self, Del.self, Set.self])
     struct List: ParsableCommand {
         @OptionGroup var common: Common
         @Argument var bridge: String?
@@ -219,6 +227,9 @@ struct StatsCmd: ParsableCommand {
                 print(
                     "  drops: ring-full \(c.dropRingFull), too-short \(c.dropTooShort), too-long \(c.dropTooLong), bad-slot \(c.dropBadSlot), hairpin \(c.dropNoRoute); ring resets \(c.ringResets)"
                 )
+                print(
+                    "  refused: reserved-group \(c.dropReserved), bad-source \(c.dropBadSource), vlan \(c.dropVlan), static-move \(c.dropStaticMove), mac-limit \(c.dropMacLimit), locked \(c.dropLocked), isolated \(c.dropIsolated)"
+                )
                 if let a = c.adapter, !a.isEmpty {
                     print("  adapter: " + a.keys.sorted().map { "\($0) \(a[$0]!)" }.joined(separator: ", "))
                 }
@@ -228,14 +239,17 @@ struct StatsCmd: ParsableCommand {
 }
 
 struct Fdb: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The MAC learning table.", subcommands: [Show.self, Flush.self])
+    static let configuration = CommandConfiguration(
+        abstract: "The MAC learning table.", subcommands: [Show.self, Add.self, Del.self, Flush.self])
     struct Show: ParsableCommand {
         @OptionGroup var common: Common
         @Argument var bridge: String
         func run() throws {
             try perform(FdbShow(bridge: bridge), common) { entries in
-                print(pad("MAC", 19) + pad("PORT", 16) + "AGE")
-                for e in entries { print(pad(e.mac, 19) + pad(e.port, 16) + "\(e.age)s") }
+                print(pad("MAC", 19) + pad("VLAN", 6) + pad("PORT", 16) + "AGE")
+                for e in entries {
+                    print(pad(e.mac, 19) + pad(e.vlan == 0 ? "-" : "\(e.vlan)", 6) + pad(e.port, 16) + (e.isStatic ? "static" : "\(e.age)s"))
+                }
             }
         }
     }
