@@ -15,7 +15,7 @@ final class ForwardingEngineTests: XCTestCase {
         return f
     }
 
-    func makeEngine(
+    static func makeEngine(
         _ n: Int, config: EngineConfig = EngineConfig(), slots: Int = 256,
         configure: (Int, MemoryPort) -> Void = { _, _ in }
     ) throws -> (ForwardingEngine, [MemoryPort]) {
@@ -35,11 +35,21 @@ final class ForwardingEngineTests: XCTestCase {
 
     /// A few passes (bounded): enough to receive, forward and transmit everything injected.
     @discardableResult
-    func run(_ e: ForwardingEngine, now: UInt32 = 1) -> Int {
+    static func run(_ e: ForwardingEngine, now: UInt32 = 1) -> Int {
         var moved = 0
         for _ in 0..<4 { moved += e.pass(now: now) }
         return moved
     }
+
+    func makeEngine(
+        _ n: Int, config: EngineConfig = EngineConfig(), slots: Int = 256,
+        configure: (Int, MemoryPort) -> Void = { _, _ in }
+    ) throws -> (ForwardingEngine, [MemoryPort]) {
+        try Self.makeEngine(n, config: config, slots: slots, configure: configure)
+    }
+
+    @discardableResult
+    func run(_ e: ForwardingEngine, now: UInt32 = 1) -> Int { Self.run(e, now: now) }
 
     func testBroadcastFloodsThenUnicastGoesOnlyToTheLearnedPort() throws {
         let (e, p) = try makeEngine(3)
