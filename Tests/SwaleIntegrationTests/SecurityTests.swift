@@ -231,6 +231,32 @@ final class SecurityTests: XCTestCase {
         XCTAssertEqual(try ctl(userA, "bridge del vale2").0, 0)
     }
 
+    /// VLANs, static entries, port rules and the bridge's forwarding rules are the owner's; a member
+    /// the bridge admits may look, not change; a user it does not admit may not even look.
+    func testBridgeRulesAreTheOwnersToChange() throws {
+        for args in [
+            "vlan add vale7:b 10 --pvid", "vlan del vale7:b 1", "fdb add vale7 02:00:00:00:00:01 b", "fdb del vale7 02:00:00:00:00:01",
+            "port set vale7:b --locked on", "bridge set vale7 --vlan-filtering on", "bridge set vale7 --group-fwd-mask 0x0008"
+        ] {
+            let (rc, out) = try ctl(userB, args)
+            XCTAssertNotEqual(rc, 0, args)
+            XCTAssertTrue(out.contains("needs root or the owner of bridge vale7"), "\(args): \(out)")
+        }
+        XCTAssertEqual(try ctl(userB, "vlan show vale7").0, 0, "admitted: may look")
+        XCTAssertTrue(try ctl(userA, "vlan show vale7").1.contains("does not admit"))
+        XCTAssertFalse(try ctl(userA, "vlan show").1.contains("vale7"), "nor see it in the list of all")
+        // Their own bridge is theirs to shape, with the same checks as root's.
+        XCTAssertEqual(try ctl(userA, "bridge add valem --allow-group \(lab)").0, 0)
+        XCTAssertEqual(try ctl(userA, "bridge set valem --vlan-filtering on").0, 0)
+        XCTAssertEqual(try ctl(userA, "vlan add valem:x 10 --pvid --untagged").0, 0)
+        XCTAssertTrue(try ctl(userA, "vlan add valem:x 4095").1.contains("out of range"))
+        XCTAssertEqual(try ctl(userA, "fdb add valem 02:00:00:00:00:09 x --vlan 10").0, 0)
+        XCTAssertTrue(try ctl(userB, "fdb add valem 02:00:00:00:00:09 y --vlan 10").1.contains("needs root or the owner"))
+        let rules = try JSONDecoder().decode([PortRulesInfo].self, from: Data(try ctl(userB, "vlan show valem --json").1.utf8))
+        XCTAssertEqual(rules.map(\.port), ["x"])
+        XCTAssertEqual(rules.first?.vlans, [PortRulesInfo.Vlan(vid: 1, pvid: false, untagged: true), PortRulesInfo.Vlan(vid: 10, pvid: true, untagged: true)])
+    }
+
     func testAccessListsFromTheConfigAndBackIntoItsDump() throws {
         let (rb, _) = try open(userB, ["vale7:b"])
         XCTAssertEqual(rb[0]["ok"] as? Bool, true, "b is in the lab group the config admits: \(rb[0])")
