@@ -3,11 +3,21 @@
 #   unicast between two app ports (the receiver's MAC learned), 60- and 1514-byte frames;
 #   broadcast from one port to three others (four ports), 60- and 1514-byte frames;
 # min/median/max of RUNS runs, plus the learning table alone at 1M entries.
+# VLAN_FILTERING=on: the bridge filters VLANs (every port in VLAN 1, PVID, untagged: the same
+# forwarding through the 802.1Q path); VLAN_FILTERING=trunk: also the receivers are trunk ports
+# (VLAN 1 leaves tagged), so every frame gets a tag pushed on its way out.
 # Usage: Scripts/bench-switch.sh [RUNS] [FRAMES]
 RUNS=${1:-3}
 N=${2:-20000000}
 BATCH=${BATCH:-256}
 source "$(dirname "$0")/bench-common.sh"
+if [ "${VLAN_FILTERING:-off}" != off ]; then
+    SWALE_SOCKET=$SOCK $B/swalectl bridge add vale0 >/dev/null
+    SWALE_SOCKET=$SOCK $B/swalectl bridge set vale0 --vlan-filtering on >/dev/null
+    if [ "$VLAN_FILTERING" = trunk ]; then
+        for p in dst r1 r2 r3; do SWALE_SOCKET=$SOCK $B/swalectl vlan add "vale0:$p" 1 --pvid >/dev/null; done
+    fi
+fi
 
 run_case() { # name len receivers...
     local name=$1 len=$2; shift 2
@@ -42,4 +52,4 @@ run_case unicast 60 dst
 run_case unicast 1514 dst
 run_case broadcast 60 r1 r2 r3
 run_case broadcast 1514 r1 r2 r3
-$B/swale-bench --entries 1048576 --lookups 50000000 --runs 3
+$B/swale-bench --entries 1048576 --lookups 50000000 --runs 3 ${BENCH_VLANS:+--vlans $BENCH_VLANS}

@@ -6,8 +6,10 @@ import SwaleDatapath
 
 /// Learns `entries` random unicast MACs into a table sized for `entries`, then times `lookups`
 /// lookups of random learned MACs; returns lookups per second. `batch` 1 times `lookup(_:now:)`
-/// one MAC at a time; a bigger `batch` times the batch `lookup(_:count:now:into:)`.
-func lookupRate(entries: Int, lookups: Int, batch: Int = 1) throws -> Double {
+/// one MAC at a time; a bigger `batch` times the batch `lookup(_:count:now:into:)`. `vlans` > 0
+/// spreads the entries over that many VLANs (1...vlans) and times VLAN-aware lookups
+/// (`lookup(_:vlan:now:)`, what a bridge with VLAN filtering does per frame).
+func lookupRate(entries: Int, lookups: Int, batch: Int = 1, vlans: Int = 0) throws -> Double {
     let n = max(entries, 1)
     let t = try LearningTable(capacity: n)
     var rng = SystemRandomNumberGenerator()
@@ -15,8 +17,9 @@ func lookupRate(entries: Int, lookups: Int, batch: Int = 1) throws -> Double {
     defer { macs.deallocate() }
     for i in 0..<n {
         let m = rng.next() & 0xFFFF_FFFF_FFFF & ~(1 << 40)  // 48 bits, unicast
-        macs[i] = m
-        t.learn(m, port: UInt16(truncatingIfNeeded: i & 63), now: 1)
+        let vid = vlans > 0 ? UInt64(1 + i % vlans) : 0
+        macs[i] = m | vid << 48  // the VLAN rides in the top bits of the sequence entry
+        t.learn(m, vlan: UInt16(vid), port: UInt16(truncatingIfNeeded: i & 63), now: 1)
     }
     // A precomputed random sequence of learned MACs, read sequentially and cycled.
     let batch = max(batch, 1)
@@ -31,7 +34,15 @@ func lookupRate(entries: Int, lookups: Int, batch: Int = 1) throws -> Double {
     var done = 0
     let start = DispatchTime.now().uptimeNanoseconds
     var j = 0
-    if batch == 1 {
+    if vlans > 0 {
+        while done < lookups {
+            let k = seq[j]
+            acc &+= UInt64(t.lookup(k & 0xFFFF_FFFF_FFFF, vlan: UInt16(truncatingIfNeeded: k >> 48), now: 2))
+            j &+= 1
+            if j == seqLen { j = 0 }
+            done &+= 1
+        }
+    } else if batch == 1 {
         while done < lookups {
             acc &+= UInt64(t.lookup(seq[j], now: 2))
             j &+= 1
@@ -64,22 +75,39 @@ struct Bench: ParsableCommand {
     @Option(help: "Lookups per run.") var lookups = 50_000_000
     @Option(help: "Lookups per batch call (1: one lookup(_:now:) per MAC).") var batch = 1
     @Option(help: "Runs (min/median/max reported).") var runs = 3
+    @Option(help: "Also time VLAN-aware lookups with the entries spread over this many VLANs, alternating with plain runs, and print the ratio.")
+    var vlans = 0
     @Flag var json = false
 
     func run() throws {
         var rates: [Double] = []
-        for _ in 0..<runs { rates.append(try lookupRate(entries: entries, lookups: lookups, batch: batch)) }
-        rates.sort()
-        let mid = rates[rates.count / 2]
+        var vlanRates: [Double] = []
+        for _ in 0..<runs {
+            rates.append(try lookupRate(entries: entries, lookups: lookups, batch: batch))
+            if vlans > 0 { vlanRates.append(try lookupRate(entries: entries, lookups: lookups, vlans: vlans)) }
+        }
+        report(rates, label: "")
+        if vlans > 0 {
+            report(vlanRates, label: " in \(vlans) VLANs")
+            let ratio = median(vlanRates) / median(rates)
+            print(json ? "{\"vlan_to_plain_ratio\":\(ratio)}" : String(format: "VLAN-aware / plain lookups (medians, same run): %.3f", ratio))
+        }
+    }
+
+    func median(_ r: [Double]) -> Double { r.sorted()[r.count / 2] }
+
+    func report(_ r: [Double], label: String) {
+        let rates = r.sorted()
+        let mid = median(r)
         if json {
             print(
-                "{\"entries\":\(entries),\"lookups_per_s_min\":\(rates.first!),\"lookups_per_s_median\":\(mid),\"lookups_per_s_max\":\(rates.last!)}"
+                "{\"entries\":\(entries),\"vlans\":\(label.isEmpty ? 0 : vlans),\"lookups_per_s_min\":\(rates.first!),\"lookups_per_s_median\":\(mid),\"lookups_per_s_max\":\(rates.last!)}"
             )
         } else {
             print(
                 String(
-                    format: "learning table, %d entries: %.1f / %.1f / %.1f M lookups/s (min/median/max of %d)",
-                    entries, rates.first! / 1e6, mid / 1e6, rates.last! / 1e6, runs))
+                    format: "learning table, %d entries%@: %.1f / %.1f / %.1f M lookups/s (min/median/max of %d)",
+                    entries, label, rates.first! / 1e6, mid / 1e6, rates.last! / 1e6, runs))
         }
     }
 }
