@@ -469,6 +469,7 @@ extension ForwardingEngine {
         let dLimit = dst.pointee.bufLimit
         let sBufSize = src.pointee.bufSize
         let sBase = src.pointee.bufBase
+        let scoped = batchScoped
 
         // A kernel port with nothing queued takes the frames straight from the source's slots;
         // whatever it does not take now (or cannot take as is) is copied into its ring below.
@@ -480,7 +481,7 @@ extension ForwardingEngine {
         for e in e0..<ft {
             let fd = ftDst[e]
             if fd != UInt16(d) && fd != ForwardingEngine.broadcast { continue }
-            if batchScoped {
+            if scoped {
                 let how = egress(entry: e, to: d)
                 if how == .skip { continue }
                 if how == .retag {
@@ -567,12 +568,13 @@ extension ForwardingEngine {
         let src = ports + s
         let sBufSize = src.pointee.bufSize
         let sBase = src.pointee.bufBase
+        let scoped = batchScoped
         direct.reset()
         var e = 0
         while e < ft {
             let fd = ftDst[e]
             if fd != UInt16(d) && fd != ForwardingEngine.broadcast { e &+= 1; continue }
-            if batchScoped {
+            if scoped {
                 let how = egress(entry: e, to: d)
                 if how == .skip { e &+= 1; continue }
                 if how == .retag { break }  // the copy path rewrites the tag
