@@ -78,11 +78,12 @@ extension ForwardingEngine {
 
     /// Checks a source and learns it (see the header). Out of line: once per distinct source.
     @inline(never)
-    func admitSource(_ mac: UInt64, vlan: UInt16, port s: Int, locked: Bool, learn: Bool, now: UInt32) -> Drop {
+    func admitSource(_ address: UInt64, port s: Int, locked: Bool, learn: Bool, now: UInt32) -> Drop {
+        let mac = address & 0xFFFF_FFFF_FFFF
         if LearningTable.isGroup(mac) || mac == 0 { return .badSource }
-        if locked { return table.staticPort(mac, vlan: vlan) == UInt16(s) ? .none : .locked }
+        if locked { return table.staticPort(mac, vlan: UInt16(address >> 48)) == UInt16(s) ? .none : .locked }
         guard learn else { return .none }
-        switch table.learn(mac, vlan: vlan, port: UInt16(s), now: now) {
+        switch table.learn(address: address, port: UInt16(s), now: now) {
         case .learned: return .none
         case .staticElsewhere: return .staticMove
         case .limitReached: return .macLimit

@@ -381,7 +381,7 @@ extension ForwardingEngine {
                 if srcKey != lastSrc {
                     lastSrc = srcKey
                     lastSrcDrop = admitSource(
-                        srcMac, vlan: vid, port: s, locked: srcLocked, learn: firstFlags & SlotFlags.noLearn == 0, now: now)
+                        srcKey, port: s, locked: srcLocked, learn: firstFlags & SlotFlags.noLearn == 0, now: now)
                     lastDstMac = UInt64.max  // a learn may have moved the cached destination
                 }
                 if lastSrcDrop != .none { countDrop(lastSrcDrop, src); break frame }
@@ -390,7 +390,7 @@ extension ForwardingEngine {
                 if dstKey == lastDstMac {
                     d = lastDstPort
                 } else if !LearningTable.isGroup(dstMac) {
-                    let found = table.lookup(dstMac, vlan: vid, now: now)
+                    let found = table.lookup(address: dstKey, now: now)
                     if found != LearningTable.none { d = found }
                     lastDstMac = dstKey
                     lastDstPort = d

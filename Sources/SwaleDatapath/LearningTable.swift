@@ -251,11 +251,22 @@ public final class LearningTable {
     /// "aa:bb:cc:dd:ee:ff" (control plane).
     public static func string(_ mac: UInt64) -> String { Names.formatMAC(mac) }
 
-    /// The key of (VLAN, MAC): VID in bits 59...48, the valid bit on top.
+    static let addressMask: UInt64 = 0x0FFF_FFFF_FFFF_FFFF
+
+    /// (VLAN, MAC) as one value: the MAC in the low 48 bits, the VID in bits 59...48. The engine
+    /// builds it once per frame (it also keys its per-batch caches) and looks it up as is, so a
+    /// VLAN-aware lookup costs the same instructions as a MAC-only one.
     @inline(__always)
-    static func key(_ mac: UInt64, _ vlan: UInt16) -> UInt64 {
-        (mac & macMask) | UInt64(vlan & 0xfff) &<< vlanShift | validBit
+    public static func address(_ mac: UInt64, vlan: UInt16) -> UInt64 {
+        (mac & macMask) | UInt64(vlan & 0xfff) &<< vlanShift
     }
+
+    /// The key of an address: the valid bit on top.
+    @inline(__always)
+    static func key(_ mac: UInt64, _ vlan: UInt16) -> UInt64 { key(address(mac, vlan: vlan)) }
+
+    @inline(__always)
+    static func key(_ address: UInt64) -> UInt64 { (address & addressMask) | validBit }
 
     // MARK: - Hot path
 
@@ -293,7 +304,13 @@ public final class LearningTable {
     /// Port of `mac`, or `LearningTable.none` when it is unknown or its entry has expired.
     @inline(__always)
     public func lookup(_ mac: UInt64, vlan: UInt16 = 0, now: UInt32) -> UInt16 {
-        let key = LearningTable.key(mac, vlan)
+        lookup(address: LearningTable.address(mac, vlan: vlan), now: now)
+    }
+
+    /// Port of an address (`address(_:vlan:)`), or `none`.
+    @inline(__always)
+    public func lookup(address: UInt64, now: UInt32) -> UInt16 {
+        let key = LearningTable.key(address)
         let (b, home) = locate(key)
         guard let e = find(key, b, home) else { return LearningTable.none }
         if isExpired(e.pointee.seen, now) && !e.pointee.isStatic { return LearningTable.none }
@@ -322,7 +339,7 @@ public final class LearningTable {
         while done < n {
             let chunk = min(n &- done, LearningTable.touchChunk)
             for i in done..<(done &+ chunk) {
-                let (b, home) = locate(LearningTable.key(macs[i], 0))
+                let (b, home) = locate(LearningTable.key(macs[i]))
                 touched |= b[home].key
             }
             for i in done..<(done &+ chunk) { ports[i] = lookup(macs[i], now: now) }
@@ -339,8 +356,15 @@ public final class LearningTable {
     @inline(__always)
     @discardableResult
     public func learn(_ mac: UInt64, vlan: UInt16 = 0, port: UInt16, now: UInt32) -> Verdict {
-        if mac & LearningTable.groupBit != 0 || port == LearningTable.none { return .learned }
-        let key = LearningTable.key(mac, vlan)
+        learn(address: LearningTable.address(mac, vlan: vlan), port: port, now: now)
+    }
+
+    /// Learns an address (`address(_:vlan:)`) on `port`.
+    @inline(__always)
+    @discardableResult
+    public func learn(address: UInt64, port: UInt16, now: UInt32) -> Verdict {
+        if address & LearningTable.groupBit != 0 || port == LearningTable.none { return .learned }
+        let key = LearningTable.key(address)
         let (b, home) = locate(key)
         if let e = find(key, b, home) {
             if e.pointee.port == port && !isExpired(e.pointee.seen, now) {

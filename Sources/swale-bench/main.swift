@@ -18,8 +18,8 @@ func lookupRate(entries: Int, lookups: Int, batch: Int = 1, vlans: Int = 0) thro
     for i in 0..<n {
         let m = rng.next() & 0xFFFF_FFFF_FFFF & ~(1 << 40)  // 48 bits, unicast
         let vid = vlans > 0 ? UInt64(1 + i % vlans) : 0
-        macs[i] = m | vid << 48  // the VLAN rides in the top bits of the sequence entry
-        t.learn(m, vlan: UInt16(vid), port: UInt16(truncatingIfNeeded: i & 63), now: 1)
+        macs[i] = LearningTable.address(m, vlan: UInt16(vid))  // (VLAN, MAC) as the engine keys it
+        t.learn(address: macs[i], port: UInt16(truncatingIfNeeded: i & 63), now: 1)
     }
     // A precomputed random sequence of learned MACs, read sequentially and cycled.
     let batch = max(batch, 1)
@@ -36,8 +36,7 @@ func lookupRate(entries: Int, lookups: Int, batch: Int = 1, vlans: Int = 0) thro
     var j = 0
     if vlans > 0 {
         while done < lookups {
-            let k = seq[j]
-            acc &+= UInt64(t.lookup(k & 0xFFFF_FFFF_FFFF, vlan: UInt16(truncatingIfNeeded: k >> 48), now: 2))
+            acc &+= UInt64(t.lookup(address: seq[j], now: 2))
             j &+= 1
             if j == seqLen { j = 0 }
             done &+= 1

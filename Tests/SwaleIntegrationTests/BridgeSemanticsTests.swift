@@ -226,24 +226,43 @@ final class BridgeSemanticsTests: XCTestCase {
         return got
     }
 
-    /// What each host got, as sorted tags; a tagged frame as "tag@VID".
-    private func seen(_ got: [String: [CapturedFrame]]) -> [String: [String]] {
-        got.mapValues { $0.map { $0.tag + ($0.vlan.map { "@\($0)" } ?? "") }.sorted() }
+    /// What each host got, one host after the other: "a=[] b=[x,y@10]" (tags sorted; a tagged
+    /// frame as "tag@VID").
+    private func seen(_ got: [String: [CapturedFrame]]) -> String {
+        render(got.mapValues { $0.map { $0.tag + ($0.vlan.map { "@\($0)" } ?? "") } })
+    }
+
+    /// "a=[] b=[x,y]" for every host of `t` (missing ones received nothing).
+    private func render(_ tags: [String: [String]], hosts: [String]? = nil) -> String {
+        (hosts ?? Array(tags.keys)).sorted().map { "\($0)=[\((tags[$0] ?? []).sorted().joined(separator: ","))]" }
+            .joined(separator: " ")
+    }
+
+    /// The frames each host got in full: "a=[] b=[x vlan 10 pcp 3 0x88b5 64B]".
+    private func detail(_ got: [String: [CapturedFrame]]) -> String {
+        got.keys.sorted().map { l in
+            let frames = (got[l] ?? []).map { f in
+                "\(f.tag)\(f.vlan.map { " vlan \($0) pcp \(f.pcp ?? 0)" } ?? "") \(f.ethertype) \(f.len)B"
+            }
+            return "\(l)=[\(frames.sorted().joined(separator: ", "))]"
+        }.joined(separator: " ")
     }
 
     /// Sends the same frames through Swale and Linux and checks both against `expect` (labels
-    /// missing from it must receive nothing).
+    /// missing from it must receive nothing), and that both delivered the same bytes (tags,
+    /// priorities, lengths). Returns what Swale delivered.
+    @discardableResult
     private func agree(
         _ sw: Topology, _ lx: Topology, from sender: String, _ frames: [TestFrame], expect: [String: [String]],
         file: StaticString = #filePath, line: UInt = #line
-    ) throws {
-        var want = expect
-        for l in sw.hosts.keys where want[l] == nil { want[l] = [] }
-        let s = seen(try exchange(sw, from: sender, frames, file: file, line: line))
-        let l = seen(try exchange(lx, from: sender, frames, file: file, line: line))
-        XCTAssertEqual(s, want, "Swale", file: file, line: line)
-        XCTAssertEqual(l, want, "Linux bridge", file: file, line: line)
-        XCTAssertEqual(s, l, "Swale and Linux disagree", file: file, line: line)
+    ) throws -> [String: [CapturedFrame]] {
+        let want = render(expect, hosts: Array(sw.hosts.keys))
+        let s = try exchange(sw, from: sender, frames, file: file, line: line)
+        let l = try exchange(lx, from: sender, frames, file: file, line: line)
+        XCTAssertEqual(seen(s), want, "Swale", file: file, line: line)
+        XCTAssertEqual(seen(l), want, "Linux bridge", file: file, line: line)
+        XCTAssertEqual(detail(s), detail(l), "Swale and Linux delivered different frames", file: file, line: line)
+        return s
     }
 
     /// Sends through Swale only and checks what each host got.
@@ -251,8 +270,7 @@ final class BridgeSemanticsTests: XCTestCase {
         _ sw: Topology, from sender: String, _ frames: [TestFrame], expect: [String: [String]], file: StaticString = #filePath,
         line: UInt = #line
     ) throws -> [String: [CapturedFrame]] {
-        var want = expect
-        for l in sw.hosts.keys where want[l] == nil { want[l] = [] }
+        let want = render(expect, hosts: Array(sw.hosts.keys))
         let got = try exchange(sw, from: sender, frames, file: file, line: line)
         XCTAssertEqual(seen(got), want, "Swale", file: file, line: line)
         return got
@@ -414,15 +432,17 @@ final class BridgeSemanticsTests: XCTestCase {
         _ = try expectSwale(
             sw, from: "c", [TestFrame(tag: "c-10", dst: broadcast, src: mac("c"), vlan: 10)],
             expect: ["a": ["c-10"], "d": ["c-10"]])
-        // A VLAN the trunk is not in, and untagged frames on a port without PVID: dropped.
+        // A VLAN the trunk is not in, untagged frames on a port without PVID, and the reserved VID
+        // 4095: dropped.
         var before = try counters(c).dropVlan
         _ = try expectSwale(
             sw, from: "c",
             [
                 TestFrame(tag: "c-30", dst: broadcast, src: mac("c"), vlan: 30),
-                TestFrame(tag: "c-untagged", dst: broadcast, src: mac("c"))
+                TestFrame(tag: "c-untagged", dst: broadcast, src: mac("c")),
+                TestFrame(tag: "c-4095", dst: broadcast, src: mac("c"), vlan: 4095)
             ], expect: [:])
-        try expectCounter(c, "dropVlan", before + 2) { $0.dropVlan }
+        try expectCounter(c, "dropVlan", before + 3) { $0.dropVlan }
         // Access port: a frame tagged with its own VLAN is in it; with another VLAN, dropped; a
         // priority tag (VID 0) puts it in the PVID and keeps the priority.
         before = try counters(a).dropVlan
@@ -453,6 +473,29 @@ final class BridgeSemanticsTests: XCTestCase {
             sw, from: "b", [TestFrame(tag: "b-to-d", dst: mac("d"), src: mac("b"))], expect: ["c": ["b-to-d@20"]])
         _ = try expectSwale(
             sw, from: "c", [TestFrame(tag: "c-to-d", dst: mac("d"), src: mac("c"), vlan: 10)], expect: ["d": ["c-to-d"]])
+    }
+
+    /// Without VLAN filtering (the default) tags are not looked at: tagged and priority-tagged
+    /// frames reach the other ports as they were sent (tag, priority, length), and addresses are
+    /// learned and looked up whatever the tag, as on Linux.
+    func testTaggedFramesCrossUnchangedWithoutFiltering() throws {
+        let labels = ["a", "b", "c"]
+        let sw = try swaleTopology(labels), lx = try linuxTopology(labels)
+        let mac = Self.hostMAC
+        try agree(
+            sw, lx, from: "b", [TestFrame(tag: "b-bc", dst: broadcast, src: mac("b"), vlan: 20)],
+            expect: ["a": ["b-bc@20"], "c": ["b-bc@20"]])
+        let got = try agree(
+            sw, lx, from: "a",
+            [
+                TestFrame(tag: "bc-10", dst: broadcast, src: mac("a"), vlan: 10, pcp: 3),
+                TestFrame(tag: "prio", dst: broadcast, src: mac("a"), vlan: 0, pcp: 5),
+                TestFrame(tag: "to-b", dst: mac("b"), src: mac("a"), vlan: 30),
+                TestFrame(tag: "to-b-untagged", dst: mac("b"), src: mac("a"))
+            ], expect: ["b": ["bc-10@10", "prio@0", "to-b-untagged", "to-b@30"], "c": ["bc-10@10", "prio@0"]])
+        let c = got["c"] ?? []
+        XCTAssertEqual(c.map { "\($0.tag) \($0.pcp ?? -1) \($0.len)" }.sorted(), ["bc-10 3 64", "prio 5 64"], "\(c)")
+        XCTAssertEqual(try fdbEntries(mac("b")).map { $0["vlan"] as? Int }, [0], "learned outside VLANs")
     }
 
     /// Static entries never move (Swale only: Linux moves a static entry to the port a frame comes
@@ -539,5 +582,10 @@ final class BridgeSemanticsTests: XCTestCase {
             sw, from: "a", [TestFrame(tag: "m3-free", dst: broadcast, src: sources[2])],
             expect: ["b": ["m3-free"], "c": ["m3-free"]])
         XCTAssertEqual(try fdbEntries(sources[2]).map { $0["port"] as? String }, [a])
+        let show = try ctl(["vlan", "show", "vale0", "--json"])
+        let rules = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(show.utf8)) as? [[String: Any]], show)
+        let ra = rules.first { $0["port"] as? String == a }
+        XCTAssertEqual(ra?["maxMacs"] as? Int, 0, show)
+        XCTAssertEqual(ra?["learned"] as? Int, 3, "m1, m2, m3 learned on a: \(show)")
     }
 }
