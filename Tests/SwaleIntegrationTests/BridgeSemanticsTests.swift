@@ -39,6 +39,8 @@ private struct TestFrame {
     var vlan: Int? = nil
     var pcp: Int? = nil
     var ethertype = "0x88b5"
+    /// Bytes after the EtherType (frames.py pads to 60 bytes, 64 tagged, at least).
+    var payloadLen: Int? = nil
 }
 
 /// One host: a namespace whose interface `ifname` reaches the bridge through `port` (a Swale port,
@@ -194,6 +196,7 @@ final class BridgeSemanticsTests: XCTestCase {
                 "ip netns exec \(h.ns) /usr/bin/python3 '\(Self.script)' send --iface \(h.ifname) --dst \(f.dst) --src \(f.src) --ethertype \(f.ethertype) --tag \(roundTag)\(f.tag)"
             if let v = f.vlan { cmd += " --vlan \(v)" }
             if let p = f.pcp { cmd += " --pcp \(p)" }
+            if let n = f.payloadLen { cmd += " --payload-len \(n)" }
             let (rc, out) = sh(cmd)
             XCTAssertEqual(rc, 0, "send \(f.tag) from \(sender): \(out)", file: file, line: line)
         }
@@ -432,6 +435,16 @@ final class BridgeSemanticsTests: XCTestCase {
         _ = try expectSwale(
             sw, from: "c", [TestFrame(tag: "c-10", dst: broadcast, src: mac("c"), vlan: 10)],
             expect: ["a": ["c-10"], "d": ["c-10"]])
+        // Full-size frames: 1514 bytes untagged are 1518 tagged (the tag is not counted in the MTU).
+        got = try expectSwale(
+            sw, from: "a", [TestFrame(tag: "a-big", dst: broadcast, src: mac("a"), payloadLen: 1500)],
+            expect: ["c": ["a-big@10"], "d": ["a-big"]])
+        XCTAssertEqual(got["c"]?.first?.len, 1518, "\(got)")
+        XCTAssertEqual(got["d"]?.first?.len, 1514, "\(got)")
+        got = try expectSwale(
+            sw, from: "c", [TestFrame(tag: "c-big", dst: broadcast, src: mac("c"), vlan: 20, payloadLen: 1500)],
+            expect: ["b": ["c-big"]])
+        XCTAssertEqual(got["b"]?.first?.len, 1514, "\(got)")
         // A VLAN the trunk is not in, untagged frames on a port without PVID, and the reserved VID
         // 4095: dropped.
         var before = try counters(c).dropVlan
@@ -541,8 +554,18 @@ final class BridgeSemanticsTests: XCTestCase {
         XCTAssertEqual(linuxFdb(unknown), [])
         try agree(sw, lx, from: "a", [TestFrame(tag: "to-allowed", dst: allowed, src: mac("a"))], expect: ["b": ["to-allowed"]])
 
-        // With VLAN filtering a static entry is per VLAN (every port is in VLAN 1 by default).
+        // Deleted, the entry no longer holds the address: it is learned where it shows up.
         try ctl(["port", "set", "vale0:\(sw.port("b"))", "--locked", "off"])
+        try ctl(["fdb", "del", "vale0", pinned])
+        XCTAssertEqual(try fdbEntries(pinned).count, 0)
+        _ = try expectSwale(
+            sw, from: "c", [TestFrame(tag: "pinned-free", dst: broadcast, src: pinned)],
+            expect: ["a": ["pinned-free"], "b": ["pinned-free"]])
+        e = try fdbEntries(pinned)
+        XCTAssertEqual(e.map { $0["port"] as? String }, [sw.port("c")], "learned on c: \(e)")
+        XCTAssertEqual(e.first?["static"] as? Bool, false)
+
+        // With VLAN filtering a static entry is per VLAN (every port is in VLAN 1 by default).
         try ctl(["bridge", "set", "vale0", "--vlan-filtering", "on"])
         let pinned1 = "02:5a:00:00:01:04"
         try ctl(["fdb", "add", "vale0", pinned1, sw.port("a"), "--vlan", "1"])
@@ -576,16 +599,34 @@ final class BridgeSemanticsTests: XCTestCase {
             ],
             expect: ["b": ["m1-again"], "c": ["m1-again"]])
         try expectCounter(a, "dropMacLimit", 3) { $0.dropMacLimit }
-        // No limit: the rest are learned.
+        // An address that moves to another port frees its place on a.
+        _ = try expectSwale(
+            sw, from: "b", [TestFrame(tag: "m1-on-b", dst: broadcast, src: sources[0])],
+            expect: ["a": ["m1-on-b"], "c": ["m1-on-b"]])
+        XCTAssertEqual(try fdbEntries(sources[0]).map { $0["port"] as? String }, [sw.port("b")])
+        _ = try expectSwale(
+            sw, from: "a", [TestFrame(tag: "m3-after-move", dst: broadcast, src: sources[2])],
+            expect: ["b": ["m3-after-move"], "c": ["m3-after-move"]])
+        try expectCounter(a, "dropMacLimit", 3) { $0.dropMacLimit }
+        // Flushing the port's entries frees every place.
+        try ctl(["fdb", "flush", "vale0", a])
+        _ = try expectSwale(
+            sw, from: "a",
+            [
+                TestFrame(tag: "m3-flushed", dst: broadcast, src: sources[2]),
+                TestFrame(tag: "m4-flushed", dst: broadcast, src: sources[3])
+            ],
+            expect: ["b": ["m3-flushed", "m4-flushed"], "c": ["m3-flushed", "m4-flushed"]])
+        // No limit: any number are learned.
         try ctl(["port", "set", "vale0:\(a)", "--max-macs", "0"])
         _ = try expectSwale(
-            sw, from: "a", [TestFrame(tag: "m3-free", dst: broadcast, src: sources[2])],
-            expect: ["b": ["m3-free"], "c": ["m3-free"]])
-        XCTAssertEqual(try fdbEntries(sources[2]).map { $0["port"] as? String }, [a])
+            sw, from: "a", [TestFrame(tag: "m2-free", dst: broadcast, src: sources[1])],
+            expect: ["b": ["m2-free"], "c": ["m2-free"]])
+        XCTAssertEqual(try fdbEntries(sources[1]).map { $0["port"] as? String }, [a])
         let show = try ctl(["vlan", "show", "vale0", "--json"])
         let rules = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(show.utf8)) as? [[String: Any]], show)
         let ra = rules.first { $0["port"] as? String == a }
         XCTAssertEqual(ra?["maxMacs"] as? Int, 0, show)
-        XCTAssertEqual(ra?["learned"] as? Int, 3, "m1, m2, m3 learned on a: \(show)")
+        XCTAssertEqual(ra?["learned"] as? Int, 3, "m2, m3, m4 learned on a: \(show)")
     }
 }
