@@ -60,7 +60,7 @@ extension ForwardingEngine {
     static let vlanWordsPerPort = 128  // 64 words of membership, 64 of "untagged"
     public static let vlanRange: ClosedRange<UInt16> = 1...4094
 
-    @inline(__always)
+    @inline(never)  // a refusal: kept out of the per-frame loop
     func countDrop(_ why: Drop, _ p: UnsafeMutablePointer<PortState>) {
         switch why {
         case .none: break
@@ -78,10 +78,10 @@ extension ForwardingEngine {
 
     /// Checks a source and learns it (see the header). Out of line: once per distinct source.
     @inline(never)
-    func admitSource(_ address: UInt64, port s: Int, locked: Bool, learn: Bool, now: UInt32) -> Drop {
+    func admitSource(_ address: UInt64, port s: Int, learn: Bool, now: UInt32) -> Drop {
         let mac = address & 0xFFFF_FFFF_FFFF
         if LearningTable.isGroup(mac) || mac == 0 { return .badSource }
-        if locked { return table.staticPort(mac, vlan: UInt16(address >> 48)) == UInt16(s) ? .none : .locked }
+        if ports[s].locked { return table.staticPort(mac, vlan: UInt16(address >> 48)) == UInt16(s) ? .none : .locked }
         guard learn else { return .none }
         switch table.learn(address: address, port: UInt16(s), now: now) {
         case .learned: return .none
@@ -128,7 +128,7 @@ extension ForwardingEngine {
     // MARK: egress
 
     /// A known unicast destination d: refused if it is not in the VLAN, or both ends are isolated.
-    @inline(__always)
+    @inline(never)
     func unicastEgress(vid: UInt16, to d: Int) -> Drop {
         if batchIsolated && ports[d].isolated { return .isolated }
         if vlanFiltering && !isMember(d, vid) { return .vlan }

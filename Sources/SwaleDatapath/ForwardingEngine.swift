@@ -315,9 +315,9 @@ extension ForwardingEngine {
         var lastDstMac = UInt64.max
         var lastDstPort = ForwardingEngine.broadcast
         let vf = vlanFiltering
-        let srcLocked = src.pointee.locked
         batchIsolated = src.pointee.isolated
-        batchScoped = vf || batchIsolated
+        let scoped = vf || batchIsolated
+        batchScoped = scoped
 
         while consumed < pending && consumed < maxSlots {
             // Gather one frame: [cursor, cursor + frags).
@@ -366,27 +366,27 @@ extension ForwardingEngine {
                 let buf = base + Int(snapIdx[snap]) &* bufSize + hdr
                 let dstMac = LearningTable.mac(fromFrame: buf, offset: 0)
                 let srcMac = LearningTable.mac(fromFrame: buf, offset: 6)
-                var vid: UInt16 = 0
+                // The frame's VLAN as the high bits of its (VLAN, MAC) addresses; 0 without filtering.
+                var vlanBits: UInt64 = 0
                 if vf {
                     // 802.1Q ingress: the frame's VLAN, from its tag or the port's PVID.
                     let c = classify(buf, length: total &- hdr, firstSlot: Int(snapLen[snap]) &- hdr, port: s)
                     guard c.vid != 0 else { countDrop(.vlan, src); break frame }
-                    vid = c.vid
+                    vlanBits = UInt64(c.vid) &<< 48
                     ftVid[ft] = c.vid
                     ftTci[ft] = c.tci
                     ftTag[ft] = c.tag
                 }
                 // A batch is usually one flow: check and learn once per distinct (VLAN, source).
-                let srcKey = srcMac | UInt64(vid) &<< 48
+                let srcKey = srcMac | vlanBits
                 if srcKey != lastSrc {
                     lastSrc = srcKey
-                    lastSrcDrop = admitSource(
-                        srcKey, port: s, locked: srcLocked, learn: firstFlags & SlotFlags.noLearn == 0, now: now)
+                    lastSrcDrop = admitSource(srcKey, port: s, learn: firstFlags & SlotFlags.noLearn == 0, now: now)
                     lastDstMac = UInt64.max  // a learn may have moved the cached destination
                 }
                 if lastSrcDrop != .none { countDrop(lastSrcDrop, src); break frame }
                 var d = ForwardingEngine.broadcast
-                let dstKey = dstMac | UInt64(vid) &<< 48
+                let dstKey = dstMac | vlanBits
                 if dstKey == lastDstMac {
                     d = lastDstPort
                 } else if !LearningTable.isGroup(dstMac) {
@@ -400,8 +400,8 @@ extension ForwardingEngine {
                 if d != ForwardingEngine.broadcast && (Int(d) >= portCount || !ports[Int(d)].active) {
                     d = ForwardingEngine.broadcast
                 }
-                if batchScoped && d != ForwardingEngine.broadcast && d != UInt16(s) {
-                    let why = unicastEgress(vid: vid, to: Int(d))
+                if scoped && d != ForwardingEngine.broadcast && d != UInt16(s) {
+                    let why = unicastEgress(vid: UInt16(truncatingIfNeeded: vlanBits &>> 48), to: Int(d))
                     if why != .none { countDrop(why, src); break frame }
                 }
                 if d == UInt16(s) || (d == ForwardingEngine.broadcast && activeCount < 2) {

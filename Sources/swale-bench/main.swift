@@ -77,8 +77,14 @@ struct Bench: ParsableCommand {
     @Option(help: "Also time VLAN-aware lookups with the entries spread over this many VLANs, alternating with plain runs, and print the ratio.")
     var vlans = 0
     @Flag var json = false
+    @Flag(help: "Time the forwarding engine instead (EngineBench.swift): 60- and 1514-byte frames, unicast and broadcast to 3.")
+    var engine = false
+    @Option(help: "With --engine: VLAN filtering off, on, or trunk (receivers tag VLAN 1).") var engineVlans = "off"
+    @Option(help: "With --engine: frames per case.") var frames = 20_000_000
+    @Option(help: "With --engine: the cases to run (u60, u1514, b60, b1514), comma-separated.") var cases = "u60,u1514,b60,b1514"
 
     func run() throws {
+        if engine { return try runEngine() }
         var rates: [Double] = []
         var vlanRates: [Double] = []
         for _ in 0..<runs {
@@ -94,6 +100,22 @@ struct Bench: ParsableCommand {
     }
 
     func median(_ r: [Double]) -> Double { r.sorted()[r.count / 2] }
+
+    func runEngine() throws {
+        print("engine alone, VLAN filtering \(engineVlans): Mpps min / median / max of \(runs)")
+        let wanted = Set(cases.split(separator: ",").map(String.init))
+        for (len, bcast) in [(60, false), (1514, false), (60, true), (1514, true)] where wanted.contains("\(bcast ? "b" : "u")\(len)") {
+            var r: [Double] = []
+            for _ in 0..<runs {
+                r.append(try engineRate(receivers: bcast ? 3 : 1, frames: frames, length: len, broadcast: bcast, vlans: engineVlans))
+            }
+            r.sort()
+            print(
+                String(
+                    format: "  %@ %4d B: %.2f / %.2f / %.2f", bcast ? "broadcast to 3" : "unicast       ", len, r[0] / 1e6,
+                    median(r) / 1e6, r[r.count - 1] / 1e6))
+        }
+    }
 
     func report(_ r: [Double], label: String) {
         let rates = r.sorted()
