@@ -134,10 +134,15 @@ extension ConfigChecker {
                 var list: [SwaleConfig.Vlan] = []
                 for item in items {
                     let vm = try members(item, "\(what): vlans[]", known: ["vid", "untagged"])
-                    guard let vidV = vm.first(where: { $0.key == "vid" })?.value else { throw fail(item, "\(what): a VLAN has no vid") }
+                    guard let vidV = vm.first(where: { $0.key == "vid" })?.value else {
+                        throw fail(item, "\(what): a VLAN has no vid")
+                    }
                     let vid = try int(vidV, "\(what): vid", SwaleConfig.vidRange)
-                    guard !list.contains(where: { $0.vid == vid }) else { throw fail(vidV, "\(what): VLAN \(vid) is listed twice") }
-                    let untagged = try vm.first(where: { $0.key == "untagged" }).map { try bool($0.value, "\(what): untagged") } ?? false
+                    guard !list.contains(where: { $0.vid == vid }) else {
+                        throw fail(vidV, "\(what): VLAN \(vid) is listed twice")
+                    }
+                    let untagged =
+                        try vm.first(where: { $0.key == "untagged" }).map { try bool($0.value, "\(what): untagged") } ?? false
                     list.append(SwaleConfig.Vlan(vid: vid, untagged: untagged))
                 }
                 r.vlans = list

@@ -363,69 +363,69 @@ extension ForwardingEngine {
                 src.pointee.stats.dropTooShort &+= 1
             } else {
                 frame: do {
-                let buf = base + Int(snapIdx[snap]) &* bufSize + hdr
-                let dstMac = LearningTable.mac(fromFrame: buf, offset: 0)
-                let srcMac = LearningTable.mac(fromFrame: buf, offset: 6)
-                // The frame's VLAN as the high bits of its (VLAN, MAC) addresses; 0 without filtering.
-                var vlanBits: UInt64 = 0
-                if vf {
-                    // 802.1Q ingress: the frame's VLAN, from its tag or the port's PVID.
-                    let c = classify(buf, length: total &- hdr, firstSlot: Int(snapLen[snap]) &- hdr, port: s)
-                    guard c.vid != 0 else { countDrop(.vlan, src); break frame }
-                    vlanBits = UInt64(c.vid) &<< 48
-                    ftVid[ft] = c.vid
-                    ftTci[ft] = c.tci
-                    ftTag[ft] = c.tag
-                }
-                // A batch is usually one flow: check and learn once per distinct (VLAN, source).
-                let srcKey = srcMac | vlanBits
-                if srcKey != lastSrc {
-                    lastSrc = srcKey
-                    lastSrcDrop = admitSource(srcKey, port: s, learn: firstFlags & SlotFlags.noLearn == 0, now: now)
-                    lastDstMac = UInt64.max  // a learn may have moved the cached destination
-                }
-                if lastSrcDrop != .none { countDrop(lastSrcDrop, src); break frame }
-                var d = ForwardingEngine.broadcast
-                let dstKey = dstMac | vlanBits
-                if dstKey == lastDstMac {
-                    d = lastDstPort
-                } else if !LearningTable.isGroup(dstMac) {
-                    let found = table.lookup(address: dstKey, now: now)
-                    if found != LearningTable.none { d = found }
-                    lastDstMac = dstKey
-                    lastDstPort = d
-                } else if isReservedGroup(dstMac) {
-                    countDrop(.reserved, src); break frame
-                }
-                if d != ForwardingEngine.broadcast && (Int(d) >= portCount || !ports[Int(d)].active) {
-                    d = ForwardingEngine.broadcast
-                }
-                if scoped && d != ForwardingEngine.broadcast && d != UInt16(s) {
-                    let why = unicastEgress(vid: UInt16(truncatingIfNeeded: vlanBits &>> 48), to: Int(d))
-                    if why != .none { countDrop(why, src); break frame }
-                }
-                if d == UInt16(s) || (d == ForwardingEngine.broadcast && activeCount < 2) {
-                    // No hairpin; and a flood with no other port has nowhere to go: both counted.
-                    src.pointee.stats.dropNoRoute &+= 1
-                    d = UInt16(s)
-                } else if d == ForwardingEngine.broadcast {
-                    anyFlood = true
-                    flooded &+= 1
-                }
-                if d != UInt16(s) {
-                    ftSlot[ft] = UInt32(snap)
-                    ftFrags[ft] = UInt16(frags)
-                    ftLen[ft] = UInt32(total)
-                    ftDst[ft] = d
-                    ft &+= 1
-                    if d != ForwardingEngine.broadcast && dstMark[Int(d)] != gen {
-                        dstMark[Int(d)] = gen
-                        dstList[ndst] = d
-                        ndst &+= 1
+                    let buf = base + Int(snapIdx[snap]) &* bufSize + hdr
+                    let dstMac = LearningTable.mac(fromFrame: buf, offset: 0)
+                    let srcMac = LearningTable.mac(fromFrame: buf, offset: 6)
+                    // The frame's VLAN as the high bits of its (VLAN, MAC) addresses; 0 without filtering.
+                    var vlanBits: UInt64 = 0
+                    if vf {
+                        // 802.1Q ingress: the frame's VLAN, from its tag or the port's PVID.
+                        let c = classify(buf, length: total &- hdr, firstSlot: Int(snapLen[snap]) &- hdr, port: s)
+                        guard c.vid != 0 else { countDrop(.vlan, src); break frame }
+                        vlanBits = UInt64(c.vid) &<< 48
+                        ftVid[ft] = c.vid
+                        ftTci[ft] = c.tci
+                        ftTag[ft] = c.tag
                     }
-                }
-                src.pointee.stats.txPackets &+= 1
-                src.pointee.stats.txBytes &+= UInt64(total &- hdr)
+                    // A batch is usually one flow: check and learn once per distinct (VLAN, source).
+                    let srcKey = srcMac | vlanBits
+                    if srcKey != lastSrc {
+                        lastSrc = srcKey
+                        lastSrcDrop = admitSource(srcKey, port: s, learn: firstFlags & SlotFlags.noLearn == 0, now: now)
+                        lastDstMac = UInt64.max  // a learn may have moved the cached destination
+                    }
+                    if lastSrcDrop != .none { countDrop(lastSrcDrop, src); break frame }
+                    var d = ForwardingEngine.broadcast
+                    let dstKey = dstMac | vlanBits
+                    if dstKey == lastDstMac {
+                        d = lastDstPort
+                    } else if !LearningTable.isGroup(dstMac) {
+                        let found = table.lookup(address: dstKey, now: now)
+                        if found != LearningTable.none { d = found }
+                        lastDstMac = dstKey
+                        lastDstPort = d
+                    } else if isReservedGroup(dstMac) {
+                        countDrop(.reserved, src); break frame
+                    }
+                    if d != ForwardingEngine.broadcast && (Int(d) >= portCount || !ports[Int(d)].active) {
+                        d = ForwardingEngine.broadcast
+                    }
+                    if scoped && d != ForwardingEngine.broadcast && d != UInt16(s) {
+                        let why = unicastEgress(vid: UInt16(truncatingIfNeeded: vlanBits &>> 48), to: Int(d))
+                        if why != .none { countDrop(why, src); break frame }
+                    }
+                    if d == UInt16(s) || (d == ForwardingEngine.broadcast && activeCount < 2) {
+                        // No hairpin; and a flood with no other port has nowhere to go: both counted.
+                        src.pointee.stats.dropNoRoute &+= 1
+                        d = UInt16(s)
+                    } else if d == ForwardingEngine.broadcast {
+                        anyFlood = true
+                        flooded &+= 1
+                    }
+                    if d != UInt16(s) {
+                        ftSlot[ft] = UInt32(snap)
+                        ftFrags[ft] = UInt16(frags)
+                        ftLen[ft] = UInt32(total)
+                        ftDst[ft] = d
+                        ft &+= 1
+                        if d != ForwardingEngine.broadcast && dstMark[Int(d)] != gen {
+                            dstMark[Int(d)] = gen
+                            dstList[ndst] = d
+                            ndst &+= 1
+                        }
+                    }
+                    src.pointee.stats.txPackets &+= 1
+                    src.pointee.stats.txBytes &+= UInt64(total &- hdr)
                 }
             }
             consumed &+= frags

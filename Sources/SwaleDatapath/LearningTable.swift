@@ -383,7 +383,9 @@ public final class LearningTable {
 
     @inline(__always)
     func countEntry(_ port: UInt16, _ delta: Int32) {
-        if Int(port) < maxPorts { portEntries[Int(port)] = UInt32(bitPattern: Int32(bitPattern: portEntries[Int(port)]) &+ delta) }
+        if Int(port) < maxPorts {
+            portEntries[Int(port)] = UInt32(bitPattern: Int32(bitPattern: portEntries[Int(port)]) &+ delta)
+        }
     }
 
     /// Present entry on another port, or expired: out of line.
@@ -447,7 +449,9 @@ public final class LearningTable {
     /// replaced). False when the MAC is a group address or its bucket holds 8 static entries.
     @discardableResult
     public func addStatic(_ mac: UInt64, vlan: UInt16 = 0, port: UInt16, now: UInt32) -> Bool {
-        guard mac & LearningTable.groupBit == 0, mac & LearningTable.macMask != 0, port != LearningTable.none else { return false }
+        guard mac & LearningTable.groupBit == 0, mac & LearningTable.macMask != 0, port != LearningTable.none else {
+            return false
+        }
         let key = LearningTable.key(mac, vlan)
         let (b, home) = locate(key)
         if let e = find(key, b, home) {

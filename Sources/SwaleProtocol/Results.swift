@@ -172,7 +172,10 @@ public struct FdbEntry: Codable, Sendable {
     /// 0 outside VLAN filtering.
     public var vlan: Int
     public var isStatic: Bool
-    enum CodingKeys: String, CodingKey { case mac, port, age, vlan, isStatic = "static" }
+    enum CodingKeys: String, CodingKey {
+        case mac, port, age, vlan
+        case isStatic = "static"
+    }
     public init(mac: String, port: String, age: Int, vlan: Int = 0, isStatic: Bool = false) {
         self.mac = mac; self.port = port; self.age = age; self.vlan = vlan; self.isStatic = isStatic
     }

@@ -53,7 +53,9 @@ extension Service {
         if let r = b.portRules[p.name] { pushRules(r, port: p.index, on: b) }
         for e in b.staticEntries where e.port == p.name {
             if !b.bridge.addStatic(mac: e.mac, vlan: UInt16(e.vlan), port: p.index) {
-                log.warning("bridge \(b.bridge.name): static entry \(Names.formatMAC(e.mac)) vlan \(e.vlan) not installed: its table bucket is full of static entries")
+                log.warning(
+                    "bridge \(b.bridge.name): static entry \(Names.formatMAC(e.mac)) vlan \(e.vlan) not installed: its table bucket is full of static entries"
+                )
             }
         }
     }
@@ -66,7 +68,8 @@ extension Service {
             vlans: r.effectiveVlans.sorted { $0.vid < $1.vid }.map {
                 PortRulesInfo.Vlan(vid: $0.vid, pvid: $0.vid == r.effectivePvid, untagged: $0.untagged)
             },
-            isolated: r.isolated, locked: r.locked, maxMacs: r.maxMacs, learned: p.map { b.bridge.learnedCount(port: $0.index) } ?? 0)
+            isolated: r.isolated, locked: r.locked, maxMacs: r.maxMacs,
+            learned: p.map { b.bridge.learnedCount(port: $0.index) } ?? 0)
     }
 
     // MARK: operations
@@ -87,13 +90,18 @@ extension Service {
             b.bridge.fdbFlush(port: nil)
         }
         if mask != nil || vlanFiltering != nil {
-            log.info("bridge \(b.bridge.name): vlan filtering \(b.vlanFiltering ? "on" : "off"), group forward mask \(SwaleConfig.hex(Int(b.groupFwdMask)))")
+            log.info(
+                "bridge \(b.bridge.name): vlan filtering \(b.vlanFiltering ? "on" : "off"), group forward mask \(SwaleConfig.hex(Int(b.groupFwdMask)))"
+            )
         }
     }
 
     func vid(_ v: Int) throws -> Int {
         guard SwaleConfig.vidRange.contains(v) else {
-            throw ControlError(.invalidArgument, "VLAN \(v) out of range (\(SwaleConfig.vidRange.lowerBound)...\(SwaleConfig.vidRange.upperBound); 0 and 4095 are reserved)")
+            throw ControlError(
+                .invalidArgument,
+                "VLAN \(v) out of range (\(SwaleConfig.vidRange.lowerBound)...\(SwaleConfig.vidRange.upperBound); 0 and 4095 are reserved)"
+            )
         }
         return v
     }
@@ -140,7 +148,8 @@ extension Service {
         var r = rules(b, port)
         if let m = a.maxMacs {
             guard SwaleConfig.maxMacsRange.contains(m) else {
-                throw ControlError(.invalidArgument, "max-macs \(m) out of range (0...\(SwaleConfig.maxMacsRange.upperBound); 0: no limit)")
+                throw ControlError(
+                    .invalidArgument, "max-macs \(m) out of range (0...\(SwaleConfig.maxMacsRange.upperBound); 0: no limit)")
             }
             r.maxMacs = m
         }
@@ -168,7 +177,8 @@ extension Service {
             throw ControlError(.limit, "bridge \(b.bridge.name) has \(Service.maxRules) static entries already")
         }
         if let p = b.ports[a.port], !b.bridge.addStatic(mac: mac, vlan: UInt16(vlan), port: p.index) {
-            throw ControlError(.limit, "no room for \(Names.formatMAC(mac)) vlan \(vlan): its table bucket holds 8 static entries")
+            throw ControlError(
+                .limit, "no room for \(Names.formatMAC(mac)) vlan \(vlan): its table bucket holds 8 static entries")
         }
         if let i = existing {
             // Moved to a port that is not attached: the old one must stop matching now.

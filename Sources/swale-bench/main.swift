@@ -74,7 +74,10 @@ struct Bench: ParsableCommand {
     @Option(help: "Lookups per run.") var lookups = 50_000_000
     @Option(help: "Lookups per batch call (1: one lookup(_:now:) per MAC).") var batch = 1
     @Option(help: "Runs (min/median/max reported).") var runs = 3
-    @Option(help: "Also time VLAN-aware lookups with the entries spread over this many VLANs, alternating with plain runs, and print the ratio.")
+    @Option(
+        help:
+            "Also time VLAN-aware lookups with the entries spread over this many VLANs, alternating with plain runs, and print the ratio."
+    )
     var vlans = 0
     @Flag var json = false
     @Flag(help: "Time the forwarding engine instead (EngineBench.swift): 60- and 1514-byte frames, unicast and broadcast to 3.")
@@ -95,7 +98,10 @@ struct Bench: ParsableCommand {
         if vlans > 0 {
             report(vlanRates, label: " in \(vlans) VLANs")
             let ratio = median(vlanRates) / median(rates)
-            print(json ? "{\"vlan_to_plain_ratio\":\(ratio)}" : String(format: "VLAN-aware / plain lookups (medians, same run): %.3f", ratio))
+            print(
+                json
+                    ? "{\"vlan_to_plain_ratio\":\(ratio)}"
+                    : String(format: "VLAN-aware / plain lookups (medians, same run): %.3f", ratio))
         }
     }
 
@@ -104,10 +110,12 @@ struct Bench: ParsableCommand {
     func runEngine() throws {
         print("engine alone, VLAN filtering \(engineVlans): Mpps min / median / max of \(runs)")
         let wanted = Set(cases.split(separator: ",").map(String.init))
-        for (len, bcast) in [(60, false), (1514, false), (60, true), (1514, true)] where wanted.contains("\(bcast ? "b" : "u")\(len)") {
+        for (len, bcast) in [(60, false), (1514, false), (60, true), (1514, true)]
+        where wanted.contains("\(bcast ? "b" : "u")\(len)") {
             var r: [Double] = []
             for _ in 0..<runs {
-                r.append(try engineRate(receivers: bcast ? 3 : 1, frames: frames, length: len, broadcast: bcast, vlans: engineVlans))
+                r.append(
+                    try engineRate(receivers: bcast ? 3 : 1, frames: frames, length: len, broadcast: bcast, vlans: engineVlans))
             }
             r.sort()
             print(

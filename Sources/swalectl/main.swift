@@ -248,7 +248,9 @@ struct Fdb: ParsableCommand {
             try perform(FdbShow(bridge: bridge), common) { entries in
                 print(pad("MAC", 19) + pad("VLAN", 6) + pad("PORT", 16) + "AGE")
                 for e in entries {
-                    print(pad(e.mac, 19) + pad(e.vlan == 0 ? "-" : "\(e.vlan)", 6) + pad(e.port, 16) + (e.isStatic ? "static" : "\(e.age)s"))
+                    print(
+                        pad(e.mac, 19) + pad(e.vlan == 0 ? "-" : "\(e.vlan)", 6) + pad(e.port, 16)
+                            + (e.isStatic ? "static" : "\(e.age)s"))
                 }
             }
         }

@@ -23,7 +23,9 @@ final class BridgeRulesConfigTests: XCTestCase {
         XCTAssertEqual(b.groupFwdMask, 0x4008)
         XCTAssertEqual(b.portRules.map(\.port), ["c1", "trunk"])
         XCTAssertEqual(b.portRules[0].effectivePvid, 10)
-        XCTAssertEqual(b.portRules[1].effectiveVlans, [SwaleConfig.Vlan(vid: 10, untagged: false), SwaleConfig.Vlan(vid: 20, untagged: false)])
+        XCTAssertEqual(
+            b.portRules[1].effectiveVlans,
+            [SwaleConfig.Vlan(vid: 10, untagged: false), SwaleConfig.Vlan(vid: 20, untagged: false)])
         XCTAssertNil(b.portRules[1].effectivePvid, "vlans without pvid: untagged frames are dropped")
         XCTAssertEqual(b.portRules[1].maxMacs, 64)
         XCTAssertEqual(b.fdb.map(\.vlan), [10, 0])
@@ -64,9 +66,14 @@ final class BridgeRulesConfigTests: XCTestCase {
             (cfg("\"portRules\": [ { \"port\": \"p\", \"colour\": 1 } ]"), 4, ["unknown setting 'colour'"]),
             (cfg("\"fdb\": [ { \"mac\": \"01:00:5e:00:00:01\", \"port\": \"p\" } ]"), 4, ["group"]),
             (cfg("\"fdb\": [ { \"mac\": \"02:00:00:00:00:01\" } ]"), 4, ["mac and a port"]),
-            (cfg("\"fdb\": [ { \"mac\": \"02:00:00:00:00:01\", \"port\": \"p\", \"vlan\": 5000 } ]"), 4, ["vlan", "out of range"]),
             (
-                cfg("\"fdb\": [ { \"mac\": \"02:00:00:00:00:01\", \"port\": \"p\" },\n { \"mac\": \"02:00:00:00:00:01\", \"port\": \"q\" } ]"),
+                cfg("\"fdb\": [ { \"mac\": \"02:00:00:00:00:01\", \"port\": \"p\", \"vlan\": 5000 } ]"), 4,
+                ["vlan", "out of range"]
+            ),
+            (
+                cfg(
+                    "\"fdb\": [ { \"mac\": \"02:00:00:00:00:01\", \"port\": \"p\" },\n { \"mac\": \"02:00:00:00:00:01\", \"port\": \"q\" } ]"
+                ),
                 5, ["listed twice"]
             )
         ]

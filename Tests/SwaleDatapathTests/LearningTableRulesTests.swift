@@ -19,7 +19,8 @@ final class LearningTableRulesTests: XCTestCase {
         XCTAssertEqual(t.entries(now: 5).map(\.mac), [local(1), local(1)])
         // VLAN 4095 bits never spill into the MAC or the valid bit.
         t.learn(0x02ff_ffff_ffff, vlan: 4094, port: 3, now: 5)
-        XCTAssertEqual(t.entries(now: 5).last, LearningTable.Record(mac: 0x02ff_ffff_ffff, vlan: 4094, port: 3, age: 0, isStatic: false))
+        XCTAssertEqual(
+            t.entries(now: 5).last, LearningTable.Record(mac: 0x02ff_ffff_ffff, vlan: 4094, port: 3, age: 0, isStatic: false))
     }
 
     func testStaticEntriesSurviveAFullBucketOfNewcomers() throws {
@@ -74,7 +75,8 @@ final class LearningTableRulesTests: XCTestCase {
                 // Count what each port holds, expired-not-swept entries included (entries() hides them).
                 t.expire(now: now)
                 for p in 0..<4 {
-                    XCTAssertEqual(t.entryCount(port: p), t.entries(now: now).filter { $0.port == p }.count, "step \(step) port \(p)")
+                    XCTAssertEqual(
+                        t.entryCount(port: p), t.entries(now: now).filter { $0.port == p }.count, "step \(step) port \(p)")
                 }
             }
         }

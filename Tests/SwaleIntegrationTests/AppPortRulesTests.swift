@@ -34,7 +34,8 @@ extension SwitchTests {
         send(trk, tagged(frame(dst: broadcastMAC, src: mac(2), marker: 3), vid: 30))
         XCTAssertTrue(try svc.eventually { try self.stats("vale3:trk").ports[0].counters.dropVlan == 1 })
         let fdb = try svc.call(FdbShow(bridge: "vale3"))
-        XCTAssertEqual(Set(fdb.map { "\($0.mac) \($0.vlan) \($0.port)" }), ["02:00:00:00:00:01 10 acc", "02:00:00:00:00:02 20 trk"])
+        XCTAssertEqual(
+            Set(fdb.map { "\($0.mac) \($0.vlan) \($0.port)" }), ["02:00:00:00:00:01 10 acc", "02:00:00:00:00:02 20 trk"])
     }
 
     func testStaticEntriesHoldAndComeBackWithTheirPort() throws {

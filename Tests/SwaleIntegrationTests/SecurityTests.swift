@@ -235,7 +235,8 @@ final class SecurityTests: XCTestCase {
     /// the bridge admits may look, not change; a user it does not admit may not even look.
     func testBridgeRulesAreTheOwnersToChange() throws {
         for args in [
-            "vlan add vale7:b 10 --pvid", "vlan del vale7:b 1", "fdb add vale7 02:00:00:00:00:01 b", "fdb del vale7 02:00:00:00:00:01",
+            "vlan add vale7:b 10 --pvid", "vlan del vale7:b 1", "fdb add vale7 02:00:00:00:00:01 b",
+            "fdb del vale7 02:00:00:00:00:01",
             "port set vale7:b --locked on", "bridge set vale7 --vlan-filtering on", "bridge set vale7 --group-fwd-mask 0x0008"
         ] {
             let (rc, out) = try ctl(userB, args)
@@ -254,7 +255,9 @@ final class SecurityTests: XCTestCase {
         XCTAssertTrue(try ctl(userB, "fdb add valem 02:00:00:00:00:09 y --vlan 10").1.contains("needs root or the owner"))
         let rules = try JSONDecoder().decode([PortRulesInfo].self, from: Data(try ctl(userB, "vlan show valem --json").1.utf8))
         XCTAssertEqual(rules.map(\.port), ["x"])
-        XCTAssertEqual(rules.first?.vlans, [PortRulesInfo.Vlan(vid: 1, pvid: false, untagged: true), PortRulesInfo.Vlan(vid: 10, pvid: true, untagged: true)])
+        XCTAssertEqual(
+            rules.first?.vlans,
+            [PortRulesInfo.Vlan(vid: 1, pvid: false, untagged: true), PortRulesInfo.Vlan(vid: 10, pvid: true, untagged: true)])
     }
 
     func testAccessListsFromTheConfigAndBackIntoItsDump() throws {
