@@ -146,11 +146,17 @@ extension ForwardingEngine {
         return ftTag[e] == want ? .asIs : .retag
     }
 
-    /// Builds entry e's frame in the form port d wants (tag pushed, popped or rewritten) in the
-    /// scratch area and delivers it; frames with offload metadata the port cannot take are then
-    /// finished in software. Out of line: only frames that cross between access and trunk ports.
+    /// Delivers entry e's frame in the form port d wants (tag pushed, popped or rewritten). A plain
+    /// frame is written straight into d's buffers in pieces (addresses, the new tag, the rest); one
+    /// with a virtio-net header is rebuilt in the scratch area first (its header moves with the
+    /// tag), then finished in software if the port cannot take the header. Out of line: only frames
+    /// that cross between access and trunk ports come here.
     @inline(never)
     func deliverRetagged(entry e: Int, source s: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32) {
+        if snapFlags[Int(ftSlot[e])] & SlotFlags.vnetHdr == 0 {
+            writeRetagged(entry: e, source: s, to: d, room: &room, tail: &tail, filled: &filled)
+            return
+        }
         let dst = ports + d
         let total = Int(ftLen[e])
         guard total + 4 <= ForwardingEngine.scratchBytes / 2 else { dst.pointee.stats.dropTooLong &+= 1; return }
@@ -185,6 +191,48 @@ extension ForwardingEngine {
         } else {
             _ = emitLinear(scratch, hdr + len, to: d, vnet: hasVnet, room: &room, tail: &tail, filled: &filled)
         }
+    }
+
+    /// A plain frame with its tag changed, copied once: the 12 address bytes, the tag d wants (if
+    /// any), the rest of the first slot after the old tag (if any), then the other slots. The first
+    /// slot holds at least the Ethernet header, and the tag when there is one (checked at ingress).
+    func writeRetagged(entry e: Int, source s: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32) {
+        let dst = ports + d
+        let src = ports + s
+        let pos = Int(ftSlot[e])
+        let tagOut = !isUntagged(d, ftVid[e])
+        let tagIn = ftTag[e] != ForwardingEngine.untaggedFrame
+        let len = Int(ftLen[e]) + (tagOut ? 4 : 0) - (tagIn ? 4 : 0)
+        if len - 14 - (tagOut ? 4 : 0) > dst.pointee.mtu { dst.pointee.stats.dropTooLong &+= 1; return }
+        let need = UInt32((len + dst.pointee.bufSize - 1) / dst.pointee.bufSize)
+        if need > room { dst.pointee.stats.dropRingFull &+= 1; return }
+        var w = SlotWriter(
+            slots: dst.pointee.rx.ptr.slots, numSlots: dst.pointee.rx.n, bufBase: dst.pointee.bufBase,
+            bufSize: dst.pointee.bufSize, bufLimit: dst.pointee.bufLimit, at: tail)
+        let first = src.pointee.bufBase + Int(snapIdx[pos]) &* src.pointee.bufSize
+        w.write(first, 12)
+        if tagOut {
+            var tag = (UInt32(0x8100) << 16 | UInt32(ftTci[e])).bigEndian
+            withUnsafeBytes(of: &tag) { w.write(UnsafeMutableRawPointer(mutating: $0.baseAddress!), 4) }
+        }
+        let skip = tagIn ? 16 : 12
+        w.write(first + skip, Int(snapLen[pos]) - skip)
+        for k in 1..<Int(ftFrags[e]) where w.ok {
+            w.write(src.pointee.bufBase + Int(snapIdx[pos + k]) &* src.pointee.bufSize, Int(snapLen[pos + k]))
+        }
+        guard w.ok else {
+            // A scribbled rx ring: reset it and give it nothing more in this batch (as `deliver`).
+            dst.pointee.rx.reset()
+            dst.pointee.stats.dropBadSlot &+= 1
+            room = 0
+            return
+        }
+        let used = w.finish()
+        tail = RingMath.add(tail, used, dst.pointee.rx.n)
+        room -= used
+        filled += used
+        dst.pointee.stats.rxPackets &+= 1
+        dst.pointee.stats.rxBytes &+= UInt64(len)
     }
 
     /// Ethernet payload of a frame, not counting one VLAN tag (MTUs do not count it, as in Linux).
