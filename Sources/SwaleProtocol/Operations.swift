@@ -280,7 +280,7 @@ public struct FdbAdd: ControlOperation {
     public init(bridge: String, mac: String, port: String, vlan: Int? = nil) {
         self.bridge = bridge; self.mac = mac; self.port = port; self.vlan = vlan
     }
-    public typealias Result = Empty
+    public typealias Result = StaticEntryInfo
 }
 
 public struct FdbDel: ControlOperation {

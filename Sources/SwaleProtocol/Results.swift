@@ -181,6 +181,21 @@ public struct FdbEntry: Codable, Sendable {
     }
 }
 
+/// `fdb.add`: the entry as stored, and why it may not match anything yet.
+public struct StaticEntryInfo: Codable, Sendable {
+    public var mac: String
+    public var port: String
+    public var vlan: Int
+    /// The port is on the bridge now (the entry is in its table); otherwise it waits for it.
+    public var attached: Bool
+    /// Set when the entry cannot match yet: a VLAN entry while the bridge does not filter VLANs
+    /// (frames are then in VLAN 0), or a VLAN-0 entry while it does.
+    public var warning: String?
+    public init(mac: String, port: String, vlan: Int, attached: Bool, warning: String?) {
+        self.mac = mac; self.port = port; self.vlan = vlan; self.attached = attached; self.warning = warning
+    }
+}
+
 /// A port's VLANs and rules (`vlan show`, `vlan add`, `port set`).
 public struct PortRulesInfo: Codable, Sendable {
     public struct Vlan: Codable, Sendable, Equatable {

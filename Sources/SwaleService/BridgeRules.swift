@@ -165,7 +165,7 @@ extension Service {
         return try vid(v)
     }
 
-    func fdbAdd(_ a: FdbAdd, _ s: Session) throws {
+    func fdbAdd(_ a: FdbAdd, _ s: Session) throws -> StaticEntryInfo {
         let b = try ownedBridge(a.bridge, s, FdbAdd.op)
         let mac: UInt64
         do { mac = try SwaleConfig.staticMAC(a.mac) } catch { throw ControlError(.invalidArgument, "\(error)") }
@@ -188,6 +188,16 @@ extension Service {
             b.staticEntries.append(entry)
         }
         log.info("bridge \(b.bridge.name): static entry \(Names.formatMAC(mac)) vlan \(vlan) on \(a.port)")
+        var warning: String?
+        if vlan != 0 && !b.vlanFiltering {
+            warning =
+                "bridge \(b.bridge.name) does not filter VLANs: its frames are in VLAN 0, so this entry matches nothing until `bridge set \(b.bridge.name) --vlan-filtering on`"
+        } else if vlan == 0 && b.vlanFiltering {
+            warning =
+                "bridge \(b.bridge.name) filters VLANs: an entry without --vlan matches nothing while filtering is on"
+        }
+        return StaticEntryInfo(
+            mac: Names.formatMAC(mac), port: a.port, vlan: vlan, attached: b.ports[a.port] != nil, warning: warning)
     }
 
     func fdbDel(_ a: FdbDel, _ s: Session) throws {

@@ -274,8 +274,7 @@ public final class Service: @unchecked Sendable {
             return Produced(FlushInfo(flushed: try fdbFlush(try ownedBridge(a.bridge, s, FdbFlush.op), port: a.port)))
         case FdbAdd.op:
             let a = try arguments(FdbAdd.self, data, s) { "\($0.bridge) \($0.mac) \($0.port)" }
-            try fdbAdd(a, s)
-            return Produced(Empty())
+            return Produced(try fdbAdd(a, s))
         case FdbDel.op:
             let a = try arguments(FdbDel.self, data, s) { "\($0.bridge) \($0.mac)" }
             try fdbDel(a, s)

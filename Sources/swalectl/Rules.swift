@@ -1,6 +1,7 @@
 // swalectl's bridge-rule commands: VLANs, static MAC entries, port isolation/locking/MAC limits,
 // shaped like iproute2's `bridge vlan`, `bridge fdb` and `bridge link set`.
 import ArgumentParser
+import Foundation
 import SwaleConfig
 import SwaleProtocol
 
@@ -92,8 +93,11 @@ extension Fdb {
         @Argument(help: "The port's name on the bridge.") var port: String
         @Option(help: "VLAN of the entry (with VLAN filtering on).") var vlan: Int?
         func run() throws {
-            try perform(FdbAdd(bridge: bridge, mac: mac, port: port, vlan: vlan), common) { _ in
-                print("static entry \(mac)\(vlan.map { " vlan \($0)" } ?? "") on \(bridge):\(port)")
+            try perform(FdbAdd(bridge: bridge, mac: mac, port: port, vlan: vlan), common) { r in
+                print(
+                    "static entry \(r.mac)\(r.vlan == 0 ? "" : " vlan \(r.vlan)") on \(bridge):\(r.port)\(r.attached ? "" : " (port not attached yet)")"
+                )
+                if let w = r.warning { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
             }
         }
     }

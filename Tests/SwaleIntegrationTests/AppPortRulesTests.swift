@@ -42,7 +42,15 @@ extension SwitchTests {
         XCTAssertEqual(try svc.ctl(["bridge", "add", "vale4"]).0, 0)  // persistent: in the config dump
         var a = try open("vale4:a")
         let b = try open("vale4:b"), c = try open("vale4:c")
-        XCTAssertEqual(try svc.ctl(["fdb", "add", "vale4", "02:00:00:00:00:0a", "a"]).0, 0)
+        let (rc, out, err) = try svc.ctl(["fdb", "add", "vale4", "02:00:00:00:00:0a", "a"])
+        XCTAssertEqual(rc, 0)
+        XCTAssertTrue(out.contains("static entry 02:00:00:00:00:0a on vale4:a"), out)
+        XCTAssertEqual(err, "", "no warning: filtering is off and the entry has no VLAN")
+        // A VLAN entry on a bridge that does not filter VLANs is kept, with a warning that says why it matches nothing.
+        let (rc5, _, err5) = try svc.ctl(["fdb", "add", "vale4", "02:00:00:00:00:0b", "b", "--vlan", "5"])
+        XCTAssertEqual(rc5, 0)
+        XCTAssertTrue(err5.contains("does not filter VLANs"), err5)
+        XCTAssertEqual(try svc.ctl(["fdb", "del", "vale4", "02:00:00:00:00:0b", "--vlan", "5"]).0, 0)
         // b claims a's address: refused, counted, the entry stays on a.
         send(b, frame(dst: broadcastMAC, src: mac(0x0a), marker: 1))
         XCTAssertEqual(drain(c), [])
