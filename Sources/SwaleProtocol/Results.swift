@@ -88,6 +88,12 @@ public struct PortCounters: Codable, Sendable {
     public var dropIsolated: UInt64 = 0
     public var adapter: [String: UInt64]? = nil
     public init() {}
+
+    /// Frames dropped for any reason (ring full, malformed, refused by a bridge rule).
+    public var totalDrops: UInt64 {
+        dropRingFull &+ dropTooShort &+ dropTooLong &+ dropBadSlot &+ dropNoRoute &+ dropReserved &+ dropBadSource
+            &+ dropVlan &+ dropStaticMove &+ dropMacLimit &+ dropLocked &+ dropIsolated
+    }
 }
 
 public struct PortInfo: Codable, Sendable {
@@ -116,6 +122,8 @@ public struct BridgeCounters: Codable, Sendable {
     public var moved: UInt64 = 0
     public var evicted: UInt64 = 0
     public var fdbEntries: Int = 0
+    /// MAC entries the bridge's table is sized for.
+    public var fdbCapacity: Int = 0
     public var batches: UInt64 = 0
     public var wakeups: UInt64 = 0
     public init() {}

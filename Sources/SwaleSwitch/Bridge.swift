@@ -203,6 +203,8 @@ public final class Bridge: @unchecked Sendable {
     public struct TableStats: Sendable {
         public var learned: UInt64, moved: UInt64, aged: UInt64, evicted: UInt64, entries: Int
         public var flooded: UInt64, batches: UInt64, wakeups: UInt64
+        /// Entries the table was sized for (it runs at most half full at this many).
+        public var capacity: Int
     }
 
     public func tableStats() -> TableStats {
@@ -210,7 +212,8 @@ public final class Bridge: @unchecked Sendable {
             let t = b.engine.table
             return TableStats(
                 learned: t.learned, moved: t.moved, aged: t.aged, evicted: t.evicted,
-                entries: t.count, flooded: b.engine.flooded, batches: b.engine.batches, wakeups: b.wakeups)
+                entries: t.count, flooded: b.engine.flooded, batches: b.engine.batches, wakeups: b.wakeups,
+                capacity: b.config.fdbCapacity)
         }
     }
 

@@ -15,8 +15,15 @@ struct Common: ParsableArguments {
 
 /// Sends a request; prints JSON or lets `human` format the typed result.
 func perform<O: ControlOperation>(_ op: O, _ common: Common, human: (O.Result) -> Void) throws {
+    try perform(op, common, result: { $0 }, human: human)
+}
+
+/// Sends a request and prints (as JSON, or through `human`) the part of the reply `result` picks.
+func perform<O: ControlOperation, R: Encodable>(
+    _ op: O, _ common: Common, result pick: (O.Result) -> R, human: (R) -> Void
+) throws {
     do {
-        let result = try ControlClient.call(op, socket: common.socket)
+        let result = pick(try ControlClient.call(op, socket: common.socket))
         if common.json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -47,9 +54,7 @@ func printPorts(_ ports: [PortInfo]) {
             + "OPEN BY")
     for p in ports {
         let c = p.counters
-        let drops =
-            c.dropRingFull + c.dropTooShort + c.dropTooLong + c.dropBadSlot + c.dropNoRoute + c.dropReserved + c.dropBadSource
-            + c.dropVlan + c.dropStaticMove + c.dropMacLimit + c.dropLocked + c.dropIsolated
+        let drops = c.totalDrops
         print(
             pad("\(p.bridge):\(p.name)", 22) + pad(p.kind, 7) + pad(p.ifname ?? "-", 16) + pad("\(c.rxPackets)", 12)
                 + pad("\(c.txPackets)", 12) + pad("\(drops)", 10) + (p.openBy.map { "pid \($0)" } ?? "-"))
@@ -69,7 +74,9 @@ struct Swalectl: ParsableCommand {
         commandName: "swalectl", abstract: "Control the Swale virtual switch.",
         discussion:
             "vale-ctl's short options work too: -n NAME, -r NAME, -a BRIDGE:IF, -d BRIDGE:IF, -l [BRIDGE:PORT]; no arguments lists every port.",
-        subcommands: [StatusCmd.self, BridgeCmd.self, PortCmd.self, VlanCmd.self, StatsCmd.self, Fdb.self, ConfigCmd.self])
+        subcommands: [
+            StatusCmd.self, BridgeCmd.self, PortCmd.self, VlanCmd.self, StatsCmd.self, TopCmd.self, Fdb.self, ConfigCmd.self
+        ])
 }
 
 struct StatusCmd: ParsableCommand {
@@ -242,9 +249,21 @@ struct Fdb: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The MAC learning table.", subcommands: [Show.self, Add.self, Del.self, Flush.self])
     struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The MAC table of a bridge; --stats: its counters instead (entries, capacity, learned, moved, expired).")
         @OptionGroup var common: Common
         @Argument var bridge: String
+        @Flag(help: "The table's counters instead of its entries.") var stats = false
         func run() throws {
+            if stats {
+                try perform(Stats(target: bridge), common, result: { $0.bridges.first?.counters }) { c in
+                    guard let c else { return }
+                    print(
+                        "\(bridge): \(c.fdbEntries) entries (table sized for \(c.fdbCapacity)); learned \(c.learned), moved \(c.moved), expired \(c.aged), evicted \(c.evicted)"
+                    )
+                }
+                return
+            }
             try perform(FdbShow(bridge: bridge), common) { entries in
                 print(pad("MAC", 19) + pad("VLAN", 6) + pad("PORT", 16) + "AGE")
                 for e in entries {

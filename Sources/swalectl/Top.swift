@@ -1,0 +1,104 @@
+// `swalectl top`: live per-port rates from two readings of the counters an interval apart, sorted
+// by load, refreshed like top(1). It asks the `stats` operation, so it shows exactly the bridges
+// and ports the caller may see.
+import ArgumentParser
+import Foundation
+import SwaleProtocol
+
+/// One port's rates over an interval.
+struct PortRates: Codable {
+    var port: String
+    var kind: String
+    var rxPacketsPerSecond: Double
+    var txPacketsPerSecond: Double
+    var rxBitsPerSecond: Double
+    var txBitsPerSecond: Double
+    var dropsPerSecond: Double
+    var load: Double { rxPacketsPerSecond + txPacketsPerSecond }
+
+    /// Rates between two readings of one port (a counter that went down, a port reopened, counts as 0).
+    init(_ a: PortInfo, _ b: PortInfo, seconds: Double) {
+        func rate(_ x: UInt64, _ y: UInt64) -> Double { y >= x ? Double(y - x) / seconds : 0 }
+        port = "\(b.bridge):\(b.name)"
+        kind = b.kind
+        rxPacketsPerSecond = rate(a.counters.rxPackets, b.counters.rxPackets)
+        txPacketsPerSecond = rate(a.counters.txPackets, b.counters.txPackets)
+        rxBitsPerSecond = 8 * rate(a.counters.rxBytes, b.counters.rxBytes)
+        txBitsPerSecond = 8 * rate(a.counters.txBytes, b.counters.txBytes)
+        dropsPerSecond = rate(a.counters.totalDrops, b.counters.totalDrops)
+    }
+
+    /// Ports present in both readings, busiest first.
+    static func between(_ a: [PortInfo], _ b: [PortInfo], seconds: Double) -> [PortRates] {
+        var before: [String: PortInfo] = [:]
+        for p in a { before["\(p.bridge):\(p.name)#\(p.index)"] = p }
+        return b.compactMap { p in before["\(p.bridge):\(p.name)#\(p.index)"].map { PortRates($0, p, seconds: seconds) } }
+            .sorted { $0.load != $1.load ? $0.load > $1.load : $0.port < $1.port }
+    }
+}
+
+struct TopReading: Codable {
+    var seconds: Double
+    var ports: [PortRates]
+}
+
+func human(_ v: Double, _ unit: String) -> String {
+    switch v {
+    case 1e9...: return String(format: "%.2fG%@", v / 1e9, unit)
+    case 1e6...: return String(format: "%.2fM%@", v / 1e6, unit)
+    case 1e3...: return String(format: "%.1fk%@", v / 1e3, unit)
+    default: return String(format: "%.0f%@", v, unit)
+    }
+}
+
+struct TopCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "top", abstract: "Live per-port packets/s, bits/s and drops/s, busiest first (like top).")
+    @OptionGroup var common: Common
+    @Argument(help: "Only this bridge.") var bridge: String?
+    @Option(help: "Seconds between readings.") var interval: Double = 1
+    @Flag(help: "One reading (two samples an interval apart), then exit.") var once = false
+    @Option(help: "Stop after this many readings.") var count: Int?
+
+    func validate() throws {
+        guard interval >= 0.05 && interval <= 3600 else { throw ValidationError("--interval must be 0.05...3600 seconds") }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+    }
+
+    func sample() throws -> (Date, [PortInfo]) {
+        do { return (Date(), try ControlClient.call(Stats(target: bridge), socket: common.socket).ports) } catch let e
+            as ControlError
+        {
+            throw ValidationErrorish(e.message)
+        }
+    }
+
+    func run() throws {
+        let readings = once ? 1 : (count ?? Int.max)
+        var (t0, before) = try sample()
+        for n in 0..<readings {
+            Thread.sleep(forTimeInterval: interval)
+            let (t1, now) = try sample()
+            let dt = t1.timeIntervalSince(t0)
+            let rates = PortRates.between(before, now, seconds: dt)
+            if common.json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.sortedKeys]
+                print(String(decoding: try enc.encode(TopReading(seconds: dt, ports: rates)), as: UTF8.self))
+            } else {
+                if !once && n > 0 { print("\u{1B}[H\u{1B}[2J", terminator: "") }  // clear, as top does
+                print(
+                    pad("PORT", 24) + pad("KIND", 8) + pad("RX PKT/S", 11) + pad("TX PKT/S", 11) + pad("RX BIT/S", 11)
+                        + pad("TX BIT/S", 11) + "DROPS/S")
+                for r in rates {
+                    print(
+                        pad(r.port, 24) + pad(r.kind, 8) + pad(human(r.rxPacketsPerSecond, ""), 11)
+                            + pad(human(r.txPacketsPerSecond, ""), 11) + pad(human(r.rxBitsPerSecond, "b"), 11)
+                            + pad(human(r.txBitsPerSecond, "b"), 11) + human(r.dropsPerSecond, ""))
+                }
+            }
+            fflush(stdout)
+            (t0, before) = (t1, now)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+// `swalectl top` and `fdb show --stats` against real traffic through app ports.
+import Foundation
+import SwaleClient
+import SwaleProtocol
+import XCTest
+
+extension SwitchTests {
+    func testTopShowsTheBusyPortsFirstWithTheirRates() throws {
+        let tx = try open("vale5:tx"), rx = try open("vale5:rx"), _ = try open("vale5:idle")
+        send(rx, frame(dst: broadcastMAC, src: mac(0x52), marker: 1))  // learned: unicast to rx from now on
+        _ = drain(tx, expect: 1)
+        let top = try Child(
+            try Products.path("swalectl"), ["top", "vale5", "--once", "--json", "--interval", "1"], env: svc.env)
+        // About 1.5 s of unicast tx -> rx (bounded in frames and time), while top takes its two readings.
+        let f = frame(dst: mac(0x52), src: mac(0x51), marker: 2)
+        let deadline = Date().addingTimeInterval(1.5)
+        var sent = 0
+        while Date() < deadline && sent < 2_000_000 {
+            if f.withUnsafeBytes({ tx.send($0, timeoutMs: 10) }) { sent += 1 }
+            if sent % 64 == 0 && rx.rxAvailable() > 0 { rx.receive { _ in } }
+        }
+        XCTAssertEqual(top.wait(seconds: 10), 0, top.stderr)
+        let reading = try JSONDecoder().decode(TopReading.self, from: Data(top.stdout.utf8))
+        XCTAssertEqual(reading.ports.count, 3, top.stdout)
+        XCTAssertGreaterThan(reading.seconds, 0.9)
+        let busiest = Set(reading.ports.prefix(2).map(\.port))
+        XCTAssertEqual(busiest, ["vale5:tx", "vale5:rx"], "busiest first: \(top.stdout)")
+        let t = try XCTUnwrap(reading.ports.first { $0.port == "vale5:tx" })
+        let r = try XCTUnwrap(reading.ports.first { $0.port == "vale5:rx" })
+        XCTAssertGreaterThan(t.txPacketsPerSecond, 100, "sent \(sent) frames")
+        XCTAssertGreaterThan(r.rxPacketsPerSecond, 100)
+        XCTAssertEqual(t.txBitsPerSecond / t.txPacketsPerSecond, 64 * 8, accuracy: 1, "64-byte frames")
+        XCTAssertEqual(reading.ports.last?.port, "vale5:idle")
+        XCTAssertEqual(reading.ports.last?.txPacketsPerSecond, 0)
+
+        let (rc, out, _) = try svc.ctl(["fdb", "show", "vale5", "--stats"])
+        XCTAssertEqual(rc, 0)
+        XCTAssertTrue(out.contains("vale5: 2 entries"), out)
+        XCTAssertTrue(out.contains("learned 2"), out)
+        let (_, json, _) = try svc.ctl(["fdb", "show", "vale5", "--stats", "--json"])
+        let c = try JSONDecoder().decode(BridgeCounters.self, from: Data(json.utf8))
+        XCTAssertEqual(c.fdbEntries, 2)
+        XCTAssertGreaterThanOrEqual(c.fdbCapacity, 8)
+    }
+}
+
+/// What `swalectl top --json` prints per reading (the CLI's own types are not importable here).
+struct TopReading: Decodable {
+    struct Port: Decodable {
+        var port: String
+        var kind: String
+        var rxPacketsPerSecond: Double
+        var txPacketsPerSecond: Double
+        var rxBitsPerSecond: Double
+        var txBitsPerSecond: Double
+        var dropsPerSecond: Double
+    }
+    var seconds: Double
+    var ports: [Port]
+}
