@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what Swale needs on a fresh Debian machine (root): libnl for the build, iproute2,
 # iperf3 and ping for the integration tests and benchmarks; python3, passwd (useradd) and
-# util-linux (setpriv, prlimit) for the security tests, which run clients as users they create.
+# util-linux (setpriv, prlimit) for the security tests, which run clients as users they create;
+# promtool for the metrics test.
 # Swift itself is expected at /opt/swift or on PATH. Safe to run again.
 set -eu
 need=""
@@ -13,5 +14,14 @@ if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq $need >/dev/null
+fi
+# promtool (checks the /metrics text in the tests) comes from Debian's prometheus package, unpacked
+# rather than installed: installing would also set up and start a Prometheus server.
+if ! command -v promtool >/dev/null 2>&1; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq prometheus 2>/dev/null || { apt-get update -qq && apt-get download -qq prometheus; })
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+    install -m 0755 "$tmp/x/usr/bin/promtool" /usr/local/bin/promtool
+    rm -rf "$tmp"
 fi
 command -v swift >/dev/null 2>&1 || [ -x /opt/swift/usr/bin/swift ] || { echo "setup: swift not found" >&2; exit 1; }

@@ -74,6 +74,8 @@ public struct SwaleConfig: Equatable, Sendable {
     public var socket: String?
     public var socketGroup: String?
     public var pollMode: String?
+    /// Where swaled serves Prometheus metrics ("127.0.0.1:9477"); off when absent.
+    public var metrics: String?
     /// Whole-number settings by key (see `settings`).
     public var numbers: [String: Int] = [:]
     public var bridges: [Bridge] = []
@@ -84,7 +86,7 @@ public struct SwaleConfig: Equatable, Sendable {
 
     public static func == (a: SwaleConfig, b: SwaleConfig) -> Bool {
         a.socket == b.socket && a.socketGroup == b.socketGroup && a.pollMode == b.pollMode && a.numbers == b.numbers
-            && a.bridges == b.bridges
+            && a.bridges == b.bridges && a.metrics == b.metrics
     }
 
     /// A whole-number setting of the service: its key and the values it may take.
@@ -212,7 +214,7 @@ struct ConfigChecker {
     }
 
     mutating func config(_ doc: JSONValue) throws -> SwaleConfig {
-        let known = ["socket", "socketGroup", "pollMode", "bridges"] + SwaleConfig.settings.map(\.key)
+        let known = ["socket", "socketGroup", "pollMode", "metrics", "bridges"] + SwaleConfig.settings.map(\.key)
         var c = SwaleConfig()
         for m in try members(doc, "the configuration", known: known) {
             let v = m.value
@@ -230,6 +232,12 @@ struct ConfigChecker {
                     throw fail(v, "socketGroup must be a group name or number")
                 }
                 c.socketGroup = s
+            case "metrics":
+                let s = try string(v, "metrics")
+                guard SwaleConfig.isMetricsAddress(s) else {
+                    throw fail(v, "metrics must be an IPv4 address and a port, like \"127.0.0.1:9477\" (found \"\(s)\")")
+                }
+                c.metrics = s
             case "pollMode":
                 let s = try string(v, "pollMode")
                 guard s == "yield" || s == "spin" else {
@@ -394,6 +402,16 @@ struct ConfigChecker {
 }
 
 extension SwaleConfig {
+    /// `a.b.c.d:port` (port 1...65535): where metrics are served.
+    public static func isMetricsAddress(_ s: String) -> Bool {
+        let parts = s.split(separator: ":", omittingEmptySubsequences: false)
+        var buf = [UInt8](repeating: 0, count: 4)
+        guard parts.count == 2, let port = Int(parts[1]), (1...65535).contains(port), String(port) == parts[1] else {
+            return false
+        }
+        return inet_pton(AF_INET, String(parts[0]), &buf) == 1
+    }
+
     /// `a.b.c.d/n` (n ≤ 32) or an IPv6 address `/n` (n ≤ 128).
     public static func isCIDR(_ s: String) -> Bool {
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
@@ -437,7 +455,7 @@ extension SwaleConfig {
         return .object(
             [
                 ("socket", socket.map(JSONValue.string)), ("socketGroup", socketGroup.map(JSONValue.string)),
-                ("pollMode", pollMode.map(JSONValue.string))
+                ("pollMode", pollMode.map(JSONValue.string)), ("metrics", metrics.map(JSONValue.string))
             ]
                 + SwaleConfig.settings.map { ($0.key, numbers[$0.key].map(JSONValue.int)) }
                 + [("bridges", .array(bridgeDocs))])

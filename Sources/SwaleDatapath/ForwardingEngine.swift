@@ -69,6 +69,11 @@ public final class ForwardingEngine {
     // Counters (the thread that runs passes writes them).
     @exclusivity(unchecked) public internal(set) var flooded: UInt64 = 0
     @exclusivity(unchecked) public internal(set) var batches: UInt64 = 0
+    /// Batches by slots taken: bucket k counts batches of at most 2^k slots (k = 0...10), the last
+    /// bucket those of more than 1024; `batchSlots` is the total (a Prometheus histogram's parts).
+    public let batchSizes: UnsafeMutablePointer<UInt64>
+    public static let batchSizeBuckets = 12
+    @exclusivity(unchecked) public internal(set) var batchSlots: UInt64 = 0
 
     // Scratch for one batch, allocated once.
     let ftSlot: UnsafeMutablePointer<UInt32>
@@ -136,6 +141,8 @@ public final class ForwardingEngine {
         scratch = .allocate(byteCount: Self.scratchBytes, alignment: 64)
         directEntry = .allocate(capacity: OutFrames.frameCapacity)
         directEntry.initialize(repeating: 0, count: OutFrames.frameCapacity)
+        batchSizes = .allocate(capacity: ForwardingEngine.batchSizeBuckets)
+        batchSizes.initialize(repeating: 0, count: ForwardingEngine.batchSizeBuckets)
     }
 
     deinit {
@@ -146,6 +153,7 @@ public final class ForwardingEngine {
         snapIdx.deallocate(); snapLen.deallocate(); snapFlags.deallocate()
         dstList.deallocate(); dstMark.deallocate(); scratch.deallocate()
         directEntry.deallocate()
+        batchSizes.deallocate()
     }
 
     // MARK: ports (between passes)
@@ -446,6 +454,9 @@ extension ForwardingEngine {
 
         // Every consumed slot is free again for the sender.
         src.pointee.tx.consumeTx(consumed, available: n &- 1)
+        let bucket = consumed <= 1 ? 0 : min(32 &- (consumed &- 1).leadingZeroBitCount, ForwardingEngine.batchSizeBuckets &- 1)
+        batchSizes[bucket] &+= 1
+        batchSlots &+= UInt64(consumed)
         if let c = src.pointee.csb {
             swale_fence()
             if swale_load_relaxed(&c.pointee.app_tx_waiting) != 0 {

@@ -72,6 +72,9 @@ public enum ControlProtocol {
         OperationSpec(PortList.self, .member, "ports of bridges the caller may use"),
         OperationSpec(Stats.self, .member, "counters of bridges the caller may use and their ports"),
         OperationSpec(FdbShow.self, .member, "the MAC table of a bridge the caller may use"),
+        OperationSpec(
+            MetricsScrape.self, .member,
+            "Prometheus text: counters of bridges the caller may use, regions it owns (also what swaled --metrics serves)"),
         OperationSpec(FdbFlush.self, .owner, "flush a bridge's learned MAC entries (or one port's)"),
         OperationSpec(FdbAdd.self, .owner, "add a static MAC entry (never aged, never moved by learning)"),
         OperationSpec(FdbDel.self, .owner, "delete a static MAC entry"),
@@ -334,4 +337,10 @@ public struct PortSet: ControlOperation {
         self.port = port; self.isolated = isolated; self.locked = locked; self.maxMacs = maxMacs
     }
     public typealias Result = PortRulesInfo
+}
+
+public struct MetricsScrape: ControlOperation {
+    public static let op = "metrics"
+    public init() {}
+    public typealias Result = MetricsText
 }

@@ -254,6 +254,12 @@ public struct StatsInfo: Codable, Sendable {
     public init(bridges: [BridgeInfo], ports: [PortInfo]) { self.bridges = bridges; self.ports = ports }
 }
 
+/// `metrics`: the Prometheus text exposition format (version 0.0.4).
+public struct MetricsText: Codable, Sendable {
+    public var text: String
+    public init(text: String) { self.text = text }
+}
+
 /// `config.dump`: the running configuration in the config file's format.
 public struct ConfigText: Codable, Sendable {
     public var text: String

@@ -24,6 +24,7 @@ extension ServiceOptions {
     public mutating func take(_ cfg: SwaleConfig) {
         if let m = cfg.pollMode { bridge.yieldWhilePolling = m == "yield" }
         if let g = cfg.socketGroup { socketGroup = g }
+        if let m = cfg.metrics { metrics = m }
         for (key, value) in cfg.numbers { self[setting: key] = value }
     }
 
@@ -127,6 +128,7 @@ extension Service {
         let o = options
         c.socket = o.socketPath
         c.socketGroup = o.socketGroup
+        c.metrics = o.metrics
         c.pollMode = o.bridge.yieldWhilePolling ? "yield" : "spin"
         for s in SwaleConfig.settings { c[s.key] = o[setting: s.key] }
         // Bridges an application made for itself go with their last port: not configuration (unless

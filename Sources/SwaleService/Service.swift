@@ -34,6 +34,8 @@ public struct ServiceOptions: Sendable {
     public var packetRingFrames = 16384
     /// Group of the control socket file (name or number); members may use Swale.
     public var socketGroup: String?
+    /// Prometheus metrics over HTTP at this IPv4:PORT (MetricsServer); nil: off.
+    public var metrics: String?
     public var budgets = Budgets()
     /// Off: no netlink, no TAP, no interface is ever touched (the control-protocol fuzzer runs so).
     public var kernelPortsEnabled = true
@@ -269,6 +271,9 @@ public final class Service: @unchecked Sendable {
         case FdbShow.op:
             let a = try arguments(FdbShow.self, data, s) { $0.bridge }
             return Produced(try fdbShow(try usableBridge(a.bridge, s, FdbShow.op)))
+        case MetricsScrape.op:
+            _ = try arguments(MetricsScrape.self, data, s) { _ in nil }
+            return Produced(MetricsText(text: metricsText(for: s)))
         case FdbFlush.op:
             let a = try arguments(FdbFlush.self, data, s) { $0.bridge }
             return Produced(FlushInfo(flushed: try fdbFlush(try ownedBridge(a.bridge, s, FdbFlush.op), port: a.port)))

@@ -205,15 +205,21 @@ public final class Bridge: @unchecked Sendable {
         public var flooded: UInt64, batches: UInt64, wakeups: UInt64
         /// Entries the table was sized for (it runs at most half full at this many).
         public var capacity: Int
+        /// Batches by size (ForwardingEngine.batchSizes) and the slots they took in all.
+        public var batchSizes: [UInt64] = []
+        public var batchSlots: UInt64 = 0
     }
 
     public func tableStats() -> TableStats {
         perform { b in
             let t = b.engine.table
-            return TableStats(
+            var s = TableStats(
                 learned: t.learned, moved: t.moved, aged: t.aged, evicted: t.evicted,
                 entries: t.count, flooded: b.engine.flooded, batches: b.engine.batches, wakeups: b.wakeups,
                 capacity: b.config.fdbCapacity)
+            s.batchSizes = Array(UnsafeBufferPointer(start: b.engine.batchSizes, count: ForwardingEngine.batchSizeBuckets))
+            s.batchSlots = b.engine.batchSlots
+            return s
         }
     }
 

@@ -102,3 +102,12 @@ struct TopCmd: ParsableCommand {
         }
     }
 }
+
+struct MetricsCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics", abstract: "The Prometheus text swaled --metrics serves, for what the caller may see.")
+    @OptionGroup var common: Common
+    func run() throws {
+        try perform(MetricsScrape(), common) { print($0.text, terminator: "") }
+    }
+}

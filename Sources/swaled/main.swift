@@ -45,6 +45,9 @@ struct Swaled: ParsableCommand {
     @Option(help: "Group of the control socket (name or number); its members may use Swale.")
     var socketGroup: String?
 
+    @Option(help: "Serve Prometheus metrics at http://ADDRESS:PORT/metrics (IPv4; say 127.0.0.1:9477). Off by default.")
+    var metrics: String?
+
     @Flag(help: "Check the --config file and exit (0 if valid; otherwise the error with file and line).")
     var checkConfig = false
 
@@ -91,6 +94,12 @@ struct Swaled: ParsableCommand {
         if let n = forwardingNice { opts.bridge.forwardingNice = n }
         if copyToKernelPorts { opts.bridge.directTransmit = false }
         if let g = socketGroup { opts.socketGroup = g }
+        if let m = metrics {
+            guard SwaleConfig.isMetricsAddress(m) else {
+                throw ValidationError("--metrics must be IPV4:PORT, like 127.0.0.1:9477")
+            }
+            opts.metrics = m
+        }
         var gid: gid_t?
         if let g = opts.socketGroup {
             guard let id = Swaled.lookupGroup(g) else {
@@ -117,9 +126,19 @@ struct Swaled: ParsableCommand {
         let server = try ControlServer(service: service, path: path, group: gid, logger: log)
         service.apply(cfg, file: config ?? "(no config)", fromFile: config != nil)
         service.startLinkMonitor()
+        var metricsServer: MetricsServer?
+        if let m = opts.metrics {
+            do {
+                metricsServer = try MetricsServer(service: service, address: m, socketGroup: gid, logger: log)
+                metricsServer?.serve()
+            } catch {
+                log.error("metrics not served: \(error)")
+            }
+        }
         log.info("swaled \(getpid()) ready")
         server.run { stopSignal != 0 }
         log.info("shutting down")
+        metricsServer?.stop()
         service.shutdown()
     }
 

@@ -88,3 +88,16 @@ final class BridgeRulesConfigTests: XCTestCase {
         }
     }
 }
+
+final class MetricsConfigTests: XCTestCase {
+    func testMetricsAddress() throws {
+        let c = try SwaleConfig.parse(#"{ "metrics": "127.0.0.1:9477" }"#)
+        XCTAssertEqual(c.metrics, "127.0.0.1:9477")
+        XCTAssertEqual(try SwaleConfig.parse(c.rendered()), c)
+        for bad in ["localhost:9477", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "[::1]:9477", "127.0.0.1:09477"] {
+            XCTAssertThrowsError(try SwaleConfig.parse("{\n\"metrics\": \"\(bad)\"\n}", file: "c.json"), bad) { e in
+                XCTAssertTrue("\(e)".contains("c.json:2: metrics must be an IPv4 address and a port"), "\(e)")
+            }
+        }
+    }
+}
