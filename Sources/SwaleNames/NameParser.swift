@@ -187,7 +187,7 @@ struct NameParser {
                 throw error("missing ':PORT' after bridge name '\(bridge)'", at: bridgeEnd)
             }
             let portStart = bridgeEnd + 1
-            let portEnd = try scan(from: portStart, .port, stops: Self.pipeSeparators.union([":"]))
+            let portEnd = try scan(from: portStart, .port, stops: Self.pipeSeparators.union([":", "/"]))
             if portEnd < n, chars[portEnd] == ":" {
                 throw error("second ':' (a name has at most one BRIDGE:PORT separator)", at: portEnd)
             }
@@ -197,6 +197,15 @@ struct NameParser {
             try checkLength(from: portStart, to: portEnd, .port)
             base = .bridgePort(bridge: bridge, port: String(chars[portStart..<portEnd]))
             i = portEnd
+            if i < n, chars[i] == "/" {
+                // netmap's monitor suffixes: /r, /t, /rt (or /tr); nothing may follow.
+                let rest = String(chars[(i + 1)...])
+                if let m = PortName.Monitor(suffix: rest) { return PortName(base: base, monitor: m) }
+                if rest == "z" || rest.hasPrefix("z") && PortName.Monitor(suffix: String(rest.dropFirst())) != nil {
+                    throw error("zero-copy monitors ('/z') are not supported; use /r, /t or /rt (copies)", at: i)
+                }
+                throw illegal(at: i, in: .port)
+            }
         } else {
             let end = try scan(from: 0, .interface, stops: Self.pipeSeparators.union([":"]))
             if end < n, chars[end] == ":" {

@@ -6,7 +6,8 @@
 
  Grammar (ABNF-ish; WORD = [0-9A-Za-z_], positions are 0-based Character offsets):
 
-     name        = base [ pipe ]
+     name        = base [ pipe ] / bridge-port monitor
+     monitor     = "/r" / "/t" / "/rt" / "/tr"   ; netmap's monitor ports: copies of rx, tx, both
      base        = bridge-port / interface
      bridge-port = bridge ":" port
      bridge      = "vale" *WORD               ; e.g. vale, vale0, vale_lab     (at most 15 bytes)
@@ -34,8 +35,10 @@
  - Interface names allow only letters, digits, '_', '.' and '-'. That is narrower than Linux (which
    accepts any byte except '/', ':' and whitespace) but covers real names (enp0s3, eth0.100, br-lan,
    wlan0-1) and keeps names safe in shells, JSON and netmap's grammar characters.
- - netmap's register suffixes are NOT supported and get an explicit error: ring selection `-N`,
-   `*` (hardware + host rings), `^` / `^N` (host rings), flags `/R`, `/T`, `/x`, `/z`, `/r`, `/t`,
+ - Monitor suffixes (`/r`, `/t`, `/rt`) end a bridge-port name; `/z` (netmap's zero-copy monitor)
+   is refused with a message that says so.
+ - netmap's other register suffixes are NOT supported and get an explicit error: ring selection `-N`,
+   `*` (hardware + host rings), `^` / `^N` (host rings), flags `/R`, `/T`, `/x`,
    and `@N` / `@option` (memory region / options). They are recognised after a port, a pipe id or
    an interface name. Exception: '-' is a legal character inside an interface name (Linux allows it
    and real names use it), so `eth0-1` is the interface called "eth0-1", while `vale0:a-1` and
@@ -71,12 +74,32 @@ public struct PortName: Sendable, Hashable, CustomStringConvertible {
     public var base: Base
     /// The pipe end, if the name has a pipe suffix (`<ID`, `>ID`, `{ID`, `}ID`).
     public var pipe: (role: PipeRole, id: String)?
+    /// A monitor of a bridge port (netmap's `/r`, `/t`, `/rt`): a read-only port that gets a copy
+    /// of what the port receives, transmits, or both.
+    public var monitor: Monitor?
+
+    public enum Monitor: String, Sendable, Hashable, Codable {
+        case rx = "r"
+        case tx = "t"
+        case both = "rt"
+        public init?(suffix: String) {
+            switch suffix {
+            case "r": self = .rx
+            case "t": self = .tx
+            case "rt", "tr": self = .both
+            default: return nil
+            }
+        }
+        public var copiesRx: Bool { self != .tx }
+        public var copiesTx: Bool { self != .rx }
+    }
 
     /// Builds a name from parts without validating them. Prefer `parse` or the throwing initializers,
     /// which guarantee that `description` parses back to the same name.
-    public init(base: Base, pipe: (role: PipeRole, id: String)? = nil) {
+    public init(base: Base, pipe: (role: PipeRole, id: String)? = nil, monitor: Monitor? = nil) {
         self.base = base
         self.pipe = pipe
+        self.monitor = monitor
     }
 
     /// `BRIDGE:PORT`, optionally with a pipe end; every component is validated.
@@ -107,6 +130,7 @@ public struct PortName: Sendable, Hashable, CustomStringConvertible {
 
     /// Canonical spelling: `BRIDGE:PORT` or `IFNAME`, then `<ID` or `>ID` for a pipe end.
     public var description: String {
+        if let monitor { return parentName + "/" + monitor.rawValue }
         guard let pipe else { return parentName }
         return parentName + String(pipe.role.separator) + pipe.id
     }
@@ -146,11 +170,12 @@ public struct PortName: Sendable, Hashable, CustomStringConvertible {
     // Tuples are not Hashable, so equality and hashing are written out. The spelling of the pipe
     // separator is not stored, so `{`/`<` and `}`/`>` spellings compare equal.
     public static func == (lhs: PortName, rhs: PortName) -> Bool {
-        lhs.base == rhs.base && lhs.pipe?.role == rhs.pipe?.role && lhs.pipe?.id == rhs.pipe?.id
+        lhs.base == rhs.base && lhs.pipe?.role == rhs.pipe?.role && lhs.pipe?.id == rhs.pipe?.id && lhs.monitor == rhs.monitor
     }
 
     public func hash(into hasher: inout Hasher) {
         hasher.combine(base)
+        hasher.combine(monitor)
         if let pipe {
             hasher.combine(true)
             hasher.combine(pipe.role)
