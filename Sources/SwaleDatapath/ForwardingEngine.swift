@@ -64,7 +64,7 @@ public final class ForwardingEngine {
     @exclusivity(unchecked) var backends: [PortBackend?]
     /// Highest active index + 1.
     @exclusivity(unchecked) public private(set) var portCount = 0
-    @exclusivity(unchecked) public private(set) var activeCount = 0
+    @exclusivity(unchecked) public internal(set) var activeCount = 0
 
     // Counters (the thread that runs passes writes them).
     @exclusivity(unchecked) public internal(set) var flooded: UInt64 = 0
@@ -112,6 +112,8 @@ public final class ForwardingEngine {
     @exclusivity(unchecked) var direct = OutFrames()
     let directEntry: UnsafeMutablePointer<Int32>
     @exclusivity(unchecked) var lastHousekeeping: UInt32 = 0
+    /// Per port, the indices of up to `maxMonitors` monitors watching it (Monitors.swift).
+    let monitorTable: UnsafeMutablePointer<Int16>
 
     public init(config: EngineConfig = EngineConfig()) throws {
         self.config = config
@@ -141,6 +143,8 @@ public final class ForwardingEngine {
         scratch = .allocate(byteCount: Self.scratchBytes, alignment: 64)
         directEntry = .allocate(capacity: OutFrames.frameCapacity)
         directEntry.initialize(repeating: 0, count: OutFrames.frameCapacity)
+        monitorTable = .allocate(capacity: config.maxPorts * ForwardingEngine.maxMonitors)
+        monitorTable.initialize(repeating: -1, count: config.maxPorts * ForwardingEngine.maxMonitors)
         batchSizes = .allocate(capacity: ForwardingEngine.batchSizeBuckets)
         batchSizes.initialize(repeating: 0, count: ForwardingEngine.batchSizeBuckets)
     }
@@ -154,6 +158,7 @@ public final class ForwardingEngine {
         dstList.deallocate(); dstMark.deallocate(); scratch.deallocate()
         directEntry.deallocate()
         batchSizes.deallocate()
+        monitorTable.deallocate()
     }
 
     // MARK: ports (between passes)
@@ -190,8 +195,9 @@ public final class ForwardingEngine {
     @discardableResult
     public func removePort(_ index: Int) -> PortStats? {
         guard index < portCount, ports[index].active else { return nil }
+        detachMonitors(index)
         ports[index].active = false
-        activeCount -= 1
+        if !ports[index].isMonitor { activeCount -= 1 }
         backends[index] = nil
         _ = table.flush(port: UInt16(index), includingStatic: true)
         table.setLimit(port: index, 0)
@@ -239,7 +245,7 @@ public final class ForwardingEngine {
 
     /// Whether a port has work a pass would do (checked after asking applications to kick us).
     public func anyPending() -> Bool {
-        for i in 0..<portCount where ports[i].active {
+        for i in 0..<portCount where ports[i].active && !ports[i].isMonitor {
             if ports[i].needsTransmit { return true }
             guard !ports[i].hasBackend else { continue }
             let h = ports[i].tx.ptr.loadHead()
@@ -280,7 +286,7 @@ extension ForwardingEngine {
                 work &+= a.receive(into: tx)
             }
         }
-        for i in 0..<count where ports[i].active {
+        for i in 0..<count where ports[i].active && !ports[i].isMonitor {
             work &+= forwardBatch(source: i, now: now)
         }
         for i in 0..<count where ports[i].active && ports[i].needsTransmit {
@@ -442,14 +448,17 @@ extension ForwardingEngine {
         }
 
         if anyFlood {
-            for d in 0..<portCount where d != s && ports[d].active && dstMark[d] != gen {
+            for d in 0..<portCount where d != s && ports[d].active && !ports[d].isMonitor && dstMark[d] != gen {
                 dstMark[d] = gen
                 dstList[ndst] = UInt16(d)
                 ndst &+= 1
             }
         }
+        if src.pointee.monitors != 0 { mirror(batchOf: s, count: ft, of: s, transmitted: true) }
         for k in 0..<ndst {
-            deliver(batchOf: s, count: ft, to: Int(dstList[k]))
+            let d = Int(dstList[k])
+            if ports[d].monitors != 0 { mirror(batchOf: s, count: ft, of: d, transmitted: false) }
+            deliver(batchOf: s, count: ft, to: d)
         }
 
         // Every consumed slot is free again for the sender.

@@ -57,6 +57,14 @@ public struct PortState {
     public var isolated = false
     /// Only sources with a static entry on this port may send; nothing is learned on it.
     public var locked = false
+    /// A monitor port (Monitors.swift): it gets copies, never forwards, never takes part in floods.
+    public var isMonitor = false
+    /// Monitor: the port it watches (-1: none, that port went away) and what it copies.
+    public var monitorOf: Int32 = -1
+    public var monitorRx = false
+    public var monitorTx = false
+    /// Monitors watching this port (their indices are in the engine's monitor table).
+    public var monitors: UInt8 = 0
     /// Head of a tx ring that stopped on an incomplete multi-slot frame: not "pending" for sleep purposes.
     public var stalledHead = UInt32.max
     public var stats = PortStats()
