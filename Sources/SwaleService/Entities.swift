@@ -19,6 +19,8 @@ import SwaleSwitch
 
 enum PortKind: String {
     case app, tap, veth, netdev
+    /// A monitor (`vale0:p1/r`): copies of another port's traffic; kept in `BridgeEntry.monitors`.
+    case monitor
 }
 
 final class PortEntry {
@@ -67,7 +69,7 @@ final class PortEntry {
     var fullName: String { "\(bridge):\(name)" }
 
     /// An ephemeral app port goes away when nobody holds it and no pipe needs its region.
-    var unused: Bool { kind == .app && openSession == nil && pipes == 0 }
+    var unused: Bool { (kind == .app || kind == .monitor) && openSession == nil && pipes == 0 }
 }
 
 final class BridgeEntry {
@@ -85,6 +87,8 @@ final class BridgeEntry {
     var vlanFiltering = false
     var groupFwdMask: UInt16 = 0
     var portRules: [String: SwaleConfig.PortRules] = [:]
+    /// Open monitor ports (not forwarding ports: not in `ports`), by engine index.
+    var monitors: [Int: PortEntry] = [:]
     var staticEntries: [SwaleConfig.StaticEntry] = []
     init(bridge: Bridge, owner: UInt32, persistent: Bool) {
         self.bridge = bridge

@@ -483,6 +483,15 @@ public final class Service: @unchecked Sendable {
 
     func releaseIfUnused(_ p: PortEntry) {
         guard p.unused else { return }
+        if p.kind == .monitor {
+            if let b = bridges[p.bridge], b.monitors[p.index] === p {
+                b.bridge.removePort(p.index)
+                b.monitors[p.index] = nil
+            }
+            p.kick.close(); p.notify.close()
+            log.info("monitor \(p.fullName) closed")
+            return
+        }
         if let b = bridges[p.bridge], b.ports[p.name] === p {
             removePortEntry(p, from: b)
         } else {
@@ -510,6 +519,7 @@ public final class Service: @unchecked Sendable {
                 "slots \(slots) out of range (\(SwaleConfig.slotRange.lowerBound)...\(SwaleConfig.slotRange.upperBound))")
         }
         let slots = slots ?? options.slots
+        if let m = name.monitor { return try openMonitor(name, m, session: session, slots: slots) }
         if let (role, id) = name.pipe {
             return try openPipeEnd(parent: name.parent, role: role, id: id, session: session, slots: slots)
         }

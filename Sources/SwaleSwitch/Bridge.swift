@@ -175,6 +175,15 @@ public final class Bridge: @unchecked Sendable {
         }
     }
 
+    /// Installs a monitor of port `target` (ForwardingEngine.addMonitor); nil when it cannot.
+    public func addMonitor(
+        pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32, of target: Int, rx: Bool, tx: Bool
+    ) -> Int? {
+        perform { b in
+            b.engine.addMonitor(pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD, of: target, rx: rx, tx: tx)
+        }
+    }
+
     /// Removes a port: it stops forwarding and its learning-table entries are flushed.
     @discardableResult
     public func removePort(_ index: Int) -> PortStats? {

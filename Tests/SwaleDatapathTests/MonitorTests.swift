@@ -94,6 +94,7 @@ final class MonitorTests: XCTestCase {
             let i = e.addMonitor(pool: mon.pool, layout: mon.layout, kickFD: -1, notifyFD: -1, of: 0, rx: true, tx: true)
             XCTAssertEqual(i != nil, k < ForwardingEngine.maxMonitors, "monitor \(k)")
         }
-        XCTAssertNil(e.addMonitor(pool: keep[0].pool, layout: keep[0].layout, kickFD: -1, notifyFD: -1, of: 9, rx: true, tx: false))
+        XCTAssertNil(
+            e.addMonitor(pool: keep[0].pool, layout: keep[0].layout, kickFD: -1, notifyFD: -1, of: 9, rx: true, tx: false))
     }
 }

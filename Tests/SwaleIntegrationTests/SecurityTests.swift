@@ -260,6 +260,21 @@ final class SecurityTests: XCTestCase {
             [PortRulesInfo.Vlan(vid: 1, pvid: false, untagged: true), PortRulesInfo.Vlan(vid: 10, pvid: true, untagged: true)])
     }
 
+    /// Monitoring a port takes what opening it takes: the bridge admits you and the port is yours.
+    func testOnlyTheOwnerOfAPortMayMonitorIt() throws {
+        let (r, _) = try open(userB, ["vale7:b", "vale7:b/rt"])
+        XCTAssertEqual(r[1]["ok"] as? Bool, true, "\(r[1])")
+        let (r2, _) = try open(userB, ["vale7:other", "vale7:b/r"])
+        XCTAssertEqual(r2[0]["ok"] as? Bool, true)
+        XCTAssertEqual(r2[1]["ok"] as? Bool, true, "several monitors per port, the port held open elsewhere: \(r2[1])")
+        let mine = try SwalePort.open("vale7:rootport", socket: svc.socket)
+        defer { mine.close() }
+        let (r3, _) = try open(userB, ["vale7:rootport/r"])
+        XCTAssertEqual(r3[0]["code"] as? String, "permission-denied", "\(r3[0])")
+        let (r4, _) = try open(userA, ["vale7:b/r"])
+        XCTAssertEqual(r4[0]["code"] as? String, "permission-denied", "vale7 does not admit \(userA): \(r4[0])")
+    }
+
     func testAccessListsFromTheConfigAndBackIntoItsDump() throws {
         let (rb, _) = try open(userB, ["vale7:b"])
         XCTAssertEqual(rb[0]["ok"] as? Bool, true, "b is in the lab group the config admits: \(rb[0])")
