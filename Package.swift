@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "swalectl",
             dependencies: [
-                "SwaleProtocol", "SwaleConfig", "SwaleNames",
+                "SwaleProtocol", "SwaleConfig", "SwaleNames", "SwaleClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
         .executableTarget(

@@ -2,11 +2,11 @@
 # Installs what Swale needs on a fresh Debian machine (root): libnl for the build, iproute2,
 # iperf3 and ping for the integration tests and benchmarks; python3, passwd (useradd) and
 # util-linux (setpriv, prlimit) for the security tests, which run clients as users they create;
-# promtool for the metrics test.
+# tcpdump to read captures back; promtool for the metrics test.
 # Swift itself is expected at /opt/swift or on PATH. Safe to run again.
 set -eu
 need=""
-for p in libnl-3-dev libnl-route-3-dev pkg-config iproute2 iperf3 iputils-ping ethtool procps python3 passwd util-linux; do
+for p in libnl-3-dev libnl-route-3-dev pkg-config iproute2 iperf3 iputils-ping ethtool procps python3 passwd util-linux tcpdump; do
     # "installed", not merely known to dpkg (a removed package keeps a config-files record)
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
 done

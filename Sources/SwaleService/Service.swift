@@ -646,6 +646,14 @@ public final class Service: @unchecked Sendable {
                 throw ControlError(.invalidArgument, "stats takes BRIDGE or BRIDGE:PORT")
             }
             let b = try usableBridge(bn, s, Stats.op)
+            if let m = n.monitor {
+                // A monitor's counters (its drops), for the process that holds it.
+                let key = "\(pn)/\(m.rawValue)"
+                guard let p = b.monitors.values.first(where: { $0.name == key && $0.openPid == s.pid }) else {
+                    throw ControlError(.notFound, "no monitor \(n.description) held by pid \(s.pid)")
+                }
+                return StatsInfo(bridges: [], ports: [portInfo(p)])
+            }
             guard let p = b.ports[pn] else { throw ControlError(.notFound, "no port '\(pn)' on bridge '\(bn)'") }
             return StatsInfo(bridges: [], ports: [portInfo(p)])
         }

@@ -1,0 +1,89 @@
+// swalectl capture: pcapng from monitor ports, read back by tcpdump; a capture that cannot keep up
+// loses copies (counted in the file's statistics), the switched traffic nothing.
+import Foundation
+import SwaleClient
+import SwaleProtocol
+import XCTest
+
+extension SwitchTests {
+    /// tcpdump's reading of a pcapng file: one line per frame.
+    func tcpdump(_ file: String) -> [String] {
+        let (rc, out) = sh("tcpdump -r \(file) -nn -e 2>&1")
+        XCTAssertEqual(rc, 0, out)
+        return out.split(separator: "\n").map(String.init).filter { $0.contains(" > ") }
+    }
+
+    func testCaptureWritesPcapngThatTcpdumpReads() throws {
+        try requireRoot("reads captures back with tcpdump", tools: ["tcpdump"])
+        XCTAssertEqual(try svc.ctl(["bridge", "add", "vale8"]).0, 0)
+        let a = try open("vale8:a"), b = try open("vale8:b")
+        let file = NSTemporaryDirectory() + "swale-capture-\(getpid()).pcapng"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let cap = try Child(
+            try Products.path("swalectl"), ["capture", "vale8:b", "-c", "6", "--seconds", "20", "-w", file], env: svc.env)
+        // The capture's monitors exist once b has them: wait until a frame to b shows up in its file.
+        var sent = 0
+        XCTAssertTrue(
+            svc.eventually(10) {
+                send(a, frame(dst: broadcastMAC, src: mac(0xa), marker: 0xff, length: 60))
+                sent += 1
+                return (try? Data(contentsOf: URL(fileURLWithPath: file)).count) ?? 0 > 200
+            })
+        _ = drain(b)
+        for i in 0..<3 {
+            send(a, frame(dst: broadcastMAC, src: mac(0xa), marker: UInt8(i), length: 100 + i))
+            send(b, frame(dst: mac(0xa), src: mac(0xb), marker: UInt8(10 + i), length: 200 + i))
+        }
+        XCTAssertEqual(cap.wait(seconds: 30), 0, cap.stderr)
+        let lines = tcpdump(file)
+        XCTAssertEqual(lines.count, 6, sh("ls -la \(file); tcpdump -r \(file) -nn -e 2>&1").1)
+        // In order, with their lengths; the first frames are the probes, then a->b and b->a alternate.
+        let tail = Array(lines.suffix(6 - max(0, 6 - lines.count)))
+        let toB = tail.filter { $0.contains("02:00:00:00:00:0a > ff:ff:ff:ff:ff:ff") }
+        let fromB = tail.filter { $0.contains("02:00:00:00:00:0b > 02:00:00:00:00:0a") }
+        XCTAssertGreaterThanOrEqual(toB.count, 1, lines.joined(separator: "\n"))
+        XCTAssertTrue(
+            fromB.map { $0.contains("length 200") || $0.contains("length 201") || $0.contains("length 202") }.allSatisfy { $0 })
+        XCTAssertEqual(fromB.count, 6 - toB.count)
+
+        // -w - into tcpdump -r -: b's transmissions only.
+        let piped = try Child(
+            "/bin/sh",
+            [
+                "-c",
+                "\(try Products.path("swalectl")) capture vale8:b --dir tx -c 2 --seconds 20 -w - | tcpdump -r - -nn -e 2>/dev/null"
+            ],
+            env: svc.env)
+        XCTAssertTrue(
+            svc.eventually(10) {
+                send(b, frame(dst: mac(0xa), src: mac(0xb), marker: 0x77, length: 300))
+                _ = drain(a, ms: 50)
+                return !piped.process.isRunning
+            })
+        XCTAssertEqual(piped.wait(seconds: 10), 0, piped.stderr)
+        let pl = piped.stdout.split(separator: "\n").filter { $0.contains(" > ") }
+        XCTAssertEqual(pl.count, 2, piped.stdout)
+        XCTAssertTrue(
+            pl.allSatisfy { $0.contains("02:00:00:00:00:0b > 02:00:00:00:00:0a") && $0.contains("length 300") }, piped.stdout)
+    }
+}
+
+extension KernelPortTests {
+    /// A veth port captured while its namespace pings another: tcpdump reads requests and replies.
+    func testCaptureOfAVethPortWhilePinging() throws {
+        try requireRoot("capture of a kernel port", tools: ["tcpdump"])
+        let n1 = try vethInNamespace(1, subnet: "10.78.0"), n2 = try vethInNamespace(2, subnet: "10.78.0")
+        XCTAssertEqual(sh("ip netns exec \(n1.ns) ping -c 1 -W 2 \(n2.ip)").0, 0, "ARP settled before the capture")
+        let file = NSTemporaryDirectory() + "swale-capture-k\(getpid()).pcapng"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let cap = try Child(
+            try Products.path("swalectl"), ["capture", "vale0:\(n1.port)", "--seconds", "4", "-w", file], env: svc.env)
+        usleep(700_000)
+        XCTAssertEqual(sh("ip netns exec \(n1.ns) ping -c 3 -i 0.2 -W 2 \(n2.ip)").0, 0)
+        XCTAssertEqual(cap.wait(seconds: 30), 0, cap.stderr)
+        let (rc, out) = sh("tcpdump -r \(file) -nn icmp 2>&1")
+        XCTAssertEqual(rc, 0, out)
+        XCTAssertGreaterThanOrEqual(out.components(separatedBy: "ICMP echo request").count - 1, 3, out)
+        XCTAssertGreaterThanOrEqual(out.components(separatedBy: "ICMP echo reply").count - 1, 3, out)
+    }
+}
