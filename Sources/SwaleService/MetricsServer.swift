@@ -25,6 +25,8 @@ public final class MetricsServer: @unchecked Sendable {
     let socketGroup: gid_t?
     let log: Logger
     public let address: String
+    /// SOCK_STREAM | SOCK_CLOEXEC (Linux values: Glibc's enum is not imported the same way in every build).
+    static let streamCloexec: Int32 = 1 | 0o2000000
     private var stopping = false
     private var thread: Thread?
     private let done = DispatchSemaphore(value: 0)
@@ -39,7 +41,7 @@ public final class MetricsServer: @unchecked Sendable {
         }
         sin.sin_family = sa_family_t(AF_INET)
         sin.sin_port = port.bigEndian
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let s = socket(AF_INET, MetricsServer.streamCloexec, 0)
         guard s >= 0 else { throw ControlError(.system, "metrics socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))

@@ -10,7 +10,8 @@ import SwaleRings
 /// Frames per second through the engine: `receivers` ports get each frame (unicast to the first,
 /// or broadcast to all). `vlans`: "off", "on" (filtering, every port in VLAN 1 untagged: the same
 /// frames through the 802.1Q path), "trunk" (receivers take VLAN 1 tagged: a tag pushed per copy).
-func engineRate(receivers: Int, frames: Int, length: Int, broadcast: Bool, vlans: String) throws -> Double {
+func engineRate(receivers: Int, frames: Int, length: Int, broadcast: Bool, vlans: String, monitor: Bool = false) throws -> Double
+{
     var config = EngineConfig()
     config.fdbCapacity = 1 << 16
     config.batch = 256
@@ -29,6 +30,13 @@ func engineRate(receivers: Int, frames: Int, length: Int, broadcast: Bool, vlans
     }
     if vlans != "off" { e.vlanFiltering = true }  // rules
     if vlans == "trunk" { for i in 1...receivers { e.setVlans(port: i, [(1, false)], pvid: 1) } }  // rules
+    if monitor {  // rules
+        let pool = try MemoryPool(name: "swale-bench-monitor", bufSize: 2048, initialBlocks: 2 * 1024 + 64)  // rules
+        let layout = try pool.makeInterface(name: "m", slots: 1024)  // rules
+        _ = e.addMonitor(pool: pool, layout: layout, kickFD: -1, notifyFD: -1, of: 1, rx: true, tx: true)  // rules
+        rx.append(UserRing(ring: pool.region.base + layout.rxRingOffsets[0], region: pool.region))  // rules
+        pools.append(pool)  // rules
+    }  // rules
     let dst: [UInt8] = broadcast ? [0xff, 0xff, 0xff, 0xff, 0xff, 0xff] : [0x02, 0, 0, 0, 0x01, 0x01]
     // The receiver announces itself so that unicast is known.
     put(tx[1], count: 1, frame: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff] + [0x02, 0, 0, 0, 0x01, 0x01], length: 60)

@@ -84,6 +84,8 @@ struct Bench: ParsableCommand {
     var engine = false
     @Option(help: "With --engine: VLAN filtering off, on, or trunk (receivers tag VLAN 1).") var engineVlans = "off"
     @Option(help: "With --engine: frames per case.") var frames = 20_000_000
+    @Flag(help: "With --engine: a monitor (/rt) on the first receiver, emptied after every pass like the receivers.")
+    var engineMonitor = false
     @Option(help: "With --engine: the cases to run (u60, u1514, b60, b1514), comma-separated.") var cases = "u60,u1514,b60,b1514"
 
     func run() throws {
@@ -108,14 +110,18 @@ struct Bench: ParsableCommand {
     func median(_ r: [Double]) -> Double { r.sorted()[r.count / 2] }
 
     func runEngine() throws {
-        print("engine alone, VLAN filtering \(engineVlans): Mpps min / median / max of \(runs)")
+        print(
+            "engine alone, VLAN filtering \(engineVlans)\(engineMonitor ? ", a monitor on receiver 1" : ""): Mpps min / median / max of \(runs)"
+        )
         let wanted = Set(cases.split(separator: ",").map(String.init))
         for (len, bcast) in [(60, false), (1514, false), (60, true), (1514, true)]
         where wanted.contains("\(bcast ? "b" : "u")\(len)") {
             var r: [Double] = []
             for _ in 0..<runs {
                 r.append(
-                    try engineRate(receivers: bcast ? 3 : 1, frames: frames, length: len, broadcast: bcast, vlans: engineVlans))
+                    try engineRate(
+                        receivers: bcast ? 3 : 1, frames: frames, length: len, broadcast: bcast, vlans: engineVlans,
+                        monitor: engineMonitor))
             }
             r.sort()
             print(
