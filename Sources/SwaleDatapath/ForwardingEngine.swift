@@ -278,7 +278,7 @@ extension ForwardingEngine {
     func forwardPass(now: UInt32) -> Int {
         var work = 0
         let count = portCount
-        for i in 0..<count where ports[i].active && ports[i].hasBackend {
+        for i in 0..<count where ports[i].active && ports[i].hasBackend && !ports[i].isMonitor {
             let p = ports + i
             if let a = backends[i] {
                 let tx = UserRing(

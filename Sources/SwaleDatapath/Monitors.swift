@@ -24,14 +24,17 @@ import SwaleRings
 extension ForwardingEngine {
     public static let maxMonitors = 8
 
-    /// Installs a monitor of port `target` (see `addPort` for the other arguments). Nil when the
-    /// engine is full, `target` is no port, or it has `maxMonitors` monitors already.
+    /// Installs a monitor of port `target` (see `addPort` for the other arguments). With a
+    /// `backend` (a TAP: `swalectl mirror`) the copies go to it, as to a kernel port; what the
+    /// backend would bring in is never read. Nil when the engine is full, `target` is no port, or
+    /// it has `maxMonitors` monitors already.
     public func addMonitor(
-        pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32, of target: Int, rx: Bool, tx: Bool
+        pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32, of target: Int, rx: Bool, tx: Bool,
+        backend: PortBackend? = nil
     ) -> Int? {
         guard target >= 0, target < portCount, ports[target].active, !ports[target].isMonitor,
             Int(ports[target].monitors) < ForwardingEngine.maxMonitors,
-            let i = addPort(pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD, backend: nil)
+            let i = addPort(pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD, backend: backend)
         else { return nil }
         activeCount -= 1  // not a forwarding port
         ports[i].isMonitor = true
@@ -112,7 +115,9 @@ extension ForwardingEngine {
         mon.pointee.rx.publishRx(w.finish())
         mon.pointee.stats.rxPackets &+= 1
         mon.pointee.stats.rxBytes &+= UInt64(len)
-        if let c = mon.pointee.csb {
+        if mon.pointee.hasBackend {
+            mon.pointee.needsTransmit = true  // handed to the backend at the end of the pass
+        } else if let c = mon.pointee.csb {
             swale_fence()
             if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 { _ = swale_doorbell_ring(mon.pointee.notifyFD) }
         }

@@ -85,6 +85,9 @@ public enum ControlProtocol {
         OperationSpec(PortAdd.self, .root, "create a TAP or veth port (kernel interfaces, namespaces, addresses)"),
         OperationSpec(PortAttach.self, .root, "attach an existing interface"),
         OperationSpec(PortDel.self, .root, "detach and delete a kernel port"),
+        OperationSpec(MirrorAdd.self, .root, "mirror a port's frames to a new TAP interface (for tcpdump and other tools)"),
+        OperationSpec(MirrorDel.self, .root, "remove a mirror and its TAP"),
+        OperationSpec(MirrorList.self, .root, "mirrors and their TAPs"),
         OperationSpec(IfaceCreate.self, .root, "create a persistent TAP attached to nothing (vale-ctl -n)"),
         OperationSpec(IfaceRemove.self, .root, "delete an interface made with iface.create (vale-ctl -r)"),
         OperationSpec(IfaceList.self, .root, "interfaces made with iface.create and not attached"),
@@ -343,4 +346,29 @@ public struct MetricsScrape: ControlOperation {
     public static let op = "metrics"
     public init() {}
     public typealias Result = MetricsText
+}
+
+public struct MirrorAdd: ControlOperation {
+    public static let op = "mirror.add"
+    /// BRIDGE:PORT
+    public var port: String
+    /// The TAP to create (it must not exist).
+    public var to: String
+    /// rx, tx or both (default both).
+    public var dir: String?
+    public init(port: String, to: String, dir: String? = nil) { self.port = port; self.to = to; self.dir = dir }
+    public typealias Result = MirrorInfo
+}
+
+public struct MirrorDel: ControlOperation {
+    public static let op = "mirror.del"
+    public var to: String
+    public init(to: String) { self.to = to }
+    public typealias Result = Empty
+}
+
+public struct MirrorList: ControlOperation {
+    public static let op = "mirror.list"
+    public init() {}
+    public typealias Result = [MirrorInfo]
 }

@@ -254,6 +254,19 @@ public struct StatsInfo: Codable, Sendable {
     public init(bridges: [BridgeInfo], ports: [PortInfo]) { self.bridges = bridges; self.ports = ports }
 }
 
+/// A mirror: copies of a port's frames on a TAP interface.
+public struct MirrorInfo: Codable, Sendable {
+    public var port: String
+    public var to: String
+    public var dir: String
+    /// Copies handed to the TAP, and copies lost because the mirror's ring was full.
+    public var frames: UInt64
+    public var dropped: UInt64
+    public init(port: String, to: String, dir: String, frames: UInt64, dropped: UInt64) {
+        self.port = port; self.to = to; self.dir = dir; self.frames = frames; self.dropped = dropped
+    }
+}
+
 /// `metrics`: the Prometheus text exposition format (version 0.0.4).
 public struct MetricsText: Codable, Sendable {
     public var text: String

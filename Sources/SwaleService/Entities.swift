@@ -89,6 +89,8 @@ final class BridgeEntry {
     var portRules: [String: SwaleConfig.PortRules] = [:]
     /// Open monitor ports (not forwarding ports: not in `ports`), by engine index.
     var monitors: [Int: PortEntry] = [:]
+    /// Mirrors to TAP interfaces (`swalectl mirror`), by interface name: monitors with a TAP backend.
+    var mirrors: [String: PortEntry] = [:]
     var staticEntries: [SwaleConfig.StaticEntry] = []
     init(bridge: Bridge, owner: UInt32, persistent: Bool) {
         self.bridge = bridge

@@ -6,7 +6,9 @@
  * lives while its session holds it, and is not one of the bridge's ports (not listed, never
  * forwarded to). Up to ForwardingEngine.maxMonitors per port.
  */
+import Glibc
 import SwaleDatapath
+import SwaleKernel
 import SwaleNames
 import SwaleProtocol
 import SwaleRings
@@ -55,5 +57,76 @@ extension Service {
             nifpOffset: layout.nifpOffset, txRing: layout.txRingOffsets[0], rxRing: layout.rxRingOffsets[0],
             slots: layout.slotsPerRing)
         return (info, [pool.region.fd, notify.waitEnd.fd, kick.ringEnd.fd])
+    }
+}
+
+// MARK: mirrors (`swalectl mirror add vale0:p1 --to swmon0`, what ovs-tcpdump does)
+
+extension Service {
+    /// A monitor whose copies go to a new, non-persistent TAP: stock tcpdump opens it. Root only
+    /// (it creates an interface); the TAP goes away with the mirror or with swaled.
+    func addMirror(_ a: MirrorAdd) throws -> MirrorInfo {
+        let n = try PortName.parse(a.port)
+        guard case .bridgePort(let bname, let pname) = n.base, n.pipe == nil, n.monitor == nil else {
+            throw ControlError(.invalidArgument, "mirror add takes BRIDGE:PORT, not '\(a.port)'")
+        }
+        let dir = a.dir ?? "both"
+        guard let m = ["rx": PortName.Monitor.rx, "tx": .tx, "both": .both][dir] else {
+            throw ControlError(.invalidArgument, "--dir must be rx, tx or both (got '\(dir)')")
+        }
+        try Names.validateInterfaceName(a.to)
+        guard if_nametoindex(a.to) == 0 else {
+            throw ControlError(.exists, "interface \(a.to) exists; a mirror makes a new TAP")
+        }
+        let b = try bridgeEntry(bname)
+        guard let target = b.ports[pname] else { throw ControlError(.notFound, "no port '\(pname)' on bridge '\(bname)'") }
+        let tap = try TapAdapter.create(name: a.to, up: true, persist: false, offloads: false, netlink: try netlink())
+        let pool = try MemoryPool(
+            name: "swale:\(bname):\(pname)>\(a.to)", bufSize: options.bufSize,
+            initialBlocks: Budgets.portBlocks(slots: options.slots, bufSize: options.bufSize))
+        let layout = try pool.makeInterface(name: a.to, slots: options.slots)
+        let kick = try Doorbell()
+        let notify = try Doorbell()
+        let p = PortEntry(
+            bridge: bname, name: "\(pname)/\(m.rawValue)", kind: .monitor, owner: 0, pool: pool, layout: layout, kick: kick,
+            notify: notify)
+        guard
+            let idx = b.bridge.addMonitor(
+                pool: pool, layout: layout, kickFD: kick.waitEnd.fd, notifyFD: notify.ringEnd.fd, of: target.index,
+                rx: m.copiesRx, tx: m.copiesTx, backend: tap)
+        else {
+            kick.close(); notify.close(); tap.close()
+            throw ControlError(
+                .limit, "cannot mirror \(target.fullName): it has \(ForwardingEngine.maxMonitors) monitors already")
+        }
+        p.index = idx
+        p.adapter = tap
+        p.ifname = a.to
+        b.mirrors[a.to] = p
+        log.info("mirror of \(target.fullName) (\(dir)) on \(a.to)")
+        return mirrorInfo(p)
+    }
+
+    func mirrorInfo(_ p: PortEntry) -> MirrorInfo {
+        let c = portInfo(p).counters
+        let dir = p.name.hasSuffix("/rt") ? "both" : p.name.hasSuffix("/r") ? "rx" : "tx"
+        let port = String(p.name.prefix { $0 != "/" })
+        return MirrorInfo(
+            port: "\(p.bridge):\(port)", to: p.ifname ?? "?", dir: dir, frames: c.rxPackets, dropped: c.dropRingFull)
+    }
+
+    func deleteMirror(_ to: String) throws {
+        guard let b = bridges.values.first(where: { $0.mirrors[to] != nil }), let p = b.mirrors[to] else {
+            throw ControlError(.notFound, "no mirror on \(to)")
+        }
+        b.bridge.removePort(p.index)
+        b.mirrors[to] = nil
+        p.adapter?.close()
+        p.kick.close(); p.notify.close()
+        log.info("mirror on \(to) removed")
+    }
+
+    func mirrorList() -> [MirrorInfo] {
+        bridges.keys.sorted().flatMap { n in bridges[n]!.mirrors.keys.sorted().map { mirrorInfo(bridges[n]!.mirrors[$0]!) } }
     }
 }

@@ -306,6 +306,16 @@ public final class Service: @unchecked Sendable {
             let a = try arguments(PortDel.self, data, s) { "\($0.bridge):\($0.port)" }
             try deletePort(bridge: a.bridge, port: a.port, keepInterface: a.keep ?? false)
             return Produced(Empty())
+        case MirrorAdd.op:
+            let a = try arguments(MirrorAdd.self, data, s) { "\($0.port) \($0.to)" }
+            return Produced(try addMirror(a))
+        case MirrorDel.op:
+            let a = try arguments(MirrorDel.self, data, s) { $0.to }
+            try deleteMirror(a.to)
+            return Produced(Empty())
+        case MirrorList.op:
+            _ = try arguments(MirrorList.self, data, s) { _ in nil }
+            return Produced(mirrorList())
         case IfaceCreate.op:
             let a = try arguments(IfaceCreate.self, data, s) { $0.name }
             return Produced(try createLooseTap(a))
@@ -407,6 +417,7 @@ public final class Service: @unchecked Sendable {
             )
         }
         bridges[name] = nil
+        for p in b.mirrors.values { p.adapter?.close() }
         for p in b.ports.values {
             endPipes(of: p)
             if p.openSession != nil {

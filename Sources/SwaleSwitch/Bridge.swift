@@ -177,10 +177,12 @@ public final class Bridge: @unchecked Sendable {
 
     /// Installs a monitor of port `target` (ForwardingEngine.addMonitor); nil when it cannot.
     public func addMonitor(
-        pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32, of target: Int, rx: Bool, tx: Bool
+        pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32, of target: Int, rx: Bool, tx: Bool,
+        backend: PortBackend? = nil
     ) -> Int? {
         perform { b in
-            b.engine.addMonitor(pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD, of: target, rx: rx, tx: tx)
+            b.engine.addMonitor(
+                pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD, of: target, rx: rx, tx: tx, backend: backend)
         }
     }
 

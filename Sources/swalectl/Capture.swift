@@ -117,3 +117,34 @@ func nowNanoseconds() -> UInt64 {
     clock_gettime(CLOCK_REALTIME, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
+
+struct MirrorCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mirror", abstract: "Copies of a port's frames on a TAP interface that tcpdump and other tools open (root).",
+        subcommands: [Add.self, Del.self, List.self])
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "mirror add BRIDGE:PORT --to IFNAME [--dir rx|tx|both]")
+        @OptionGroup var common: Common
+        @Argument(help: "BRIDGE:PORT") var port: String
+        @Option(help: "The TAP to create.") var to: String
+        @Option(help: "rx (what the switch sends to the port), tx (what it sends), or both.") var dir = "both"
+        func run() throws {
+            try perform(MirrorAdd(port: port, to: to, dir: dir), common) { m in print("mirror of \(m.port) (\(m.dir)) on \(m.to)")
+            }
+        }
+    }
+    struct Del: ParsableCommand {
+        @OptionGroup var common: Common
+        @Argument(help: "The mirror's TAP.") var to: String
+        func run() throws { try perform(MirrorDel(to: to), common) { _ in print("mirror on \(to) removed") } }
+    }
+    struct List: ParsableCommand {
+        @OptionGroup var common: Common
+        func run() throws {
+            try perform(MirrorList(), common) { list in
+                print(pad("PORT", 24) + pad("TAP", 16) + pad("DIR", 6) + pad("FRAMES", 12) + "DROPPED")
+                for m in list { print(pad(m.port, 24) + pad(m.to, 16) + pad(m.dir, 6) + pad("\(m.frames)", 12) + "\(m.dropped)") }
+            }
+        }
+    }
+}

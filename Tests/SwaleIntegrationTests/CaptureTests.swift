@@ -87,3 +87,30 @@ extension KernelPortTests {
         XCTAssertGreaterThanOrEqual(out.components(separatedBy: "ICMP echo reply").count - 1, 3, out)
     }
 }
+
+extension KernelPortTests {
+    /// A mirror TAP: stock tcpdump on it sees a veth port's ping; del removes the TAP.
+    func testMirrorToATapThatTcpdumpReads() throws {
+        try requireRoot("mirror TAP", tools: ["tcpdump"])
+        let n1 = try vethInNamespace(1, subnet: "10.79.0"), n2 = try vethInNamespace(2, subnet: "10.79.0")
+        XCTAssertEqual(sh("ip netns exec \(n1.ns) ping -c 1 -W 2 \(n2.ip)").0, 0)
+        let tap = "\(prefix)mir"
+        let (rc, out, err) = try svc.ctl(["mirror", "add", "vale0:\(n1.port)", "--to", tap])
+        XCTAssertEqual(rc, 0, out + err)
+        XCTAssertEqual(sh("ip link show \(tap)").0, 0, "the TAP exists")
+        let dump = try Child("/usr/bin/env", ["timeout", "8", "tcpdump", "-i", tap, "-nn", "-l", "-c", "6", "icmp"])
+        usleep(1_000_000)
+        XCTAssertEqual(sh("ip netns exec \(n1.ns) ping -c 3 -i 0.2 -W 2 \(n2.ip)").0, 0)
+        dump.wait(seconds: 15)
+        XCTAssertEqual(dump.stdout.components(separatedBy: "ICMP echo request").count - 1, 3, dump.stdout + dump.stderr)
+        XCTAssertEqual(dump.stdout.components(separatedBy: "ICMP echo reply").count - 1, 3, dump.stdout)
+        let list = try svc.call(MirrorList())
+        XCTAssertEqual(list.map(\.to), [tap])
+        XCTAssertGreaterThanOrEqual(list.first?.frames ?? 0, 6)
+        // Refusals: an existing interface, a missing port; then del removes the TAP.
+        XCTAssertTrue(try svc.ctl(["mirror", "add", "vale0:\(n1.port)", "--to", tap]).2.contains("exists"))
+        XCTAssertTrue(try svc.ctl(["mirror", "add", "vale0:nope", "--to", "\(prefix)m2"]).2.contains("no port 'nope'"))
+        XCTAssertEqual(try svc.ctl(["mirror", "del", tap]).0, 0)
+        XCTAssertTrue(svc.eventually { sh("ip link show \(tap)").0 != 0 }, "the TAP went with the mirror")
+    }
+}

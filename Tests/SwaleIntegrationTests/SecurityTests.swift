@@ -142,6 +142,9 @@ final class SecurityTests: XCTestCase {
             ("-n \(prefix)n", "iface.create needs root"),
             ("-r \(prefix)n", "iface.remove needs root"),
             ("config dump", "config.dump needs root"),
+            ("mirror add vale0:x --to \(prefix)m", "mirror.add needs root"),
+            ("mirror del \(prefix)m", "mirror.del needs root"),
+            ("mirror list", "mirror.list needs root"),
             ("bridge del vale0 --force", "bridge.del needs root or the owner of bridge vale0"),
             ("bridge aging vale0 5", "bridge.aging needs root or the owner"),
             ("fdb flush vale0", "fdb.flush needs root or the owner"),
@@ -154,6 +157,11 @@ final class SecurityTests: XCTestCase {
             XCTAssertNotEqual(rc, 0, args)
             XCTAssertTrue(out.contains(words), "\(args): \(out)")
         }
+        // Metrics: a member sees the counters of bridges that admit them only.
+        let (mrc, metrics) = try ctl(userA, "metrics")
+        XCTAssertEqual(mrc, 0, metrics)
+        XCTAssertTrue(metrics.contains("swale_bridges 0"), metrics)
+        XCTAssertFalse(metrics.contains("bridge=\"vale0\""), metrics)
         // Nothing changed: no interface, root's bridge as it was, still root's.
         XCTAssertNotEqual(sh("ip link show \(prefix)t").0, 0)
         XCTAssertNotEqual(sh("ip link show \(prefix)v").0, 0)
