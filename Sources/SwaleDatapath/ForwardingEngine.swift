@@ -172,6 +172,13 @@ public final class ForwardingEngine {
         pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
         backend: PortBackend?, mtu: Int? = nil
     ) -> Int? {
+        addPort(pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD, backend: backend, mtu: mtu, monitor: false)
+    }
+
+    func addPort(
+        pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32, backend: PortBackend?, mtu: Int? = nil,
+        monitor: Bool
+    ) -> Int? {
         // Never read past initialized slots: a free index is below portCount and inactive, or portCount.
         guard let i = (0..<config.maxPorts).first(where: { $0 >= portCount || !ports[$0].active }) else { return nil }
         var state = PortState(
@@ -187,6 +194,7 @@ public final class ForwardingEngine {
         activeCount += 1
         portCount = max(portCount, i + 1)
         resetVlans(port: i)
+        if !monitor { table.events.record(.portAdded, port: UInt16(i), time: ForwardingEngine.now()) }
         return i
     }
 
@@ -196,6 +204,7 @@ public final class ForwardingEngine {
     public func removePort(_ index: Int) -> PortStats? {
         guard index < portCount, ports[index].active else { return nil }
         detachMonitors(index)
+        if !ports[index].isMonitor { table.events.record(.portRemoved, port: UInt16(index), time: ForwardingEngine.now()) }
         ports[index].active = false
         if !ports[index].isMonitor { activeCount -= 1 }
         backends[index] = nil

@@ -169,6 +169,9 @@ public final class LearningTable {
 
     @exclusivity(unchecked) private var sweepCursor = 0
 
+    /// Learned, moved, expired and evicted addresses (and the engine's port events), for `events`.
+    public let events = EventLog()
+
     /// Ports the per-port counts and limits cover (port indices below it).
     public let maxPorts: Int
     /// Dynamic entries per port, and each port's limit (0: none).
@@ -401,15 +404,25 @@ public final class LearningTable {
             countEntry(e.pointee.port, -1)
             countEntry(port, 1)
         }
+        let kind: EventLog.Kind
         if isExpired(e.pointee.seen, now) {
             aged &+= 1
             learned &+= 1
+            kind = .learned
         } else {
             moved &+= 1
+            kind = .moved
         }
         e.pointee.port = port
         e.pointee.seen = now
+        record(kind, e.pointee, now)
         return .learned
+    }
+
+    func record(_ kind: EventLog.Kind, _ e: Entry, _ now: UInt32) {
+        events.record(
+            kind, port: e.port, vlan: UInt16((e.key &>> LearningTable.vlanShift) & 0xfff), mac: e.key & LearningTable.macMask,
+            time: now)
     }
 
     /// New MAC: the first empty slot in the order home, home^1, ..., home^7; in a full bucket the
@@ -422,6 +435,7 @@ public final class LearningTable {
         learned &+= 1
         countEntry(port, 1)
         b[slot] = Entry(key: key, port: port, flags: 0, seen: now)
+        record(.learned, b[slot], now)
         return .learned
     }
 
@@ -439,6 +453,7 @@ public final class LearningTable {
         }
         guard victim >= 0 else { return nil }
         if oldestAge >= agingLimit { aged &+= 1 } else { evicted &+= 1 }
+        record(oldestAge >= agingLimit ? .expired : .evicted, b[victim], now)
         countEntry(b[victim].port, -1)
         return victim
     }
@@ -516,6 +531,7 @@ public final class LearningTable {
         let start = first &<< LearningTable.bucketShift
         let end = (first + n) &<< LearningTable.bucketShift
         for i in start..<end where table[i].key != 0 && !table[i].isStatic && isExpired(table[i].seen, now) {
+            record(.expired, table[i], now)
             table[i].key = 0
             countEntry(table[i].port, -1)
             removed += 1

@@ -34,7 +34,7 @@ extension ForwardingEngine {
     ) -> Int? {
         guard target >= 0, target < portCount, ports[target].active, !ports[target].isMonitor,
             Int(ports[target].monitors) < ForwardingEngine.maxMonitors,
-            let i = addPort(pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD, backend: backend)
+            let i = addPort(pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD, backend: backend, monitor: true)
         else { return nil }
         activeCount -= 1  // not a forwarding port
         ports[i].isMonitor = true

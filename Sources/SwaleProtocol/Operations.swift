@@ -75,6 +75,8 @@ public enum ControlProtocol {
         OperationSpec(
             MetricsScrape.self, .member,
             "Prometheus text: counters of bridges the caller may use, regions it owns (also what swaled --metrics serves)"),
+        OperationSpec(
+            Events.self, .member, "learn/move/expire and port events of a bridge the caller may use, after a sequence number"),
         OperationSpec(FdbFlush.self, .owner, "flush a bridge's learned MAC entries (or one port's)"),
         OperationSpec(FdbAdd.self, .owner, "add a static MAC entry (never aged, never moved by learning)"),
         OperationSpec(FdbDel.self, .owner, "delete a static MAC entry"),
@@ -371,4 +373,13 @@ public struct MirrorList: ControlOperation {
     public static let op = "mirror.list"
     public init() {}
     public typealias Result = [MirrorInfo]
+}
+
+public struct Events: ControlOperation {
+    public static let op = "events"
+    public var bridge: String
+    /// The last sequence number seen; absent: none are returned, only where "now" is.
+    public var after: UInt64?
+    public init(bridge: String, after: UInt64? = nil) { self.bridge = bridge; self.after = after }
+    public typealias Result = EventsInfo
 }

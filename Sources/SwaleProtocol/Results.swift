@@ -254,6 +254,33 @@ public struct StatsInfo: Codable, Sendable {
     public init(bridges: [BridgeInfo], ports: [PortInfo]) { self.bridges = bridges; self.ports = ports }
 }
 
+/// One bridge event (`swalectl events`).
+public struct EventInfo: Codable, Sendable {
+    public var seq: UInt64
+    /// learned, moved, expired, evicted, port-added, port-removed
+    public var event: String
+    public var port: String
+    public var mac: String?
+    public var vlan: Int?
+    /// Seconds of the bridge's monotonic clock.
+    public var time: UInt32
+    public init(seq: UInt64, event: String, port: String, mac: String?, vlan: Int?, time: UInt32) {
+        self.seq = seq; self.event = event; self.port = port; self.mac = mac; self.vlan = vlan; self.time = time
+    }
+}
+
+public struct EventsInfo: Codable, Sendable {
+    public var bridge: String
+    public var events: [EventInfo]
+    /// Events after `after` that were overwritten before this read (the log keeps the last 4096).
+    public var missed: UInt64
+    /// The sequence number to pass as `after` next time.
+    public var next: UInt64
+    public init(bridge: String, events: [EventInfo], missed: UInt64, next: UInt64) {
+        self.bridge = bridge; self.events = events; self.missed = missed; self.next = next
+    }
+}
+
 /// A mirror: copies of a port's frames on a TAP interface.
 public struct MirrorInfo: Codable, Sendable {
     public var port: String

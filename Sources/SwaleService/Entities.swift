@@ -89,6 +89,13 @@ final class BridgeEntry {
     var portRules: [String: SwaleConfig.PortRules] = [:]
     /// Open monitor ports (not forwarding ports: not in `ports`), by engine index.
     var monitors: [Int: PortEntry] = [:]
+    /// The names each engine index had, from the event sequence number its port was added at
+    /// (events name ports that are gone, and an index reused later names the new port).
+    var portNames: [Int: [(since: UInt64, name: String)]] = [:]
+
+    func portName(_ index: Int, at seq: UInt64) -> String {
+        portNames[index]?.last(where: { $0.since <= seq })?.name ?? "#\(index)"
+    }
     /// Mirrors to TAP interfaces (`swalectl mirror`), by interface name: monitors with a TAP backend.
     var mirrors: [String: PortEntry] = [:]
     var staticEntries: [SwaleConfig.StaticEntry] = []

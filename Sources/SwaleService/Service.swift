@@ -271,6 +271,20 @@ public final class Service: @unchecked Sendable {
         case FdbShow.op:
             let a = try arguments(FdbShow.self, data, s) { $0.bridge }
             return Produced(try fdbShow(try usableBridge(a.bridge, s, FdbShow.op)))
+        case Events.op:
+            let a = try arguments(Events.self, data, s) { $0.bridge }
+            let b = try usableBridge(a.bridge, s, Events.op)
+            let r = b.bridge.events(after: a.after)
+            return Produced(
+                EventsInfo(
+                    bridge: b.bridge.name,
+                    events: r.events.map { e in
+                        let isPort = e.kind == .portAdded || e.kind == .portRemoved
+                        return EventInfo(
+                            seq: e.seq, event: e.kind.name, port: b.portName(Int(e.port), at: e.seq),
+                            mac: isPort ? nil : Names.formatMAC(e.mac), vlan: isPort || e.vlan == 0 ? nil : Int(e.vlan),
+                            time: e.time)
+                    }, missed: r.missed, next: r.last))
         case MetricsScrape.op:
             _ = try arguments(MetricsScrape.self, data, s) { _ in nil }
             return Produced(MetricsText(text: metricsText(for: s)))
@@ -488,6 +502,8 @@ public final class Service: @unchecked Sendable {
         p.index = idx
         p.adapter = adapter
         b.ports[name] = p
+        b.portNames[idx, default: []].append((b.bridge.lastAddedSeq, name))
+        if b.portNames[idx]!.count > 64 { b.portNames[idx]!.removeFirst() }
         installRules(b, p)
         return p
     }

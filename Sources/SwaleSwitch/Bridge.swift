@@ -56,6 +56,10 @@ public final class Bridge: @unchecked Sendable {
     private var thread: Thread?
     @exclusivity(unchecked) private var running = true
 
+    /// The event sequence number of the last port added (its "port-added" event): from there on,
+    /// events about its index are about it.
+    public private(set) var lastAddedSeq: UInt64 = 0
+
     /// Times the thread went to sleep in epoll (forwarding thread only).
     @exclusivity(unchecked) public private(set) var wakeups: UInt64 = 0
 
@@ -171,6 +175,7 @@ public final class Bridge: @unchecked Sendable {
                     backend: backend, mtu: mtu)
             else { return nil }
             b.addToEpoll(backend?.pollFD ?? kickFD, tag: UInt64(i))
+            b.lastAddedSeq = b.engine.table.events.last
             return i
         }
     }
@@ -281,6 +286,16 @@ public final class Bridge: @unchecked Sendable {
     @discardableResult
     public func removeStatic(mac: UInt64, vlan: UInt16) -> Bool {
         perform { b in b.engine.table.removeStatic(mac, vlan: vlan) }
+    }
+
+    /// Events after `seq` (at most 1024), how many were missed, and the last sequence number.
+    public func events(after seq: UInt64?) -> (events: [EventLog.Event], missed: UInt64, last: UInt64) {
+        perform { b in
+            let log = b.engine.table.events
+            guard let seq else { return ([], 0, log.last) }
+            let r = log.events(after: seq)
+            return (r.events, r.missed, r.events.last?.seq ?? max(seq, log.last))
+        }
     }
 
     /// Dynamic MAC entries of a port (what its MAC limit counts).

@@ -111,3 +111,60 @@ struct MetricsCmd: ParsableCommand {
         try perform(MetricsScrape(), common) { print($0.text, terminator: "") }
     }
 }
+
+struct EventsCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract:
+            "Stream learn/move/expire/evict and port events as they happen (like bridge monitor); --json: one object per line.")
+    @OptionGroup var common: Common
+    @Argument(help: "Bridges (default: every bridge the caller may use).") var bridges: [String] = []
+    @Option(help: "Stop after this many events.") var count: Int?
+    @Option(help: "Stop after this many seconds.") var seconds: Double?
+    @Option(help: "Seconds between polls.") var interval: Double = 0.2
+
+    func call<O: ControlOperation>(_ op: O) throws -> O.Result {
+        do { return try ControlClient.call(op, socket: common.socket) } catch let e as ControlError {
+            throw ValidationErrorish(e.message)
+        }
+    }
+
+    func run() throws {
+        let names = bridges.isEmpty ? try call(BridgeList()).map(\.name) : bridges
+        var cursor: [String: UInt64] = [:]
+        for b in names { cursor[b] = try call(Events(bridge: b)).next }  // from now on
+        let deadline = seconds.map { Date().addingTimeInterval($0) }
+        var shown = 0
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        while deadline.map({ Date() < $0 }) ?? true {
+            for b in names {
+                let r = try call(Events(bridge: b, after: cursor[b]))
+                cursor[b] = r.next
+                if r.missed > 0 { FileHandle.standardError.write(Data("\(b): \(r.missed) events missed\n".utf8)) }
+                for e in r.events {
+                    if common.json {
+                        struct Line: Encodable {
+                            let bridge: String
+                            let e: EventInfo
+                            func encode(to encoder: Encoder) throws {
+                                try e.encode(to: encoder)
+                                var c = encoder.container(keyedBy: K.self)
+                                try c.encode(bridge, forKey: .bridge)
+                            }
+                            enum K: CodingKey { case bridge }
+                        }
+                        print(String(decoding: try enc.encode(Line(bridge: b, e: e)), as: UTF8.self))
+                    } else {
+                        let what = e.mac.map { "\($0)\(e.vlan.map { " vlan \($0)" } ?? "") on \(e.port)" } ?? e.port
+                        print("\(b) \(e.event) \(what)")
+                    }
+                    shown += 1
+                    if let count, shown >= count { return }
+                }
+            }
+            fflush(stdout)
+            Thread.sleep(forTimeInterval: interval)
+        }
+    }
+}

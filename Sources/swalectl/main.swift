@@ -76,7 +76,7 @@ struct Swalectl: ParsableCommand {
             "vale-ctl's short options work too: -n NAME, -r NAME, -a BRIDGE:IF, -d BRIDGE:IF, -l [BRIDGE:PORT]; no arguments lists every port.",
         subcommands: [
             StatusCmd.self, BridgeCmd.self, PortCmd.self, VlanCmd.self, StatsCmd.self, TopCmd.self, MetricsCmd.self,
-            CaptureCmd.self, MirrorCmd.self, Fdb.self,
+            CaptureCmd.self, MirrorCmd.self, EventsCmd.self, Fdb.self,
             ConfigCmd.self
         ])
 }

@@ -58,3 +58,28 @@ struct TopReading: Decodable {
     var seconds: Double
     var ports: [Port]
 }
+
+extension SwitchTests {
+    func testEventsStreamPortsAndLearning() throws {
+        XCTAssertEqual(try svc.ctl(["bridge", "add", "vale9"]).0, 0)
+        let ev = try Child(
+            try Products.path("swalectl"), ["events", "vale9", "--json", "--count", "4", "--seconds", "15"], env: svc.env)
+        usleep(700_000)  // it takes "now" as its starting point
+        var x = try open("vale9:x")
+        send(x, frame(dst: broadcastMAC, src: mac(0x91), marker: 1))
+        XCTAssertTrue(try svc.eventually { try self.svc.call(FdbShow(bridge: "vale9")).count == 1 })
+        x.close()
+        ports.removeAll { $0 === x }
+        x = try open("vale9:y")
+        XCTAssertEqual(ev.wait(seconds: 20), 0, ev.stderr)
+        let lines = ev.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        XCTAssertEqual(lines.map { $0["event"] as? String }, ["port-added", "learned", "port-removed", "port-added"], ev.stdout)
+        XCTAssertEqual(lines.map { $0["port"] as? String }, ["x", "x", "x", "y"], ev.stdout)
+        XCTAssertEqual(lines[1]["mac"] as? String, "02:00:00:00:00:91")
+        XCTAssertTrue(lines.allSatisfy { $0["bridge"] as? String == "vale9" })
+        let seqs = lines.compactMap { $0["seq"] as? Int }
+        XCTAssertEqual(seqs, seqs.sorted())
+    }
+}
