@@ -114,3 +114,71 @@ extension KernelPortTests {
         XCTAssertTrue(svc.eventually { sh("ip link show \(tap)").0 != 0 }, "the TAP went with the mirror")
     }
 }
+
+extension SwitchTests {
+    /// (frames, isb_ifrecv, isb_ifdrop) of interface 0 in a pcapng file.
+    func pcapngCounts(_ file: String) throws -> (frames: Int, received: UInt64, dropped: UInt64) {
+        let b = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+        func u16(_ o: Int) -> Int { Int(b[o]) | Int(b[o + 1]) << 8 }
+        func u32(_ o: Int) -> Int { u16(o) | u16(o + 2) << 16 }
+        func u64(_ o: Int) -> UInt64 { UInt64(u32(o)) | UInt64(u32(o + 4)) << 32 }
+        var i = 0, frames = 0
+        var received: UInt64 = 0, dropped: UInt64 = 0
+        while i + 12 <= b.count {
+            let type = u32(i), len = u32(i + 4)
+            guard len >= 12, i + len <= b.count else { throw FixtureError("bad block at \(i)") }
+            if type == 6 { frames += 1 }
+            if type == 5 {
+                var o = i + 20
+                while o + 4 <= i + len - 4 {
+                    let code = u16(o), olen = u16(o + 2)
+                    if code == 0 { break }
+                    if code == 4 { received = u64(o + 4) }
+                    if code == 5 { dropped = u64(o + 4) }
+                    o += 4 + (olen + 3) / 4 * 4
+                }
+            }
+            i += len
+        }
+        return (frames, received, dropped)
+    }
+
+    /// A capture that cannot keep up (stopped with SIGSTOP) loses copies, and says how many in the
+    /// file; the switched traffic loses nothing.
+    func testASlowCaptureLosesCopiesCountedNotTraffic() throws {
+        try requireRoot("reads captures back with tcpdump", tools: ["tcpdump"])
+        XCTAssertEqual(try svc.ctl(["bridge", "add", "vale11"]).0, 0)
+        let a = try open("vale11:a"), b = try open("vale11:b")
+        let file = NSTemporaryDirectory() + "swale-capture-slow-\(getpid()).pcapng"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let cap = try Child(
+            try Products.path("swalectl"), ["capture", "vale11:b", "--dir", "rx", "--seconds", "60", "-w", file], env: svc.env)
+        XCTAssertTrue(svc.eventually(10) { FileManager.default.fileExists(atPath: file) }, cap.stderr)
+        usleep(200_000)
+        kill(cap.pid, SIGSTOP)
+        var delivered = 0
+        let total = 3000
+        var sent = 0
+        let deadline = Date().addingTimeInterval(30)
+        while (sent < total || delivered < total) && Date() < deadline {
+            while sent < total && sent - delivered < 256 {
+                XCTAssertTrue(frame(dst: broadcastMAC, src: mac(0x1a), marker: UInt8(sent & 0xff)).withUnsafeBytes { a.send($0) })
+                sent += 1
+            }
+            if b.rxAvailable() == 0 { _ = b.wait(for: .rx, timeoutMs: 20) }
+            delivered += b.receive { _ in }
+        }
+        XCTAssertEqual(delivered, total, "the switched traffic loses nothing")
+        kill(cap.pid, SIGCONT)
+        usleep(500_000)
+        cap.signal(SIGINT)
+        XCTAssertEqual(cap.wait(seconds: 20), 0, cap.stderr)
+        let c = try pcapngCounts(file)
+        XCTAssertEqual(UInt64(c.frames), c.received)
+        XCTAssertGreaterThan(c.dropped, 0, "a stopped capture cannot keep up")
+        XCTAssertEqual(c.received + c.dropped, UInt64(total), "every copy is either in the file or counted as lost")
+        let (rc, out) = sh("tcpdump -r \(file) -nn -e 2>/dev/null | grep -c ' > '")
+        XCTAssertEqual(rc, 0)
+        XCTAssertEqual(Int(out.trimmingCharacters(in: .whitespacesAndNewlines)), c.frames)
+    }
+}
