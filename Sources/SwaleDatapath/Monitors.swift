@@ -9,7 +9,8 @@
  * and counts them in `monitors`, so a port without monitors pays one byte compare per batch
  * (as source) and per delivery (as destination).
  *
- * Copies are made per batch, before delivery: for `/t`, every frame the source's batch forwards;
+ * Copies are made per batch, before delivery (room read, ring published, application woken once
+ * per monitor per batch): for `/t`, every frame the source's batch forwards;
  * for `/r`, every frame of the batch headed for the port (what the switch forwards to it, so also
  * a frame the port then drops because its own ring is full; tags as they arrived). A frame with a
  * virtio-net header is copied without the header (a monitor sees the Ethernet frame, a GSO frame
@@ -78,48 +79,63 @@ extension ForwardingEngine {
         let list = monitorTable + p * ForwardingEngine.maxMonitors
         for k in 0..<Int(ports[p].monitors) {
             let m = Int(list[k])
-            guard transmitted ? ports[m].monitorTx : ports[m].monitorRx else { continue }
+            let mon = ports + m
+            guard transmitted ? mon.pointee.monitorTx : mon.pointee.monitorRx else { continue }
+            // Room read once, the copies published once and the monitor woken once per batch, as `deliver` does.
+            var room = mon.pointee.rx.rxRoom()
+            var tail = mon.pointee.rx.hwtail
+            var filled: UInt32 = 0
             for e in 0..<ft {
                 if !transmitted {
                     let fd = ftDst[e]
                     if fd != UInt16(p) && fd != ForwardingEngine.broadcast { continue }
                     if batchScoped && egress(entry: e, to: p) == .skip { continue }
                 }
-                copy(entry: e, source: s, toMonitor: m)
+                copy(entry: e, source: s, to: mon, room: &room, tail: &tail, filled: &filled)
+            }
+            guard filled > 0 else { continue }
+            mon.pointee.rx.publishRx(filled)
+            if mon.pointee.hasBackend {
+                mon.pointee.needsTransmit = true  // handed to the backend at the end of the pass
+            } else if let c = mon.pointee.csb {
+                swale_fence()
+                if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 { _ = swale_doorbell_ring(mon.pointee.notifyFD) }
             }
         }
     }
 
-    /// One frame of the batch into monitor m's rx ring, published at once (the header of a frame
-    /// with offload metadata left out).
-    func copy(entry e: Int, source s: Int, toMonitor m: Int) {
-        let mon = ports + m
+    /// One frame of the batch into a monitor's rx ring at `tail` (the header of a frame with
+    /// offload metadata left out); no room: the copy is lost, counted.
+    @inline(__always)
+    func copy(
+        entry e: Int, source s: Int, to mon: UnsafeMutablePointer<PortState>, room: inout UInt32, tail: inout UInt32,
+        filled: inout UInt32
+    ) {
         let src = ports + s
         let pos = Int(ftSlot[e])
         let hdr = snapFlags[pos] & SlotFlags.vnetHdr != 0 ? VnetHeader.size : 0
         let len = Int(ftLen[e]) - hdr
         let need = UInt32((len + mon.pointee.bufSize - 1) / mon.pointee.bufSize)
-        guard need <= mon.pointee.rx.rxRoom() else { mon.pointee.stats.dropRingFull &+= 1; return }
+        guard need <= room else { mon.pointee.stats.dropRingFull &+= 1; return }
         var w = SlotWriter(
             slots: mon.pointee.rx.ptr.slots, numSlots: mon.pointee.rx.n, bufBase: mon.pointee.bufBase,
-            bufSize: mon.pointee.bufSize, bufLimit: mon.pointee.bufLimit, at: mon.pointee.rx.hwtail)
+            bufSize: mon.pointee.bufSize, bufLimit: mon.pointee.bufLimit, at: tail)
         for k in 0..<Int(ftFrags[e]) where w.ok {
             let skip = k == 0 ? hdr : 0
             w.write(src.pointee.bufBase + Int(snapIdx[pos + k]) &* src.pointee.bufSize + skip, Int(snapLen[pos + k]) - skip)
         }
         guard w.ok else {
+            // The monitor's application scribbled on its ring: reset it, nothing more this batch.
             mon.pointee.rx.reset()
             mon.pointee.stats.dropBadSlot &+= 1
+            room = 0
             return
         }
-        mon.pointee.rx.publishRx(w.finish())
+        let used = w.finish()
+        tail = RingMath.add(tail, used, mon.pointee.rx.n)
+        room &-= used
+        filled &+= used
         mon.pointee.stats.rxPackets &+= 1
         mon.pointee.stats.rxBytes &+= UInt64(len)
-        if mon.pointee.hasBackend {
-            mon.pointee.needsTransmit = true  // handed to the backend at the end of the pass
-        } else if let c = mon.pointee.csb {
-            swale_fence()
-            if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 { _ = swale_doorbell_ring(mon.pointee.notifyFD) }
-        }
     }
 }
