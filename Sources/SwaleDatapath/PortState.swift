@@ -86,3 +86,69 @@ public struct PortState {
         self.acceptsVnet = acceptsVnet
     }
 }
+
+/// Filling one port's rx ring during one batch — the one bookkeeping every copy into a port uses
+/// (deliveries, software offload, retagging, monitors): the room read once, frames written from
+/// `tail`, everything published and the port's user woken once (`publish`).
+struct RxFill {
+    var room: UInt32
+    var tail: UInt32
+    var filled: UInt32 = 0
+
+    @inline(__always)
+    init(_ p: UnsafeMutablePointer<PortState>) {
+        room = p.pointee.rx.rxRoom()
+        tail = p.pointee.rx.hwtail
+    }
+
+    /// Whether `bytes` fit in the room left; if not, the frame is counted as a ring-full drop.
+    @inline(__always)
+    func fits(_ bytes: Int, _ p: UnsafeMutablePointer<PortState>) -> Bool {
+        let bs = p.pointee.bufSize
+        guard UInt32((bytes &+ bs &- 1) / bs) <= room else {
+            p.pointee.stats.dropRingFull &+= 1
+            return false
+        }
+        return true
+    }
+
+    /// A writer at the next free slot of p's rx ring.
+    @inline(__always)
+    func writer(_ p: UnsafeMutablePointer<PortState>) -> SlotWriter {
+        SlotWriter(
+            slots: p.pointee.rx.ptr.slots, numSlots: p.pointee.rx.n, bufBase: p.pointee.bufBase, bufSize: p.pointee.bufSize,
+            bufLimit: p.pointee.bufLimit, at: tail)
+    }
+
+    /// A frame of `bytes` written in `used` slots: counted as received by p.
+    @inline(__always)
+    mutating func commit(_ used: UInt32, bytes: Int, _ p: UnsafeMutablePointer<PortState>) {
+        tail = RingMath.add(tail, used, p.pointee.rx.n)
+        room &-= used
+        filled &+= used
+        p.pointee.stats.rxPackets &+= 1
+        p.pointee.stats.rxBytes &+= UInt64(bytes)
+    }
+
+    /// p's application scribbled a bad buffer index into its rx ring: the ring is reset, the frame
+    /// counted, and p gets nothing more in this batch (what was written before is still published).
+    mutating func scribbled(_ p: UnsafeMutablePointer<PortState>) {
+        p.pointee.rx.reset()
+        p.pointee.stats.dropBadSlot &+= 1
+        room = 0
+    }
+
+    /// Publishes what was written: a kernel port transmits it at the end of the pass; an
+    /// application is woken if it waits.
+    @inline(__always)
+    func publish(_ p: UnsafeMutablePointer<PortState>) {
+        guard filled > 0 else { return }
+        p.pointee.rx.publishRx(filled)
+        if p.pointee.hasBackend {
+            p.pointee.needsTransmit = true
+        } else if let c = p.pointee.csb {
+            swale_fence()
+            if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 { _ = swale_doorbell_ring(p.pointee.notifyFD) }
+        }
+    }
+}
