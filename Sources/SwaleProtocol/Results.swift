@@ -305,3 +305,44 @@ public struct ConfigText: Codable, Sendable {
     public var text: String
     public init(text: String) { self.text = text }
 }
+
+// MARK: rates (`swalectl top`), computed by the client from two `stats` readings
+
+/// One port's rates over an interval.
+public struct PortRates: Codable, Sendable {
+    public var port: String
+    public var kind: String
+    public var rxPacketsPerSecond: Double
+    public var txPacketsPerSecond: Double
+    public var rxBitsPerSecond: Double
+    public var txBitsPerSecond: Double
+    public var dropsPerSecond: Double
+    public var load: Double { rxPacketsPerSecond + txPacketsPerSecond }
+
+    /// Rates between two readings of one port (a counter that went down, a port reopened, counts as 0).
+    public init(_ a: PortInfo, _ b: PortInfo, seconds: Double) {
+        func rate(_ x: UInt64, _ y: UInt64) -> Double { y >= x ? Double(y - x) / seconds : 0 }
+        port = "\(b.bridge):\(b.name)"
+        kind = b.kind
+        rxPacketsPerSecond = rate(a.counters.rxPackets, b.counters.rxPackets)
+        txPacketsPerSecond = rate(a.counters.txPackets, b.counters.txPackets)
+        rxBitsPerSecond = 8 * rate(a.counters.rxBytes, b.counters.rxBytes)
+        txBitsPerSecond = 8 * rate(a.counters.txBytes, b.counters.txBytes)
+        dropsPerSecond = rate(a.counters.totalDrops, b.counters.totalDrops)
+    }
+
+    /// Ports present in both readings, busiest first.
+    public static func between(_ a: [PortInfo], _ b: [PortInfo], seconds: Double) -> [PortRates] {
+        var before: [String: PortInfo] = [:]
+        for p in a { before["\(p.bridge):\(p.name)#\(p.index)"] = p }
+        return b.compactMap { p in before["\(p.bridge):\(p.name)#\(p.index)"].map { PortRates($0, p, seconds: seconds) } }
+            .sorted { $0.load != $1.load ? $0.load > $1.load : $0.port < $1.port }
+    }
+}
+
+/// What `swalectl top --json` prints per reading.
+public struct TopReading: Codable, Sendable {
+    public var seconds: Double
+    public var ports: [PortRates]
+    public init(seconds: Double, ports: [PortRates]) { self.seconds = seconds; self.ports = ports }
+}

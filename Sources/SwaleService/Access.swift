@@ -41,6 +41,30 @@ struct Credentials: Sendable {
         return c
     }
 
+    /// A local user as the account database describes them (primary and supplementary groups): who
+    /// made a connection that carries no credentials of its own (MetricsServer's TCP peers).
+    static func ofUser(_ uid: UInt32) -> Credentials {
+        var c = Credentials(pid: 0, uid: uid, gid: uid, groups: [], root: uid == 0 || uid == getuid())
+        // The reentrant lookup: workers and the metrics thread may ask at the same time.
+        var pw = passwd()
+        var buf = [CChar](repeating: 0, count: 4096)
+        var out: UnsafeMutablePointer<passwd>?
+        guard getpwuid_r(uid, &pw, &buf, buf.count, &out) == 0, out != nil, let name = pw.pw_name else { return c }
+        c.gid = pw.pw_gid
+        var n: Int32 = 256
+        for _ in 0..<2 {
+            var list = [gid_t](repeating: 0, count: Int(n))
+            // -1 with n set to the number needed when the list is too short: one more try with room.
+            if getgrouplist(name, pw.pw_gid, &list, &n) >= 0 {
+                c.groups = Set(list.prefix(Int(n)))
+                break
+            }
+            guard n <= 65536 else { break }
+        }
+        c.groups.insert(pw.pw_gid)
+        return c
+    }
+
     /// SO_PEERGROUPS (59): the peer's supplementary groups at connect time.
     static func peerGroups(_ fd: Int32) -> [UInt32] {
         var groups = [UInt32](repeating: 0, count: 64)

@@ -49,8 +49,9 @@ extension Service {
     }
 
     /// A port of this name was just attached: its rules and static entries go in.
+    /// (Also when the rules changed under an attached port: a port without rules gets the defaults.)
     func installRules(_ b: BridgeEntry, _ p: PortEntry) {
-        if let r = b.portRules[p.name] { pushRules(r, port: p.index, on: b) }
+        pushRules(rules(b, p.name), port: p.index, on: b)
         for e in b.staticEntries where e.port == p.name {
             if !b.bridge.addStatic(mac: e.mac, vlan: UInt16(e.vlan), port: p.index) {
                 log.warning(
@@ -224,10 +225,7 @@ extension Service {
         for old in b.staticEntries where !c.fdb.contains(old) { b.bridge.removeStatic(mac: old.mac, vlan: UInt16(old.vlan)) }
         b.portRules = Dictionary(c.portRules.map { ($0.port, $0) }, uniquingKeysWith: { a, _ in a })
         b.staticEntries = c.fdb
-        for p in b.ports.values {
-            pushRules(rules(b, p.name), port: p.index, on: b)
-            installRules(b, p)
-        }
+        for p in b.ports.values { installRules(b, p) }
     }
 
     func writeRules(_ b: BridgeEntry, into c: inout SwaleConfig.Bridge) {

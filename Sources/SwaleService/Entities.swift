@@ -50,6 +50,8 @@ final class PortEntry {
     var spec: SwaleConfig.Port?
     var origin = PortOrigin.cli
     var adapter: PortBackend?
+    /// A monitor or mirror: what it copies.
+    var monitor: PortName.Monitor?
     var finalStats = PortStats()
 
     init(

@@ -169,19 +169,3 @@ public final class MetricsServer: @unchecked Sendable {
         return nil
     }
 }
-
-extension Credentials {
-    /// A local user as the account database describes them (primary and supplementary groups).
-    static func ofUser(_ uid: UInt32) -> Credentials {
-        var c = Credentials(pid: 0, uid: uid, gid: uid, groups: [], root: uid == 0 || uid == getuid())
-        guard let pw = getpwuid(uid) else { return c }
-        c.gid = pw.pointee.pw_gid
-        var n: Int32 = 256
-        var list = [gid_t](repeating: 0, count: Int(n))
-        if getgrouplist(pw.pointee.pw_name, pw.pointee.pw_gid, &list, &n) >= 0 {
-            c.groups = Set(list.prefix(Int(n)))
-        }
-        c.groups.insert(pw.pointee.pw_gid)
-        return c
-    }
-}

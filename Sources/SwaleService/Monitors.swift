@@ -47,6 +47,7 @@ extension Service {
             )
         }
         p.index = idx
+        p.monitor = m
         p.openSession = session.id
         p.openPid = session.pid
         b.monitors[idx] = p
@@ -63,6 +64,9 @@ extension Service {
 // MARK: mirrors (`swalectl mirror add vale0:p1 --to swmon0`, what ovs-tcpdump does)
 
 extension Service {
+    /// `--dir` of a mirror and what its monitor copies.
+    static let mirrorDirections: [(String, PortName.Monitor)] = [("rx", .rx), ("tx", .tx), ("both", .both)]
+
     /// A monitor whose copies go to a new, non-persistent TAP: stock tcpdump opens it. Root only
     /// (it creates an interface); the TAP goes away with the mirror or with swaled.
     func addMirror(_ a: MirrorAdd) throws -> MirrorInfo {
@@ -71,7 +75,7 @@ extension Service {
             throw ControlError(.invalidArgument, "mirror add takes BRIDGE:PORT, not '\(a.port)'")
         }
         let dir = a.dir ?? "both"
-        guard let m = ["rx": PortName.Monitor.rx, "tx": .tx, "both": .both][dir] else {
+        guard let m = Service.mirrorDirections.first(where: { $0.0 == dir })?.1 else {
             throw ControlError(.invalidArgument, "--dir must be rx, tx or both (got '\(dir)')")
         }
         try Names.validateInterfaceName(a.to)
@@ -100,6 +104,7 @@ extension Service {
                 .limit, "cannot mirror \(target.fullName): it has \(ForwardingEngine.maxMonitors) monitors already")
         }
         p.index = idx
+        p.monitor = m
         p.adapter = tap
         p.ifname = a.to
         b.mirrors[a.to] = p
@@ -109,7 +114,7 @@ extension Service {
 
     func mirrorInfo(_ p: PortEntry) -> MirrorInfo {
         let c = portInfo(p).counters
-        let dir = p.name.hasSuffix("/rt") ? "both" : p.name.hasSuffix("/r") ? "rx" : "tx"
+        let dir = Service.mirrorDirections.first { $0.1 == p.monitor }?.0 ?? "?"
         let port = String(p.name.prefix { $0 != "/" })
         return MirrorInfo(
             port: "\(p.bridge):\(port)", to: p.ifname ?? "?", dir: dir, frames: c.rxPackets, dropped: c.dropRingFull)

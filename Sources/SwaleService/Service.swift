@@ -273,18 +273,7 @@ public final class Service: @unchecked Sendable {
             return Produced(try fdbShow(try usableBridge(a.bridge, s, FdbShow.op)))
         case Events.op:
             let a = try arguments(Events.self, data, s) { $0.bridge }
-            let b = try usableBridge(a.bridge, s, Events.op)
-            let r = b.bridge.events(after: a.after)
-            return Produced(
-                EventsInfo(
-                    bridge: b.bridge.name,
-                    events: r.events.map { e in
-                        let isPort = e.kind == .portAdded || e.kind == .portRemoved
-                        return EventInfo(
-                            seq: e.seq, event: e.kind.name, port: b.portName(Int(e.port), at: e.seq),
-                            mac: isPort ? nil : Names.formatMAC(e.mac), vlan: isPort || e.vlan == 0 ? nil : Int(e.vlan),
-                            time: e.time)
-                    }, missed: r.missed, next: r.last))
+            return Produced(events(try usableBridge(a.bridge, s, Events.op), after: a.after))
         case MetricsScrape.op:
             _ = try arguments(MetricsScrape.self, data, s) { _ in nil }
             return Produced(MetricsText(text: metricsText(for: s)))
@@ -492,7 +481,7 @@ public final class Service: @unchecked Sendable {
         let p = PortEntry(
             bridge: b.bridge.name, name: name, kind: kind, owner: owner, pool: pool, layout: layout, kick: kick, notify: notify)
         guard
-            let idx = b.bridge.addPort(
+            let (idx, since) = b.bridge.addPort(
                 pool: pool, layout: layout, kickFD: kick.waitEnd.fd, notifyFD: notify.ringEnd.fd,
                 backend: adapter, mtu: mtu)
         else {
@@ -502,7 +491,7 @@ public final class Service: @unchecked Sendable {
         p.index = idx
         p.adapter = adapter
         b.ports[name] = p
-        b.portNames[idx, default: []].append((b.bridge.lastAddedSeq, name))
+        b.portNames[idx, default: []].append((since, name))
         if b.portNames[idx]!.count > 64 { b.portNames[idx]!.removeFirst() }
         installRules(b, p)
         return p
@@ -686,6 +675,18 @@ public final class Service: @unchecked Sendable {
         }
         let b = try usableBridge(target, s, Stats.op)
         return StatsInfo(bridges: [bridgeInfo(b)], ports: b.ports.values.sorted { $0.index < $1.index }.map(portInfo))
+    }
+
+    /// A bridge's events after a sequence number, ports named as they were then.
+    func events(_ b: BridgeEntry, after: UInt64?) -> EventsInfo {
+        let r = b.bridge.events(after: after)
+        let list = r.events.map { e in
+            let isPort = e.kind == .portAdded || e.kind == .portRemoved
+            return EventInfo(
+                seq: e.seq, event: e.kind.name, port: b.portName(Int(e.port), at: e.seq),
+                mac: isPort ? nil : Names.formatMAC(e.mac), vlan: isPort || e.vlan == 0 ? nil : Int(e.vlan), time: e.time)
+        }
+        return EventsInfo(bridge: b.bridge.name, events: list, missed: r.missed, next: r.last)
     }
 
     /// The table is copied under the lock; sorting and formatting happen while the reply is

@@ -56,10 +56,6 @@ public final class Bridge: @unchecked Sendable {
     private var thread: Thread?
     @exclusivity(unchecked) private var running = true
 
-    /// The event sequence number of the last port added (its "port-added" event): from there on,
-    /// events about its index are about it.
-    public private(set) var lastAddedSeq: UInt64 = 0
-
     /// Times the thread went to sleep in epoll (forwarding thread only).
     @exclusivity(unchecked) public private(set) var wakeups: UInt64 = 0
 
@@ -163,20 +159,20 @@ public final class Bridge: @unchecked Sendable {
     // MARK: ports (through perform)
 
     /// Installs a port (see `ForwardingEngine.addPort`) and polls its doorbell or its backend's fd.
-    /// Returns its index, or nil when the bridge is full.
+    /// Returns its index and the sequence number of its "port-added" event (from there on, events
+    /// about that index are about this port), or nil when the bridge is full.
     public func addPort(
         pool: MemoryPool, layout: InterfaceLayout, kickFD: Int32, notifyFD: Int32,
         backend: PortBackend?, mtu: Int? = nil
-    ) -> Int? {
-        perform { b -> Int? in
+    ) -> (index: Int, since: UInt64)? {
+        perform { b -> (index: Int, since: UInt64)? in
             guard
                 let i = b.engine.addPort(
                     pool: pool, layout: layout, kickFD: kickFD, notifyFD: notifyFD,
                     backend: backend, mtu: mtu)
             else { return nil }
             b.addToEpoll(backend?.pollFD ?? kickFD, tag: UInt64(i))
-            b.lastAddedSeq = b.engine.table.events.last
-            return i
+            return (i, b.engine.table.events.last)
         }
     }
 

@@ -98,10 +98,8 @@ struct CaptureCmd: ParsableCommand {
             }
         }
         // Statistics: frames captured and copies the monitors lost (their rings were full).
-        for (k, (_, label, direction)) in opened.enumerated() {
-            let name = wanted[k].0
+        for (k, (name, _, _)) in wanted.enumerated() {
             let dropped = (try? ControlClient.call(Stats(target: name), socket: socket))?.ports.first?.counters.dropRingFull ?? 0
-            _ = label; _ = direction
             w.addStatistics(interface: k, nanoseconds: nowNanoseconds(), received: seen[k], dropped: dropped)
         }
         out.write(w.take())

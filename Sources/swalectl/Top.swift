@@ -5,43 +5,6 @@ import ArgumentParser
 import Foundation
 import SwaleProtocol
 
-/// One port's rates over an interval.
-struct PortRates: Codable {
-    var port: String
-    var kind: String
-    var rxPacketsPerSecond: Double
-    var txPacketsPerSecond: Double
-    var rxBitsPerSecond: Double
-    var txBitsPerSecond: Double
-    var dropsPerSecond: Double
-    var load: Double { rxPacketsPerSecond + txPacketsPerSecond }
-
-    /// Rates between two readings of one port (a counter that went down, a port reopened, counts as 0).
-    init(_ a: PortInfo, _ b: PortInfo, seconds: Double) {
-        func rate(_ x: UInt64, _ y: UInt64) -> Double { y >= x ? Double(y - x) / seconds : 0 }
-        port = "\(b.bridge):\(b.name)"
-        kind = b.kind
-        rxPacketsPerSecond = rate(a.counters.rxPackets, b.counters.rxPackets)
-        txPacketsPerSecond = rate(a.counters.txPackets, b.counters.txPackets)
-        rxBitsPerSecond = 8 * rate(a.counters.rxBytes, b.counters.rxBytes)
-        txBitsPerSecond = 8 * rate(a.counters.txBytes, b.counters.txBytes)
-        dropsPerSecond = rate(a.counters.totalDrops, b.counters.totalDrops)
-    }
-
-    /// Ports present in both readings, busiest first.
-    static func between(_ a: [PortInfo], _ b: [PortInfo], seconds: Double) -> [PortRates] {
-        var before: [String: PortInfo] = [:]
-        for p in a { before["\(p.bridge):\(p.name)#\(p.index)"] = p }
-        return b.compactMap { p in before["\(p.bridge):\(p.name)#\(p.index)"].map { PortRates($0, p, seconds: seconds) } }
-            .sorted { $0.load != $1.load ? $0.load > $1.load : $0.port < $1.port }
-    }
-}
-
-struct TopReading: Codable {
-    var seconds: Double
-    var ports: [PortRates]
-}
-
 func human(_ v: Double, _ unit: String) -> String {
     switch v {
     case 1e9...: return String(format: "%.2fG%@", v / 1e9, unit)

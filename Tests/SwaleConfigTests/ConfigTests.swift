@@ -166,16 +166,7 @@ final class SwaleConfigTests: XCTestCase {
             ("{\n\"bridges\": {}\n}", 2, ["bridges must be an array"]),
             ("{\n\"bridges\": [\n{\"name\": \"vale0\", \"ports\": [1]}]\n}", 3, ["ports[0] must be an object"])
         ]
-        for (text, line, words) in cases {
-            do {
-                _ = try SwaleConfig.parse(text, file: "c.json")
-                XCTFail("accepted:\n\(text)")
-            } catch let e as ConfigError {
-                XCTAssertEqual(e.line, line, "\(e) for\n\(text)")
-                XCTAssertTrue(e.description.hasPrefix("c.json:\(line): "), "\(e)")
-                for w in words { XCTAssertTrue(e.message.contains(w), "'\(w)' missing in: \(e)") }
-            } catch { XCTFail("\(error)") }
-        }
+        assertRefused(cases)
     }
 
     func testVethPeersInNamespacesMayShareAName() throws {
@@ -199,5 +190,19 @@ final class SwaleConfigTests: XCTestCase {
         for bad in ["10.0.0.1", "10.0.0.1/33", "fd00::1/129", "x/1", "10.0.0.1/+4", "10.0.0.1/ 4", "/24", ""] {
             XCTAssertFalse(SwaleConfig.isCIDR(bad), bad)
         }
+    }
+}
+
+/// Each (file text, line, words): parsing as c.json fails at that line with a message holding every word.
+func assertRefused(_ cases: [(String, Int, [String])], file: StaticString = #filePath, line testLine: UInt = #line) {
+    for (text, line, words) in cases {
+        do {
+            _ = try SwaleConfig.parse(text, file: "c.json")
+            XCTFail("accepted:\n\(text)", file: file, line: testLine)
+        } catch let e as ConfigError {
+            XCTAssertEqual(e.line, line, "\(e) for\n\(text)", file: file, line: testLine)
+            XCTAssertTrue(e.description.hasPrefix("c.json:\(line): "), "\(e)", file: file, line: testLine)
+            for w in words { XCTAssertTrue(e.message.contains(w), "'\(w)' missing in: \(e)", file: file, line: testLine) }
+        } catch { XCTFail("\(error)", file: file, line: testLine) }
     }
 }

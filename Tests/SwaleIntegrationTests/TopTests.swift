@@ -44,21 +44,6 @@ extension SwitchTests {
     }
 }
 
-/// What `swalectl top --json` prints per reading (the CLI's own types are not importable here).
-struct TopReading: Decodable {
-    struct Port: Decodable {
-        var port: String
-        var kind: String
-        var rxPacketsPerSecond: Double
-        var txPacketsPerSecond: Double
-        var rxBitsPerSecond: Double
-        var txBitsPerSecond: Double
-        var dropsPerSecond: Double
-    }
-    var seconds: Double
-    var ports: [Port]
-}
-
 extension SwitchTests {
     func testEventsStreamPortsAndLearning() throws {
         XCTAssertEqual(try svc.ctl(["bridge", "add", "vale9"]).0, 0)
