@@ -152,9 +152,9 @@ extension ForwardingEngine {
     /// tag), then finished in software if the port cannot take the header. Out of line: only frames
     /// that cross between access and trunk ports come here.
     @inline(never)
-    func deliverRetagged(entry e: Int, source s: Int, to d: Int, fill: inout RxFill) {
+    func deliverRetagged(entry e: Int, source s: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32) {
         if snapFlags[Int(ftSlot[e])] & SlotFlags.vnetHdr == 0 {
-            writeRetagged(entry: e, source: s, to: d, fill: &fill)
+            writeRetagged(entry: e, source: s, to: d, room: &room, tail: &tail, filled: &filled)
             return
         }
         let dst = ports + d
@@ -187,16 +187,16 @@ extension ForwardingEngine {
             if h.hdrLen != 0 { h.hdrLen = h.hdrLen + delta }
         }
         if hasVnet && !dst.pointee.acceptsVnet {
-            _ = finishOffloaded(to: d, frameLength: len, fill: &fill)
+            _ = finishOffloaded(to: d, frameLength: len, room: &room, tail: &tail, filled: &filled)
         } else {
-            _ = emitLinear(scratch, hdr + len, to: d, vnet: hasVnet, fill: &fill)
+            _ = emitLinear(scratch, hdr + len, to: d, vnet: hasVnet, room: &room, tail: &tail, filled: &filled)
         }
     }
 
     /// A plain frame with its tag changed, copied once: the 12 address bytes, the tag d wants (if
     /// any), the rest of the first slot after the old tag (if any), then the other slots. The first
     /// slot holds at least the Ethernet header, and the tag when there is one (checked at ingress).
-    func writeRetagged(entry e: Int, source s: Int, to d: Int, fill: inout RxFill) {
+    func writeRetagged(entry e: Int, source s: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32) {
         let dst = ports + d
         let src = ports + s
         let pos = Int(ftSlot[e])
@@ -204,8 +204,11 @@ extension ForwardingEngine {
         let tagIn = ftTag[e] != ForwardingEngine.untaggedFrame
         let len = Int(ftLen[e]) + (tagOut ? 4 : 0) - (tagIn ? 4 : 0)
         if len - 14 - (tagOut ? 4 : 0) > dst.pointee.mtu { dst.pointee.stats.dropTooLong &+= 1; return }
-        guard fill.fits(len, dst) else { return }
-        var w = fill.writer(dst)
+        let need = UInt32((len + dst.pointee.bufSize - 1) / dst.pointee.bufSize)
+        if need > room { dst.pointee.stats.dropRingFull &+= 1; return }
+        var w = SlotWriter(
+            slots: dst.pointee.rx.ptr.slots, numSlots: dst.pointee.rx.n, bufBase: dst.pointee.bufBase,
+            bufSize: dst.pointee.bufSize, bufLimit: dst.pointee.bufLimit, at: tail)
         let first = src.pointee.bufBase + Int(snapIdx[pos]) &* src.pointee.bufSize
         w.write(first, 12)
         if tagOut {
@@ -217,7 +220,19 @@ extension ForwardingEngine {
         for k in 1..<Int(ftFrags[e]) where w.ok {
             w.write(src.pointee.bufBase + Int(snapIdx[pos + k]) &* src.pointee.bufSize, Int(snapLen[pos + k]))
         }
-        if w.ok { fill.commit(w.finish(), bytes: len, dst) } else { fill.scribbled(dst) }
+        guard w.ok else {
+            // A scribbled rx ring: reset it and give it nothing more in this batch (as `deliver`).
+            dst.pointee.rx.reset()
+            dst.pointee.stats.dropBadSlot &+= 1
+            room = 0
+            return
+        }
+        let used = w.finish()
+        tail = RingMath.add(tail, used, dst.pointee.rx.n)
+        room -= used
+        filled += used
+        dst.pointee.stats.rxPackets &+= 1
+        dst.pointee.stats.rxBytes &+= UInt64(len)
     }
 
     /// Ethernet payload of a frame, not counting one VLAN tag (MTUs do not count it, as in Linux).

@@ -489,8 +489,10 @@ extension ForwardingEngine {
     private func deliver(batchOf s: Int, count ft: Int, to d: Int) {
         let dst = ports + d
         let src = ports + s
-        var fill = RxFill(dst)
+        var room = dst.pointee.rx.rxRoom()
         let dn = dst.pointee.rx.n
+        var tail = dst.pointee.rx.hwtail
+        var filled: UInt32 = 0
         let dBufSize = dst.pointee.bufSize
         let dBase = dst.pointee.bufBase
         let dLimit = dst.pointee.bufLimit
@@ -512,7 +514,7 @@ extension ForwardingEngine {
                 let how = egress(entry: e, to: d)
                 if how == .skip { continue }
                 if how == .retag {
-                    deliverRetagged(entry: e, source: s, to: d, fill: &fill)
+                    deliverRetagged(entry: e, source: s, to: d, room: &room, tail: &tail, filled: &filled)
                     continue
                 }
             }
@@ -521,7 +523,8 @@ extension ForwardingEngine {
             let total = Int(ftLen[e])
             if hasVnet && !dst.pointee.acceptsVnet {
                 // Offload metadata the destination cannot take: finish it in software.
-                _ = deliverOffloaded(entry: e, source: s, to: d, fill: &fill)
+                let sent = deliverOffloaded(entry: e, source: s, to: d, room: &room, tail: &tail, filled: &filled)
+                _ = sent
                 continue
             }
             let hdr = hasVnet ? VnetHeader.size : 0
@@ -533,7 +536,8 @@ extension ForwardingEngine {
                 dst.pointee.stats.dropTooLong &+= 1
                 continue
             }
-            if UInt32((total &+ dBufSize &- 1) / dBufSize) > fill.room {
+            let need = UInt32((total &+ dBufSize &- 1) / dBufSize)
+            if need > room {
                 dst.pointee.stats.dropRingFull &+= 1
                 continue
             }
@@ -544,20 +548,42 @@ extension ForwardingEngine {
             if ftFrags[e] == 1 && total <= dBufSize {
                 // One slot in, one slot out (most frames): no writer state to carry.
                 written = SlotWriter.writeOne(
-                    slots: slots, bufBase: dBase, bufSize: dBufSize, bufLimit: dLimit, at: fill.tail,
+                    slots: slots, bufBase: dBase, bufSize: dBufSize, bufLimit: dLimit, at: tail,
                     from: sBase + Int(snapIdx[pos]) &* sBufSize, count: total, flags: firstFlags)
             } else {
                 // Copy fragment by fragment, refilling destination buffers as they fill up.
-                var w = SlotWriter(slots: slots, numSlots: dn, bufBase: dBase, bufSize: dBufSize, bufLimit: dLimit, at: fill.tail)
+                var w = SlotWriter(slots: slots, numSlots: dn, bufBase: dBase, bufSize: dBufSize, bufLimit: dLimit, at: tail)
                 for k in 0..<Int(ftFrags[e]) where w.ok {
                     w.write(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
                 }
                 written = w.ok
                 if written { used = w.finish(firstFlags: firstFlags) }
             }
-            if written { fill.commit(used, bytes: total &- hdr, dst) } else { fill.scribbled(dst) }
+            guard written else {
+                // The application scribbled a bad buffer index into its rx ring: reset it and
+                // deliver nothing more to it in this batch (what was copied before is published).
+                dst.pointee.rx.reset()
+                dst.pointee.stats.dropBadSlot &+= 1
+                room = 0
+                continue
+            }
+            tail = RingMath.add(tail, used, dn)
+            room &-= used
+            filled &+= used
+            dst.pointee.stats.rxPackets &+= 1
+            dst.pointee.stats.rxBytes &+= UInt64(total &- hdr)
         }
-        fill.publish(dst)
+        if filled > 0 {
+            dst.pointee.rx.publishRx(filled)
+            if dst.pointee.hasBackend {
+                dst.pointee.needsTransmit = true
+            } else if let c = dst.pointee.csb {
+                swale_fence()
+                if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 {
+                    _ = swale_doorbell_ring(dst.pointee.notifyFD)
+                }
+            }
+        }
     }
 }
 

@@ -81,34 +81,61 @@ extension ForwardingEngine {
             let m = Int(list[k])
             let mon = ports + m
             guard transmitted ? mon.pointee.monitorTx : mon.pointee.monitorRx else { continue }
-            // Room read once, the copies published and the monitor woken once per batch (RxFill).
-            var fill = RxFill(mon)
+            // Room read once, the copies published once and the monitor woken once per batch, as `deliver` does.
+            var room = mon.pointee.rx.rxRoom()
+            var tail = mon.pointee.rx.hwtail
+            var filled: UInt32 = 0
             for e in 0..<ft {
                 if !transmitted {
                     let fd = ftDst[e]
                     if fd != UInt16(p) && fd != ForwardingEngine.broadcast { continue }
                     if batchScoped && egress(entry: e, to: p) == .skip { continue }
                 }
-                copy(entry: e, source: s, to: mon, fill: &fill)
+                copy(entry: e, source: s, to: mon, room: &room, tail: &tail, filled: &filled)
             }
-            fill.publish(mon)
+            guard filled > 0 else { continue }
+            mon.pointee.rx.publishRx(filled)
+            if mon.pointee.hasBackend {
+                mon.pointee.needsTransmit = true  // handed to the backend at the end of the pass
+            } else if let c = mon.pointee.csb {
+                swale_fence()
+                if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 { _ = swale_doorbell_ring(mon.pointee.notifyFD) }
+            }
         }
     }
 
-    /// One frame of the batch into a monitor's rx ring (the header of a frame with offload
-    /// metadata left out); no room: the copy is lost, counted.
+    /// One frame of the batch into a monitor's rx ring at `tail` (the header of a frame with
+    /// offload metadata left out); no room: the copy is lost, counted.
     @inline(__always)
-    func copy(entry e: Int, source s: Int, to mon: UnsafeMutablePointer<PortState>, fill: inout RxFill) {
+    func copy(
+        entry e: Int, source s: Int, to mon: UnsafeMutablePointer<PortState>, room: inout UInt32, tail: inout UInt32,
+        filled: inout UInt32
+    ) {
         let src = ports + s
         let pos = Int(ftSlot[e])
         let hdr = snapFlags[pos] & SlotFlags.vnetHdr != 0 ? VnetHeader.size : 0
         let len = Int(ftLen[e]) - hdr
-        guard fill.fits(len, mon) else { return }
-        var w = fill.writer(mon)
+        let need = UInt32((len + mon.pointee.bufSize - 1) / mon.pointee.bufSize)
+        guard need <= room else { mon.pointee.stats.dropRingFull &+= 1; return }
+        var w = SlotWriter(
+            slots: mon.pointee.rx.ptr.slots, numSlots: mon.pointee.rx.n, bufBase: mon.pointee.bufBase,
+            bufSize: mon.pointee.bufSize, bufLimit: mon.pointee.bufLimit, at: tail)
         for k in 0..<Int(ftFrags[e]) where w.ok {
             let skip = k == 0 ? hdr : 0
             w.write(src.pointee.bufBase + Int(snapIdx[pos + k]) &* src.pointee.bufSize + skip, Int(snapLen[pos + k]) - skip)
         }
-        if w.ok { fill.commit(w.finish(), bytes: len, mon) } else { fill.scribbled(mon) }
+        guard w.ok else {
+            // The monitor's application scribbled on its ring: reset it, nothing more this batch.
+            mon.pointee.rx.reset()
+            mon.pointee.stats.dropBadSlot &+= 1
+            room = 0
+            return
+        }
+        let used = w.finish()
+        tail = RingMath.add(tail, used, mon.pointee.rx.n)
+        room &-= used
+        filled &+= used
+        mon.pointee.stats.rxPackets &+= 1
+        mon.pointee.stats.rxBytes &+= UInt64(len)
     }
 }

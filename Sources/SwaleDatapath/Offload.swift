@@ -150,14 +150,14 @@ public enum Offload {
 
 extension ForwardingEngine {
     /// Linearizes a frame with a virtio-net header, finishes its offloads, and delivers plain frames.
-    func deliverOffloaded(entry e: Int, source s: Int, to d: Int, fill: inout RxFill)
+    func deliverOffloaded(entry e: Int, source s: Int, to d: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32)
         -> Int
     {
         let dst = ports + d
         let total = Int(ftLen[e])
         guard total <= ForwardingEngine.scratchBytes / 2 else { dst.pointee.stats.dropTooLong &+= 1; return 0 }
         gather(entry: e, source: s)
-        return finishOffloaded(to: d, frameLength: total - VnetHeader.size, fill: &fill)
+        return finishOffloaded(to: d, frameLength: total - VnetHeader.size, room: &room, tail: &tail, filled: &filled)
     }
 
     /// Copies entry e's frame (all its slots) to the start of the scratch area.
@@ -174,7 +174,7 @@ extension ForwardingEngine {
 
     /// Finishes the offloads of the frame in the scratch area (a virtio-net header, then
     /// `frameLength` bytes of frame) and delivers the plain frames to d. Returns frames delivered.
-    func finishOffloaded(to d: Int, frameLength flen: Int, fill: inout RxFill) -> Int {
+    func finishOffloaded(to d: Int, frameLength flen: Int, room: inout UInt32, tail: inout UInt32, filled: inout UInt32) -> Int {
         let dst = ports + d
         let h = VnetHeader(scratch)
         let frame = scratch + VnetHeader.size
@@ -185,12 +185,12 @@ extension ForwardingEngine {
                     return 0
                 }
             }
-            return emitLinear(frame, flen, to: d, fill: &fill) ? 1 : 0
+            return emitLinear(frame, flen, to: d, room: &room, tail: &tail, filled: &filled) ? 1 : 0
         }
         var sent = 0
         let out = scratch + ForwardingEngine.scratchBytes / 2
         let r = Offload.segment(frame, length: flen, gsoType: h.gsoType, gsoSize: h.gsoSize, out: out) { p, len in
-            if emitLinear(p, len, to: d, fill: &fill) { sent += 1 }
+            if emitLinear(p, len, to: d, room: &room, tail: &tail, filled: &filled) { sent += 1 }
         }
         if r == nil { dst.pointee.stats.dropTooLong &+= 1 }
         return sent
@@ -199,7 +199,8 @@ extension ForwardingEngine {
     /// Copies one frame from linear memory into d's rx ring at `tail`: a plain one, or with `vnet`
     /// one that starts with a virtio-net header (for a port that accepts it).
     func emitLinear(
-        _ p: UnsafeMutableRawPointer, _ len: Int, to d: Int, vnet: Bool = false, fill: inout RxFill
+        _ p: UnsafeMutableRawPointer, _ len: Int, to d: Int, vnet: Bool = false, room: inout UInt32, tail: inout UInt32,
+        filled: inout UInt32
     ) -> Bool {
         let dst = ports + d
         let hdr = vnet ? VnetHeader.size : 0
@@ -207,14 +208,23 @@ extension ForwardingEngine {
             dst.pointee.stats.dropTooLong &+= 1
             return false
         }
-        guard fill.fits(len, dst) else { return false }
-        var w = fill.writer(dst)
+        let bs = dst.pointee.bufSize
+        let need = UInt32((len + bs - 1) / bs)
+        if need > room { dst.pointee.stats.dropRingFull &+= 1; return false }
+        var w = SlotWriter(
+            slots: dst.pointee.rx.ptr.slots, numSlots: dst.pointee.rx.n, bufBase: dst.pointee.bufBase,
+            bufSize: bs, bufLimit: dst.pointee.bufLimit, at: tail)
         w.write(p, len)
         guard w.ok else {
-            fill.scribbled(dst)
+            dst.pointee.stats.dropBadSlot &+= 1
             return false
         }
-        fill.commit(w.finish(firstFlags: vnet ? SlotFlags.vnetHdr : 0), bytes: len - hdr, dst)
+        let used = w.finish(firstFlags: vnet ? SlotFlags.vnetHdr : 0)
+        tail = RingMath.add(tail, used, dst.pointee.rx.n)
+        room -= used
+        filled += used
+        dst.pointee.stats.rxPackets &+= 1
+        dst.pointee.stats.rxBytes &+= UInt64(len - hdr)
         return true
     }
 }
