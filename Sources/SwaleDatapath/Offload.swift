@@ -216,7 +216,10 @@ extension ForwardingEngine {
             bufSize: bs, bufLimit: dst.pointee.bufLimit, at: tail)
         w.write(p, len)
         guard w.ok else {
+            // A scribbled rx ring: reset it and give it nothing more in this batch, as `deliver` does.
+            dst.pointee.rx.reset()
             dst.pointee.stats.dropBadSlot &+= 1
+            room = 0
             return false
         }
         let used = w.finish(firstFlags: vnet ? SlotFlags.vnetHdr : 0)
