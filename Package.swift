@@ -15,7 +15,8 @@ let package = Package(
         .executable(name: "swaled", targets: ["swaled"]),
         .executable(name: "swalectl", targets: ["swalectl"]),
         .executable(name: "swale-pktgen", targets: ["swale-pktgen"]),
-        .executable(name: "swale-bench", targets: ["swale-bench"])
+        .executable(name: "swale-bench", targets: ["swale-bench"]),
+        .executable(name: "swale-cni", targets: ["swale-cni"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -76,6 +77,10 @@ let package = Package(
                 "SwaleClient", "SwaleRings", "CSwaleABI", "CSwaleSys", "SwaleNames",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
+        // The CNI plugin: network config and results of every supported version, IPAM delegation,
+        // the container namespace's addresses and routes; swaled makes the port.
+        .target(name: "SwaleCNI", dependencies: ["SwaleProtocol", "SwaleKernel", "SwaleConfig", "SwaleNames", "CSwaleSys"]),
+        .executableTarget(name: "swale-cni", dependencies: ["SwaleCNI"]),
         .executableTarget(
             name: "swale-bench",
             dependencies: ["SwaleDatapath", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -90,6 +95,7 @@ let package = Package(
             name: "SwaleKernelTests", dependencies: ["SwaleKernel", "SwaleDatapath", "SwaleRings", "CSwaleABI", "CSwaleSys"]),
         .testTarget(name: "SwaleProtocolTests", dependencies: ["SwaleProtocol"]),
         .testTarget(name: "SwaleConfigTests", dependencies: ["SwaleConfig"]),
+        .testTarget(name: "SwaleCNITests", dependencies: ["SwaleCNI"]),
         .testTarget(
             name: "SwaleServiceTests",
             dependencies: [

@@ -77,6 +77,31 @@ extension SwaleConfig {
         return UInt16(v)
     }
 
+    /// VLAN ids as ranges, "10,20-29" (sorted, duplicates merged).
+    public static func formatVids(_ vids: [Int]) -> String {
+        var parts: [String] = []
+        var run: (Int, Int)?
+        func close() { if let (a, b) = run { parts.append(a == b ? "\(a)" : "\(a)-\(b)") } }
+        for v in Set(vids).sorted() {
+            if let (a, b) = run, v == b + 1 { run = (a, v) } else { close(); run = (v, v) }
+        }
+        close()
+        return parts.joined(separator: ",")
+    }
+
+    /// The inverse of formatVids; nil unless every id is in 1...4094 and every range ascends.
+    public static func parseVids(_ text: String) -> [Int]? {
+        var out: [Int] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+            guard (1...2).contains(ends.count), let a = ends.first!, let b = ends.last!, vidRange.contains(a),
+                vidRange.contains(b), a <= b
+            else { return nil }
+            out.append(contentsOf: a...b)
+        }
+        return out
+    }
+
     public static func hex(_ v: Int) -> String {
         let digits = String(v, radix: 16)
         return "0x" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits

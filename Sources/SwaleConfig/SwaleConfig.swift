@@ -40,12 +40,22 @@ public struct SwaleConfig: Equatable, Sendable {
         public var address: String?
         public var mtu: Int?
         public var mac: String?
+        /// A container's attachment (the CNI plugin's ports): the runtime's container id and network
+        /// name. Never read from a config file and never written to one: the runtime owns them.
+        public var container: String?
+        public var network: String?
+        /// The attachment's VLANs and isolation (CNI `vlan`, `trunk`, `isolated`), carried with the
+        /// interface so a restart of swaled gives the container back exactly the rules it had.
+        public var vlan: Int?
+        public var trunk: [Int]?
+        public var isolated: Bool?
         /// Where it was written (0 when built in code); not part of equality.
         public var line = 0
         public init(kind: PortKind, name: String) { self.kind = kind; self.name = name }
         public static func == (a: Port, b: Port) -> Bool {
             a.kind == b.kind && a.name == b.name && a.peer == b.peer && a.netns == b.netns && a.address == b.address
-                && a.mtu == b.mtu && a.mac == b.mac
+                && a.mtu == b.mtu && a.mac == b.mac && a.container == b.container && a.network == b.network
+                && a.vlan == b.vlan && a.trunk == b.trunk && a.isolated == b.isolated
         }
     }
 

@@ -127,7 +127,7 @@ public struct LinkInfo: Sendable, Equatable, CustomStringConvertible {
 }
 
 public final class Netlink {
-    private let sk: OpaquePointer
+    let sk: OpaquePointer
 
     /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
     public init() throws {
@@ -228,7 +228,7 @@ public final class Netlink {
         return link
     }
 
-    private func require(_ name: String, _ operation: String) throws -> OpaquePointer {
+    func require(_ name: String, _ operation: String) throws -> OpaquePointer {
         try Netlink.validateName(name)
         guard let link = try fetch(name: name, operation: operation) else {
             throw KernelError(operation, name, reason: "no such interface")

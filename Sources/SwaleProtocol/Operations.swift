@@ -227,6 +227,14 @@ public struct PortAdd: ControlOperation {
     public var address: String?
     public var mtu: Int?
     public var mac: String?
+    /// A container's attachment (swale-cni): the runtime's container id and network name, shown by
+    /// `port list`; such a port's rules go with it, and it is not part of the configuration.
+    public var container: String?
+    public var network: String?
+    /// A container attachment's rules: access VLAN (PVID, untagged), tagged VLANs, isolation.
+    public var vlan: Int?
+    public var trunk: [Int]?
+    public var isolated: Bool?
     public init(bridge: String, kind: String, name: String) { self.bridge = bridge; self.kind = kind; self.name = name }
     public typealias Result = PortInfo
 }

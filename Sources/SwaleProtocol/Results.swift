@@ -106,6 +106,11 @@ public struct PortInfo: Codable, Sendable {
     public var created: Bool  // interface created by Swale (deleted with the port)
     public var owner: String  // who opened it (app ports and their pipes); root for kernel ports
     public var counters: PortCounters
+    /// A veth port's other end (in its namespace).
+    public var peer: String?
+    /// The container attachment that made it (swale-cni): container id and CNI network name.
+    public var container: String?
+    public var network: String?
     public init(
         bridge: String, name: String, index: Int, kind: String, ifname: String?, openBy: Int?, created: Bool, owner: String,
         counters: PortCounters

@@ -134,19 +134,29 @@ extension Service {
         // Bridges an application made for itself go with their last port: not configuration (unless
         // root attached kernel ports to one, which then keep it).
         for name in bridges.keys.sorted()
-        where bridges[name]!.persistent || bridges[name]!.ports.values.contains { $0.spec != nil } {
+        where bridges[name]!.persistent || bridges[name]!.ports.values.contains(where: Service.isConfiguration) {
             let e = bridges[name]!
             var b = SwaleConfig.Bridge(name: name)
             b.allowUsers = e.allowUsers.isEmpty ? nil : e.allowUsers.sorted().map(Identity.userName)
             b.allowGroups = e.allowGroups.isEmpty ? nil : e.allowGroups.sorted().map(Identity.groupName)
             b.agingSeconds = Int(e.bridge.agingSeconds)
             b.batch = e.bridge.config.batch == o.bridge.batch ? nil : e.bridge.config.batch
-            b.ports = e.ports.values.sorted { $0.index < $1.index }.compactMap(\.spec)
+            let configured = e.ports.values.filter(Service.isConfiguration)
+            b.ports = configured.sorted { $0.index < $1.index }.compactMap(\.spec)
             writeRules(e, into: &b)
+            // A container's port and its rules belong to the container runtime (swale-cni), not here.
+            let attachments = Set(e.ports.values.filter { $0.spec?.container != nil }.map(\.name))
+            b.portRules.removeAll { attachments.contains($0.port) }
+            b.fdb.removeAll { attachments.contains($0.port) }
             c.bridges.append(b)
         }
         return c
     }
+}
+
+extension Service {
+    /// A port `config dump` writes: a kernel port Swale made or attached, not a container's.
+    static func isConfiguration(_ p: PortEntry) -> Bool { p.spec != nil && p.spec?.container == nil }
 }
 
 /// Where a kernel port came from: the config file or a swalectl command at run time.
@@ -174,18 +184,29 @@ struct OwnerTag: Equatable {
     }
 
     /// The alias text; optional fields that would push it past 255 bytes are left out.
-    var alias: String {
+    var alias: String { encoded.alias }
+
+    /// The alias, and the names of fields left out (too long, or unwritable).
+    var encoded: (alias: String, omitted: [String]) {
         var s = "swale:\(instance) \(origin.rawValue) \(bridge ?? "-") \(spec.kind.rawValue)"
+        var omitted: [String] = []
+        // Most needed first: what re-creates the port and a container's rules, then the rest.
         let fields: [(String, String?)] = [
-            ("peer", spec.peer), ("mtu", spec.mtu.map(String.init)), ("mac", spec.mac),
+            ("peer", spec.peer), ("container", spec.container), ("network", spec.network),
+            ("vlan", spec.vlan.map(String.init)), ("isolated", spec.isolated.map { $0 ? "1" : "0" }),
+            ("trunk", spec.trunk.map(SwaleConfig.formatVids)), ("mtu", spec.mtu.map(String.init)), ("mac", spec.mac),
             ("address", spec.address), ("netns", spec.netns)
         ]
         for (k, v) in fields {
-            guard let v, !v.contains(where: { $0.isWhitespace || $0 == "=" }) else { continue }
+            guard let v else { continue }
             let item = " \(k)=\(v)"
-            if s.utf8.count + item.utf8.count <= 255 { s += item }
+            if !v.contains(where: { $0.isWhitespace || $0 == "=" }) && s.utf8.count + item.utf8.count <= 255 {
+                s += item
+            } else {
+                omitted.append(k)
+            }
         }
-        return s
+        return (s, omitted)
     }
 
     /// nil for any alias that is not one of ours (or is damaged): such interfaces are never touched.
@@ -209,6 +230,11 @@ struct OwnerTag: Equatable {
         spec.address = fields["address"]
         spec.mtu = fields["mtu"].flatMap { Int($0) }
         spec.mac = fields["mac"]
+        spec.container = fields["container"]
+        spec.network = fields["network"]
+        spec.vlan = fields["vlan"].flatMap { Int($0) }
+        spec.isolated = fields["isolated"].map { $0 == "1" }
+        spec.trunk = fields["trunk"].flatMap(SwaleConfig.parseVids)
         if kind == .veth, spec.peer == nil { return nil }
         self.init(instance: parts[0], origin: origin, bridge: bridge, spec: spec)
     }

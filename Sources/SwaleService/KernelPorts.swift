@@ -54,6 +54,7 @@ extension Service {
         }
         var spec = SwaleConfig.Port(kind: kind, name: req.name)
         spec.peer = req.peer; spec.netns = req.netns; spec.address = req.address; spec.mtu = req.mtu; spec.mac = req.mac
+        try takeAttachment(req, into: &spec)
         return portInfo(try addKernelPort(spec, to: b, origin: .cli, reuseExisting: false))
     }
 
@@ -66,6 +67,11 @@ extension Service {
         if b.ports[name] != nil { throw ControlError(.exists, "bridge \(b.bridge.name) already has a port named \(name)") }
         let nl = try netlink()
         let mac = try checkLinkSettings(&spec)
+        // A container's rules are in place before its port can forward a frame (makePort installs them).
+        let attachment = spec.container != nil
+        if attachment { try store(Service.attachmentRules(spec, port: name), on: b) }
+        var attached = false
+        defer { if attachment && !attached { b.portRules[name] = nil } }
 
         // An interface of that name may be one this swaled made before (a restart): take it back.
         var existed = false
@@ -99,6 +105,7 @@ extension Service {
         p.spec = spec
         p.origin = origin
         tag(name, origin: origin, bridge: b.bridge.name, spec: spec)
+        attached = true
         log.info(
             "\(kind.rawValue) port \(p.fullName) \(existed ? "re-attached" : "created")\(spec.peer.map { " (peer \($0)\(spec.netns.map { " in netns \($0)" } ?? ""))" } ?? "")"
         )
@@ -116,7 +123,9 @@ extension Service {
         var nsPath: String?
         var nsHandle: NetworkNamespace?
         defer { nsHandle?.close() }
-        if let ns = spec.netns, !ns.isEmpty {
+        // Taken back after a restart: the peer is already where it belongs (and a container's
+        // namespace may have been named by a /proc path that no longer means it).
+        if !existed, let ns = spec.netns, !ns.isEmpty {
             guard let h = NetworkNamespace.open(ns) else {
                 throw ControlError(
                     .invalidArgument,

@@ -518,6 +518,11 @@ public final class Service: @unchecked Sendable {
     func removePortEntry(_ p: PortEntry, from b: BridgeEntry) {
         if let st = b.bridge.removePort(p.index) { p.finalStats = st }
         b.ports[p.name] = nil
+        if p.spec?.container != nil {
+            // A container attachment's name means that attachment only: its rules go with it.
+            b.portRules[p.name] = nil
+            b.staticEntries.removeAll { $0.port == p.name }
+        }
         p.adapter?.close()
         p.kick.close()
         p.notify.close()
@@ -638,9 +643,13 @@ public final class Service: @unchecked Sendable {
         c.dropStaticMove = st.dropStaticMove; c.dropMacLimit = st.dropMacLimit; c.dropLocked = st.dropLocked
         c.dropIsolated = st.dropIsolated
         if p.adapter != nil, let b = bridges[p.bridge] { c.adapter = b.bridge.adapterCounters(p.index) }
-        return PortInfo(
+        var info = PortInfo(
             bridge: p.bridge, name: p.name, index: p.index, kind: p.kind.rawValue, ifname: p.ifname,
             openBy: p.openPid, created: p.created, owner: Identity.userName(p.owner), counters: c)
+        info.peer = p.peerName
+        info.container = p.spec?.container
+        info.network = p.spec?.network
+        return info
     }
 
     func portInfos(bridge: String?, _ s: Session) throws -> [PortInfo] {

@@ -51,14 +51,20 @@ func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(
 func printPorts(_ ports: [PortInfo]) {
     print(
         pad("PORT", 22) + pad("KIND", 7) + pad("IFNAME", 16) + pad("RX PKTS", 12) + pad("TX PKTS", 12) + pad("DROPS", 10)
-            + "OPEN BY")
+            + "OPEN BY / CONTAINER")
     for p in ports {
         let c = p.counters
         let drops = c.totalDrops
         print(
             pad("\(p.bridge):\(p.name)", 22) + pad(p.kind, 7) + pad(p.ifname ?? "-", 16) + pad("\(c.rxPackets)", 12)
-                + pad("\(c.txPackets)", 12) + pad("\(drops)", 10) + (p.openBy.map { "pid \($0)" } ?? "-"))
+                + pad("\(c.txPackets)", 12) + pad("\(drops)", 10) + holder(p))
     }
+}
+
+/// Who has the port: the app's pid, or the container attachment (network, container id, its interface).
+func holder(_ p: PortInfo) -> String {
+    if let c = p.container { return "\(p.network ?? "?") \(c) \(p.peer ?? "?")" }
+    return p.openBy.map { "pid \($0)" } ?? "-"
 }
 
 func printBridge(_ b: BridgeInfo) {
