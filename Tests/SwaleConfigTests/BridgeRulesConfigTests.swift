@@ -39,6 +39,19 @@ final class BridgeRulesConfigTests: XCTestCase {
         XCTAssertTrue(d.isDefault)
     }
 
+    func testVlanIdRangesRoundTrip() {
+        XCTAssertEqual(SwaleConfig.formatVids([5, 3, 4, 10, 4, 12, 11]), "3-5,10-12")
+        XCTAssertEqual(SwaleConfig.formatVids([7]), "7")
+        XCTAssertEqual(SwaleConfig.formatVids([]), "")
+        XCTAssertEqual(SwaleConfig.parseVids("3-5,10-12"), [3, 4, 5, 10, 11, 12])
+        XCTAssertEqual(SwaleConfig.parseVids("4094"), [4094])
+        for bad in ["", "0", "4095", "5-3", "1,,2", "1-2-3", "a", "-1", "1-"] {
+            XCTAssertNil(SwaleConfig.parseVids(bad), bad)
+        }
+        let all = Array(1...4094)
+        XCTAssertEqual(SwaleConfig.parseVids(SwaleConfig.formatVids(all)), all)
+    }
+
     func testGroupForwardMaskFollowsLinuxRules() throws {
         XCTAssertEqual(try SwaleConfig.groupFwdMask("0x4008"), 0x4008)
         XCTAssertEqual(try SwaleConfig.groupFwdMask("16392"), 0x4008)

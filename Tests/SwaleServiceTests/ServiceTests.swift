@@ -20,6 +20,41 @@ final class OwnerTagTests: XCTestCase {
         XCTAssertEqual(OwnerTag(alias: loose.alias), loose)
     }
 
+    func testContainerAttachmentsKeepTheirRulesFirst() throws {
+        var spec = SwaleConfig.Port(kind: .veth, name: "")
+        spec.peer = "eth0"; spec.container = String(repeating: "c", count: 64); spec.network = "podman-net"
+        spec.vlan = 10; spec.trunk = [20, 21, 22, 40]; spec.isolated = true; spec.mtu = 1400
+        spec.mac = "02:00:00:00:00:09"; spec.netns = "/run/netns/" + String(repeating: "n", count: 200)
+        let tag = OwnerTag(instance: OwnerTag.instance(socketPath: "/s"), origin: .cli, bridge: "vale0", spec: spec)
+        let (alias, omitted) = tag.encoded
+        XCTAssertLessThanOrEqual(alias.utf8.count, 255)
+        XCTAssertEqual(omitted, ["netns"], "only the namespace path did not fit")
+        XCTAssertTrue(alias.contains(" trunk=20-22,40 "), alias)
+        let back = try XCTUnwrap(OwnerTag(alias: alias))
+        XCTAssertEqual(back.spec.container, spec.container)
+        XCTAssertEqual(back.spec.network, "podman-net")
+        XCTAssertEqual(back.spec.vlan, 10)
+        XCTAssertEqual(back.spec.trunk, [20, 21, 22, 40])
+        XCTAssertEqual(back.spec.isolated, true)
+        XCTAssertEqual(back.spec.mac, spec.mac)
+        let rules = Service.attachmentRules(back.spec, port: "swc1")
+        XCTAssertEqual(rules.pvid, 10)
+        XCTAssertEqual(rules.vlans?.map { "\($0.vid)\($0.untagged ? "u" : "t")" }, ["10u", "20t", "21t", "22t", "40t"])
+        XCTAssertTrue(rules.isolated)
+        var plain = spec
+        plain.vlan = nil; plain.trunk = nil; plain.isolated = nil
+        XCTAssertTrue(Service.attachmentRules(plain, port: "swc2").isDefault, "no VLANs asked: VLAN 1 like any port")
+    }
+
+    func testAttachmentNamesAreChecked() {
+        for ok in ["abc", "0d2f-e.x_y", String(repeating: "a", count: 128)] {
+            XCTAssertNoThrow(try Service.checkAttachmentField(ok, "container id"), ok)
+        }
+        for bad in ["", "-x", ".x", "a b", "a/b", "a=b", "ä", String(repeating: "a", count: 129)] {
+            XCTAssertThrowsError(try Service.checkAttachmentField(bad, "container id"), bad)
+        }
+    }
+
     func testInstancesDiffer() {
         XCTAssertNotEqual(
             OwnerTag.instance(socketPath: "/tmp/a/swaled.sock"), OwnerTag.instance(socketPath: "/tmp/b/swaled.sock"))
