@@ -2,18 +2,26 @@
 # Installs what Swale needs on a fresh Debian machine (root): libnl for the build, iproute2,
 # iperf3 and ping for the integration tests and benchmarks; python3, passwd (useradd) and
 # util-linux (setpriv, prlimit) for the security tests, which run clients as users they create;
-# tcpdump to read captures back; promtool for the metrics test.
+# tcpdump to read captures back; promtool for the metrics test; CNI plugins and podman for the
+# container tests.
 # Swift itself is expected at /opt/swift or on PATH. Safe to run again.
 set -eu
-need=""
-for p in libnl-3-dev libnl-route-3-dev pkg-config iproute2 iperf3 iputils-ping ethtool procps python3 passwd util-linux tcpdump; do
-    # "installed", not merely known to dpkg (a removed package keeps a config-files record)
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
-done
-if [ -n "$need" ]; then
+missing() {
+    for p in "$@"; do
+        # "installed", not merely known to dpkg (a removed package keeps a config-files record)
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+    done
+}
+need=$(missing libnl-3-dev libnl-route-3-dev pkg-config iproute2 iperf3 iputils-ping ethtool procps python3 passwd util-linux tcpdump)
+# The CNI tests: Debian's IPAM plugins (host-local), and podman with runc and a busybox for two
+# containers. Without recommends: podman's would bring netavark (and crun, which refuses this
+# machine's cgroup layout); the test configures podman's CNI backend itself.
+bare=$(missing containernetworking-plugins podman runc busybox-static)
+if [ -n "$need$bare" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq $need >/dev/null
+    [ -z "$need" ] || apt-get install -y -qq $need >/dev/null
+    [ -z "$bare" ] || apt-get install -y -qq --no-install-recommends $bare >/dev/null
 fi
 # promtool (checks the /metrics text in the tests) comes from Debian's prometheus package, unpacked
 # rather than installed: installing would also set up and start a Prometheus server.

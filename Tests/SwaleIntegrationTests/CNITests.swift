@@ -286,4 +286,61 @@ final class CNITests: XCTestCase {
         XCTAssertEqual(add.code, 11, "ADD without swaled: try again later: \(add.text)")
         try? FileManager.default.removeItem(atPath: svc.dir)
     }
+
+    /// Debian's podman with its CNI backend, configured only for this test (CONTAINERS_CONF, its own
+    /// storage), runs two busybox containers on a network whose plugin is swale-cni.
+    func testPodmanContainersThroughSwaleCNI() throws {
+        try requireRoot("podman with the CNI backend", tools: ["podman", "runc", "busybox"])
+        let d = svc.dir + "/podman"
+        let rootfs = d + "/rootfs", plugins = d + "/plugins", netdir = d + "/net"
+        for dir in [rootfs + "/bin", plugins, netdir] + ["proc", "sys", "dev", "etc", "tmp"].map({ rootfs + "/" + $0 }) {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
+        for applet in ["sh", "sleep", "ping", "ip"] {
+            try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
+        }
+        try FileManager.default.createSymbolicLink(atPath: plugins + "/swale-cni", withDestinationPath: try Products.path("swale-cni"))
+        let conflist: [String: Any] = [
+            "cniVersion": "1.0.0", "name": network,
+            "plugins": [["type": "swale-cni", "bridge": "vale0", "socket": svc.socket, "ipam": ["type": "host-local", "subnet": "10.96.0.0/24", "dataDir": ipamDir]]]
+        ]
+        try JSONSerialization.data(withJSONObject: conflist).write(to: URL(fileURLWithPath: netdir + "/swale.conflist"))
+        let conf = "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"\(plugins)\", \"/usr/lib/cni\"]\nnetwork_config_dir = \"\(netdir)\"\n"
+        try conf.write(toFile: d + "/containers.conf", atomically: true, encoding: .utf8)
+        let podman = "CONTAINERS_CONF=\(d)/containers.conf podman --root \(d)/root --runroot \(d)/runroot"
+        // crun refuses this VM's cgroup layout (runc does not); limits within the machine's hard ones.
+        let run = "\(podman) run --runtime runc --network \(network) --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+        let server = "\(prefix)-srv", client = "\(prefix)-cli"
+        defer {
+            for name in [server, client] { sh("\(podman) rm -f -t 0 \(name) >/dev/null 2>&1", seconds: 30) }
+        }
+        // -d leaves conmon running with every descriptor podman inherited, and Foundation's Process
+        // waits for its children's descriptors to close: the shell closes all but 0-2 first, and
+        // sends 1 and 2 to a file.
+        let out = d + "/run.out"
+        let detached = "\(run) -d --name \(server) --rootfs \(rootfs) /bin/sleep 60 >\(out) 2>&1 </dev/null"
+        let closeInherited = "import os, sys; os.closerange(3, 65536); os.execvp('sh', ['sh', '-c', sys.argv[1]])"
+        let started = sh("python3 -c \"\(closeInherited)\" '\(detached)'", seconds: 60)
+        XCTAssertEqual(started.0, 0, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+        let id = sh("\(podman) inspect \(server) --format '{{.Id}}'").1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let net = "{{.NetworkSettings.Networks.\(network).IPAddress}} {{.NetworkSettings.Networks.\(network).MacAddress}}"
+        let before = sh("\(podman) inspect \(server) --format '\(net)'").1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let ip = String(before.split(separator: " ").first ?? "")
+        XCTAssertTrue(ip.hasPrefix("10.96.0."), before)
+        XCTAssertEqual(try ports().map { $0.container }, [id], "the server container's port, named by its id")
+
+        let pinged = sh("\(run) --rm --name \(client) --cap-add NET_RAW --rootfs \(rootfs) /bin/ping -c 2 -W 1 \(ip)", seconds: 60)
+        XCTAssertEqual(pinged.0, 0, "a second container pings the first through the switch: \(pinged.1)")
+        XCTAssertEqual(try ports().count, 1, "the client's port went with it (podman called DEL)")
+
+        // `network reload` deletes and adds the attachment with the old address and MAC.
+        XCTAssertEqual(sh("\(podman) network reload \(server)", seconds: 60).0, 0)
+        XCTAssertEqual(sh("\(podman) inspect \(server) --format '\(net)'").1.trimmingCharacters(in: .whitespacesAndNewlines), before)
+        XCTAssertEqual(try ports().map { $0.container }, [id])
+
+        XCTAssertEqual(sh("\(podman) rm -f -t 0 \(server)", seconds: 60).0, 0)
+        XCTAssertTrue(try svc.eventually { try ports().isEmpty }, "no port left after podman rm")
+        XCTAssertEqual(leases(), [], "no lease left after podman rm")
+    }
 }
