@@ -25,3 +25,7 @@ _Static_assert(sizeof(struct swale_region_header) == 24, "swale_region_header");
 /* The slot flags are netmap's NS_* bits. */
 _Static_assert(SWALE_NS_BUF_CHANGED == 0x0001 && SWALE_NS_REPORT == 0x0002 && SWALE_NS_FORWARD == 0x0004, "NS_*");
 _Static_assert(SWALE_NS_NO_LEARN == 0x0008 && SWALE_NS_INDIRECT == 0x0010 && SWALE_NS_MOREFRAG == 0x0020, "NS_*");
+/* Swale's own flag lies outside every bit netmap gives a meaning. */
+_Static_assert((SWALE_NS_VNET_HDR & (SWALE_NS_BUF_CHANGED | SWALE_NS_REPORT | SWALE_NS_FORWARD | SWALE_NS_NO_LEARN |
+                                     SWALE_NS_INDIRECT | SWALE_NS_MOREFRAG | SWALE_NM_NS_TXMON | SWALE_NM_NS_PORT_MASK)) == 0,
+               "SWALE_NS_VNET_HDR must not be a netmap flag");

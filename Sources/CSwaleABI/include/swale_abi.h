@@ -38,8 +38,13 @@
 #define SWALE_NS_NO_LEARN 0x0008
 #define SWALE_NS_INDIRECT 0x0010
 #define SWALE_NS_MOREFRAG 0x0020
-/* Swale extension: the frame starts with a 12-byte virtio_net_hdr_v1 (offload metadata). */
-#define SWALE_NS_VNET_HDR 0x0100
+/* Swale extension: the frame starts with a 12-byte virtio_net_hdr_v1 (offload metadata). A bit
+ * netmap leaves unused: 0x0040 is its NS_TXMON, and the high byte (0xff00) is NS_PORT_MASK (a
+ * VALE destination port on tx, the fragment count on rx). */
+#define SWALE_NS_VNET_HDR 0x0080
+/* netmap's meanings of the bits Swale does not use, so no Swale flag ever takes them. */
+#define SWALE_NM_NS_TXMON 0x0040
+#define SWALE_NM_NS_PORT_MASK 0xff00
 
 struct swale_slot {
     uint32_t buf_idx;
