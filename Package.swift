@@ -16,7 +16,9 @@ let package = Package(
         .executable(name: "swalectl", targets: ["swalectl"]),
         .executable(name: "swale-pktgen", targets: ["swale-pktgen"]),
         .executable(name: "swale-bench", targets: ["swale-bench"]),
-        .executable(name: "swale-cni", targets: ["swale-cni"])
+        .executable(name: "swale-cni", targets: ["swale-cni"]),
+        // LD_PRELOAD=libswale-netmap.so runs unmodified netmap programs on Swale.
+        .library(name: "swale-netmap", type: .dynamic, targets: ["SwaleNetmap"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -81,6 +83,11 @@ let package = Package(
         // the container namespace's addresses and routes; swaled makes the port.
         .target(name: "SwaleCNI", dependencies: ["SwaleProtocol", "SwaleKernel", "SwaleConfig", "SwaleNames", "CSwaleSys"]),
         .executableTarget(name: "swale-cni", dependencies: ["SwaleCNI"]),
+        // C: /dev/netmap emulated in the process (open, ioctl, mmap, poll/select/epoll, close
+        // interposed) and the netmap API header; linked only into libswale-netmap.so.
+        .target(name: "CSwaleNetmap", dependencies: ["CSwaleABI"], linkerSettings: [.linkedLibrary("dl")]),
+        // Swift: the emulation's Swale side (ports opened, synced and closed through SwaleClient).
+        .target(name: "SwaleNetmap", dependencies: ["CSwaleNetmap", "SwaleClient", "SwaleProtocol", "CSwaleABI"]),
         .executableTarget(
             name: "swale-bench",
             dependencies: ["SwaleDatapath", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -46,7 +46,9 @@ import SwaleRings
 
 public struct SwaleError: Error, CustomStringConvertible {
     public let message: String
-    public init(_ m: String) { message = m }
+    /// The service's error code, when the service refused (nil for local failures).
+    public let code: ErrorCode?
+    public init(_ m: String, code: ErrorCode? = nil) { message = m; self.code = code }
     public var description: String { message }
 }
 
@@ -79,6 +81,13 @@ public final class SwalePort {
     public var bufferSize: Int { region.bufSize }
     /// Wakes when rx frames arrive or tx slots free up (after wait() armed it).
     public var fileDescriptor: Int32 { notify.fd }
+    /// The region as this process maps it (its memfd, base, reserved span, buffers mapped now), for
+    /// code that presents the rings another way (the netmap emulation).
+    public var mapping: (fd: Int32, base: UnsafeMutableRawPointer, reserve: Int, buffers: UInt32) {
+        (region.fd, region.base, region.reserve, region.blockLimit)
+    }
+    /// The wake-up control block (need-wakeup flags) of this port.
+    public var controlBlock: UnsafeMutablePointer<swale_csb> { csb }
 
     let connection: ControlConnection
     let region: Region
@@ -101,10 +110,10 @@ public final class SwalePort {
 
     /// Opens a port (`vale0:app1`) or a pipe end (`vale0:app1<7`, `vale0:app1>7`, `{`/`}` too).
     public static func open(_ name: String, socket: String? = nil, slots: Int? = nil) throws -> SwalePort {
-        do { _ = try PortName.parse(name) } catch { throw SwaleError("\(error)") }
+        do { _ = try PortName.parse(name) } catch { throw SwaleError("\(error)", code: .invalidArgument) }
         let session: ControlSession
         do { session = try ControlSession.connect(socket: socket, client: "SwaleClient") } catch let e as ControlError {
-            throw SwaleError(e.message)
+            throw SwaleError(e.message, code: e.code)
         }
         let conn = session.connection
         // Descriptors received and not yet handed to a port: closed on every failure (issue #11).
@@ -112,7 +121,7 @@ public final class SwalePort {
         do {
             let info: OpenInfo
             do { (info, fds) = try session.callWithDescriptors(Open(name: name, slots: slots)) } catch let e as ControlError {
-                throw SwaleError(e.message)
+                throw SwaleError(e.message, code: e.code)
             }
             guard fds.count == 3 else { throw SwaleError("open \(name): expected 3 descriptors, got \(fds.count)") }
             let owned = fds

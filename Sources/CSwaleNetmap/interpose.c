@@ -1,0 +1,794 @@
+/*
+ * interpose.c — /dev/netmap emulated in the process, on top of Swale (libswale-netmap.so).
+ *
+ * netmap programs reach the kernel only through a few calls on one descriptor: open("/dev/netmap"),
+ * ioctl (NIOCCTRL requests, the legacy NIOCREGIF/NIOCGINFO, NIOCTXSYNC/NIOCRXSYNC), mmap,
+ * poll/select/epoll and close. Preloaded, this library defines those calls; for any other
+ * descriptor each passes straight to libc's (dlsym RTLD_NEXT), so the rest of the program, and the
+ * Swift runtime that backs this library, see no difference.
+ *
+ *   open     "/dev/netmap" gives an eventfd as a placeholder descriptor, entered in the table.
+ *   register opens the port or pipe end through SwaleClient (the Swift half, swale_nm_*), then
+ *            puts the port's wake-up doorbell on the application's descriptor number (dup3), so
+ *            poll/select/epoll on it wait on the real wake-up line. Pipes named the legacy way
+ *            (NR_REG_PIPE_MASTER/SLAVE + a ring id) become "x{N" / "x}N"; NR_MONITOR_TX/RX become
+ *            Swale's monitor ports ("x/t", "x/r", "x/rt"). Host rings and NR_REG_NULL do not exist
+ *            on Swale: EOPNOTSUPP, as are VALE management requests and every option.
+ *   mmap     returns this library's one mapping of the port's region: every port whose rings live
+ *            in one region (a port and its pipes) reports the same nr_mem_id, and libnetmap then maps
+ *            once and finds all of them there, as netmap's `bridge` and `lb` expect. The mapping
+ *            spans the region's whole reserve, so a region that grows (more pipes) needs no remap.
+ *   sync     NIOCTXSYNC / NIOCRXSYNC are the client library's txSync / rxSync.
+ *   poll     netmap's rule: a netmap descriptor is readable when its rx ring has slots between cur
+ *            and tail after an rxsync, writable when its tx ring has after a txsync (skipped with
+ *            NR_NO_TX_POLL). When none is ready the wake-up flags are raised, the rings checked
+ *            again (no lost wake-up), and the real poll waits on the doorbells and the other fds.
+ *            select and epoll_wait are the same rule over their own sets.
+ *   close    waits (at most a second) for transmitted slots to be taken, then releases the port.
+ *
+ * Extra buffers are granted as netmap allows, in part: none (nr_extra_bufs = 0 in the reply).
+ * A virtio-net header length other than 0 is EOPNOTSUPP.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "swale_netmap.h"
+#include "swale_netmap_backend.h"
+
+_Static_assert(sizeof(struct nmreq_header) == 88, "nmreq_header");
+_Static_assert(sizeof(struct nmreq_register) == 56, "nmreq_register");
+_Static_assert(offsetof(struct nmreq_register, nr_mem_id) == 32 && offsetof(struct nmreq_register, nr_flags) == 48, "nmreq_register");
+_Static_assert(sizeof(struct nmreq_port_info_get) == 32, "nmreq_port_info_get");
+_Static_assert(sizeof(struct nmreq_pools_info) == 64, "nmreq_pools_info");
+_Static_assert(sizeof(struct nmreq) == 60, "legacy nmreq");
+_Static_assert(offsetof(struct nmreq, nr_ringid) == 40 && offsetof(struct nmreq, nr_flags) == 52, "legacy nmreq");
+_Static_assert(NIOCCTRL == 0xc0586997UL && NIOCREGIF == 0xc03c6992UL && NIOCTXSYNC == 0x6994 && NIOCRXSYNC == 0x6995, "ioctls");
+
+/* ---- libc's own functions ---- */
+
+#define REAL(fn) static __typeof__(fn) *real_##fn;
+REAL(open) REAL(openat) REAL(ioctl) REAL(mmap) REAL(munmap) REAL(close) REAL(poll) REAL(select)
+REAL(epoll_ctl) REAL(epoll_wait) REAL(epoll_pwait)
+
+static pthread_once_t resolved = PTHREAD_ONCE_INIT;
+static void resolve(void) {
+#define R(fn) real_##fn = (__typeof__(real_##fn))dlsym(RTLD_NEXT, #fn);
+    R(open) R(openat) R(ioctl) R(mmap) R(munmap) R(close) R(poll) R(select) R(epoll_ctl) R(epoll_wait) R(epoll_pwait)
+}
+#define REALS() pthread_once(&resolved, resolve)
+
+/* ---- the table of netmap descriptors ---- */
+
+#define MAX_FDS 65536
+
+struct region {
+    uint64_t id;
+    char *base;
+    size_t size;
+    int refs;
+    uint16_t mem_id;
+    struct region *next;
+};
+
+struct nmfd {
+    int registered;
+    uint64_t flags; /* NR_* of the registration */
+    struct swale_nm_port port;
+    struct region *region;
+};
+
+static struct nmfd *table[MAX_FDS];
+static struct region *regions;
+static uint16_t next_mem_id = 1;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int verbose = -1;
+
+static void say(const char *fmt, ...) {
+    if (verbose < 0) verbose = getenv("SWALE_NETMAP_DEBUG") != NULL;
+    if (!verbose) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "libswale-netmap: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static struct nmfd *lookup(int fd) { return fd >= 0 && fd < MAX_FDS ? __atomic_load_n(&table[fd], __ATOMIC_ACQUIRE) : NULL; }
+
+static int is_netmap_path(const char *path) { return path != NULL && strcmp(path, NETMAP_DEVICE) == 0; }
+
+static int open_placeholder(int flags) {
+    int fd = eventfd(0, EFD_NONBLOCK | ((flags & O_CLOEXEC) ? EFD_CLOEXEC : 0));
+    if (fd < 0) return -1;
+    if (fd >= MAX_FDS) {
+        real_close(fd);
+        errno = ENFILE;
+        return -1;
+    }
+    struct nmfd *e = calloc(1, sizeof *e);
+    if (!e) {
+        real_close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    __atomic_store_n(&table[fd], e, __ATOMIC_RELEASE);
+    say("open /dev/netmap -> fd %d", fd);
+    return fd;
+}
+
+int open(const char *path, int flags, ...) {
+    REALS();
+    if (is_netmap_path(path)) return open_placeholder(flags);
+    mode_t mode = 0;
+    if (flags & (O_CREAT | O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, mode_t);
+        va_end(ap);
+    }
+    return real_open(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+
+int __open_2(const char *path, int flags) { return open(path, flags); }
+int __open64_2(const char *path, int flags) { return open(path, flags); }
+
+int openat(int dirfd, const char *path, int flags, ...) {
+    REALS();
+    if (is_netmap_path(path)) return open_placeholder(flags);
+    mode_t mode = 0;
+    if (flags & (O_CREAT | O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, mode_t);
+        va_end(ap);
+    }
+    return real_openat(dirfd, path, flags, mode);
+}
+
+int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+
+/* ---- registration ---- */
+
+static struct region *region_ref(const struct swale_nm_port *p) {
+    for (struct region *r = regions; r; r = r->next)
+        if (r->id == p->region_id) {
+            r->refs++;
+            return r;
+        }
+    return NULL;
+}
+
+/* The one mapping of a region in this process, made on its first registration. */
+static struct region *region_map(const struct swale_nm_port *p, int region_fd) {
+    struct region *r = region_ref(p);
+    if (r) return r;
+    r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->base = real_mmap(NULL, p->memsize, PROT_READ | PROT_WRITE, MAP_SHARED, region_fd, 0);
+    if (r->base == MAP_FAILED) {
+        free(r);
+        return NULL;
+    }
+    r->id = p->region_id;
+    r->size = p->memsize;
+    r->refs = 1;
+    r->mem_id = next_mem_id++;
+    if (next_mem_id == 0) next_mem_id = 1;
+    r->next = regions;
+    regions = r;
+    return r;
+}
+
+static void region_unref(struct region *r) {
+    if (--r->refs > 0) return;
+    for (struct region **pp = &regions; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    real_munmap(r->base, r->size);
+    free(r);
+}
+
+/* Opens the port for `fd`; returns 0 or an errno. */
+static int do_register(int fd, struct nmfd *e, const char *name, uint64_t flags) {
+    if (e->registered) return EBUSY;
+    char err[256] = {0};
+    struct swale_nm_port p;
+    memset(&p, 0, sizeof p);
+    int rc = swale_nm_open(name, &p, err, sizeof err);
+    if (rc != 0) {
+        say("register %s: %s", name, err);
+        return rc;
+    }
+    pthread_mutex_lock(&lock);
+    struct region *r = region_map(&p, swale_nm_region_fd(p.handle));
+    pthread_mutex_unlock(&lock);
+    if (!r) {
+        swale_nm_close(p.handle);
+        return ENOMEM;
+    }
+    /* The application's descriptor becomes the port's doorbell (keeping its close-on-exec flag). */
+    int fdflags = fcntl(fd, F_GETFD);
+    if (dup3(p.notify_fd, fd, (fdflags > 0 && (fdflags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
+        int saved = errno;
+        pthread_mutex_lock(&lock);
+        region_unref(r);
+        pthread_mutex_unlock(&lock);
+        swale_nm_close(p.handle);
+        return saved;
+    }
+    e->port = p;
+    e->region = r;
+    e->flags = flags;
+    __atomic_store_n(&e->registered, 1, __ATOMIC_RELEASE);
+    say("registered %s on fd %d (mem_id %u, %u slots)", name, fd, r->mem_id, p.slots);
+    return 0;
+}
+
+/* netmap's name with the legacy pipe and monitor requests folded in. */
+static int compose_name(char *out, size_t n, const char *name, size_t name_max, uint32_t mode, uint32_t ringid, uint64_t flags) {
+    size_t len = strnlen(name, name_max);
+    if (len == 0 || len == name_max) return EINVAL;
+    int w;
+    switch (mode) {
+    case NR_REG_DEFAULT:
+    case NR_REG_ALL_NIC:
+        w = snprintf(out, n, "%.*s", (int)len, name);
+        break;
+    case NR_REG_ONE_NIC:
+        if ((ringid & NETMAP_RING_MASK) != 0) return EINVAL; /* one ring pair per port */
+        w = snprintf(out, n, "%.*s", (int)len, name);
+        break;
+    case NR_REG_PIPE_MASTER:
+    case NR_REG_PIPE_SLAVE:
+        w = snprintf(out, n, "%.*s%c%u", (int)len, name, mode == NR_REG_PIPE_MASTER ? '{' : '}', ringid & NETMAP_RING_MASK);
+        break;
+    default: /* host rings, NR_REG_NULL: not on Swale */
+        return EOPNOTSUPP;
+    }
+    if (w < 0 || (size_t)w >= n) return ENAMETOOLONG;
+    if (flags & NR_ZCOPY_MON) return EOPNOTSUPP;
+    if (flags & (NR_MONITOR_TX | NR_MONITOR_RX)) {
+        const char *suffix = (flags & NR_MONITOR_TX) && (flags & NR_MONITOR_RX) ? "/rt" : (flags & NR_MONITOR_TX) ? "/t" : "/r";
+        if ((size_t)w + strlen(suffix) >= n) return ENAMETOOLONG;
+        strcat(out, suffix);
+    }
+    return 0;
+}
+
+static int options_unsupported(struct nmreq_header *h) {
+    int any = 0;
+    for (struct nmreq_option *o = (struct nmreq_option *)(uintptr_t)h->nr_options; o;
+         o = (struct nmreq_option *)(uintptr_t)o->nro_next) {
+        o->nro_status = EOPNOTSUPP;
+        any = 1;
+    }
+    return any;
+}
+
+/* PORT_INFO_GET and NIOCGINFO on an unregistered descriptor: open the port for a moment. */
+static int port_info(const char *name, struct swale_nm_port *out) {
+    char err[256];
+    int rc = swale_nm_open(name, out, err, sizeof err);
+    if (rc == 0) swale_nm_close(out->handle);
+    return rc;
+}
+
+static int nioctrl(int fd, struct nmfd *e, struct nmreq_header *h) {
+    if (!h) return EFAULT;
+    if (h->nr_version != NETMAP_API) return EINVAL;
+    if (options_unsupported(h)) return EOPNOTSUPP;
+    char name[NETMAP_REQ_IFNAMSIZ + 8];
+    switch (h->nr_reqtype) {
+    case NETMAP_REQ_REGISTER: {
+        struct nmreq_register *r = (struct nmreq_register *)(uintptr_t)h->nr_body;
+        if (!r) return EINVAL;
+        int rc = compose_name(name, sizeof name, h->nr_name, NETMAP_REQ_IFNAMSIZ, r->nr_mode, r->nr_ringid, r->nr_flags);
+        if (rc) return rc;
+        if ((rc = do_register(fd, e, name, r->nr_flags))) return rc;
+        r->nr_offset = e->port.nifp_offset;
+        r->nr_memsize = e->port.memsize;
+        r->nr_tx_slots = r->nr_rx_slots = e->port.slots;
+        r->nr_tx_rings = r->nr_rx_rings = 1;
+        r->nr_host_tx_rings = r->nr_host_rx_rings = 0;
+        r->nr_mem_id = e->region->mem_id;
+        r->nr_extra_bufs = 0;
+        return 0;
+    }
+    case NETMAP_REQ_PORT_INFO_GET: {
+        struct nmreq_port_info_get *r = (struct nmreq_port_info_get *)(uintptr_t)h->nr_body;
+        if (!r) return EINVAL;
+        struct swale_nm_port p;
+        if (e->registered) {
+            p = e->port;
+        } else {
+            int rc = compose_name(name, sizeof name, h->nr_name, NETMAP_REQ_IFNAMSIZ, NR_REG_ALL_NIC, 0, 0);
+            if (rc || (rc = port_info(name, &p))) return rc;
+        }
+        r->nr_memsize = p.memsize;
+        r->nr_tx_slots = r->nr_rx_slots = p.slots;
+        r->nr_tx_rings = r->nr_rx_rings = 1;
+        r->nr_host_tx_rings = r->nr_host_rx_rings = 0;
+        r->nr_mem_id = e->registered ? e->region->mem_id : 0;
+        return 0;
+    }
+    case NETMAP_REQ_POOLS_INFO_GET: {
+        struct nmreq_pools_info *r = (struct nmreq_pools_info *)(uintptr_t)h->nr_body;
+        if (!r) return EINVAL;
+        if (!e->registered) return EINVAL; /* ask after registering: the pools are the port's region */
+        uint32_t total = swale_nm_refresh(e->port.handle);
+        r->nr_memsize = e->port.memsize;
+        r->nr_mem_id = e->region->mem_id;
+        r->nr_if_pool_offset = e->port.nifp_offset;
+        r->nr_if_pool_objtotal = 1;
+        r->nr_if_pool_objsize = SWALE_CSB_OFFSET;
+        r->nr_ring_pool_offset = (uint64_t)((char *)e->port.tx - e->port.base);
+        r->nr_ring_pool_objtotal = 2;
+        r->nr_ring_pool_objsize = (uint32_t)(SWALE_RING_SLOT_OFFSET + e->port.slots * SWALE_SLOT_SIZE);
+        r->nr_buf_pool_offset = 0;
+        r->nr_buf_pool_objtotal = total;
+        r->nr_buf_pool_objsize = e->port.buf_size;
+        return 0;
+    }
+    case NETMAP_REQ_PORT_HDR_GET: {
+        struct nmreq_port_hdr *r = (struct nmreq_port_hdr *)(uintptr_t)h->nr_body;
+        if (!r) return EINVAL;
+        r->nr_hdr_len = 0;
+        return 0;
+    }
+    case NETMAP_REQ_PORT_HDR_SET: {
+        struct nmreq_port_hdr *r = (struct nmreq_port_hdr *)(uintptr_t)h->nr_body;
+        if (!r) return EINVAL;
+        return r->nr_hdr_len == 0 ? 0 : EOPNOTSUPP;
+    }
+    case NETMAP_REQ_VALE_ATTACH:
+    case NETMAP_REQ_VALE_DETACH:
+    case NETMAP_REQ_VALE_LIST:
+    case NETMAP_REQ_VALE_NEWIF:
+    case NETMAP_REQ_VALE_DELIF:
+    case NETMAP_REQ_VALE_POLLING_ENABLE:
+    case NETMAP_REQ_VALE_POLLING_DISABLE:
+    case NETMAP_REQ_SYNC_KLOOP_START:
+    case NETMAP_REQ_SYNC_KLOOP_STOP:
+    case NETMAP_REQ_CSB_ENABLE:
+        return EOPNOTSUPP; /* swalectl manages bridges; there is no kernel loop to start */
+    default:
+        return EINVAL;
+    }
+}
+
+static int legacy(int fd, struct nmfd *e, unsigned long req, struct nmreq *r) {
+    if (!r) return EFAULT;
+    if (r->nr_version < 11 || r->nr_version > NETMAP_API) return EINVAL;
+    if (r->nr_cmd != 0) return EOPNOTSUPP;
+    uint32_t mode = r->nr_flags & NR_REG_MASK;
+    uint32_t ringid = r->nr_ringid;
+    if (mode == NR_REG_DEFAULT) { /* the oldest form: the ring in nr_ringid */
+        if (ringid & NETMAP_SW_RING) return EOPNOTSUPP;
+        mode = (ringid & NETMAP_HW_RING) ? NR_REG_ONE_NIC : NR_REG_ALL_NIC;
+    }
+    char name[40];
+    int rc = compose_name(name, sizeof name, r->nr_name, sizeof r->nr_name, mode, ringid, r->nr_flags & ~(uint64_t)NR_REG_MASK);
+    if (rc) return rc;
+    struct swale_nm_port p;
+    if (req == NIOCREGIF) {
+        uint64_t flags = r->nr_flags & ~(uint64_t)NR_REG_MASK;
+        if (ringid & NETMAP_NO_TX_POLL) flags |= NR_NO_TX_POLL;
+        if ((rc = do_register(fd, e, name, flags))) return rc;
+        p = e->port;
+        r->nr_arg2 = e->region->mem_id;
+        r->nr_arg3 = 0;
+    } else {
+        if (e->registered) {
+            p = e->port;
+        } else if ((rc = port_info(name, &p))) {
+            return rc;
+        }
+    }
+    if (p.memsize > UINT32_MAX || p.nifp_offset > UINT32_MAX) return EOVERFLOW;
+    r->nr_offset = (uint32_t)p.nifp_offset;
+    r->nr_memsize = (uint32_t)p.memsize;
+    r->nr_tx_slots = r->nr_rx_slots = p.slots;
+    r->nr_tx_rings = r->nr_rx_rings = 1;
+    return 0;
+}
+
+int ioctl(int fd, unsigned long req, ...) {
+    REALS();
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    struct nmfd *e = lookup(fd);
+    if (!e) return real_ioctl(fd, req, arg);
+    int rc;
+    switch (req) {
+    case NIOCCTRL: rc = nioctrl(fd, e, arg); break;
+    case NIOCREGIF:
+    case NIOCGINFO: rc = legacy(fd, e, req, arg); break;
+    case NIOCTXSYNC:
+        if (!e->registered) { rc = ENXIO; break; }
+        swale_nm_txsync(e->port.handle);
+        rc = 0;
+        break;
+    case NIOCRXSYNC:
+        if (!e->registered) { rc = ENXIO; break; }
+        swale_nm_rxsync(e->port.handle);
+        rc = 0;
+        break;
+    default:
+        return real_ioctl(fd, req, arg);
+    }
+    if (rc) {
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the mapping ---- */
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    REALS();
+    struct nmfd *e = lookup(fd);
+    if (!e) return real_mmap(addr, len, prot, flags, fd, off);
+    if (!e->registered) {
+        errno = ENXIO;
+        return MAP_FAILED;
+    }
+    if (off != 0 || len > e->region->size || (flags & MAP_FIXED)) {
+        errno = EINVAL;
+        return MAP_FAILED;
+    }
+    return e->region->base;
+}
+
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) __attribute__((alias("mmap")));
+
+int munmap(void *addr, size_t len) {
+    REALS();
+    pthread_mutex_lock(&lock);
+    for (struct region *r = regions; r; r = r->next)
+        if ((char *)addr == r->base) { /* ours: released with the last descriptor of the region */
+            pthread_mutex_unlock(&lock);
+            return 0;
+        }
+    pthread_mutex_unlock(&lock);
+    return real_munmap(addr, len);
+}
+
+/* ---- readiness ---- */
+
+static inline int ring_ready(struct swale_ring *r) {
+    return __atomic_load_n(&r->cur, __ATOMIC_RELAXED) != __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+}
+
+/* netmap's poll rule for one descriptor: syncs, then POLLIN / POLLOUT as the rings say. */
+static short nm_revents(struct nmfd *e, short events) {
+    short rev = 0;
+    if (events & (POLLOUT | POLLWRNORM)) {
+        if (!(e->flags & NR_NO_TX_POLL)) swale_nm_txsync(e->port.handle);
+        if (ring_ready(e->port.tx)) rev |= events & (POLLOUT | POLLWRNORM);
+    }
+    if (events & (POLLIN | POLLRDNORM)) {
+        swale_nm_rxsync(e->port.handle);
+        if (ring_ready(e->port.rx)) rev |= events & (POLLIN | POLLRDNORM);
+    }
+    return rev;
+}
+
+static void arm(struct nmfd *e, short events, int on) {
+    if (events & (POLLIN | POLLRDNORM)) __atomic_store_n(&e->port.csb->app_rx_waiting, on, __ATOMIC_RELAXED);
+    if (events & (POLLOUT | POLLWRNORM)) __atomic_store_n(&e->port.csb->app_tx_waiting, on, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+static void drain(int fd) {
+    char buf[64];
+    while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+    }
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int nm_poll(struct pollfd *fds, nfds_t n, int timeout) {
+    int64_t deadline = timeout < 0 ? -1 : now_ms() + timeout;
+    struct pollfd *tmp = n <= 64 ? alloca(n * sizeof *tmp) : malloc(n * sizeof *tmp);
+    if (!tmp) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int result;
+    for (;;) {
+        int ready = 0;
+        for (nfds_t i = 0; i < n; i++) {
+            struct nmfd *e = lookup(fds[i].fd);
+            tmp[i] = fds[i];
+            if (e && e->registered) {
+                fds[i].revents = nm_revents(e, fds[i].events);
+                if (fds[i].revents) ready++;
+                tmp[i].events = POLLIN; /* the doorbell */
+            }
+        }
+        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+        if (left < 0 && deadline >= 0) left = 0;
+        int wait = ready ? 0 : (int)left;
+        if (wait != 0)
+            for (nfds_t i = 0; i < n; i++) {
+                struct nmfd *e = lookup(fds[i].fd);
+                if (e && e->registered) arm(e, fds[i].events, 1);
+            }
+        /* Armed: look once more, so a frame that arrived before the flag was seen is not slept on. */
+        if (wait != 0)
+            for (nfds_t i = 0; i < n; i++) {
+                struct nmfd *e = lookup(fds[i].fd);
+                if (e && e->registered && (fds[i].revents = nm_revents(e, fds[i].events))) {
+                    ready++;
+                    wait = 0;
+                }
+            }
+        int r = real_poll(tmp, n, wait);
+        int saved = errno;
+        int others = 0;
+        for (nfds_t i = 0; i < n; i++) {
+            struct nmfd *e = lookup(fds[i].fd);
+            if (e && e->registered) {
+                if (wait != 0) arm(e, fds[i].events, 0);
+                if (tmp[i].revents & POLLIN) drain(fds[i].fd);
+                if (!ready) fds[i].revents = nm_revents(e, fds[i].events);
+                if (fds[i].revents) others++;
+            } else {
+                fds[i].revents = r > 0 ? tmp[i].revents : 0;
+                if (fds[i].revents) others++;
+            }
+        }
+        if (r < 0 && saved != EINTR) {
+            errno = saved;
+            result = -1;
+            break;
+        }
+        if (r < 0) { /* a signal: as poll does */
+            errno = EINTR;
+            result = -1;
+            break;
+        }
+        if (others > 0 || wait == 0 || (deadline >= 0 && now_ms() >= deadline)) {
+            result = others;
+            break;
+        }
+    }
+    if (n > 64) free(tmp);
+    return result;
+}
+
+static int has_netmap(struct pollfd *fds, nfds_t n) {
+    for (nfds_t i = 0; i < n; i++) {
+        struct nmfd *e = lookup(fds[i].fd);
+        if (e && e->registered) return 1;
+    }
+    return 0;
+}
+
+int poll(struct pollfd *fds, nfds_t n, int timeout) {
+    REALS();
+    if (!has_netmap(fds, n)) return real_poll(fds, n, timeout);
+    return nm_poll(fds, n, timeout);
+}
+
+int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t len) {
+    (void)len;
+    return poll(fds, n, timeout);
+}
+
+int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
+    REALS();
+    int any = 0;
+    for (int fd = 0; fd < nfds && fd < MAX_FDS && !any; fd++) {
+        struct nmfd *e = lookup(fd);
+        if (e && e->registered && ((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)))) any = 1;
+    }
+    if (!any) return real_select(nfds, rd, wr, ex, tv);
+    struct pollfd *p = calloc((size_t)nfds, sizeof *p);
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    nfds_t n = 0;
+    for (int fd = 0; fd < nfds; fd++) {
+        short ev = 0;
+        if (rd && FD_ISSET(fd, rd)) ev |= POLLIN;
+        if (wr && FD_ISSET(fd, wr)) ev |= POLLOUT;
+        if (ex && FD_ISSET(fd, ex)) ev |= POLLPRI;
+        if (ev) p[n++] = (struct pollfd){.fd = fd, .events = ev};
+    }
+    int timeout = tv ? (int)(tv->tv_sec * 1000 + tv->tv_usec / 1000) : -1;
+    int r = nm_poll(p, n, timeout);
+    if (r >= 0) {
+        int count = 0;
+        if (rd) FD_ZERO(rd);
+        if (wr) FD_ZERO(wr);
+        if (ex) FD_ZERO(ex);
+        for (nfds_t i = 0; i < n; i++) {
+            if (rd && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) { FD_SET(p[i].fd, rd); count++; }
+            if (wr && (p[i].revents & (POLLOUT | POLLERR))) { FD_SET(p[i].fd, wr); count++; }
+            if (ex && (p[i].revents & POLLPRI)) { FD_SET(p[i].fd, ex); count++; }
+        }
+        r = count;
+        if (tv) tv->tv_sec = tv->tv_usec = 0;
+    }
+    free(p);
+    return r;
+}
+
+/* ---- epoll ---- */
+
+/* netmap descriptors in an epoll set: what the application asked for, with its data. */
+struct member {
+    int epfd, fd;
+    uint32_t events;
+    epoll_data_t data;
+    struct member *next;
+};
+static struct member *members;
+#define TAG 0x5357414c45000000ULL /* "SWALE": our data on netmap descriptors in the kernel's set */
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
+    REALS();
+    struct nmfd *e = lookup(fd);
+    if (!e || !e->registered) return real_epoll_ctl(epfd, op, fd, ev);
+    struct epoll_event ours = {.events = EPOLLIN, .data.u64 = TAG | (uint64_t)fd};
+    int r = real_epoll_ctl(epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &ours);
+    if (r < 0) return r;
+    pthread_mutex_lock(&lock);
+    struct member **pp = &members;
+    while (*pp && !((*pp)->epfd == epfd && (*pp)->fd == fd)) pp = &(*pp)->next;
+    if (op == EPOLL_CTL_DEL) {
+        if (*pp) {
+            struct member *m = *pp;
+            *pp = m->next;
+            free(m);
+        }
+    } else {
+        struct member *m = *pp ? *pp : calloc(1, sizeof *m);
+        if (m) {
+            m->epfd = epfd;
+            m->fd = fd;
+            m->events = ev ? ev->events : 0;
+            m->data = ev ? ev->data : (epoll_data_t){0};
+            if (!*pp) {
+                m->next = members;
+                members = m;
+            }
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
+static int nm_epoll(int epfd, struct epoll_event *out, int max, int timeout, const sigset_t *mask) {
+    int64_t deadline = timeout < 0 ? -1 : now_ms() + timeout;
+    for (;;) {
+        int k = 0;
+        pthread_mutex_lock(&lock);
+        for (struct member *m = members; m && k < max; m = m->next) {
+            if (m->epfd != epfd) continue;
+            struct nmfd *e = lookup(m->fd);
+            if (!e || !e->registered) continue;
+            short rev = nm_revents(e, (short)((m->events & EPOLLIN ? POLLIN : 0) | (m->events & EPOLLOUT ? POLLOUT : 0)));
+            if (rev) out[k++] = (struct epoll_event){.events = (rev & POLLIN ? EPOLLIN : 0) | (rev & POLLOUT ? EPOLLOUT : 0), .data = m->data};
+        }
+        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+        if (deadline >= 0 && left < 0) left = 0;
+        int wait = k ? 0 : (int)left;
+        if (wait != 0)
+            for (struct member *m = members; m; m = m->next) {
+                struct nmfd *e = lookup(m->fd);
+                if (m->epfd == epfd && e && e->registered)
+                    arm(e, (short)((m->events & EPOLLIN ? POLLIN : 0) | (m->events & EPOLLOUT ? POLLOUT : 0)), 1);
+            }
+        pthread_mutex_unlock(&lock);
+        struct epoll_event got[64];
+        int room = max - k < 64 ? max - k : 64;
+        int r = room > 0 ? real_epoll_pwait(epfd, got, room, wait, mask) : 0;
+        int saved = errno;
+        pthread_mutex_lock(&lock);
+        if (wait != 0)
+            for (struct member *m = members; m; m = m->next) {
+                struct nmfd *e = lookup(m->fd);
+                if (m->epfd == epfd && e && e->registered)
+                    arm(e, (short)((m->events & EPOLLIN ? POLLIN : 0) | (m->events & EPOLLOUT ? POLLOUT : 0)), 0);
+            }
+        pthread_mutex_unlock(&lock);
+        int woke = 0;
+        for (int i = 0; i < r; i++) {
+            if ((got[i].data.u64 & ~0xffffffULL) == TAG) {
+                drain((int)(got[i].data.u64 & 0xffffff));
+                woke = 1;
+            } else {
+                out[k++] = got[i];
+            }
+        }
+        if (r < 0) {
+            errno = saved;
+            return k ? k : -1;
+        }
+        if (k > 0 || wait == 0 || (deadline >= 0 && now_ms() >= deadline)) return k;
+        (void)woke; /* a doorbell: look at the rings again */
+    }
+}
+
+static int has_members(int epfd) {
+    pthread_mutex_lock(&lock);
+    struct member *m = members;
+    while (m && m->epfd != epfd) m = m->next;
+    pthread_mutex_unlock(&lock);
+    return m != NULL;
+}
+
+int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
+    REALS();
+    if (!has_members(epfd)) return real_epoll_wait(epfd, ev, max, timeout);
+    return nm_epoll(epfd, ev, max, timeout, NULL);
+}
+
+int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
+    REALS();
+    if (!has_members(epfd)) return real_epoll_pwait(epfd, ev, max, timeout, mask);
+    return nm_epoll(epfd, ev, max, timeout, mask);
+}
+
+/* ---- close ---- */
+
+int close(int fd) {
+    REALS();
+    struct nmfd *e = lookup(fd);
+    if (!e) return real_close(fd);
+    __atomic_store_n(&table[fd], NULL, __ATOMIC_RELEASE);
+    if (e->registered) {
+        /* Frames already transmitted reach the switch or the peer before the port goes. */
+        int64_t until = now_ms() + 1000;
+        while (nm_tx_pending(e->port.tx) && now_ms() < until) {
+            swale_nm_txsync(e->port.handle);
+            usleep(100);
+        }
+        swale_nm_close(e->port.handle);
+        pthread_mutex_lock(&lock);
+        region_unref(e->region);
+        for (struct member **pp = &members; *pp;) {
+            if ((*pp)->fd == fd) {
+                struct member *m = *pp;
+                *pp = m->next;
+                free(m);
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+        pthread_mutex_unlock(&lock);
+        say("closed fd %d", fd);
+    }
+    free(e);
+    return real_close(fd);
+}

@@ -1,0 +1,89 @@
+/*
+ * Backend — the Swale half of libswale-netmap.so: what the /dev/netmap emulation (CSwaleNetmap,
+ * interpose.c) calls to open, sync and close a port. Each port is a SwalePort, so a netmap program
+ * gets exactly what a Swale application gets: the same control protocol and permission checks, the
+ * same region, rings and wake-up handshake, the same checks on everything a peer writes.
+ *
+ * swaled is found the way every client finds it: $SWALE_SOCKET, else /run/swale/swaled.sock.
+ */
+import CSwaleABI
+import CSwaleNetmap
+import Glibc
+import SwaleClient
+import SwaleProtocol
+
+/// The errno netmap would give for the service's refusal.
+func errnoFor(_ e: Error) -> Int32 {
+    guard let s = e as? SwaleError, let code = s.code else { return ENXIO }
+    switch code {
+    case .permissionDenied: return EPERM
+    case .notFound: return ENXIO
+    case .exists: return EBUSY
+    case .limit: return ENOMEM
+    case .invalidArgument, .malformed, .tooLarge, .version: return EINVAL
+    case .unknownOperation: return EOPNOTSUPP
+    case .system: return ENXIO
+    }
+}
+
+@inline(__always) func port(_ handle: UnsafeMutableRawPointer?) -> SwalePort {
+    Unmanaged<SwalePort>.fromOpaque(handle!).takeUnretainedValue()
+}
+
+@_cdecl("swale_nm_open")
+public func swale_nm_open(
+    _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<swale_nm_port>?, _ err: UnsafeMutablePointer<CChar>?,
+    _ errlen: Int
+) -> Int32 {
+    guard let name, let out else { return EINVAL }
+    let text = String(cString: name)
+    let p: SwalePort
+    do { p = try SwalePort.open(text) } catch {
+        if let err, errlen > 0 {
+            let msg = Array("\(error)".utf8.prefix(errlen - 1)) + [0]
+            msg.withUnsafeBufferPointer { b in
+                b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { err.update(from: $0, count: b.count) }
+            }
+        }
+        return errnoFor(error)
+    }
+    let m = p.mapping
+    var st = stat()
+    _ = fstat(m.fd, &st)
+    out.pointee = swale_nm_port(
+        handle: Unmanaged.passRetained(p).toOpaque(),
+        base: m.base.assumingMemoryBound(to: CChar.self),
+        nifp_offset: UInt64(p.interface - m.base),
+        memsize: UInt64(m.reserve),
+        region_id: UInt64(st.st_ino),
+        slots: p.tx.ptr.numSlots,
+        buf_size: UInt32(p.bufferSize),
+        buf_total: m.buffers,
+        notify_fd: p.fileDescriptor,
+        tx: p.tx.ptr.ring,
+        rx: p.rx.ptr.ring,
+        csb: p.controlBlock)
+    return 0
+}
+
+@_cdecl("swale_nm_txsync")
+public func swale_nm_txsync(_ handle: UnsafeMutableRawPointer?) { port(handle).txSync() }
+
+@_cdecl("swale_nm_rxsync")
+public func swale_nm_rxsync(_ handle: UnsafeMutableRawPointer?) { port(handle).rxSync() }
+
+@_cdecl("swale_nm_refresh")
+public func swale_nm_refresh(_ handle: UnsafeMutableRawPointer?) -> UInt32 {
+    let p = port(handle)
+    p.refreshMapping()
+    return p.mapping.buffers
+}
+
+@_cdecl("swale_nm_region_fd")
+public func swale_nm_region_fd(_ handle: UnsafeMutableRawPointer?) -> Int32 { port(handle).mapping.fd }
+
+@_cdecl("swale_nm_close")
+public func swale_nm_close(_ handle: UnsafeMutableRawPointer?) {
+    let p = Unmanaged<SwalePort>.fromOpaque(handle!).takeRetainedValue()
+    p.close()
+}

@@ -1,0 +1,363 @@
+/*
+ * nmapp — a netmap application written as netmap users write them (a struct nmreq_header and
+ * NIOCCTRL, or the legacy NIOCREGIF; mmap; NETMAP_IF / NETMAP_TXRING / NETMAP_BUF / nm_ring_next;
+ * poll, select or epoll), compiled by the tests with the system C compiler and run under
+ * LD_PRELOAD=libswale-netmap.so against a real swaled.
+ *
+ *   nmapp tx NAME COUNT SIZE [poll|select|epoll|ioctl] [legacy]   COUNT frames numbered 0..COUNT-1
+ *   nmapp rx NAME COUNT TIMEOUT_MS [poll|select|epoll] [legacy]   checks every frame's number and bytes
+ *   nmapp pipe-zerocopy NAME COUNT        both ends of pipe NAME{1 / NAME}1 in one process
+ *   nmapp errors NAME                     bad requests get netmap's errors
+ *   nmapp fork NAME COUNT                 the child sends on the parent's descriptor, the parent receives on another
+ *
+ * Frames: destination ff:ff:ff:ff:ff:ff, source 02:00:00:00:00:SS, type 0x88b5, then the 32-bit
+ * frame number, then bytes (number + i) & 0xff.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/select.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "swale_netmap.h"
+
+struct port {
+    int fd;
+    void *mem;
+    uint64_t memsize;
+    struct netmap_if *nifp;
+    struct netmap_ring *tx, *rx;
+    uint16_t mem_id;
+};
+
+static void die(const char *what) {
+    fprintf(stderr, "nmapp: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+static int reg(struct port *p, const char *name, int legacy, int mode, uint16_t ringid) {
+    p->fd = open("/dev/netmap", O_RDWR);
+    if (p->fd < 0) die("open /dev/netmap");
+    if (legacy) {
+        struct nmreq req;
+        memset(&req, 0, sizeof req);
+        snprintf(req.nr_name, sizeof req.nr_name, "%s", name);
+        req.nr_version = NETMAP_API;
+        req.nr_flags = (uint32_t)mode;
+        req.nr_ringid = ringid;
+        if (ioctl(p->fd, NIOCREGIF, &req) < 0) return -1;
+        p->memsize = req.nr_memsize;
+        p->mem_id = req.nr_arg2;
+        p->mem = mmap(NULL, p->memsize, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
+        if (p->mem == MAP_FAILED) die("mmap");
+        p->nifp = NETMAP_IF(p->mem, req.nr_offset);
+    } else {
+        struct nmreq_header hdr;
+        struct nmreq_register r;
+        memset(&hdr, 0, sizeof hdr);
+        memset(&r, 0, sizeof r);
+        hdr.nr_version = NETMAP_API;
+        hdr.nr_reqtype = NETMAP_REQ_REGISTER;
+        snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", name);
+        hdr.nr_body = (uintptr_t)&r;
+        r.nr_mode = (uint32_t)mode;
+        r.nr_ringid = ringid;
+        if (ioctl(p->fd, NIOCCTRL, &hdr) < 0) return -1;
+        p->memsize = r.nr_memsize;
+        p->mem_id = r.nr_mem_id;
+        p->mem = mmap(NULL, p->memsize, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
+        if (p->mem == MAP_FAILED) die("mmap");
+        p->nifp = NETMAP_IF(p->mem, r.nr_offset);
+    }
+    p->tx = NETMAP_TXRING(p->nifp, 0);
+    p->rx = NETMAP_RXRING(p->nifp, 0);
+    return 0;
+}
+
+static void open_port(struct port *p, const char *name, int legacy) {
+    if (reg(p, name, legacy, NR_REG_ALL_NIC, 0) < 0) die(name);
+}
+
+static void fill(char *buf, uint32_t n, unsigned size, unsigned src) {
+    memset(buf, 0xff, 6);
+    uint8_t mac[6] = {2, 0, 0, 0, 0, (uint8_t)src};
+    memcpy(buf + 6, mac, 6);
+    buf[12] = (char)0x88;
+    buf[13] = (char)0xb5;
+    memcpy(buf + 14, &n, 4);
+    for (unsigned i = 18; i < size; i++) buf[i] = (char)((n + i) & 0xff);
+}
+
+static int check(const char *buf, unsigned len, uint32_t want) {
+    uint32_t n;
+    if (len < 18) return 0;
+    memcpy(&n, buf + 14, 4);
+    if (n != want) return 0;
+    for (unsigned i = 18; i < len; i++)
+        if ((uint8_t)buf[i] != ((n + i) & 0xff)) return 0;
+    return 1;
+}
+
+enum wait_kind { W_POLL, W_SELECT, W_EPOLL, W_IOCTL };
+
+static enum wait_kind kind(const char *s) {
+    if (!s || !strcmp(s, "poll")) return W_POLL;
+    if (!strcmp(s, "select")) return W_SELECT;
+    if (!strcmp(s, "epoll")) return W_EPOLL;
+    return W_IOCTL;
+}
+
+/* Waits the netmap way until the descriptor is readable (in) or writable (!in). */
+static int wait_for(struct port *p, int in, enum wait_kind k, int timeout_ms, int epfd) {
+    if (k == W_POLL || k == W_IOCTL) {
+        if (k == W_IOCTL && !in) {
+            ioctl(p->fd, NIOCTXSYNC, NULL);
+            if (nm_ring_space(p->tx) == 0) usleep(50);
+            return 1;
+        }
+        struct pollfd pfd = {.fd = p->fd, .events = in ? POLLIN : POLLOUT};
+        return poll(&pfd, 1, timeout_ms);
+    }
+    if (k == W_SELECT) {
+        fd_set set;
+        FD_ZERO(&set);
+        FD_SET(p->fd, &set);
+        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+        return select(p->fd + 1, in ? &set : NULL, in ? NULL : &set, NULL, &tv);
+    }
+    struct epoll_event ev;
+    return epoll_wait(epfd, &ev, 1, timeout_ms);
+}
+
+static int epoll_for(struct port *p, int in) {
+    int epfd = epoll_create1(0);
+    struct epoll_event ev = {.events = in ? EPOLLIN : EPOLLOUT, .data.u32 = 7};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, p->fd, &ev) < 0) die("epoll_ctl");
+    return epfd;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int do_tx(struct port *p, uint32_t count, unsigned size, enum wait_kind k, unsigned src) {
+    int epfd = k == W_EPOLL ? epoll_for(p, 0) : -1;
+    uint32_t sent = 0;
+    double t0 = now();
+    while (sent < count) {
+        struct netmap_ring *ring = p->tx;
+        uint32_t space = nm_ring_space(ring);
+        if (space == 0) {
+            if (wait_for(p, 0, k, 1000, epfd) < 0) die("wait for tx room");
+            continue;
+        }
+        uint32_t cur = ring->cur;
+        for (; space > 0 && sent < count; space--, sent++) {
+            struct netmap_slot *slot = &ring->slot[cur];
+            fill(NETMAP_BUF(ring, slot->buf_idx), sent, size, src);
+            slot->len = (uint16_t)size;
+            slot->flags = 0;
+            cur = nm_ring_next(ring, cur);
+        }
+        ring->head = ring->cur = cur;
+        ioctl(p->fd, NIOCTXSYNC, NULL);
+    }
+    double dt = now() - t0;
+    printf("sent %" PRIu32 " frames in %.3f s: %.0f pps\n", sent, dt, sent / (dt > 0 ? dt : 1e-9));
+    close(p->fd); /* waits for the switch to take what is still in the ring */
+    return 0;
+}
+
+static int do_rx(struct port *p, uint32_t count, int timeout_ms, enum wait_kind k) {
+    int epfd = k == W_EPOLL ? epoll_for(p, 1) : -1;
+    uint32_t got = 0, bad = 0;
+    double t0 = 0;
+    while (got < count) {
+        struct netmap_ring *ring = p->rx;
+        if (nm_ring_empty(ring)) {
+            int r = wait_for(p, 1, k, timeout_ms, epfd);
+            if (r < 0) die("wait for rx");
+            if (r == 0 && nm_ring_empty(ring)) break; /* timeout */
+            continue;
+        }
+        if (got == 0) t0 = now();
+        uint32_t cur = ring->cur;
+        while (cur != ring->tail && got < count) {
+            struct netmap_slot *slot = &ring->slot[cur];
+            if (!check(NETMAP_BUF(ring, slot->buf_idx), slot->len, got)) bad++;
+            got++;
+            cur = nm_ring_next(ring, cur);
+        }
+        ring->head = ring->cur = cur;
+        ioctl(p->fd, NIOCRXSYNC, NULL);
+    }
+    double dt = now() - t0;
+    printf("received %" PRIu32 " frames, %" PRIu32 " bad, in %.3f s: %.0f pps\n", got, bad, dt, got / (dt > 0 ? dt : 1e-9));
+    close(p->fd);
+    return got == count && bad == 0 ? 0 : 1;
+}
+
+/* Both ends of a pipe in one process: one mapping (same mem_id), and the receiver finds the very
+ * buffers the sender filled. */
+static int do_pipe(const char *name, uint32_t count) {
+    char m[80], s[80];
+    snprintf(m, sizeof m, "%s{1", name);
+    snprintf(s, sizeof s, "%s}1", name);
+    struct port a, b;
+    open_port(&a, m, 0);
+    open_port(&b, s, 0);
+    if (a.mem_id != b.mem_id || a.mem != b.mem) {
+        fprintf(stderr, "pipe ends: mem_id %u/%u, mappings %p/%p\n", a.mem_id, b.mem_id, a.mem, b.mem);
+        return 1;
+    }
+    uint32_t sent = 0, got = 0, copies = 0;
+    while (got < count) {
+        uint32_t idx[1024];
+        uint32_t n = 0, cur = a.tx->cur;
+        for (uint32_t space = nm_ring_space(a.tx); space > 0 && sent < count && n < 1024; space--, sent++, n++) {
+            struct netmap_slot *slot = &a.tx->slot[cur];
+            idx[n] = slot->buf_idx;
+            fill(NETMAP_BUF(a.tx, slot->buf_idx), sent, 60, 1);
+            slot->len = 60;
+            cur = nm_ring_next(a.tx, cur);
+        }
+        a.tx->head = a.tx->cur = cur;
+        ioctl(a.fd, NIOCTXSYNC, NULL);
+        struct pollfd pfd = {.fd = b.fd, .events = POLLIN};
+        if (poll(&pfd, 1, 1000) <= 0) break;
+        uint32_t k = 0;
+        cur = b.rx->cur;
+        while (cur != b.rx->tail) {
+            struct netmap_slot *slot = &b.rx->slot[cur];
+            if (!check(NETMAP_BUF(b.rx, slot->buf_idx), slot->len, got)) {
+                fprintf(stderr, "frame %u wrong\n", got);
+                return 1;
+            }
+            if (k < n && slot->buf_idx != idx[k]) copies++;
+            k++;
+            got++;
+            cur = nm_ring_next(b.rx, cur);
+        }
+        b.rx->head = b.rx->cur = cur;
+        ioctl(b.fd, NIOCRXSYNC, NULL);
+    }
+    printf("pipe: %u of %u frames, %u not in the sender's buffers, mem_id %u\n", got, count, copies, a.mem_id);
+    close(a.fd);
+    close(b.fd);
+    return got == count && copies == 0 ? 0 : 1;
+}
+
+static int expect(const char *what, int rc, int want_errno) {
+    int ok = rc < 0 && errno == want_errno;
+    printf("%s: %s (%s)\n", what, ok ? "ok" : "WRONG", rc < 0 ? strerror(errno) : "succeeded");
+    return ok ? 0 : 1;
+}
+
+static int do_errors(const char *name) {
+    int bad = 0;
+    struct port p;
+    p.fd = open("/dev/netmap", O_RDWR);
+    struct nmreq_header hdr;
+    struct nmreq_register r;
+    memset(&hdr, 0, sizeof hdr);
+    memset(&r, 0, sizeof r);
+    snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", name);
+    hdr.nr_body = (uintptr_t)&r;
+    hdr.nr_reqtype = NETMAP_REQ_REGISTER;
+    hdr.nr_version = 13;
+    bad += expect("API version 13", ioctl(p.fd, NIOCCTRL, &hdr), EINVAL);
+    hdr.nr_version = NETMAP_API;
+    hdr.nr_reqtype = 99;
+    bad += expect("unknown request", ioctl(p.fd, NIOCCTRL, &hdr), EINVAL);
+    hdr.nr_reqtype = NETMAP_REQ_VALE_ATTACH;
+    bad += expect("VALE attach", ioctl(p.fd, NIOCCTRL, &hdr), EOPNOTSUPP);
+    hdr.nr_reqtype = NETMAP_REQ_REGISTER;
+    r.nr_mode = NR_REG_SW;
+    bad += expect("host rings", ioctl(p.fd, NIOCCTRL, &hdr), EOPNOTSUPP);
+    r.nr_mode = NR_REG_ALL_NIC;
+    struct nmreq_option opt = {.nro_reqtype = 1};
+    hdr.nr_options = (uintptr_t)&opt;
+    bad += expect("an option", ioctl(p.fd, NIOCCTRL, &hdr), EOPNOTSUPP);
+    if (opt.nro_status != EOPNOTSUPP) { printf("option status %u: WRONG\n", opt.nro_status); bad++; }
+    hdr.nr_options = 0;
+    bad += expect("txsync before register", ioctl(p.fd, NIOCTXSYNC, NULL), ENXIO);
+    errno = 0;
+    void *m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, p.fd, 0);
+    bad += expect("mmap before register", m == MAP_FAILED ? -1 : 0, ENXIO);
+    snprintf(hdr.nr_name, sizeof hdr.nr_name, "vale0:bad name");
+    bad += expect("malformed name", ioctl(p.fd, NIOCCTRL, &hdr), EINVAL);
+    snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", name);
+    if (ioctl(p.fd, NIOCCTRL, &hdr) < 0) die("register");
+    printf("register: ok\n");
+    bad += expect("register twice", ioctl(p.fd, NIOCCTRL, &hdr), EBUSY);
+    struct nmreq_port_hdr ph = {.nr_hdr_len = 12};
+    hdr.nr_reqtype = NETMAP_REQ_PORT_HDR_SET;
+    hdr.nr_body = (uintptr_t)&ph;
+    bad += expect("virtio-net header 12", ioctl(p.fd, NIOCCTRL, &hdr), EOPNOTSUPP);
+    struct port q;
+    q.fd = open("/dev/netmap", O_RDWR);
+    memset(&r, 0, sizeof r);
+    hdr.nr_reqtype = NETMAP_REQ_REGISTER;
+    hdr.nr_body = (uintptr_t)&r;
+    bad += expect("second open of the port", ioctl(q.fd, NIOCCTRL, &hdr), EBUSY);
+    close(q.fd);
+    close(p.fd);
+    printf("errors: %d wrong\n", bad);
+    return bad ? 1 : 0;
+}
+
+/* The child transmits on the descriptor it inherited; the parent receives on the peer port. */
+static int do_fork(const char *txname, const char *rxname, uint32_t count) {
+    struct port t, r;
+    open_port(&t, txname, 0);
+    open_port(&r, rxname, 1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(r.fd);
+        _exit(do_tx(&t, count, 60, W_POLL, 1));
+    }
+    int rc = do_rx(&r, count, 3000, W_POLL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(t.fd);
+    return rc || !WIFEXITED(status) || WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: nmapp tx|rx|pipe-zerocopy|errors|fork NAME ...\n");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *cmd = argv[1], *name = argv[2];
+    if (!strcmp(cmd, "tx") && argc >= 5) {
+        struct port p;
+        int legacy = argc > 6 && !strcmp(argv[6], "legacy");
+        open_port(&p, name, legacy);
+        return do_tx(&p, (uint32_t)strtoul(argv[3], NULL, 0), (unsigned)strtoul(argv[4], NULL, 0), kind(argc > 5 ? argv[5] : NULL), 1);
+    }
+    if (!strcmp(cmd, "rx") && argc >= 5) {
+        struct port p;
+        int legacy = argc > 6 && !strcmp(argv[6], "legacy");
+        open_port(&p, name, legacy);
+        printf("ready\n");
+        return do_rx(&p, (uint32_t)strtoul(argv[3], NULL, 0), atoi(argv[4]), kind(argc > 5 ? argv[5] : NULL));
+    }
+    if (!strcmp(cmd, "pipe-zerocopy") && argc >= 4) return do_pipe(name, (uint32_t)strtoul(argv[3], NULL, 0));
+    if (!strcmp(cmd, "errors")) return do_errors(name);
+    if (!strcmp(cmd, "fork") && argc >= 5) return do_fork(name, argv[3], (uint32_t)strtoul(argv[4], NULL, 0));
+    fprintf(stderr, "nmapp: bad arguments\n");
+    return 2;
+}
