@@ -28,6 +28,7 @@ public struct PortStats {
     public var dropMacLimit: UInt64 = 0  // new source beyond the port's MAC limit
     public var dropLocked: UInt64 = 0  // locked port, source without a static entry on it
     public var dropIsolated: UInt64 = 0  // unicast from an isolated port to an isolated port
+    public var dropHorizon: UInt64 = 0  // unicast between two ports of the same split-horizon group
     public init() {}
 }
 
@@ -68,6 +69,8 @@ public struct PortState {
     /// Head of a tx ring that stopped on an incomplete multi-slot frame: not "pending" for sleep purposes.
     public var stalledHead = UInt32.max
     public var stats = PortStats()
+    /// Split-horizon group (VPP's SHG; 0: none): never forwards to a port of the same group.
+    public var horizon: UInt8 = 0
 
     public init(
         tx: KRing, rx: KRing, region: Region, csb: UnsafeMutablePointer<swale_csb>?, kickFD: Int32, notifyFD: Int32,

@@ -127,7 +127,8 @@ public struct LinkInfo: Sendable, Equatable, CustomStringConvertible {
 }
 
 public final class Netlink {
-    private let sk: OpaquePointer
+    /// Internal, not private: Tunnels.swift builds its requests on the same socket.
+    let sk: OpaquePointer
 
     /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
     public init() throws {

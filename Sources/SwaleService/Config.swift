@@ -115,6 +115,7 @@ extension Service {
             }
             do {
                 let b = try addBridge(bname, mustBeNew: false)
+                restoreHorizon(tag, name: link.name, on: b)
                 _ = try addKernelPort(tag.spec, to: b, origin: .cli, reuseExisting: true)
             } catch {
                 log.error("re-attaching \(link.name) to \(bname) (added with swalectl before the restart): \(error)")
@@ -154,6 +155,7 @@ enum PortOrigin: String { case config, cli }
 
 /// The alias Swale writes on each interface it creates:
 ///   `swale:<instance> <origin> <bridge|-> <kind> [peer=P] [netns=N] [address=A] [mtu=M] [mac=X]`
+///   tunnels also `vni=V [dstport=P] [dev=D] [local=L] [group=G] [remotes=A,B] [horizon=H]`
 /// `instance` is a hash of the control socket path, so two swaleds on one machine (tests, a second
 /// instance) never claim each other's interfaces. The kernel keeps it with the interface — no state
 /// file to lose or to disagree with what exists.
@@ -162,6 +164,8 @@ struct OwnerTag: Equatable {
     var origin: PortOrigin
     var bridge: String?
     var spec: SwaleConfig.Port
+    /// Tunnel ports: the split-horizon group to put back on re-adoption (a port rule, kept here too).
+    var horizon: Int? = nil
 
     init(instance: String, origin: PortOrigin, bridge: String?, spec: SwaleConfig.Port) {
         self.instance = instance; self.origin = origin; self.bridge = bridge; self.spec = spec
@@ -179,7 +183,7 @@ struct OwnerTag: Equatable {
         let fields: [(String, String?)] = [
             ("peer", spec.peer), ("mtu", spec.mtu.map(String.init)), ("mac", spec.mac),
             ("address", spec.address), ("netns", spec.netns)
-        ]
+        ] + OwnerTag.tunnelFields(spec.tunnel, horizon: horizon)
         for (k, v) in fields {
             guard let v, !v.contains(where: { $0.isWhitespace || $0 == "=" }) else { continue }
             let item = " \(k)=\(v)"
@@ -210,6 +214,11 @@ struct OwnerTag: Equatable {
         spec.mtu = fields["mtu"].flatMap { Int($0) }
         spec.mac = fields["mac"]
         if kind == .veth, spec.peer == nil { return nil }
+        if kind.isTunnel {
+            guard let t = OwnerTag.tunnel(fields) else { return nil }
+            spec.tunnel = t
+        }
         self.init(instance: parts[0], origin: origin, bridge: bridge, spec: spec)
+        if kind.isTunnel { horizon = fields["horizon"].flatMap { Int($0) } }
     }
 }

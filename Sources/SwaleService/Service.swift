@@ -637,10 +637,13 @@ public final class Service: @unchecked Sendable {
         c.dropReserved = st.dropReserved; c.dropBadSource = st.dropBadSource; c.dropVlan = st.dropVlan
         c.dropStaticMove = st.dropStaticMove; c.dropMacLimit = st.dropMacLimit; c.dropLocked = st.dropLocked
         c.dropIsolated = st.dropIsolated
+        c.dropHorizon = st.dropHorizon
         if p.adapter != nil, let b = bridges[p.bridge] { c.adapter = b.bridge.adapterCounters(p.index) }
-        return PortInfo(
+        var info = PortInfo(
             bridge: p.bridge, name: p.name, index: p.index, kind: p.kind.rawValue, ifname: p.ifname,
             openBy: p.openPid, created: p.created, owner: Identity.userName(p.owner), counters: c)
+        addLinkDetails(&info, p)
+        return info
     }
 
     func portInfos(bridge: String?, _ s: Session) throws -> [PortInfo] {

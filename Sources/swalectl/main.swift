@@ -237,7 +237,7 @@ struct StatsCmd: ParsableCommand {
                     "  drops: ring-full \(c.dropRingFull), too-short \(c.dropTooShort), too-long \(c.dropTooLong), bad-slot \(c.dropBadSlot), hairpin \(c.dropNoRoute); ring resets \(c.ringResets)"
                 )
                 print(
-                    "  refused: reserved-group \(c.dropReserved), bad-source \(c.dropBadSource), vlan \(c.dropVlan), static-move \(c.dropStaticMove), mac-limit \(c.dropMacLimit), locked \(c.dropLocked), isolated \(c.dropIsolated)"
+                    "  refused: reserved-group \(c.dropReserved), bad-source \(c.dropBadSource), vlan \(c.dropVlan), static-move \(c.dropStaticMove), mac-limit \(c.dropMacLimit), locked \(c.dropLocked), isolated \(c.dropIsolated), horizon \(c.dropHorizon)"
                 )
                 if let a = c.adapter, !a.isEmpty {
                     print("  adapter: " + a.keys.sorted().map { "\($0) \(a[$0]!)" }.joined(separator: ", "))
