@@ -111,6 +111,9 @@ extension Netlink {
             try check(rtnl_link_geneve_set_remote(link, a), "remote \(r)")
         }
         let err = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL)
+        if err == -Int32(NLE_OPNOTSUPP) {
+            throw KernelError(op, d.name, reason: "this kernel cannot make \(d.kind.rawValue) devices (no \(d.kind.rawValue) module)")
+        }
         if err < 0 { throw KernelError(op, d.name, nlError: err) }
     }
 
@@ -122,17 +125,19 @@ extension Netlink {
         guard let n = rtnl_neigh_alloc() else { throw KernelError(op, name, reason: "out of memory") }
         defer { rtnl_neigh_put(n) }
         rtnl_neigh_set_ifindex(n, info.ifindex)
-        rtnl_neigh_set_family(n, Netlink.afBridge)
         rtnl_neigh_set_state(n, Netlink.nudPermanent)
         rtnl_neigh_set_flags(n, Netlink.ntfSelf)
         var zero = [UInt8](repeating: 0, count: 6)
         guard let ll = nl_addr_build(AF_LLC, &zero, 6) else { throw KernelError(op, name, reason: "out of memory") }
         rtnl_neigh_set_lladdr(n, ll)
         nl_addr_put(ll)
+        // The destination first: libnl takes the object's family from it (and refuses one that
+        // differs from a family already set); then the family becomes AF_BRIDGE, the FDB's.
         let dst = try Netlink.address(remote, op, name)
         let rc = rtnl_neigh_set_dst(n, dst)
         nl_addr_put(dst)
         if rc < 0 { throw KernelError(op, name, nlError: rc) }
+        rtnl_neigh_set_family(n, Netlink.afBridge)
         let err = rtnl_neigh_add(sk, n, NLM_F_CREATE | NLM_F_APPEND)
         if err < 0 { throw KernelError(op, name, nlError: err) }
     }
