@@ -321,6 +321,7 @@ final class TunnelTests: XCTestCase {
         try run("ip -n \(h1.ns) link set \(u1) mtu 9000")
         try ctl(h1, ["port", "add", "vale0", "vxlan", "\(prefix)vc", "--vni", "3", "--remote", underlayIP(2), "--dev", u1])
         XCTAssertEqual(try portInfo(h1, "\(prefix)vc").mtu, 8950)
+        try ctl(h1, ["port", "del", "vale0", "\(prefix)vc"])
         try run("ip -n \(h1.ns) link set \(u1) mtu 1500")
 
         // Over IPv6 the overhead is 70.
