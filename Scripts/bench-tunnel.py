@@ -109,7 +109,7 @@ def swale(seconds, build):
             if os.path.exists(sock):
                 break
             time.sleep(0.05)
-        ctl = lambda *a: sh(" ".join([os.path.join(build, "swalectl"), "--socket", sock] + list(a)))
+        ctl = lambda *a: sh(" ".join([f"SWALE_SOCKET={sock}", os.path.join(build, "swalectl")] + list(a)))
         ctl("bridge", "add", "vale0")
         ctl("port", "attach", "vale0", VX)
         ctl("port", "attach", "vale0", HV)
