@@ -450,7 +450,7 @@ extension SwaleConfig {
                                 ("peer", p.peer.map(JSONValue.string)),
                                 ("netns", p.netns.map(JSONValue.string)), ("address", p.address.map(JSONValue.string)),
                                 ("mtu", p.mtu.map(JSONValue.int)), ("mac", p.mac.map(JSONValue.string))
-                            ] + (p.tunnel?.members ?? []))
+                            ]).appending(p.tunnel?.members)
                         })
                 )
             ])

@@ -77,7 +77,8 @@ extension SwaleConfig {
         for r in t.remotes {
             guard let a = ipAddress(r) else { throw RuleError("remote '\(r)' is not an IPv4 or IPv6 address") }
             guard !isMulticast(a), !isUnspecified(a) else {
-                throw RuleError("remote \(r) is not a unicast address\(kind == .vxlan ? " (a multicast group goes in --group)" : "")")
+                throw RuleError(
+                    "remote \(r) is not a unicast address\(kind == .vxlan ? " (a multicast group goes in --group)" : "")")
             }
             try same(a.family, "remote \(r)")
         }
@@ -93,7 +94,10 @@ extension SwaleConfig {
             guard t.dev != nil else { throw RuleError("a multicast group needs --dev, the underlay device to join it on") }
         }
         guard !t.remotes.isEmpty || t.group != nil else {
-            throw RuleError(kind == .vxlan ? "a vxlan port needs --remote IP (repeatable) or --group MCAST --dev DEV" : "a geneve port needs --remote IP")
+            throw RuleError(
+                kind == .vxlan
+                    ? "a vxlan port needs --remote IP (repeatable) or --group MCAST --dev DEV" : "a geneve port needs --remote IP"
+            )
         }
         if kind == .geneve {
             guard t.remotes.count == 1 else {
@@ -121,6 +125,14 @@ extension SwaleConfig {
 
     /// Bytes a tunnel adds to each frame: outer Ethernet 14 + IP (20 or 40) + UDP 8 + VXLAN/Geneve 8.
     public static func tunnelOverhead(family: Int32) -> Int { family == AF_INET6 ? 70 : 50 }
+}
+
+extension JSONValue {
+    /// An object with more members after its own (absent values left out, as `object` does).
+    func appending(_ members: [(String, JSONValue?)]?) -> JSONValue {
+        guard let members, case .object(let own) = kind else { return self }
+        return JSONValue(.object(own + members.compactMap { k, v in v.map { Member(k, $0) } }))
+    }
 }
 
 extension SwaleConfig.Tunnel {

@@ -112,7 +112,8 @@ extension Netlink {
         }
         let err = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL)
         if err == -Int32(NLE_OPNOTSUPP) {
-            throw KernelError(op, d.name, reason: "this kernel cannot make \(d.kind.rawValue) devices (no \(d.kind.rawValue) module)")
+            throw KernelError(
+                op, d.name, reason: "this kernel cannot make \(d.kind.rawValue) devices (no \(d.kind.rawValue) module)")
         }
         if err < 0 { throw KernelError(op, d.name, nlError: err) }
     }
@@ -144,7 +145,9 @@ extension Netlink {
 
     /// The remotes of a VXLAN device's all-zeros (flood) entries, in the kernel's order.
     public func floodRemotes(link name: String) throws -> [String] {
-        guard let info = try linkInfo(name: name) else { throw KernelError("list flood entries", name, reason: "no such interface") }
+        guard let info = try linkInfo(name: name) else {
+            throw KernelError("list flood entries", name, reason: "no such interface")
+        }
         var cache: OpaquePointer?
         let err = rtnl_neigh_alloc_cache(sk, &cache)
         if err < 0 { throw KernelError("list flood entries", name, nlError: err) }
@@ -199,20 +202,30 @@ public enum Underlay {
         let rc =
             family == AF_INET
             ? withUnsafePointer(to: &a4) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             : withUnsafePointer(to: &a6) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
             }
         guard rc == 0 else { throw KernelError("find route", "to \(remote)", errno: errno) }
         var ss = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let g = withUnsafeMutablePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let g = withUnsafeMutablePointer(to: &ss) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
         guard g == 0 else { throw KernelError("find route", "to \(remote)", errno: errno) }
         let local = withUnsafePointer(to: &ss) { p -> [UInt8] in
             family == AF_INET
-                ? p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { withUnsafeBytes(of: $0.pointee.sin_addr) { Array($0) } }
-                : p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { withUnsafeBytes(of: $0.pointee.sin6_addr) { Array($0) } }
+                ? p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    withUnsafeBytes(of: $0.pointee.sin_addr) { Array($0) }
+                }
+                : p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    withUnsafeBytes(of: $0.pointee.sin6_addr) { Array($0) }
+                }
         }
         var text = [CChar](repeating: 0, count: 64)
         _ = local.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }
@@ -234,8 +247,12 @@ public enum Underlay {
             guard let sa = i.pointee.ifa_addr, Int32(sa.pointee.sa_family) == family else { continue }
             let bytes: [UInt8] =
                 family == AF_INET
-                ? sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { withUnsafeBytes(of: $0.pointee.sin_addr) { Array($0) } }
-                : sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { withUnsafeBytes(of: $0.pointee.sin6_addr) { Array($0) } }
+                ? sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    withUnsafeBytes(of: $0.pointee.sin_addr) { Array($0) }
+                }
+                : sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    withUnsafeBytes(of: $0.pointee.sin6_addr) { Array($0) }
+                }
             if bytes == address { return String(cString: i.pointee.ifa_name) }
         }
         return nil

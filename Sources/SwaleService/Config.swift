@@ -180,10 +180,11 @@ struct OwnerTag: Equatable {
     /// The alias text; optional fields that would push it past 255 bytes are left out.
     var alias: String {
         var s = "swale:\(instance) \(origin.rawValue) \(bridge ?? "-") \(spec.kind.rawValue)"
-        let fields: [(String, String?)] = [
+        var fields: [(String, String?)] = [
             ("peer", spec.peer), ("mtu", spec.mtu.map(String.init)), ("mac", spec.mac),
             ("address", spec.address), ("netns", spec.netns)
-        ] + OwnerTag.tunnelFields(spec.tunnel, horizon: horizon)
+        ]
+        fields += OwnerTag.tunnelFields(spec.tunnel, horizon: horizon)
         for (k, v) in fields {
             guard let v, !v.contains(where: { $0.isWhitespace || $0 == "=" }) else { continue }
             let item = " \(k)=\(v)"

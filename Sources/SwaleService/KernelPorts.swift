@@ -53,11 +53,7 @@ extension Service {
             )
         }
         if kind.isTunnel { return try addTunnelPort(req, kind: kind, to: b) }
-        for (option, value) in [("--vni", req.vni.map(String.init)), ("--remote", req.remotes?.first), ("--group", req.group),
-            ("--dev", req.dev), ("--local", req.local), ("--dstport", req.dstPort.map(String.init)), ("--horizon", req.horizon.map(String.init))]
-        where value != nil {
-            throw ControlError(.invalidArgument, "\(option) is for vxlan and geneve ports (use 'port set --horizon' for other ports)")
-        }
+        try refuseTunnelOptions(req)
         var spec = SwaleConfig.Port(kind: kind, name: req.name)
         spec.peer = req.peer; spec.netns = req.netns; spec.address = req.address; spec.mtu = req.mtu; spec.mac = req.mac
         return portInfo(try addKernelPort(spec, to: b, origin: .cli, reuseExisting: false))

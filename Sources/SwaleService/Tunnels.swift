@@ -51,6 +51,19 @@ extension Service {
         return g
     }
 
+    /// A TAP or veth port: the tunnel options are refused, not ignored.
+    func refuseTunnelOptions(_ req: PortAdd) throws {
+        let given: [(String, String?)] = [
+            ("--vni", req.vni.map(String.init)), ("--remote", req.remotes?.first), ("--group", req.group),
+            ("--dev", req.dev), ("--local", req.local), ("--dstport", req.dstPort.map(String.init)),
+            ("--horizon", req.horizon.map(String.init))
+        ]
+        for (option, value) in given where value != nil {
+            throw ControlError(
+                .invalidArgument, "\(option) is for vxlan and geneve ports (use 'port set --horizon' for other ports)")
+        }
+    }
+
     /// `port add BRIDGE vxlan|geneve NAME ...` from a client.
     func addTunnelPort(_ req: PortAdd, kind: SwaleConfig.PortKind, to b: BridgeEntry) throws -> PortInfo {
         for (option, value) in [("--peer", req.peer), ("--netns", req.netns), ("--address", req.address)] where value != nil {
@@ -58,7 +71,8 @@ extension Service {
         }
         guard let vni = req.vni else {
             throw ControlError(
-                .invalidArgument, "a \(kind.rawValue) port needs --vni N (\(SwaleConfig.vniRange.lowerBound)...\(SwaleConfig.vniRange.upperBound))")
+                .invalidArgument,
+                "a \(kind.rawValue) port needs --vni N (\(SwaleConfig.vniRange.lowerBound)...\(SwaleConfig.vniRange.upperBound))")
         }
         var t = SwaleConfig.Tunnel(vni: vni)
         t.remotes = req.remotes ?? []

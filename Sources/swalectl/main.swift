@@ -200,7 +200,8 @@ struct PortCmd: ParsableCommand {
         @Option(help: "MTU of the interface (tunnels: at most the underlay's less the encapsulation).") var mtu: Int?
         @Option(help: "MAC address of the interface (veth: of the peer).") var mac: String?
         @Option(help: "vxlan/geneve: network identifier, 1...16777215.") var vni: Int?
-        @Option(help: "vxlan/geneve: a remote host's address; vxlan takes several (repeat), geneve one.") var remote: [String] = []
+        @Option(help: "vxlan/geneve: a remote host's address; vxlan takes several (repeat), geneve one.") var remote: [String] =
+            []
         @Option(help: "vxlan: multicast group instead of remotes (needs --dev).") var group: String?
         @Option(help: "vxlan: underlay device.") var dev: String?
         @Option(help: "vxlan: source address (default: the one routing to the first remote).") var local: String?

@@ -46,29 +46,65 @@ final class TunnelConfigTests: XCTestCase {
         func cfg(_ port: String) -> String { "{\n\"bridges\": [\n{ \"name\": \"vale0\", \"ports\": [\n\(port)\n] }\n]\n}" }
         assertRefused([
             (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"remotes\": [\"10.0.0.2\"] }"), 4, ["vxlan port v", "no vni"]),
-            (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 0, \"remotes\": [\"10.0.0.2\"] }"), 4, ["vni", "out of range"]),
-            (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\",\n\"vni\": 16777216, \"remotes\": [\"10.0.0.2\"] }"), 5, ["vni", "16777215"]),
+            (
+                cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 0, \"remotes\": [\"10.0.0.2\"] }"), 4,
+                ["vni", "out of range"]
+            ),
+            (
+                cfg("{ \"kind\": \"vxlan\", \"name\": \"v\",\n\"vni\": 16777216, \"remotes\": [\"10.0.0.2\"] }"), 5,
+                ["vni", "16777215"]
+            ),
             (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1 }"), 4, ["--remote", "--group"]),
-            (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.300\"] }"), 4, ["10.0.0.300", "not an IPv4"]),
-            (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"239.1.1.1\"] }"), 4, ["not a unicast", "group"]),
-            (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.2\", \"10.0.0.2\"] }"), 4, ["twice"]),
+            (
+                cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.300\"] }"), 4,
+                ["10.0.0.300", "not an IPv4"]
+            ),
+            (
+                cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"239.1.1.1\"] }"), 4,
+                ["not a unicast", "group"]
+            ),
+            (
+                cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.2\", \"10.0.0.2\"] }"), 4,
+                ["twice"]
+            ),
             (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.2\", \"fd00::2\"] }"), 4, ["IPv6"]),
             (
-                cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.2\"], \"group\": \"239.1.1.1\", \"dev\": \"e\" }"),
+                cfg(
+                    "{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.2\"], \"group\": \"239.1.1.1\", \"dev\": \"e\" }"
+                ),
                 4, ["not both"]
             ),
-            (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"group\": \"10.1.1.1\", \"dev\": \"e\" }"), 4, ["not a multicast"]),
+            (
+                cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"group\": \"10.1.1.1\", \"dev\": \"e\" }"), 4,
+                ["not a multicast"]
+            ),
             (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"group\": \"239.1.1.1\" }"), 4, ["needs --dev"]),
-            (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.2\"],\n\"dstPort\": 0 }"), 5, ["dstPort", "out of range"]),
-            (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.2\"],\n\"dev\": \"a/b\" }"), 5, ["dev"]),
+            (
+                cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.2\"],\n\"dstPort\": 0 }"), 5,
+                ["dstPort", "out of range"]
+            ),
+            (
+                cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.2\"],\n\"dev\": \"a/b\" }"), 5,
+                ["dev"]
+            ),
             (
                 cfg("{ \"kind\": \"geneve\", \"name\": \"g\", \"vni\": 1, \"remotes\": [\"10.0.0.2\", \"10.0.0.3\"] }"), 4,
                 ["one geneve port per remote", "horizon"]
             ),
-            (cfg("{ \"kind\": \"geneve\", \"name\": \"g\", \"vni\": 1, \"group\": \"239.1.1.1\", \"dev\": \"e\" }"), 4, ["Geneve", "multicast"]),
-            (cfg("{ \"kind\": \"geneve\", \"name\": \"g\", \"vni\": 1, \"remotes\": [\"10.0.0.2\"], \"local\": \"10.0.0.1\" }"), 4, ["local"]),
+            (
+                cfg("{ \"kind\": \"geneve\", \"name\": \"g\", \"vni\": 1, \"group\": \"239.1.1.1\", \"dev\": \"e\" }"), 4,
+                ["Geneve", "multicast"]
+            ),
+            (
+                cfg(
+                    "{ \"kind\": \"geneve\", \"name\": \"g\", \"vni\": 1, \"remotes\": [\"10.0.0.2\"], \"local\": \"10.0.0.1\" }"),
+                4, ["local"]
+            ),
             (cfg("{ \"kind\": \"tap\", \"name\": \"t\",\n\"vni\": 5 }"), 5, ["'vni' is a vxlan/geneve setting"]),
-            (cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.2\"],\n\"peer\": \"p\" }"), 5, ["veth setting"]),
+            (
+                cfg("{ \"kind\": \"vxlan\", \"name\": \"v\", \"vni\": 1, \"remotes\": [\"10.0.0.2\"],\n\"peer\": \"p\" }"), 5,
+                ["veth setting"]
+            ),
             (cfg("{ \"kind\": \"gre\", \"name\": \"v\" }"), 4, ["vxlan or geneve", "gre"]),
             (
                 "{\n\"bridges\": [\n{ \"name\": \"vale0\", \"portRules\": [\n{ \"port\": \"v\", \"horizon\": 256 }\n] }\n]\n}", 4,

@@ -140,10 +140,13 @@ final class TunnelTests: XCTestCase {
     func container(_ h: TunnelHost, _ i: Int, mtu: Int = 1450) throws -> String {
         let ns = kernel.netns("c\(i)")
         try run("ip netns exec \(ns) sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
-        try ctl(h, [
-            "port", "add", "vale0", "veth", "\(prefix)p\(i)", "--peer", "eth0", "--netns", ns, "--address", "\(overlayIP(i))/24",
-            "--mac", Self.containerMAC(i), "--mtu", "\(mtu)"
-        ])
+        try ctl(
+            h,
+            [
+                "port", "add", "vale0", "veth", "\(prefix)p\(i)", "--peer", "eth0", "--netns", ns, "--address",
+                "\(overlayIP(i))/24",
+                "--mac", Self.containerMAC(i), "--mtu", "\(mtu)"
+            ])
         return ns
     }
 
@@ -215,7 +218,9 @@ final class TunnelTests: XCTestCase {
         let probe = sh("ip -n \(h1.ns) link add \(prefix)gp type geneve id 1 remote \(underlayIP(2))")
         sh("ip -n \(h1.ns) link del \(prefix)gp 2>/dev/null")
         guard probe.0 == 0 else {
-            print("this kernel has no geneve devices (\(probe.1.trimmingCharacters(in: .whitespacesAndNewlines))): checking the refusal")
+            print(
+                "this kernel has no geneve devices (\(probe.1.trimmingCharacters(in: .whitespacesAndNewlines))): checking the refusal"
+            )
             let (rc, out, err) = try h1.ctl(["port", "add", "vale0", "geneve", gn, "--vni", "7", "--remote", underlayIP(2)])
             XCTAssertNotEqual(rc, 0)
             XCTAssertTrue(err.contains("cannot make geneve devices"), out + err)
@@ -258,9 +263,12 @@ final class TunnelTests: XCTestCase {
         for i in 1...3 {
             for j in 1...3 where j != i {
                 let vni = 10 * min(i, j) + max(i, j)
-                try ctl(hs[i - 1], [
-                    "port", "add", "vale0", "vxlan", "\(prefix)v\(j)", "--vni", "\(vni)", "--remote", underlayIP(j), "--horizon", "1"
-                ])
+                try ctl(
+                    hs[i - 1],
+                    [
+                        "port", "add", "vale0", "vxlan", "\(prefix)v\(j)", "--vni", "\(vni)", "--remote", underlayIP(j),
+                        "--horizon", "1"
+                    ])
             }
         }
         let rules = try hs[0].call(VlanShow(bridge: "vale0"))
@@ -274,7 +282,10 @@ final class TunnelTests: XCTestCase {
                 captures.append(
                     try Child(
                         "/bin/sh",
-                        ["-c", "exec ip netns exec \(ns) /usr/bin/python3 '\(Self.script)' capture --iface eth0 --seconds 30 --tag \(tag) 2>&1"]
+                        [
+                            "-c",
+                            "exec ip netns exec \(ns) /usr/bin/python3 '\(Self.script)' capture --iface eth0 --seconds 30 --tag \(tag) 2>&1"
+                        ]
                     ))
             }
             for c in captures {
@@ -292,7 +303,9 @@ final class TunnelTests: XCTestCase {
             for (k, c) in captures.enumerated() {
                 c.wait(seconds: 10)
                 let frames = try XCTUnwrap(c.lastJSON?["frames"] as? [[String: Any]], "capture in \(cs[k]): \(c.stdout)")
-                XCTAssertEqual(frames.count, k + 1 == sender ? 0 : 1, "broadcast from container \(sender) seen \(frames.count) time(s) in container \(k + 1)")
+                XCTAssertEqual(
+                    frames.count, k + 1 == sender ? 0 : 1,
+                    "broadcast from container \(sender) seen \(frames.count) time(s) in container \(k + 1)")
             }
         }
         // Unicast across the mesh, both ways round.
@@ -364,7 +377,9 @@ final class TunnelTests: XCTestCase {
             for w in words { XCTAssertTrue(err.contains(w), "\(args): '\(w)' missing in \(out)\(err)") }
             XCTAssertNotEqual(sh("ip -n \(h1.ns) link show \(prefix)vz").0, 0, "\(args) left a device behind")
         }
-        let (rcName, _, errName) = try h1.ctl(["port", "add", "vale0", "vxlan", "\(prefix)name_too_long", "--vni", "8", "--remote", underlayIP(2)])
+        let (rcName, _, errName) = try h1.ctl([
+            "port", "add", "vale0", "vxlan", "\(prefix)name_too_long", "--vni", "8", "--remote", underlayIP(2)
+        ])
         XCTAssertNotEqual(rcName, 0)
         XCTAssertFalse(errName.isEmpty)
     }
