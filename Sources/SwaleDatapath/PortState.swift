@@ -58,6 +58,9 @@ public struct PortState {
     public var isolated = false
     /// Only sources with a static entry on this port may send; nothing is learned on it.
     public var locked = false
+    /// Split-horizon group (VPP's SHG; 0: none): never forwards to a port of the same group. Kept
+    /// beside the other one-byte rules, where it fits in their padding.
+    public var horizon: UInt8 = 0
     /// A monitor port (Monitors.swift): it gets copies, never forwards, never takes part in floods.
     public var isMonitor = false
     /// Monitor: the port it watches (-1: none, that port went away) and what it copies.
@@ -69,8 +72,6 @@ public struct PortState {
     /// Head of a tx ring that stopped on an incomplete multi-slot frame: not "pending" for sleep purposes.
     public var stalledHead = UInt32.max
     public var stats = PortStats()
-    /// Split-horizon group (VPP's SHG; 0: none): never forwards to a port of the same group.
-    public var horizon: UInt8 = 0
 
     public init(
         tx: KRing, rx: KRing, region: Region, csb: UnsafeMutablePointer<swale_csb>?, kickFD: Int32, notifyFD: Int32,
