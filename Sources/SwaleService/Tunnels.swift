@@ -156,7 +156,9 @@ extension Service {
         log.info(
             "\(kind.rawValue) port \(p.fullName) \(existed ? "re-attached" : "created"): vni \(t.vni), \(t.group.map { "group \($0) dev \(t.dev ?? "?")" } ?? "remotes \(t.remotes.joined(separator: ","))"), mtu \(mtu)"
         )
-        return (p, mtuWarning(p, mtu: mtu, in: b))
+        let warning = mtuWarning(p, mtu: mtu, in: b)
+        if let warning { log.warning("\(warning)") }  // a client sees it in the reply; the config's only here
+        return (p, warning)
     }
 
     /// The device to create: addresses, underlay and MTU worked out and checked.
