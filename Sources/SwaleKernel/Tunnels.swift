@@ -148,11 +148,16 @@ extension Netlink {
         guard let info = try linkInfo(name: name) else {
             throw KernelError("list flood entries", name, reason: "no such interface")
         }
-        var cache: OpaquePointer?
-        let err = rtnl_neigh_alloc_cache(sk, &cache)
-        if err < 0 { throw KernelError("list flood entries", name, nlError: err) }
-        guard let cache else { return [] }
+        // A neighbour dump of family AF_UNSPEC holds IP neighbours only; the FDB is AF_BRIDGE's.
+        var c: OpaquePointer?
+        var err = nl_cache_alloc_name("route/neigh", &c)
+        guard err >= 0, let cache = c else {
+            throw KernelError("list flood entries", name, nlError: err < 0 ? err : -Int32(NLE_NOMEM))
+        }
         defer { nl_cache_free(cache) }
+        nl_cache_set_arg1(cache, Netlink.afBridge)
+        err = nl_cache_refill(sk, cache)
+        if err < 0 { throw KernelError("list flood entries", name, nlError: err) }
         var out: [String] = []
         var obj = nl_cache_get_first(cache)
         while let o = obj {

@@ -5,6 +5,7 @@
 // deleted in tearDown; every swaled is ended by its PID first.
 import Foundation
 import Glibc
+import SwaleConfig
 import SwaleProtocol
 import XCTest
 
@@ -22,10 +23,11 @@ final class TunnelHost {
     static let ipTool = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/bin/ip"
 
     /// Starts swaled inside the namespace (`ip netns exec` execs it: the PID is swaled's).
-    func start() throws {
+    func start(_ extraArgs: [String] = []) throws {
         unlink(socket)
         let d = try Child(
-            TunnelHost.ipTool, ["netns", "exec", ns, try Products.path("swaled"), "--socket", socket, "--log-level", "debug"])
+            TunnelHost.ipTool,
+            ["netns", "exec", ns, try Products.path("swaled"), "--socket", socket, "--log-level", "debug"] + extraArgs)
         daemon = d
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: socket) {
@@ -395,6 +397,8 @@ final class TunnelTests: XCTestCase {
         assertPing(from: c1, to: overlayIP(2), "before the restart")
         let ifindex = try portInfo(h1, vx).counters.adapter?["ifindex"]
 
+        // A remote added behind swaled's back (iproute2) is in the kernel's list, which a restart reads.
+        try run("bridge -n \(h1.ns) fdb append 00:00:00:00:00:00 dev \(vx) dst 10.201.0.77 self permanent")
         XCTAssertEqual(h1.stop(), 0, "swaled of host 1 stops cleanly")
         XCTAssertEqual(sh("ip -n \(h1.ns) link show \(vx)").0, 0, "the device outlives swaled")
         try h1.start()
@@ -406,11 +410,54 @@ final class TunnelTests: XCTestCase {
         assertPing(from: c1, to: overlayIP(2), "after the restart")
         let dump = try ctl(h1, ["config", "dump"]).0
         XCTAssertTrue(dump.contains("\"remotes\"") && dump.contains(underlayIP(2)) && dump.contains("\"horizon\": 5"), dump)
+        XCTAssertTrue(dump.contains("10.201.0.77"), "remotes come from the device's flood entries: \(dump)")
 
         // port set --horizon moves the group, and a second restart keeps the new one.
         try ctl(h1, ["port", "set", "vale0:\(vx)", "--horizon", "9"])
         h1.stop()
         try h1.start()
         XCTAssertEqual(try portInfo(h1, vx).horizon, 9)
+    }
+
+    /// A config file with tunnel ports and a horizon rule: applied at start, and `config dump` gives
+    /// back a file that parses to the same configuration.
+    func testConfigFileCreatesTunnelsAndDumpsThemBack() throws {
+        let ns = kernel.netns("h1")
+        // An underlay with nobody behind it (this kernel may have no dummy devices): a veth pair.
+        try run("ip -n \(ns) link add \(prefix)u1 type veth peer name \(prefix)ux")
+        try run("ip -n \(ns) addr add 10.201.0.1/24 dev \(prefix)u1")
+        try run("ip -n \(ns) link set \(prefix)u1 up")
+        try run("ip -n \(ns) link set \(prefix)ux up")
+        let file = "\(dir)/swale.json"
+        let text = """
+            {
+              "bridges": [
+                { "name": "vale0", "portRules": [ { "port": "\(prefix)t2", "horizon": 3 }, { "port": "\(prefix)t3", "horizon": 3 } ],
+                  "ports": [
+                    { "kind": "vxlan", "name": "\(prefix)t2", "vni": 12, "remotes": ["10.201.0.2"] },
+                    { "kind": "vxlan", "name": "\(prefix)t3", "vni": 13, "remotes": ["10.201.0.3", "10.201.0.4"], "dstPort": 4790, "mtu": 1400 },
+                    { "kind": "vxlan", "name": "\(prefix)mc", "vni": 14, "group": "239.1.1.14", "dev": "\(prefix)u1" } ] } ]
+            }
+            """
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        let h = TunnelHost(ns: ns, socket: "\(dir)/h1.sock")
+        hosts.append(h)
+        try h.start(["--config", file])
+        let ports = try h.call(PortList(bridge: "vale0"))
+        XCTAssertEqual(ports.map(\.kind), ["vxlan", "vxlan", "vxlan"])
+        XCTAssertEqual(ports.map(\.horizon), [3, 3, nil])
+        XCTAssertEqual(ports.map(\.mtu), [1450, 1400, 1450])
+        let t3 = sh("ip -n \(ns) -d link show \(prefix)t3").1
+        XCTAssertTrue(t3.contains("vxlan id 13") && t3.contains("dstport 4790"), t3)
+        let mc = sh("ip -n \(ns) -d link show \(prefix)mc").1
+        XCTAssertTrue(mc.contains("group 239.1.1.14") && mc.contains("dev \(prefix)u1"), mc)
+        let fdb = sh("bridge -n \(ns) fdb show dev \(prefix)t3").1
+        XCTAssertTrue(fdb.contains("dst 10.201.0.3") && fdb.contains("dst 10.201.0.4"), fdb)
+
+        let dump = try ctl(h, ["config", "dump"]).0
+        let mine = try SwaleConfig.parse(text, file: file)
+        let back = try SwaleConfig.parse(dump, file: "dump")
+        XCTAssertEqual(back.bridges.first?.ports, mine.bridges.first?.ports, dump)
+        XCTAssertEqual(back.bridges.first?.portRules, mine.bridges.first?.portRules, dump)
     }
 }
