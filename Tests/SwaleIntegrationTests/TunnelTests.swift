@@ -212,6 +212,31 @@ final class TunnelTests: XCTestCase {
         XCTAssertNotEqual(sh("ip -n \(h1.ns) link show \(vx)").0, 0, "the vxlan device is gone with its port")
     }
 
+    /// The other two ways to reach a remote: a multicast group on the underlay, and IPv6.
+    func testVxlanOverAMulticastGroupAndOverIPv6() throws {
+        let h1 = try host(1), h2 = try host(2)
+        try joinDirectly(h1, 1, h2, 2)
+        let c1 = try container(h1, 1, mtu: 1430)
+        try container(h2, 2, mtu: 1430)
+        let mc = "\(prefix)mc"
+        for (h, i) in [(h1, 1), (h2, 2)] {
+            try ctl(h, ["port", "add", "vale0", "vxlan", mc, "--vni", "77", "--group", "239.1.1.77", "--dev", "\(prefix)u\(i)"])
+        }
+        let details = sh("ip -n \(h1.ns) -d link show \(mc)").1
+        XCTAssertTrue(details.contains("group 239.1.1.77") && details.contains("dev \(prefix)u1"), details)
+        assertPing(from: c1, to: overlayIP(2), "over a multicast group")
+        for h in [h1, h2] { try ctl(h, ["port", "del", "vale0", mc]) }
+
+        try run("ip -n \(h1.ns) addr add fd00:201::1/64 dev \(prefix)u1 nodad")
+        try run("ip -n \(h2.ns) addr add fd00:201::2/64 dev \(prefix)u2 nodad")
+        let v6 = "\(prefix)v6"
+        try ctl(h1, ["port", "add", "vale0", "vxlan", v6, "--vni", "78", "--remote", "fd00:201::2"])
+        try ctl(h2, ["port", "add", "vale0", "vxlan", v6, "--vni", "78", "--remote", "fd00:201::1"])
+        XCTAssertEqual(try portInfo(h1, v6).mtu, 1430, "IPv6 costs 70 bytes")
+        XCTAssertTrue(sh("ip -n \(h1.ns) -d link show \(v6)").1.contains("local fd00:201::1"))
+        assertPing(from: c1, to: overlayIP(2), "over IPv6")
+    }
+
     func testGeneveCarriesPingOrIsRefusedClearly() throws {
         let h1 = try host(1), h2 = try host(2)
         try joinDirectly(h1, 1, h2, 2)
