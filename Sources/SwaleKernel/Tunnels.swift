@@ -241,6 +241,14 @@ public enum Underlay {
         return (localText, ifname)
     }
 
+    /// The interface that holds this address ("192.0.2.1", "fd00::1"), if any.
+    public static func interface(holding text: String) -> String? {
+        var b = [UInt8](repeating: 0, count: 16)
+        if inet_pton(AF_INET, text, &b) == 1 { return interface(holding: Array(b.prefix(4)), family: AF_INET) }
+        if inet_pton(AF_INET6, text, &b) == 1 { return interface(holding: b, family: AF_INET6) }
+        return nil
+    }
+
     /// The interface that has this address (getifaddrs).
     static func interface(holding address: [UInt8], family: Int32) -> String? {
         var list: UnsafeMutablePointer<ifaddrs>?

@@ -186,6 +186,9 @@ extension Service {
             underlay = u
             if kind == .vxlan && local == nil { local = route.local }
         }
+        if let l = t.local, Underlay.interface(holding: l) == nil {
+            throw ControlError(.invalidArgument, "local address \(l) (--local) is not an address of this host")
+        }
         let ipv = family == AF_INET6 ? "IPv6" : "IPv4"
         let largest = underlay.mtu - overhead
         if let m = spec.mtu, m > largest {

@@ -396,6 +396,7 @@ final class TunnelTests: XCTestCase {
             (["--vni", "8", "--group", "239.1.1.1", "--dev", "\(prefix)nope"], ["\(prefix)nope", "does not exist"]),
             (["--vni", "8", "--remote", underlayIP(2), "--dstport", "0"], ["port 0", "out of range"]),
             (["--vni", "8", "--remote", "10.77.0.1"], ["cannot reach remote 10.77.0.1"]),
+            (["--vni", "8", "--remote", underlayIP(2), "--local", "10.201.0.9"], ["10.201.0.9", "not an address of this host"]),
             (["--vni", "8", "--remote", underlayIP(2), "--horizon", "256"], ["horizon group 256"]),
             (["--vni", "8", "--remote", underlayIP(2), "--peer", "x"], ["--peer is a veth option"])
         ] as [([String], [String])] {
