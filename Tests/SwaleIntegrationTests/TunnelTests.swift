@@ -487,3 +487,45 @@ final class TunnelTests: XCTestCase {
         XCTAssertEqual(back.bridges.first?.portRules, mine.bridges.first?.portRules, dump)
     }
 }
+
+/// The horizon rule through the real service on application ports: set with `port set`, floods
+/// skip the group, unicast inside it is dropped and shows as `horizon` in stats and metrics.
+extension SwitchTests {
+    func testHorizonGroupThroughTheServiceShowsInStatsAndMetrics() throws {
+        XCTAssertEqual(try svc.ctl(["bridge", "add", "vale5"]).0, 0)
+        for p in ["t1", "t2"] {
+            let (rc, out, err) = try svc.ctl(["port", "set", "vale5:\(p)", "--horizon", "4"])
+            XCTAssertEqual(rc, 0, out + err)
+            XCTAssertTrue(out.contains("horizon 4"), out)
+        }
+        let (bad, _, badErr) = try svc.ctl(["port", "set", "vale5:t1", "--horizon", "256"])
+        XCTAssertNotEqual(bad, 0)
+        XCTAssertTrue(badErr.contains("horizon group 256 out of range"), badErr)
+        let t1 = try open("vale5:t1"), t2 = try open("vale5:t2"), local = try open("vale5:l")
+        let list = try svc.call(PortList(bridge: "vale5"))
+        XCTAssertEqual(list.first { $0.name == "t1" }?.horizon, 4)
+        XCTAssertNil(list.first { $0.name == "l" }?.horizon)
+
+        let bc = frame(dst: broadcastMAC, src: mac(0x21), marker: 1)
+        send(t1, bc)
+        XCTAssertEqual(drain(local, expect: 1), [bc], "the local port gets the flood")
+        XCTAssertEqual(drain(t2), [], "the other port of the group does not")
+        send(t2, frame(dst: broadcastMAC, src: mac(0x22), marker: 2))  // t2's MAC is learned
+        _ = drain(local, expect: 1)
+        for k in 0..<5 { send(t1, frame(dst: mac(0x22), src: mac(0x21), marker: UInt8(3 + k))) }
+        XCTAssertEqual(drain(t2), [], "unicast inside the group is dropped")
+        XCTAssertTrue(try svc.eventually { try self.stats("vale5:t1").ports[0].counters.dropHorizon == 5 })
+        let (_, text, _) = try svc.ctl(["stats", "vale5:t1"])
+        XCTAssertTrue(text.contains("horizon 5"), text)
+        let metrics = try svc.call(MetricsScrape()).text
+        XCTAssertTrue(
+            metrics.contains(#"swale_port_dropped_frames_total{bridge="vale5",port="t1",kind="app",reason="horizon"} 5"#),
+            metrics.split(separator: "\n").filter { $0.contains("horizon") }.joined(separator: "\n"))
+
+        // Group 0 again: forwarding between them resumes.
+        XCTAssertEqual(try svc.ctl(["port", "set", "vale5:t2", "--horizon", "0"]).0, 0)
+        let u = frame(dst: mac(0x22), src: mac(0x21), marker: 9)
+        send(t1, u)
+        XCTAssertEqual(drain(t2, expect: 1), [u])
+    }
+}
