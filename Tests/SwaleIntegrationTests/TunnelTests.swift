@@ -280,9 +280,9 @@ final class TunnelTests: XCTestCase {
         XCTAssertTrue(err2.contains("Geneve has no multicast groups"), err2)
     }
 
-    /// Three hosts, a VXLAN port from each to each other (one VNI per pair), all in horizon group 1:
-    /// a broadcast from one container reaches each other container exactly once, never its sender.
-    func testThreeHostMeshDeliversABroadcastOncePerHost() throws {
+    /// Three hosts joined by one underlay bridge, a container on each, and a VXLAN port from each
+    /// host to each other host (one VNI per pair of hosts), in horizon group `horizon` if given.
+    func mesh(horizon: Int?) throws -> (hosts: [TunnelHost], containers: [String]) {
         let hs = try (1...3).map { try host($0) }
         try joinByBridge(hs.enumerated().map { ($1, $0 + 1) })
         var cs: [String] = []
@@ -292,52 +292,109 @@ final class TunnelTests: XCTestCase {
                 let vni = 10 * min(i, j) + max(i, j)
                 try ctl(
                     hs[i - 1],
-                    [
-                        "port", "add", "vale0", "vxlan", "\(prefix)v\(j)", "--vni", "\(vni)", "--remote", underlayIP(j),
-                        "--horizon", "1"
-                    ])
+                    ["port", "add", "vale0", "vxlan", "\(prefix)v\(j)", "--vni", "\(vni)", "--remote", underlayIP(j)]
+                        + (horizon.map { ["--horizon", "\($0)"] } ?? []))
             }
         }
+        return (hs, cs)
+    }
+
+    /// Starts frames.py captures of frames tagged `tag` in `namespaces` and waits until each is ready.
+    func captures(in namespaces: [String], tag: String, max: Int? = nil) throws -> [Child] {
+        var list: [Child] = []
+        for ns in namespaces {
+            list.append(
+                try Child(
+                    "/bin/sh",
+                    [
+                        "-c",
+                        "exec ip netns exec \(ns) /usr/bin/python3 '\(Self.script)' capture --iface eth0 --seconds 30 --tag \(tag)\(max.map { " --max \($0)" } ?? "") 2>&1"
+                    ]
+                ))
+        }
+        for c in list {
+            let deadline = Date().addingTimeInterval(15)
+            while !c.partialStdout.contains("ready") {
+                guard Date() < deadline, c.process.isRunning else {
+                    list.forEach {
+                        $0.signal(SIGKILL); $0.wait(seconds: 5)
+                    }
+                    throw FixtureError("capture did not start: \(c.stdout)")
+                }
+                usleep(10_000)
+            }
+        }
+        return list
+    }
+
+    /// One broadcast frame tagged `tag` from container `sender` (1-based).
+    func sendBroadcast(_ cs: [String], from sender: Int, tag: String) throws {
+        try run(
+            "ip netns exec \(cs[sender - 1]) /usr/bin/python3 '\(Self.script)' send --iface eth0 --dst ff:ff:ff:ff:ff:ff --src \(Self.containerMAC(sender)) --tag \(tag)"
+        )
+    }
+
+    /// How many frames a finished capture kept.
+    func captured(_ c: Child, _ what: String) throws -> Int {
+        c.wait(seconds: 10)
+        return try XCTUnwrap(c.lastJSON?["frames"] as? [[String: Any]], "capture in \(what): \(c.stdout)").count
+    }
+
+    /// Each container's count of one broadcast from each sender in turn: 1 in every other
+    /// container, 0 in the sender's (a loop would bring more copies within the wait).
+    func assertEachBroadcastArrivesOnce(_ cs: [String], round: String, file: StaticString = #filePath, line: UInt = #line) throws
+    {
+        for sender in 1...cs.count {
+            let tag = "\(round)\(sender)"
+            let cap = try captures(in: cs, tag: tag)
+            defer { for c in cap { c.signal(SIGKILL); c.wait(seconds: 5) } }
+            try sendBroadcast(cs, from: sender, tag: tag)
+            usleep(800_000)  // time for copies that should not come
+            for c in cap { c.signal(SIGTERM) }
+            for (k, c) in cap.enumerated() {
+                let n = try captured(c, cs[k])
+                XCTAssertEqual(
+                    n, k + 1 == sender ? 0 : 1, "broadcast from container \(sender) seen \(n) time(s) in container \(k + 1)",
+                    file: file, line: line)
+            }
+        }
+    }
+
+    /// Three hosts, a VXLAN port from each to each other (one VNI per pair), all in horizon group 1:
+    /// a broadcast from one container reaches each other container exactly once, never its sender.
+    func testThreeHostMeshDeliversABroadcastOncePerHost() throws {
+        let (hs, cs) = try mesh(horizon: 1)
         let rules = try hs[0].call(VlanShow(bridge: "vale0"))
         XCTAssertEqual(rules.filter { $0.horizon == 1 }.map(\.port).sorted(), ["\(prefix)v2", "\(prefix)v3"])
-
-        for sender in 1...3 {
-            let tag = "bc\(sender)"
-            var captures: [Child] = []
-            defer { for c in captures { c.signal(SIGKILL); c.wait(seconds: 5) } }
-            for ns in cs {
-                captures.append(
-                    try Child(
-                        "/bin/sh",
-                        [
-                            "-c",
-                            "exec ip netns exec \(ns) /usr/bin/python3 '\(Self.script)' capture --iface eth0 --seconds 30 --tag \(tag) 2>&1"
-                        ]
-                    ))
-            }
-            for c in captures {
-                let deadline = Date().addingTimeInterval(15)
-                while !c.partialStdout.contains("ready") {
-                    guard Date() < deadline, c.process.isRunning else { throw FixtureError("capture did not start: \(c.stdout)") }
-                    usleep(10_000)
-                }
-            }
-            try run(
-                "ip netns exec \(cs[sender - 1]) /usr/bin/python3 '\(Self.script)' send --iface eth0 --dst ff:ff:ff:ff:ff:ff --src \(Self.containerMAC(sender)) --tag \(tag)"
-            )
-            usleep(800_000)  // time for copies that should not come (a loop would bring them)
-            for c in captures { c.signal(SIGTERM) }
-            for (k, c) in captures.enumerated() {
-                c.wait(seconds: 10)
-                let frames = try XCTUnwrap(c.lastJSON?["frames"] as? [[String: Any]], "capture in \(cs[k]): \(c.stdout)")
-                XCTAssertEqual(
-                    frames.count, k + 1 == sender ? 0 : 1,
-                    "broadcast from container \(sender) seen \(frames.count) time(s) in container \(k + 1)")
-            }
-        }
+        try assertEachBroadcastArrivesOnce(cs, round: "bc")
         // Unicast across the mesh, both ways round.
         assertPing(from: cs[0], to: overlayIP(3), "container 1 to container 3")
         assertPing(from: cs[1], to: overlayIP(1), "container 2 to container 1")
+    }
+
+    /// The same mesh without horizon groups: one broadcast circles the ring of tunnels for ever (the
+    /// capture stops at 20 copies, so the loop is bounded by the test), until `port set --horizon`
+    /// on one host's tunnels breaks the ring; with groups everywhere, each host gets it once again.
+    func testWithoutHorizonGroupsTheMeshLoopsUntilOneIsSet() throws {
+        let (hs, cs) = try mesh(horizon: nil)
+        let cap = try captures(in: [cs[1]], tag: "loop", max: 20)
+        defer { for c in cap { c.signal(SIGKILL); c.wait(seconds: 5) } }
+        try sendBroadcast(cs, from: 1, tag: "loop")
+        let deadline = Date().addingTimeInterval(5)
+        while cap[0].process.isRunning && Date() < deadline { usleep(5_000) }
+        // Break the ring at host 1 at once (the swaleds' ends in tearDown would end it too).
+        for j in [2, 3] { try ctl(hs[0], ["port", "set", "vale0:\(prefix)v\(j)", "--horizon", "1"]) }
+        cap[0].signal(SIGTERM)
+        let n = try captured(cap[0], cs[1])
+        XCTAssertEqual(n, 20, "without split horizon one broadcast keeps coming back to container 2")
+        let looped = try hs[1].call(Stats(target: "vale0:\(prefix)v3")).ports[0].counters.rxPackets
+        XCTAssertGreaterThan(looped, 10, "and keeps crossing host 2 from tunnel to tunnel")
+
+        for (i, h) in hs.enumerated() where i > 0 {
+            for j in 1...3 where j != i + 1 { try ctl(h, ["port", "set", "vale0:\(prefix)v\(j)", "--horizon", "1"]) }
+        }
+        usleep(300_000)  // copies still in flight die out
+        try assertEachBroadcastArrivesOnce(cs, round: "after")
     }
 
     func testTunnelMTUDefaultsRefusalAndWarning() throws {
