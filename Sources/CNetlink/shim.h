@@ -4,6 +4,9 @@
 #include <netlink/cache.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/veth.h>
+#include <netlink/route/link/vxlan.h>
+#include <netlink/route/link/geneve.h>
+#include <netlink/route/neighbour.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/route.h>
 #include <net/if.h>

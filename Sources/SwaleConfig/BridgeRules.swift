@@ -5,7 +5,8 @@
  *   { "name": "vale0", "vlanFiltering": true, "groupFwdMask": "0x4008",
  *     "portRules": [
  *       { "port": "c1", "vlans": [ { "vid": 10, "untagged": true } ], "pvid": 10 },
- *       { "port": "trunk", "vlans": [ { "vid": 10 }, { "vid": 20 } ], "isolated": true, "maxMacs": 64 } ],
+ *       { "port": "trunk", "vlans": [ { "vid": 10 }, { "vid": 20 } ], "isolated": true, "maxMacs": 64 },
+ *       { "port": "vx2", "horizon": 1 } ],
  *     "fdb": [ { "mac": "02:00:00:00:00:01", "port": "c1", "vlan": 10 } ] }
  *
  * Port rules name ports by their name on the bridge (kernel ports and app ports alike) and apply
@@ -35,13 +36,15 @@ extension SwaleConfig {
         public var locked = false
         /// 0: no limit.
         public var maxMacs = 0
+        /// Split-horizon group (0: none): ports of one group never forward to each other.
+        public var horizon = 0
         public init(port: String) { self.port = port }
 
         /// The VLANs in effect (the default when none were set).
         public var effectiveVlans: [Vlan] { vlans ?? [Vlan(vid: 1, untagged: true)] }
         public var effectivePvid: Int? { vlans == nil ? 1 : pvid }
         /// Nothing differs from a new port's defaults.
-        public var isDefault: Bool { vlans == nil && !isolated && !locked && maxMacs == 0 }
+        public var isDefault: Bool { vlans == nil && !isolated && !locked && maxMacs == 0 && horizon == 0 }
     }
 
     public struct StaticEntry: Equatable, Sendable {
@@ -143,7 +146,7 @@ extension ConfigChecker {
     }
 
     func portRules(_ v: JSONValue, _ path: String) throws -> SwaleConfig.PortRules {
-        let ms = try members(v, path, known: ["port", "vlans", "pvid", "isolated", "locked", "maxMacs"])
+        let ms = try members(v, path, known: ["port", "vlans", "pvid", "isolated", "locked", "maxMacs", "horizon"])
         guard let nameV = ms.first(where: { $0.key == "port" })?.value else { throw fail(v, "\(path) has no port") }
         var r = SwaleConfig.PortRules(
             port: try named(nameV, "\(path).port") { s in
@@ -175,6 +178,7 @@ extension ConfigChecker {
             case "isolated": r.isolated = try bool(m.value, "\(what): isolated")
             case "locked": r.locked = try bool(m.value, "\(what): locked")
             case "maxMacs": r.maxMacs = try int(m.value, "\(what): maxMacs", SwaleConfig.maxMacsRange)
+            case "horizon": r.horizon = try int(m.value, "\(what): horizon", SwaleConfig.horizonRange)
             default: break
             }
         }
@@ -212,7 +216,7 @@ extension SwaleConfig.PortRules {
             ),
             ("pvid", vlans == nil ? nil : pvid.map(JSONValue.int)),
             ("isolated", isolated ? .bool(true) : nil), ("locked", locked ? .bool(true) : nil),
-            ("maxMacs", maxMacs > 0 ? .int(maxMacs) : nil)
+            ("maxMacs", maxMacs > 0 ? .int(maxMacs) : nil), ("horizon", horizon > 0 ? .int(horizon) : nil)
         ])
     }
 }

@@ -30,7 +30,7 @@ import Glibc
 import SwaleNames
 
 public struct SwaleConfig: Equatable, Sendable {
-    public enum PortKind: String, Sendable, CaseIterable { case tap, veth, attach }
+    public enum PortKind: String, Sendable, CaseIterable { case tap, veth, attach, vxlan, geneve }
 
     public struct Port: Equatable, Sendable {
         public var kind: PortKind
@@ -51,11 +51,13 @@ public struct SwaleConfig: Equatable, Sendable {
         public var isolated: Bool?
         /// Where it was written (0 when built in code); not part of equality.
         public var line = 0
+        /// vxlan and geneve ports: VNI, remotes or group, underlay (Tunnels.swift).
+        public var tunnel: Tunnel?
         public init(kind: PortKind, name: String) { self.kind = kind; self.name = name }
         public static func == (a: Port, b: Port) -> Bool {
             a.kind == b.kind && a.name == b.name && a.peer == b.peer && a.netns == b.netns && a.address == b.address
                 && a.mtu == b.mtu && a.mac == b.mac && a.container == b.container && a.network == b.network
-                && a.vlan == b.vlan && a.trunk == b.trunk && a.isolated == b.isolated
+                && a.vlan == b.vlan && a.trunk == b.trunk && a.isolated == b.isolated && a.tunnel == b.tunnel
         }
     }
 
@@ -343,12 +345,12 @@ struct ConfigChecker {
     }
 
     mutating func port(_ v: JSONValue, _ path: String, bridge: String) throws -> SwaleConfig.Port {
-        let ms = try members(v, path, known: ["kind", "name", "peer", "netns", "address", "mtu", "mac"])
+        let ms = try members(v, path, known: ["kind", "name", "peer", "netns", "address", "mtu", "mac"] + Self.tunnelKeys)
         func member(_ k: String) -> JSONValue? { ms.first(where: { $0.key == k })?.value }
-        guard let kindV = member("kind") else { throw fail(v, "\(path) has no kind (tap, veth or attach)") }
+        guard let kindV = member("kind") else { throw fail(v, "\(path) has no kind (tap, veth, attach, vxlan or geneve)") }
         let kindS = try string(kindV, "\(path).kind")
         guard let kind = SwaleConfig.PortKind(rawValue: kindS) else {
-            throw fail(kindV, "\(path).kind must be tap, veth or attach (found \"\(kindS)\")")
+            throw fail(kindV, "\(path).kind must be tap, veth, attach, vxlan or geneve (found \"\(kindS)\")")
         }
         guard let nameV = member("name") else { throw fail(v, "\(path) has no name (the interface name)") }
         var p = SwaleConfig.Port(
@@ -402,6 +404,7 @@ struct ConfigChecker {
             default: break
             }
         }
+        p.tunnel = try tunnel(v, ms, kind: kind, what: what)
         if kind == .veth {
             guard let peer = p.peer else { throw fail(v, "\(what) has no peer (the other end's name)") }
             // A peer moved into a namespace lives in that namespace's name space, not ours.
@@ -457,7 +460,7 @@ extension SwaleConfig {
                                 ("peer", p.peer.map(JSONValue.string)),
                                 ("netns", p.netns.map(JSONValue.string)), ("address", p.address.map(JSONValue.string)),
                                 ("mtu", p.mtu.map(JSONValue.int)), ("mac", p.mac.map(JSONValue.string))
-                            ])
+                            ]).appending(p.tunnel?.members)
                         })
                 )
             ])

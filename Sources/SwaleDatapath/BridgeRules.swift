@@ -32,8 +32,15 @@
  *
  * Isolation (Linux `isolated on`): an isolated port's frames reach only non-isolated ports.
  *
- * A batch decides once whether any egress rule applies (`batchScoped`: VLAN filtering, or an
- * isolated source); when none does, delivery runs exactly as without this file.
+ * Split horizon (VPP's split-horizon group): ports in the same nonzero group never forward to each
+ * other. Tunnels of a full mesh share one group, so a flood that came in over one tunnel goes to
+ * local ports only, never back out over another tunnel (each remote floods to its own locals): no
+ * loop, and each host gets a broadcast exactly once. Floods skip same-group ports; known unicast
+ * between them is dropped and counted (`dropHorizon`) against the source.
+ *
+ * A batch decides once whether any egress rule applies (`batchScoped`: VLAN filtering, an
+ * isolated source, or a source in a horizon group); when none does, delivery runs exactly as
+ * without this file: a batch from a port without rules pays one load and one compare, per batch.
  */
 import CSwaleABI
 import Glibc
@@ -42,7 +49,7 @@ import SwaleRings
 extension ForwardingEngine {
     /// Why a frame was refused (counted against its source port).
     enum Drop: UInt8 {
-        case none, badSource, locked, staticMove, macLimit, reserved, vlan, isolated
+        case none, badSource, locked, staticMove, macLimit, reserved, vlan, isolated, horizon
     }
 
     /// How a frame of the batch goes to one destination.
@@ -71,6 +78,7 @@ extension ForwardingEngine {
         case .reserved: p.pointee.stats.dropReserved &+= 1
         case .vlan: p.pointee.stats.dropVlan &+= 1
         case .isolated: p.pointee.stats.dropIsolated &+= 1
+        case .horizon: p.pointee.stats.dropHorizon &+= 1
         }
     }
 
@@ -127,10 +135,12 @@ extension ForwardingEngine {
 
     // MARK: egress
 
-    /// A known unicast destination d: refused if it is not in the VLAN, or both ends are isolated.
+    /// A known unicast destination d: refused if it is not in the VLAN, both ends are isolated, or
+    /// both are in the same split-horizon group.
     @inline(never)
     func unicastEgress(vid: UInt16, to d: Int) -> Drop {
         if batchIsolated && ports[d].isolated { return .isolated }
+        if batchHorizon != 0 && ports[d].horizon == batchHorizon { return .horizon }
         if vlanFiltering && !isMember(d, vid) { return .vlan }
         return .none
     }
@@ -139,6 +149,7 @@ extension ForwardingEngine {
     @inline(__always)
     func egress(entry e: Int, to d: Int) -> Egress {
         if batchIsolated && ports[d].isolated { return .skip }
+        if batchHorizon != 0 && ports[d].horizon == batchHorizon { return .skip }
         guard vlanFiltering else { return .asIs }
         let vid = ftVid[e]
         guard isMember(d, vid) else { return .skip }
@@ -285,5 +296,11 @@ extension ForwardingEngine {
         ports[i].isolated = isolated
         ports[i].locked = locked
         table.setLimit(port: i, maxMacs)
+    }
+
+    /// Port i's split-horizon group (0: none).
+    public func setHorizon(port i: Int, group: UInt8) {
+        guard i >= 0, i < portCount, ports[i].active else { return }
+        ports[i].horizon = group
     }
 }

@@ -96,6 +96,8 @@ public final class ForwardingEngine {
     // The current batch: rules that make egress depend on the frame (VLANs, an isolated source).
     @exclusivity(unchecked) var batchScoped = false
     @exclusivity(unchecked) var batchIsolated = false
+    /// The source's split-horizon group (0: none).
+    @exclusivity(unchecked) var batchHorizon: UInt8 = 0
     // Each slot of the batch copied once out of shared memory (a client may change its ring while
     // we work: everything after validation reads these copies, never the ring again).
     let snapIdx: UnsafeMutablePointer<UInt32>
@@ -339,7 +341,8 @@ extension ForwardingEngine {
         var lastDstPort = ForwardingEngine.broadcast
         let vf = vlanFiltering
         batchIsolated = src.pointee.isolated
-        let scoped = vf || batchIsolated
+        batchHorizon = src.pointee.horizon
+        let scoped = vf || batchIsolated || batchHorizon != 0
         batchScoped = scoped
 
         while consumed < pending && consumed < maxSlots {

@@ -28,6 +28,7 @@ public struct PortStats {
     public var dropMacLimit: UInt64 = 0  // new source beyond the port's MAC limit
     public var dropLocked: UInt64 = 0  // locked port, source without a static entry on it
     public var dropIsolated: UInt64 = 0  // unicast from an isolated port to an isolated port
+    public var dropHorizon: UInt64 = 0  // unicast between two ports of the same split-horizon group
     public init() {}
 }
 
@@ -57,6 +58,9 @@ public struct PortState {
     public var isolated = false
     /// Only sources with a static entry on this port may send; nothing is learned on it.
     public var locked = false
+    /// Split-horizon group (VPP's SHG; 0: none): never forwards to a port of the same group. Kept
+    /// beside the other one-byte rules, where it fits in their padding.
+    public var horizon: UInt8 = 0
     /// A monitor port (Monitors.swift): it gets copies, never forwards, never takes part in floods.
     public var isMonitor = false
     /// Monitor: the port it watches (-1: none, that port went away) and what it copies.

@@ -127,6 +127,7 @@ public struct LinkInfo: Sendable, Equatable, CustomStringConvertible {
 }
 
 public final class Netlink {
+    /// Internal, not private: Tunnels.swift and Routes.swift build their requests on the same socket.
     let sk: OpaquePointer
 
     /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.

@@ -83,8 +83,8 @@ public enum ControlProtocol {
         OperationSpec(VlanAdd.self, .owner, "add a VLAN to a port (PVID, untagged)"),
         OperationSpec(VlanDel.self, .owner, "remove a VLAN from a port"),
         OperationSpec(VlanShow.self, .member, "the VLANs and rules of the ports of bridges the caller may use"),
-        OperationSpec(PortSet.self, .owner, "a port's isolation, locking and MAC limit"),
-        OperationSpec(PortAdd.self, .root, "create a TAP or veth port (kernel interfaces, namespaces, addresses)"),
+        OperationSpec(PortSet.self, .owner, "a port's isolation, locking, MAC limit and split-horizon group"),
+        OperationSpec(PortAdd.self, .root, "create a TAP, veth, VXLAN or Geneve port (kernel interfaces, namespaces, addresses)"),
         OperationSpec(PortAttach.self, .root, "attach an existing interface"),
         OperationSpec(PortDel.self, .root, "detach and delete a kernel port"),
         OperationSpec(MirrorAdd.self, .root, "mirror a port's frames to a new TAP interface (for tcpdump and other tools)"),
@@ -235,6 +235,15 @@ public struct PortAdd: ControlOperation {
     public var vlan: Int?
     public var trunk: [Int]?
     public var isolated: Bool?
+    // Tunnel ports (kind "vxlan" or "geneve"): see SwaleConfig.Tunnel.
+    public var vni: Int?
+    public var remotes: [String]?
+    public var group: String?
+    public var dev: String?
+    public var local: String?
+    public var dstPort: Int?
+    /// Split-horizon group of the new port (a port rule, like `port.set`'s).
+    public var horizon: Int?
     public init(bridge: String, kind: String, name: String) { self.bridge = bridge; self.kind = kind; self.name = name }
     public typealias Result = PortInfo
 }
@@ -346,6 +355,8 @@ public struct PortSet: ControlOperation {
     public var locked: Bool?
     /// 0: no limit.
     public var maxMacs: Int?
+    /// Split-horizon group, 0...255 (0: none).
+    public var horizon: Int?
     public init(port: String, isolated: Bool? = nil, locked: Bool? = nil, maxMacs: Int? = nil) {
         self.port = port; self.isolated = isolated; self.locked = locked; self.maxMacs = maxMacs
     }

@@ -87,12 +87,13 @@ public struct PortCounters: Codable, Sendable {
     public var dropLocked: UInt64 = 0
     public var dropIsolated: UInt64 = 0
     public var adapter: [String: UInt64]? = nil
+    public var dropHorizon: UInt64 = 0
     public init() {}
 
     /// Frames dropped for any reason (ring full, malformed, refused by a bridge rule).
     public var totalDrops: UInt64 {
         dropRingFull &+ dropTooShort &+ dropTooLong &+ dropBadSlot &+ dropNoRoute &+ dropReserved &+ dropBadSource
-            &+ dropVlan &+ dropStaticMove &+ dropMacLimit &+ dropLocked &+ dropIsolated
+            &+ dropVlan &+ dropStaticMove &+ dropMacLimit &+ dropLocked &+ dropIsolated &+ dropHorizon
     }
 }
 
@@ -111,6 +112,12 @@ public struct PortInfo: Codable, Sendable {
     /// The container attachment that made it (swale-cni): container id and CNI network name.
     public var container: String?
     public var network: String?
+    /// Kernel ports: the interface's MTU as the switch uses it.
+    public var mtu: Int? = nil
+    /// Split-horizon group (nil: none).
+    public var horizon: Int? = nil
+    /// Something the caller should know about the port it just added (a tunnel MTU below others').
+    public var warning: String? = nil
     public init(
         bridge: String, name: String, index: Int, kind: String, ifname: String?, openBy: Int?, created: Bool, owner: String,
         counters: PortCounters
@@ -228,6 +235,8 @@ public struct PortRulesInfo: Codable, Sendable {
     public var maxMacs: Int
     /// Dynamic MAC entries the port has now.
     public var learned: Int
+    /// Split-horizon group (nil: none).
+    public var horizon: Int? = nil
     public init(
         bridge: String, port: String, attached: Bool, vlans: [Vlan], isolated: Bool, locked: Bool, maxMacs: Int, learned: Int
     ) {

@@ -1,6 +1,6 @@
 /*
  * Bridge rules, service side: VLAN filtering and the reserved-group mask of a bridge, per-port
- * rules (VLANs, PVID, isolation, locking, MAC limit) and static MAC entries.
+ * rules (VLANs, PVID, isolation, locking, MAC limit, split-horizon group) and static MAC entries.
  *
  * The service keeps the rules by port *name* on the bridge entry (as the config file writes them)
  * and pushes them into the forwarding engine whenever a port of that name is attached
@@ -46,6 +46,7 @@ extension Service {
         b.bridge.setVlans(
             port: index, r.effectiveVlans.map { (UInt16($0.vid), $0.untagged) }, pvid: UInt16(r.effectivePvid ?? 0))
         b.bridge.setPortRules(port: index, isolated: r.isolated, locked: r.locked, maxMacs: UInt32(r.maxMacs))
+        b.bridge.setHorizon(port: index, group: UInt8(clamping: r.horizon))
     }
 
     /// A port of this name was just attached: its rules and static entries go in.
@@ -64,13 +65,15 @@ extension Service {
     func ruleInfo(_ b: BridgeEntry, _ port: String) -> PortRulesInfo {
         let r = rules(b, port)
         let p = b.ports[port]
-        return PortRulesInfo(
+        var info = PortRulesInfo(
             bridge: b.bridge.name, port: port, attached: p != nil,
             vlans: r.effectiveVlans.sorted { $0.vid < $1.vid }.map {
                 PortRulesInfo.Vlan(vid: $0.vid, pvid: $0.vid == r.effectivePvid, untagged: $0.untagged)
             },
             isolated: r.isolated, locked: r.locked, maxMacs: r.maxMacs,
             learned: p.map { b.bridge.learnedCount(port: $0.index) } ?? 0)
+        info.horizon = r.horizon > 0 ? r.horizon : nil
+        return info
     }
 
     // MARK: operations
@@ -156,8 +159,11 @@ extension Service {
         }
         if let i = a.isolated { r.isolated = i }
         if let l = a.locked { r.locked = l }
+        if let h = a.horizon { r.horizon = try horizonGroup(h) }
         try store(r, on: b)
-        log.info("port \(b.bridge.name):\(port): isolated \(r.isolated) locked \(r.locked) max-macs \(r.maxMacs)")
+        if a.horizon != nil, let p = b.ports[port] { tagTunnel(p, in: b) }
+        log.info(
+            "port \(b.bridge.name):\(port): isolated \(r.isolated) locked \(r.locked) max-macs \(r.maxMacs) horizon \(r.horizon)")
         return ruleInfo(b, port)
     }
 

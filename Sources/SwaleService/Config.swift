@@ -115,6 +115,7 @@ extension Service {
             }
             do {
                 let b = try addBridge(bname, mustBeNew: false)
+                restoreHorizon(tag, name: link.name, on: b)
                 _ = try addKernelPort(tag.spec, to: b, origin: .cli, reuseExisting: true)
             } catch {
                 log.error("re-attaching \(link.name) to \(bname) (added with swalectl before the restart): \(error)")
@@ -164,6 +165,7 @@ enum PortOrigin: String { case config, cli }
 
 /// The alias Swale writes on each interface it creates:
 ///   `swale:<instance> <origin> <bridge|-> <kind> [peer=P] [netns=N] [address=A] [mtu=M] [mac=X]`
+///   tunnels also `vni=V [dstport=P] [dev=D] [local=L] [group=G] [remotes=A,B] [horizon=H]`
 /// `instance` is a hash of the control socket path, so two swaleds on one machine (tests, a second
 /// instance) never claim each other's interfaces. The kernel keeps it with the interface — no state
 /// file to lose or to disagree with what exists.
@@ -172,6 +174,8 @@ struct OwnerTag: Equatable {
     var origin: PortOrigin
     var bridge: String?
     var spec: SwaleConfig.Port
+    /// Tunnel ports: the split-horizon group to put back on re-adoption (a port rule, kept here too).
+    var horizon: Int? = nil
 
     init(instance: String, origin: PortOrigin, bridge: String?, spec: SwaleConfig.Port) {
         self.instance = instance; self.origin = origin; self.bridge = bridge; self.spec = spec
@@ -191,12 +195,13 @@ struct OwnerTag: Equatable {
         var s = "swale:\(instance) \(origin.rawValue) \(bridge ?? "-") \(spec.kind.rawValue)"
         var omitted: [String] = []
         // Most needed first: what re-creates the port and a container's rules, then the rest.
-        let fields: [(String, String?)] = [
+        var fields: [(String, String?)] = [
             ("peer", spec.peer), ("container", spec.container), ("network", spec.network),
             ("vlan", spec.vlan.map(String.init)), ("isolated", spec.isolated.map { $0 ? "1" : "0" }),
             ("trunk", spec.trunk.map(SwaleConfig.formatVids)), ("mtu", spec.mtu.map(String.init)), ("mac", spec.mac),
             ("address", spec.address), ("netns", spec.netns)
         ]
+        fields += OwnerTag.tunnelFields(spec.tunnel, horizon: horizon)
         for (k, v) in fields {
             guard let v else { continue }
             let item = " \(k)=\(v)"
@@ -236,6 +241,11 @@ struct OwnerTag: Equatable {
         spec.isolated = fields["isolated"].map { $0 == "1" }
         spec.trunk = fields["trunk"].flatMap(SwaleConfig.parseVids)
         if kind == .veth, spec.peer == nil { return nil }
+        if kind.isTunnel {
+            guard let t = OwnerTag.tunnel(fields) else { return nil }
+            spec.tunnel = t
+        }
         self.init(instance: parts[0], origin: origin, bridge: bridge, spec: spec)
+        if kind.isTunnel { horizon = fields["horizon"].flatMap { Int($0) } }
     }
 }

@@ -19,6 +19,8 @@ import SwaleSwitch
 
 enum PortKind: String {
     case app, tap, veth, netdev
+    /// Tunnel devices (Tunnels.swift).
+    case vxlan, geneve
     /// A monitor (`vale0:p1/r`): copies of another port's traffic; kept in `BridgeEntry.monitors`.
     case monitor
 }

@@ -49,9 +49,11 @@ extension Service {
         guard let kind = SwaleConfig.PortKind(rawValue: req.kind), kind != .attach else {
             throw ControlError(
                 .invalidArgument,
-                "port kind must be 'tap' or 'veth' (got '\(LogText.clean(req.kind))'); use 'port attach' for an existing interface"
+                "port kind must be 'tap', 'veth', 'vxlan' or 'geneve' (got '\(LogText.clean(req.kind))'); use 'port attach' for an existing interface"
             )
         }
+        if kind.isTunnel { return try addTunnelPort(req, kind: kind, to: b) }
+        try refuseTunnelOptions(req)
         var spec = SwaleConfig.Port(kind: kind, name: req.name)
         spec.peer = req.peer; spec.netns = req.netns; spec.address = req.address; spec.mtu = req.mtu; spec.mac = req.mac
         try takeAttachment(req, into: &spec)
@@ -61,6 +63,7 @@ extension Service {
     /// Creates (or, with `reuseExisting`, picks up an interface this swaled created earlier) a TAP or
     /// veth port, attaches it, and tags the interface as ours (OwnerTag).
     func addKernelPort(_ spec: SwaleConfig.Port, to b: BridgeEntry, origin: PortOrigin, reuseExisting: Bool) throws -> PortEntry {
+        if spec.kind.isTunnel { return try addTunnelPort(spec, to: b, origin: origin, reuseExisting: reuseExisting).0 }
         var spec = spec
         let kind = spec.kind
         let name = try kernelPortName(spec.name)

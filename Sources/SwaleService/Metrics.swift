@@ -103,7 +103,8 @@ extension Service {
                 ("ring_full", c.dropRingFull), ("too_short", c.dropTooShort), ("too_long", c.dropTooLong),
                 ("bad_slot", c.dropBadSlot), ("hairpin", c.dropNoRoute), ("reserved_group", c.dropReserved),
                 ("bad_source", c.dropBadSource), ("vlan", c.dropVlan), ("static_move", c.dropStaticMove),
-                ("mac_limit", c.dropMacLimit), ("locked", c.dropLocked), ("isolated", c.dropIsolated)
+                ("mac_limit", c.dropMacLimit), ("locked", c.dropLocked), ("isolated", c.dropIsolated),
+                ("horizon", c.dropHorizon)
             ]
             for (reason, n) in reasons {
                 w.counter("swale_port_dropped_frames_total", "Frames dropped, by reason.", l + [("reason", reason)], n)

@@ -642,6 +642,7 @@ public final class Service: @unchecked Sendable {
         c.dropReserved = st.dropReserved; c.dropBadSource = st.dropBadSource; c.dropVlan = st.dropVlan
         c.dropStaticMove = st.dropStaticMove; c.dropMacLimit = st.dropMacLimit; c.dropLocked = st.dropLocked
         c.dropIsolated = st.dropIsolated
+        c.dropHorizon = st.dropHorizon
         if p.adapter != nil, let b = bridges[p.bridge] { c.adapter = b.bridge.adapterCounters(p.index) }
         var info = PortInfo(
             bridge: p.bridge, name: p.name, index: p.index, kind: p.kind.rawValue, ifname: p.ifname,
@@ -649,6 +650,7 @@ public final class Service: @unchecked Sendable {
         info.peer = p.peerName
         info.container = p.spec?.container
         info.network = p.spec?.network
+        addLinkDetails(&info, p)
         return info
     }
 

@@ -273,6 +273,11 @@ public final class Bridge: @unchecked Sendable {
         perform { b in b.engine.setPortRules(port: port, isolated: isolated, locked: locked, maxMacs: maxMacs) }
     }
 
+    /// A port's split-horizon group (0: none).
+    public func setHorizon(port: Int, group: UInt8) {
+        perform { b in b.engine.setHorizon(port: port, group: group) }
+    }
+
     /// Installs a static MAC entry; false when the address is a group one or its bucket is full of static entries.
     @discardableResult
     public func addStatic(mac: UInt64, vlan: UInt16, port: Int) -> Bool {

@@ -24,6 +24,7 @@ func printRules(_ r: PortRulesInfo) {
     if r.isolated { flags.append("isolated") }
     if r.locked { flags.append("locked") }
     if r.maxMacs > 0 { flags.append("max-macs \(r.maxMacs) (learned \(r.learned))") }
+    if let h = r.horizon { flags.append("horizon \(h)") }
     if !r.attached { flags.append("not attached") }
     print(
         pad("\(r.bridge):\(r.port)", 24) + pad(vlans.isEmpty ? "none" : vlans.joined(separator: ", "), 40)
@@ -69,16 +70,19 @@ struct VlanCmd: ParsableCommand {
 extension PortCmd {
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "A port's rules (owner or root): isolation, locking (only static sources), MAC limit.")
+            abstract:
+                "A port's rules (owner or root): isolation, locking (only static sources), MAC limit, split-horizon group.")
         @OptionGroup var common: Common
         @Argument(help: "BRIDGE:PORT") var port: String
         @Option(help: "on: reach only non-isolated ports.") var isolated: OnOff?
         @Option(help: "on: only sources with a static entry on this port may send.") var locked: OnOff?
         @Option(help: "Most MAC addresses learned on the port (0: no limit).") var maxMacs: Int?
+        @Option(help: "Split-horizon group 1...255 (0: none): ports of one group never forward to each other.")
+        var horizon: Int?
         func run() throws {
-            try perform(
-                PortSet(port: port, isolated: isolated?.value, locked: locked?.value, maxMacs: maxMacs), common,
-                human: printRules)
+            var r = PortSet(port: port, isolated: isolated?.value, locked: locked?.value, maxMacs: maxMacs)
+            r.horizon = horizon
+            try perform(r, common, human: printRules)
         }
     }
 }

@@ -50,14 +50,15 @@ func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(
 
 func printPorts(_ ports: [PortInfo]) {
     print(
-        pad("PORT", 22) + pad("KIND", 7) + pad("IFNAME", 16) + pad("RX PKTS", 12) + pad("TX PKTS", 12) + pad("DROPS", 10)
-            + "OPEN BY / CONTAINER")
+        pad("PORT", 22) + pad("KIND", 7) + pad("IFNAME", 16) + pad("MTU", 6) + pad("RX PKTS", 12) + pad("TX PKTS", 12)
+            + pad("DROPS", 10) + "OPEN BY / CONTAINER")
     for p in ports {
         let c = p.counters
         let drops = c.totalDrops
         print(
-            pad("\(p.bridge):\(p.name)", 22) + pad(p.kind, 7) + pad(p.ifname ?? "-", 16) + pad("\(c.rxPackets)", 12)
-                + pad("\(c.txPackets)", 12) + pad("\(drops)", 10) + holder(p))
+            pad("\(p.bridge):\(p.name)", 22) + pad(p.kind, 7) + pad(p.ifname ?? "-", 16) + pad(p.mtu.map(String.init) ?? "-", 6)
+                + pad("\(c.rxPackets)", 12) + pad("\(c.txPackets)", 12) + pad("\(drops)", 10) + holder(p)
+                + (p.horizon.map { "  horizon \($0)" } ?? ""))
     }
 }
 
@@ -190,20 +191,38 @@ struct PortCmd: ParsableCommand {
     }
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create a TAP or veth port: add BRIDGE tap NAME | add BRIDGE veth NAME --peer PEER.")
+            abstract:
+                "Create a TAP, veth or tunnel port: add BRIDGE tap NAME | add BRIDGE veth NAME --peer PEER | add BRIDGE vxlan NAME --vni N --remote IP... | add BRIDGE vxlan NAME --vni N --group MCAST --dev DEV | add BRIDGE geneve NAME --vni N --remote IP.",
+            discussion:
+                "Tunnel MTU: by default the underlay's (--dev, or the interface routing to the first remote) less 50 bytes (70 over IPv6); a larger --mtu is refused. A Linux geneve device has one remote: for a mesh, add one geneve port per remote with the same --horizon group."
+        )
         @OptionGroup var common: Common
         @Argument var bridge: String
-        @Argument(help: "tap or veth") var kind: String
+        @Argument(help: "tap, veth, vxlan or geneve") var kind: String
         @Argument(help: "Interface name (at most 15 bytes).") var name: String
         @Option(help: "veth: the other end's name.") var peer: String?
         @Option(help: "veth: network namespace for the peer (name under /var/run/netns, or a path).") var netns: String?
         @Option(help: "veth: address (CIDR) for the peer inside its namespace.") var address: String?
-        @Option var mtu: Int?
-        @Option var mac: String?
+        @Option(help: "MTU of the interface (tunnels: at most the underlay's less the encapsulation).") var mtu: Int?
+        @Option(help: "MAC address of the interface (veth: of the peer).") var mac: String?
+        @Option(help: "vxlan/geneve: network identifier, 1...16777215.") var vni: Int?
+        @Option(help: "vxlan/geneve: a remote host's address; vxlan takes several (repeat), geneve one.") var remote: [String] =
+            []
+        @Option(help: "vxlan: multicast group instead of remotes (needs --dev).") var group: String?
+        @Option(help: "vxlan: underlay device.") var dev: String?
+        @Option(help: "vxlan: source address (default: the one routing to the first remote).") var local: String?
+        @Option(help: "vxlan/geneve: UDP destination port (default 4789 vxlan, 6081 geneve).") var dstport: Int?
+        @Option(help: "Split-horizon group 1...255: ports of one group never forward to each other (tunnels of a mesh).")
+        var horizon: Int?
         func run() throws {
             var r = PortAdd(bridge: bridge, kind: kind, name: name)
             r.peer = peer; r.netns = netns; r.address = address; r.mtu = mtu; r.mac = mac
-            try perform(r, common) { print("port \($0.bridge):\($0.name) (\($0.kind)) added") }
+            r.vni = vni; r.remotes = remote.isEmpty ? nil : remote; r.group = group; r.dev = dev; r.local = local
+            r.dstPort = dstport; r.horizon = horizon
+            try perform(r, common) { p in
+                print("port \(p.bridge):\(p.name) (\(p.kind)) added\(p.mtu.map { ", mtu \($0)" } ?? "")")
+                if let w = p.warning { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+            }
         }
     }
     struct Attach: ParsableCommand {
@@ -243,7 +262,7 @@ struct StatsCmd: ParsableCommand {
                     "  drops: ring-full \(c.dropRingFull), too-short \(c.dropTooShort), too-long \(c.dropTooLong), bad-slot \(c.dropBadSlot), hairpin \(c.dropNoRoute); ring resets \(c.ringResets)"
                 )
                 print(
-                    "  refused: reserved-group \(c.dropReserved), bad-source \(c.dropBadSource), vlan \(c.dropVlan), static-move \(c.dropStaticMove), mac-limit \(c.dropMacLimit), locked \(c.dropLocked), isolated \(c.dropIsolated)"
+                    "  refused: reserved-group \(c.dropReserved), bad-source \(c.dropBadSource), vlan \(c.dropVlan), static-move \(c.dropStaticMove), mac-limit \(c.dropMacLimit), locked \(c.dropLocked), isolated \(c.dropIsolated), horizon \(c.dropHorizon)"
                 )
                 if let a = c.adapter, !a.isEmpty {
                     print("  adapter: " + a.keys.sorted().map { "\($0) \(a[$0]!)" }.joined(separator: ", "))

@@ -136,7 +136,7 @@ final class SwaleConfigTests: XCTestCase {
             ("[]", 1, ["must be an object"]),
             ("{\n\"bridges\": [{\"name\": \"br0\"}]\n}", 2, ["bridges[0].name", "vale"]),
             ("{\n\"bridges\": [\n{\"name\": \"vale0\"},\n{\"name\": \"vale0\"}\n]\n}", 4, ["configured twice", "line 3"]),
-            (cfg("{\"kind\": \"tup\", \"name\": \"t0\"}"), 4, ["kind", "tap, veth or attach", "tup"]),
+            (cfg("{\"kind\": \"tup\", \"name\": \"t0\"}"), 4, ["kind", "tap, veth, attach, vxlan or geneve", "tup"]),
             (cfg("{\"name\": \"t0\"}"), 4, ["no kind"]),
             (cfg("{\"kind\": \"tap\"}"), 4, ["no name"]),
             (cfg("{\"kind\": \"tap\", \"name\": \"this-name-is-too-long\"}"), 4, ["name", "15"]),

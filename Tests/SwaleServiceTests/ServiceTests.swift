@@ -55,6 +55,46 @@ final class OwnerTagTests: XCTestCase {
         }
     }
 
+    func testTunnelRoundTripWithinTheAliasLimit() throws {
+        var spec = SwaleConfig.Port(kind: .vxlan, name: "")
+        var t = SwaleConfig.Tunnel(vni: 16_777_215)
+        t.group = "ff05:1234:5678:9abc:def0:1234:5678:9abc"
+        t.dev = "underlay_dev_15"
+        t.local = "fd00:1234:5678:9abc:def0:1234:5678:9abc"
+        t.dstPort = 65535
+        spec.tunnel = t
+        spec.mtu = 65535
+        spec.mac = "02:00:00:00:00:09"
+        var tag = OwnerTag(instance: OwnerTag.instance(socketPath: "/x"), origin: .config, bridge: "vale_long_name1", spec: spec)
+        tag.horizon = 255
+        // Every bounded field fits, even at its longest.
+        XCTAssertLessThanOrEqual(tag.alias.utf8.count, 255)
+        XCTAssertEqual(OwnerTag(alias: tag.alias), tag)
+
+        // Remotes come last and are left out whole when they do not fit (the kernel's list is read back).
+        var vx = SwaleConfig.Port(kind: .vxlan, name: "")
+        var u = SwaleConfig.Tunnel(vni: 42)
+        u.remotes = (1...40).map { "192.168.100.\($0)" }
+        vx.tunnel = u
+        let long = OwnerTag(instance: "i", origin: .cli, bridge: "vale0", spec: vx)
+        XCTAssertLessThanOrEqual(long.alias.utf8.count, 255)
+        XCTAssertEqual(OwnerTag(alias: long.alias)?.spec.tunnel?.vni, 42)
+        XCTAssertEqual(OwnerTag(alias: long.alias)?.spec.tunnel?.remotes, [])
+        u.remotes = ["10.0.0.2", "10.0.0.3"]
+        vx.tunnel = u
+        let short = OwnerTag(instance: "i", origin: .cli, bridge: "vale0", spec: vx)
+        XCTAssertEqual(OwnerTag(alias: short.alias), short)
+
+        var gn = SwaleConfig.Port(kind: .geneve, name: "")
+        var g = SwaleConfig.Tunnel(vni: 7)
+        g.remotes = ["fd00::7"]
+        gn.tunnel = g
+        XCTAssertEqual(OwnerTag(alias: OwnerTag(instance: "i", origin: .cli, bridge: "vale0", spec: gn).alias)?.spec, gn)
+        // A tunnel alias without its VNI is damaged: not ours.
+        XCTAssertNil(OwnerTag(alias: "swale:i cli vale0 vxlan remotes=10.0.0.2"))
+        XCTAssertNil(OwnerTag(alias: "swale:i cli vale0 vxlan vni=0"))
+    }
+
     func testInstancesDiffer() {
         XCTAssertNotEqual(
             OwnerTag.instance(socketPath: "/tmp/a/swaled.sock"), OwnerTag.instance(socketPath: "/tmp/b/swaled.sock"))
