@@ -12,7 +12,7 @@ missing() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
     done
 }
-need=$(missing libnl-3-dev libnl-route-3-dev pkg-config iproute2 iperf3 iputils-ping ethtool procps python3 passwd util-linux tcpdump)
+need=$(missing gcc libnl-3-dev libnl-route-3-dev pkg-config iproute2 iperf3 iputils-ping ethtool procps python3 passwd util-linux tcpdump)
 # The CNI tests: Debian's IPAM plugins (host-local), and podman with runc and a busybox for two
 # containers. Without recommends: podman's would bring netavark (and crun, which refuses this
 # machine's cgroup layout); the test configures podman's CNI backend itself.

@@ -66,6 +66,13 @@ extension Service {
 
     /// `port add BRIDGE vxlan|geneve NAME ...` from a client.
     func addTunnelPort(_ req: PortAdd, kind: SwaleConfig.PortKind, to b: BridgeEntry) throws -> PortInfo {
+        let attachment: [(String, String?)] = [
+            ("container", req.container), ("network", req.network), ("vlan", req.vlan.map(String.init)),
+            ("trunk", req.trunk.map { "\($0)" }), ("isolated", req.isolated.map { "\($0)" })
+        ]
+        for (field, value) in attachment where value != nil {
+            throw ControlError(.invalidArgument, "\(field) describes a container's veth port; a \(kind.rawValue) port does not take it")
+        }
         for (option, value) in [("--peer", req.peer), ("--netns", req.netns), ("--address", req.address)] where value != nil {
             throw ControlError(.invalidArgument, "\(option) is a veth option; a \(kind.rawValue) port does not take it")
         }

@@ -4,9 +4,13 @@
  * poll, select or epoll), compiled by the tests with the system C compiler and run under
  * LD_PRELOAD=libswale-netmap.so against a real swaled.
  *
- *   nmapp tx NAME COUNT SIZE [poll|select|epoll|ioctl] [legacy]   COUNT frames numbered 0..COUNT-1
- *   nmapp rx NAME COUNT TIMEOUT_MS [poll|select|epoll] [legacy]   checks every frame's number and bytes
- *   nmapp pipe-zerocopy NAME COUNT        both ends of pipe NAME{1 / NAME}1 in one process
+ *   nmapp tx NAME COUNT SIZE [poll|select|epoll|ioctl] [legacy] [batch=N]   COUNT frames numbered 0..COUNT-1,
+ *            at most N per sync (default: all the room there is) [pace=US]: a pause after each sync,
+ *            so a receiver that checks every byte keeps up (a switch drops what a full ring cannot take)
+ *   nmapp rx NAME COUNT TIMEOUT_MS [poll|select|epoll] [legacy] [nocheck]  checks every frame's number and
+ *            bytes (nocheck: counts only, for the benchmark)
+ *   nmapp pipe-zerocopy NAME COUNT [legacy]  both ends of pipe NAME{1 / NAME}1 in one process (legacy:
+ *            NIOCREGIF with NR_REG_PIPE_MASTER/SLAVE and pipe id 3)
  *   nmapp errors NAME                     bad requests get netmap's errors
  *   nmapp fork NAME COUNT                 the child sends on the parent's descriptor, the parent receives on another
  *
@@ -152,6 +156,9 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static uint32_t batch = UINT32_MAX, pace_us;
+static int nocheck, legacy;
+
 static int do_tx(struct port *p, uint32_t count, unsigned size, enum wait_kind k, unsigned src) {
     int epfd = k == W_EPOLL ? epoll_for(p, 0) : -1;
     uint32_t sent = 0;
@@ -164,6 +171,7 @@ static int do_tx(struct port *p, uint32_t count, unsigned size, enum wait_kind k
             continue;
         }
         uint32_t cur = ring->cur;
+        if (space > batch) space = batch;
         for (; space > 0 && sent < count; space--, sent++) {
             struct netmap_slot *slot = &ring->slot[cur];
             fill(NETMAP_BUF(ring, slot->buf_idx), sent, size, src);
@@ -173,6 +181,7 @@ static int do_tx(struct port *p, uint32_t count, unsigned size, enum wait_kind k
         }
         ring->head = ring->cur = cur;
         ioctl(p->fd, NIOCTXSYNC, NULL);
+        if (pace_us) usleep(pace_us);
     }
     double dt = now() - t0;
     printf("sent %" PRIu32 " frames in %.3f s: %.0f pps\n", sent, dt, sent / (dt > 0 ? dt : 1e-9));
@@ -196,7 +205,7 @@ static int do_rx(struct port *p, uint32_t count, int timeout_ms, enum wait_kind 
         uint32_t cur = ring->cur;
         while (cur != ring->tail && got < count) {
             struct netmap_slot *slot = &ring->slot[cur];
-            if (!check(NETMAP_BUF(ring, slot->buf_idx), slot->len, got)) bad++;
+            if (!nocheck && !check(NETMAP_BUF(ring, slot->buf_idx), slot->len, got)) bad++;
             got++;
             cur = nm_ring_next(ring, cur);
         }
@@ -216,8 +225,13 @@ static int do_pipe(const char *name, uint32_t count) {
     snprintf(m, sizeof m, "%s{1", name);
     snprintf(s, sizeof s, "%s}1", name);
     struct port a, b;
-    open_port(&a, m, 0);
-    open_port(&b, s, 0);
+    if (legacy) { /* the pre-API-14 spelling: the parent's name, NR_REG_PIPE_* and the pipe id as ring id */
+        if (reg(&a, name, 1, NR_REG_PIPE_MASTER, 3) < 0) die("legacy pipe master");
+        if (reg(&b, name, 1, NR_REG_PIPE_SLAVE, 3) < 0) die("legacy pipe slave");
+    } else {
+        open_port(&a, m, 0);
+        open_port(&b, s, 0);
+    }
     if (a.mem_id != b.mem_id || a.mem != b.mem) {
         fprintf(stderr, "pipe ends: mem_id %u/%u, mappings %p/%p\n", a.mem_id, b.mem_id, a.mem, b.mem);
         return 1;
@@ -234,6 +248,11 @@ static int do_pipe(const char *name, uint32_t count) {
             cur = nm_ring_next(a.tx, cur);
         }
         a.tx->head = a.tx->cur = cur;
+        if (n == 0) { /* no room: wait until the receiver's released slots come back */
+            struct pollfd out = {.fd = a.fd, .events = POLLOUT};
+            if (poll(&out, 1, 1000) <= 0) break;
+            continue;
+        }
         ioctl(a.fd, NIOCTXSYNC, NULL);
         struct pollfd pfd = {.fd = b.fd, .events = POLLIN};
         if (poll(&pfd, 1, 1000) <= 0) break;
@@ -326,6 +345,7 @@ static int do_fork(const char *txname, const char *rxname, uint32_t count) {
     pid_t pid = fork();
     if (pid == 0) {
         close(r.fd);
+        if (batch == UINT32_MAX) batch = 64, pace_us = 100; /* through the switch: paced, so none is dropped */
         _exit(do_tx(&t, count, 60, W_POLL, 1));
     }
     int rc = do_rx(&r, count, 3000, W_POLL);
@@ -341,16 +361,20 @@ int main(int argc, char **argv) {
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 3; i < argc; i++) {
+        if (!strncmp(argv[i], "batch=", 6)) batch = (uint32_t)strtoul(argv[i] + 6, NULL, 0);
+        if (!strcmp(argv[i], "nocheck")) nocheck = 1;
+        if (!strncmp(argv[i], "pace=", 5)) pace_us = (uint32_t)strtoul(argv[i] + 5, NULL, 0);
+        if (!strcmp(argv[i], "legacy")) legacy = 1;
+    }
     const char *cmd = argv[1], *name = argv[2];
     if (!strcmp(cmd, "tx") && argc >= 5) {
         struct port p;
-        int legacy = argc > 6 && !strcmp(argv[6], "legacy");
         open_port(&p, name, legacy);
         return do_tx(&p, (uint32_t)strtoul(argv[3], NULL, 0), (unsigned)strtoul(argv[4], NULL, 0), kind(argc > 5 ? argv[5] : NULL), 1);
     }
     if (!strcmp(cmd, "rx") && argc >= 5) {
         struct port p;
-        int legacy = argc > 6 && !strcmp(argv[6], "legacy");
         open_port(&p, name, legacy);
         printf("ready\n");
         return do_rx(&p, (uint32_t)strtoul(argv[3], NULL, 0), atoi(argv[4]), kind(argc > 5 ? argv[5] : NULL));

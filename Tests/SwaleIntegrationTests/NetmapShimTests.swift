@@ -1,0 +1,127 @@
+// Unmodified netmap programs on Swale: Tests/netmap/nmapp.c, written against the netmap API (a
+// struct nmreq_header and NIOCCTRL or the legacy NIOCREGIF, mmap, NETMAP_TXRING/NETMAP_BUF/
+// nm_ring_next, poll/select/epoll), built here with the system C compiler and run under
+// LD_PRELOAD=libswale-netmap.so against a private swaled.
+import Foundation
+import Glibc
+import XCTest
+
+final class NetmapShimTests: XCTestCase {
+    var svc: ServiceFixture!
+
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// nmapp, compiled once per run (warnings are errors: the API header must be clean C).
+    static let program: Result<String, FixtureError> = {
+        let out = NSTemporaryDirectory() + "swale-nmapp-\(getpid())"
+        let r = repo.path
+        let (rc, text) = sh(
+            "cc -O2 -Wall -Werror -I \(r)/Sources/CSwaleABI/include -I \(r)/Sources/CSwaleNetmap/include -o \(out) \(r)/Tests/netmap/nmapp.c",
+            seconds: 120)
+        return rc == 0 ? .success(out) : .failure(FixtureError("building nmapp with cc failed: \(text)"))
+    }()
+
+    override func setUpWithError() throws {
+        guard sh("command -v cc").0 == 0 else { throw FixtureError("no C compiler (cc): Scripts/setup.sh installs gcc") }
+        _ = try NetmapShimTests.program.get()
+        svc = try ServiceFixture()
+    }
+
+    override func tearDown() {
+        if let svc { _ = svc.stop() }
+    }
+
+    /// nmapp with the shim preloaded, talking to this test's swaled.
+    func nmapp(_ args: [String]) throws -> Child {
+        let lib = Products.dir.appendingPathComponent("libswale-netmap.so").path
+        guard FileManager.default.fileExists(atPath: lib) else { throw FixtureError("\(lib) is not built") }
+        return try Child(try NetmapShimTests.program.get(), args, env: ["LD_PRELOAD": lib, "SWALE_SOCKET": svc.socket])
+    }
+
+    func run(_ args: [String], seconds: Double = 30) throws -> (Int32, String) {
+        let c = try nmapp(args)
+        let rc = c.wait(seconds: seconds)
+        return (rc, c.stdout + c.stderr)
+    }
+
+    /// A receiver that has registered (it says "ready"), then a sender; the receiver's report.
+    func transfer(rx: [String], tx: [String]) throws -> (rx: String, tx: String, rxSeconds: Double) {
+        let start = Date()
+        let r = try nmapp(["rx"] + rx)
+        XCTAssertTrue(svc.eventually(10) { r.partialStdout.contains("ready") }, "receiver did not register: \(r.stderr)")
+        let (trc, tout) = try run(["tx"] + tx)
+        XCTAssertEqual(trc, 0, tout)
+        let rrc = r.wait(seconds: 30)
+        XCTAssertEqual(rrc, 0, r.stdout + r.stderr)
+        return (r.stdout + r.stderr, tout, Date().timeIntervalSince(start))
+    }
+
+    func testBadRequestsGetNetmapsErrors() throws {
+        let (rc, out) = try run(["errors", "vale5:e"])
+        XCTAssertEqual(rc, 0, out)
+        XCTAssertTrue(out.contains("errors: 0 wrong"), out)
+        for line in [
+            "API version 13: ok", "host rings: ok", "an option: ok", "txsync before register: ok", "mmap before register: ok",
+            "malformed name: ok", "register twice: ok", "virtio-net header 12: ok", "second open of the port: ok"
+        ] {
+            XCTAssertTrue(out.contains(line), "\(line) in \(out)")
+        }
+    }
+
+    func testFramesCrossTheSwitchExactlyWithEveryWayOfWaiting() throws {
+        for (wait, legacy) in [("poll", false), ("select", false), ("epoll", true), ("ioctl", false), ("poll", true)] {
+            let extra = legacy ? ["legacy"] : []
+            let size = legacy ? "1400" : "60"
+            let rxWait = wait == "ioctl" ? "poll" : wait
+            // Paced (64 frames, then 100 µs): the switch drops what a full rx ring cannot take, as
+            // netmap's VALE does, and this is about exact delivery, not speed.
+            let t = try transfer(
+                rx: ["vale5:b", "30000", "3000", rxWait] + extra,
+                tx: ["vale5:a", "30000", size, wait, "batch=64", "pace=100"] + extra)
+            XCTAssertTrue(t.rx.contains("received 30000 frames, 0 bad"), "\(wait)\(legacy ? " legacy" : ""): \(t.rx)")
+            XCTAssertTrue(t.tx.contains("sent 30000 frames"), t.tx)
+        }
+        // Both ports went with their programs.
+        XCTAssertTrue(try svc.eventually { try svc.ctl(["port", "list", "vale5"]).1.split(separator: "\n").count <= 1 })
+    }
+
+    func testPollWakesTheReceiverWhenFramesArrive() throws {
+        // The receiver sleeps in poll (5 s timeout); ten frames sent 0.5 s later must wake it at once.
+        let r = try nmapp(["rx", "vale5:w", "10", "5000", "poll"])
+        XCTAssertTrue(svc.eventually(10) { r.partialStdout.contains("ready") }, r.stderr)
+        usleep(500_000)
+        let sent = Date()
+        let (trc, tout) = try run(["tx", "vale5:s", "10", "60", "poll"])
+        XCTAssertEqual(trc, 0, tout)
+        XCTAssertEqual(r.wait(seconds: 10), 0, r.stdout + r.stderr)
+        let woke = Date().timeIntervalSince(sent)
+        XCTAssertTrue(r.stdout.contains("received 10 frames, 0 bad"), r.stdout)
+        XCTAssertLessThan(woke, 2.0, "the receiver slept through the frames (woke after \(woke) s)")
+    }
+
+    func testPipesShareOneMappingAndMoveBuffersNotBytes() throws {
+        for legacy in [false, true] {
+            let (rc, out) = try run(["pipe-zerocopy", "vale5:p", "100000"] + (legacy ? ["legacy"] : []))
+            XCTAssertEqual(rc, 0, out)
+            XCTAssertTrue(out.contains("pipe: 100000 of 100000 frames, 0 not in the sender's buffers"), out)
+        }
+    }
+
+    func testAForkedChildTransmitsOnTheInheritedDescriptor() throws {
+        let (rc, out) = try run(["fork", "vale5:f1", "vale5:f2", "20000"])
+        XCTAssertEqual(rc, 0, out)
+        XCTAssertTrue(out.contains("received 20000 frames, 0 bad"), out)
+    }
+
+    func testWithoutSwaledRegisteringFailsCleanly() throws {
+        _ = svc.stop()
+        svc = nil
+        let lib = Products.dir.appendingPathComponent("libswale-netmap.so").path
+        let c = try Child(
+            try NetmapShimTests.program.get(), ["rx", "vale5:x", "1", "100"],
+            env: ["LD_PRELOAD": lib, "SWALE_SOCKET": NSTemporaryDirectory() + "no-such-swaled.sock"])
+        XCTAssertEqual(c.wait(seconds: 10), 2)
+        XCTAssertTrue(c.stderr.contains("No such device or address"), c.stderr)
+    }
+}
