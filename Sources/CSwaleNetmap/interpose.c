@@ -26,8 +26,9 @@
  *            select and epoll_wait are the same rule over their own sets.
  *   close    waits (at most a second) for transmitted slots to be taken, then releases the port.
  *
- * Extra buffers are granted as netmap allows, in part: none (nr_extra_bufs = 0 in the reply).
- * A virtio-net header length other than 0 is EOPNOTSUPP.
+ * Extra buffers (nr_extra_bufs, legacy nr_arg3) are asked of swaled with the open (at most 4096:
+ * netmap may grant fewer) and listed from ni_bufs_head; swaled takes the list back when the port
+ * closes. A virtio-net header length other than 0 is EOPNOTSUPP.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -209,12 +210,12 @@ static void region_unref(struct region *r) {
 }
 
 /* Opens the port for `fd`; returns 0 or an errno. */
-static int do_register(int fd, struct nmfd *e, const char *name, uint64_t flags) {
+static int do_register(int fd, struct nmfd *e, const char *name, uint64_t flags, uint32_t extra) {
     if (e->registered) return EBUSY;
     char err[256] = {0};
     struct swale_nm_port p;
     memset(&p, 0, sizeof p);
-    int rc = swale_nm_open(name, &p, err, sizeof err);
+    int rc = swale_nm_open(name, extra, &p, err, sizeof err);
     if (rc != 0) {
         say("register %s: %s", name, err);
         return rc;
@@ -288,7 +289,7 @@ static int options_unsupported(struct nmreq_header *h) {
 /* PORT_INFO_GET and NIOCGINFO on an unregistered descriptor: open the port for a moment. */
 static int port_info(const char *name, struct swale_nm_port *out) {
     char err[256];
-    int rc = swale_nm_open(name, out, err, sizeof err);
+    int rc = swale_nm_open(name, 0, out, err, sizeof err);
     if (rc == 0) swale_nm_close(out->handle);
     return rc;
 }
@@ -304,14 +305,14 @@ static int nioctrl(int fd, struct nmfd *e, struct nmreq_header *h) {
         if (!r) return EINVAL;
         int rc = compose_name(name, sizeof name, h->nr_name, NETMAP_REQ_IFNAMSIZ, r->nr_mode, r->nr_ringid, r->nr_flags);
         if (rc) return rc;
-        if ((rc = do_register(fd, e, name, r->nr_flags))) return rc;
+        if ((rc = do_register(fd, e, name, r->nr_flags, r->nr_extra_bufs))) return rc;
         r->nr_offset = e->port.nifp_offset;
         r->nr_memsize = e->port.memsize;
         r->nr_tx_slots = r->nr_rx_slots = e->port.slots;
         r->nr_tx_rings = r->nr_rx_rings = 1;
         r->nr_host_tx_rings = r->nr_host_rx_rings = 0;
         r->nr_mem_id = e->region->mem_id;
-        r->nr_extra_bufs = 0;
+        r->nr_extra_bufs = e->port.extra_bufs;
         return 0;
     }
     case NETMAP_REQ_PORT_INFO_GET: {
@@ -393,10 +394,10 @@ static int legacy(int fd, struct nmfd *e, unsigned long req, struct nmreq *r) {
     if (req == NIOCREGIF) {
         uint64_t flags = r->nr_flags & ~(uint64_t)NR_REG_MASK;
         if (ringid & NETMAP_NO_TX_POLL) flags |= NR_NO_TX_POLL;
-        if ((rc = do_register(fd, e, name, flags))) return rc;
+        if ((rc = do_register(fd, e, name, flags, r->nr_arg3))) return rc;
         p = e->port;
         r->nr_arg2 = e->region->mem_id;
-        r->nr_arg3 = 0;
+        r->nr_arg3 = e->port.extra_bufs;
     } else {
         if (e->registered) {
             p = e->port;

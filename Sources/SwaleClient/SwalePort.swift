@@ -68,6 +68,8 @@ public final class SwalePort {
     /// The canonical name of what was opened.
     public let name: String
     public let isPipe: Bool
+    /// Spare buffers the service granted at open (chained from the interface's ni_bufs_head).
+    public let extraBuffers: Int
     /// The netmap-compatible interface descriptor (struct swale_if / netmap_if).
     public let interface: UnsafeMutableRawPointer
     /// Ring the application fills (frames out of the app).
@@ -109,7 +111,9 @@ public final class SwalePort {
     public private(set) var lastPeerFault: PeerFault?
 
     /// Opens a port (`vale0:app1`) or a pipe end (`vale0:app1<7`, `vale0:app1>7`, `{`/`}` too).
-    public static func open(_ name: String, socket: String? = nil, slots: Int? = nil) throws -> SwalePort {
+    /// `extraBuffers`: spare buffers to ask for (netmap's nr_extra_bufs), listed from the interface's
+    /// ni_bufs_head; `extraBuffers` on the port says how many came. Leave them in that list on close.
+    public static func open(_ name: String, socket: String? = nil, slots: Int? = nil, extraBuffers: Int? = nil) throws -> SwalePort {
         do { _ = try PortName.parse(name) } catch { throw SwaleError("\(error)", code: .invalidArgument) }
         let session: ControlSession
         do { session = try ControlSession.connect(socket: socket, client: "SwaleClient") } catch let e as ControlError {
@@ -120,7 +124,7 @@ public final class SwalePort {
         var fds: [Int32] = []
         do {
             let info: OpenInfo
-            do { (info, fds) = try session.callWithDescriptors(Open(name: name, slots: slots)) } catch let e as ControlError {
+            do { (info, fds) = try session.callWithDescriptors(Open(name: name, slots: slots, extraBuffers: extraBuffers)) } catch let e as ControlError {
                 throw SwaleError(e.message, code: e.code)
             }
             guard fds.count == 3 else { throw SwaleError("open \(name): expected 3 descriptors, got \(fds.count)") }
@@ -166,6 +170,7 @@ public final class SwalePort {
         notify = notifyEnd
         kick = kickEnd
         name = info.name
+        extraBuffers = info.extraBuffers ?? 0
         isPipe = info.kind == "pipe"
         interface = base + info.nifpOffset
         csb = (base + info.nifpOffset + Int(SWALE_CSB_OFFSET)).assumingMemoryBound(to: swale_csb.self)

@@ -32,13 +32,16 @@ func errnoFor(_ e: Error) -> Int32 {
 
 @_cdecl("swale_nm_open")
 public func swale_nm_open(
-    _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<swale_nm_port>?, _ err: UnsafeMutablePointer<CChar>?,
+    _ name: UnsafePointer<CChar>?, _ extra: UInt32, _ out: UnsafeMutablePointer<swale_nm_port>?,
+    _ err: UnsafeMutablePointer<CChar>?,
     _ errlen: Int
 ) -> Int32 {
     guard let name, let out else { return EINVAL }
     let text = String(cString: name)
     let p: SwalePort
-    do { p = try SwalePort.open(text) } catch {
+    // netmap may grant fewer extra buffers than asked: at most what the service allows.
+    let wanted = min(Int(extra), 4096)
+    do { p = try SwalePort.open(text, extraBuffers: wanted == 0 ? nil : wanted) } catch {
         if let err, errlen > 0 {
             let msg = Array("\(error)".utf8.prefix(errlen - 1)) + [0]
             msg.withUnsafeBufferPointer { b in
@@ -59,6 +62,7 @@ public func swale_nm_open(
         slots: p.tx.ptr.numSlots,
         buf_size: UInt32(p.bufferSize),
         buf_total: m.buffers,
+        extra_bufs: UInt32(p.extraBuffers),
         notify_fd: p.fileDescriptor,
         tx: p.tx.ptr.ring,
         rx: p.rx.ptr.ring,

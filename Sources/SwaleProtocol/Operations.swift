@@ -125,7 +125,12 @@ public struct Open: ControlOperation {
     public var name: String
     /// Slots per ring (64...16384); the service's default when absent.
     public var slots: Int?
-    public init(name: String, slots: Int? = nil) { self.name = name; self.slots = slots }
+    /// Spare buffers for the application (netmap's nr_extra_bufs), chained from the interface's
+    /// ni_bufs_head; 0...4096, charged to the caller's memory budget, taken back when it closes.
+    public var extraBuffers: Int?
+    public init(name: String, slots: Int? = nil, extraBuffers: Int? = nil) {
+        self.name = name; self.slots = slots; self.extraBuffers = extraBuffers
+    }
     public typealias Result = OpenInfo
 }
 

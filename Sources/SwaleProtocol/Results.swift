@@ -19,6 +19,8 @@ public struct OpenInfo: Codable, Sendable {
     public var peerRxRing: Int?
     public var peerCsb: Int?
     public var peerTxRing: Int?
+    /// Spare buffers granted (chained from the interface's ni_bufs_head).
+    public var extraBuffers: Int?
 
     public init(name: String, kind: String, bufSize: Int, regionSize: Int, nifpOffset: Int, txRing: Int, rxRing: Int, slots: Int)
     {

@@ -55,6 +55,8 @@ final class PortEntry {
     /// A monitor or mirror: what it copies.
     var monitor: PortName.Monitor?
     var finalStats = PortStats()
+    /// Spare buffers its current holder was given (ExtraBuffers.swift).
+    var extraBuffers = 0
 
     init(
         bridge: String, name: String, kind: PortKind, owner: UInt32, pool: MemoryPool, layout: InterfaceLayout, kick: Doorbell,
@@ -125,6 +127,9 @@ final class PipeEntry {
     var slavePid: Int?
     /// Its bridge was deleted: never handed out again; holders keep their mapping until they close.
     var ended = false
+    /// Spare buffers each end's holder was given (ExtraBuffers.swift).
+    var masterExtra = 0
+    var slaveExtra = 0
 
     init(
         parent: PortEntry, id: String, master: InterfaceLayout, slave: InterfaceLayout, masterNotify: Doorbell,

@@ -86,11 +86,13 @@ public final class Service: @unchecked Sendable {
         for h in s.holdings.reversed() {
             switch h {
             case .port(let p):
+                reclaimExtraBuffers(of: p)
                 p.openSession = nil
                 p.openPid = nil
                 log.info("released \(p.fullName) (pid \(s.pid))")
                 releaseIfUnused(p)
             case .pipeEnd(let pipe, let role):
+                reclaimExtraBuffers(of: pipe, role)
                 if role == .master {
                     pipe.masterSession = nil; pipe.masterPid = nil
                 } else {
@@ -236,7 +238,11 @@ public final class Service: @unchecked Sendable {
             return Produced(status(for: s))
         case Open.op:
             let a = try arguments(Open.self, data, s) { $0.name }
-            let (info, fds) = try open(a.name, session: s, slots: a.slots)
+            if let n = a.extraBuffers, !(0...Service.maxExtraBuffers).contains(n) {
+                throw ControlError(.invalidArgument, "extra buffers \(n) out of range (0...\(Service.maxExtraBuffers))")
+            }
+            var (info, fds) = try open(a.name, session: s, slots: a.slots)
+            if let n = a.extraBuffers, n != 0 { info.extraBuffers = try grantExtraBuffers(n, for: info, session: s) }
             return Produced(info, fds: try fds.map(Service.duplicate))
         case BridgeAdd.op:
             let a = try arguments(BridgeAdd.self, data, s) { $0.bridge }
@@ -613,7 +619,7 @@ public final class Service: @unchecked Sendable {
                 Int(BlockAllocator.reserved)
                 + layouts.reduce(0) {
                     $0 + $1.metaBlocks + $1.slotsPerRing * ($1.txRingOffsets.count + $1.rxRingOffsets.count)
-                }
+                } + p.extraBuffers + mine.reduce(0) { $0 + $1.masterExtra + $1.slaveExtra }
             regions.append(
                 RegionInfo(
                     name: p.pool.name, size: p.pool.region.mappedSize, bufSize: p.pool.bufSize,

@@ -4,6 +4,8 @@
 // LD_PRELOAD=libswale-netmap.so against a private swaled.
 import Foundation
 import Glibc
+import SwaleClient
+import SwaleProtocol
 import XCTest
 
 final class NetmapShimTests: XCTestCase {
@@ -106,6 +108,42 @@ final class NetmapShimTests: XCTestCase {
             XCTAssertEqual(rc, 0, out)
             XCTAssertTrue(out.contains("pipe: 100000 of 100000 frames, 0 not in the sender's buffers"), out)
         }
+    }
+
+    func testExtraBuffersAreListedUsedAndTakenBack() throws {
+        // The parent port stays open here, so its region outlives the pipe and can be counted.
+        let parent = try SwalePort.open("vale5:x", socket: svc.socket)
+        defer { parent.close() }
+        func region() throws -> RegionInfo {
+            guard let r = try svc.status().regions.first(where: { $0.users.contains("vale5:x") }) else {
+                throw FixtureError("no region for vale5:x in status")
+            }
+            return r
+        }
+        let before = try region()
+        for legacy in [false, true] {
+            let (rc, out) = try run(["extra", "vale5:x", "300"] + (legacy ? ["legacy"] : []))
+            XCTAssertEqual(rc, 0, out)
+            XCTAssertTrue(out.contains("asked 300, granted 300, listed 300; frame from an extra buffer arrived in that buffer"), out)
+        }
+        // Both pipe ends closed: the pipe and the 300 extra buffers (one swapped through the ring) are back.
+        XCTAssertTrue(try svc.eventually { try region().users == ["vale5:x"] })
+        let after = try region()
+        XCTAssertEqual(after.buffersTotal - after.buffersFree, before.buffersTotal - before.buffersFree, "buffers in use")
+        XCTAssertEqual(after.buffersTotal - after.buffersFree - after.buffersAccounted, 0, "every buffer in use is accounted for")
+        XCTAssertEqual(after.refusedFrees, 0)
+        // A list left looping on itself: swaled takes back what it can check (one), refuses the
+        // second visit, logs the rest as kept, and keeps serving.
+        let (drc, dout) = try run(["extra", "vale5:x", "10", "damage"])
+        XCTAssertEqual(drc, 0, dout)
+        XCTAssertTrue(try svc.eventually { try region().users == ["vale5:x"] })
+        let damaged = try region()
+        XCTAssertEqual(damaged.buffersTotal - damaged.buffersFree - damaged.buffersAccounted, 9, "the 9 unlisted buffers show as unaccounted")
+        XCTAssertTrue(svc.daemon.process.isRunning)
+        // More than the service gives: netmap's rule, fewer are granted (nmapp reports and fails on it).
+        let (rc, out) = try run(["extra", "vale5:x", "5000"])
+        XCTAssertEqual(rc, 1, out)
+        XCTAssertTrue(out.contains("asked 5000, granted 4096, listed 4096"), out)
     }
 
     func testAForkedChildTransmitsOnTheInheritedDescriptor() throws {

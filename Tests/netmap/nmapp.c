@@ -11,6 +11,9 @@
  *            bytes (nocheck: counts only, for the benchmark)
  *   nmapp pipe-zerocopy NAME COUNT [legacy]  both ends of pipe NAME{1 / NAME}1 in one process (legacy:
  *            NIOCREGIF with NR_REG_PIPE_MASTER/SLAVE and pipe id 3)
+ *   nmapp extra NAME COUNT [legacy] [damage]  pipe NAME{2 opened with COUNT extra buffers: the list from
+ *            ni_bufs_head is checked, one extra buffer is swapped into the tx ring and sent to NAME}2
+ *            (zero copy), the ring's old buffer goes back into the list (damage: into a list that loops)
  *   nmapp errors NAME                     bad requests get netmap's errors
  *   nmapp fork NAME COUNT                 the child sends on the parent's descriptor, the parent receives on another
  *
@@ -157,7 +160,7 @@ static double now(void) {
 }
 
 static uint32_t batch = UINT32_MAX, pace_us;
-static int nocheck, legacy;
+static int nocheck, legacy, damage;
 
 static int do_tx(struct port *p, uint32_t count, unsigned size, enum wait_kind k, unsigned src) {
     int epfd = k == W_EPOLL ? epoll_for(p, 0) : -1;
@@ -278,6 +281,86 @@ static int do_pipe(const char *name, uint32_t count) {
     return got == count && copies == 0 ? 0 : 1;
 }
 
+static int do_extra(const char *name, uint32_t want) {
+    char m[NETMAP_REQ_IFNAMSIZ], s[NETMAP_REQ_IFNAMSIZ];
+    snprintf(m, sizeof m, "%.58s{2", name);
+    snprintf(s, sizeof s, "%.58s}2", name);
+    struct port a, b;
+    a.fd = open("/dev/netmap", O_RDWR);
+    uint32_t granted, offset;
+    if (legacy) {
+        struct nmreq req;
+        memset(&req, 0, sizeof req);
+        snprintf(req.nr_name, sizeof req.nr_name, "%s", name);
+        req.nr_version = NETMAP_API;
+        req.nr_flags = NR_REG_PIPE_MASTER;
+        req.nr_ringid = 2;
+        req.nr_arg3 = want;
+        if (ioctl(a.fd, NIOCREGIF, &req) < 0) die("NIOCREGIF with extra buffers");
+        granted = req.nr_arg3;
+        offset = req.nr_offset;
+        a.memsize = req.nr_memsize;
+    } else {
+        struct nmreq_header hdr;
+        struct nmreq_register r;
+        memset(&hdr, 0, sizeof hdr);
+        memset(&r, 0, sizeof r);
+        hdr.nr_version = NETMAP_API;
+        hdr.nr_reqtype = NETMAP_REQ_REGISTER;
+        snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", m);
+        hdr.nr_body = (uintptr_t)&r;
+        r.nr_mode = NR_REG_ALL_NIC;
+        r.nr_extra_bufs = want;
+        if (ioctl(a.fd, NIOCCTRL, &hdr) < 0) die("register with extra buffers");
+        granted = r.nr_extra_bufs;
+        offset = (uint32_t)r.nr_offset;
+        a.memsize = r.nr_memsize;
+    }
+    a.mem = mmap(NULL, a.memsize, PROT_READ | PROT_WRITE, MAP_SHARED, a.fd, 0);
+    if (a.mem == MAP_FAILED) die("mmap");
+    a.nifp = NETMAP_IF(a.mem, offset);
+    a.tx = NETMAP_TXRING(a.nifp, 0);
+    open_port(&b, s, 0);
+    /* The list: distinct indices inside the mapping, as many as granted. */
+    uint32_t n = 0, idx = a.nifp->ni_bufs_head, first = idx;
+    uint32_t *seen = calloc(granted + 1, sizeof *seen);
+    while (idx != 0 && n <= granted) {
+        if ((uint64_t)idx * a.tx->nr_buf_size >= a.memsize) { printf("extra: index %u outside the mapping\n", idx); return 1; }
+        for (uint32_t k = 0; k < n; k++)
+            if (seen[k] == idx) { printf("extra: index %u twice\n", idx); return 1; }
+        seen[n++] = idx;
+        idx = *(uint32_t *)NETMAP_BUF(a.tx, idx);
+    }
+    if (n != granted || granted != want) { printf("extra: asked %u, granted %u, listed %u\n", want, granted, n); return 1; }
+    /* Swap the first extra buffer into tx slot cur; the slot's buffer takes its place in the list. */
+    struct netmap_slot *slot = &a.tx->slot[a.tx->cur];
+    uint32_t old = slot->buf_idx;
+    uint32_t rest = *(uint32_t *)NETMAP_BUF(a.tx, first);
+    fill(NETMAP_BUF(a.tx, first), 0, 60, 1);
+    slot->buf_idx = first;
+    slot->len = 60;
+    slot->flags = NS_BUF_CHANGED;
+    *(uint32_t *)NETMAP_BUF(a.tx, old) = rest;
+    a.nifp->ni_bufs_head = old;
+    a.tx->head = a.tx->cur = nm_ring_next(a.tx, a.tx->cur);
+    ioctl(a.fd, NIOCTXSYNC, NULL);
+    struct pollfd pfd = {.fd = b.fd, .events = POLLIN};
+    if (poll(&pfd, 1, 2000) <= 0) { printf("extra: nothing arrived\n"); return 1; }
+    struct netmap_slot *in = &b.rx->slot[b.rx->cur];
+    int ok = check(NETMAP_BUF(b.rx, in->buf_idx), in->len, 0) && in->buf_idx == first;
+    printf("extra: asked %u, granted %u, listed %u; frame from an extra buffer %s\n", want, granted, n,
+           ok ? "arrived in that buffer" : "WRONG");
+    b.rx->head = b.rx->cur = nm_ring_next(b.rx, b.rx->cur);
+    ioctl(b.fd, NIOCRXSYNC, NULL);
+    if (damage) { /* a hostile list: the head names itself, so a careless walk would never end */
+        *(uint32_t *)NETMAP_BUF(a.tx, old) = old;
+        printf("extra: list damaged\n");
+    }
+    close(a.fd);
+    close(b.fd);
+    return ok ? 0 : 1;
+}
+
 static int expect(const char *what, int rc, int want_errno) {
     int ok = rc < 0 && errno == want_errno;
     printf("%s: %s (%s)\n", what, ok ? "ok" : "WRONG", rc < 0 ? strerror(errno) : "succeeded");
@@ -366,6 +449,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "nocheck")) nocheck = 1;
         if (!strncmp(argv[i], "pace=", 5)) pace_us = (uint32_t)strtoul(argv[i] + 5, NULL, 0);
         if (!strcmp(argv[i], "legacy")) legacy = 1;
+        if (!strcmp(argv[i], "damage")) damage = 1;
     }
     const char *cmd = argv[1], *name = argv[2];
     if (!strcmp(cmd, "tx") && argc >= 5) {
@@ -381,6 +465,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "pipe-zerocopy") && argc >= 4) return do_pipe(name, (uint32_t)strtoul(argv[3], NULL, 0));
     if (!strcmp(cmd, "errors")) return do_errors(name);
+    if (!strcmp(cmd, "extra") && argc >= 4) return do_extra(name, (uint32_t)strtoul(argv[3], NULL, 0));
     if (!strcmp(cmd, "fork") && argc >= 5) return do_fork(name, argv[3], (uint32_t)strtoul(argv[4], NULL, 0));
     fprintf(stderr, "nmapp: bad arguments\n");
     return 2;

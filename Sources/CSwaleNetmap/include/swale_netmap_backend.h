@@ -19,6 +19,7 @@ struct swale_nm_port {
     uint32_t slots;          /* per ring */
     uint32_t buf_size;
     uint32_t buf_total;      /* buffers mapped now */
+    uint32_t extra_bufs;     /* spare buffers granted, listed from the netmap_if's ni_bufs_head */
     int notify_fd;           /* the doorbell this port is woken on */
     struct swale_ring *tx;
     struct swale_ring *rx;
@@ -26,7 +27,7 @@ struct swale_nm_port {
 };
 
 /* Opens `name` ("vale0:a", "vale0:a{3", "vale0:a}3"); 0, or an errno with a message in err. */
-int swale_nm_open(const char *name, struct swale_nm_port *out, char *err, size_t errlen);
+int swale_nm_open(const char *name, uint32_t extra_bufs, struct swale_nm_port *out, char *err, size_t errlen);
 void swale_nm_txsync(void *handle);
 void swale_nm_rxsync(void *handle);
 /* Extends the port's mapping to the region's current size; returns the number of buffers mapped. */
