@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -515,6 +516,35 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* How long a waiter looks again (yielding the core) before it sleeps: under load the other side
+ * answers within microseconds, and a sleep costs a doorbell and two system calls. The client
+ * library's rule and setting (SWALE_BUSY_POLL_US, default 50). */
+static int64_t busy_poll_ns = -1;
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Yields until one of the netmap descriptors is ready or the busy-poll time is over; 1 if ready. */
+static int busy_poll(struct pollfd *fds, nfds_t n) {
+    if (busy_poll_ns < 0) {
+        const char *v = getenv("SWALE_BUSY_POLL_US");
+        busy_poll_ns = v && *v ? atoll(v) * 1000 : 50000;
+    }
+    if (busy_poll_ns == 0) return 0;
+    int64_t until = now_ns() + busy_poll_ns;
+    do {
+        sched_yield();
+        for (nfds_t i = 0; i < n; i++) {
+            struct nmfd *e = lookup(fds[i].fd);
+            if (e && e->registered && nm_revents(e, fds[i].events)) return 1;
+        }
+    } while (now_ns() < until);
+    return 0;
+}
+
 static int nm_poll(struct pollfd *fds, nfds_t n, int timeout) {
     int64_t deadline = timeout < 0 ? -1 : now_ms() + timeout;
     struct pollfd *tmp = n <= 64 ? alloca(n * sizeof *tmp) : malloc(n * sizeof *tmp);
@@ -537,6 +567,7 @@ static int nm_poll(struct pollfd *fds, nfds_t n, int timeout) {
         int64_t left = deadline < 0 ? -1 : deadline - now_ms();
         if (left < 0 && deadline >= 0) left = 0;
         int wait = ready ? 0 : (int)left;
+        if (wait != 0 && busy_poll(fds, n)) continue; /* ready without sleeping: look again, count it */
         if (wait != 0)
             for (nfds_t i = 0; i < n; i++) {
                 struct nmfd *e = lookup(fds[i].fd);
