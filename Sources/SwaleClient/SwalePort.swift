@@ -64,6 +64,18 @@ public enum PeerFault: String, CustomStringConvertible, Sendable {
     public var description: String { rawValue }
 }
 
+/// Per side: syncs, doorbells rung, sleeps and wake-ups (swale-pktgen reports them per frame).
+public struct WakeCounters: Sendable, Codable {
+    public var txSyncs: UInt64 = 0
+    public var rxSyncs: UInt64 = 0
+    /// Doorbells this side rang (the switch or the pipe's peer had asked to be woken).
+    public var kicks: UInt64 = 0
+    /// wait() calls that went to sleep on the doorbell, and those a doorbell ended (not the timeout).
+    public var sleeps: UInt64 = 0
+    public var wakeups: UInt64 = 0
+    public init() {}
+}
+
 public final class SwalePort {
     /// The canonical name of what was opened.
     public let name: String
@@ -109,6 +121,8 @@ public final class SwalePort {
     @exclusivity(unchecked) public private(set) var peerErrors: UInt64 = 0
     /// The kind of the last one.
     public private(set) var lastPeerFault: PeerFault?
+    /// How this side synchronised and slept: what separates a fast run from a slow one.
+    @exclusivity(unchecked) public private(set) var wakeCounters = WakeCounters()
 
     /// Opens a port (`vale0:app1`) or a pipe end (`vale0:app1<7`, `vale0:app1>7`, `{`/`}` too).
     /// `extraBuffers`: spare buffers to ask for (netmap's nr_extra_bufs), listed from the interface's
@@ -226,24 +240,35 @@ public final class SwalePort {
     /// Submits the tx slots up to head. On a pipe this moves them into the peer's rx ring.
     @inline(__always)
     public func txSync() {
+        wakeCounters.txSyncs &+= 1
         if let pipe {
             let moved = pipe.txsync(errors: &peerErrors, last: &lastPeerFault)
             if moved > 0 {
                 swale_fence()
-                if swale_load_relaxed(&pipe.peerCsb.pointee.app_rx_waiting) != 0 { kick.ring() }
+                if swale_load_relaxed(&pipe.peerCsb.pointee.app_rx_waiting) != 0 {
+                    kick.ring()
+                    wakeCounters.kicks &+= 1
+                }
             }
             return
         }
         swale_fence()
-        if swale_load_relaxed(&csb.pointee.switch_sleeping) != 0 { kick.ring() }
+        if swale_load_relaxed(&csb.pointee.switch_sleeping) != 0 {
+            kick.ring()
+            wakeCounters.kicks &+= 1
+        }
     }
 
     /// Tells the other side that rx slots up to head were released.
     @inline(__always)
     public func rxSync() {
+        wakeCounters.rxSyncs &+= 1
         if let pipe {
             swale_fence()
-            if swale_load_relaxed(&pipe.peerCsb.pointee.app_tx_waiting) != 0 { kick.ring() }
+            if swale_load_relaxed(&pipe.peerCsb.pointee.app_tx_waiting) != 0 {
+                kick.ring()
+                wakeCounters.kicks &+= 1
+            }
         }
     }
 
@@ -381,7 +406,8 @@ public final class SwalePort {
             swale_store_relaxed(&csb.pointee.app_tx_waiting, 0)
         }
         if ready() { return true }
-        _ = notify.wait(timeoutMs: timeoutMs)
+        wakeCounters.sleeps &+= 1
+        if notify.wait(timeoutMs: timeoutMs) { wakeCounters.wakeups &+= 1 }
         return ready()
     }
 

@@ -72,6 +72,13 @@ struct Summary: Codable {
     var rtt_avg_us: Double?
     var rtt_max_us: Double?
     var peer_errors: UInt64?
+    /// How this side synchronised and slept, and what the scheduler did to it: the numbers that
+    /// tell a fast run from a slow one (per frame: divide by packets).
+    var wake: WakeCounters?
+    var voluntary_switches: Int?
+    var involuntary_switches: Int?
+    /// The CPU it ended on (-a pins it).
+    var cpu: Int?
 }
 
 struct PktGen: ParsableCommand {
@@ -102,12 +109,16 @@ struct PktGen: ParsableCommand {
     @Flag(help: "rx/pong: first send one announce frame from -s so the switch learns this port's MAC.") var announce = false
     @Option(help: "rx: count only frames from this source MAC (others are reported as ignored).") var from: String?
     @Option(help: "tx: stop after this many seconds (0: only -n bounds it).") var seconds: Double = 0
+    @Option(name: .short, help: "Pin to this CPU (pkt-gen's -a); unpinned by default.") var a: Int?
 
     func validate() throws {
         guard ["tx", "rx", "ping", "pong", "scribble"].contains(f) else {
             throw ValidationError("-f must be tx, rx, ping, pong or scribble (got '\(f)')")
         }
         guard b >= 1 && b <= 4096 else { throw ValidationError("-b must be between 1 and 4096") }
+        if let a, a < 0 || a >= sysconf(Int32(_SC_NPROCESSORS_CONF)) {
+            throw ValidationError("-a \(a): this machine has CPUs 0...\(sysconf(Int32(_SC_NPROCESSORS_CONF)) - 1)")
+        }
         _ = try lengths()
     }
 
@@ -148,6 +159,10 @@ struct Options {
     func runMain(_ cmd: PktGen) throws {
         let i = cmd.i, f = cmd.f, s = cmd.s, d = cmd.d, json = cmd.json, reportMs = cmd.reportMs, socket = cmd.socket,
             announce = cmd.announce
+        if let cpu = cmd.a {
+            let rc = swale_pin_cpu(Int32(cpu))
+            if rc < 0 { throw ValidationError("-a \(cpu): cannot pin: \(String(cString: strerror(-rc)))") }
+        }
         let port: SwalePort
         do { port = try SwalePort.open(i, socket: socket) } catch {
             throw ValidationError("cannot open \(i): \(error)")
@@ -192,6 +207,12 @@ struct Options {
                     : "")
                 + (check && f == "rx" ? ", \(st.errors) content errors, \(st.lost) lost" : ""))
         if port.peerErrors > 0 { sum.peer_errors = port.peerErrors }
+        sum.wake = port.wakeCounters
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        sum.voluntary_switches = usage.ru_nvcsw
+        sum.involuntary_switches = usage.ru_nivcsw
+        sum.cpu = Int(swale_current_cpu())
         do { try port.checkPeer() } catch { FileHandle.standardError.write("\(f): \(error)\n".data(using: .utf8)!) }
         if json {
             let enc = JSONEncoder()

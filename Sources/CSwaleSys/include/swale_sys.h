@@ -16,6 +16,10 @@
 int swale_memfd_create(const char *name);
 /* The calling thread's id (gettid is not visible to Swift through Glibc). */
 int swale_gettid(void);
+/* Pins the calling thread to one CPU (CPU_SET is a macro Swift cannot call); 0 or -errno. */
+int swale_pin_cpu(int cpu);
+/* The CPU the calling thread runs on now. */
+int swale_current_cpu(void);
 /* Names the calling thread (15 bytes kept; shown by top -H, ps -L). */
 int swale_set_thread_name(const char *name);
 

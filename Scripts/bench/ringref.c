@@ -1,0 +1,126 @@
+/*
+ * ringref — the reference for the app path: a single-producer single-consumer ring of 2048-byte
+ * slots in a memfd shared by two processes (fork), C11 acquire/release on the two indices, each on
+ * its own cache line. The producer copies a 60-byte frame into each slot, the consumer copies it
+ * out; both move BATCH frames per index update and spin (with the CPU's pause hint) while the ring
+ * is full or empty. Swale's pipe moves buffer indices instead of bytes, so it should never be
+ * slower than this (Scripts/bench-app-path.sh prints the ratio of each run).
+ *
+ *   ringref [-n FRAMES] [-b BATCH] [-s SLOTS] [-l LEN] [-a PRODUCER_CPU,CONSUMER_CPU]
+ *   prints: batch=B frames=N secs=T mpps=M
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SLOT_BYTES 2048
+
+struct shared {
+    _Alignas(64) _Atomic uint64_t produced; /* written by the producer only */
+    _Alignas(64) _Atomic uint64_t consumed; /* written by the consumer only */
+    _Alignas(64) uint64_t checksum;          /* the consumer's, read after it exits */
+};
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+static void pin(int cpu) {
+    if (cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) perror("sched_setaffinity");
+}
+
+int main(int argc, char **argv) {
+    uint64_t frames = 20000000, batch = 32, slots = 1024, len = 60;
+    int cpu_producer = -1, cpu_consumer = -1, opt;
+    while ((opt = getopt(argc, argv, "n:b:s:l:a:")) != -1) {
+        switch (opt) {
+        case 'n': frames = strtoull(optarg, NULL, 0); break;
+        case 'b': batch = strtoull(optarg, NULL, 0); break;
+        case 's': slots = strtoull(optarg, NULL, 0); break;
+        case 'l': len = strtoull(optarg, NULL, 0); break;
+        case 'a':
+            if (sscanf(optarg, "%d,%d", &cpu_producer, &cpu_consumer) != 2) {
+                fprintf(stderr, "-a takes PRODUCER_CPU,CONSUMER_CPU\n");
+                return 2;
+            }
+            break;
+        default: fprintf(stderr, "usage: ringref [-n FRAMES] [-b BATCH] [-s SLOTS] [-l LEN] [-a P,C]\n"); return 2;
+        }
+    }
+    if (batch < 1 || batch >= slots || len < 8 || len > SLOT_BYTES) {
+        fprintf(stderr, "ringref: need 1 <= batch < slots and 8 <= len <= %d\n", SLOT_BYTES);
+        return 2;
+    }
+    size_t bytes = 4096 + slots * SLOT_BYTES;
+    int fd = memfd_create("ringref", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)bytes) != 0) { perror("memfd"); return 1; }
+    char *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (base == MAP_FAILED) { perror("mmap"); return 1; }
+    struct shared *sh = (struct shared *)base;
+    char *ring = base + 4096;
+
+    pid_t child = fork();
+    if (child == 0) { /* the consumer */
+        pin(cpu_consumer);
+        char frame[SLOT_BYTES];
+        uint64_t head = 0, sum = 0;
+        while (head < frames) {
+            uint64_t avail;
+            while ((avail = atomic_load_explicit(&sh->produced, memory_order_acquire) - head) == 0) relax();
+            if (avail > batch) avail = batch;
+            for (uint64_t k = 0; k < avail; k++) {
+                memcpy(frame, ring + ((head + k) % slots) * SLOT_BYTES, len);
+                sum += (uint8_t)frame[8];
+            }
+            head += avail;
+            atomic_store_explicit(&sh->consumed, head, memory_order_release);
+        }
+        sh->checksum = sum;
+        _exit(0);
+    }
+    pin(cpu_producer);
+    char frame[SLOT_BYTES];
+    memset(frame, 0x5a, sizeof frame);
+    double t0 = seconds();
+    uint64_t tail = 0;
+    while (tail < frames) {
+        uint64_t room;
+        while ((room = slots - 1 - (tail - atomic_load_explicit(&sh->consumed, memory_order_acquire))) == 0) relax();
+        if (room > batch) room = batch;
+        if (room > frames - tail) room = frames - tail;
+        for (uint64_t k = 0; k < room; k++) {
+            memcpy(frame, &tail, 8);
+            memcpy(ring + ((tail + k) % slots) * SLOT_BYTES, frame, len);
+        }
+        tail += room;
+        atomic_store_explicit(&sh->produced, tail, memory_order_release);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    double dt = seconds() - t0;
+    printf("batch=%llu frames=%llu secs=%.3f mpps=%.2f\n", (unsigned long long)batch, (unsigned long long)frames, dt,
+           (double)frames / dt / 1e6);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
