@@ -25,7 +25,7 @@ swale() { # TX RX BATCH PINNED FRAMES -> "Mpps sleeps/1k invol/1k"
     tail -1 "$DIR/rx.out" | python3 -c '
 import json, sys
 s = json.load(sys.stdin); k = max(s["packets"], 1) / 1000
-print(f"{s[\"pps\"] / 1e6:.2f} {s[\"wake\"][\"sleeps\"] / k:.2f} {s[\"involuntary_switches\"] / k:.2f}")'
+print("%.2f %.2f %.2f" % (s["pps"] / 1e6, s["wake"]["sleeps"] / k, s["involuntary_switches"] / k))'
 }
 
 printf "%-7s %-9s %-6s %-4s %8s %8s %7s %10s %10s\n" path mode batch run ring swale ratio "sleeps/1k" "invol/1k"
