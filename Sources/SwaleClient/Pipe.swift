@@ -16,10 +16,11 @@ import CSwaleABI
 import CSwaleSys
 import SwaleRings
 
-/// The pipe data path: our tx ring feeds the peer's rx ring by swapping buffer indices.
-final class PipeLink {
-    @exclusivity(unchecked) var ownTx: KRing
-    @exclusivity(unchecked) var peerRx: KRing
+/// The pipe data path: our tx ring feeds the peer's rx ring by swapping buffer indices. A struct
+/// held in place by the port (mutated through `pipe!`), so a sync takes no reference count.
+struct PipeLink {
+    var ownTx: KRing
+    var peerRx: KRing
     let peerCsb: UnsafeMutablePointer<swale_csb>
 
     init(ownTx t: RingPointer, peerRx r: RingPointer, peerCsb: UnsafeMutablePointer<swale_csb>) {
@@ -36,7 +37,7 @@ final class PipeLink {
     /// netmap_pipe_txsync: swap submitted tx buffers with free buffers of the peer's rx ring.
     /// Ring resets (our tx ring or the peer's rx ring broke the rules) are added to `errors`.
     @inline(__always)
-    func txsync(errors: inout UInt64, last: inout PeerFault?) -> UInt32 {
+    mutating func txsync(errors: inout UInt64, last: inout PeerFault?) -> UInt32 {
         let ownBefore = ownTx.resets, peerBefore = peerRx.resets
         let pending = ownTx.pendingTx()
         let room = peerRx.rxRoom()

@@ -120,7 +120,7 @@ public final class SwalePort {
     /// buffer indices outside the region, lengths beyond a buffer (a misbehaving peer).
     @exclusivity(unchecked) public private(set) var peerErrors: UInt64 = 0
     /// The kind of the last one.
-    public private(set) var lastPeerFault: PeerFault?
+    @exclusivity(unchecked) public private(set) var lastPeerFault: PeerFault?
     /// How this side synchronised and slept: what separates a fast run from a slow one.
     @exclusivity(unchecked) public private(set) var wakeCounters = WakeCounters()
 
@@ -241,11 +241,11 @@ public final class SwalePort {
     @inline(__always)
     public func txSync() {
         wakeCounters.txSyncs &+= 1
-        if let pipe {
-            let moved = pipe.txsync(errors: &peerErrors, last: &lastPeerFault)
+        if pipe != nil {
+            let moved = pipe!.txsync(errors: &peerErrors, last: &lastPeerFault)
             if moved > 0 {
                 swale_fence()
-                if swale_load_relaxed(&pipe.peerCsb.pointee.app_rx_waiting) != 0 {
+                if swale_load_relaxed(&pipe!.peerCsb.pointee.app_rx_waiting) != 0 {
                     kick.ring()
                     wakeCounters.kicks &+= 1
                 }
@@ -263,9 +263,9 @@ public final class SwalePort {
     @inline(__always)
     public func rxSync() {
         wakeCounters.rxSyncs &+= 1
-        if let pipe {
+        if let peerCsb = pipe?.peerCsb {
             swale_fence()
-            if swale_load_relaxed(&pipe.peerCsb.pointee.app_tx_waiting) != 0 {
+            if swale_load_relaxed(&peerCsb.pointee.app_tx_waiting) != 0 {
                 kick.ring()
                 wakeCounters.kicks &+= 1
             }

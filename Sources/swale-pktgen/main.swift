@@ -304,8 +304,13 @@ struct Options {
         st.firstNs = Clock.ns()
         var lastProgress = st.firstNs
         let stopAt = seconds > 0 ? st.firstNs &+ UInt64(seconds * 1e9) : UInt64.max
+        var now = st.firstNs
+        var batches: UInt32 = 0
         while seq < limit {
-            let now = Clock.ns()
+            // The clock every 16 batches (every batch under a rate limit): at -b 1 a clock read per
+            // frame cost 14% of the sender's time.
+            if rate > 0 || batches & 15 == 0 { now = Clock.ns() }
+            batches &+= 1
             if now >= stopAt { break }
             var allowed = UInt64(b)
             if rate > 0 {

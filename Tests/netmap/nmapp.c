@@ -16,7 +16,7 @@
  *            ni_bufs_head is checked, one extra buffer is swapped into the tx ring and sent to NAME}2
  *            (zero copy), the ring's old buffer goes back into the list (damage: into a list that loops)
  *   nmapp errors NAME                     bad requests get netmap's errors
- *   nmapp fork NAME COUNT                 the child sends on the parent's descriptor, the parent receives on another
+ *   nmapp fork TXNAME RXNAME COUNT        the child sends on the parent's descriptor, the parent receives on RXNAME
  *
  * Frames: destination ff:ff:ff:ff:ff:ff, source 02:00:00:00:00:SS, type 0x88b5, then the 32-bit
  * frame number, then bytes (number + i) & 0xff.
@@ -438,7 +438,6 @@ static int do_fork(const char *txname, const char *rxname, uint32_t count) {
     pid_t pid = fork();
     if (pid == 0) {
         close(r.fd);
-        if (batch == UINT32_MAX) batch = 64, pace_us = 100; /* through the switch: paced, so none is dropped */
         _exit(do_tx(&t, count, 60, W_POLL, 1));
     }
     int rc = do_rx(&r, count, 3000, W_POLL);
