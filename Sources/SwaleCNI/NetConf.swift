@@ -85,7 +85,8 @@ public struct NetConf {
         if let v = o["cni.dev/valid-attachments"] {
             guard let list = v as? [Any] else { throw fail("cni.dev/valid-attachments must be a list") }
             c.validAttachments = try list.map { item in
-                guard let d = item as? [String: Any], let id = d["containerID"] as? String, let ifn = d["ifname"] as? String else {
+                guard let d = item as? [String: Any], let id = d["containerID"] as? String, let ifn = d["ifname"] as? String
+                else {
                     throw fail("each of cni.dev/valid-attachments needs containerID and ifname")
                 }
                 return (id, ifn)
@@ -115,7 +116,9 @@ public struct NetConf {
 
     static func mac(_ v: Any, _ key: String, _ fail: (String) -> CNIError) throws -> String {
         guard let s = v as? String, let m = try? Names.parseMAC(s) else { throw fail("\(key) '\(v)' is not a MAC address") }
-        guard m & (1 << 40) == 0, m != 0 else { throw fail("\(key) \(s) is a group or zero address; an interface needs a unicast one") }
+        guard m & (1 << 40) == 0, m != 0 else {
+            throw fail("\(key) \(s) is a group or zero address; an interface needs a unicast one")
+        }
         return Names.formatMAC(m)
     }
 
@@ -152,7 +155,9 @@ public struct NetConf {
 
     static func isPluginName(_ s: String) -> Bool {
         !s.isEmpty && s.count <= 64 && s != "." && s != ".."
-            && s.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0)) }
+            && s.unicodeScalars.allSatisfy {
+                $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0))
+            }
     }
 }
 

@@ -141,14 +141,18 @@ public enum CNIPlugin {
         do {
             let s = try session(conf)
             defer { s.close() }
-            do { _ = try s.call(PortDel(bridge: conf.bridge, port: host)) } catch let e as ControlError where e.code == .notFound {}
+            do { _ = try s.call(PortDel(bridge: conf.bridge, port: host)) } catch let e as ControlError where e.code == .notFound
+            {}
         } catch let e as CNIError where e.code == CNIError.tryAgainLater {
             // swaled is down: the host end can still go (its peer goes with it), if it is this container's.
             if let nl = try? Netlink(), let info = try? nl.linkInfo(name: host),
-                info.alias?.hasPrefix("swale:") == true, info.alias?.contains(" container=\(id) ") == true
+                info.alias?.hasPrefix("swale:") == true,
+                info.alias?.contains(" container=\(id) ") == true
                     || info.alias?.hasSuffix(" container=\(id)") == true
             {
-                do { try nl.delete(link: host) } catch { problem = CNIError(CNIError.ioFailure, "deleting \(host)", details: "\(error)") }
+                do { try nl.delete(link: host) } catch {
+                    problem = CNIError(CNIError.ioFailure, "deleting \(host)", details: "\(error)")
+                }
             }
         } catch let e as ControlError {
             problem = switchError("swaled could not remove \(host)", e)
@@ -172,11 +176,15 @@ public enum CNIPlugin {
         }
         let prev = try CNIResult.parse(prevObj, "prevResult")
         let host = hostName(network: conf.name, container: id, ifname: ifname)
-        func fail(_ m: String) -> CNIError { CNIError(CNIError.checkFailed, "attachment \(id)/\(ifname) is not as ADD left it", details: m) }
+        func fail(_ m: String) -> CNIError {
+            CNIError(CNIError.checkFailed, "attachment \(id)/\(ifname) is not as ADD left it", details: m)
+        }
         let s = try session(conf)
         defer { s.close() }
         let ports: [PortInfo]
-        do { ports = try s.call(PortList(bridge: conf.bridge)) } catch { throw switchError("listing ports of \(conf.bridge)", error) }
+        do { ports = try s.call(PortList(bridge: conf.bridge)) } catch {
+            throw switchError("listing ports of \(conf.bridge)", error)
+        }
         guard let p = ports.first(where: { $0.name == host }), p.container == id, p.peer == ifname else {
             throw fail("no port \(host) for it on bridge \(conf.bridge)")
         }
@@ -233,7 +241,9 @@ public enum CNIPlugin {
         for p in ports where p.network == conf.name {
             guard let id = p.container, let ifn = p.peer, !valid.contains("\(id)/\(ifn)") else { continue }
             do {
-                do { _ = try s.call(PortDel(bridge: conf.bridge, port: p.name)) } catch let e as ControlError where e.code == .notFound {}
+                do { _ = try s.call(PortDel(bridge: conf.bridge, port: p.name)) } catch let e as ControlError
+                    where e.code == .notFound
+                {}
                 // Released as DEL would (host-local keys its leases by container id and interface).
                 try ipam?.call("DEL", overrides: ["CNI_CONTAINERID": id, "CNI_IFNAME": ifn])
             } catch { first = first ?? error }

@@ -1,3 +1,4 @@
+import CSwaleSys
 /*
  * Sandbox — what the plugin does inside the container's network namespace: bring the interface
  * up, add the IPAM addresses and routes, announce each IPv4 address with a gratuitous ARP (peers
@@ -8,7 +9,6 @@
  * process's own namespace never changes.
  */
 import Foundation
-import CSwaleSys
 import Glibc
 import SwaleKernel
 

@@ -127,7 +127,9 @@ public final class SwalePort {
     /// Opens a port (`vale0:app1`) or a pipe end (`vale0:app1<7`, `vale0:app1>7`, `{`/`}` too).
     /// `extraBuffers`: spare buffers to ask for (netmap's nr_extra_bufs), listed from the interface's
     /// ni_bufs_head; `extraBuffers` on the port says how many came. Leave them in that list on close.
-    public static func open(_ name: String, socket: String? = nil, slots: Int? = nil, extraBuffers: Int? = nil) throws -> SwalePort {
+    public static func open(_ name: String, socket: String? = nil, slots: Int? = nil, extraBuffers: Int? = nil) throws
+        -> SwalePort
+    {
         do { _ = try PortName.parse(name) } catch { throw SwaleError("\(error)", code: .invalidArgument) }
         let session: ControlSession
         do { session = try ControlSession.connect(socket: socket, client: "SwaleClient") } catch let e as ControlError {
@@ -138,7 +140,9 @@ public final class SwalePort {
         var fds: [Int32] = []
         do {
             let info: OpenInfo
-            do { (info, fds) = try session.callWithDescriptors(Open(name: name, slots: slots, extraBuffers: extraBuffers)) } catch let e as ControlError {
+            do {
+                (info, fds) = try session.callWithDescriptors(Open(name: name, slots: slots, extraBuffers: extraBuffers))
+            } catch let e as ControlError {
                 throw SwaleError(e.message, code: e.code)
             }
             guard fds.count == 3 else { throw SwaleError("open \(name): expected 3 descriptors, got \(fds.count)") }

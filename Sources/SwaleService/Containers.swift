@@ -26,7 +26,9 @@ extension Service {
         }
         try Service.checkAttachmentField(c, "container id")
         try Service.checkAttachmentField(n, "network name")
-        if let v = req.vlan, !SwaleConfig.vidRange.contains(v) { throw ControlError(.invalidArgument, "vlan \(v) is not in 1-4094") }
+        if let v = req.vlan, !SwaleConfig.vidRange.contains(v) {
+            throw ControlError(.invalidArgument, "vlan \(v) is not in 1-4094")
+        }
         if let t = req.trunk {
             guard !t.isEmpty else { throw ControlError(.invalidArgument, "trunk lists no VLAN") }
             if let bad = t.first(where: { !SwaleConfig.vidRange.contains($0) }) {
@@ -59,7 +61,8 @@ extension Service {
         guard ok else {
             throw ControlError(
                 .invalidArgument,
-                "\(what) '\(LogText.clean(value))' must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit")
+                "\(what) '\(LogText.clean(value))' must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit"
+            )
         }
     }
 

@@ -74,7 +74,9 @@ extension Service {
     func reclaimExtraBuffers(of pipe: PipeEntry, _ role: PipeRole) {
         let granted = role == .master ? pipe.masterExtra : pipe.slaveExtra
         guard granted > 0 else { return }
-        reclaim(granted, pool: pipe.parent.pool, layout: role == .master ? pipe.master : pipe.slave, what: "\(pipe.key) \(role.rawValue)")
+        reclaim(
+            granted, pool: pipe.parent.pool, layout: role == .master ? pipe.master : pipe.slave,
+            what: "\(pipe.key) \(role.rawValue)")
         if role == .master { pipe.masterExtra = 0 } else { pipe.slaveExtra = 0 }
     }
 
@@ -92,7 +94,9 @@ extension Service {
             index = next
         }
         if freed < granted {
-            log.warning("\(what): \(granted - freed) of \(granted) extra buffers were not in its list when it closed (kept until the region goes)")
+            log.warning(
+                "\(what): \(granted - freed) of \(granted) extra buffers were not in its list when it closed (kept until the region goes)"
+            )
         }
     }
 

@@ -71,7 +71,8 @@ extension Service {
             ("trunk", req.trunk.map { "\($0)" }), ("isolated", req.isolated.map { "\($0)" })
         ]
         for (field, value) in attachment where value != nil {
-            throw ControlError(.invalidArgument, "\(field) describes a container's veth port; a \(kind.rawValue) port does not take it")
+            throw ControlError(
+                .invalidArgument, "\(field) describes a container's veth port; a \(kind.rawValue) port does not take it")
         }
         for (option, value) in [("--peer", req.peer), ("--netns", req.netns), ("--address", req.address)] where value != nil {
             throw ControlError(.invalidArgument, "\(option) is a veth option; a \(kind.rawValue) port does not take it")

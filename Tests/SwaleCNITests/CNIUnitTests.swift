@@ -92,9 +92,11 @@ final class NetConfTests: XCTestCase {
     }
 
     func testCNIArgs() throws {
-        XCTAssertEqual(try CNIEnvironment.parseArgs("IgnoreUnknown=1;MAC=02:00:00:00:00:01;K8S_POD_NAME=a=b"), [
-            "IgnoreUnknown": "1", "MAC": "02:00:00:00:00:01", "K8S_POD_NAME": "a=b"
-        ])
+        XCTAssertEqual(
+            try CNIEnvironment.parseArgs("IgnoreUnknown=1;MAC=02:00:00:00:00:01;K8S_POD_NAME=a=b"),
+            [
+                "IgnoreUnknown": "1", "MAC": "02:00:00:00:00:01", "K8S_POD_NAME": "a=b"
+            ])
         XCTAssertThrowsError(try CNIEnvironment.parseArgs("MAC")) { XCTAssertEqual(($0 as? CNIError)?.code, 4) }
         XCTAssertThrowsError(try CNIEnvironment.parseArgs("=x")) { XCTAssertEqual(($0 as? CNIError)?.code, 4) }
         XCTAssertThrowsError(try CNIEnvironment([:])) { XCTAssertEqual(($0 as? CNIError)?.code, 4) }
@@ -110,7 +112,10 @@ final class NetConfTests: XCTestCase {
 final class CNIResultTests: XCTestCase {
     func sample() -> CNIResult {
         var r = CNIResult()
-        r.interfaces = [.init(name: "swc0", mac: "02:00:00:00:00:01"), .init(name: "eth0", mac: "02:00:00:00:00:02", sandbox: "/ns", mtu: 1400)]
+        r.interfaces = [
+            .init(name: "swc0", mac: "02:00:00:00:00:01"),
+            .init(name: "eth0", mac: "02:00:00:00:00:02", sandbox: "/ns", mtu: 1400)
+        ]
         r.ips = [.init(address: "10.0.0.2/24", gateway: "10.0.0.1", interface: 1), .init(address: "fd00::2/64", interface: 1)]
         r.routes = [.init(dst: "0.0.0.0/0")]
         r.dns = ["nameservers": ["10.0.0.53"]]

@@ -189,7 +189,13 @@ final class CNITests: XCTestCase {
         XCTAssertEqual((old.json["ips"] as? [[String: Any]])?.first?["version"] as? String, "4", old.text)
         // An ADD that fails after the port exists (a route the namespace refuses) undoes all of it.
         let failing = try cni(
-            "ADD", conf("1.1.0", ipam: ["type": "host-local", "subnet": "10.92.0.0/24", "dataDir": ipamDir, "routes": [["dst": "10.93.0.0/24", "gw": "10.99.0.1"]]]),
+            "ADD",
+            conf(
+                "1.1.0",
+                ipam: [
+                    "type": "host-local", "subnet": "10.92.0.0/24", "dataDir": ipamDir,
+                    "routes": [["dst": "10.93.0.0/24", "gw": "10.99.0.1"]]
+                ]),
             id: "\(prefix)-undo", netns: ns, ifname: "net1")
         XCTAssertEqual(failing.code, 102, failing.text)
         XCTAssertEqual(try ports().map { $0.container }, ["\(prefix)-old"], "the failed attachment's port is gone")
@@ -205,7 +211,8 @@ final class CNITests: XCTestCase {
         let macA = "02:5a:00:00:00:0a", macB = "02:5a:00:00:00:0b"
         let a = try cni("ADD", conf("1.0.0", ["vlan": 10, "runtimeConfig": ["mac": macA]]), id: "\(prefix)-a", netns: nsA)
         XCTAssertEqual(a.rc, 0, a.text)
-        let b = try cni("ADD", conf("1.0.0", ["vlan": 10]), id: "\(prefix)-b", netns: nsB, env: ["CNI_ARGS": "IgnoreUnknown=1;MAC=\(macB)"])
+        let b = try cni(
+            "ADD", conf("1.0.0", ["vlan": 10]), id: "\(prefix)-b", netns: nsB, env: ["CNI_ARGS": "IgnoreUnknown=1;MAC=\(macB)"])
         XCTAssertEqual(b.rc, 0, b.text)
         let c = try cni("ADD", conf("1.0.0", ["vlan": 20]), id: "\(prefix)-c", netns: nsC)
         XCTAssertEqual(c.rc, 0, c.text)
@@ -214,7 +221,10 @@ final class CNITests: XCTestCase {
 
         func checkRules(_ when: String) throws {
             let rules = try svc.call(VlanShow(bridge: "vale0"))
-            let vids = Dictionary(uniqueKeysWithValues: rules.map { ($0.port, $0.vlans.map { "\($0.vid)\($0.pvid ? "p" : "")\($0.untagged ? "u" : "")" }) })
+            let vids = Dictionary(
+                uniqueKeysWithValues: rules.map {
+                    ($0.port, $0.vlans.map { "\($0.vid)\($0.pvid ? "p" : "")\($0.untagged ? "u" : "")" })
+                })
             let names = try ports().reduce(into: [String: String]()) { $0[$1.container ?? "?"] = $1.name }
             XCTAssertEqual(vids[names["\(prefix)-a"] ?? "?"], ["10pu"], "\(when): \(vids)")
             XCTAssertEqual(vids[names["\(prefix)-c"] ?? "?"], ["20pu"], "\(when): \(vids)")
@@ -249,7 +259,8 @@ final class CNITests: XCTestCase {
         for (id, ns) in [("a", nsA), ("b", nsB), ("c", nsC)] {
             XCTAssertEqual(try cni("DEL", conf("1.0.0"), id: "\(prefix)-\(id)", netns: ns).rc, 0)
         }
-        XCTAssertEqual(try svc.call(VlanShow(bridge: "vale0")).filter { $0.port.hasPrefix("swc") }.count, 0, "rules go with the ports")
+        XCTAssertEqual(
+            try svc.call(VlanShow(bridge: "vale0")).filter { $0.port.hasPrefix("swc") }.count, 0, "rules go with the ports")
     }
 
     func testGCStatusAndDelWithSwaledDown() throws {
@@ -300,13 +311,20 @@ final class CNITests: XCTestCase {
         for applet in ["sh", "sleep", "ping", "ip"] {
             try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
         }
-        try FileManager.default.createSymbolicLink(atPath: plugins + "/swale-cni", withDestinationPath: try Products.path("swale-cni"))
+        try FileManager.default.createSymbolicLink(
+            atPath: plugins + "/swale-cni", withDestinationPath: try Products.path("swale-cni"))
         let conflist: [String: Any] = [
             "cniVersion": "1.0.0", "name": network,
-            "plugins": [["type": "swale-cni", "bridge": "vale0", "socket": svc.socket, "ipam": ["type": "host-local", "subnet": "10.96.0.0/24", "dataDir": ipamDir]]]
+            "plugins": [
+                [
+                    "type": "swale-cni", "bridge": "vale0", "socket": svc.socket,
+                    "ipam": ["type": "host-local", "subnet": "10.96.0.0/24", "dataDir": ipamDir]
+                ]
+            ]
         ]
         try JSONSerialization.data(withJSONObject: conflist).write(to: URL(fileURLWithPath: netdir + "/swale.conflist"))
-        let conf = "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"\(plugins)\", \"/usr/lib/cni\"]\nnetwork_config_dir = \"\(netdir)\"\n"
+        let conf =
+            "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"\(plugins)\", \"/usr/lib/cni\"]\nnetwork_config_dir = \"\(netdir)\"\n"
         try conf.write(toFile: d + "/containers.conf", atomically: true, encoding: .utf8)
         let podman = "CONTAINERS_CONF=\(d)/containers.conf podman --root \(d)/root --runroot \(d)/runroot"
         // crun refuses this VM's cgroup layout (runc does not); limits within the machine's hard ones.
@@ -330,13 +348,15 @@ final class CNITests: XCTestCase {
         XCTAssertTrue(ip.hasPrefix("10.96.0."), before)
         XCTAssertEqual(try ports().map { $0.container }, [id], "the server container's port, named by its id")
 
-        let pinged = sh("\(run) --rm --name \(client) --cap-add NET_RAW --rootfs \(rootfs) /bin/ping -c 2 -W 1 \(ip)", seconds: 60)
+        let pinged = sh(
+            "\(run) --rm --name \(client) --cap-add NET_RAW --rootfs \(rootfs) /bin/ping -c 2 -W 1 \(ip)", seconds: 60)
         XCTAssertEqual(pinged.0, 0, "a second container pings the first through the switch: \(pinged.1)")
         XCTAssertEqual(try ports().count, 1, "the client's port went with it (podman called DEL)")
 
         // `network reload` deletes and adds the attachment with the old address and MAC.
         XCTAssertEqual(sh("\(podman) network reload \(server)", seconds: 60).0, 0)
-        XCTAssertEqual(sh("\(podman) inspect \(server) --format '\(net)'").1.trimmingCharacters(in: .whitespacesAndNewlines), before)
+        XCTAssertEqual(
+            sh("\(podman) inspect \(server) --format '\(net)'").1.trimmingCharacters(in: .whitespacesAndNewlines), before)
         XCTAssertEqual(try ports().map { $0.container }, [id])
 
         XCTAssertEqual(sh("\(podman) rm -f -t 0 \(server)", seconds: 60).0, 0)

@@ -125,7 +125,8 @@ final class NetmapShimTests: XCTestCase {
         for legacy in [false, true] {
             let (rc, out) = try run(["extra", "vale5:x", "300"] + (legacy ? ["legacy"] : []))
             XCTAssertEqual(rc, 0, out)
-            XCTAssertTrue(out.contains("asked 300, granted 300, listed 300; frame from an extra buffer arrived in that buffer"), out)
+            XCTAssertTrue(
+                out.contains("asked 300, granted 300, listed 300; frame from an extra buffer arrived in that buffer"), out)
         }
         // Both pipe ends closed: the pipe and the 300 extra buffers (one swapped through the ring) are back.
         XCTAssertTrue(try svc.eventually { try region().users == ["vale5:x"] })
@@ -139,7 +140,9 @@ final class NetmapShimTests: XCTestCase {
         XCTAssertEqual(drc, 0, dout)
         XCTAssertTrue(try svc.eventually { try region().users == ["vale5:x"] })
         let damaged = try region()
-        XCTAssertEqual(damaged.buffersTotal - damaged.buffersFree - damaged.buffersAccounted, 9, "the 9 unlisted buffers show as unaccounted")
+        XCTAssertEqual(
+            damaged.buffersTotal - damaged.buffersFree - damaged.buffersAccounted, 9, "the 9 unlisted buffers show as unaccounted"
+        )
         XCTAssertTrue(svc.daemon.process.isRunning)
         // More than the service gives: netmap's rule, fewer are granted (nmapp reports and fails on it).
         let (rc, out) = try run(["extra", "vale5:x", "5000"])
