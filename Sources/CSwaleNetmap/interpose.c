@@ -19,7 +19,7 @@
  *            once and finds all of them there, as netmap's `bridge` and `lb` expect. The mapping
  *            spans the region's whole reserve, so a region that grows (more pipes) needs no remap.
  *   sync     NIOCTXSYNC / NIOCRXSYNC are the client library's txSync / rxSync.
- *   poll     netmap's rule: a netmap descriptor is readable when its rx ring has slots between cur
+ *   poll     (and ppoll) netmap's rule: a netmap descriptor is readable when its rx ring has slots between cur
  *            and tail after an rxsync, writable when its tx ring has after a txsync (skipped with
  *            NR_NO_TX_POLL). When none is ready the wake-up flags are raised, the rings checked
  *            again (no lost wake-up), and the real poll waits on the doorbells and the other fds.
@@ -37,6 +37,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,13 +65,13 @@ _Static_assert(NIOCCTRL == 0xc0586997UL && NIOCREGIF == 0xc03c6992UL && NIOCTXSY
 /* ---- libc's own functions ---- */
 
 #define REAL(fn) static __typeof__(fn) *real_##fn;
-REAL(open) REAL(openat) REAL(ioctl) REAL(mmap) REAL(munmap) REAL(close) REAL(poll) REAL(select)
+REAL(open) REAL(openat) REAL(ioctl) REAL(mmap) REAL(munmap) REAL(close) REAL(poll) REAL(ppoll) REAL(select)
 REAL(epoll_ctl) REAL(epoll_wait) REAL(epoll_pwait)
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
 static void resolve(void) {
 #define R(fn) real_##fn = (__typeof__(real_##fn))dlsym(RTLD_NEXT, #fn);
-    R(open) R(openat) R(ioctl) R(mmap) R(munmap) R(close) R(poll) R(select) R(epoll_ctl) R(epoll_wait) R(epoll_pwait)
+    R(open) R(openat) R(ioctl) R(mmap) R(munmap) R(close) R(poll) R(ppoll) R(select) R(epoll_ctl) R(epoll_wait) R(epoll_pwait)
 }
 #define REALS() pthread_once(&resolved, resolve)
 
@@ -628,6 +629,26 @@ int poll(struct pollfd *fds, nfds_t n, int timeout) {
     REALS();
     if (!has_netmap(fds, n)) return real_poll(fds, n, timeout);
     return nm_poll(fds, n, timeout);
+}
+
+/* ppoll on netmap descriptors: the timeout rounded up to milliseconds; the signal mask is applied
+ * around the wait (a signal it unblocks interrupts the wait as it would interrupt ppoll). */
+int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
+    REALS();
+    if (!has_netmap(fds, n)) return real_ppoll(fds, n, ts, mask);
+    int timeout = ts ? (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000) : -1;
+    sigset_t saved;
+    if (mask) pthread_sigmask(SIG_SETMASK, mask, &saved);
+    int r = nm_poll(fds, n, timeout);
+    int e = errno;
+    if (mask) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    errno = e;
+    return r;
+}
+
+int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask, size_t len) {
+    (void)len;
+    return ppoll(fds, n, ts, mask);
 }
 
 int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t len) {

@@ -72,7 +72,7 @@ final class NetmapShimTests: XCTestCase {
     }
 
     func testFramesCrossTheSwitchExactlyWithEveryWayOfWaiting() throws {
-        for (wait, legacy) in [("poll", false), ("select", false), ("epoll", true), ("ioctl", false), ("poll", true)] {
+        for (wait, legacy) in [("poll", false), ("ppoll", false), ("select", false), ("epoll", true), ("ioctl", false), ("poll", true)] {
             let extra = legacy ? ["legacy"] : []
             let size = legacy ? "1400" : "60"
             let rxWait = wait == "ioctl" ? "poll" : wait

@@ -4,7 +4,7 @@
  * poll, select or epoll), compiled by the tests with the system C compiler and run under
  * LD_PRELOAD=libswale-netmap.so against a real swaled.
  *
- *   nmapp tx NAME COUNT SIZE [poll|select|epoll|ioctl] [legacy] [batch=N]   COUNT frames numbered 0..COUNT-1,
+ *   nmapp tx NAME COUNT SIZE [poll|ppoll|select|epoll|ioctl] [legacy] [batch=N]   COUNT frames numbered 0..COUNT-1,
  *            at most N per sync (default: all the room there is) [pace=US]: a pause after each sync,
  *            so a receiver that checks every byte keeps up (a switch drops what a full ring cannot take)
  *   nmapp rx NAME COUNT TIMEOUT_MS [poll|select|epoll] [legacy] [nocheck]  checks every frame's number and
@@ -21,6 +21,7 @@
  * Frames: destination ff:ff:ff:ff:ff:ff, source 02:00:00:00:00:SS, type 0x88b5, then the 32-bit
  * frame number, then bytes (number + i) & 0xff.
  */
+#define _GNU_SOURCE /* ppoll */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -116,10 +117,11 @@ static int check(const char *buf, unsigned len, uint32_t want) {
     return 1;
 }
 
-enum wait_kind { W_POLL, W_SELECT, W_EPOLL, W_IOCTL };
+enum wait_kind { W_POLL, W_PPOLL, W_SELECT, W_EPOLL, W_IOCTL };
 
 static enum wait_kind kind(const char *s) {
     if (!s || !strcmp(s, "poll")) return W_POLL;
+    if (!strcmp(s, "ppoll")) return W_PPOLL;
     if (!strcmp(s, "select")) return W_SELECT;
     if (!strcmp(s, "epoll")) return W_EPOLL;
     return W_IOCTL;
@@ -135,6 +137,11 @@ static int wait_for(struct port *p, int in, enum wait_kind k, int timeout_ms, in
         }
         struct pollfd pfd = {.fd = p->fd, .events = in ? POLLIN : POLLOUT};
         return poll(&pfd, 1, timeout_ms);
+    }
+    if (k == W_PPOLL) {
+        struct pollfd pfd = {.fd = p->fd, .events = in ? POLLIN : POLLOUT};
+        struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000L};
+        return ppoll(&pfd, 1, &ts, NULL);
     }
     if (k == W_SELECT) {
         fd_set set;
