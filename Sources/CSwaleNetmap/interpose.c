@@ -65,13 +65,14 @@ _Static_assert(NIOCCTRL == 0xc0586997UL && NIOCREGIF == 0xc03c6992UL && NIOCTXSY
 /* ---- libc's own functions ---- */
 
 #define REAL(fn) static __typeof__(fn) *real_##fn;
-REAL(open) REAL(openat) REAL(ioctl) REAL(mmap) REAL(munmap) REAL(close) REAL(poll) REAL(ppoll) REAL(select)
-REAL(epoll_ctl) REAL(epoll_wait) REAL(epoll_pwait)
+REAL(open) REAL(openat) REAL(ioctl) REAL(mmap) REAL(munmap) REAL(close) REAL(poll) REAL(ppoll) REAL(select) REAL(pselect)
+REAL(epoll_ctl) REAL(epoll_wait) REAL(epoll_pwait) REAL(epoll_pwait2) REAL(dup2) REAL(dup3)
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
 static void resolve(void) {
 #define R(fn) real_##fn = (__typeof__(real_##fn))dlsym(RTLD_NEXT, #fn);
-    R(open) R(openat) R(ioctl) R(mmap) R(munmap) R(close) R(poll) R(ppoll) R(select) R(epoll_ctl) R(epoll_wait) R(epoll_pwait)
+    R(open) R(openat) R(ioctl) R(mmap) R(munmap) R(close) R(poll) R(ppoll) R(select) R(pselect) R(epoll_ctl) R(epoll_wait)
+    R(epoll_pwait) R(epoll_pwait2) R(dup2) R(dup3)
 }
 #define REALS() pthread_once(&resolved, resolve)
 
@@ -98,7 +99,9 @@ struct nmfd {
 static struct nmfd *table[MAX_FDS];
 static struct region *regions;
 static uint16_t next_mem_id = 1;
+/* `lock`: the region list. `state`: the entries' lifetime and the epoll members (see readiness). */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t state = PTHREAD_RWLOCK_INITIALIZER;
 static int verbose = -1;
 
 static void say(const char *fmt, ...) {
@@ -113,6 +116,14 @@ static void say(const char *fmt, ...) {
 }
 
 static struct nmfd *lookup(int fd) { return fd >= 0 && fd < MAX_FDS ? __atomic_load_n(&table[fd], __ATOMIC_ACQUIRE) : NULL; }
+
+/* fd's entry if a port is registered on it (use under the read side of `state`). */
+static struct nmfd *registered(int fd) {
+    struct nmfd *e = lookup(fd);
+    return e && __atomic_load_n(&e->registered, __ATOMIC_ACQUIRE) ? e : NULL;
+}
+
+static void release(struct nmfd *e, int fd);
 
 static int is_netmap_path(const char *path) { return path != NULL && strcmp(path, NETMAP_DEVICE) == 0; }
 
@@ -130,7 +141,11 @@ static int open_placeholder(int flags) {
         errno = ENOMEM;
         return -1;
     }
-    __atomic_store_n(&table[fd], e, __ATOMIC_RELEASE);
+    /* A stale entry (its descriptor closed behind our back, e.g. by close_range) goes now. */
+    pthread_rwlock_wrlock(&state);
+    struct nmfd *stale = __atomic_exchange_n(&table[fd], e, __ATOMIC_ACQ_REL);
+    pthread_rwlock_unlock(&state);
+    if (stale) release(stale, fd);
     say("open /dev/netmap -> fd %d", fd);
     return fd;
 }
@@ -139,7 +154,7 @@ int open(const char *path, int flags, ...) {
     REALS();
     if (is_netmap_path(path)) return open_placeholder(flags);
     mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
         va_list ap;
         va_start(ap, flags);
         mode = va_arg(ap, mode_t);
@@ -157,7 +172,7 @@ int openat(int dirfd, const char *path, int flags, ...) {
     REALS();
     if (is_netmap_path(path)) return open_placeholder(flags);
     mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
         va_list ap;
         va_start(ap, flags);
         mode = va_arg(ap, mode_t);
@@ -167,6 +182,9 @@ int openat(int dirfd, const char *path, int flags, ...) {
 }
 
 int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+
+int __openat_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
+int __openat64_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
 
 /* ---- registration ---- */
 
@@ -211,13 +229,30 @@ static void region_unref(struct region *r) {
     free(r);
 }
 
-/* Opens the port for `fd`; returns 0 or an errno. */
-static int do_register(int fd, struct nmfd *e, const char *name, uint64_t flags, uint32_t extra) {
-    if (e->registered) return EBUSY;
+/* A registered descriptor's port as it is now (copied under the read side of `state`). */
+struct view {
+    struct swale_nm_port port;
+    uint16_t mem_id;
+};
+
+static int view(int fd, struct view *v) {
+    pthread_rwlock_rdlock(&state);
+    struct nmfd *e = registered(fd);
+    if (e) {
+        v->port = e->port;
+        v->mem_id = e->region->mem_id;
+    }
+    pthread_rwlock_unlock(&state);
+    return e != NULL;
+}
+
+/* Opens the port for `fd`; returns 0 (and the view) or an errno. */
+static int do_register(int fd, const char *name, uint64_t flags, uint32_t extra, struct view *v) {
+    if (view(fd, v)) return EBUSY;
     char err[256] = {0};
     struct swale_nm_port p;
     memset(&p, 0, sizeof p);
-    int rc = swale_nm_open(name, extra, &p, err, sizeof err);
+    int rc = swale_nm_open(name, extra, &p, err, sizeof err); /* no lock held: Swift may poll its socket */
     if (rc != 0) {
         say("register %s: %s", name, err);
         return rc;
@@ -229,10 +264,21 @@ static int do_register(int fd, struct nmfd *e, const char *name, uint64_t flags,
         swale_nm_close(p.handle);
         return ENOMEM;
     }
+    pthread_rwlock_wrlock(&state);
+    struct nmfd *e = lookup(fd);
+    if (!e || e->registered) { /* closed, or registered by another thread meanwhile */
+        pthread_rwlock_unlock(&state);
+        pthread_mutex_lock(&lock);
+        region_unref(r);
+        pthread_mutex_unlock(&lock);
+        swale_nm_close(p.handle);
+        return e ? EBUSY : EBADF;
+    }
     /* The application's descriptor becomes the port's doorbell (keeping its close-on-exec flag). */
     int fdflags = fcntl(fd, F_GETFD);
-    if (dup3(p.notify_fd, fd, (fdflags > 0 && (fdflags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
+    if (real_dup3(p.notify_fd, fd, (fdflags > 0 && (fdflags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
         int saved = errno;
+        pthread_rwlock_unlock(&state);
         pthread_mutex_lock(&lock);
         region_unref(r);
         pthread_mutex_unlock(&lock);
@@ -243,6 +289,9 @@ static int do_register(int fd, struct nmfd *e, const char *name, uint64_t flags,
     e->region = r;
     e->flags = flags;
     __atomic_store_n(&e->registered, 1, __ATOMIC_RELEASE);
+    v->port = p;
+    v->mem_id = r->mem_id;
+    pthread_rwlock_unlock(&state);
     say("registered %s on fd %d (mem_id %u, %u slots)", name, fd, r->mem_id, p.slots);
     return 0;
 }
@@ -296,7 +345,7 @@ static int port_info(const char *name, struct swale_nm_port *out) {
     return rc;
 }
 
-static int nioctrl(int fd, struct nmfd *e, struct nmreq_header *h) {
+static int nioctrl(int fd, struct nmreq_header *h) {
     if (!h) return EFAULT;
     if (h->nr_version != NETMAP_API) return EINVAL;
     if (options_unsupported(h)) return EOPNOTSUPP;
@@ -307,22 +356,25 @@ static int nioctrl(int fd, struct nmfd *e, struct nmreq_header *h) {
         if (!r) return EINVAL;
         int rc = compose_name(name, sizeof name, h->nr_name, NETMAP_REQ_IFNAMSIZ, r->nr_mode, r->nr_ringid, r->nr_flags);
         if (rc) return rc;
-        if ((rc = do_register(fd, e, name, r->nr_flags, r->nr_extra_bufs))) return rc;
-        r->nr_offset = e->port.nifp_offset;
-        r->nr_memsize = e->port.memsize;
-        r->nr_tx_slots = r->nr_rx_slots = e->port.slots;
+        struct view v;
+        if ((rc = do_register(fd, name, r->nr_flags, r->nr_extra_bufs, &v))) return rc;
+        r->nr_offset = v.port.nifp_offset;
+        r->nr_memsize = v.port.memsize;
+        r->nr_tx_slots = r->nr_rx_slots = v.port.slots;
         r->nr_tx_rings = r->nr_rx_rings = 1;
         r->nr_host_tx_rings = r->nr_host_rx_rings = 0;
-        r->nr_mem_id = e->region->mem_id;
-        r->nr_extra_bufs = e->port.extra_bufs;
+        r->nr_mem_id = v.mem_id;
+        r->nr_extra_bufs = v.port.extra_bufs;
         return 0;
     }
     case NETMAP_REQ_PORT_INFO_GET: {
         struct nmreq_port_info_get *r = (struct nmreq_port_info_get *)(uintptr_t)h->nr_body;
         if (!r) return EINVAL;
+        struct view v = {.mem_id = 0};
         struct swale_nm_port p;
-        if (e->registered) {
-            p = e->port;
+        int is_registered = view(fd, &v);
+        if (is_registered) {
+            p = v.port;
         } else {
             int rc = compose_name(name, sizeof name, h->nr_name, NETMAP_REQ_IFNAMSIZ, NR_REG_ALL_NIC, 0, 0);
             if (rc || (rc = port_info(name, &p))) return rc;
@@ -331,13 +383,18 @@ static int nioctrl(int fd, struct nmfd *e, struct nmreq_header *h) {
         r->nr_tx_slots = r->nr_rx_slots = p.slots;
         r->nr_tx_rings = r->nr_rx_rings = 1;
         r->nr_host_tx_rings = r->nr_host_rx_rings = 0;
-        r->nr_mem_id = e->registered ? e->region->mem_id : 0;
+        r->nr_mem_id = is_registered ? v.mem_id : 0;
         return 0;
     }
     case NETMAP_REQ_POOLS_INFO_GET: {
         struct nmreq_pools_info *r = (struct nmreq_pools_info *)(uintptr_t)h->nr_body;
         if (!r) return EINVAL;
-        if (!e->registered) return EINVAL; /* ask after registering: the pools are the port's region */
+        pthread_rwlock_rdlock(&state);
+        struct nmfd *e = registered(fd);
+        if (!e) { /* ask after registering: the pools are the port's region */
+            pthread_rwlock_unlock(&state);
+            return EINVAL;
+        }
         uint32_t total = swale_nm_refresh(e->port.handle);
         r->nr_memsize = e->port.memsize;
         r->nr_mem_id = e->region->mem_id;
@@ -350,6 +407,7 @@ static int nioctrl(int fd, struct nmfd *e, struct nmreq_header *h) {
         r->nr_buf_pool_offset = 0;
         r->nr_buf_pool_objtotal = total;
         r->nr_buf_pool_objsize = e->port.buf_size;
+        pthread_rwlock_unlock(&state);
         return 0;
     }
     case NETMAP_REQ_PORT_HDR_GET: {
@@ -379,7 +437,7 @@ static int nioctrl(int fd, struct nmfd *e, struct nmreq_header *h) {
     }
 }
 
-static int legacy(int fd, struct nmfd *e, unsigned long req, struct nmreq *r) {
+static int legacy(int fd, unsigned long req, struct nmreq *r) {
     if (!r) return EFAULT;
     if (r->nr_version < 11 || r->nr_version > NETMAP_API) return EINVAL;
     if (r->nr_cmd != 0) return EOPNOTSUPP;
@@ -396,13 +454,15 @@ static int legacy(int fd, struct nmfd *e, unsigned long req, struct nmreq *r) {
     if (req == NIOCREGIF) {
         uint64_t flags = r->nr_flags & ~(uint64_t)NR_REG_MASK;
         if (ringid & NETMAP_NO_TX_POLL) flags |= NR_NO_TX_POLL;
-        if ((rc = do_register(fd, e, name, flags, r->nr_arg3))) return rc;
-        p = e->port;
-        r->nr_arg2 = e->region->mem_id;
-        r->nr_arg3 = e->port.extra_bufs;
+        struct view v;
+        if ((rc = do_register(fd, name, flags, r->nr_arg3, &v))) return rc;
+        p = v.port;
+        r->nr_arg2 = v.mem_id;
+        r->nr_arg3 = v.port.extra_bufs;
     } else {
-        if (e->registered) {
-            p = e->port;
+        struct view v;
+        if (view(fd, &v)) {
+            p = v.port;
         } else if ((rc = port_info(name, &p))) {
             return rc;
         }
@@ -415,31 +475,32 @@ static int legacy(int fd, struct nmfd *e, unsigned long req, struct nmreq *r) {
     return 0;
 }
 
+static int sync_fd(int fd, int tx) {
+    pthread_rwlock_rdlock(&state);
+    struct nmfd *e = registered(fd);
+    if (e) {
+        if (tx) swale_nm_txsync(e->port.handle);
+        else swale_nm_rxsync(e->port.handle);
+    }
+    pthread_rwlock_unlock(&state);
+    return e ? 0 : ENXIO;
+}
+
 int ioctl(int fd, unsigned long req, ...) {
     REALS();
     va_list ap;
     va_start(ap, req);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    struct nmfd *e = lookup(fd);
-    if (!e) return real_ioctl(fd, req, arg);
+    if (!lookup(fd)) return real_ioctl(fd, req, arg);
     int rc;
     switch (req) {
-    case NIOCCTRL: rc = nioctrl(fd, e, arg); break;
+    case NIOCCTRL: rc = nioctrl(fd, arg); break;
     case NIOCREGIF:
-    case NIOCGINFO: rc = legacy(fd, e, req, arg); break;
-    case NIOCTXSYNC:
-        if (!e->registered) { rc = ENXIO; break; }
-        swale_nm_txsync(e->port.handle);
-        rc = 0;
-        break;
-    case NIOCRXSYNC:
-        if (!e->registered) { rc = ENXIO; break; }
-        swale_nm_rxsync(e->port.handle);
-        rc = 0;
-        break;
-    default:
-        return real_ioctl(fd, req, arg);
+    case NIOCGINFO: rc = legacy(fd, req, arg); break;
+    case NIOCTXSYNC: rc = sync_fd(fd, 1); break;
+    case NIOCRXSYNC: rc = sync_fd(fd, 0); break;
+    default: return real_ioctl(fd, req, arg);
     }
     if (rc) {
         errno = rc;
@@ -452,17 +513,21 @@ int ioctl(int fd, unsigned long req, ...) {
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
     REALS();
-    struct nmfd *e = lookup(fd);
-    if (!e) return real_mmap(addr, len, prot, flags, fd, off);
-    if (!e->registered) {
+    if (!lookup(fd)) return real_mmap(addr, len, prot, flags, fd, off);
+    pthread_rwlock_rdlock(&state);
+    struct nmfd *e = registered(fd);
+    char *base = e ? e->region->base : NULL;
+    size_t size = e ? e->region->size : 0;
+    pthread_rwlock_unlock(&state);
+    if (!base) {
         errno = ENXIO;
         return MAP_FAILED;
     }
-    if (off != 0 || len > e->region->size || (flags & MAP_FIXED)) {
+    if (off != 0 || len > size || (flags & MAP_FIXED)) {
         errno = EINVAL;
         return MAP_FAILED;
     }
-    return e->region->base;
+    return base;
 }
 
 void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) __attribute__((alias("mmap")));
@@ -479,7 +544,12 @@ int munmap(void *addr, size_t len) {
     return real_munmap(addr, len);
 }
 
-/* ---- readiness ---- */
+/* ---- readiness ----
+ *
+ * Entries live as long as their descriptor: close takes an entry out of the table under the write
+ * side of `state` and releases it afterwards; everything that uses an entry (syncs, readiness,
+ * the wake-up flags, mmap) holds the read side and looks the descriptor up again after any wait,
+ * so no entry is used after its close, and two closes of one descriptor release it once. */
 
 static inline int ring_ready(struct swale_ring *r) {
     return __atomic_load_n(&r->cur, __ATOMIC_RELAXED) != __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
@@ -511,10 +581,27 @@ static void drain(int fd) {
     }
 }
 
-static int64_t now_ms(void) {
+static int64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t now_ms(void) { return now_ns() / 1000000; }
+
+/* One pass over a poll set (read side held): netmap descriptors' revents from their rings, the
+ * wake-up flags raised (arm 1) or lowered (arm 0) when asked; returns how many are ready. */
+static int nm_pass(struct pollfd *fds, nfds_t n, int arming) {
+    int ready = 0;
+    pthread_rwlock_rdlock(&state);
+    for (nfds_t i = 0; i < n; i++) {
+        struct nmfd *e = registered(fds[i].fd);
+        if (!e) continue;
+        if (arming >= 0) arm(e, fds[i].events, arming);
+        if (arming != 0 && (fds[i].revents = nm_revents(e, fds[i].events))) ready++;
+    }
+    pthread_rwlock_unlock(&state);
+    return ready;
 }
 
 /* How long a waiter looks again (yielding the core) before it sleeps: under load the other side
@@ -522,13 +609,6 @@ static int64_t now_ms(void) {
  * library's rule and setting (SWALE_BUSY_POLL_US, default 50). */
 static int64_t busy_poll_ns = -1;
 
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Yields until one of the netmap descriptors is ready or the busy-poll time is over; 1 if ready. */
 static int busy_poll(struct pollfd *fds, nfds_t n) {
     if (busy_poll_ns < 0) {
         const char *v = getenv("SWALE_BUSY_POLL_US");
@@ -538,90 +618,74 @@ static int busy_poll(struct pollfd *fds, nfds_t n) {
     int64_t until = now_ns() + busy_poll_ns;
     do {
         sched_yield();
-        for (nfds_t i = 0; i < n; i++) {
-            struct nmfd *e = lookup(fds[i].fd);
-            if (e && e->registered && nm_revents(e, fds[i].events)) return 1;
-        }
+        if (nm_pass(fds, n, -1) > 0) return 1;
     } while (now_ns() < until);
     return 0;
 }
 
 static int nm_poll(struct pollfd *fds, nfds_t n, int timeout) {
     int64_t deadline = timeout < 0 ? -1 : now_ms() + timeout;
-    struct pollfd *tmp = n <= 64 ? alloca(n * sizeof *tmp) : malloc(n * sizeof *tmp);
+    struct pollfd *tmp = malloc((n ? n : 1) * sizeof *tmp);
     if (!tmp) {
         errno = ENOMEM;
         return -1;
     }
     int result;
     for (;;) {
-        int ready = 0;
+        for (nfds_t i = 0; i < n; i++) fds[i].revents = 0;
+        int ready = nm_pass(fds, n, -1);
+        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+        if (deadline >= 0 && left < 0) left = 0;
+        int wait = ready ? 0 : (int)(left > INT32_MAX ? INT32_MAX : left);
+        if (wait != 0 && busy_poll(fds, n)) continue; /* ready without sleeping: count it on the next pass */
+        int armed = 0;
+        if (wait != 0) {
+            /* Raised, then the rings once more: a frame that came before the flag was seen is not slept on. */
+            armed = 1;
+            if (nm_pass(fds, n, 1) > 0) wait = 0;
+        }
+        int netmap = 0;
         for (nfds_t i = 0; i < n; i++) {
-            struct nmfd *e = lookup(fds[i].fd);
             tmp[i] = fds[i];
-            if (e && e->registered) {
-                fds[i].revents = nm_revents(e, fds[i].events);
-                if (fds[i].revents) ready++;
+            tmp[i].revents = 0;
+            if (registered(fds[i].fd)) {
                 tmp[i].events = POLLIN; /* the doorbell */
+                netmap = 1;
             }
         }
-        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
-        if (left < 0 && deadline >= 0) left = 0;
-        int wait = ready ? 0 : (int)left;
-        if (wait != 0 && busy_poll(fds, n)) continue; /* ready without sleeping: look again, count it */
-        if (wait != 0)
-            for (nfds_t i = 0; i < n; i++) {
-                struct nmfd *e = lookup(fds[i].fd);
-                if (e && e->registered) arm(e, fds[i].events, 1);
-            }
-        /* Armed: look once more, so a frame that arrived before the flag was seen is not slept on. */
-        if (wait != 0)
-            for (nfds_t i = 0; i < n; i++) {
-                struct nmfd *e = lookup(fds[i].fd);
-                if (e && e->registered && (fds[i].revents = nm_revents(e, fds[i].events))) {
-                    ready++;
-                    wait = 0;
-                }
-            }
+        (void)netmap;
         int r = real_poll(tmp, n, wait);
         int saved = errno;
-        int others = 0;
-        for (nfds_t i = 0; i < n; i++) {
-            struct nmfd *e = lookup(fds[i].fd);
-            if (e && e->registered) {
-                if (wait != 0) arm(e, fds[i].events, 0);
-                if (tmp[i].revents & POLLIN) drain(fds[i].fd);
-                if (!ready) fds[i].revents = nm_revents(e, fds[i].events);
-                if (fds[i].revents) others++;
-            } else {
-                fds[i].revents = r > 0 ? tmp[i].revents : 0;
-                if (fds[i].revents) others++;
-            }
-        }
-        if (r < 0 && saved != EINTR) {
+        if (armed) nm_pass(fds, n, 0);
+        for (nfds_t i = 0; i < n; i++)
+            if (registered(fds[i].fd) && (tmp[i].revents & POLLIN)) drain(fds[i].fd);
+        if (r < 0) {
             errno = saved;
             result = -1;
             break;
         }
-        if (r < 0) { /* a signal: as poll does */
-            errno = EINTR;
-            result = -1;
-            break;
+        /* The rings decide for netmap descriptors; the kernel for the rest. */
+        int count = 0;
+        pthread_rwlock_rdlock(&state);
+        for (nfds_t i = 0; i < n; i++) {
+            struct nmfd *e = registered(fds[i].fd);
+            fds[i].revents = e ? nm_revents(e, fds[i].events) : tmp[i].revents;
+            if (fds[i].revents) count++;
         }
-        if (others > 0 || wait == 0 || (deadline >= 0 && now_ms() >= deadline)) {
-            result = others;
+        pthread_rwlock_unlock(&state);
+        if (count > 0 || wait == 0 || (deadline >= 0 && now_ms() >= deadline)) {
+            result = count;
             break;
         }
     }
-    if (n > 64) free(tmp);
+    free(tmp);
     return result;
 }
 
 static int has_netmap(struct pollfd *fds, nfds_t n) {
-    for (nfds_t i = 0; i < n; i++) {
-        struct nmfd *e = lookup(fds[i].fd);
-        if (e && e->registered) return 1;
-    }
+    if (!fds) return 0;
+    for (nfds_t i = 0; i < n; i++)
+        if (registered(fds[i].fd)) return 1;
     return 0;
 }
 
@@ -631,15 +695,20 @@ int poll(struct pollfd *fds, nfds_t n, int timeout) {
     return nm_poll(fds, n, timeout);
 }
 
+static int ms_of(const struct timespec *ts) {
+    if (!ts) return -1;
+    int64_t ms = (int64_t)ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000;
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
 /* ppoll on netmap descriptors: the timeout rounded up to milliseconds; the signal mask is applied
  * around the wait (a signal it unblocks interrupts the wait as it would interrupt ppoll). */
 int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
     REALS();
     if (!has_netmap(fds, n)) return real_ppoll(fds, n, ts, mask);
-    int timeout = ts ? (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000) : -1;
     sigset_t saved;
     if (mask) pthread_sigmask(SIG_SETMASK, mask, &saved);
-    int r = nm_poll(fds, n, timeout);
+    int r = nm_poll(fds, n, ms_of(ts));
     int e = errno;
     if (mask) pthread_sigmask(SIG_SETMASK, &saved, NULL);
     errno = e;
@@ -656,14 +725,9 @@ int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t len) {
     return poll(fds, n, timeout);
 }
 
-int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
-    REALS();
-    int any = 0;
-    for (int fd = 0; fd < nfds && fd < MAX_FDS && !any; fd++) {
-        struct nmfd *e = lookup(fd);
-        if (e && e->registered && ((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)))) any = 1;
-    }
-    if (!any) return real_select(nfds, rd, wr, ex, tv);
+/* select and pselect through nm_poll. Only the first FD_SETSIZE descriptors are looked at for
+ * netmap ones (an fd_set holds no more); a set without any goes to the kernel unchanged. */
+static int nm_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int timeout) {
     struct pollfd *p = calloc((size_t)nfds, sizeof *p);
     if (!p) {
         errno = ENOMEM;
@@ -677,7 +741,6 @@ int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
         if (ex && FD_ISSET(fd, ex)) ev |= POLLPRI;
         if (ev) p[n++] = (struct pollfd){.fd = fd, .events = ev};
     }
-    int timeout = tv ? (int)(tv->tv_sec * 1000 + tv->tv_usec / 1000) : -1;
     int r = nm_poll(p, n, timeout);
     if (r >= 0) {
         int count = 0;
@@ -685,20 +748,55 @@ int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
         if (wr) FD_ZERO(wr);
         if (ex) FD_ZERO(ex);
         for (nfds_t i = 0; i < n; i++) {
+            if (p[i].revents & POLLNVAL) {
+                free(p);
+                errno = EBADF;
+                return -1;
+            }
             if (rd && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) { FD_SET(p[i].fd, rd); count++; }
             if (wr && (p[i].revents & (POLLOUT | POLLERR))) { FD_SET(p[i].fd, wr); count++; }
             if (ex && (p[i].revents & POLLPRI)) { FD_SET(p[i].fd, ex); count++; }
         }
         r = count;
-        if (tv) tv->tv_sec = tv->tv_usec = 0;
     }
     free(p);
     return r;
 }
 
+static int select_has_netmap(int nfds, fd_set *rd, fd_set *wr) {
+    for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
+        if (registered(fd) && ((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)))) return 1;
+    return 0;
+}
+
+int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
+    REALS();
+    if (nfds < 0 || !select_has_netmap(nfds, rd, wr)) return real_select(nfds, rd, wr, ex, tv);
+    int timeout = -1;
+    if (tv) {
+        int64_t ms = (int64_t)tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000;
+        timeout = ms > INT32_MAX ? INT32_MAX : (int)ms;
+    }
+    int r = nm_select(nfds > FD_SETSIZE ? FD_SETSIZE : nfds, rd, wr, ex, timeout);
+    if (tv && r >= 0) tv->tv_sec = tv->tv_usec = 0; /* Linux leaves the time not slept; we report none */
+    return r;
+}
+
+int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts, const sigset_t *mask) {
+    REALS();
+    if (nfds < 0 || !select_has_netmap(nfds, rd, wr)) return real_pselect(nfds, rd, wr, ex, ts, mask);
+    sigset_t saved;
+    if (mask) pthread_sigmask(SIG_SETMASK, mask, &saved);
+    int r = nm_select(nfds > FD_SETSIZE ? FD_SETSIZE : nfds, rd, wr, ex, ms_of(ts));
+    int e = errno;
+    if (mask) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    errno = e;
+    return r;
+}
+
 /* ---- epoll ---- */
 
-/* netmap descriptors in an epoll set: what the application asked for, with its data. */
+/* netmap descriptors in an epoll set: what the application asked for, with its data (under `state`). */
 struct member {
     int epfd, fd;
     uint32_t events;
@@ -706,16 +804,36 @@ struct member {
     struct member *next;
 };
 static struct member *members;
+static int member_count;
 #define TAG 0x5357414c45000000ULL /* "SWALE": our data on netmap descriptors in the kernel's set */
+
+static short poll_events(uint32_t ev) { return (short)((ev & EPOLLIN ? POLLIN : 0) | (ev & EPOLLOUT ? POLLOUT : 0)); }
+
+/* Drops what close(fd) ends: fd's memberships, or the whole set if fd was an epoll set (write side held). */
+static void forget_members(int fd) {
+    for (struct member **pp = &members; *pp;) {
+        if ((*pp)->fd == fd || (*pp)->epfd == fd) {
+            struct member *m = *pp;
+            *pp = m->next;
+            free(m);
+            member_count--;
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+}
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     REALS();
-    struct nmfd *e = lookup(fd);
-    if (!e || !e->registered) return real_epoll_ctl(epfd, op, fd, ev);
+    if (!registered(fd)) return real_epoll_ctl(epfd, op, fd, ev);
+    if (op != EPOLL_CTL_DEL && !ev) {
+        errno = EFAULT;
+        return -1;
+    }
     struct epoll_event ours = {.events = EPOLLIN, .data.u64 = TAG | (uint64_t)fd};
     int r = real_epoll_ctl(epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &ours);
     if (r < 0) return r;
-    pthread_mutex_lock(&lock);
+    pthread_rwlock_wrlock(&state);
     struct member **pp = &members;
     while (*pp && !((*pp)->epfd == epfd && (*pp)->fd == fd)) pp = &(*pp)->next;
     if (op == EPOLL_CTL_DEL) {
@@ -723,81 +841,94 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
             struct member *m = *pp;
             *pp = m->next;
             free(m);
+            member_count--;
         }
     } else {
         struct member *m = *pp ? *pp : calloc(1, sizeof *m);
         if (m) {
             m->epfd = epfd;
             m->fd = fd;
-            m->events = ev ? ev->events : 0;
-            m->data = ev ? ev->data : (epoll_data_t){0};
+            m->events = ev->events;
+            m->data = ev->data;
             if (!*pp) {
                 m->next = members;
                 members = m;
+                member_count++;
             }
         }
     }
-    pthread_mutex_unlock(&lock);
+    pthread_rwlock_unlock(&state);
     return 0;
 }
 
+/* One pass over an epoll set's netmap members (read side held by the caller). */
+static int epoll_pass(int epfd, struct epoll_event *out, int max, int arming) {
+    int k = 0;
+    for (struct member *m = members; m; m = m->next) {
+        if (m->epfd != epfd) continue;
+        struct nmfd *e = registered(m->fd);
+        if (!e) continue;
+        short want = poll_events(m->events);
+        if (arming >= 0) arm(e, want, arming);
+        if (arming == 0 || k >= max) continue;
+        short rev = nm_revents(e, want);
+        if (rev) out[k++] = (struct epoll_event){.events = (rev & POLLIN ? EPOLLIN : 0) | (rev & POLLOUT ? EPOLLOUT : 0), .data = m->data};
+    }
+    return k;
+}
+
 static int nm_epoll(int epfd, struct epoll_event *out, int max, int timeout, const sigset_t *mask) {
+    if (max <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
     int64_t deadline = timeout < 0 ? -1 : now_ms() + timeout;
     for (;;) {
-        int k = 0;
-        pthread_mutex_lock(&lock);
-        for (struct member *m = members; m && k < max; m = m->next) {
-            if (m->epfd != epfd) continue;
-            struct nmfd *e = lookup(m->fd);
-            if (!e || !e->registered) continue;
-            short rev = nm_revents(e, (short)((m->events & EPOLLIN ? POLLIN : 0) | (m->events & EPOLLOUT ? POLLOUT : 0)));
-            if (rev) out[k++] = (struct epoll_event){.events = (rev & POLLIN ? EPOLLIN : 0) | (rev & POLLOUT ? EPOLLOUT : 0), .data = m->data};
-        }
+        pthread_rwlock_rdlock(&state);
+        int k = epoll_pass(epfd, out, max, -1);
+        pthread_rwlock_unlock(&state);
         int64_t left = deadline < 0 ? -1 : deadline - now_ms();
         if (deadline >= 0 && left < 0) left = 0;
-        int wait = k ? 0 : (int)left;
-        if (wait != 0)
-            for (struct member *m = members; m; m = m->next) {
-                struct nmfd *e = lookup(m->fd);
-                if (m->epfd == epfd && e && e->registered)
-                    arm(e, (short)((m->events & EPOLLIN ? POLLIN : 0) | (m->events & EPOLLOUT ? POLLOUT : 0)), 1);
-            }
-        pthread_mutex_unlock(&lock);
+        int wait = k ? 0 : (int)(left > INT32_MAX ? INT32_MAX : left);
+        int armed = 0;
+        if (wait != 0) {
+            /* Raised, then the rings once more, as poll does: no frame slept on. */
+            armed = 1;
+            pthread_rwlock_rdlock(&state);
+            epoll_pass(epfd, out, max, 1);
+            k = epoll_pass(epfd, out, max, -1);
+            pthread_rwlock_unlock(&state);
+            if (k) wait = 0;
+        }
         struct epoll_event got[64];
         int room = max - k < 64 ? max - k : 64;
         int r = room > 0 ? real_epoll_pwait(epfd, got, room, wait, mask) : 0;
         int saved = errno;
-        pthread_mutex_lock(&lock);
-        if (wait != 0)
-            for (struct member *m = members; m; m = m->next) {
-                struct nmfd *e = lookup(m->fd);
-                if (m->epfd == epfd && e && e->registered)
-                    arm(e, (short)((m->events & EPOLLIN ? POLLIN : 0) | (m->events & EPOLLOUT ? POLLOUT : 0)), 0);
-            }
-        pthread_mutex_unlock(&lock);
-        int woke = 0;
+        if (armed) {
+            pthread_rwlock_rdlock(&state);
+            epoll_pass(epfd, out, max, 0);
+            pthread_rwlock_unlock(&state);
+        }
         for (int i = 0; i < r; i++) {
-            if ((got[i].data.u64 & ~0xffffffULL) == TAG) {
-                drain((int)(got[i].data.u64 & 0xffffff));
-                woke = 1;
-            } else {
+            if ((got[i].data.u64 & ~0xffffffULL) == TAG)
+                drain((int)(got[i].data.u64 & 0xffffff)); /* a doorbell: the rings say on the next pass */
+            else
                 out[k++] = got[i];
-            }
         }
         if (r < 0) {
             errno = saved;
             return k ? k : -1;
         }
         if (k > 0 || wait == 0 || (deadline >= 0 && now_ms() >= deadline)) return k;
-        (void)woke; /* a doorbell: look at the rings again */
     }
 }
 
 static int has_members(int epfd) {
-    pthread_mutex_lock(&lock);
+    if (__atomic_load_n(&member_count, __ATOMIC_RELAXED) == 0) return 0;
+    pthread_rwlock_rdlock(&state);
     struct member *m = members;
     while (m && m->epfd != epfd) m = m->next;
-    pthread_mutex_unlock(&lock);
+    pthread_rwlock_unlock(&state);
     return m != NULL;
 }
 
@@ -813,15 +944,29 @@ int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const si
     return nm_epoll(epfd, ev, max, timeout, mask);
 }
 
-/* ---- close ---- */
-
-int close(int fd) {
+int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts, const sigset_t *mask) {
     REALS();
-    struct nmfd *e = lookup(fd);
-    if (!e) return real_close(fd);
-    __atomic_store_n(&table[fd], NULL, __ATOMIC_RELEASE);
+    if (!has_members(epfd)) return real_epoll_pwait2(epfd, ev, max, ts, mask);
+    return nm_epoll(epfd, ev, max, ms_of(ts), mask);
+}
+
+/* ---- close, and descriptors replaced by dup2/dup3 ---- */
+
+/* Takes fd's entry out (and what close(fd) ends in epoll sets); the caller releases it. */
+static struct nmfd *take(int fd) {
+    struct nmfd *e = NULL;
+    if (fd < 0 || fd >= MAX_FDS) return NULL;
+    if (!lookup(fd) && __atomic_load_n(&member_count, __ATOMIC_RELAXED) == 0) return NULL;
+    pthread_rwlock_wrlock(&state);
+    e = __atomic_exchange_n(&table[fd], NULL, __ATOMIC_ACQ_REL);
+    if (member_count) forget_members(fd);
+    pthread_rwlock_unlock(&state);
+    return e;
+}
+
+/* Frames already transmitted reach the switch or the peer before the port goes (at most 1 s). */
+static void release(struct nmfd *e, int fd) {
     if (e->registered) {
-        /* Frames already transmitted reach the switch or the peer before the port goes. */
         int64_t until = now_ms() + 1000;
         while (nm_tx_pending(e->port.tx) && now_ms() < until) {
             swale_nm_txsync(e->port.handle);
@@ -830,18 +975,34 @@ int close(int fd) {
         swale_nm_close(e->port.handle);
         pthread_mutex_lock(&lock);
         region_unref(e->region);
-        for (struct member **pp = &members; *pp;) {
-            if ((*pp)->fd == fd) {
-                struct member *m = *pp;
-                *pp = m->next;
-                free(m);
-            } else {
-                pp = &(*pp)->next;
-            }
-        }
         pthread_mutex_unlock(&lock);
         say("closed fd %d", fd);
     }
     free(e);
+}
+
+int close(int fd) {
+    REALS();
+    struct nmfd *e = take(fd);
+    if (e) release(e, fd);
     return real_close(fd);
+}
+
+/* dup2/dup3 onto a netmap descriptor close it first, as the kernel does with the file it held. */
+int dup2(int oldfd, int newfd) {
+    REALS();
+    if (oldfd != newfd) {
+        struct nmfd *e = take(newfd);
+        if (e) release(e, newfd);
+    }
+    return real_dup2(oldfd, newfd);
+}
+
+int dup3(int oldfd, int newfd, int flags) {
+    REALS();
+    if (oldfd != newfd) {
+        struct nmfd *e = take(newfd);
+        if (e) release(e, newfd);
+    }
+    return real_dup3(oldfd, newfd, flags);
 }

@@ -142,24 +142,31 @@ public enum CNIPlugin {
             let s = try session(conf)
             defer { s.close() }
             do { _ = try s.call(PortDel(bridge: conf.bridge, port: host)) } catch let e as ControlError where e.code == .notFound
-            {}
+            {
+                // Not a port: swaled may have died between creating the pair and tagging it.
+                problem = deleteHostEnd(host, container: id, untaggedToo: true)
+            }
         } catch let e as CNIError where e.code == CNIError.tryAgainLater {
             // swaled is down: the host end can still go (its peer goes with it), if it is this container's.
-            if let nl = try? Netlink(), let info = try? nl.linkInfo(name: host),
-                info.alias?.hasPrefix("swale:") == true,
-                info.alias?.contains(" container=\(id) ") == true
-                    || info.alias?.hasSuffix(" container=\(id)") == true
-            {
-                do { try nl.delete(link: host) } catch {
-                    problem = CNIError(CNIError.ioFailure, "deleting \(host)", details: "\(error)")
-                }
-            }
+            problem = deleteHostEnd(host, container: id, untaggedToo: false)
         } catch let e as ControlError {
             problem = switchError("swaled could not remove \(host)", e)
         }
         // IPAM DEL runs whatever happened above: an address must not leak.
         if conf.ipam != nil { try IPAMPlugin(conf: conf, env: env).call("DEL") }
         if let problem { throw problem }
+    }
+
+    /// Deletes the host end `host` if it is this container's: its owner tag names the container, or
+    /// (`untaggedToo`, when swaled says it has no such port) it is a veth with no tag at all, which is
+    /// what a swaled that died between creating the pair and tagging it leaves under our name.
+    static func deleteHostEnd(_ host: String, container id: String, untaggedToo: Bool) -> CNIError? {
+        guard let nl = try? Netlink(), let info = (try? nl.linkInfo(name: host)) ?? nil else { return nil }
+        let alias = info.alias ?? ""
+        let ours = alias.hasPrefix("swale:") && (alias.contains(" container=\(id) ") || alias.hasSuffix(" container=\(id)"))
+        guard ours || (untaggedToo && info.alias == nil && info.kind == "veth") else { return nil }
+        do { try nl.delete(link: host) } catch { return CNIError(CNIError.ioFailure, "deleting \(host)", details: "\(error)") }
+        return nil
     }
 
     // MARK: CHECK

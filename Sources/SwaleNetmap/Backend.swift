@@ -52,13 +52,17 @@ public func swale_nm_open(
     }
     let m = p.mapping
     var st = stat()
-    _ = fstat(m.fd, &st)
+    guard fstat(m.fd, &st) == 0 else {
+        p.close()
+        return ENXIO
+    }
     out.pointee = swale_nm_port(
         handle: Unmanaged.passRetained(p).toOpaque(),
         base: m.base.assumingMemoryBound(to: CChar.self),
         nifp_offset: UInt64(p.interface - m.base),
         memsize: UInt64(m.reserve),
-        region_id: UInt64(st.st_ino),
+        // The memfd's identity: equal only for the same region (device and inode).
+        region_id: (UInt64(st.st_dev) &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(st.st_ino),
         slots: p.tx.ptr.numSlots,
         buf_size: UInt32(p.bufferSize),
         buf_total: m.buffers,

@@ -3,6 +3,8 @@
 import Foundation
 import SwaleCNI
 
+// An IPAM plugin that exits before reading its stdin must not kill us: we report its failure.
+signal(SIGPIPE, SIG_IGN)
 let input = FileHandle.standardInput.readDataToEndOfFile()
 let (output, status) = CNIPlugin.run(env: ProcessInfo.processInfo.environment, stdin: input)
 FileHandle.standardOutput.write(output)

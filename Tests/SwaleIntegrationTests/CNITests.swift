@@ -298,6 +298,23 @@ final class CNITests: XCTestCase {
         try? FileManager.default.removeItem(atPath: svc.dir)
     }
 
+    /// swaled dying between creating a pair and tagging it leaves an untagged host end under the
+    /// attachment's name; swaled (restarted) does not know it, and DEL still removes it.
+    func testDelRemovesAnUntaggedHostEndLeftByACrash() throws {
+        let ns = kernel.netns("o")
+        let a = try cni("ADD", conf(), id: "\(prefix)-orphan", netns: ns)
+        XCTAssertEqual(a.rc, 0, a.text)
+        let host = (a.json["interfaces"] as? [[String: Any]])?.first?["name"] as? String ?? "?"
+        XCTAssertEqual(svc.stop(keepDirectory: true), 0)
+        XCTAssertEqual(sh("ip link set dev \(host) alias ''").0, 0)  // as if never tagged
+        svc = try ServiceFixture(socket: svc.socket)
+        XCTAssertEqual((try? ports())?.count ?? 0, 0, "an untagged interface is not re-adopted")
+        let d = try cni("DEL", conf(), id: "\(prefix)-orphan", netns: ns)
+        XCTAssertEqual(d.rc, 0, d.text)
+        XCTAssertNotEqual(sh("ip -o link show \(host)").0, 0, "the untagged host end is gone")
+        XCTAssertEqual(leases(), [])
+    }
+
     /// Debian's podman with its CNI backend, configured only for this test (CONTAINERS_CONF, its own
     /// storage), runs two busybox containers on a network whose plugin is swale-cni.
     func testPodmanContainersThroughSwaleCNI() throws {

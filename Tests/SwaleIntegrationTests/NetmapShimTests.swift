@@ -72,7 +72,9 @@ final class NetmapShimTests: XCTestCase {
     }
 
     func testFramesCrossTheSwitchExactlyWithEveryWayOfWaiting() throws {
-        for (wait, legacy) in [("poll", false), ("ppoll", false), ("select", false), ("epoll", true), ("ioctl", false), ("poll", true)] {
+        for (wait, legacy) in [
+            ("poll", false), ("ppoll", false), ("select", false), ("epoll", true), ("ioctl", false), ("poll", true)
+        ] {
             let extra = legacy ? ["legacy"] : []
             let size = legacy ? "1400" : "60"
             let rxWait = wait == "ioctl" ? "poll" : wait
@@ -144,6 +146,16 @@ final class NetmapShimTests: XCTestCase {
             damaged.buffersTotal - damaged.buffersFree - damaged.buffersAccounted, 9, "the 9 unlisted buffers show as unaccounted"
         )
         XCTAssertTrue(svc.daemon.process.isRunning)
+        // A list naming a buffer a live ring slot holds: refused (freeing it would hand it out twice).
+        let (src, sout) = try run(["extra", "vale5:x", "10", "steal"])
+        XCTAssertEqual(src, 0, sout)
+        XCTAssertTrue(try svc.eventually { try region().users == ["vale5:x"] })
+        let stolen = try region()
+        XCTAssertEqual(stolen.buffersTotal - stolen.buffersFree - stolen.buffersAccounted, 9 + 10, "none freed: all 10 kept")
+        XCTAssertEqual(stolen.refusedFrees, damaged.refusedFrees, "nothing in use was even tried")
+        // The region still works: a clean round after both hostile ones.
+        let (crc, cout) = try run(["pipe-zerocopy", "vale5:x", "10000"])
+        XCTAssertEqual(crc, 0, cout)
         // More than the service gives: netmap's rule, fewer are granted (nmapp reports and fails on it).
         let (rc, out) = try run(["extra", "vale5:x", "5000"])
         XCTAssertEqual(rc, 1, out)

@@ -12,9 +12,10 @@
  *            header and the number, as swale-pktgen does)
  *   nmapp pipe-zerocopy NAME COUNT [legacy]  both ends of pipe NAME{1 / NAME}1 in one process (legacy:
  *            NIOCREGIF with NR_REG_PIPE_MASTER/SLAVE and pipe id 3)
- *   nmapp extra NAME COUNT [legacy] [damage]  pipe NAME{2 opened with COUNT extra buffers: the list from
+ *   nmapp extra NAME COUNT [legacy] [damage|steal]  pipe NAME{2 opened with COUNT extra buffers: the list from
  *            ni_bufs_head is checked, one extra buffer is swapped into the tx ring and sent to NAME}2
- *            (zero copy), the ring's old buffer goes back into the list (damage: into a list that loops)
+ *            (zero copy), the ring's old buffer goes back into the list (damage: into a list that loops;
+ *            steal: the list names a buffer a ring slot holds)
  *   nmapp errors NAME                     bad requests get netmap's errors
  *   nmapp fork TXNAME RXNAME COUNT        the child sends on the parent's descriptor, the parent receives on RXNAME
  *
@@ -168,7 +169,7 @@ static double now(void) {
 }
 
 static uint32_t batch = UINT32_MAX, pace_us;
-static int nocheck, legacy, damage;
+static int nocheck, legacy, damage, steal;
 
 static int do_tx(struct port *p, uint32_t count, unsigned size, enum wait_kind k, unsigned src) {
     int epfd = k == W_EPOLL ? epoll_for(p, 0) : -1;
@@ -373,6 +374,10 @@ static int do_extra(const char *name, uint32_t want) {
         *(uint32_t *)NETMAP_BUF(a.tx, old) = old;
         printf("extra: list damaged\n");
     }
+    if (steal) { /* a hostile list: it names a buffer a live ring slot holds, to have it freed */
+        a.nifp->ni_bufs_head = a.tx->slot[a.tx->cur].buf_idx;
+        printf("extra: list names a ring's buffer\n");
+    }
     close(a.fd);
     close(b.fd);
     return ok ? 0 : 1;
@@ -466,6 +471,7 @@ int main(int argc, char **argv) {
         if (!strncmp(argv[i], "pace=", 5)) pace_us = (uint32_t)strtoul(argv[i] + 5, NULL, 0);
         if (!strcmp(argv[i], "legacy")) legacy = 1;
         if (!strcmp(argv[i], "damage")) damage = 1;
+        if (!strcmp(argv[i], "steal")) steal = 1;
     }
     const char *cmd = argv[1], *name = argv[2];
     if (!strcmp(cmd, "tx") && argc >= 5) {
