@@ -24,7 +24,10 @@
  *            NR_NO_TX_POLL). When none is ready the wake-up flags are raised, the rings checked
  *            again (no lost wake-up), and the real poll waits on the doorbells and the other fds.
  *            select and epoll_wait are the same rule over their own sets.
- *   close    waits (at most a second) for transmitted slots to be taken, then releases the port.
+ *   copies   dup, dup2, dup3 and F_DUPFD copies name the same open (as the kernel's copies name
+ *            one file); a registration puts the doorbell on every copy made before it.
+ *   close    of the last copy waits (at most a second) for transmitted slots to be taken, then
+ *            releases the port.
  *
  * Extra buffers (nr_extra_bufs, legacy nr_arg3) are asked of swaled with the open (at most 4096:
  * netmap may grant fewer) and listed from ni_bufs_head; swaled takes the list back when the port
@@ -66,13 +69,13 @@ _Static_assert(NIOCCTRL == 0xc0586997UL && NIOCREGIF == 0xc03c6992UL && NIOCTXSY
 
 #define REAL(fn) static __typeof__(fn) *real_##fn;
 REAL(open) REAL(openat) REAL(ioctl) REAL(mmap) REAL(munmap) REAL(close) REAL(poll) REAL(ppoll) REAL(select) REAL(pselect)
-REAL(epoll_ctl) REAL(epoll_wait) REAL(epoll_pwait) REAL(epoll_pwait2) REAL(dup2) REAL(dup3)
+REAL(epoll_ctl) REAL(epoll_wait) REAL(epoll_pwait) REAL(epoll_pwait2) REAL(dup) REAL(dup2) REAL(dup3) REAL(fcntl)
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
 static void resolve(void) {
 #define R(fn) real_##fn = (__typeof__(real_##fn))dlsym(RTLD_NEXT, #fn);
     R(open) R(openat) R(ioctl) R(mmap) R(munmap) R(close) R(poll) R(ppoll) R(select) R(pselect) R(epoll_ctl) R(epoll_wait)
-    R(epoll_pwait) R(epoll_pwait2) R(dup2) R(dup3)
+    R(epoll_pwait) R(epoll_pwait2) R(dup) R(dup2) R(dup3) R(fcntl)
 }
 #define REALS() pthread_once(&resolved, resolve)
 
@@ -89,8 +92,12 @@ struct region {
     struct region *next;
 };
 
+#define MAX_COPIES 16 /* descriptors (dup, F_DUPFD) that name one /dev/netmap open */
+
 struct nmfd {
     int registered;
+    int ncopies; /* the descriptors that name it: it goes when the last is closed */
+    int copies[MAX_COPIES];
     uint64_t flags; /* NR_* of the registration */
     struct swale_nm_port port;
     struct region *region;
@@ -102,6 +109,7 @@ static uint16_t next_mem_id = 1;
 /* `lock`: the region list. `state`: the entries' lifetime and the epoll members (see readiness). */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_rwlock_t state = PTHREAD_RWLOCK_INITIALIZER;
+static struct nmfd *put(int fd, struct nmfd *e);
 static int verbose = -1;
 
 static void say(const char *fmt, ...) {
@@ -124,6 +132,29 @@ static struct nmfd *registered(int fd) {
 }
 
 static void release(struct nmfd *e, int fd);
+static pthread_rwlock_t state;
+
+/* Removes `fd` from its entry's copies (write side held); the entry if that was its last descriptor. */
+static struct nmfd *unlink_copy(int fd) {
+    struct nmfd *e = __atomic_exchange_n(&table[fd], NULL, __ATOMIC_ACQ_REL);
+    if (!e) return NULL;
+    for (int i = 0; i < e->ncopies; i++)
+        if (e->copies[i] == fd) {
+            e->copies[i] = e->copies[--e->ncopies];
+            break;
+        }
+    return e->ncopies == 0 ? e : NULL;
+}
+
+/* Enters `fd` for `e`; returns an entry left stale at that number (its descriptor closed behind our
+ * back, e.g. by close_range), for the caller to release. */
+static struct nmfd *put(int fd, struct nmfd *e) {
+    pthread_rwlock_wrlock(&state);
+    struct nmfd *stale = unlink_copy(fd);
+    __atomic_store_n(&table[fd], e, __ATOMIC_RELEASE);
+    pthread_rwlock_unlock(&state);
+    return stale;
+}
 
 static int is_netmap_path(const char *path) { return path != NULL && strcmp(path, NETMAP_DEVICE) == 0; }
 
@@ -141,10 +172,9 @@ static int open_placeholder(int flags) {
         errno = ENOMEM;
         return -1;
     }
-    /* A stale entry (its descriptor closed behind our back, e.g. by close_range) goes now. */
-    pthread_rwlock_wrlock(&state);
-    struct nmfd *stale = __atomic_exchange_n(&table[fd], e, __ATOMIC_ACQ_REL);
-    pthread_rwlock_unlock(&state);
+    e->ncopies = 1;
+    e->copies[0] = fd;
+    struct nmfd *stale = put(fd, e);
     if (stale) release(stale, fd);
     say("open /dev/netmap -> fd %d", fd);
     return fd;
@@ -274,16 +304,20 @@ static int do_register(int fd, const char *name, uint64_t flags, uint32_t extra,
         swale_nm_close(p.handle);
         return e ? EBUSY : EBADF;
     }
-    /* The application's descriptor becomes the port's doorbell (keeping its close-on-exec flag). */
-    int fdflags = fcntl(fd, F_GETFD);
-    if (real_dup3(p.notify_fd, fd, (fdflags > 0 && (fdflags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
-        int saved = errno;
-        pthread_rwlock_unlock(&state);
-        pthread_mutex_lock(&lock);
-        region_unref(r);
-        pthread_mutex_unlock(&lock);
-        swale_nm_close(p.handle);
-        return saved;
+    /* The application's descriptors (and copies made before) become the port's doorbell, each
+     * keeping its close-on-exec flag. */
+    for (int i = 0; i < e->ncopies; i++) {
+        int c = e->copies[i];
+        int fdflags = real_fcntl(c, F_GETFD, NULL);
+        if (real_dup3(p.notify_fd, c, (fdflags > 0 && (fdflags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
+            int saved = errno;
+            pthread_rwlock_unlock(&state);
+            pthread_mutex_lock(&lock);
+            region_unref(r);
+            pthread_mutex_unlock(&lock);
+            swale_nm_close(p.handle);
+            return saved;
+        }
     }
     e->port = p;
     e->region = r;
@@ -952,16 +986,40 @@ int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespe
 
 /* ---- close, and descriptors replaced by dup2/dup3 ---- */
 
-/* Takes fd's entry out (and what close(fd) ends in epoll sets); the caller releases it. */
+/* Takes fd out (and what close(fd) ends in epoll sets); its entry, for the caller to release, if
+ * fd was the last descriptor naming it. */
 static struct nmfd *take(int fd) {
     struct nmfd *e = NULL;
     if (fd < 0 || fd >= MAX_FDS) return NULL;
     if (!lookup(fd) && __atomic_load_n(&member_count, __ATOMIC_RELAXED) == 0) return NULL;
     pthread_rwlock_wrlock(&state);
-    e = __atomic_exchange_n(&table[fd], NULL, __ATOMIC_ACQ_REL);
+    e = unlink_copy(fd);
     if (member_count) forget_members(fd);
     pthread_rwlock_unlock(&state);
     return e;
+}
+
+/* newfd, just made a copy of oldfd by the kernel, names oldfd's entry too. */
+static int add_copy(int oldfd, int newfd) {
+    if (newfd < 0) return newfd;
+    pthread_rwlock_wrlock(&state);
+    struct nmfd *e = lookup(oldfd);
+    if (!e) {
+        pthread_rwlock_unlock(&state);
+        return newfd;
+    }
+    if (newfd >= MAX_FDS || e->ncopies == MAX_COPIES) {
+        pthread_rwlock_unlock(&state);
+        real_close(newfd);
+        errno = EMFILE;
+        return -1;
+    }
+    struct nmfd *stale = unlink_copy(newfd);
+    e->copies[e->ncopies++] = newfd;
+    __atomic_store_n(&table[newfd], e, __ATOMIC_RELEASE);
+    pthread_rwlock_unlock(&state);
+    if (stale) release(stale, newfd);
+    return newfd;
 }
 
 /* Frames already transmitted reach the switch or the peer before the port goes (at most 1 s). */
@@ -988,14 +1046,22 @@ int close(int fd) {
     return real_close(fd);
 }
 
-/* dup2/dup3 onto a netmap descriptor close it first, as the kernel does with the file it held. */
+/* Copies of a netmap descriptor name the same open (as the kernel's copies name one file); dup2 and
+ * dup3 onto a netmap descriptor close that one first, as the kernel does with the file it held. */
+int dup(int oldfd) {
+    REALS();
+    int newfd = real_dup(oldfd);
+    return lookup(oldfd) ? add_copy(oldfd, newfd) : newfd;
+}
+
 int dup2(int oldfd, int newfd) {
     REALS();
     if (oldfd != newfd) {
         struct nmfd *e = take(newfd);
         if (e) release(e, newfd);
     }
-    return real_dup2(oldfd, newfd);
+    int r = real_dup2(oldfd, newfd);
+    return r >= 0 && oldfd != newfd && lookup(oldfd) ? add_copy(oldfd, r) : r;
 }
 
 int dup3(int oldfd, int newfd, int flags) {
@@ -1004,5 +1070,21 @@ int dup3(int oldfd, int newfd, int flags) {
         struct nmfd *e = take(newfd);
         if (e) release(e, newfd);
     }
-    return real_dup3(oldfd, newfd, flags);
+    int r = real_dup3(oldfd, newfd, flags);
+    return r >= 0 && lookup(oldfd) ? add_copy(oldfd, r) : r;
 }
+
+/* fcntl: F_DUPFD and F_DUPFD_CLOEXEC copy like dup; everything else is libc's. The third argument
+ * is passed on as the register it came in (an int or a pointer, as fcntl's callers pass it). */
+int fcntl(int fd, int cmd, ...) {
+    REALS();
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int r = real_fcntl(fd, cmd, arg);
+    if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0 && lookup(fd)) return add_copy(fd, r);
+    return r;
+}
+
+int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));

@@ -162,6 +162,18 @@ final class NetmapShimTests: XCTestCase {
         XCTAssertTrue(out.contains("asked 5000, granted 4096, listed 4096"), out)
     }
 
+    func testCopiesOfADescriptorNameTheSameOpen() throws {
+        // dup before registering, F_DUPFD after, the original closed: both copies sync, poll and map;
+        // over a pipe, so every frame must arrive.
+        let r = try nmapp(["rx", "vale5:d}1", "20000", "3000", "poll"])
+        XCTAssertTrue(svc.eventually(10) { r.partialStdout.contains("ready") }, r.stderr)
+        let (rc, out) = try run(["dup", "vale5:d{1", "20000"])
+        XCTAssertEqual(rc, 0, out)
+        XCTAssertTrue(out.contains("dup: sent 20000 frames"), out)
+        XCTAssertEqual(r.wait(seconds: 10), 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("received 20000 frames, 0 bad"), r.stdout)
+    }
+
     func testAForkedChildTransmitsOnTheInheritedDescriptor() throws {
         // Over a pipe, which never drops (the sender waits for room): every frame must arrive.
         let (rc, out) = try run(["fork", "vale5:f{1", "vale5:f}1", "20000"])

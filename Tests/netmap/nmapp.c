@@ -16,6 +16,7 @@
  *            ni_bufs_head is checked, one extra buffer is swapped into the tx ring and sent to NAME}2
  *            (zero copy), the ring's old buffer goes back into the list (damage: into a list that loops;
  *            steal: the list names a buffer a ring slot holds)
+ *   nmapp dup NAME COUNT                  COUNT frames sent through copies (dup before, F_DUPFD after registering)
  *   nmapp errors NAME                     bad requests get netmap's errors
  *   nmapp fork TXNAME RXNAME COUNT        the child sends on the parent's descriptor, the parent receives on RXNAME
  *
@@ -442,6 +443,55 @@ static int do_errors(const char *name) {
     return bad ? 1 : 0;
 }
 
+/* Copies of a netmap descriptor name the same open: one made before registering (dup), one after
+ * (F_DUPFD_CLOEXEC); the original is closed and the copies carry on: half the frames with poll and
+ * syncs on each, then both closed. */
+static int do_dup(const char *txname, uint32_t count) {
+    struct port p;
+    p.fd = open("/dev/netmap", O_RDWR);
+    int before = dup(p.fd);
+    struct nmreq_header hdr;
+    struct nmreq_register r;
+    memset(&hdr, 0, sizeof hdr);
+    memset(&r, 0, sizeof r);
+    hdr.nr_version = NETMAP_API;
+    hdr.nr_reqtype = NETMAP_REQ_REGISTER;
+    snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", txname);
+    hdr.nr_body = (uintptr_t)&r;
+    if (ioctl(p.fd, NIOCCTRL, &hdr) < 0) die("register");
+    int after = fcntl(p.fd, F_DUPFD_CLOEXEC, 20);
+    if (before < 0 || after < 20) die("copies");
+    p.mem = mmap(NULL, r.nr_memsize, PROT_READ | PROT_WRITE, MAP_SHARED, after, 0);
+    if (p.mem == MAP_FAILED) die("mmap on the copy");
+    p.nifp = NETMAP_IF(p.mem, r.nr_offset);
+    p.tx = NETMAP_TXRING(p.nifp, 0);
+    close(p.fd);
+    uint32_t sent = 0;
+    for (int half = 0; half < 2; half++) {
+        int fd = half == 0 ? before : after;
+        uint32_t until = half == 0 ? count / 2 : count;
+        while (sent < until) {
+            if (nm_ring_space(p.tx) == 0) {
+                struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+                if (poll(&pfd, 1, 2000) <= 0) die("poll on a copy");
+                continue;
+            }
+            uint32_t cur = p.tx->cur;
+            for (uint32_t k = 0; k < 16 && sent < until && nm_ring_space(p.tx) > k; k++, sent++) {
+                struct netmap_slot *slot = &p.tx->slot[cur];
+                fill(NETMAP_BUF(p.tx, slot->buf_idx), sent, 60, 1);
+                slot->len = 60;
+                cur = nm_ring_next(p.tx, cur);
+            }
+            p.tx->head = p.tx->cur = cur;
+            if (ioctl(fd, NIOCTXSYNC, NULL) < 0) die("txsync on a copy");
+        }
+        close(fd); /* the first close leaves the port to the other copy */
+    }
+    printf("dup: sent %u frames through copies of the descriptor\n", sent);
+    return 0;
+}
+
 /* The child transmits on the descriptor it inherited; the parent receives on the peer port. */
 static int do_fork(const char *txname, const char *rxname, uint32_t count) {
     struct port t, r;
@@ -487,6 +537,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "pipe-zerocopy") && argc >= 4) return do_pipe(name, (uint32_t)strtoul(argv[3], NULL, 0));
     if (!strcmp(cmd, "errors")) return do_errors(name);
+    if (!strcmp(cmd, "dup") && argc >= 4) return do_dup(name, (uint32_t)strtoul(argv[3], NULL, 0));
     if (!strcmp(cmd, "extra") && argc >= 4) return do_extra(name, (uint32_t)strtoul(argv[3], NULL, 0));
     if (!strcmp(cmd, "fork") && argc >= 5) return do_fork(name, argv[3], (uint32_t)strtoul(argv[4], NULL, 0));
     fprintf(stderr, "nmapp: bad arguments\n");
