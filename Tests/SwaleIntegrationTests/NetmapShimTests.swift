@@ -24,6 +24,11 @@ final class NetmapShimTests: XCTestCase {
         return rc == 0 ? .success(out) : .failure(FixtureError("building nmapp with cc failed: \(text)"))
     }()
 
+    /// The compiled program goes with the test run.
+    override class func tearDown() {
+        if case .success(let path) = program { unlink(path) }
+    }
+
     override func setUpWithError() throws {
         guard sh("command -v cc").0 == 0 else { throw FixtureError("no C compiler (cc): Scripts/setup.sh installs gcc") }
         _ = try NetmapShimTests.program.get()
