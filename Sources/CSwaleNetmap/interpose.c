@@ -911,6 +911,24 @@ static int epoll_pass(int epfd, struct epoll_event *out, int max, int arming) {
     return k;
 }
 
+/* poll's busy polling (busy_poll) for an epoll set's netmap members; 1 if one became ready. */
+static int epoll_busy_poll(int epfd, struct epoll_event *scratch, int max) {
+    if (busy_poll_ns < 0) {
+        const char *v = getenv("SWALE_BUSY_POLL_US");
+        busy_poll_ns = v && *v ? atoll(v) * 1000 : 50000;
+    }
+    if (busy_poll_ns == 0) return 0;
+    int64_t until = now_ns() + busy_poll_ns;
+    do {
+        sched_yield();
+        pthread_rwlock_rdlock(&state);
+        int k = epoll_pass(epfd, scratch, max, -1);
+        pthread_rwlock_unlock(&state);
+        if (k > 0) return 1;
+    } while (now_ns() < until);
+    return 0;
+}
+
 static int nm_epoll(int epfd, struct epoll_event *out, int max, int timeout, const sigset_t *mask) {
     if (max <= 0) {
         errno = EINVAL;
@@ -924,6 +942,7 @@ static int nm_epoll(int epfd, struct epoll_event *out, int max, int timeout, con
         int64_t left = deadline < 0 ? -1 : deadline - now_ms();
         if (deadline >= 0 && left < 0) left = 0;
         int wait = k ? 0 : (int)(left > INT32_MAX ? INT32_MAX : left);
+        if (wait != 0 && epoll_busy_poll(epfd, out, max)) continue; /* ready without sleeping */
         int armed = 0;
         if (wait != 0) {
             /* Raised, then the rings once more, as poll does: no frame slept on. */
