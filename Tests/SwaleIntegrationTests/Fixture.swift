@@ -114,20 +114,26 @@ final class ServiceFixture {
     let daemon: Child
     let dir: String
 
+    static let ipTool = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/bin/ip"
+
     /// `socket`: reuse a path (a restart of "the same" swaled: interfaces it created are its own).
-    init(socket reuse: String? = nil, extraArgs: [String] = []) throws {
+    /// `netns`: run it inside that network namespace (`ip netns exec` execs it: the PID is swaled's).
+    init(socket reuse: String? = nil, extraArgs: [String] = [], netns: String? = nil) throws {
         dir =
             reuse.map { ($0 as NSString).deletingLastPathComponent } ?? NSTemporaryDirectory()
             + "swale-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         socket = reuse ?? dir + "/swaled.sock"
-        daemon = try Child(try Products.path("swaled"), ["--socket", socket, "--log-level", "debug"] + extraArgs)
+        let swaled = [try Products.path("swaled"), "--socket", socket, "--log-level", "debug"] + extraArgs
+        daemon =
+            try netns.map { try Child(ServiceFixture.ipTool, ["netns", "exec", $0] + swaled) }
+            ?? Child(swaled[0], Array(swaled.dropFirst()))
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: socket) {
             guard Date() < deadline, daemon.process.isRunning else {
                 daemon.signal(SIGKILL)
                 daemon.wait()
-                throw FixtureError("swaled did not start: \(daemon.stderr)")
+                throw FixtureError("swaled\(netns.map { " in \($0)" } ?? "") did not start: \(daemon.stderr)")
             }
             usleep(20_000)
         }

@@ -9,50 +9,34 @@ import SwaleConfig
 import SwaleProtocol
 import XCTest
 
-/// One simulated host: a network namespace and the swaled running in it.
+/// One simulated host: a network namespace and the swaled (a ServiceFixture) running in it.
 final class TunnelHost {
     let ns: String
     let socket: String
-    private(set) var daemon: Child?
+    private(set) var daemon: ServiceFixture?
 
     init(ns: String, socket: String) {
         self.ns = ns
         self.socket = socket
     }
 
-    static let ipTool = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/bin/ip"
-
-    /// Starts swaled inside the namespace (`ip netns exec` execs it: the PID is swaled's).
     func start(_ extraArgs: [String] = []) throws {
         unlink(socket)
-        let d = try Child(
-            TunnelHost.ipTool,
-            ["netns", "exec", ns, try Products.path("swaled"), "--socket", socket, "--log-level", "debug"] + extraArgs)
-        daemon = d
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: socket) {
-            guard Date() < deadline, d.process.isRunning else {
-                d.signal(SIGKILL)
-                d.wait()
-                throw FixtureError("swaled in \(ns) did not start: \(d.stderr)")
-            }
-            usleep(20_000)
-        }
+        daemon = try ServiceFixture(socket: socket, extraArgs: extraArgs, netns: ns)
     }
 
-    /// SIGTERM to our swaled's PID (interfaces stay, as on any stop); its exit status.
+    /// SIGTERM to our swaled's PID (interfaces stay, as on any stop); its exit status. The
+    /// directory is the test's: kept.
     @discardableResult
     func stop() -> Int32 {
         guard let d = daemon else { return 0 }
         daemon = nil
-        d.signal(SIGTERM)
-        return d.wait(seconds: 10)
+        return d.stop(keepDirectory: true)
     }
 
     func ctl(_ args: [String]) throws -> (Int32, String, String) {
-        let c = try Child(try Products.path("swalectl"), args, env: ["SWALE_SOCKET": socket])
-        let rc = c.wait(seconds: 30)
-        return (rc, c.stdout, c.stderr)
+        guard let d = daemon else { throw FixtureError("swaled of \(ns) is not running") }
+        return try d.ctl(args)
     }
 
     func call<O: ControlOperation>(_ op: O) throws -> O.Result { try ControlClient.call(op, socket: socket) }
