@@ -180,16 +180,20 @@ static int open_placeholder(int flags) {
     return fd;
 }
 
+/* Declares `mode`: open's optional argument after `flags`, passed only when flags create a file. */
+#define MODE_ARG(flags)                                             \
+    mode_t mode = 0;                                                \
+    if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE) { \
+        va_list ap;                                                 \
+        va_start(ap, flags);                                        \
+        mode = va_arg(ap, mode_t);                                  \
+        va_end(ap);                                                 \
+    }
+
 int open(const char *path, int flags, ...) {
     REALS();
     if (is_netmap_path(path)) return open_placeholder(flags);
-    mode_t mode = 0;
-    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
+    MODE_ARG(flags);
     return real_open(path, flags, mode);
 }
 
@@ -201,13 +205,7 @@ int __open64_2(const char *path, int flags) { return open(path, flags); }
 int openat(int dirfd, const char *path, int flags, ...) {
     REALS();
     if (is_netmap_path(path)) return open_placeholder(flags);
-    mode_t mode = 0;
-    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
+    MODE_ARG(flags);
     return real_openat(dirfd, path, flags, mode);
 }
 

@@ -56,9 +56,10 @@ static void die(const char *what) {
     exit(2);
 }
 
-static int reg(struct port *p, const char *name, int legacy, int mode, uint16_t ringid) {
-    p->fd = open("/dev/netmap", O_RDWR);
-    if (p->fd < 0) die("open /dev/netmap");
+/* Registers the already open p->fd on `name` (legacy: NIOCREGIF) and maps it. `extra`, if given:
+ * extra buffers wanted in, granted out. -1 with errno if the register fails. */
+static int reg_fd(struct port *p, const char *name, int legacy, int mode, uint16_t ringid, uint32_t *extra) {
+    uint64_t offset;
     if (legacy) {
         struct nmreq req;
         memset(&req, 0, sizeof req);
@@ -66,12 +67,12 @@ static int reg(struct port *p, const char *name, int legacy, int mode, uint16_t 
         req.nr_version = NETMAP_API;
         req.nr_flags = (uint32_t)mode;
         req.nr_ringid = ringid;
+        req.nr_arg3 = extra ? *extra : 0;
         if (ioctl(p->fd, NIOCREGIF, &req) < 0) return -1;
         p->memsize = req.nr_memsize;
         p->mem_id = req.nr_arg2;
-        p->mem = mmap(NULL, p->memsize, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
-        if (p->mem == MAP_FAILED) die("mmap");
-        p->nifp = NETMAP_IF(p->mem, req.nr_offset);
+        offset = req.nr_offset;
+        if (extra) *extra = req.nr_arg3;
     } else {
         struct nmreq_header hdr;
         struct nmreq_register r;
@@ -83,16 +84,25 @@ static int reg(struct port *p, const char *name, int legacy, int mode, uint16_t 
         hdr.nr_body = (uintptr_t)&r;
         r.nr_mode = (uint32_t)mode;
         r.nr_ringid = ringid;
+        r.nr_extra_bufs = extra ? *extra : 0;
         if (ioctl(p->fd, NIOCCTRL, &hdr) < 0) return -1;
         p->memsize = r.nr_memsize;
         p->mem_id = r.nr_mem_id;
-        p->mem = mmap(NULL, p->memsize, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
-        if (p->mem == MAP_FAILED) die("mmap");
-        p->nifp = NETMAP_IF(p->mem, r.nr_offset);
+        offset = r.nr_offset;
+        if (extra) *extra = r.nr_extra_bufs;
     }
+    p->mem = mmap(NULL, p->memsize, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
+    if (p->mem == MAP_FAILED) die("mmap");
+    p->nifp = NETMAP_IF(p->mem, offset);
     p->tx = NETMAP_TXRING(p->nifp, 0);
     p->rx = NETMAP_RXRING(p->nifp, 0);
     return 0;
+}
+
+static int reg(struct port *p, const char *name, int legacy, int mode, uint16_t ringid) {
+    p->fd = open("/dev/netmap", O_RDWR);
+    if (p->fd < 0) die("open /dev/netmap");
+    return reg_fd(p, name, legacy, mode, ringid, NULL);
 }
 
 static void open_port(struct port *p, const char *name, int legacy) {
@@ -306,39 +316,10 @@ static int do_extra(const char *name, uint32_t want) {
     snprintf(s, sizeof s, "%.58s}2", name);
     struct port a, b;
     a.fd = open("/dev/netmap", O_RDWR);
-    uint32_t granted, offset;
-    if (legacy) {
-        struct nmreq req;
-        memset(&req, 0, sizeof req);
-        snprintf(req.nr_name, sizeof req.nr_name, "%s", name);
-        req.nr_version = NETMAP_API;
-        req.nr_flags = NR_REG_PIPE_MASTER;
-        req.nr_ringid = 2;
-        req.nr_arg3 = want;
-        if (ioctl(a.fd, NIOCREGIF, &req) < 0) die("NIOCREGIF with extra buffers");
-        granted = req.nr_arg3;
-        offset = req.nr_offset;
-        a.memsize = req.nr_memsize;
-    } else {
-        struct nmreq_header hdr;
-        struct nmreq_register r;
-        memset(&hdr, 0, sizeof hdr);
-        memset(&r, 0, sizeof r);
-        hdr.nr_version = NETMAP_API;
-        hdr.nr_reqtype = NETMAP_REQ_REGISTER;
-        snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", m);
-        hdr.nr_body = (uintptr_t)&r;
-        r.nr_mode = NR_REG_ALL_NIC;
-        r.nr_extra_bufs = want;
-        if (ioctl(a.fd, NIOCCTRL, &hdr) < 0) die("register with extra buffers");
-        granted = r.nr_extra_bufs;
-        offset = (uint32_t)r.nr_offset;
-        a.memsize = r.nr_memsize;
-    }
-    a.mem = mmap(NULL, a.memsize, PROT_READ | PROT_WRITE, MAP_SHARED, a.fd, 0);
-    if (a.mem == MAP_FAILED) die("mmap");
-    a.nifp = NETMAP_IF(a.mem, offset);
-    a.tx = NETMAP_TXRING(a.nifp, 0);
+    uint32_t granted = want;
+    /* legacy: the parent's name with NR_REG_PIPE_MASTER and pipe id 2; else "NAME{2" */
+    if (reg_fd(&a, legacy ? name : m, legacy, legacy ? NR_REG_PIPE_MASTER : NR_REG_ALL_NIC, legacy ? 2 : 0, &granted) < 0)
+        die("register with extra buffers");
     open_port(&b, s, 0);
     /* The list: distinct indices inside the mapping, as many as granted. */
     uint32_t n = 0, idx = a.nifp->ni_bufs_head, first = idx;
@@ -450,21 +431,13 @@ static int do_dup(const char *txname, uint32_t count) {
     struct port p;
     p.fd = open("/dev/netmap", O_RDWR);
     int before = dup(p.fd);
-    struct nmreq_header hdr;
-    struct nmreq_register r;
-    memset(&hdr, 0, sizeof hdr);
-    memset(&r, 0, sizeof r);
-    hdr.nr_version = NETMAP_API;
-    hdr.nr_reqtype = NETMAP_REQ_REGISTER;
-    snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", txname);
-    hdr.nr_body = (uintptr_t)&r;
-    if (ioctl(p.fd, NIOCCTRL, &hdr) < 0) die("register");
+    if (reg_fd(&p, txname, 0, NR_REG_ALL_NIC, 0, NULL) < 0) die("register");
     int after = fcntl(p.fd, F_DUPFD_CLOEXEC, 20);
     if (before < 0 || after < 20) die("copies");
-    p.mem = mmap(NULL, r.nr_memsize, PROT_READ | PROT_WRITE, MAP_SHARED, after, 0);
-    if (p.mem == MAP_FAILED) die("mmap on the copy");
-    p.nifp = NETMAP_IF(p.mem, r.nr_offset);
-    p.tx = NETMAP_TXRING(p.nifp, 0);
+    if (mmap(NULL, p.memsize, PROT_READ | PROT_WRITE, MAP_SHARED, after, 0) != p.mem) {
+        fprintf(stderr, "dup: the copy maps elsewhere\n");
+        return 1;
+    }
     close(p.fd);
     uint32_t sent = 0;
     for (int half = 0; half < 2; half++) {
