@@ -13,32 +13,20 @@ Usage (root): python3 Scripts/bench-kernel.py [--seconds 5]
 import argparse, json, os, random, re, shutil, signal, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "Scripts"))
+from benchlib import sh, start, stop_all, iperf3_run  # noqa: E402
 P = "bk%04x" % random.randrange(0x10000)
 NS = [P + "n1", P + "n2"]
 SW = [P + "s1", P + "s2"]      # switch-side ends
 PEER = [P + "p1", P + "p2"]    # namespace-side ends
 BR = P + "br"
 IPS = ["10.214.0.1", "10.214.0.2"]
-procs = []
 tmp = tempfile.mkdtemp(prefix="swale-bench-")
 
 
-def sh(cmd, check=True, timeout=120):
-    r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{cmd}: {r.stderr.strip()}")
-    return r.stdout
-
-
 def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    for ns in NS:
-        sh(f"ip netns del {ns}", check=False)
-    for l in SW + [BR]:
-        sh(f"ip link del {l}", check=False)
+    stop_all()
+    cleanup_links()
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -85,22 +73,12 @@ def offloads(on):
         sh(f"ip netns exec {NS[i]} ethtool -K {PEER[i]} tso {v} gso {v} gro {v} tx {v} rx {v}", check=False)
 
 
-def iperf_tcp(streams, seconds):
-    srv = subprocess.Popen(["ip", "netns", "exec", NS[1], "iperf3", "-s", "-1", "-B", IPS[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(srv)
-    time.sleep(0.4)
-    out = sh(f"ip netns exec {NS[0]} iperf3 -c {IPS[1]} -t {seconds} -P {streams} -J", timeout=seconds + 30)
-    srv.wait(timeout=10)
-    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+def tcp_gbps(streams, seconds):
+    return iperf3_run(NS[0], NS[1], IPS[1], seconds, streams)["sum_received"]["bits_per_second"] / 1e9
 
 
 def udp_flood(seconds):
-    srv = subprocess.Popen(["ip", "netns", "exec", NS[1], "iperf3", "-s", "-1", "-B", IPS[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(srv)
-    time.sleep(0.4)
-    out = json.loads(sh(f"ip netns exec {NS[0]} iperf3 -u -c {IPS[1]} -t {seconds} -l 18 -b 0 -J", timeout=seconds + 30))
-    srv.wait(timeout=10)
-    s = out["end"]["sum"]
+    s = iperf3_run(NS[0], NS[1], IPS[1], seconds, udp="-u -l 18 -b 0")["sum"]
     sent = s.get("packets", 0)
     lost = s.get("lost_packets", 0)
     return (sent - lost) / s["seconds"], sent / s["seconds"]
@@ -122,7 +100,7 @@ def measure(name, pid, seconds, stats=None):
         offloads(on)
         for streams in (1, 4):
             with Meter(pid) as m:
-                res[f"tcp{streams}_{'on' if on else 'off'}"] = iperf_tcp(streams, seconds)
+                res[f"tcp{streams}_{'on' if on else 'off'}"] = tcp_gbps(streams, seconds)
             res[f"cpu_tcp{streams}_{'on' if on else 'off'}"] = (m.machine, m.switch)
     offloads(True)
     before = stats() if stats else None
@@ -179,8 +157,7 @@ def main():
         # Swale.
         namespaces()
         sock = os.path.join(tmp, "swaled.sock")
-        d = subprocess.Popen([os.path.join(b, "swaled"), "--socket", sock, "--log-level", "warning"])
-        procs.append(d)
+        d = start([os.path.join(b, "swaled"), "--socket", sock, "--log-level", "warning"])
         for _ in range(100):
             if os.path.exists(sock):
                 break
@@ -204,8 +181,7 @@ def main():
         # last frame (yielding its core) instead of 50 us, so a frame finds it awake, as VPP or an
         # OVS-DPDK PMD thread always is. Costs an otherwise idle core; not the default.
         d.terminate(); d.wait(timeout=20)
-        d = subprocess.Popen([os.path.join(b, "swaled"), "--socket", sock, "--log-level", "warning", "--busy-poll", "1000000"])
-        procs.append(d)
+        d = start([os.path.join(b, "swaled"), "--socket", sock, "--log-level", "warning", "--busy-poll", "1000000"])
         for _ in range(100):
             if subprocess.run(f"ip netns exec {NS[0]} ping -c 1 -W 1 {IPS[1]}", shell=True, capture_output=True).returncode == 0:
                 break

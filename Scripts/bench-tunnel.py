@@ -12,9 +12,11 @@ Swale / Linux bridge. Everything carries a per-run prefix and is deleted on exit
 
 Usage (root): python3 Scripts/bench-tunnel.py [--seconds 5] [--runs 1]
 """
-import argparse, json, os, random, shutil, subprocess, sys, tempfile, time
+import argparse, os, random, shutil, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "Scripts"))
+from benchlib import sh, start, stop_all, iperf3_run  # noqa: E402
 P = "bt%04x" % random.randrange(0x10000)
 HOSTS = [P + "h1", P + "h2"]
 CTRS = [P + "c1", P + "c2"]
@@ -22,27 +24,11 @@ UNDER = ["10.215.0.1", "10.215.0.2"]
 OVER = ["10.216.0.1", "10.216.0.2"]
 VX = P + "vx"          # in each host
 HV = P + "hv"          # host-side end of the container's veth, in each host
-procs = []
 tmp = tempfile.mkdtemp(prefix="swale-bench-tunnel-")
 
 
-def sh(cmd, check=True, timeout=120):
-    r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{cmd}: {r.stderr.strip()}")
-    return r.stdout
-
-
 def cleanup():
-    # Our processes by PID first (a namespace lives while a process is in it), then the namespaces.
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+    stop_all()  # our processes first: a namespace lives while a process is in it
     for ns in HOSTS + CTRS:
         sh(f"ip netns del {ns}", check=False)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -76,13 +62,7 @@ def wait_ping():
 
 
 def iperf(seconds):
-    srv = subprocess.Popen(["ip", "netns", "exec", CTRS[1], "iperf3", "-s", "-1", "-B", OVER[1]],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(srv)
-    time.sleep(0.3)
-    out = sh(f"ip netns exec {CTRS[0]} iperf3 -c {OVER[1]} -t {seconds} -J", timeout=seconds + 60)
-    srv.wait(10)
-    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+    return iperf3_run(CTRS[0], CTRS[1], OVER[1], seconds)["sum_received"]["bits_per_second"] / 1e9
 
 
 def linux_bridge(seconds):
@@ -102,8 +82,7 @@ def swale(seconds, build):
     daemons = []
     for i, h in enumerate(HOSTS):
         sock = os.path.join(tmp, f"h{i + 1}.sock")
-        d = subprocess.Popen(["ip", "netns", "exec", h, os.path.join(build, "swaled"), "--socket", sock, "--log-level", "warning"])
-        procs.append(d)
+        d = start(["ip", "netns", "exec", h, os.path.join(build, "swaled"), "--socket", sock, "--log-level", "warning"])
         daemons.append(d)
         for _ in range(200):
             if os.path.exists(sock):
