@@ -19,67 +19,35 @@ final class WakeupProtocolTests: XCTestCase {
     struct Jitter {
         var state: UInt64
         mutating func pause(maxMicros: UInt32) {
+            guard maxMicros > 0 else { return }
             state ^= state << 13; state ^= state >> 7; state ^= state << 17
             if state % 4 == 0 { usleep(UInt32(truncatingIfNeeded: state >> 8) % (maxMicros + 1)) }
         }
     }
 
-    /// Sends `count` frames from a to b; b sleeps (no busy polling) whenever its ring is empty.
-    /// Every wait must end in time: a lost wake-up shows as a wait that runs into its timeout.
-    func testASleepingReceiverIsAlwaysWoken() throws {
-        let p = try LocalPipe(slots: 64)
+    struct Outcome {
+        var received = 0
+        var senderDone = false
+        /// Waits that ran into their 2 s timeout. Nothing makes either side pause for a second, so
+        /// each is a lost wake-up.
+        var slowSenderWaits = 0
+        var slowReceiverWaits = 0
+        var peerErrors: UInt64 = 0
+    }
+
+    /// `count` frames from a to b over a `slots`-slot pipe, both sides sleeping (no busy polling)
+    /// whenever they cannot go on; each pauses at random up to its `Pause` µs after a sync, and the
+    /// receiver takes at most `receiveMax` frames a time.
+    func exchange(slots: Int, count: Int, senderPause: UInt32, receiverPause: UInt32, receiveMax: Int = .max) throws
+        -> Outcome
+    {
+        let p = try LocalPipe(slots: slots)
         p.a.busyPollMicros = 0
         p.b.busyPollMicros = 0
-        let count = 20_000
         let frame = testFrame(60, tag: 9)
         let st = SenderState()
         let sender = Thread {
             var j = Jitter(state: 0x1234_5678)
-            while st.sent < count {
-                if p.a.txSpace() == 0 {
-                    _ = p.a.wait(for: .tx, timeoutMs: 2000)
-                    continue
-                }
-                _ = frame.withUnsafeBytes { p.a.enqueue($0) }
-                st.sent += 1
-                p.a.txSync()
-                j.pause(maxMicros: 200)
-            }
-            st.done.signal()
-        }
-        sender.start()
-        var got = 0
-        var slowWaits = 0
-        var j = Jitter(state: 0x9abc_def0)
-        let deadline = Date().addingTimeInterval(60)
-        while got < count && Date() < deadline {
-            if p.b.rxAvailable() == 0 {
-                let t0 = Date()
-                _ = p.b.wait(for: .rx, timeoutMs: 2000)
-                // Nothing makes the sender pause for a second: a wait that long missed its wake-up.
-                if Date().timeIntervalSince(t0) > 1.0 { slowWaits += 1 }
-                continue
-            }
-            got += p.b.receive { _ in }
-            p.b.rxSync()
-            j.pause(maxMicros: 200)
-        }
-        XCTAssertEqual(st.done.wait(timeout: .now() + 10), .success)
-        XCTAssertEqual(got, count)
-        XCTAssertEqual(slowWaits, 0, "waits that ran into their timeout: lost wake-ups")
-        XCTAssertEqual(p.a.peerErrors + p.b.peerErrors, 0)
-    }
-
-    /// The other direction of the handshake: a sender with a full ring sleeps until the receiver
-    /// releases slots (rxSync rings it only when it asked).
-    func testASenderWaitingForRoomIsAlwaysWoken() throws {
-        let p = try LocalPipe(slots: 16)
-        p.a.busyPollMicros = 0
-        p.b.busyPollMicros = 0
-        let count = 10_000
-        let frame = testFrame(60, tag: 3)
-        let st = SenderState()
-        let sender = Thread {
             while st.sent < count {
                 if p.a.txSpace() == 0 {
                     let t0 = Date()
@@ -90,25 +58,49 @@ final class WakeupProtocolTests: XCTestCase {
                 _ = frame.withUnsafeBytes { p.a.enqueue($0) }
                 st.sent += 1
                 p.a.txSync()
+                j.pause(maxMicros: senderPause)
             }
             st.done.signal()
         }
         sender.start()
-        var got = 0
-        var j = Jitter(state: 42)
+        var out = Outcome()
+        var j = Jitter(state: 0x9abc_def0)
         let deadline = Date().addingTimeInterval(60)
-        while got < count && Date() < deadline {
+        while out.received < count && Date() < deadline {
             if p.b.rxAvailable() == 0 {
+                let t0 = Date()
                 _ = p.b.wait(for: .rx, timeoutMs: 2000)
+                if Date().timeIntervalSince(t0) > 1.0 { out.slowReceiverWaits += 1 }
                 continue
             }
-            // Slowly, one frame at a time: the sender keeps finding its ring full.
-            got += p.b.receive(max: 1) { _ in }
+            out.received += p.b.receive(max: receiveMax) { _ in }
             p.b.rxSync()
-            j.pause(maxMicros: 100)
+            j.pause(maxMicros: receiverPause)
         }
-        XCTAssertEqual(st.done.wait(timeout: .now() + 10), .success)
-        XCTAssertEqual(got, count)
-        XCTAssertEqual(st.slowWaits, 0, "sender waits that ran into their timeout: lost wake-ups")
+        out.senderDone = st.done.wait(timeout: .now() + 10) == .success
+        out.slowSenderWaits = st.slowWaits
+        out.peerErrors = p.a.peerErrors + p.b.peerErrors
+        return out
+    }
+
+    /// The receiver keeps finding its ring empty and sleeps; every frame must wake it.
+    func testASleepingReceiverIsAlwaysWoken() throws {
+        let o = try exchange(slots: 64, count: 20_000, senderPause: 200, receiverPause: 200)
+        XCTAssertTrue(o.senderDone)
+        XCTAssertEqual(o.received, 20_000)
+        XCTAssertEqual(o.slowReceiverWaits, 0, "waits that ran into their timeout: lost wake-ups")
+        XCTAssertEqual(o.slowSenderWaits, 0)
+        XCTAssertEqual(o.peerErrors, 0)
+    }
+
+    /// The other direction: a sender with a full ring sleeps until the receiver releases slots
+    /// (rxSync rings it only when it asked); the receiver takes one frame at a time, slowly.
+    func testASenderWaitingForRoomIsAlwaysWoken() throws {
+        let o = try exchange(slots: 16, count: 10_000, senderPause: 0, receiverPause: 100, receiveMax: 1)
+        XCTAssertTrue(o.senderDone)
+        XCTAssertEqual(o.received, 10_000)
+        XCTAssertEqual(o.slowSenderWaits, 0, "sender waits that ran into their timeout: lost wake-ups")
+        XCTAssertEqual(o.slowReceiverWaits, 0)
+        XCTAssertEqual(o.peerErrors, 0)
     }
 }
