@@ -290,17 +290,12 @@ extension ForwardingEngine {
         return (list, ports[i].pvid)
     }
 
-    /// Isolation, locking and the MAC limit (0: none) of port i.
-    public func setPortRules(port i: Int, isolated: Bool, locked: Bool, maxMacs: UInt32) {
+    /// Isolation, locking, the MAC limit (0: none) and the split-horizon group (0: none) of port i.
+    public func setPortRules(port i: Int, isolated: Bool, locked: Bool, maxMacs: UInt32, horizon: UInt8 = 0) {
         guard i >= 0, i < portCount, ports[i].active else { return }
         ports[i].isolated = isolated
         ports[i].locked = locked
+        ports[i].horizon = horizon
         table.setLimit(port: i, maxMacs)
-    }
-
-    /// Port i's split-horizon group (0: none).
-    public func setHorizon(port i: Int, group: UInt8) {
-        guard i >= 0, i < portCount, ports[i].active else { return }
-        ports[i].horizon = group
     }
 }

@@ -45,8 +45,8 @@ extension Service {
     func pushRules(_ r: SwaleConfig.PortRules, port index: Int, on b: BridgeEntry) {
         b.bridge.setVlans(
             port: index, r.effectiveVlans.map { (UInt16($0.vid), $0.untagged) }, pvid: UInt16(r.effectivePvid ?? 0))
-        b.bridge.setPortRules(port: index, isolated: r.isolated, locked: r.locked, maxMacs: UInt32(r.maxMacs))
-        b.bridge.setHorizon(port: index, group: UInt8(clamping: r.horizon))
+        b.bridge.setPortRules(
+            port: index, isolated: r.isolated, locked: r.locked, maxMacs: UInt32(r.maxMacs), horizon: UInt8(clamping: r.horizon))
     }
 
     /// A port of this name was just attached: its rules and static entries go in.

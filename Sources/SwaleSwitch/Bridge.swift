@@ -269,13 +269,10 @@ public final class Bridge: @unchecked Sendable {
         perform { b in b.engine.setVlans(port: port, vlans, pvid: pvid) }
     }
 
-    public func setPortRules(port: Int, isolated: Bool, locked: Bool, maxMacs: UInt32) {
-        perform { b in b.engine.setPortRules(port: port, isolated: isolated, locked: locked, maxMacs: maxMacs) }
-    }
-
-    /// A port's split-horizon group (0: none).
-    public func setHorizon(port: Int, group: UInt8) {
-        perform { b in b.engine.setHorizon(port: port, group: group) }
+    public func setPortRules(port: Int, isolated: Bool, locked: Bool, maxMacs: UInt32, horizon: UInt8) {
+        perform { b in
+            b.engine.setPortRules(port: port, isolated: isolated, locked: locked, maxMacs: maxMacs, horizon: horizon)
+        }
     }
 
     /// Installs a static MAC entry; false when the address is a group one or its bucket is full of static entries.

@@ -13,9 +13,9 @@ final class HorizonTests: XCTestCase {
     /// Ports 0 and 1 are "tunnels" in group 7, port 2 a local port (no group), port 3 in group 9.
     func mesh() throws -> (ForwardingEngine, [MemoryPort]) {
         let (e, p) = try F.makeEngine(4)
-        e.setHorizon(port: 0, group: 7)
-        e.setHorizon(port: 1, group: 7)
-        e.setHorizon(port: 3, group: 9)
+        e.setPortRules(port: 0, isolated: false, locked: false, maxMacs: 0, horizon: 7)
+        e.setPortRules(port: 1, isolated: false, locked: false, maxMacs: 0, horizon: 7)
+        e.setPortRules(port: 3, isolated: false, locked: false, maxMacs: 0, horizon: 9)
         return (e, p)
     }
 
@@ -57,8 +57,8 @@ final class HorizonTests: XCTestCase {
 
     func testGroupZeroIsNoGroup() throws {
         let (e, p) = try F.makeEngine(3)
-        e.setHorizon(port: 0, group: 0)
-        e.setHorizon(port: 1, group: 0)
+        e.setPortRules(port: 0, isolated: false, locked: false, maxMacs: 0, horizon: 0)
+        e.setPortRules(port: 1, isolated: false, locked: false, maxMacs: 0, horizon: 0)
         p[1].inject(F.frame(to: F.broadcast, from: F.mac(2)))
         run(e)
         p[0].inject(F.frame(to: F.mac(2), from: F.mac(1)))
@@ -67,13 +67,13 @@ final class HorizonTests: XCTestCase {
         XCTAssertEqual(p[1].received.count, 2)
         XCTAssertEqual(e.port(0)?.stats.dropHorizon, 0)
         // Setting a group and clearing it again restores forwarding between the two.
-        e.setHorizon(port: 0, group: 5)
-        e.setHorizon(port: 1, group: 5)
+        e.setPortRules(port: 0, isolated: false, locked: false, maxMacs: 0, horizon: 5)
+        e.setPortRules(port: 1, isolated: false, locked: false, maxMacs: 0, horizon: 5)
         p[0].inject(F.frame(to: F.mac(2), from: F.mac(1), seed: 9))
         run(e)
         XCTAssertEqual(p[1].received.count, 2)
         XCTAssertEqual(e.port(0)?.stats.dropHorizon, 1)
-        e.setHorizon(port: 1, group: 0)
+        e.setPortRules(port: 1, isolated: false, locked: false, maxMacs: 0, horizon: 0)
         p[0].inject(F.frame(to: F.mac(2), from: F.mac(1), seed: 10))
         run(e)
         XCTAssertEqual(p[1].received.count, 3)
