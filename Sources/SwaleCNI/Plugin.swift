@@ -22,6 +22,7 @@
  */
 import Foundation
 import SwaleKernel
+import SwaleNames
 import SwaleProtocol
 
 public enum CNIPlugin {
@@ -60,10 +61,7 @@ public enum CNIPlugin {
 
     /// The host end's name (and the port's): `swc` + 12 hex digits, at most 15 bytes.
     public static func hostName(network: String, container: String, ifname: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
-        for b in Array(network.utf8) + [0] + Array(container.utf8) + [0] + Array(ifname.utf8) {
-            h = (h ^ UInt64(b)) &* 0x100_0000_01b3
-        }
+        let h = Names.fnv1a(Array(network.utf8) + [0] + Array(container.utf8) + [0] + Array(ifname.utf8))
         let hex = String(h & 0xFFFF_FFFF_FFFF, radix: 16)
         return "swc" + String(repeating: "0", count: 12 - hex.count) + hex
     }

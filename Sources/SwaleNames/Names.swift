@@ -86,6 +86,14 @@ public enum Names {
         return value
     }
 
+    /// FNV-1a of `bytes`: the stable hash behind names derived from other names (a swaled instance
+    /// from its socket path, a container's host interface from its attachment).
+    public static func fnv1a<S: Sequence>(_ bytes: S) -> UInt64 where S.Element == UInt8 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
+    }
+
     /// Formats the low 48 bits of `v` as lowercase `aa:bb:cc:dd:ee:ff` (higher bits are ignored).
     public static func formatMAC(_ v: UInt64) -> String {
         let hexDigits: [Character] = Array("0123456789abcdef")

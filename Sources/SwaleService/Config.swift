@@ -182,9 +182,7 @@ struct OwnerTag: Equatable {
     }
 
     static func instance(socketPath: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
-        for b in socketPath.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return String(h, radix: 16)
+        String(Names.fnv1a(socketPath.utf8), radix: 16)
     }
 
     /// The alias text; optional fields that would push it past 255 bytes are left out.

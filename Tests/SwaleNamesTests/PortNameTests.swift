@@ -559,3 +559,12 @@ final class MutatedNameFuzzTests: XCTestCase {
         XCTAssertGreaterThan(refused, 100_000)
     }
 }
+
+final class DerivedNameHashTests: XCTestCase {
+    func testFNV1aKnownValues() {
+        // The published FNV-1a 64-bit test vectors: derived names must not change between versions.
+        XCTAssertEqual(Names.fnv1a([UInt8]()), 0xcbf2_9ce4_8422_2325)
+        XCTAssertEqual(Names.fnv1a("a".utf8), 0xaf63_dc4c_8601_ec8c)
+        XCTAssertEqual(Names.fnv1a("foobar".utf8), 0x8594_4171_f739_67e8)
+    }
+}
