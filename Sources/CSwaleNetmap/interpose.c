@@ -641,7 +641,8 @@ static int nm_pass(struct pollfd *fds, nfds_t n, int arming) {
  * library's rule and setting (SWALE_BUSY_POLL_US, default 50). */
 static int64_t busy_poll_ns = -1;
 
-static int busy_poll(struct pollfd *fds, nfds_t n) {
+/* Yields and asks `ready` again until it says yes (1) or the busy-poll time is over (0). */
+static int busy_poll(int (*ready)(void *), void *ctx) {
     if (busy_poll_ns < 0) {
         const char *v = getenv("SWALE_BUSY_POLL_US");
         busy_poll_ns = v && *v ? atoll(v) * 1000 : 50000;
@@ -650,9 +651,19 @@ static int busy_poll(struct pollfd *fds, nfds_t n) {
     int64_t until = now_ns() + busy_poll_ns;
     do {
         sched_yield();
-        if (nm_pass(fds, n, -1) > 0) return 1;
+        if (ready(ctx)) return 1;
     } while (now_ns() < until);
     return 0;
+}
+
+struct poll_set {
+    struct pollfd *fds;
+    nfds_t n;
+};
+
+static int poll_set_ready(void *ctx) {
+    struct poll_set *p = ctx;
+    return nm_pass(p->fds, p->n, -1) > 0;
 }
 
 static int nm_poll(struct pollfd *fds, nfds_t n, int timeout) {
@@ -669,7 +680,8 @@ static int nm_poll(struct pollfd *fds, nfds_t n, int timeout) {
         int64_t left = deadline < 0 ? -1 : deadline - now_ms();
         if (deadline >= 0 && left < 0) left = 0;
         int wait = ready ? 0 : (int)(left > INT32_MAX ? INT32_MAX : left);
-        if (wait != 0 && busy_poll(fds, n)) continue; /* ready without sleeping: count it on the next pass */
+        struct poll_set set = {fds, n};
+        if (wait != 0 && busy_poll(poll_set_ready, &set)) continue; /* ready without sleeping: count it next pass */
         int armed = 0;
         if (wait != 0) {
             /* Raised, then the rings once more: a frame that came before the flag was seen is not slept on. */
@@ -909,22 +921,18 @@ static int epoll_pass(int epfd, struct epoll_event *out, int max, int arming) {
     return k;
 }
 
-/* poll's busy polling (busy_poll) for an epoll set's netmap members; 1 if one became ready. */
-static int epoll_busy_poll(int epfd, struct epoll_event *scratch, int max) {
-    if (busy_poll_ns < 0) {
-        const char *v = getenv("SWALE_BUSY_POLL_US");
-        busy_poll_ns = v && *v ? atoll(v) * 1000 : 50000;
-    }
-    if (busy_poll_ns == 0) return 0;
-    int64_t until = now_ns() + busy_poll_ns;
-    do {
-        sched_yield();
-        pthread_rwlock_rdlock(&state);
-        int k = epoll_pass(epfd, scratch, max, -1);
-        pthread_rwlock_unlock(&state);
-        if (k > 0) return 1;
-    } while (now_ns() < until);
-    return 0;
+struct epoll_set {
+    int epfd;
+    struct epoll_event *scratch;
+    int max;
+};
+
+static int epoll_set_ready(void *ctx) {
+    struct epoll_set *e = ctx;
+    pthread_rwlock_rdlock(&state);
+    int k = epoll_pass(e->epfd, e->scratch, e->max, -1);
+    pthread_rwlock_unlock(&state);
+    return k > 0;
 }
 
 static int nm_epoll(int epfd, struct epoll_event *out, int max, int timeout, const sigset_t *mask) {
@@ -940,7 +948,8 @@ static int nm_epoll(int epfd, struct epoll_event *out, int max, int timeout, con
         int64_t left = deadline < 0 ? -1 : deadline - now_ms();
         if (deadline >= 0 && left < 0) left = 0;
         int wait = k ? 0 : (int)(left > INT32_MAX ? INT32_MAX : left);
-        if (wait != 0 && epoll_busy_poll(epfd, out, max)) continue; /* ready without sleeping */
+        struct epoll_set set = {epfd, out, max};
+        if (wait != 0 && busy_poll(epoll_set_ready, &set)) continue; /* ready without sleeping */
         int armed = 0;
         if (wait != 0) {
             /* Raised, then the rings once more, as poll does: no frame slept on. */
