@@ -105,7 +105,6 @@ struct nmfd {
 
 static struct nmfd *table[MAX_FDS];
 static struct region *regions;
-static uint16_t next_mem_id = 1;
 /* `lock`: the region list. `state`: the entries' lifetime and the epoll members (see readiness). */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_rwlock_t state = PTHREAD_RWLOCK_INITIALIZER;
@@ -225,6 +224,19 @@ static struct region *region_ref(const struct swale_nm_port *p) {
     return NULL;
 }
 
+/* A region's nr_mem_id: from its identity, so processes that share a region (a port opened by two,
+ * a descriptor passed) mostly agree on it; unique among this process's regions, never 0. */
+static uint16_t mem_id_for(uint64_t id) {
+    uint16_t m = (uint16_t)(id ^ id >> 16 ^ id >> 32 ^ id >> 48);
+    for (;;) {
+        if (m == 0) m = 1;
+        struct region *r = regions;
+        while (r && r->mem_id != m) r = r->next;
+        if (!r) return m;
+        m++;
+    }
+}
+
 /* The one mapping of a region in this process, made on its first registration. */
 static struct region *region_map(const struct swale_nm_port *p, int region_fd) {
     struct region *r = region_ref(p);
@@ -239,8 +251,7 @@ static struct region *region_map(const struct swale_nm_port *p, int region_fd) {
     r->id = p->region_id;
     r->size = p->memsize;
     r->refs = 1;
-    r->mem_id = next_mem_id++;
-    if (next_mem_id == 0) next_mem_id = 1;
+    r->mem_id = mem_id_for(p->region_id);
     r->next = regions;
     regions = r;
     return r;
@@ -274,17 +285,30 @@ static int view(int fd, struct view *v) {
     return e != NULL;
 }
 
-/* Opens the port for `fd`; returns 0 (and the view) or an errno. */
+static int install(int fd, struct swale_nm_port p, uint64_t flags, struct view *v);
+static struct nmfd *take(int fd);
+
+/* Opens the port for `fd`; returns 0 (and the view) or an errno. Shared unless NR_EXCLUSIVE, as
+ * netmap binds rings: a second shared open of a port joins it, an exclusive one is refused. */
 static int do_register(int fd, const char *name, uint64_t flags, uint32_t extra, struct view *v) {
     if (view(fd, v)) return EBUSY;
     char err[256] = {0};
     struct swale_nm_port p;
     memset(&p, 0, sizeof p);
-    int rc = swale_nm_open(name, extra, &p, err, sizeof err); /* no lock held: Swift may poll its socket */
+    /* no lock held: Swift may poll its socket */
+    int rc = swale_nm_open(name, extra, !(flags & NR_EXCLUSIVE), &p, err, sizeof err);
     if (rc != 0) {
         say("register %s: %s", name, err);
         return rc;
     }
+    rc = install(fd, p, flags, v);
+    if (rc == 0) say("registered %s on fd %d (mem_id %u, %u slots)", name, fd, v->mem_id, p.slots);
+    return rc;
+}
+
+/* Puts the port just opened on `fd`'s entry: the region mapped once per process, the port's
+ * wake-up line on every copy of the descriptor. 0, or an errno (the port is closed). */
+static int install(int fd, struct swale_nm_port p, uint64_t flags, struct view *v) {
     pthread_mutex_lock(&lock);
     struct region *r = region_map(&p, swale_nm_region_fd(p.handle));
     pthread_mutex_unlock(&lock);
@@ -324,8 +348,60 @@ static int do_register(int fd, const char *name, uint64_t flags, uint32_t extra,
     v->port = p;
     v->mem_id = r->mem_id;
     pthread_rwlock_unlock(&state);
-    say("registered %s on fd %d (mem_id %u, %u slots)", name, fd, r->mem_id, p.slots);
     return 0;
+}
+
+/* Descriptor passing. A descriptor another process registered and handed over (SCM_RIGHTS) is, in
+ * this process, that open's wake-up line: an AF_UNIX datagram socket that is not in the table.
+ * On the first netmap call on it (mmap, a netmap ioctl) swaled is asked which open it belongs to
+ * (it looks at the descriptor through /proc) and this process joins that open. Returns 1 if `fd`
+ * is a registered netmap descriptor now. */
+static pthread_mutex_t adopting = PTHREAD_MUTEX_INITIALIZER;
+
+static int adopt(int fd) {
+    if (fd < 0 || fd >= MAX_FDS) return 0;
+    int domain = 0, type = 0;
+    socklen_t l = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) != 0 || domain != AF_UNIX) return 0;
+    l = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) != 0 || type != SOCK_DGRAM) return 0;
+    pthread_mutex_lock(&adopting); /* one thread asks; the others find the entry */
+    if (lookup(fd)) {
+        pthread_mutex_unlock(&adopting);
+        return 1;
+    }
+    char err[256] = {0};
+    struct swale_nm_port p;
+    memset(&p, 0, sizeof p);
+    int rc = swale_nm_adopt(fd, &p, err, sizeof err);
+    if (rc != 0) {
+        pthread_mutex_unlock(&adopting);
+        say("fd %d is not a netmap descriptor given to this process: %s", fd, err);
+        return 0;
+    }
+    struct nmfd *e = calloc(1, sizeof *e);
+    if (!e) {
+        pthread_mutex_unlock(&adopting);
+        swale_nm_close(p.handle);
+        return 0;
+    }
+    e->ncopies = 1;
+    e->copies[0] = fd;
+    struct nmfd *stale = put(fd, e);
+    if (stale) release(stale, fd);
+    struct view v;
+    rc = install(fd, p, 0, &v);
+    if (rc != 0) {
+        struct nmfd *x = take(fd);
+        if (x) release(x, fd);
+    }
+    pthread_mutex_unlock(&adopting);
+    if (rc == 0) say("adopted fd %d (mem_id %u, %u slots)", fd, v.mem_id, p.slots);
+    return rc == 0;
+}
+
+static int is_netmap_ioctl(unsigned long req) {
+    return req == NIOCCTRL || req == NIOCREGIF || req == NIOCGINFO || req == NIOCTXSYNC || req == NIOCRXSYNC;
 }
 
 /* netmap's name with the legacy pipe and monitor requests folded in. */
@@ -372,7 +448,7 @@ static int options_unsupported(struct nmreq_header *h) {
 /* PORT_INFO_GET and NIOCGINFO on an unregistered descriptor: open the port for a moment. */
 static int port_info(const char *name, struct swale_nm_port *out) {
     char err[256];
-    int rc = swale_nm_open(name, 0, out, err, sizeof err);
+    int rc = swale_nm_open(name, 0, 1, out, err, sizeof err);
     if (rc == 0) swale_nm_close(out->handle);
     return rc;
 }
@@ -524,7 +600,7 @@ int ioctl(int fd, unsigned long req, ...) {
     va_start(ap, req);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    if (!lookup(fd)) return real_ioctl(fd, req, arg);
+    if (!lookup(fd) && !(is_netmap_ioctl(req) && adopt(fd))) return real_ioctl(fd, req, arg);
     int rc;
     switch (req) {
     case NIOCCTRL: rc = nioctrl(fd, arg); break;
@@ -545,7 +621,7 @@ int ioctl(int fd, unsigned long req, ...) {
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
     REALS();
-    if (!lookup(fd)) return real_mmap(addr, len, prot, flags, fd, off);
+    if (!lookup(fd) && !adopt(fd)) return real_mmap(addr, len, prot, flags, fd, off);
     pthread_rwlock_rdlock(&state);
     struct nmfd *e = registered(fd);
     char *base = e ? e->region->base : NULL;

@@ -127,10 +127,24 @@ public final class SwalePort {
     /// Opens a port (`vale0:app1`) or a pipe end (`vale0:app1<7`, `vale0:app1>7`, `{`/`}` too).
     /// `extraBuffers`: spare buffers to ask for (netmap's nr_extra_bufs), listed from the interface's
     /// ni_bufs_head; `extraBuffers` on the port says how many came. Leave them in that list on close.
-    public static func open(_ name: String, socket: String? = nil, slots: Int? = nil, extraBuffers: Int? = nil) throws
-        -> SwalePort
-    {
+    /// `share`: netmap's non-exclusive open; joins a port already held by openers who shared it too
+    /// (see `Open.share`). Without it the port is this process's alone while open.
+    public static func open(
+        _ name: String, socket: String? = nil, slots: Int? = nil, extraBuffers: Int? = nil, share: Bool = false
+    ) throws -> SwalePort {
         do { _ = try PortName.parse(name) } catch { throw SwaleError("\(error)", code: .invalidArgument) }
+        return try request(Open(name: name, slots: slots, extraBuffers: extraBuffers, share: share ? true : nil), socket: socket)
+    }
+
+    /// The open port or pipe end whose wake-up descriptor this process holds as `descriptor` (it came
+    /// from another process, over SCM_RIGHTS or by fork): netmap's descriptor passing. The port must
+    /// be the caller's. The returned port has wake-up descriptor of its own (a duplicate of the same line).
+    public static func adopt(descriptor: Int32, socket: String? = nil) throws -> SwalePort {
+        try request(Adopt(fd: Int(descriptor)), socket: socket)
+    }
+
+    /// One connection per port: the request that opens it, then the port built from the reply.
+    static func request<O: ControlOperation>(_ op: O, socket: String?) throws -> SwalePort where O.Result == OpenInfo {
         let session: ControlSession
         do { session = try ControlSession.connect(socket: socket, client: "SwaleClient") } catch let e as ControlError {
             throw SwaleError(e.message, code: e.code)
@@ -141,11 +155,11 @@ public final class SwalePort {
         do {
             let info: OpenInfo
             do {
-                (info, fds) = try session.callWithDescriptors(Open(name: name, slots: slots, extraBuffers: extraBuffers))
+                (info, fds) = try session.callWithDescriptors(op)
             } catch let e as ControlError {
                 throw SwaleError(e.message, code: e.code)
             }
-            guard fds.count == 3 else { throw SwaleError("open \(name): expected 3 descriptors, got \(fds.count)") }
+            guard fds.count == 3 else { throw SwaleError("\(O.op): expected 3 descriptors, got \(fds.count)") }
             let owned = fds
             fds = []
             return try SwalePort(info: info, fds: owned, connection: conn)

@@ -231,6 +231,15 @@ public final class ForwardingEngine {
         if index < portCount { ports[index].bufLimit = limit }
     }
 
+    /// The wake-up lines of a port's other holders (at most `PortState.maxSharedNotify`), rung with
+    /// its own. Returns false if there are too many.
+    public func setSharedNotify(_ index: Int, _ fds: [Int32]) -> Bool {
+        guard index < portCount, fds.count <= PortState.maxSharedNotify else { return false }
+        func at(_ i: Int) -> Int32 { i < fds.count ? fds[i] : -1 }
+        ports[index].sharedNotify = (at(0), at(1), at(2))
+        return true
+    }
+
     // MARK: passes
 
     /// One forwarding pass over every port (and, once a second, the housekeeping); returns the
@@ -481,7 +490,7 @@ extension ForwardingEngine {
         if let c = src.pointee.csb {
             swale_fence()
             if swale_load_relaxed(&c.pointee.app_tx_waiting) != 0 {
-                _ = swale_doorbell_ring(src.pointee.notifyFD)
+                src.pointee.ringNotify()
             }
         }
         return Int(consumed)
@@ -583,7 +592,7 @@ extension ForwardingEngine {
             } else if let c = dst.pointee.csb {
                 swale_fence()
                 if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 {
-                    _ = swale_doorbell_ring(dst.pointee.notifyFD)
+                    dst.pointee.ringNotify()
                 }
             }
         }

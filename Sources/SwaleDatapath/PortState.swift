@@ -44,6 +44,24 @@ public struct PortState {
     public var kickFD: Int32
     /// Switch → app wake-ups: the doorbell end we ring; -1 for kernel ports.
     public var notifyFD: Int32
+    /// The wake-up lines of the port's other holders (netmap's non-exclusive opens), each rung with
+    /// `notifyFD`; -1 where unused, and always filled from the first.
+    public var sharedNotify: (Int32, Int32, Int32) = (-1, -1, -1)
+    public static let maxSharedNotify = 3
+
+    /// Rings the application's wake-up line, and those of the port's other holders.
+    @inlinable @inline(__always)
+    public func ringNotify() {
+        _ = swale_doorbell_ring(notifyFD)
+        if sharedNotify.0 >= 0 { ringShared() }
+    }
+
+    @usableFromInline @inline(never)
+    func ringShared() {
+        _ = swale_doorbell_ring(sharedNotify.0)
+        if sharedNotify.1 >= 0 { _ = swale_doorbell_ring(sharedNotify.1) }
+        if sharedNotify.2 >= 0 { _ = swale_doorbell_ring(sharedNotify.2) }
+    }
     /// A backend (kernel adapter) drives the user side of the rings; false for an application port.
     public var hasBackend: Bool
     /// Largest Ethernet payload accepted toward this port (frame limit minus the header).

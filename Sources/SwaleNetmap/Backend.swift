@@ -32,16 +32,33 @@ func errnoFor(_ e: Error) -> Int32 {
 
 @_cdecl("swale_nm_open")
 public func swale_nm_open(
-    _ name: UnsafePointer<CChar>?, _ extra: UInt32, _ out: UnsafeMutablePointer<swale_nm_port>?,
-    _ err: UnsafeMutablePointer<CChar>?,
-    _ errlen: Int
+    _ name: UnsafePointer<CChar>?, _ extra: UInt32, _ share: Int32, _ out: UnsafeMutablePointer<swale_nm_port>?,
+    _ err: UnsafeMutablePointer<CChar>?, _ errlen: Int
 ) -> Int32 {
     guard let name, let out else { return EINVAL }
     let text = String(cString: name)
-    let p: SwalePort
     // netmap may grant fewer extra buffers than asked: at most what the service allows.
     let wanted = min(Int(extra), 4096)
-    do { p = try SwalePort.open(text, extraBuffers: wanted == 0 ? nil : wanted) } catch {
+    return opened(out, err, errlen) {
+        try SwalePort.open(text, extraBuffers: wanted == 0 ? nil : wanted, share: share != 0)
+    }
+}
+
+@_cdecl("swale_nm_adopt")
+public func swale_nm_adopt(
+    _ fd: Int32, _ out: UnsafeMutablePointer<swale_nm_port>?, _ err: UnsafeMutablePointer<CChar>?, _ errlen: Int
+) -> Int32 {
+    guard let out else { return EINVAL }
+    return opened(out, err, errlen) { try SwalePort.adopt(descriptor: fd) }
+}
+
+/// Fills `out` from the port `open` gives; an errno (and the message in err) if it throws.
+func opened(
+    _ out: UnsafeMutablePointer<swale_nm_port>, _ err: UnsafeMutablePointer<CChar>?, _ errlen: Int,
+    _ open: () throws -> SwalePort
+) -> Int32 {
+    let p: SwalePort
+    do { p = try open() } catch {
         if let err, errlen > 0 {
             let msg = Array("\(error)".utf8.prefix(errlen - 1)) + [0]
             msg.withUnsafeBufferPointer { b in

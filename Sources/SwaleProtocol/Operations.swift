@@ -64,6 +64,9 @@ public enum ControlProtocol {
         OperationSpec(Hello.self, .member, "first message of a connection: protocol version and who the caller is"),
         OperationSpec(Status.self, .member, "service status; regions and pipes the caller owns, bridges it may use"),
         OperationSpec(Open.self, .member, "open an app port or pipe end on a bridge that admits the caller"),
+        OperationSpec(
+            Adopt.self, .member,
+            "join the caller's own open port or pipe end whose wake-up descriptor it was given (netmap descriptor passing)"),
         OperationSpec(BridgeAdd.self, .member, "create a bridge owned by the caller (access lists: owner or root)"),
         OperationSpec(BridgeDel.self, .owner, "delete a bridge"),
         OperationSpec(BridgeList.self, .member, "bridges the caller may use"),
@@ -128,9 +131,27 @@ public struct Open: ControlOperation {
     /// Spare buffers for the application (netmap's nr_extra_bufs), chained from the interface's
     /// ni_bufs_head; 0...4096, charged to the caller's memory budget, taken back when it closes.
     public var extraBuffers: Int?
-    public init(name: String, slots: Int? = nil, extraBuffers: Int? = nil) {
-        self.name = name; self.slots = slots; self.extraBuffers = extraBuffers
+    /// netmap's non-exclusive open: a bridge port already held by openers who all shared it is
+    /// joined (same rings, a wake-up line of the caller's own) instead of refused. Without it an open
+    /// is exclusive, as netmap's `/x`: refused while anyone holds the port, and it keeps others out.
+    public var share: Bool?
+    public init(name: String, slots: Int? = nil, extraBuffers: Int? = nil, share: Bool? = nil) {
+        self.name = name; self.slots = slots; self.extraBuffers = extraBuffers; self.share = share
     }
+    public typealias Result = OpenInfo
+}
+
+/// netmap's descriptor passing: a process that was given (SCM_RIGHTS, fork) the wake-up descriptor of
+/// an open port or pipe end names it by its number in the caller's own descriptor table, and gets
+/// the rest of that open (region, the doorbell to ring, the layout). The service looks at that
+/// descriptor itself (/proc/PID/fd/N of the caller), so nothing is sent to it; the port must be the
+/// caller's (or the caller root), as for an open by name. The caller becomes one more holder, and the
+/// port or pipe end lives until its last holder closes.
+public struct Adopt: ControlOperation {
+    public static let op = "adopt"
+    /// The wake-up descriptor's number in the caller's process.
+    public var fd: Int
+    public init(fd: Int) { self.fd = fd }
     public typealias Result = OpenInfo
 }
 

@@ -85,8 +85,8 @@ extension Service {
         for s in sessions.values {
             for h in s.holdings {
                 switch h {
-                case .port(let p): port(p)
-                case .pipeEnd(let p, _): pipe(p)
+                case .port(let p), .sharedPort(let p): port(p)
+                case .pipeEnd(let p, _), .adoptedPipeEnd(let p, _): pipe(p)
                 }
             }
         }

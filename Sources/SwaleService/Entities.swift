@@ -41,6 +41,11 @@ final class PortEntry {
     /// Session holding it open (app ports).
     var openSession: Int?
     var openPid: Int?
+    /// The first holder opened it shared (netmap's default): later shared opens may join.
+    var shareable = false
+    /// Holders besides the first: shared opens (each with a wake-up line of its own) and adopted
+    /// descriptors (the line of the descriptor they were given).
+    var sharers: [Sharer] = []
     /// Pipes living in this port's region.
     var pipes = 0
     /// Kernel side.
@@ -75,7 +80,20 @@ final class PortEntry {
     var fullName: String { "\(bridge):\(name)" }
 
     /// An ephemeral app port goes away when nobody holds it and no pipe needs its region.
-    var unused: Bool { (kind == .app || kind == .monitor) && openSession == nil && pipes == 0 }
+    var unused: Bool { (kind == .app || kind == .monitor) && !held && pipes == 0 }
+    /// Some application holds it (the first opener, a sharer or an adopter).
+    var held: Bool { openSession != nil || !sharers.isEmpty }
+    /// The pid to name as its holder.
+    var holderPid: Int? { openPid ?? sharers.first?.pid }
+}
+
+/// One more holder of a port or pipe end (Holding.shared).
+struct Sharer {
+    let session: Int
+    let pid: Int
+    /// Its own wake-up line (a shared open); nil for an adopted descriptor, which keeps the line it
+    /// was given.
+    let bell: Doorbell?
 }
 
 final class BridgeEntry {
@@ -125,6 +143,11 @@ final class PipeEntry {
     var slaveSession: Int?
     var masterPid: Int?
     var slavePid: Int?
+    /// Holders of an end besides its opener: processes given its descriptor (Adopt).
+    var masterAdopters: [Sharer] = []
+    var slaveAdopters: [Sharer] = []
+    /// Nobody holds either end.
+    var unheld: Bool { masterSession == nil && slaveSession == nil && masterAdopters.isEmpty && slaveAdopters.isEmpty }
     /// Its bridge was deleted: never handed out again; holders keep their mapping until they close.
     var ended = false
     /// Spare buffers each end's holder was given (ExtraBuffers.swift).
@@ -150,6 +173,10 @@ final class PipeEntry {
 enum Holding {
     case port(PortEntry)
     case pipeEnd(PipeEntry, PipeRole)
+    /// A shared open or an adopted descriptor of a port (PortEntry.sharers).
+    case sharedPort(PortEntry)
+    /// An adopted descriptor of a pipe end (PipeEntry.masterAdopters / slaveAdopters).
+    case adoptedPipeEnd(PipeEntry, PipeRole)
 }
 
 final class Session {

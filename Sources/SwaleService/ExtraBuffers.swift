@@ -35,6 +35,8 @@ extension Service {
             (pool, layout, owner) = (p.pool, p.layout, p)
         case .pipeEnd(let pipe, let role):
             (pool, layout, owner) = (pipe.parent.pool, role == .master ? pipe.master : pipe.slave, pipe.parent)
+        case .sharedPort, .adoptedPipeEnd:
+            return 0  // the interface's one list belongs to its first opener
         }
         // As netmap does, fewer (none) rather than a failed open when memory or the budget is short.
         do { try checkMemory(s, adding: count * pool.bufSize) } catch {
@@ -66,6 +68,7 @@ extension Service {
         case .port(let p): p.extraBuffers = granted
         case .pipeEnd(let pipe, let role):
             if role == .master { pipe.masterExtra = granted } else { pipe.slaveExtra = granted }
+        case .sharedPort, .adoptedPipeEnd: break
         }
         log.info("\(granted) extra buffers for \(info.name) (pid \(s.pid))")
         return granted

@@ -271,7 +271,7 @@ extension Service {
         let b = try bridgeEntry(bridge)
         guard let p = b.ports[port] else { throw ControlError(.notFound, "no port '\(port)' on bridge '\(bridge)'") }
         if p.kind == .app {
-            if let pid = p.openPid {
+            if let pid = p.holderPid {
                 throw ControlError(
                     .exists, "port \(p.fullName) is held open by pid \(pid); it goes away when that application closes it")
             }

@@ -84,24 +84,30 @@ extension Service {
             p.pipes += 1
             log.info("pipe \(key) created in the region of \(p.fullName)")
         }
-        let mine = role == .master ? pipe.master : pipe.slave
-        let peer = role == .master ? pipe.slave : pipe.master
         if role == .master {
-            if let holder = pipe.masterPid {
+            if let holder = pipe.masterPid ?? pipe.masterAdopters.first?.pid {
                 throw ControlError(.exists, "pipe end \(parent)<\(id) is already open (by pid \(holder))")
             }
             pipe.masterSession = session.id
             pipe.masterPid = session.pid
         } else {
-            if let holder = pipe.slavePid {
+            if let holder = pipe.slavePid ?? pipe.slaveAdopters.first?.pid {
                 throw ControlError(.exists, "pipe end \(parent)>\(id) is already open (by pid \(holder))")
             }
             pipe.slaveSession = session.id
             pipe.slavePid = session.pid
         }
         session.holdings.append(.pipeEnd(pipe, role))
+        return pipeEndOpen(pipe, role, parentName: "\(parent)")
+    }
+
+    /// What an opener (or adopter) of one end of `pipe` is told, and the descriptors it gets.
+    func pipeEndOpen(_ pipe: PipeEntry, _ role: PipeRole, parentName: String) -> (OpenInfo, [Int32]) {
+        let p = pipe.parent
+        let mine = role == .master ? pipe.master : pipe.slave
+        let peer = role == .master ? pipe.slave : pipe.master
         var info = OpenInfo(
-            name: "\(parent)\(role.separator)\(id)", kind: "pipe", bufSize: p.pool.bufSize,
+            name: "\(parentName)\(role.separator)\(pipe.id)", kind: "pipe", bufSize: p.pool.bufSize,
             regionSize: p.pool.region.mappedSize, nifpOffset: mine.nifpOffset,
             txRing: mine.txRingOffsets[0], rxRing: mine.rxRingOffsets[0], slots: mine.slotsPerRing)
         info.peerRxRing = peer.rxRingOffsets[0]

@@ -89,6 +89,7 @@ public final class Service: @unchecked Sendable {
                 reclaimExtraBuffers(of: p)
                 p.openSession = nil
                 p.openPid = nil
+                if !p.held { p.shareable = false }
                 log.info("released \(p.fullName) (pid \(s.pid))")
                 releaseIfUnused(p)
             case .pipeEnd(let pipe, let role):
@@ -99,7 +100,11 @@ public final class Service: @unchecked Sendable {
                     pipe.slaveSession = nil; pipe.slavePid = nil
                 }
                 log.info("released \(pipe.key) \(role.rawValue) end (pid \(s.pid))")
-                if !pipe.ended && pipe.masterSession == nil && pipe.slaveSession == nil { destroyPipe(pipe) }
+                if !pipe.ended && pipe.unheld { destroyPipe(pipe) }
+            case .sharedPort(let p):
+                releaseSharer(p, session: s)
+            case .adoptedPipeEnd(let pipe, let role):
+                releaseAdopter(pipe, role, session: s)
             }
         }
     }
@@ -241,8 +246,12 @@ public final class Service: @unchecked Sendable {
             if let n = a.extraBuffers, !(0...Service.maxExtraBuffers).contains(n) {
                 throw ControlError(.invalidArgument, "extra buffers \(n) out of range (0...\(Service.maxExtraBuffers))")
             }
-            var (info, fds) = try open(a.name, session: s, slots: a.slots)
+            var (info, fds) = try open(a.name, session: s, slots: a.slots, share: a.share ?? false)
             if let n = a.extraBuffers, n != 0 { info.extraBuffers = try grantExtraBuffers(n, for: info, session: s) }
+            return Produced(info, fds: try fds.map(Service.duplicate))
+        case Adopt.op:
+            let a = try arguments(Adopt.self, data, s) { "fd \($0.fd)" }
+            let (info, fds) = try adopt(fd: a.fd, session: s)
             return Produced(info, fds: try fds.map(Service.duplicate))
         case BridgeAdd.op:
             let a = try arguments(BridgeAdd.self, data, s) { $0.bridge }
@@ -429,7 +438,7 @@ public final class Service: @unchecked Sendable {
         for p in b.mirrors.values { p.adapter?.close() }
         for p in b.ports.values {
             endPipes(of: p)
-            if p.openSession != nil {
+            if p.held {
                 // An application still holds it: detach it from forwarding; memory goes with the session.
                 b.bridge.removePort(p.index)
             } else {
@@ -538,7 +547,7 @@ public final class Service: @unchecked Sendable {
 
     // MARK: open (app ports here; pipe ends in Pipes.swift)
 
-    func open(_ text: String, session: Session, slots: Int?) throws -> (OpenInfo, [Int32]) {
+    func open(_ text: String, session: Session, slots: Int?, share: Bool = false) throws -> (OpenInfo, [Int32]) {
         let name = try PortName.parse(text)
         if let slots, !SwaleConfig.slotRange.contains(slots) {
             throw ControlError(
@@ -566,8 +575,11 @@ public final class Service: @unchecked Sendable {
                     )
                 }
                 try checkOwner(existing, session)
-                if let holder = existing.openPid {
-                    throw ControlError(.exists, "port \(existing.fullName) is already open (by pid \(holder))")
+                if let holder = existing.holderPid {
+                    if share && existing.shareable { return try joinShared(existing, session: session) }
+                    let how = existing.shareable ? "" : ", exclusively"
+                    let why = share ? "" : " (this open asked for exclusive use)"
+                    throw ControlError(.exists, "port \(existing.fullName) is already open (by pid \(holder)\(how))\(why)")
                 }
                 p = existing
             } else {
@@ -581,12 +593,9 @@ public final class Service: @unchecked Sendable {
         }
         p.openSession = session.id
         p.openPid = session.pid
+        p.shareable = share
         session.holdings.append(.port(p))
-        let info = OpenInfo(
-            name: p.fullName, kind: "port", bufSize: p.pool.bufSize, regionSize: p.pool.region.mappedSize,
-            nifpOffset: p.layout.nifpOffset, txRing: p.layout.txRingOffsets[0], rxRing: p.layout.rxRingOffsets[0],
-            slots: p.layout.slotsPerRing)
-        return (info, [p.pool.region.fd, p.notify.waitEnd.fd, p.kick.ringEnd.fd])
+        return (portOpenInfo(p), [p.pool.region.fd, p.notify.waitEnd.fd, p.kick.ringEnd.fd])
     }
 
     /// The bridge an open names: it must admit the caller; a missing one is created for them
@@ -652,7 +661,8 @@ public final class Service: @unchecked Sendable {
         if p.adapter != nil, let b = bridges[p.bridge] { c.adapter = b.bridge.adapterCounters(p.index) }
         var info = PortInfo(
             bridge: p.bridge, name: p.name, index: p.index, kind: p.kind.rawValue, ifname: p.ifname,
-            openBy: p.openPid, created: p.created, owner: Identity.userName(p.owner), counters: c)
+            openBy: p.holderPid, created: p.created, owner: Identity.userName(p.owner), counters: c)
+        if !p.sharers.isEmpty { info.sharedBy = p.sharers.map(\.pid) }
         info.peer = p.peerName
         info.container = p.spec?.container
         info.network = p.spec?.network

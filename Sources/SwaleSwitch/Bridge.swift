@@ -201,6 +201,12 @@ public final class Bridge: @unchecked Sendable {
         perform { b in b.engine.updateBufferLimit(index, limit: limit) }
     }
 
+    /// Sets the other holders' wake-up lines of a port; once this returns, the thread rings only these.
+    @discardableResult
+    public func setSharedNotify(_ index: Int, _ fds: [Int32]) -> Bool {
+        perform { b in b.engine.setSharedNotify(index, fds) }
+    }
+
     public func portStats(_ index: Int) -> (PortStats, UInt64)? {
         perform { b -> (PortStats, UInt64)? in
             guard let p = b.engine.port(index) else { return nil }

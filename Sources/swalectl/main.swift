@@ -65,7 +65,8 @@ func printPorts(_ ports: [PortInfo]) {
 /// Who has the port: the app's pid, or the container attachment (network, container id, its interface).
 func holder(_ p: PortInfo) -> String {
     if let c = p.container { return "\(p.network ?? "?") \(c) \(p.peer ?? "?")" }
-    return p.openBy.map { "pid \($0)" } ?? "-"
+    let others = (p.sharedBy ?? []).map { " +pid \($0)" }.joined()
+    return (p.openBy.map { "pid \($0)" } ?? "-") + others
 }
 
 func printBridge(_ b: BridgeInfo) {

@@ -70,7 +70,8 @@ final class NetmapShimTests: XCTestCase {
         XCTAssertTrue(out.contains("errors: 0 wrong"), out)
         for line in [
             "API version 13: ok", "host rings: ok", "an option: ok", "txsync before register: ok", "mmap before register: ok",
-            "malformed name: ok", "register twice: ok", "virtio-net header 12: ok", "second open of the port: ok"
+            "malformed name: ok", "register twice: ok", "virtio-net header 12: ok",
+            "shared open of a port held exclusively: ok", "exclusive open of a port held exclusively: ok"
         ] {
             XCTAssertTrue(out.contains(line), "\(line) in \(out)")
         }
@@ -184,6 +185,53 @@ final class NetmapShimTests: XCTestCase {
         let (rc, out) = try run(["fork", "vale5:f{1", "vale5:f}1", "20000"])
         XCTAssertEqual(rc, 0, out)
         XCTAssertTrue(out.contains("received 20000 frames, 0 bad"), out)
+    }
+
+    func testSharedOpensJoinThePortAndEveryHolderIsWoken() throws {
+        // Two programs register vale5:s without NR_EXCLUSIVE (netmap's default): the second joins.
+        let holder = try nmapp(["hold", "vale5:s", "20"])
+        XCTAssertTrue(svc.eventually(10) { holder.partialStdout.contains("holding") }, holder.stdout + holder.stderr)
+        let r = try nmapp(["rx", "vale5:s", "10", "5000", "poll"])
+        XCTAssertTrue(svc.eventually(10) { r.partialStdout.contains("ready") }, r.stdout + r.stderr)
+        let listed = try svc.ctl(["port", "list", "vale5"]).1
+        XCTAssertTrue(listed.contains("pid \(holder.pid) +pid \(r.pid)"), listed)
+        // An exclusive open (netmap's /x) of a port in use, and Swale's own clients (exclusive by
+        // default), are refused; a shared one from Swale's client joins.
+        let (erc, eout) = try run(["hold", "vale5:s", "0", "excl"])
+        XCTAssertEqual(erc, 3, eout)
+        XCTAssertTrue(eout.contains("Device or resource busy"), eout)
+        XCTAssertThrowsError(try SwalePort.open("vale5:s", socket: svc.socket)) {
+            XCTAssertTrue("\($0)".contains("already open"), "\($0)")
+        }
+        let joined = try SwalePort.open("vale5:s", socket: svc.socket, share: true)
+        // The receiver sleeps in poll; frames flooded to vale5:s must wake it although three
+        // processes hold the port, each on a wake-up line of its own.
+        usleep(500_000)
+        let sent = Date()
+        let (trc, tout) = try run(["tx", "vale5:t", "10", "60", "poll"])
+        XCTAssertEqual(trc, 0, tout)
+        XCTAssertEqual(r.wait(seconds: 10), 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("received 10 frames, 0 bad"), r.stdout)
+        XCTAssertLessThan(Date().timeIntervalSince(sent), 2.0, "the receiver slept through the frames")
+        // The port stays while any holder has it, and goes with the last.
+        XCTAssertTrue(try svc.eventually { try svc.ctl(["port", "list", "vale5"]).1.contains("vale5:s") })
+        joined.close()
+        holder.signal(SIGTERM)
+        _ = holder.wait(seconds: 10)
+        XCTAssertTrue(try svc.eventually(10) { !(try svc.ctl(["port", "list", "vale5"]).1.contains("vale5:s")) })
+    }
+
+    func testADescriptorPassedToAnotherProcessCarriesThePort() throws {
+        // As netmap's fd_server: the child gets the descriptor over SCM_RIGHTS (no table entry, no
+        // inherited mapping), maps it and transmits; through a pipe (never drops) and the switch.
+        let (rc, out) = try run(["pass", "vale5:g{1", "vale5:g}1", "20000"])
+        XCTAssertEqual(rc, 0, out)
+        XCTAssertTrue(out.contains("child: mapped the descriptor passed"), out)
+        XCTAssertTrue(out.contains("received 20000 frames, 0 bad"), out)
+        let (src, sout) = try run(["pass", "vale5:pa", "vale5:pb", "2000", "batch=16", "pace=200"])
+        XCTAssertEqual(src, 0, sout)
+        XCTAssertTrue(sout.contains("received 2000 frames, 0 bad"), sout)
+        XCTAssertTrue(try svc.eventually(10) { try svc.ctl(["port", "list", "vale5"]).1.split(separator: "\n").count <= 1 })
     }
 
     func testWithoutSwaledRegisteringFailsCleanly() throws {

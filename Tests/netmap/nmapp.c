@@ -19,6 +19,11 @@
  *   nmapp dup NAME COUNT                  COUNT frames sent through copies (dup before, F_DUPFD after registering)
  *   nmapp errors NAME                     bad requests get netmap's errors
  *   nmapp fork TXNAME RXNAME COUNT        the child sends on the parent's descriptor, the parent receives on RXNAME
+ *   nmapp pass TXNAME RXNAME COUNT        descriptor passing as netmap's fd_server does it: the parent registers
+ *            TXNAME and sends the descriptor (SCM_RIGHTS) with nr_memsize and nr_offset to a child
+ *            forked before, which maps it and sends COUNT frames; the parent receives on RXNAME
+ *   nmapp hold NAME SECONDS               registers NAME (shared), says "holding", sleeps, closes
+ *   [excl] on tx/rx/hold: register with NR_EXCLUSIVE (netmap's /x)
  *
  * Frames: destination ff:ff:ff:ff:ff:ff, source 02:00:00:00:00:SS, type 0x88b5, then the 32-bit
  * frame number, then bytes (number + i) & 0xff.
@@ -35,6 +40,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -58,6 +64,8 @@ static void die(const char *what) {
 
 /* Registers the already open p->fd on `name` (legacy: NIOCREGIF) and maps it. `extra`, if given:
  * extra buffers wanted in, granted out. -1 with errno if the register fails. */
+static int excl; /* NR_EXCLUSIVE on registers of tx, rx and hold */
+
 static int reg_fd(struct port *p, const char *name, int legacy, int mode, uint16_t ringid, uint32_t *extra) {
     uint64_t offset;
     if (legacy) {
@@ -65,7 +73,7 @@ static int reg_fd(struct port *p, const char *name, int legacy, int mode, uint16
         memset(&req, 0, sizeof req);
         snprintf(req.nr_name, sizeof req.nr_name, "%s", name);
         req.nr_version = NETMAP_API;
-        req.nr_flags = (uint32_t)mode;
+        req.nr_flags = (uint32_t)mode | (excl ? NR_EXCLUSIVE : 0);
         req.nr_ringid = ringid;
         req.nr_arg3 = extra ? *extra : 0;
         if (ioctl(p->fd, NIOCREGIF, &req) < 0) return -1;
@@ -83,6 +91,7 @@ static int reg_fd(struct port *p, const char *name, int legacy, int mode, uint16
         snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", name);
         hdr.nr_body = (uintptr_t)&r;
         r.nr_mode = (uint32_t)mode;
+        r.nr_flags = excl ? NR_EXCLUSIVE : 0;
         r.nr_ringid = ringid;
         r.nr_extra_bufs = extra ? *extra : 0;
         if (ioctl(p->fd, NIOCCTRL, &hdr) < 0) return -1;
@@ -405,6 +414,7 @@ static int do_errors(const char *name) {
     snprintf(hdr.nr_name, sizeof hdr.nr_name, "vale0:bad name");
     bad += expect("malformed name", ioctl(p.fd, NIOCCTRL, &hdr), EINVAL);
     snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", name);
+    r.nr_flags = NR_EXCLUSIVE;
     if (ioctl(p.fd, NIOCCTRL, &hdr) < 0) die("register");
     printf("register: ok\n");
     bad += expect("register twice", ioctl(p.fd, NIOCCTRL, &hdr), EBUSY);
@@ -417,7 +427,9 @@ static int do_errors(const char *name) {
     memset(&r, 0, sizeof r);
     hdr.nr_reqtype = NETMAP_REQ_REGISTER;
     hdr.nr_body = (uintptr_t)&r;
-    bad += expect("second open of the port", ioctl(q.fd, NIOCCTRL, &hdr), EBUSY);
+    bad += expect("shared open of a port held exclusively", ioctl(q.fd, NIOCCTRL, &hdr), EBUSY);
+    r.nr_flags = NR_EXCLUSIVE;
+    bad += expect("exclusive open of a port held exclusively", ioctl(q.fd, NIOCCTRL, &hdr), EBUSY);
     close(q.fd);
     close(p.fd);
     printf("errors: %d wrong\n", bad);
@@ -482,6 +494,79 @@ static int do_fork(const char *txname, const char *rxname, uint32_t count) {
     return rc || !WIFEXITED(status) || WEXITSTATUS(status);
 }
 
+/* What netmap's fd_server sends with a descriptor: where to find the rings in the mapping. */
+struct handover {
+    uint64_t memsize, offset;
+};
+
+static void send_fd(int sock, int fd, struct handover *h) {
+    char control[CMSG_SPACE(sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct iovec iov = {.iov_base = h, .iov_len = sizeof *h};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (sendmsg(sock, &msg, 0) < 0) die("sendmsg");
+}
+
+static int recv_fd(int sock, struct handover *h) {
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = h, .iov_len = sizeof *h};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+    if (recvmsg(sock, &msg, 0) != (ssize_t)sizeof *h) die("recvmsg");
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS) die("no descriptor came");
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
+/* The child is forked before anything is opened, so all it knows of the port is the descriptor
+ * and what came with it. The parent keeps its own descriptor open meanwhile, as fd_server does. */
+static int do_pass(const char *txname, const char *rxname, uint32_t count) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0) die("socketpair");
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        struct handover h;
+        struct port p;
+        p.fd = recv_fd(sv[1], &h);
+        p.memsize = h.memsize;
+        p.mem = mmap(NULL, h.memsize, PROT_READ | PROT_WRITE, MAP_SHARED, p.fd, 0);
+        if (p.mem == MAP_FAILED) die("mmap of the descriptor passed");
+        p.nifp = NETMAP_IF(p.mem, h.offset);
+        p.tx = NETMAP_TXRING(p.nifp, 0);
+        p.rx = NETMAP_RXRING(p.nifp, 0);
+        printf("child: mapped the descriptor passed (%" PRIu64 " bytes)\n", h.memsize);
+        _exit(do_tx(&p, count, 60, W_POLL, 1));
+    }
+    close(sv[1]);
+    struct port t, r;
+    open_port(&r, rxname, 0);
+    t.fd = open("/dev/netmap", O_RDWR);
+    struct nmreq_header hdr;
+    struct nmreq_register reg;
+    memset(&hdr, 0, sizeof hdr);
+    memset(&reg, 0, sizeof reg);
+    hdr.nr_version = NETMAP_API;
+    hdr.nr_reqtype = NETMAP_REQ_REGISTER;
+    snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", txname);
+    hdr.nr_body = (uintptr_t)&reg;
+    reg.nr_mode = NR_REG_ALL_NIC;
+    if (ioctl(t.fd, NIOCCTRL, &hdr) < 0) die(txname);
+    struct handover h = {.memsize = reg.nr_memsize, .offset = reg.nr_offset};
+    send_fd(sv[0], t.fd, &h);
+    int rc = do_rx(&r, count, 3000, W_POLL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(t.fd);
+    return rc || !WIFEXITED(status) || WEXITSTATUS(status);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: nmapp tx|rx|pipe-zerocopy|errors|fork NAME ...\n");
@@ -495,6 +580,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "legacy")) legacy = 1;
         if (!strcmp(argv[i], "damage")) damage = 1;
         if (!strcmp(argv[i], "steal")) steal = 1;
+        if (!strcmp(argv[i], "excl")) excl = 1;
     }
     const char *cmd = argv[1], *name = argv[2];
     if (!strcmp(cmd, "tx") && argc >= 5) {
@@ -513,6 +599,18 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "dup") && argc >= 4) return do_dup(name, (uint32_t)strtoul(argv[3], NULL, 0));
     if (!strcmp(cmd, "extra") && argc >= 4) return do_extra(name, (uint32_t)strtoul(argv[3], NULL, 0));
     if (!strcmp(cmd, "fork") && argc >= 5) return do_fork(name, argv[3], (uint32_t)strtoul(argv[4], NULL, 0));
+    if (!strcmp(cmd, "pass") && argc >= 5) return do_pass(name, argv[3], (uint32_t)strtoul(argv[4], NULL, 0));
+    if (!strcmp(cmd, "hold") && argc >= 4) {
+        struct port p;
+        if (reg(&p, name, legacy, NR_REG_ALL_NIC, 0) < 0) {
+            printf("hold: %s\n", strerror(errno));
+            return 3;
+        }
+        printf("holding\n");
+        sleep((unsigned)atoi(argv[3]));
+        close(p.fd);
+        return 0;
+    }
     fprintf(stderr, "nmapp: bad arguments\n");
     return 2;
 }

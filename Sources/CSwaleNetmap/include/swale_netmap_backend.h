@@ -26,8 +26,12 @@ struct swale_nm_port {
     struct swale_csb *csb;
 };
 
-/* Opens `name` ("vale0:a", "vale0:a{3", "vale0:a}3"); 0, or an errno with a message in err. */
-int swale_nm_open(const char *name, uint32_t extra_bufs, struct swale_nm_port *out, char *err, size_t errlen);
+/* Opens `name` ("vale0:a", "vale0:a{3", "vale0:a}3"), shared (netmap's default) or exclusive
+ * (NR_EXCLUSIVE); 0, or an errno with a message in err. */
+int swale_nm_open(const char *name, uint32_t extra_bufs, int share, struct swale_nm_port *out, char *err, size_t errlen);
+/* Joins the open whose wake-up descriptor this process holds as `fd` (given by another process):
+ * 0, or an errno with a message in err. */
+int swale_nm_adopt(int fd, struct swale_nm_port *out, char *err, size_t errlen);
 void swale_nm_txsync(void *handle);
 void swale_nm_rxsync(void *handle);
 /* Extends the port's mapping to the region's current size; returns the number of buffers mapped. */

@@ -1,0 +1,167 @@
+/*
+ * SharedOpens — more than one process on a port, as netmap allows it.
+ *
+ * netmap binds a port's rings to every file that registers it, unless someone asked for exclusive
+ * use (`/x`, NR_EXCLUSIVE): then others get EBUSY, and an exclusive open of a port in use gets it too.
+ * A file handed to another process (fork, SCM_RIGHTS) is the same open, used from two places. Swale
+ * keeps both rules:
+ *
+ *   shared open   `open` with `share: true` of a port whose first opener also shared it joins it:
+ *                 the same region, rings and kick doorbell, and a wake-up line of its own, which the
+ *                 bridge thread rings with the first one (PortState.sharedNotify: at most three more
+ *                 lines, so a port has at most four such holders). Without `share`, an open is
+ *                 exclusive: refused while anyone holds the port, and it keeps others out; Swale's
+ *                 own clients open that way.
+ *   adoption      `adopt` names a wake-up descriptor the caller was given (SCM_RIGHTS, fork): the
+ *                 service stats it through /proc/PID/fd (the socket's inode says which open it
+ *                 belongs to) and the caller joins that open: the reply is what the opener got,
+ *                 and the adopter keeps the line it holds. Holding the descriptor proves the open
+ *                 was handed over; the port must still be the caller's (or the caller root), as
+ *                 for any open. Ports and pipe ends both.
+ *
+ * Every holder keeps the port (or pipe end) alive; it goes when the last one closes. Extra buffers
+ * belong to the first opener (ni_bufs_head is one list per interface): joiners get none. Holders
+ * share one ring pair, so they must agree on who transmits and who receives, as on netmap with one
+ * ring; the switch checks whatever they write, as it does for one application.
+ */
+import Foundation
+import SwaleDatapath
+import SwaleNames
+import SwaleProtocol
+import SwaleRings
+
+extension Service {
+    /// Adopters of one port or pipe end: bounded, so one descriptor cannot grow the service's tables.
+    static let maxAdopters = 64
+
+    /// Joins a port held by shared openers: its own wake-up line, the port's rings.
+    func joinShared(_ p: PortEntry, session s: Session) throws -> (OpenInfo, [Int32]) {
+        guard let b = bridges[p.bridge], b.ports[p.name] === p, p.index >= 0 else {
+            throw ControlError(.notFound, "port \(p.fullName) is going away")
+        }
+        let lines = p.sharers.filter { $0.bell != nil }.count
+        guard lines < PortState.maxSharedNotify else {
+            throw ControlError(
+                .limit, "port \(p.fullName) has \(lines + 1) shared opens already (at most \(PortState.maxSharedNotify + 1))")
+        }
+        let bell = try Doorbell()
+        p.sharers.append(Sharer(session: s.id, pid: s.pid, bell: bell))
+        pushSharedNotify(p)
+        s.holdings.append(.sharedPort(p))
+        log.info("port \(p.fullName) shared with pid \(s.pid) uid \(s.uid) (\(p.sharers.count + 1) holders)")
+        return (portOpenInfo(p), [p.pool.region.fd, bell.waitEnd.fd, p.kick.ringEnd.fd])
+    }
+
+    /// The other holders' lines, as the bridge thread must ring them.
+    func pushSharedNotify(_ p: PortEntry) {
+        guard let b = bridges[p.bridge], b.ports[p.name] === p, p.index >= 0 else { return }
+        b.bridge.setSharedNotify(p.index, p.sharers.compactMap { $0.bell?.ringEnd.fd })
+    }
+
+    /// A shared open or adopted descriptor of `p` held by session `s` is closed.
+    func releaseSharer(_ p: PortEntry, session s: Session) {
+        guard let i = p.sharers.firstIndex(where: { $0.session == s.id }) else { return }
+        let gone = p.sharers.remove(at: i)
+        if let bell = gone.bell {
+            pushSharedNotify(p)  // the thread stops ringing it before it is closed
+            bell.close()
+        }
+        log.info("released shared \(p.fullName) (pid \(s.pid))")
+        if !p.held { p.shareable = false }
+        releaseIfUnused(p)
+    }
+
+    // MARK: adoption
+
+    /// The open whose wake-up descriptor the caller holds as `fd`: a port or a pipe end, joined.
+    /// The descriptor is looked at through /proc (a stat, no descriptor taken), so a caller cannot
+    /// make the service hold or close a file of its choosing. The port must be the caller's (or the
+    /// caller root): a process can exec a set-user-ID program after connecting, and that program's
+    /// descriptors must not become the connection's.
+    func adopt(fd: Int, session s: Session) throws -> (OpenInfo, [Int32]) {
+        guard (0...Int(Int32.max)).contains(fd) else {
+            throw ControlError(.invalidArgument, "adopt: fd \(fd) is not a descriptor number")
+        }
+        var st = stat()
+        guard stat("/proc/\(s.pid)/fd/\(fd)", &st) == 0 else {
+            throw ControlError(
+                .invalidArgument, "adopt: descriptor \(fd) of pid \(s.pid): \(String(cString: strerror(errno)))")
+        }
+        guard st.st_mode & S_IFMT == S_IFSOCK else {
+            throw ControlError(.invalidArgument, "adopt: descriptor \(fd) is not a Swale wake-up descriptor (not a socket)")
+        }
+        func same(_ e: BellEnd) -> Bool {
+            var t = stat()
+            return fstat(e.fd, &t) == 0 && t.st_dev == st.st_dev && t.st_ino == st.st_ino
+        }
+        for b in bridges.values {
+            for p in b.ports.values where p.kind == .app && p.held {
+                let line: BellEnd
+                if same(p.notify.waitEnd) {
+                    line = p.notify.waitEnd
+                } else if let sh = p.sharers.first(where: { $0.bell.map { same($0.waitEnd) } ?? false }) {
+                    line = sh.bell!.waitEnd
+                } else {
+                    continue
+                }
+                try checkAdmits(b, s, Adopt.op)
+                try checkOwner(p, s)
+                guard p.sharers.count < Service.maxAdopters else {
+                    throw ControlError(.limit, "port \(p.fullName) has \(p.sharers.count) holders besides its opener already")
+                }
+                p.sharers.append(Sharer(session: s.id, pid: s.pid, bell: nil))
+                s.holdings.append(.sharedPort(p))
+                log.info("port \(p.fullName) adopted by pid \(s.pid) uid \(s.uid) (a descriptor it was given)")
+                return (portOpenInfo(p), [p.pool.region.fd, line.fd, p.kick.ringEnd.fd])
+            }
+        }
+        for pipe in pipes.values where !pipe.ended {
+            for role in [PipeRole.master, .slave] {
+                let mine = role == .master ? pipe.masterNotify : pipe.slaveNotify
+                guard same(mine.waitEnd) else { continue }
+                try checkOwner(pipe.parent, s)
+                let held =
+                    role == .master
+                    ? pipe.masterSession != nil || !pipe.masterAdopters.isEmpty
+                    : pipe.slaveSession != nil || !pipe.slaveAdopters.isEmpty
+                guard held else { throw ControlError(.notFound, "adopt: pipe end \(pipe.key) is no longer open") }
+                let adopter = Sharer(session: s.id, pid: s.pid, bell: nil)
+                if role == .master {
+                    guard pipe.masterAdopters.count < Service.maxAdopters else { throw tooMany(pipe) }
+                    pipe.masterAdopters.append(adopter)
+                } else {
+                    guard pipe.slaveAdopters.count < Service.maxAdopters else { throw tooMany(pipe) }
+                    pipe.slaveAdopters.append(adopter)
+                }
+                s.holdings.append(.adoptedPipeEnd(pipe, role))
+                log.info("pipe \(pipe.key) \(role.rawValue) end adopted by pid \(s.pid) uid \(s.uid)")
+                return pipeEndOpen(pipe, role, parentName: pipe.parent.fullName)
+            }
+        }
+        throw ControlError(
+            .notFound, "adopt: the descriptor sent is not the wake-up descriptor of an open Swale port or pipe end")
+    }
+
+    private func tooMany(_ pipe: PipeEntry) -> ControlError {
+        ControlError(.limit, "pipe \(pipe.key) has \(Service.maxAdopters) adopters already")
+    }
+
+    /// An adopted descriptor of a pipe end is closed.
+    func releaseAdopter(_ pipe: PipeEntry, _ role: PipeRole, session s: Session) {
+        if role == .master {
+            if let i = pipe.masterAdopters.firstIndex(where: { $0.session == s.id }) { pipe.masterAdopters.remove(at: i) }
+        } else if let i = pipe.slaveAdopters.firstIndex(where: { $0.session == s.id }) {
+            pipe.slaveAdopters.remove(at: i)
+        }
+        log.info("released adopted \(pipe.key) \(role.rawValue) end (pid \(s.pid))")
+        if !pipe.ended && pipe.unheld { destroyPipe(pipe) }
+    }
+
+    /// What an opener of port `p` is told.
+    func portOpenInfo(_ p: PortEntry) -> OpenInfo {
+        OpenInfo(
+            name: p.fullName, kind: "port", bufSize: p.pool.bufSize, regionSize: p.pool.region.mappedSize,
+            nifpOffset: p.layout.nifpOffset, txRing: p.layout.txRingOffsets[0], rxRing: p.layout.rxRingOffsets[0],
+            slots: p.layout.slotsPerRing)
+    }
+}
