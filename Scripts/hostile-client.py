@@ -11,6 +11,9 @@ $HOSTILE_TIMEOUT (seconds, default 10) bounds each wait for a reply.
   hostile-client.py SOCKET HOLD fds ROUNDS             unterminated requests carrying 16 fds each
   hostile-client.py SOCKET HOLD big N                  N connections sending 1 MiB without a newline
   hostile-client.py SOCKET HOLD raw JSON [COUNT]       hello, then a raw request line (COUNT times)
+  hostile-client.py SOCKET HOLD adopt WHAT...          adopt a descriptor: fd:N (one it has, e.g. fd:0),
+                                                       self (its own connection), open:NAME (the
+                                                       wake-up line of a port it opens first)
 """
 import json
 import os
@@ -125,6 +128,27 @@ def main():
             reply, _ = receive(s)
         keep.append((s, []))
         emit({"reply": reply})
+    elif mode == "adopt":
+        for what in args:
+            kind, _, value = what.partition(":")
+            s, _ = hello(path)
+            keep.append((s, []))
+            if kind == "fd":
+                fd = int(value)
+            elif kind == "self":
+                fd = s.fileno()
+            else:
+                reply, fds = request(s, "open", {"name": value})
+                keep.append((s, fds))
+                if not (reply and reply.get("ok")) or len(fds) != 3:
+                    emit({"what": what, "ok": False, "error": "open failed: %s" % reply})
+                    continue
+                fd = fds[1]
+                s, _ = hello(path)
+            reply, fds = request(s, "adopt", {"fd": fd})
+            keep.append((s, fds))
+            emit({"what": what, "ok": bool(reply and reply.get("ok")), "code": (reply or {}).get("code"),
+                  "error": (reply or {}).get("error"), "fds": len(fds)})
     else:
         sys.exit("unknown mode " + mode)
     time.sleep(hold)

@@ -637,8 +637,9 @@ public final class Service: @unchecked Sendable {
         }
         let pipeInfos = pipes.values.filter { s.root || $0.parent.owner == s.uid }.sorted { $0.key < $1.key }.map {
             PipeInfo(
-                parent: $0.parent.fullName, id: $0.id, masterOpen: $0.masterSession != nil, slaveOpen: $0.slaveSession != nil,
-                masterPid: $0.masterPid, slavePid: $0.slavePid)
+                parent: $0.parent.fullName, id: $0.id, masterOpen: $0.masterSession != nil || !$0.masterAdopters.isEmpty,
+                slaveOpen: $0.slaveSession != nil || !$0.slaveAdopters.isEmpty,
+                masterPid: $0.masterPid ?? $0.masterAdopters.first?.pid, slavePid: $0.slavePid ?? $0.slaveAdopters.first?.pid)
         }
         return StatusInfo(
             pid: Int(getpid()), uptimeSeconds: Date().timeIntervalSince(started), socket: options.socketPath,

@@ -52,8 +52,10 @@ final class Child {
     private let group = DispatchGroup()
     private let lock = NSLock()
 
-    init(_ exe: String, _ args: [String], env: [String: String] = [:]) throws {
+    /// `stdin`: a descriptor the child gets as its standard input (it is not closed here).
+    init(_ exe: String, _ args: [String], env: [String: String] = [:], stdin: Int32? = nil) throws {
         process.executableURL = URL(fileURLWithPath: exe)
+        if let stdin { process.standardInput = FileHandle(fileDescriptor: stdin, closeOnDealloc: false) }
         process.arguments = args
         var e = ProcessInfo.processInfo.environment
         for (k, v) in env { e[k] = v }

@@ -81,13 +81,15 @@ final class SecurityTests: XCTestCase {
     }()
 
     /// Starts Scripts/hostile-client.py as `user`; it prints JSON lines, then holds for `hold` s.
-    func hostile(_ user: String, hold: Double, _ args: [String], replyTimeout: Double = 10) throws -> Child {
+    func hostile(_ user: String, hold: Double, _ args: [String], replyTimeout: Double = 10, stdin: Int32? = nil) throws
+        -> Child
+    {
         let c = try Child(
             "/usr/bin/setpriv",
             [
                 "--reuid=\(user)", "--regid=\(group)", "--init-groups", SecurityTests.python, SecurityTests.hostileClient,
                 svc.socket, "\(hold)"
-            ] + args, env: ["HOSTILE_TIMEOUT": "\(replyTimeout)"])
+            ] + args, env: ["HOSTILE_TIMEOUT": "\(replyTimeout)"], stdin: stdin)
         clients.append(c)
         return c
     }
@@ -281,6 +283,38 @@ final class SecurityTests: XCTestCase {
         XCTAssertEqual(r3[0]["code"] as? String, "permission-denied", "\(r3[0])")
         let (r4, _) = try open(userA, ["vale7:b/r"])
         XCTAssertEqual(r4[0]["code"] as? String, "permission-denied", "vale7 does not admit \(userA): \(r4[0])")
+    }
+
+    func testAdoptingADescriptorNeedsTheDescriptorAndThePort() throws {
+        // b's own port, its wake-up line named on a second connection: joined (3 descriptors).
+        let own = try hostile(userB, hold: 0, ["adopt", "open:vale7:bport"])
+        let r0 = lines(own, 1)
+        XCTAssertEqual(r0.first?["ok"] as? Bool, true, "\(r0)")
+        XCTAssertEqual(r0.first?["fds"] as? Int, 3, "\(r0)")
+        // root's port on vale7 (which admits b): b holding its wake-up descriptor still gets nothing.
+        let mine = try SwalePort.open("vale7:rootport", socket: svc.socket)
+        defer { mine.close() }
+        let given = try hostile(userB, hold: 0, ["adopt", "fd:0"], stdin: mine.fileDescriptor)
+        let r1 = lines(given, 1)
+        XCTAssertEqual(r1.first?["code"] as? String, "permission-denied", "\(r1)")
+        XCTAssertTrue((r1.first?["error"] as? String ?? "").contains("belongs to another user"), "\(r1)")
+        XCTAssertEqual(r1.first?["fds"] as? Int, 0)
+        // Not a socket, not open, a socket that is no wake-up line: named errors, nothing handed out.
+        let devnull = Glibc.open("/dev/null", O_RDONLY)
+        defer { Glibc.close(devnull) }
+        let odd = try hostile(userA, hold: 0, ["adopt", "fd:0", "fd:999", "self", "fd:-1"], stdin: devnull)
+        let r2 = lines(odd, 4)
+        XCTAssertEqual(r2.count, 4, "\(r2)")
+        let want: [(String, String)] = [
+            ("invalid-argument", "not a socket"), ("invalid-argument", "No such file"),
+            ("not-found", "not the wake-up descriptor"),
+            ("invalid-argument", "not a descriptor number")
+        ]
+        for (r, (code, text)) in zip(r2, want) {
+            XCTAssertEqual(r["code"] as? String, code, "\(r)")
+            XCTAssertTrue((r["error"] as? String ?? "").contains(text), "\(text) in \(r)")
+            XCTAssertEqual(r["fds"] as? Int, 0)
+        }
     }
 
     func testAccessListsFromTheConfigAndBackIntoItsDump() throws {

@@ -57,6 +57,43 @@ final class SwitchTests: XCTestCase {
         return try svc.call(r)
     }
 
+    func testAnAdoptedDescriptorJoinsThePortUntilItsLastHolderCloses() throws {
+        let a = try SwalePort.open("vale1:a", socket: svc.socket)
+        let b = try open("vale1:b")
+        // A process given a's wake-up descriptor (here: the same one) joins a's open.
+        let adopted = try SwalePort.adopt(descriptor: a.fileDescriptor, socket: svc.socket)
+        ports.append(adopted)
+        XCTAssertEqual(adopted.name, "vale1:a")
+        var listed = try svc.call(PortList(bridge: "vale1")).first { $0.name == "a" }
+        XCTAssertEqual(listed?.openBy, Int(getpid()))
+        XCTAssertEqual(listed?.sharedBy, [Int(getpid())])
+        // The opener goes; the adopter keeps the port, its rings and its place in the switch.
+        a.close()
+        let f = frame(dst: broadcastMAC, src: mac(0xa), marker: 7)
+        send(adopted, f)
+        XCTAssertEqual(drain(b, expect: 1), [f])
+        let back = frame(dst: mac(0xa), src: mac(0xb), marker: 8)
+        send(b, back)
+        XCTAssertEqual(drain(adopted, expect: 1), [back], "learned on the adopted port, delivered to it")
+        listed = try svc.call(PortList(bridge: "vale1")).first { $0.name == "a" }
+        XCTAssertEqual(listed?.openBy, Int(getpid()), "the adopter is named as the holder")
+        // An exclusive open of a held port, and a shared one (the opener did not share): refused.
+        XCTAssertThrowsError(try SwalePort.open("vale1:a", socket: svc.socket))
+        XCTAssertThrowsError(try SwalePort.open("vale1:a", socket: svc.socket, share: true))
+        adopted.close()
+        XCTAssertTrue(try svc.eventually { try svc.call(PortList(bridge: "vale1")).allSatisfy { $0.name != "a" } })
+        // Pipe ends too: the master adopted, the opener closed, frames still reach the slave.
+        let m = try SwalePort.open("vale1:q{1", socket: svc.socket)
+        let s = try open("vale1:q}1")
+        let m2 = try SwalePort.adopt(descriptor: m.fileDescriptor, socket: svc.socket)
+        ports.append(m2)
+        m.close()
+        send(m2, f)
+        XCTAssertEqual(drain(s, expect: 1), [f])
+        XCTAssertEqual(try svc.status().pipes.first?.masterOpen, true, "held by the adopter")
+        XCTAssertThrowsError(try SwalePort.open("vale1:q{1", socket: svc.socket), "the adopter holds the master end")
+    }
+
     // netmap's learning-bridge test.
     func testBroadcastReachesOthersThenUnicastReachesOnlyItsPort() throws {
         let p0 = try open("vale1:p0"), p1 = try open("vale1:p1"), p2 = try open("vale1:p2")
