@@ -31,7 +31,13 @@
  *
  * Extra buffers (nr_extra_bufs, legacy nr_arg3) are asked of swaled with the open (at most 4096:
  * netmap may grant fewer) and listed from ni_bufs_head; swaled takes the list back when the port
- * closes. A virtio-net header length other than 0 is EOPNOTSUPP.
+ * closes. Virtio-net headers (NETMAP_REQ_PORT_HDR_SET, 12 bytes) are the switch's work, asked of
+ * swaled (see "virtio-net headers" below).
+ *
+ * A register without NR_EXCLUSIVE shares the port: a second program registering it joins (its own
+ * wake-up line, the same rings), as netmap binds a ring to several files; with NR_EXCLUSIVE a port
+ * in use is refused (EBUSY) and keeps others out. A descriptor handed to another process
+ * (SCM_RIGHTS) is recognised there at its first mmap or netmap ioctl (see "descriptor passing").
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -101,6 +107,8 @@ struct nmfd {
     uint64_t flags; /* NR_* of the registration */
     struct swale_nm_port port;
     struct region *region;
+    /* virtio-net header length (NETMAP_REQ_PORT_HDR_SET: 0 or 12) */
+    uint32_t hdr_len;
 };
 
 static struct nmfd *table[MAX_FDS];
@@ -287,6 +295,7 @@ static int view(int fd, struct view *v) {
 
 static int install(int fd, struct swale_nm_port p, uint64_t flags, struct view *v);
 static struct nmfd *take(int fd);
+static int set_hdr(struct nmfd *e, uint32_t len);
 
 /* Opens the port for `fd`; returns 0 (and the view) or an errno. Shared unless NR_EXCLUSIVE, as
  * netmap binds rings: a second shared open of a port joins it, an exclusive one is refused. */
@@ -345,9 +354,17 @@ static int install(int fd, struct swale_nm_port p, uint64_t flags, struct view *
     e->region = r;
     e->flags = flags;
     __atomic_store_n(&e->registered, 1, __ATOMIC_RELEASE);
+    uint32_t pending = e->hdr_len;
     v->port = p;
     v->mem_id = r->mem_id;
+    e->hdr_len = 0;
     pthread_rwlock_unlock(&state);
+    if (pending) { /* a header length set before registering; swaled is asked without the write side */
+        pthread_rwlock_rdlock(&state);
+        int rc = registered(fd) == e ? set_hdr(e, pending) : 0;
+        pthread_rwlock_unlock(&state);
+        if (rc) say("virtio-net header %u on fd %d: %s", pending, fd, strerror(rc));
+    }
     return 0;
 }
 
@@ -521,13 +538,20 @@ static int nioctrl(int fd, struct nmreq_header *h) {
     case NETMAP_REQ_PORT_HDR_GET: {
         struct nmreq_port_hdr *r = (struct nmreq_port_hdr *)(uintptr_t)h->nr_body;
         if (!r) return EINVAL;
-        r->nr_hdr_len = 0;
+        pthread_rwlock_rdlock(&state);
+        struct nmfd *e = lookup(fd);
+        r->nr_hdr_len = e ? e->hdr_len : 0;
+        pthread_rwlock_unlock(&state);
         return 0;
     }
     case NETMAP_REQ_PORT_HDR_SET: {
         struct nmreq_port_hdr *r = (struct nmreq_port_hdr *)(uintptr_t)h->nr_body;
         if (!r) return EINVAL;
-        return r->nr_hdr_len == 0 ? 0 : EOPNOTSUPP;
+        pthread_rwlock_rdlock(&state); /* the entry stays while swaled is asked */
+        struct nmfd *e = lookup(fd);
+        int rc = e ? set_hdr(e, r->nr_hdr_len) : EBADF;
+        pthread_rwlock_unlock(&state);
+        return rc;
     }
     case NETMAP_REQ_VALE_ATTACH:
     case NETMAP_REQ_VALE_DETACH:
@@ -581,6 +605,29 @@ static int legacy(int fd, unsigned long req, struct nmreq *r) {
     r->nr_tx_slots = r->nr_rx_slots = p.slots;
     r->nr_tx_rings = r->nr_rx_rings = 1;
     return 0;
+}
+
+/* ---- virtio-net headers ----
+ *
+ * NETMAP_REQ_PORT_HDR_SET with 12 asks swaled to make the port a header port: the switch reads a
+ * 12-byte virtio_net_hdr_v1 in front of every frame the application sends and writes one in front
+ * of every frame it delivers (GSO frames whole, a zeroed one before plain frames), as VALE does
+ * for a port with nr_hdr_len. It has to be the switch: Swale's rings move without syncs (tail and
+ * head are read and written in shared memory), so no conversion at the syncs could be in time.
+ * 10, the legacy header, is refused (EOPNOTSUPP): Swale's rings carry the 12-byte one. Set before
+ * registering, the length is applied at registration. */
+
+static int set_hdr(struct nmfd *e, uint32_t len) {
+    if (len != 0 && len != 10 && len != 12) return EINVAL; /* as netmap */
+    if (len == 10) return EOPNOTSUPP;
+    if (!e->registered) {
+        e->hdr_len = len; /* applied when it registers */
+        return 0;
+    }
+    if (e->port.is_pipe) return EOPNOTSUPP; /* VALE ports only, as netmap */
+    int rc = swale_nm_set_hdr(e->port.handle, len);
+    if (rc == 0) e->hdr_len = len;
+    return rc;
 }
 
 static int sync_fd(int fd, int tx) {

@@ -170,6 +170,14 @@ public final class SwalePort {
         }
     }
 
+    /// Virtio-net headers on this port (netmap's NETMAP_REQ_PORT_HDR_SET): 12 (every frame sent and
+    /// received starts with a struct virtio_net_hdr_v1) or 0. Asked on the port's own connection.
+    public func setVirtioHeader(length: Int) throws {
+        do { _ = try ControlSession.call(PortHeader(name: name, length: length), on: connection) } catch let e as ControlError {
+            throw SwaleError(e.message, code: e.code)
+        }
+    }
+
     /// Takes ownership of `fds` (region memfd, own doorbell, doorbell to ring), not of `connection`:
     /// if it throws, all three descriptors are closed and the caller closes the connection. Nothing
     /// is stored before the last check, so a failed init never runs deinit (no double close).

@@ -215,11 +215,12 @@ extension ForwardingEngine {
         let tagIn = ftTag[e] != ForwardingEngine.untaggedFrame
         let len = Int(ftLen[e]) + (tagOut ? 4 : 0) - (tagIn ? 4 : 0)
         if len - 14 - (tagOut ? 4 : 0) > dst.pointee.mtu { dst.pointee.stats.dropTooLong &+= 1; return }
-        let need = UInt32((len + dst.pointee.bufSize - 1) / dst.pointee.bufSize)
+        let pad = dst.pointee.headroom(frameHasVnet: false)
+        let need = UInt32((len + pad + dst.pointee.bufSize - 1) / dst.pointee.bufSize)
         if need > room { dst.pointee.stats.dropRingFull &+= 1; return }
         var w = SlotWriter(
             slots: dst.pointee.rx.ptr.slots, numSlots: dst.pointee.rx.n, bufBase: dst.pointee.bufBase,
-            bufSize: dst.pointee.bufSize, bufLimit: dst.pointee.bufLimit, at: tail)
+            bufSize: dst.pointee.bufSize, bufLimit: dst.pointee.bufLimit, at: tail, headroom: pad)
         let first = src.pointee.bufBase + Int(snapIdx[pos]) &* src.pointee.bufSize
         w.write(first, 12)
         if tagOut {
@@ -238,7 +239,7 @@ extension ForwardingEngine {
             room = 0
             return
         }
-        let used = w.finish()
+        let used = w.finish(firstFlags: pad != 0 ? SlotFlags.vnetHdr : 0)
         tail = RingMath.add(tail, used, dst.pointee.rx.n)
         room -= used
         filled += used

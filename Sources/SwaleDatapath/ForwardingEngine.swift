@@ -231,6 +231,14 @@ public final class ForwardingEngine {
         if index < portCount { ports[index].bufLimit = limit }
     }
 
+    /// Virtio-net headers on an application port (see PortState.vnetApp); false if it is not one.
+    public func setVnetApp(_ index: Int, _ on: Bool) -> Bool {
+        guard index < portCount, ports[index].active, !ports[index].hasBackend, !ports[index].isMonitor else { return false }
+        ports[index].vnetApp = on
+        ports[index].acceptsVnet = on
+        return true
+    }
+
     /// The wake-up lines of a port's other holders (at most `PortState.maxSharedNotify`), rung with
     /// its own. Returns false if there are too many.
     public func setSharedNotify(_ index: Int, _ fds: [Int32]) -> Bool {
@@ -387,6 +395,7 @@ extension ForwardingEngine {
                 cursor = j
                 break
             }
+            if src.pointee.vnetApp { snapFlags[snap] |= SlotFlags.vnetHdr }  // every frame carries one
             let firstFlags = snapFlags[snap]
             let hasVnet = firstFlags & SlotFlags.vnetHdr != 0
             let hdr = hasVnet ? VnetHeader.size : 0
@@ -548,23 +557,25 @@ extension ForwardingEngine {
                 dst.pointee.stats.dropTooLong &+= 1
                 continue
             }
-            let need = UInt32((total &+ dBufSize &- 1) / dBufSize)
+            let pad = dst.pointee.headroom(frameHasVnet: hasVnet)
+            let need = UInt32((total &+ pad &+ dBufSize &- 1) / dBufSize)
             if need > room {
                 dst.pointee.stats.dropRingFull &+= 1
                 continue
             }
             let slots = dst.pointee.rx.ptr.slots
-            let firstFlags = hasVnet ? SlotFlags.vnetHdr : 0
+            let firstFlags = hasVnet || pad != 0 ? SlotFlags.vnetHdr : 0
             var used: UInt32 = 1
             let written: Bool
-            if ftFrags[e] == 1 && total <= dBufSize {
+            if ftFrags[e] == 1 && total <= dBufSize && pad == 0 {
                 // One slot in, one slot out (most frames): no writer state to carry.
                 written = SlotWriter.writeOne(
                     slots: slots, bufBase: dBase, bufSize: dBufSize, bufLimit: dLimit, at: tail,
                     from: sBase + Int(snapIdx[pos]) &* sBufSize, count: total, flags: firstFlags)
             } else {
                 // Copy fragment by fragment, refilling destination buffers as they fill up.
-                var w = SlotWriter(slots: slots, numSlots: dn, bufBase: dBase, bufSize: dBufSize, bufLimit: dLimit, at: tail)
+                var w = SlotWriter(
+                    slots: slots, numSlots: dn, bufBase: dBase, bufSize: dBufSize, bufLimit: dLimit, at: tail, headroom: pad)
                 for k in 0..<Int(ftFrags[e]) where w.ok {
                     w.write(sBase + Int(snapIdx[pos &+ k]) &* sBufSize, Int(snapLen[pos &+ k]))
                 }

@@ -209,11 +209,12 @@ extension ForwardingEngine {
             return false
         }
         let bs = dst.pointee.bufSize
-        let need = UInt32((len + bs - 1) / bs)
+        let pad = dst.pointee.headroom(frameHasVnet: vnet)
+        let need = UInt32((len + pad + bs - 1) / bs)
         if need > room { dst.pointee.stats.dropRingFull &+= 1; return false }
         var w = SlotWriter(
             slots: dst.pointee.rx.ptr.slots, numSlots: dst.pointee.rx.n, bufBase: dst.pointee.bufBase,
-            bufSize: bs, bufLimit: dst.pointee.bufLimit, at: tail)
+            bufSize: bs, bufLimit: dst.pointee.bufLimit, at: tail, headroom: pad)
         w.write(p, len)
         guard w.ok else {
             // A scribbled rx ring: reset it and give it nothing more in this batch, as `deliver` does.
@@ -222,7 +223,7 @@ extension ForwardingEngine {
             room = 0
             return false
         }
-        let used = w.finish(firstFlags: vnet ? SlotFlags.vnetHdr : 0)
+        let used = w.finish(firstFlags: vnet || pad != 0 ? SlotFlags.vnetHdr : 0)
         tail = RingMath.add(tail, used, dst.pointee.rx.n)
         room -= used
         filled += used

@@ -67,6 +67,14 @@ public struct PortState {
     /// Largest Ethernet payload accepted toward this port (frame limit minus the header).
     public var mtu: Int
     public var acceptsVnet: Bool
+    /// An application port with virtio-net headers (netmap's nr_hdr_len 12): every frame it sends
+    /// starts with one, and every frame it gets does too (a zeroed one in front of frames that
+    /// have none); GSO and checksum-partial frames reach it as they are (acceptsVnet).
+    public var vnetApp = false
+
+    /// Zero bytes to put in front of a frame for this port: a header it expects and the frame lacks.
+    @inlinable @inline(__always)
+    public func headroom(frameHasVnet: Bool) -> Int { vnetApp && !frameHasVnet ? VnetHeader.size : 0 }
     /// Frames were delivered to this kernel port during this pass and must be handed to the kernel.
     public var needsTransmit = false
     /// VLAN given to untagged and priority-tagged frames from this port (0: none, they are dropped).

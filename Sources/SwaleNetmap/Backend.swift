@@ -87,7 +87,8 @@ func opened(
         notify_fd: p.fileDescriptor,
         tx: p.tx.ptr.ring,
         rx: p.rx.ptr.ring,
-        csb: p.controlBlock)
+        csb: p.controlBlock,
+        is_pipe: p.isPipe ? 1 : 0)
     return 0
 }
 
@@ -102,6 +103,12 @@ public func swale_nm_refresh(_ handle: UnsafeMutableRawPointer?) -> UInt32 {
     let p = port(handle)
     p.refreshMapping()
     return p.mapping.buffers
+}
+
+@_cdecl("swale_nm_set_hdr")
+public func swale_nm_set_hdr(_ handle: UnsafeMutableRawPointer?, _ length: UInt32) -> Int32 {
+    do { try port(handle).setVirtioHeader(length: Int(length)) } catch { return errnoFor(error) }
+    return 0
 }
 
 @_cdecl("swale_nm_region_fd")

@@ -56,6 +56,13 @@ public final class ControlSession {
         return (result, fds)
     }
 
+    /// One request on a connection that has said hello already (a port's own); descriptors closed.
+    public static func call<O: ControlOperation>(_ op: O, on conn: ControlConnection) throws -> O.Result {
+        let (r, fds) = try exchange(conn, op)
+        fds.forEach { _ = Glibc.close($0) }
+        return r
+    }
+
     public func close() { connection.close() }
 }
 

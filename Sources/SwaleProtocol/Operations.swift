@@ -64,6 +64,7 @@ public enum ControlProtocol {
         OperationSpec(Hello.self, .member, "first message of a connection: protocol version and who the caller is"),
         OperationSpec(Status.self, .member, "service status; regions and pipes the caller owns, bridges it may use"),
         OperationSpec(Open.self, .member, "open an app port or pipe end on a bridge that admits the caller"),
+        OperationSpec(PortHeader.self, .member, "virtio-net headers on an application port the caller holds (0 or 12 bytes)"),
         OperationSpec(
             Adopt.self, .member,
             "join the caller's own open port or pipe end whose wake-up descriptor it was given (netmap descriptor passing)"),
@@ -139,6 +140,19 @@ public struct Open: ControlOperation {
         self.name = name; self.slots = slots; self.extraBuffers = extraBuffers; self.share = share
     }
     public typealias Result = OpenInfo
+}
+
+/// Virtio-net headers on an application port the caller holds (netmap's NETMAP_REQ_PORT_HDR_SET):
+/// with `length` 12 every frame the port sends starts with a struct virtio_net_hdr_v1 (GSO and
+/// checksum requests the switch honours), and every frame it gets does too (GSO frames from kernel
+/// ports whole, a zeroed header in front of plain frames). 0 turns it off.
+public struct PortHeader: ControlOperation {
+    public static let op = "port.header"
+    /// BRIDGE:PORT, open by the caller.
+    public var name: String
+    public var length: Int
+    public init(name: String, length: Int) { self.name = name; self.length = length }
+    public typealias Result = PortInfo
 }
 
 /// netmap's descriptor passing: a process that was given (SCM_RIGHTS, fork) the wake-up descriptor of

@@ -108,6 +108,8 @@ public struct PortInfo: Codable, Sendable {
     public var openBy: Int?  // pid of the app holding it
     /// pids of the others holding it: shared opens and adopted descriptors (netmap's non-exclusive use).
     public var sharedBy: [Int]? = nil
+    /// Virtio-net header length its holders asked for (netmap's nr_hdr_len; nil: none).
+    public var vnetHeader: Int? = nil
     public var created: Bool  // interface created by Swale (deleted with the port)
     public var owner: String  // who opened it (app ports and their pipes); root for kernel ports
     public var counters: PortCounters

@@ -8,7 +8,8 @@
  * client scribbled on makes `ok` false, never a write outside the region), copies bytes in
  * (`write`) or accounts bytes a system call already put into the buffers (`skip`), and `finish`
  * sets the last slot and the first slot's flags. Room is the caller's business: it reserves
- * ceil(bytes / buffer size) slots before writing.
+ * ceil(bytes / buffer size) slots before writing. `headroom` zero bytes go first (the virtio-net
+ * header an application port with headers expects in front of a frame that has none).
  */
 import CSwaleABI
 import Glibc
@@ -40,7 +41,7 @@ public struct SlotWriter {
     @inlinable @inline(__always)
     public init(
         slots: UnsafeMutablePointer<swale_slot>, numSlots: UInt32, bufBase: UnsafeMutableRawPointer,
-        bufSize: Int, bufLimit: UInt32, at index: UInt32
+        bufSize: Int, bufLimit: UInt32, at index: UInt32, headroom: Int = 0
     ) {
         self.slots = slots
         self.numSlots = numSlots
@@ -53,6 +54,10 @@ public struct SlotWriter {
         self.ok = true
         buf = buffer(index)
         ok = buf != nil
+        if headroom > 0, let b = buf {
+            memset(b, 0, headroom)
+            off = headroom
+        }
     }
 
     /// A writer on the user side of a ring (`bufSize` may be smaller than the ring's buffers).

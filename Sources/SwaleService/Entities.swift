@@ -43,6 +43,8 @@ final class PortEntry {
     var openPid: Int?
     /// The first holder opened it shared (netmap's default): later shared opens may join.
     var shareable = false
+    /// Virtio-net header length its holders set (0 or 12): reset when the last holder goes.
+    var vnetHeader = 0
     /// Holders besides the first: shared opens (each with a wake-up line of its own) and adopted
     /// descriptors (the line of the descriptor they were given).
     var sharers: [Sharer] = []

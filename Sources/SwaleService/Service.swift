@@ -249,6 +249,9 @@ public final class Service: @unchecked Sendable {
             var (info, fds) = try open(a.name, session: s, slots: a.slots, share: a.share ?? false)
             if let n = a.extraBuffers, n != 0 { info.extraBuffers = try grantExtraBuffers(n, for: info, session: s) }
             return Produced(info, fds: try fds.map(Service.duplicate))
+        case PortHeader.op:
+            let a = try arguments(PortHeader.self, data, s) { $0.name }
+            return Produced(portInfo(try setHeader(a.name, length: a.length, session: s)))
         case Adopt.op:
             let a = try arguments(Adopt.self, data, s) { "fd \($0.fd)" }
             let (info, fds) = try adopt(fd: a.fd, session: s)
@@ -513,6 +516,11 @@ public final class Service: @unchecked Sendable {
     }
 
     func releaseIfUnused(_ p: PortEntry) {
+        if !p.held && p.vnetHeader != 0, let b = bridges[p.bridge], b.ports[p.name] === p {
+            // Headers were its holders' choice: the next application gets plain frames.
+            _ = b.bridge.perform { $0.engine.setVnetApp(p.index, false) }
+            p.vnetHeader = 0
+        }
         guard p.unused else { return }
         if p.kind == .monitor {
             if let b = bridges[p.bridge], b.monitors[p.index] === p {
@@ -664,6 +672,7 @@ public final class Service: @unchecked Sendable {
             bridge: p.bridge, name: p.name, index: p.index, kind: p.kind.rawValue, ifname: p.ifname,
             openBy: p.holderPid, created: p.created, owner: Identity.userName(p.owner), counters: c)
         if !p.sharers.isEmpty { info.sharedBy = p.sharers.map(\.pid) }
+        if p.vnetHeader != 0 { info.vnetHeader = p.vnetHeader }
         info.peer = p.peerName
         info.container = p.spec?.container
         info.network = p.spec?.network

@@ -157,6 +157,37 @@ extension Service {
         if !pipe.ended && pipe.unheld { destroyPipe(pipe) }
     }
 
+    // MARK: virtio-net headers
+
+    /// netmap's PORT_HDR_SET on a port the caller holds (a port, not a pipe end or monitor).
+    func setHeader(_ name: String, length: Int, session s: Session) throws -> PortEntry {
+        let n = try PortName.parse(name)
+        guard case .bridgePort(let bname, let pname) = n.base, n.pipe == nil, n.monitor == nil else {
+            throw ControlError(.invalidArgument, "virtio-net headers are for application ports (BRIDGE:PORT), not '\(name)'")
+        }
+        guard length == 0 || length == VnetHeader.size else {
+            throw ControlError(
+                .invalidArgument,
+                "virtio-net header length \(length): Swale rings carry the \(VnetHeader.size)-byte virtio_net_hdr_v1, or none (0)"
+            )
+        }
+        let held = s.holdings.contains {
+            switch $0 {
+            case .port(let p), .sharedPort(let p): return p.bridge == bname && p.name == pname
+            default: return false
+            }
+        }
+        guard held, let b = bridges[bname], let p = b.ports[pname], p.kind == .app, p.index >= 0 else {
+            throw ControlError(.notFound, "\(name) is not an application port this connection holds open")
+        }
+        guard b.bridge.perform({ $0.engine.setVnetApp(p.index, length != 0) }) else {
+            throw ControlError(.notFound, "\(name) is not in its bridge's forwarding table")
+        }
+        p.vnetHeader = length
+        log.info("\(p.fullName): virtio-net headers \(length == 0 ? "off" : "of \(length) bytes") (pid \(s.pid))")
+        return p
+    }
+
     /// What an opener of port `p` is told.
     func portOpenInfo(_ p: PortEntry) -> OpenInfo {
         OpenInfo(

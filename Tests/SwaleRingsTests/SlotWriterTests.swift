@@ -34,6 +34,25 @@ final class SlotWriterTests: XCTestCase {
         XCTAssertEqual(got, bytes)
     }
 
+    func testHeadroomPutsZeroesBeforeTheFrameAndCountsThem() throws {
+        let (pool, tx) = try ring()
+        defer { withExtendedLifetime(pool) {} }
+        let b = try XCTUnwrap(tx.buffer(tx.slot(3)))
+        memset(b, 0xEE, 2048)  // what a previous frame left
+        let bytes = (0..<2040).map { UInt8(truncatingIfNeeded: $0 &+ 1) }
+        let ring = tx.ptr
+        var w = SlotWriter(
+            slots: ring.slots, numSlots: ring.numSlots, bufBase: tx.bufBase, bufSize: 2048, bufLimit: tx.bufLimit, at: 3,
+            headroom: 12)
+        bytes.withUnsafeBytes { w.write($0.baseAddress!, $0.count) }
+        XCTAssertEqual(w.finish(), 2, "12 + 2040 bytes need a second slot")
+        XCTAssertEqual([tx.slot(3).pointee.len, tx.slot(4).pointee.len], [2048, 4])
+        XCTAssertEqual(Array(UnsafeRawBufferPointer(start: b, count: 12)), [UInt8](repeating: 0, count: 12))
+        var got = Array(UnsafeRawBufferPointer(start: b + 12, count: 2036))
+        got += UnsafeRawBufferPointer(start: tx.buffer(tx.slot(4)), count: 4)
+        XCTAssertEqual(got, bytes)
+    }
+
     func testSkipLaysOutLengthsOnly() throws {
         let (pool, tx) = try ring()
         defer { withExtendedLifetime(pool) {} }

@@ -23,6 +23,10 @@
  *            TXNAME and sends the descriptor (SCM_RIGHTS) with nr_memsize and nr_offset to a child
  *            forked before, which maps it and sends COUNT frames; the parent receives on RXNAME
  *   nmapp hold NAME SECONDS               registers NAME (shared), says "holding", sleeps, closes
+ *   nmapp vnet BRIDGE                     virtio-net headers (12 bytes): ports BRIDGE:va and BRIDGE:vb
+ *            with headers, BRIDGE:vc without; plain frames both ways; a UDP frame asking for its
+ *            checksum and a TCP GSO frame (1800 bytes, 600 per segment) sent from va reach vc
+ *            finished (checksum, 3 segments) and vb as they were sent (header and all)
  *   [excl] on tx/rx/hold: register with NR_EXCLUSIVE (netmap's /x)
  *
  * Frames: destination ff:ff:ff:ff:ff:ff, source 02:00:00:00:00:SS, type 0x88b5, then the 32-bit
@@ -418,10 +422,10 @@ static int do_errors(const char *name) {
     if (ioctl(p.fd, NIOCCTRL, &hdr) < 0) die("register");
     printf("register: ok\n");
     bad += expect("register twice", ioctl(p.fd, NIOCCTRL, &hdr), EBUSY);
-    struct nmreq_port_hdr ph = {.nr_hdr_len = 12};
+    struct nmreq_port_hdr ph = {.nr_hdr_len = 14};
     hdr.nr_reqtype = NETMAP_REQ_PORT_HDR_SET;
     hdr.nr_body = (uintptr_t)&ph;
-    bad += expect("virtio-net header 12", ioctl(p.fd, NIOCCTRL, &hdr), EOPNOTSUPP);
+    bad += expect("virtio-net header 14", ioctl(p.fd, NIOCCTRL, &hdr), EINVAL);
     struct port q;
     q.fd = open("/dev/netmap", O_RDWR);
     memset(&r, 0, sizeof r);
@@ -567,6 +571,203 @@ static int do_pass(const char *txname, const char *rxname, uint32_t count) {
     return rc || !WIFEXITED(status) || WEXITSTATUS(status);
 }
 
+/* ---- virtio-net headers ---- */
+
+static int hdr_ctl(struct port *p, const char *name, uint16_t req, uint32_t *len) {
+    struct nmreq_header hdr;
+    struct nmreq_port_hdr ph = {.nr_hdr_len = *len};
+    memset(&hdr, 0, sizeof hdr);
+    hdr.nr_version = NETMAP_API;
+    hdr.nr_reqtype = req;
+    snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", name);
+    hdr.nr_body = (uintptr_t)&ph;
+    int rc = ioctl(p->fd, NIOCCTRL, &hdr);
+    *len = ph.nr_hdr_len;
+    return rc;
+}
+
+static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s) {
+    for (size_t i = 0; i + 1 < n; i += 2) s += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (n & 1) s += (uint32_t)(p[n - 1] << 8);
+    return s;
+}
+
+static uint16_t fold(uint32_t s) {
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
+/* An IPv4 frame from 10.0.0.1 to 10.0.0.2 (broadcast MAC) with `l4len` bytes of UDP (17) or TCP (6). */
+static unsigned ip_frame(uint8_t *f, int proto, unsigned l4len) {
+    memset(f, 0xff, 6);
+    uint8_t src[6] = {2, 0, 0, 0, 0, 0xa};
+    memcpy(f + 6, src, 6);
+    f[12] = 0x08, f[13] = 0x00;
+    uint8_t *ip = f + 14;
+    memset(ip, 0, 20);
+    ip[0] = 0x45, ip[8] = 64, ip[9] = (uint8_t)proto;
+    ip[2] = (uint8_t)((20 + l4len) >> 8), ip[3] = (uint8_t)(20 + l4len);
+    ip[12] = 10, ip[15] = 1, ip[16] = 10, ip[19] = 2;
+    uint16_t c = (uint16_t)~fold(sum16(ip, 20, 0));
+    ip[10] = (uint8_t)(c >> 8), ip[11] = (uint8_t)c;
+    return 14 + 20 + l4len;
+}
+
+/* The pseudo-header sum of the frame's IPv4 header for `l4len` bytes (what "checksum partial" leaves). */
+static uint32_t pseudo(const uint8_t *ip, unsigned l4len) {
+    return sum16(ip + 12, 8, 0) + ip[9] + l4len;
+}
+
+/* A finished L4 checksum: the sum over pseudo-header and segment is 0xffff. */
+static int l4_ok(const uint8_t *f, unsigned len) {
+    const uint8_t *ip = f + 14;
+    unsigned l4len = (unsigned)(ip[2] << 8 | ip[3]) - 20;
+    return len >= 34 + l4len && fold(sum16(ip + 20, l4len, pseudo(ip, l4len))) == 0xffff;
+}
+
+static void send_one(struct port *p, const uint8_t *f, unsigned len) {
+    struct netmap_slot *s = &p->tx->slot[p->tx->cur];
+    memcpy(NETMAP_BUF(p->tx, s->buf_idx), f, len);
+    s->len = (uint16_t)len;
+    s->flags = 0;
+    p->tx->head = p->tx->cur = nm_ring_next(p->tx, p->tx->cur);
+    if (ioctl(p->fd, NIOCTXSYNC, NULL) < 0) die("txsync");
+}
+
+/* Up to `max` frames that arrive within a second, copied into out[i] (2048 bytes each). */
+static unsigned recv_some(struct port *p, uint8_t out[][2048], unsigned *lens, unsigned max) {
+    unsigned n = 0;
+    double until = now() + 1.0;
+    while (n < max && now() < until) {
+        struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+        if (nm_ring_empty(p->rx)) {
+            poll(&pfd, 1, 100);
+            continue;
+        }
+        struct netmap_slot *s = &p->rx->slot[p->rx->cur];
+        lens[n] = s->len;
+        memcpy(out[n++], NETMAP_BUF(p->rx, s->buf_idx), s->len < 2048 ? s->len : 2048);
+        p->rx->head = p->rx->cur = nm_ring_next(p->rx, p->rx->cur);
+        ioctl(p->fd, NIOCRXSYNC, NULL);
+    }
+    return n;
+}
+
+static uint8_t got[8][2048];
+static unsigned lens[8];
+
+static int do_vnet(const char *bridge) {
+    const uint32_t h = 12;
+    int bad = 0;
+    char na[64], nb[64], nc[64];
+    snprintf(na, sizeof na, "%s:va", bridge);
+    snprintf(nb, sizeof nb, "%s:vb", bridge);
+    snprintf(nc, sizeof nc, "%s:vc", bridge);
+    struct port a, b, c;
+    open_port(&a, na, 0);
+    /* b: set before registering, as a program may; a: after. */
+    b.fd = open("/dev/netmap", O_RDWR);
+    uint32_t len = h;
+    if (hdr_ctl(&b, nb, NETMAP_REQ_PORT_HDR_SET, &len) < 0) die("PORT_HDR_SET before register");
+    if (reg_fd(&b, nb, 0, NR_REG_ALL_NIC, 0, NULL) < 0) die(nb);
+    open_port(&c, nc, 0);
+    len = h;
+    if (hdr_ctl(&a, na, NETMAP_REQ_PORT_HDR_SET, &len) < 0) die("PORT_HDR_SET");
+    len = 0;
+    if (hdr_ctl(&a, na, NETMAP_REQ_PORT_HDR_GET, &len) < 0 || len != h) {
+        printf("PORT_HDR_GET: %u: WRONG\n", len);
+        bad++;
+    }
+    len = 11;
+    bad += expect("header length 11", hdr_ctl(&a, na, NETMAP_REQ_PORT_HDR_SET, &len), EINVAL);
+    len = 10;
+    bad += expect("legacy header length 10", hdr_ctl(&a, na, NETMAP_REQ_PORT_HDR_SET, &len), EOPNOTSUPP);
+
+    /* 1: a plain frame from va (zeroed header): vb gets it with a zeroed header, vc without. */
+    uint8_t f[2048], frame[2048];
+    fill((char *)frame, 1, 60, 0xa);
+    memset(f, 0, h);
+    memcpy(f + h, frame, 60);
+    send_one(&a, f, h + 60);
+    unsigned n = recv_some(&b, got, lens, 1);
+    int ok = n == 1 && lens[0] == h + 60 && !memcmp(got[0], f, h + 60);
+    n = recv_some(&c, got, lens, 1);
+    ok = ok && n == 1 && lens[0] == 60 && !memcmp(got[0], frame, 60);
+    printf("plain frame from a header port: %s\n", ok ? "ok" : "WRONG");
+    bad += !ok;
+
+    /* 2: a plain frame from vc: both header ports get a zeroed header in front. */
+    send_one(&c, frame, 60);
+    n = recv_some(&a, got, lens, 1);
+    ok = n == 1 && lens[0] == h + 60 && !memcmp(got[0], f, h + 60);
+    n = recv_some(&b, got, lens, 1);
+    ok = ok && n == 1 && lens[0] == h + 60 && !memcmp(got[0], f, h + 60);
+    printf("plain frame to header ports: %s\n", ok ? "ok" : "WRONG");
+    bad += !ok;
+
+    /* 3: UDP asking for its checksum (NEEDS_CSUM from byte 34, field at +6). */
+    unsigned flen = ip_frame(frame, 17, 8 + 100);
+    uint8_t *udp = frame + 34;
+    udp[0] = 0x30, udp[1] = 0x39, udp[2] = 0x30, udp[3] = 0x3a, udp[4] = 0, udp[5] = 108;
+    for (int i = 0; i < 100; i++) udp[8 + i] = (uint8_t)(i * 3);
+    uint16_t ps = fold(pseudo(frame + 14, 108));
+    udp[6] = (uint8_t)(ps >> 8), udp[7] = (uint8_t)ps;
+    memset(f, 0, h);
+    f[0] = 1;           /* VIRTIO_NET_HDR_F_NEEDS_CSUM */
+    f[6] = 34, f[8] = 6; /* csum_start, csum_offset (little endian) */
+    memcpy(f + h, frame, flen);
+    send_one(&a, f, h + flen);
+    n = recv_some(&c, got, lens, 1);
+    ok = n == 1 && lens[0] == flen && l4_ok(got[0], lens[0]) && !memcmp(got[0] + 42, udp + 8, 100);
+    n = recv_some(&b, got, lens, 1);
+    ok = ok && n == 1 && lens[0] == h + flen && !memcmp(got[0], f, h + flen);
+    printf("UDP checksum completed for vc, asked of vb: %s\n", ok ? "ok" : "WRONG");
+    bad += !ok;
+
+    /* 4: TCP GSO: 1800 bytes of payload, 600 per segment, checksum partial. */
+    flen = ip_frame(frame, 6, 20 + 1800);
+    uint8_t *tcp = frame + 34;
+    memset(tcp, 0, 20);
+    tcp[0] = 0x30, tcp[1] = 0x39, tcp[2] = 0x00, tcp[3] = 0x50;
+    tcp[4] = 0, tcp[5] = 0, tcp[6] = 0x10, tcp[7] = 0; /* seq 4096 */
+    tcp[12] = 0x50, tcp[13] = 0x18;                    /* 20 bytes, PSH ACK */
+    for (int i = 0; i < 1800; i++) tcp[20 + i] = (uint8_t)(i * 7);
+    ps = fold(pseudo(frame + 14, 1820));
+    tcp[16] = (uint8_t)(ps >> 8), tcp[17] = (uint8_t)ps;
+    memset(f, 0, h);
+    f[0] = 1, f[1] = 1;          /* NEEDS_CSUM, GSO TCPv4 */
+    f[2] = 54;                   /* hdr_len */
+    f[4] = 600 & 0xff, f[5] = 600 >> 8;
+    f[6] = 34, f[8] = 16;
+    memcpy(f + h, frame, flen);
+    send_one(&a, f, h + flen);
+    n = recv_some(&c, got, lens, 4);
+    ok = n == 3;
+    for (unsigned i = 0; ok && i < n; i++) {
+        const uint8_t *s = got[i];
+        uint32_t seq = (uint32_t)(s[38] << 24 | s[39] << 16 | s[40] << 8 | s[41]);
+        ok = lens[i] == 54 + 600 && l4_ok(s, lens[i]) && seq == 4096 + 600 * i && !memcmp(s + 54, tcp + 20 + 600 * i, 600);
+    }
+    printf("TCP GSO cut into 3 segments for vc: %s\n", ok ? "ok" : "WRONG");
+    bad += !ok;
+    n = recv_some(&b, got, lens, 2);
+    ok = n == 1 && lens[0] == h + flen && !memcmp(got[0], f, h + flen);
+    printf("TCP GSO whole for vb: %s\n", ok ? "ok" : "WRONG");
+    bad += !ok;
+
+    /* Pipe ends have no headers on netmap either. */
+    struct port pp;
+    char np[64];
+    snprintf(np, sizeof np, "%s:vp{1", bridge);
+    open_port(&pp, np, 0);
+    len = h;
+    bad += expect("header on a pipe end", hdr_ctl(&pp, np, NETMAP_REQ_PORT_HDR_SET, &len), EOPNOTSUPP);
+    close(pp.fd);
+    close(a.fd), close(b.fd), close(c.fd);
+    printf("vnet: %d wrong\n", bad);
+    return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: nmapp tx|rx|pipe-zerocopy|errors|fork NAME ...\n");
@@ -599,6 +800,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "dup") && argc >= 4) return do_dup(name, (uint32_t)strtoul(argv[3], NULL, 0));
     if (!strcmp(cmd, "extra") && argc >= 4) return do_extra(name, (uint32_t)strtoul(argv[3], NULL, 0));
     if (!strcmp(cmd, "fork") && argc >= 5) return do_fork(name, argv[3], (uint32_t)strtoul(argv[4], NULL, 0));
+    if (!strcmp(cmd, "vnet")) return do_vnet(name);
     if (!strcmp(cmd, "pass") && argc >= 5) return do_pass(name, argv[3], (uint32_t)strtoul(argv[4], NULL, 0));
     if (!strcmp(cmd, "hold") && argc >= 4) {
         struct port p;

@@ -24,6 +24,7 @@ struct swale_nm_port {
     struct swale_ring *tx;
     struct swale_ring *rx;
     struct swale_csb *csb;
+    int is_pipe;             /* a pipe end (no virtio-net headers there) */
 };
 
 /* Opens `name` ("vale0:a", "vale0:a{3", "vale0:a}3"), shared (netmap's default) or exclusive
@@ -37,6 +38,8 @@ void swale_nm_rxsync(void *handle);
 /* Extends the port's mapping to the region's current size; returns the number of buffers mapped. */
 uint32_t swale_nm_refresh(void *handle);
 void swale_nm_close(void *handle);
+/* Virtio-net headers on the port (0 or 12): 0, or an errno. */
+int swale_nm_set_hdr(void *handle, uint32_t length);
 /* The region's memfd (the port keeps it; the emulation maps the region once per process from it). */
 int swale_nm_region_fd(void *handle);
 
