@@ -13,7 +13,7 @@
  *                 exclusive: refused while anyone holds the port, and it keeps others out; Swale's
  *                 own clients open that way.
  *   adoption      `adopt` names a wake-up descriptor the caller was given (SCM_RIGHTS, fork): the
- *                 service stats it through /proc/PID/fd (the socket's inode says which open it
+ *                 service reads its /proc/PID/fd link (the socket's inode says which open it
  *                 belongs to) and the caller joins that open: the reply is what the opener got,
  *                 and the adopter keeps the line it holds. Holding the descriptor proves the open
  *                 was handed over; the port must still be the caller's (or the caller root), as
@@ -74,25 +74,28 @@ extension Service {
     // MARK: adoption
 
     /// The open whose wake-up descriptor the caller holds as `fd`: a port or a pipe end, joined.
-    /// The descriptor is looked at through /proc (a stat, no descriptor taken), so a caller cannot
-    /// make the service hold or close a file of its choosing. The port must be the caller's (or the
-    /// caller root): a process can exec a set-user-ID program after connecting, and that program's
-    /// descriptors must not become the connection's.
+    /// The descriptor is named, not sent: the service reads its /proc/PID/fd link, which for a socket
+    /// is "socket:[INODE]". Reading a link touches no file system (a stat would follow it, and a
+    /// file on a FUSE mount could then hold this thread, and the service lock, for as long as its
+    /// daemon likes); no descriptor is taken, so none has to be closed. The port must be the
+    /// caller's (or the caller root): a process can exec a set-user-ID program after connecting,
+    /// and that program's descriptors must not become the connection's.
     func adopt(fd: Int, session s: Session) throws -> (OpenInfo, [Int32]) {
         guard (0...Int(Int32.max)).contains(fd) else {
             throw ControlError(.invalidArgument, "adopt: fd \(fd) is not a descriptor number")
         }
-        var st = stat()
-        guard stat("/proc/\(s.pid)/fd/\(fd)", &st) == 0 else {
-            throw ControlError(
-                .invalidArgument, "adopt: descriptor \(fd) of pid \(s.pid): \(String(cString: strerror(errno)))")
+        var link = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/\(s.pid)/fd/\(fd)", &link, link.count - 1)
+        guard n > 0 else {
+            throw ControlError(.invalidArgument, "adopt: descriptor \(fd) of pid \(s.pid): \(String(cString: strerror(errno)))")
         }
-        guard st.st_mode & S_IFMT == S_IFSOCK else {
+        let target = String(decoding: link.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard target.hasPrefix("socket:["), target.hasSuffix("]"), let inode = UInt64(target.dropFirst(8).dropLast()) else {
             throw ControlError(.invalidArgument, "adopt: descriptor \(fd) is not a Swale wake-up descriptor (not a socket)")
         }
         func same(_ e: BellEnd) -> Bool {
             var t = stat()
-            return fstat(e.fd, &t) == 0 && t.st_dev == st.st_dev && t.st_ino == st.st_ino
+            return fstat(e.fd, &t) == 0 && UInt64(t.st_ino) == inode
         }
         for b in bridges.values {
             for p in b.ports.values where p.kind == .app && p.held {
