@@ -492,13 +492,21 @@ public final class SwalePort {
         return true
     }
 
-    /// Sends one frame (copy + sync), waiting up to timeoutMs for room.
+    /// Sends one frame (copy + sync), waiting up to timeoutMs for room. A wake-up that brings no
+    /// room (an earlier ring still on the line) is not the end of the wait.
     public func send(_ frame: UnsafeRawBufferPointer, timeoutMs: Int32 = 1000) -> Bool {
         if enqueue(frame) { txSync(); return true }
-        txSync()
-        guard wait(for: .tx, timeoutMs: timeoutMs) else { return false }
-        if enqueue(frame) { txSync(); return true }
-        return false
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        let deadline = Int(ts.tv_sec) * 1000 + Int(ts.tv_nsec) / 1_000_000 + Int(timeoutMs)
+        while true {
+            txSync()
+            clock_gettime(CLOCK_MONOTONIC, &ts)
+            let left = deadline - (Int(ts.tv_sec) * 1000 + Int(ts.tv_nsec) / 1_000_000)
+            if left <= 0 { return false }
+            _ = wait(for: .tx, timeoutMs: Int32(left))
+            if enqueue(frame) { txSync(); return true }
+        }
     }
 
     /// Calls body for each complete frame in rx (a frame spanning slots is passed as its slots'

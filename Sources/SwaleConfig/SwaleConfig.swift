@@ -114,6 +114,9 @@ public struct SwaleConfig: Equatable, Sendable {
         Setting(key: "batch", range: batchRange, summary: "frames per forwarding batch"),
         Setting(key: "busyPollMicros", range: busyPollRange, summary: "how long a bridge polls after its last frame"),
         Setting(key: "forwardingNice", range: niceRange, summary: "nice value of forwarding threads"),
+        Setting(
+            key: "flowControlMicros", range: flowControlRange,
+            summary: "how long an application's frame may wait for room at an application destination (0: dropped at once)"),
         Setting(key: "maxPorts", range: maxPortsRange, summary: "ports per bridge"),
         Setting(key: "fdbCapacity", range: fdbRange, summary: "MAC table entries per bridge"),
         Setting(key: "clientMaxSessions", range: clientLimitRange, summary: "connections per user"),
@@ -145,6 +148,7 @@ public struct SwaleConfig: Equatable, Sendable {
     public static let slotRange = 64...16384
     public static let batchRange = 1...4096
     public static let busyPollRange = 0...1_000_000
+    public static let flowControlRange = 0...100_000
     public static let niceRange = -20...19
     public static let maxPortsRange = 2...4094
     public static let fdbRange = 8...(1 << 24)

@@ -54,6 +54,13 @@ public struct EngineConfig: Sendable {
     /// Frames for a kernel port with nothing queued go to the kernel straight from the source's
     /// slots (no copy into the port's rx ring). Off: always copy first (for comparison).
     public var directTransmit = true
+    /// Flow control between applications (0: off, netmap's VALE behaviour): a frame from an
+    /// application port whose application destination's ring is full waits at the head of its
+    /// sender's ring, for at most this many microseconds, instead of being dropped. The sender then
+    /// finds its ring full and waits too, which leaves the cores to the receiver and the switch (three
+    /// busy parties on two cores). After the wait the frame is dropped as without it, so a receiver
+    /// that stopped reading costs its senders at most this long per batch.
+    public var flowControlMicros = 0
     public init() {}
 }
 
@@ -107,6 +114,10 @@ public final class ForwardingEngine {
     let dstList: UnsafeMutablePointer<UInt16>
     let dstMark: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) var dstGeneration: UInt64 = 0
+    /// Flow control: the room each application destination of this batch has left (valid where
+    /// roomMark is the batch's generation).
+    let roomLeft: UnsafeMutablePointer<UInt32>
+    let roomMark: UnsafeMutablePointer<UInt64>
     let scratch: UnsafeMutableRawPointer
     static let scratchBytes = 1 << 17
     static let broadcast: UInt16 = .max - 1
@@ -142,6 +153,10 @@ public final class ForwardingEngine {
         dstList = .allocate(capacity: config.maxPorts)
         dstMark = .allocate(capacity: config.maxPorts)
         dstMark.initialize(repeating: 0, count: config.maxPorts)
+        roomLeft = .allocate(capacity: config.maxPorts)
+        roomLeft.initialize(repeating: 0, count: config.maxPorts)
+        roomMark = .allocate(capacity: config.maxPorts)
+        roomMark.initialize(repeating: 0, count: config.maxPorts)
         scratch = .allocate(byteCount: Self.scratchBytes, alignment: 64)
         directEntry = .allocate(capacity: OutFrames.frameCapacity)
         directEntry.initialize(repeating: 0, count: OutFrames.frameCapacity)
@@ -158,6 +173,7 @@ public final class ForwardingEngine {
         munmap(UnsafeMutableRawPointer(vlanBits), vlanBitsBytes)
         snapIdx.deallocate(); snapLen.deallocate(); snapFlags.deallocate()
         dstList.deallocate(); dstMark.deallocate(); scratch.deallocate()
+        roomLeft.deallocate(); roomMark.deallocate()
         directEntry.deallocate()
         batchSizes.deallocate()
         monitorTable.deallocate()
@@ -293,6 +309,29 @@ public final class ForwardingEngine {
 
     /// Monotonic seconds (coarse clock: one read costs a few nanoseconds).
     @inline(__always)
+    /// Microseconds of a monotonic clock (flow control's waits).
+    static func micros() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec &* 1_000_000 &+ ts.tv_nsec / 1000
+    }
+
+    /// Flow control: takes room for a frame of `bytes` in application port d's rx ring from what the
+    /// batch has left of it (read once per batch); true for kernel ports, which are never waited for.
+    @inline(__always)
+    func roomFor(_ bytes: Int, at d: Int, generation gen: UInt64) -> Bool {
+        let dst = ports + d
+        if dst.pointee.hasBackend || dst.pointee.isMonitor { return true }
+        if roomMark[d] != gen {
+            roomMark[d] = gen
+            roomLeft[d] = dst.pointee.rx.rxRoom()
+        }
+        let need = UInt32((bytes &+ dst.pointee.headroom(frameHasVnet: false) &+ dst.pointee.bufSize &- 1) / dst.pointee.bufSize)
+        guard roomLeft[d] >= need else { return false }
+        roomLeft[d] &-= need
+        return true
+    }
+
     public static func now() -> UInt32 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
@@ -361,6 +400,8 @@ extension ForwardingEngine {
         batchHorizon = src.pointee.horizon
         let scoped = vf || batchIsolated || batchHorizon != 0
         batchScoped = scoped
+        var flowControl = config.flowControlMicros > 0 && !src.pointee.hasBackend
+        var waitForRoom = false
 
         while consumed < pending && consumed < maxSlots {
             // Gather one frame: [cursor, cursor + frags).
@@ -456,6 +497,19 @@ extension ForwardingEngine {
                         anyFlood = true
                         flooded &+= 1
                     }
+                    if flowControl && d != ForwardingEngine.broadcast && d != UInt16(s)
+                        && !roomFor(total, at: Int(d), generation: gen)
+                    {
+                        let t = ForwardingEngine.micros()
+                        if src.pointee.blockedSince == 0 { src.pointee.blockedSince = t }
+                        if t &- src.pointee.blockedSince < config.flowControlMicros {
+                            waitForRoom = true  // this frame and the rest stay in the sender's ring
+                            break frame
+                        }
+                        // Waited long enough: this batch goes as without flow control (what does not
+                        // fit is dropped at delivery), and the next one may wait again.
+                        flowControl = false
+                    }
                     if d != UInt16(s) {
                         ftSlot[ft] = UInt32(snap)
                         ftFrags[ft] = UInt16(frags)
@@ -472,11 +526,13 @@ extension ForwardingEngine {
                     src.pointee.stats.txBytes &+= UInt64(total &- hdr)
                 }
             }
+            if waitForRoom { break }
             consumed &+= frags
             cursor = j
             snap &+= min(Int(frags), maxFrags)
         }
 
+        if !waitForRoom { src.pointee.blockedSince = 0 }  // moved on (delivered, or waited out)
         if anyFlood {
             for d in 0..<portCount where d != s && ports[d].active && !ports[d].isMonitor && dstMark[d] != gen {
                 dstMark[d] = gen

@@ -95,6 +95,9 @@ public struct PortState {
     public var monitorTx = false
     /// Monitors watching this port (their indices are in the engine's monitor table).
     public var monitors: UInt8 = 0
+    /// Flow control: when (micros) the frame at the head of this port's tx ring started waiting for
+    /// room at its destination; 0 while none waits.
+    public var blockedSince = 0
     /// Head of a tx ring that stopped on an incomplete multi-slot frame: not "pending" for sleep purposes.
     public var stalledHead = UInt32.max
     public var stats = PortStats()

@@ -32,6 +32,7 @@ extension ServiceOptions {
     /// be unset, is the one exception).
     static let settingPaths: [String: WritableKeyPath<ServiceOptions, Int>] = [
         "slots": \.slots, "batch": \.bridge.batch, "busyPollMicros": \.bridge.busyPollMicros,
+        "flowControlMicros": \.bridge.flowControlMicros,
         "maxPorts": \.bridge.maxPorts, "fdbCapacity": \.bridge.fdbCapacity,
         "clientMaxSessions": \.budgets.clientMaxSessions, "clientMaxPorts": \.budgets.clientMaxPorts,
         "clientMaxPipes": \.budgets.clientMaxPipes, "clientMaxBridges": \.budgets.clientMaxBridges,

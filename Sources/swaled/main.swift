@@ -27,6 +27,12 @@ struct Swaled: ParsableCommand {
     @Option(help: "Microseconds a bridge keeps polling after its last frame before it sleeps.")
     var busyPoll: Int?
 
+    @Option(
+        help:
+            "Microseconds an application's frame may wait for room at another application's full ring before it is dropped (0, the default: dropped at once, as on netmap's VALE)."
+    )
+    var flowControl: Int?
+
     @Option(help: "While busy-polling: yield the core (yield) or spin (spin).")
     var pollMode: String?
 
@@ -64,6 +70,9 @@ struct Swaled: ParsableCommand {
         if let busyPoll, !SwaleConfig.busyPollRange.contains(busyPoll) {
             throw ValidationError("--busy-poll must be within \(SwaleConfig.busyPollRange)")
         }
+        if let flowControl, !SwaleConfig.flowControlRange.contains(flowControl) {
+            throw ValidationError("--flow-control must be within \(SwaleConfig.flowControlRange)")
+        }
         if let forwardingNice, !SwaleConfig.niceRange.contains(forwardingNice) {
             throw ValidationError("--forwarding-nice must be within \(SwaleConfig.niceRange)")
         }
@@ -90,6 +99,7 @@ struct Swaled: ParsableCommand {
         if let s = slots { opts.slots = s }
         if let b = batch { opts.bridge.batch = b }
         if let p = busyPoll { opts.bridge.busyPollMicros = p }
+        if let f = flowControl { opts.bridge.flowControlMicros = f }
         if let m = pollMode { opts.bridge.yieldWhilePolling = m == "yield" }
         if let n = forwardingNice { opts.bridge.forwardingNice = n }
         if copyToKernelPorts { opts.bridge.directTransmit = false }
