@@ -2,7 +2,9 @@
 # The app path against a plain C shared-memory ring (Scripts/bench/ringref.c, built here), run
 # interleaved: for each run, the ring, then Swale on the same machine state; the per-run ratio is
 # what compares (this VM's speed changes between runs). Paths: a pipe (swale-pktgen tx on X<1, rx on
-# X>1) at batch 1, 32 and 256, and app -> switch -> app at batch 32; pinned (-a: sender CPU 0,
+# X>1) at batch 1, 32 and 256, and app -> switch -> app at batch 32 (unicast to the receiver, which
+# announces its MAC), once as VALE does it (a full receiver ring drops) and once with flow control
+# (a second swaled with --flow-control 2000: frames wait for room); pinned (-a: sender CPU 0,
 # receiver CPU 1, as the ring's processes) and unpinned. For each Swale run also the receiver's
 # sleeps and involuntary context switches per 1000 frames: the marks of a slow mode.
 # Not a test: prints numbers. Usage: Scripts/bench-app-path.sh [RUNS] [FRAMES]
@@ -10,17 +12,22 @@ RUNS=${1:-10}
 N=${2:-10000000}
 source "$(dirname "$0")/bench-common.sh"
 cc -O2 -o "$DIR/ringref" Scripts/bench/ringref.c
+FC_SOCK=$DIR/swaled-fc.sock
+$B/swaled --socket "$FC_SOCK" --log-level warning --flow-control 2000 & PIDS="$PIDS $!"
+for _ in $(seq 50); do [ -S "$FC_SOCK" ] && break; sleep 0.1; done
 
 ring() { # BATCH PINNED FRAMES -> Mpps
     local a=""; [ "$2" = pinned ] && a="-a 0,1"
     "$DIR/ringref" -n "$3" -b "$1" $a | sed -n 's/.*mpps=//p'
 }
 
-swale() { # TX RX BATCH PINNED FRAMES -> "Mpps sleeps/1k invol/1k"
-    local at="" ar=""; [ "$4" = pinned ] && at="-a 0" && ar="-a 1"
-    timeout 120 $B/swale-pktgen --socket "$SOCK" -i "$2" -f rx -n "$5" --timeout 3 -T 0 --json $ar > "$DIR/rx.out" & local rp=$!
+swale() { # TX RX BATCH PINNED FRAMES [SOCKET] -> "Mpps sleeps/1k invol/1k"
+    local at="" ar="" sock=${6:-$SOCK}; [ "$4" = pinned ] && at="-a 0" && ar="-a 1"
+    timeout 120 $B/swale-pktgen --socket "$sock" -i "$2" -f rx -n "$5" --timeout 3 -T 0 --json $ar \
+        -s 02:00:00:00:00:02 --announce > "$DIR/rx.out" & local rp=$!
     sleep 0.3
-    timeout 120 $B/swale-pktgen --socket "$SOCK" -i "$1" -f tx -n "$5" -l 60 -b "$3" -T 0 --json $at > /dev/null
+    timeout 120 $B/swale-pktgen --socket "$sock" -i "$1" -f tx -n "$5" -l 60 -b "$3" -T 0 --json $at \
+        -d 02:00:00:00:00:02 > /dev/null
     wait $rp
     tail -1 "$DIR/rx.out" | python3 -c '
 import json, sys
@@ -28,21 +35,22 @@ s = json.load(sys.stdin); k = max(s["packets"], 1) / 1000
 print("%.2f %.2f %.2f" % (s["pps"] / 1e6, s["wake"]["sleeps"] / k, s["involuntary_switches"] / k))'
 }
 
-printf "%-7s %-9s %-6s %-4s %8s %8s %7s %10s %10s\n" path mode batch run ring swale ratio "sleeps/1k" "invol/1k"
+printf "%-9s %-9s %-6s %-4s %8s %8s %7s %10s %10s\n" path mode batch run ring swale ratio "sleeps/1k" "invol/1k"
 for mode in pinned unpinned; do
-    for case in "pipe 1" "pipe 32" "pipe 256" "switch 32"; do
+    for case in "pipe 1" "pipe 32" "pipe 256" "switch 32" "switch-fc 32"; do
         set -- $case
-        path=$1 batch=$2 frames=$N
+        path=$1 batch=$2 frames=$N sock=$SOCK
         [ "$batch" = 1 ] && frames=$((N / 10))
         if [ "$path" = pipe ]; then tx="vale0:bench<1"; rx="vale0:bench>1"; else tx="vale0:sa"; rx="vale0:sb"; fi
+        [ "$path" = switch-fc ] && sock=$FC_SOCK
         ratios=""
         for r in $(seq "$RUNS"); do
             ref=$(ring "$batch" "$mode" "$frames")
-            read -r mpps sleeps invol < <(swale "$tx" "$rx" "$batch" "$mode" "$frames")
+            read -r mpps sleeps invol < <(swale "$tx" "$rx" "$batch" "$mode" "$frames" "$sock")
             ratio=$(python3 -c "print(f'{$mpps / $ref:.2f}')")
             ratios="$ratios $ratio"
-            printf "%-7s %-9s %-6s %-4s %8.2f %8.2f %6sx %10s %10s\n" "$path" "$mode" "$batch" "$r" "$ref" "$mpps" "$ratio" "$sleeps" "$invol"
+            printf "%-9s %-9s %-6s %-4s %8.2f %8.2f %6sx %10s %10s\n" "$path" "$mode" "$batch" "$r" "$ref" "$mpps" "$ratio" "$sleeps" "$invol"
         done
-        printf "%-7s %-9s %-6s ratio min/median/max %s\n" "$path" "$mode" "$batch" "$(echo $ratios | tr ' ' '\n' | summary)"
+        printf "%-9s %-9s %-6s ratio min/median/max %s\n" "$path" "$mode" "$batch" "$(echo $ratios | tr ' ' '\n' | summary)"
     done
 done
