@@ -117,10 +117,15 @@ public final class ForwardingEngine {
     /// Flow control: the room each application destination of this batch has left (valid where
     /// roomMark is the batch's generation).
     let roomLeft: UnsafeMutablePointer<UInt32>
+    /// The last pass left a frame waiting for room (flow control): the thread should give its core
+    /// to the receiver rather than poll or sleep.
+    @exclusivity(unchecked) public private(set) var waitingForRoom = false
     let roomMark: UnsafeMutablePointer<UInt64>
     let scratch: UnsafeMutableRawPointer
     static let scratchBytes = 1 << 17
     static let broadcast: UInt16 = .max - 1
+    /// How many slots ahead of the frame in hand the gather loop prefetches headers.
+    static let prefetchAhead: UInt32 = 6
     // Direct transmit: the frames of a batch for one kernel port, and their forwarding-table entries.
     @exclusivity(unchecked) var direct = OutFrames()
     let directEntry: UnsafeMutablePointer<Int32>
@@ -274,6 +279,7 @@ public final class ForwardingEngine {
             lastHousekeeping = now
             housekeeping(now: now)
         }
+        waitingForRoom = false
         return forwardPass(now: now)
     }
 
@@ -410,6 +416,19 @@ extension ForwardingEngine {
             var bad = false
             var j = cursor
             var complete = false
+            // The headers of frames a few slots ahead are on their way while this one is handled:
+            // each was just written by the sender's core, and reading it is this loop's main stall.
+            if consumed == 0 {
+                var k: UInt32 = 0
+                while k < pending && k <= ForwardingEngine.prefetchAhead {
+                    let ahead = src.pointee.tx.slot(RingMath.add(cursor, k, n)).pointee.buf_idx
+                    if ahead < limit { swale_prefetch(base + Int(ahead) &* bufSize) }
+                    k &+= 1
+                }
+            } else if consumed &+ ForwardingEngine.prefetchAhead < pending {
+                let ahead = src.pointee.tx.slot(RingMath.add(cursor, ForwardingEngine.prefetchAhead, n)).pointee.buf_idx
+                if ahead < limit { swale_prefetch(base + Int(ahead) &* bufSize) }
+            }
             while consumed &+ frags < pending {
                 let sv = src.pointee.tx.slot(j).pointee  // one read of the shared slot
                 let len = Int(sv.len)
@@ -504,6 +523,7 @@ extension ForwardingEngine {
                         if src.pointee.blockedSince == 0 { src.pointee.blockedSince = t }
                         if t &- src.pointee.blockedSince < config.flowControlMicros {
                             waitForRoom = true  // this frame and the rest stay in the sender's ring
+                            waitingForRoom = true
                             break frame
                         }
                         // Waited long enough: this batch goes as without flow control (what does not

@@ -327,6 +327,12 @@ public final class Bridge: @unchecked Sendable {
             if mailboxPending { drainMailbox(); if !running { break } }
             let work = engine.pass(now: ForwardingEngine.now())
             if work > 0 { idleSince = 0; continue }
+            if engine.waitingForRoom {
+                // A receiver's ring is full and a sender waits for it (flow control): its reader
+                // needs a core more than this thread needs to look again at once.
+                sched_yield()
+                continue
+            }
             let t = Bridge.nowMicros()
             if idleSince == 0 { idleSince = t }
             if t - idleSince < config.busyPollMicros {
