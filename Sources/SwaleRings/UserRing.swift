@@ -90,6 +90,16 @@ public struct UserRing {
 
     @inlinable @inline(__always)
     public func next(_ i: UInt32) -> UInt32 { RingMath.next(i, ptr.numSlots) }
+
+    /// Asks for the first cache line of slot i's buffer ahead of use. Worth it a few slots before a
+    /// frame is read: a pipe's buffers come in no order the hardware prefetcher could follow, and
+    /// each was just written by the other side's core. Checked like a read; never faults.
+    @inlinable @inline(__always)
+    public func prefetch(_ i: UInt32) {
+        guard i < ptr.numSlots else { return }
+        let idx = (ptr.slots + Int(i)).pointee.buf_idx
+        if idx < bufLimit { swale_prefetch(bufBase + Int(idx) &* bufSize) }
+    }
 }
 
 /// The part of a ring the user may work on, as read at one moment: slots head, head+1, ... (count of them).

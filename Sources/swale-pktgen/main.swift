@@ -145,6 +145,8 @@ struct PktGen: ParsableCommand {
 
 /// The options as plain values: property-wrapper getters cost too much inside the frame loops.
 struct Options {
+    /// How many slots ahead of the frame in hand the receive loop prefetches buffers.
+    static let prefetchAhead: UInt32 = 4
     var n: UInt64 = 0
     var b = 32
     var rate = 0.0
@@ -408,6 +410,7 @@ struct Options {
             // Reading restarts at the release point: a frame left incomplete last time is read anew.
             assembly.removeAll(keepingCapacity: true)
             while avail > 0 && st.packets < limit {
+                if avail > Options.prefetchAhead { rx.prefetch(RingMath.add(head, Options.prefetchAhead, rx.numSlots)) }
                 // One checked read of the slot; an invalid one goes to the port, which maps memory
                 // the region gained or counts it (and it is skipped).
                 var v = rx.read(head)
