@@ -522,6 +522,7 @@ public final class SwalePort {
         var partial = false  // inside a multi-slot frame
         var released = false
         while avail > 0 && n < max {
+            if avail > 4 { rx.prefetch(RingMath.add(i, 4, rx.numSlots)) }  // see UserRing.prefetch
             let v = rxSlot(i)
             let more = v.moreFragments
             if let bytes = v.bytes {
