@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(name: "swale-cni", dependencies: ["SwaleCNI"]),
         // C: /dev/netmap emulated in the process (open, ioctl, mmap, poll/select/epoll, close
         // interposed) and the netmap API header; linked only into libswale-netmap.so.
-        .target(name: "CSwaleNetmap", dependencies: ["CSwaleABI"], linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "CSwaleNetmap", dependencies: ["CSwaleABI", "CSwaleSys"], linkerSettings: [.linkedLibrary("dl")]),
         // Swift: the emulation's Swale side (ports opened, synced and closed through SwaleClient).
         .target(name: "SwaleNetmap", dependencies: ["CSwaleNetmap", "SwaleClient", "SwaleProtocol", "CSwaleABI"]),
         .executableTarget(

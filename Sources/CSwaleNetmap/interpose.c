@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "swale_netmap.h"
+#include "swale_atomics.h"
 #include "swale_netmap_backend.h"
 
 _Static_assert(sizeof(struct nmreq_header) == 88, "nmreq_header");
@@ -304,11 +305,23 @@ static int do_register(int fd, const char *name, uint64_t flags, uint32_t extra,
     char err[256] = {0};
     struct swale_nm_port p;
     memset(&p, 0, sizeof p);
+    pthread_rwlock_rdlock(&state);
+    struct nmfd *placeholder = lookup(fd);
+    uint32_t hdr_len = placeholder ? placeholder->hdr_len : 0; /* PORT_HDR_SET before registering */
+    pthread_rwlock_unlock(&state);
     /* no lock held: Swift may poll its socket */
     int rc = swale_nm_open(name, extra, !(flags & NR_EXCLUSIVE), &p, err, sizeof err);
     if (rc != 0) {
         say("register %s: %s", name, err);
         return rc;
+    }
+    if (hdr_len) { /* the header asked for, or no registration: frames would be misread */
+        rc = p.is_pipe ? EOPNOTSUPP : swale_nm_set_hdr(p.handle, hdr_len);
+        if (rc) {
+            say("register %s: virtio-net header %u: %s", name, hdr_len, strerror(rc));
+            swale_nm_close(p.handle);
+            return rc;
+        }
     }
     rc = install(fd, p, flags, v);
     if (rc == 0) say("registered %s on fd %d (mem_id %u, %u slots)", name, fd, v->mem_id, p.slots);
@@ -354,17 +367,9 @@ static int install(int fd, struct swale_nm_port p, uint64_t flags, struct view *
     e->region = r;
     e->flags = flags;
     __atomic_store_n(&e->registered, 1, __ATOMIC_RELEASE);
-    uint32_t pending = e->hdr_len;
     v->port = p;
     v->mem_id = r->mem_id;
-    e->hdr_len = 0;
     pthread_rwlock_unlock(&state);
-    if (pending) { /* a header length set before registering; swaled is asked without the write side */
-        pthread_rwlock_rdlock(&state);
-        int rc = registered(fd) == e ? set_hdr(e, pending) : 0;
-        pthread_rwlock_unlock(&state);
-        if (rc) say("virtio-net header %u on fd %d: %s", pending, fd, strerror(rc));
-    }
     return 0;
 }
 
@@ -724,9 +729,18 @@ static short nm_revents(struct nmfd *e, short events) {
     return rev;
 }
 
+/* Raises (on) or lowers the wake-up flags: counts, as the client library keeps them, since the
+ * holders of a shared port share one control block. Every raise is followed by one lowering. */
 static void arm(struct nmfd *e, short events, int on) {
-    if (events & (POLLIN | POLLRDNORM)) __atomic_store_n(&e->port.csb->app_rx_waiting, on, __ATOMIC_RELAXED);
-    if (events & (POLLOUT | POLLWRNORM)) __atomic_store_n(&e->port.csb->app_tx_waiting, on, __ATOMIC_RELAXED);
+    uint32_t *rx = &e->port.csb->app_rx_waiting, *tx = &e->port.csb->app_tx_waiting;
+    if (events & (POLLIN | POLLRDNORM)) {
+        if (on) swale_add_relaxed(rx, 1);
+        else swale_sub_relaxed(rx, 1);
+    }
+    if (events & (POLLOUT | POLLWRNORM)) {
+        if (on) swale_add_relaxed(tx, 1);
+        else swale_sub_relaxed(tx, 1);
+    }
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 

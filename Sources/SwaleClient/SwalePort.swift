@@ -424,12 +424,14 @@ public final class SwalePort {
                 }
             }
         }
-        if what != .tx { swale_store_relaxed(&csb.pointee.app_rx_waiting, 1) }
-        if what != .rx { swale_store_relaxed(&csb.pointee.app_tx_waiting, 1) }
+        // Counts, not flags: the holders of a shared port share this control block, and one
+        // waking up must not lower the flag another still sleeps under.
+        if what != .tx { swale_add_relaxed(&csb.pointee.app_rx_waiting, 1) }
+        if what != .rx { swale_add_relaxed(&csb.pointee.app_tx_waiting, 1) }
         swale_fence()
         defer {
-            swale_store_relaxed(&csb.pointee.app_rx_waiting, 0)
-            swale_store_relaxed(&csb.pointee.app_tx_waiting, 0)
+            if what != .tx { swale_sub_relaxed(&csb.pointee.app_rx_waiting, 1) }
+            if what != .rx { swale_sub_relaxed(&csb.pointee.app_tx_waiting, 1) }
         }
         if ready() { return true }
         wakeCounters.sleeps &+= 1
@@ -492,21 +494,23 @@ public final class SwalePort {
         return true
     }
 
-    /// Sends one frame (copy + sync), waiting up to timeoutMs for room. A wake-up that brings no
-    /// room (an earlier ring still on the line) is not the end of the wait.
+    /// Sends one frame (copy + sync), waiting up to timeoutMs (-1: as long as it takes) for room.
+    /// A wake-up that brings no room (an earlier ring still on the line) is not the end of the wait.
     public func send(_ frame: UnsafeRawBufferPointer, timeoutMs: Int32 = 1000) -> Bool {
         if enqueue(frame) { txSync(); return true }
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        let deadline = Int(ts.tv_sec) * 1000 + Int(ts.tv_nsec) / 1_000_000 + Int(timeoutMs)
-        while true {
-            txSync()
+        func nowMs() -> Int {
+            var ts = timespec()
             clock_gettime(CLOCK_MONOTONIC, &ts)
-            let left = deadline - (Int(ts.tv_sec) * 1000 + Int(ts.tv_nsec) / 1_000_000)
-            if left <= 0 { return false }
-            _ = wait(for: .tx, timeoutMs: Int32(left))
-            if enqueue(frame) { txSync(); return true }
+            return Int(ts.tv_sec) * 1000 + Int(ts.tv_nsec) / 1_000_000
         }
+        let deadline = timeoutMs < 0 ? Int.max : nowMs() + Int(timeoutMs)
+        repeat {
+            txSync()
+            let left = deadline == Int.max ? -1 : max(0, deadline - nowMs())
+            _ = wait(for: .tx, timeoutMs: Int32(clamping: left))
+            if enqueue(frame) { txSync(); return true }
+        } while nowMs() < deadline
+        return false
     }
 
     /// Calls body for each complete frame in rx (a frame spanning slots is passed as its slots'

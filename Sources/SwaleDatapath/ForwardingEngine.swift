@@ -325,14 +325,16 @@ public final class ForwardingEngine {
     /// Flow control: takes room for a frame of `bytes` in application port d's rx ring from what the
     /// batch has left of it (read once per batch); true for kernel ports, which are never waited for.
     @inline(__always)
-    func roomFor(_ bytes: Int, at d: Int, generation gen: UInt64) -> Bool {
+    func roomFor(_ bytes: Int, vnet: Bool, at d: Int, generation gen: UInt64) -> Bool {
         let dst = ports + d
         if dst.pointee.hasBackend || dst.pointee.isMonitor { return true }
         if roomMark[d] != gen {
             roomMark[d] = gen
             roomLeft[d] = dst.pointee.rx.rxRoom()
         }
-        let need = UInt32((bytes &+ dst.pointee.headroom(frameHasVnet: false) &+ dst.pointee.bufSize &- 1) / dst.pointee.bufSize)
+        // As `deliver` counts a plain frame. Not counted: a VLAN tag pushed on the way (+4 bytes),
+        // GSO frames cut for a port without headers, floods: what they lack is dropped at delivery.
+        let need = UInt32((bytes &+ dst.pointee.headroom(frameHasVnet: vnet) &+ dst.pointee.bufSize &- 1) / dst.pointee.bufSize)
         guard roomLeft[d] >= need else { return false }
         roomLeft[d] &-= need
         return true
@@ -517,7 +519,7 @@ extension ForwardingEngine {
                         flooded &+= 1
                     }
                     if flowControl && d != ForwardingEngine.broadcast && d != UInt16(s)
-                        && !roomFor(total, at: Int(d), generation: gen)
+                        && !roomFor(total, vnet: hasVnet, at: Int(d), generation: gen)
                     {
                         let t = ForwardingEngine.micros()
                         if src.pointee.blockedSince == 0 { src.pointee.blockedSince = t }
@@ -572,7 +574,7 @@ extension ForwardingEngine {
         let bucket = consumed <= 1 ? 0 : min(32 &- (consumed &- 1).leadingZeroBitCount, ForwardingEngine.batchSizeBuckets &- 1)
         batchSizes[bucket] &+= 1
         batchSlots &+= UInt64(consumed)
-        if let c = src.pointee.csb {
+        if consumed > 0, let c = src.pointee.csb {  // nothing consumed (a frame waits for room): no room to tell of
             swale_fence()
             if swale_load_relaxed(&c.pointee.app_tx_waiting) != 0 {
                 src.pointee.ringNotify()

@@ -93,9 +93,12 @@ final class PortEntry {
 struct Sharer {
     let session: Int
     let pid: Int
-    /// Its own wake-up line (a shared open); nil for an adopted descriptor, which keeps the line it
-    /// was given.
+    /// The wake-up line it waits on, if not the port's own: a shared open's, or the one an adopted
+    /// descriptor came from.
     let bell: Doorbell?
+    /// This holder keeps `bell` (closes it when it goes, unless another holder still waits on it,
+    /// which then keeps it).
+    var ownsBell: Bool
 }
 
 final class BridgeEntry {

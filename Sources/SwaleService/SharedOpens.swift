@@ -39,13 +39,13 @@ extension Service {
         guard let b = bridges[p.bridge], b.ports[p.name] === p, p.index >= 0 else {
             throw ControlError(.notFound, "port \(p.fullName) is going away")
         }
-        let lines = p.sharers.filter { $0.bell != nil }.count
+        let lines = p.sharers.filter(\.ownsBell).count
         guard lines < PortState.maxSharedNotify else {
             throw ControlError(
                 .limit, "port \(p.fullName) has \(lines + 1) shared opens already (at most \(PortState.maxSharedNotify + 1))")
         }
         let bell = try Doorbell()
-        p.sharers.append(Sharer(session: s.id, pid: s.pid, bell: bell))
+        p.sharers.append(Sharer(session: s.id, pid: s.pid, bell: bell, ownsBell: true))
         pushSharedNotify(p)
         s.holdings.append(.sharedPort(p))
         log.info("port \(p.fullName) shared with pid \(s.pid) uid \(s.uid) (\(p.sharers.count + 1) holders)")
@@ -55,16 +55,20 @@ extension Service {
     /// The other holders' lines, as the bridge thread must ring them.
     func pushSharedNotify(_ p: PortEntry) {
         guard let b = bridges[p.bridge], b.ports[p.name] === p, p.index >= 0 else { return }
-        b.bridge.setSharedNotify(p.index, p.sharers.compactMap { $0.bell?.ringEnd.fd })
+        b.bridge.setSharedNotify(p.index, p.sharers.filter(\.ownsBell).compactMap { $0.bell?.ringEnd.fd })
     }
 
     /// A shared open or adopted descriptor of `p` held by session `s` is closed.
     func releaseSharer(_ p: PortEntry, session s: Session) {
         guard let i = p.sharers.firstIndex(where: { $0.session == s.id }) else { return }
         let gone = p.sharers.remove(at: i)
-        if let bell = gone.bell {
-            pushSharedNotify(p)  // the thread stops ringing it before it is closed
-            bell.close()
+        if gone.ownsBell, let bell = gone.bell {
+            if let heir = p.sharers.firstIndex(where: { $0.bell?.ringEnd.fd == bell.ringEnd.fd }) {
+                p.sharers[heir].ownsBell = true  // an adopter still waits on this line: it stays, rung
+            } else {
+                pushSharedNotify(p)  // the thread stops ringing it before it is closed
+                bell.close()
+            }
         }
         log.info("released shared \(p.fullName) (pid \(s.pid))")
         if !p.held { p.shareable = false }
@@ -100,9 +104,11 @@ extension Service {
         for b in bridges.values {
             for p in b.ports.values where p.kind == .app && p.held {
                 let line: BellEnd
+                var bell: Doorbell? = nil  // a shared open's line (nil: the port's own)
                 if same(p.notify.waitEnd) {
                     line = p.notify.waitEnd
                 } else if let sh = p.sharers.first(where: { $0.bell.map { same($0.waitEnd) } ?? false }) {
+                    bell = sh.bell
                     line = sh.bell!.waitEnd
                 } else {
                     continue
@@ -112,7 +118,7 @@ extension Service {
                 guard p.sharers.count < Service.maxAdopters else {
                     throw ControlError(.limit, "port \(p.fullName) has \(p.sharers.count) holders besides its opener already")
                 }
-                p.sharers.append(Sharer(session: s.id, pid: s.pid, bell: nil))
+                p.sharers.append(Sharer(session: s.id, pid: s.pid, bell: bell, ownsBell: false))
                 s.holdings.append(.sharedPort(p))
                 log.info("port \(p.fullName) adopted by pid \(s.pid) uid \(s.uid) (a descriptor it was given)")
                 return (portOpenInfo(p), [p.pool.region.fd, line.fd, p.kick.ringEnd.fd])
@@ -122,13 +128,14 @@ extension Service {
             for role in [PipeRole.master, .slave] {
                 let mine = role == .master ? pipe.masterNotify : pipe.slaveNotify
                 guard same(mine.waitEnd) else { continue }
+                if let b = bridges[pipe.parent.bridge] { try checkAdmits(b, s, Adopt.op) }
                 try checkOwner(pipe.parent, s)
                 let held =
                     role == .master
                     ? pipe.masterSession != nil || !pipe.masterAdopters.isEmpty
                     : pipe.slaveSession != nil || !pipe.slaveAdopters.isEmpty
                 guard held else { throw ControlError(.notFound, "adopt: pipe end \(pipe.key) is no longer open") }
-                let adopter = Sharer(session: s.id, pid: s.pid, bell: nil)
+                let adopter = Sharer(session: s.id, pid: s.pid, bell: nil, ownsBell: false)
                 if role == .master {
                     guard pipe.masterAdopters.count < Service.maxAdopters else { throw tooMany(pipe) }
                     pipe.masterAdopters.append(adopter)
@@ -174,13 +181,15 @@ extension Service {
                 "virtio-net header length \(length): Swale rings carry the \(VnetHeader.size)-byte virtio_net_hdr_v1, or none (0)"
             )
         }
-        let held = s.holdings.contains {
-            switch $0 {
-            case .port(let p), .sharedPort(let p): return p.bridge == bname && p.name == pname
-            default: return false
+        // The entry this connection holds, and still the bridge's: after `bridge del --force` a
+        // port of the same name may be someone else's.
+        let held = s.holdings.lazy.compactMap { h -> PortEntry? in
+            switch h {
+            case .port(let p), .sharedPort(let p): return p.bridge == bname && p.name == pname ? p : nil
+            default: return nil
             }
-        }
-        guard held, let b = bridges[bname], let p = b.ports[pname], p.kind == .app, p.index >= 0 else {
+        }.first
+        guard let p = held, let b = bridges[bname], b.ports[pname] === p, p.kind == .app, p.index >= 0 else {
             throw ControlError(.notFound, "\(name) is not an application port this connection holds open")
         }
         guard b.bridge.perform({ $0.engine.setVnetApp(p.index, length != 0) }) else {

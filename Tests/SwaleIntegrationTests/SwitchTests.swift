@@ -94,6 +94,43 @@ final class SwitchTests: XCTestCase {
         XCTAssertThrowsError(try SwalePort.open("vale1:q{1", socket: svc.socket), "the adopter holds the master end")
     }
 
+    /// Sleeps in `wait(for: .rx)` on each of `waiters` while `sender` sends one frame 0.3 s later;
+    /// every waiter must be woken by it (not by its timeout).
+    func assertWoken(_ waiters: [SwalePort], by sender: SwalePort, _ what: String) {
+        let f = frame(dst: broadcastMAC, src: mac(0xc), marker: 9)
+        let t = Thread {
+            usleep(300_000); _ = f.withUnsafeBytes { sender.send($0) }
+        }
+        t.start()
+        let group = DispatchGroup()
+        for (i, w) in waiters.enumerated() {
+            DispatchQueue.global().async(group: group) {
+                let start = Date()
+                let woke = w.wait(for: .rx, timeoutMs: 3000)
+                let took = Date().timeIntervalSince(start)
+                XCTAssertTrue(woke && took < 2, "\(what): waiter \(i) woke \(woke) after \(took) s")
+            }
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 10), .success)
+    }
+
+    func testEveryHolderOfASharedPortIsWokenEvenAfterTheOthersGo() throws {
+        let a = try SwalePort.open("vale1:s", socket: svc.socket, share: true)
+        let b = try SwalePort.open("vale1:s", socket: svc.socket, share: true)
+        let c = try open("vale1:c")
+        // b's line, given to another holder (adopted), then b goes: the adopter keeps the line.
+        let heir = try SwalePort.adopt(descriptor: b.fileDescriptor, socket: svc.socket)
+        ports.append(heir)
+        // Two holders asleep at once on one control block: neither lowers the other's flag.
+        assertWoken([a, b], by: c, "two shared holders")
+        _ = a.receive { _ in }; a.rxSync()
+        b.close()
+        assertWoken([heir], by: c, "the adopter of a closed shared open's line")
+        _ = heir.receive { _ in }; heir.rxSync()
+        a.close()
+        assertWoken([heir], by: c, "the last holder")
+    }
+
     // netmap's learning-bridge test.
     func testBroadcastReachesOthersThenUnicastReachesOnlyItsPort() throws {
         let p0 = try open("vale1:p0"), p1 = try open("vale1:p1"), p2 = try open("vale1:p2")

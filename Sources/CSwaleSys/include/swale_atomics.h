@@ -16,6 +16,14 @@ static inline void swale_store_release(uint32_t *p, uint32_t v) { __atomic_store
 static inline uint32_t swale_load_relaxed(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void swale_store_relaxed(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline void swale_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+/* A count rather than a flag where several waiters may share one word (holders of one port). */
+static inline void swale_add_relaxed(uint32_t *p, uint32_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+/* Takes v off a count, stopping at 0 (a lowering without its raise must not wrap it around). */
+static inline void swale_sub_relaxed(uint32_t *p, uint32_t v) {
+    uint32_t c = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (c != 0 && !__atomic_compare_exchange_n(p, &c, c > v ? c - v : 0, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
 static inline uint64_t swale_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void swale_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
