@@ -89,7 +89,9 @@ public final class ForwardingEngine {
     let vlanBits: UnsafeMutablePointer<UInt64>
     let vlanBitsBytes: Int
     /// 802.1Q filtering: frames are classified into VLANs at ingress and tagged at egress.
-    @exclusivity(unchecked) public var vlanFiltering = false
+    @exclusivity(unchecked) public var vlanFiltering = false {
+        didSet { refreshFastpathPorts() }
+    }
     /// Which of the reserved groups 01:80:C2:00:00:0X are forwarded (bit X), like Linux's
     /// group_fwd_mask. 01:80:C2:00:00:00 (STP BPDUs) is always forwarded: Swale runs no STP.
     @exclusivity(unchecked) public var groupForwardMask: UInt16 = 0
@@ -116,6 +118,13 @@ public final class ForwardingEngine {
     @exclusivity(unchecked) var lastHousekeeping: UInt32 = 0
     /// Per port, the indices of up to `maxMonitors` monitors watching it (Monitors.swift).
     let monitorTable: UnsafeMutablePointer<Int16>
+    // The kernel fast path (Fastpath.swift): its maps, and per port the host end's ifindex (0: not
+    // attached), whether its peer is elsewhere, the flags last written; the mirrored addresses.
+    @exclusivity(unchecked) public internal(set) var fastpath: FastpathMaps?
+    @exclusivity(unchecked) var fpIfindex: [Int32]
+    @exclusivity(unchecked) var fpPeer: [Bool]
+    @exclusivity(unchecked) var fpFlags: [UInt32]
+    @exclusivity(unchecked) var fpMirrored: [UInt64: FastpathMirror] = [:]
 
     public init(config: EngineConfig = EngineConfig()) throws {
         self.config = config
@@ -149,6 +158,9 @@ public final class ForwardingEngine {
         monitorTable.initialize(repeating: -1, count: config.maxPorts * ForwardingEngine.maxMonitors)
         batchSizes = .allocate(capacity: ForwardingEngine.batchSizeBuckets)
         batchSizes.initialize(repeating: 0, count: ForwardingEngine.batchSizeBuckets)
+        fpIfindex = Array(repeating: 0, count: config.maxPorts)
+        fpPeer = Array(repeating: false, count: config.maxPorts)
+        fpFlags = Array(repeating: 0, count: config.maxPorts)
     }
 
     deinit {
@@ -205,6 +217,7 @@ public final class ForwardingEngine {
     @discardableResult
     public func removePort(_ index: Int) -> PortStats? {
         guard index < portCount, ports[index].active else { return nil }
+        detachFastpath(port: index)
         detachMonitors(index)
         if !ports[index].isMonitor { table.events.record(.portRemoved, port: UInt16(index), time: ForwardingEngine.now()) }
         ports[index].active = false
@@ -213,6 +226,8 @@ public final class ForwardingEngine {
         _ = table.flush(port: UInt16(index), includingStatic: true)
         table.setLimit(port: index, 0)
         while portCount > 0 && !ports[portCount - 1].active { portCount -= 1 }
+        syncFastpath()
+        refreshFastpathPorts()
         return ports[index].stats
     }
 
@@ -248,6 +263,10 @@ public final class ForwardingEngine {
     /// never return expired entries anyway, this only frees their slots) and re-reads the MTU of
     /// every port with a backend.
     func housekeeping(now: UInt32) {
+        if fastpath != nil {
+            refreshFastpathSources(now: now)
+            refreshFastpathPorts()
+        }
         _ = table.expire(now: now, buckets: max(1024, table.bucketCount / 8))
         for i in 0..<portCount where ports[i].active {
             if let a = backends[i], let m = a.currentMTU() { ports[i].mtu = m }
@@ -311,6 +330,7 @@ extension ForwardingEngine {
                 if rx.space() > 0 { p.pointee.needsTransmit = true }
             }
         }
+        syncFastpath()
         return work
     }
 

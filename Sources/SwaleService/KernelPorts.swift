@@ -204,7 +204,21 @@ extension Service {
         }
         if info.flags & 0x8 != 0 { throw ControlError(.invalidArgument, "interface \(name) is a loopback device") }
         if b.ports[name] != nil { throw ControlError(.exists, "bridge \(b.bridge.name) already has a port named \(name)") }
-        let p = try plugPacketSocket(name, into: b, kind: .netdev, nl: nl)
+        // GRO on while attached, as on the veth ends swaled creates (restored on detach, like
+        // promiscuous mode): frames that stay on the slow path arrive merged too.
+        var groFound: Bool?
+        if info.kind == "veth", let on = nl.gro(name), !on {
+            do {
+                try nl.setGRO(name, true)
+                groFound = false
+            } catch { log.warning("GRO on \(name): \(error); frames stay MTU-sized") }
+        }
+        let p: PortEntry
+        do { p = try plugPacketSocket(name, into: b, kind: .netdev, nl: nl) } catch {
+            if groFound == false { try? nl.setGRO(name, false) }
+            throw error
+        }
+        p.groFound = groFound
         p.created = false
         p.spec = SwaleConfig.Port(kind: .attach, name: name)
         p.origin = origin
@@ -258,11 +272,53 @@ extension Service {
             let p = try makePort(bridge: b, name: name, kind: kind, slots: options.slots, owner: 0, adapter: adapter)
             p.ifname = name
             p.ifindex = adapter.ifindex
+            attachFastpath(p, adapter: adapter, to: b, nl: nl)
             return p
         } catch {
             adapter.close()
             throw error
         }
+    }
+
+    /// Puts a packet-socket port on its bridge's kernel fast path (Fastpath.swift), loading the
+    /// bridge's copy of the programs first. If the kernel or the object says no, that is logged
+    /// once and the port, like every other, keeps the slow path.
+    func attachFastpath(_ p: PortEntry, adapter: PacketSocketAdapter, to b: BridgeEntry, nl: Netlink) {
+        guard options.fastpath, fastpathFailure == nil else { return }
+        if b.fastpath == nil {
+            do {
+                let fp = try KernelFastpath()
+                b.fastpath = fp
+                b.bridge.setFastpath(fp)
+                log.info("bridge \(b.bridge.name): kernel fast path loaded from \(fp.path)")
+            } catch {
+                fastpathFailure = "\(error)"
+                log.warning("kernel fast path unavailable, every bridge runs without it: \(error)")
+                return
+            }
+        }
+        guard let fp = b.fastpath else { return }
+        do {
+            try fp.attach(ifindex: adapter.ifindex, socketFD: adapter.fd, name: p.name)
+        } catch {
+            fastpathFailure = "\(error)"
+            log.warning("kernel fast path unavailable, every bridge runs without it: \(error)")
+            return
+        }
+        p.fastpathAttached = true
+        // A veth whose peer lives in another namespace takes frames with bpf_redirect_peer
+        // (straight to the peer's ingress); any other interface with bpf_redirect (out of it).
+        let info = (try? nl.linkInfo(ifindex: adapter.ifindex)) ?? nil
+        let peer = info?.kind == "veth" && info?.linkNetnsID != nil
+        b.bridge.attachFastpath(port: p.index, ifindex: adapter.ifindex, peer: peer)
+    }
+
+    /// An attached veth gets back the GRO setting swaled found on it.
+    func restoreGRO(_ p: PortEntry) {
+        guard p.groFound == false, !p.created, let name = p.ifname else { return }
+        p.groFound = nil
+        guard let nl = try? netlink(), nl.exists(name: name) else { return }
+        do { try nl.setGRO(name, false) } catch { log.warning("restoring GRO off on \(name): \(error)") }
     }
 
     /// Detaches a port. Interfaces Swale created are deleted, unless `keepInterface` (vale-ctl -d):
