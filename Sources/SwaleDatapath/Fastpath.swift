@@ -77,7 +77,7 @@ extension ForwardingEngine {
         fpFlags[i] = UInt32.max  // unknown: written below
         maps.resetCounters(slot: i)
         refreshFastpathPorts()
-        rebuildFastpathMirror(now: ForwardingEngine.now())
+        rebuildFastpathMirror(now: tableClock)
     }
 
     /// Takes port `i` off the fast path (its counters are folded into its stats).
@@ -120,6 +120,9 @@ extension ForwardingEngine {
         return maps.counters(slot: i)
     }
 
+    /// The table's time between passes: that of the last pass (the caller's clock), else the monotonic one.
+    var tableClock: UInt32 { lastPassNow != 0 ? lastPassNow : ForwardingEngine.now() }
+
     func fastpathEligible(_ i: Int) -> Bool {
         let p = ports[i]
         return p.active && !p.isMonitor && p.monitors == 0 && !p.isolated && !p.locked && p.horizon == 0 && !vlanFiltering
@@ -147,7 +150,7 @@ extension ForwardingEngine {
     @inline(never)
     func syncFastpathChanges() {
         guard let maps = fastpath else { return }
-        let now = ForwardingEngine.now()
+        let now = tableClock
         var rebuild = false
         table.takeChanges { list, overflowed in
             if overflowed { rebuild = true; return }

@@ -125,6 +125,8 @@ public final class ForwardingEngine {
     @exclusivity(unchecked) var fpPeer: [Bool]
     @exclusivity(unchecked) var fpFlags: [UInt32]
     @exclusivity(unchecked) var fpMirrored: [UInt64: FastpathMirror] = [:]
+    /// `now` of the last pass (the table's clock, for work done between passes); 0 before the first.
+    @exclusivity(unchecked) var lastPassNow: UInt32 = 0
 
     public init(config: EngineConfig = EngineConfig()) throws {
         self.config = config
@@ -252,6 +254,7 @@ public final class ForwardingEngine {
     /// frames moved. `now` is in seconds of a monotonic clock (`ForwardingEngine.now()`).
     @inline(never)
     public func pass(now: UInt32) -> Int {
+        lastPassNow = now
         if now != lastHousekeeping {
             lastHousekeeping = now
             housekeeping(now: now)
@@ -479,6 +482,9 @@ extension ForwardingEngine {
             snap &+= min(Int(frags), maxFrags)
         }
 
+        // What this batch learned (a new or moved station) reaches the kernel fast path before the
+        // frames are delivered, so the replies they cause already find the new path.
+        syncFastpath()
         if anyFlood {
             for d in 0..<portCount where d != s && ports[d].active && !ports[d].isMonitor && dstMark[d] != gen {
                 dstMark[d] = gen

@@ -473,6 +473,15 @@ public final class Service: @unchecked Sendable {
             allowGroups: b.allowGroups.sorted().map(Identity.groupName), persistent: b.persistent)
         info.vlanFiltering = b.vlanFiltering
         info.groupFwdMask = SwaleConfig.hex(Int(b.groupFwdMask))
+        if !options.fastpath || !options.kernelPortsEnabled {
+            info.fastpath = "off"
+        } else if let fp = b.fastpath {
+            info.fastpath = "on, \(fp.attachedCount) port(s)"
+        } else if let why = fastpathFailure {
+            info.fastpath = "unavailable: \(why)"
+        } else {
+            info.fastpath = "none"
+        }
         return info
     }
 
