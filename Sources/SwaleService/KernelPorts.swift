@@ -6,8 +6,11 @@
  * peer into a namespace and configures it there, and wraps NAME with an AF_PACKET socket;
  * `port attach BRIDGE IFNAME` wraps an interface that already exists. What Swale created is deleted
  * with the port; what it merely attached is left as it was found (its promiscuous membership ends
- * with the packet socket). Every step that fails undoes the steps before it: nothing half-created
- * is left behind.
+ * with the packet socket; an attached veth's GRO, turned on while it is a port, is put back). Every
+ * step that fails undoes the steps before it: nothing half-created is left behind.
+ *
+ * Every packet-socket port is also put on its bridge's kernel fast path (`attachFastpath`:
+ * SwaleKernel/Fastpath.swift), unless swaled runs with --no-fastpath or the kernel refused it.
  *
  * Every interface Swale creates is tagged in its kernel alias (OwnerTag, Config.swift), which is
  * how a restart tells its own interfaces from anyone else's.
