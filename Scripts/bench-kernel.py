@@ -196,9 +196,7 @@ def main():
                     if os.path.exists(sock):
                         break
                     time.sleep(0.05)
-                ctl("bridge", "add", "vale0")
-                for i in range(2):
-                    ctl("port", "attach", "vale0", SW[i])
+                # swaled takes its bridge and ports back by itself (their owner tags: Restart without loss).
                 for _ in range(100):
                     if subprocess.run(f"ip netns exec {NS[0]} ping -c 1 -W 1 {IPS[1]}", shell=True, capture_output=True).returncode == 0:
                         break

@@ -303,7 +303,12 @@ extension Service {
         guard let fp = b.fastpath else { return }
         do {
             try fp.attach(ifindex: adapter.ifindex, socketFD: adapter.fd, name: p.name)
+        } catch let e as KernelError where e.isErrno && ![EPERM, EACCES, EINVAL, EOPNOTSUPP, ENOSYS].contains(e.code) {
+            // This interface only (it vanished meanwhile, say): its frames take the slow path.
+            log.warning("port \(p.fullName) stays off the kernel fast path: \(e)")
+            return
         } catch {
+            // The kernel refuses the programs themselves (no tcx, no permission): once, for all.
             fastpathFailure = "\(error)"
             log.warning("kernel fast path unavailable, every bridge runs without it: \(error)")
             return

@@ -30,8 +30,10 @@
 #include <bpf/bpf_helpers.h>
 #include "../include/swale_fastpath_maps.h"
 
+/* Entries allocated as learned (no 64K-entry preallocation per bridge). */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __uint(max_entries, SWALE_FP_FDB_MAX);
     __type(key, __u64);
     __type(value, struct swale_fp_fdb);
