@@ -5,8 +5,9 @@
  *
  * Each bridge loads its own copy of the object (its own maps), compiled by clang for the BPF
  * target when the machine is set up (Scripts/setup.sh installs it as
- * /usr/local/lib/swale/swale-fastpath.bpf.o; `$SWALE_FASTPATH_OBJECT` or a file of that name beside
- * the executable wins). For every kernel port wrapped by a packet socket:
+ * /usr/local/lib/swale/swale-fastpath.bpf.o; `$SWALE_FASTPATH_OBJECT`, a file of that name beside
+ * the executable, or PREFIX/lib/swale for an executable in PREFIX/bin (Scripts/install.sh) come
+ * first). For every kernel port wrapped by a packet socket:
  *
  *   1. the socket filter goes on the port's AF_PACKET socket (SO_ATTACH_BPF), so the switch no
  *      longer sees frames the fast path will take;
@@ -43,6 +44,8 @@ public final class KernelFastpath: FastpathMaps {
         if let e = ProcessInfo.processInfo.environment["SWALE_FASTPATH_OBJECT"], !e.isEmpty { c.append(e) }
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         c.append(exe.appendingPathComponent(objectName).path)
+        // PREFIX/bin/swaled → PREFIX/lib/swale (Scripts/install.sh)
+        c.append(exe.deletingLastPathComponent().appendingPathComponent("lib/swale/\(objectName)").path)
         c.append("/usr/local/lib/swale/\(objectName)")
         c.append("/usr/lib/swale/\(objectName)")
         return c
