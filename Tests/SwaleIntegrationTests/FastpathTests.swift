@@ -126,6 +126,33 @@ final class FastpathTests: XCTestCase {
         XCTAssertEqual(fb["fastpath_tx_packets"], fa["fastpath_rx_packets"])
         XCTAssertGreaterThanOrEqual(ca.txPackets - txA, UInt64(n), "the port's counters include the fast path")
         XCTAssertGreaterThanOrEqual(cb.rxPackets, fb["fastpath_rx_packets"]!)
+        // The same in the metrics: the port is on, and its fast-path frames are a labelled family.
+        let metrics = try svc.call(MetricsScrape()).text
+        XCTAssertTrue(
+            metrics.contains("swale_port_fastpath{bridge=\"vale0\",port=\"\(a.port)\",kind=\"veth\"} 1"), metrics)
+        let line = "swale_port_fastpath_frames_total{bridge=\"vale0\",port=\"\(a.port)\",kind=\"veth\",direction=\"tx\"} "
+        let exported = metrics.split(separator: "\n").first { $0.hasPrefix(line) }.flatMap { UInt64($0.dropFirst(line.count)) }
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(exported, metrics), fa["fastpath_tx_packets"]!)
+    }
+
+    func testAnObjectTheKernelRefusesLeavesEveryPortOnTheSlowPath() throws {
+        _ = svc.stop()
+        let bogus = NSTemporaryDirectory() + "\(prefix)-bogus.bpf.o"
+        try Data("not an ELF object".utf8).write(to: URL(fileURLWithPath: bogus))
+        defer { try? FileManager.default.removeItem(atPath: bogus) }
+        svc = try ServiceFixture(env: ["SWALE_FASTPATH_OBJECT": bogus])
+        XCTAssertEqual(try svc.ctl(["bridge", "add", "vale0"]).0, 0)
+        let a = try vethInNamespace(1, subnet: "10.214.9"), b = try vethInNamespace(2, subnet: "10.214.9")
+        let ping = sh("ip netns exec \(a.ns) ping -c 3 -i 0.2 -W 2 \(b.ip)")
+        XCTAssertEqual(ping.0, 0, "the slow path carries everything: \(ping.1)")
+        let state = try bridge().fastpath ?? "nil"
+        XCTAssertTrue(state.hasPrefix("unavailable: "), state)
+        XCTAssertNil(try adapter(a.port, "fastpath"))
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(adapter(a.port, "rx_frames")), 3)
+        XCTAssertEqual(svc.stop(), 0)
+        let said = svc.daemon.stderr.components(separatedBy: "kernel fast path unavailable").count - 1
+        XCTAssertEqual(said, 1, "logged once for two ports: \(svc.daemon.stderr)")
+        svc = nil
     }
 
     func testMoveFlushAndRemovalChangeThePathAtOnce() throws {
