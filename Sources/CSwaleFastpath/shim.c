@@ -17,6 +17,7 @@
 #endif
 /* enum bpf_attach_type: BPF_TCX_INGRESS (Linux 6.6) is newer than Debian 12's headers. */
 #define SWALE_BPF_TCX_INGRESS 46
+#define SWALE_BPF_TCX_EGRESS 47
 
 /* libbpf's warnings (why the verifier or the kernel refused) go to the caller's buffer. */
 static char *print_buf;
@@ -52,6 +53,8 @@ int swale_fp_load(const char *path, struct swale_fp_object *out, char *err, size
     }
     struct bpf_program *p = bpf_object__find_program_by_name(obj, "swale_fp_ingress");
     if (p) bpf_program__set_type(p, BPF_PROG_TYPE_SCHED_CLS);
+    p = bpf_object__find_program_by_name(obj, "swale_fp_egress");
+    if (p) bpf_program__set_type(p, BPF_PROG_TYPE_SCHED_CLS);
     p = bpf_object__find_program_by_name(obj, "swale_fp_sockfilter");
     if (p) bpf_program__set_type(p, BPF_PROG_TYPE_SOCKET_FILTER);
     rc = bpf_object__load(obj);
@@ -65,8 +68,9 @@ int swale_fp_load(const char *path, struct swale_fp_object *out, char *err, size
     out->ports_fd = map_fd(obj, "swale_ports");
     out->counters_fd = map_fd(obj, "swale_counters");
     out->ingress_fd = prog_fd(obj, "swale_fp_ingress");
+    out->egress_fd = prog_fd(obj, "swale_fp_egress");
     out->sockfilter_fd = prog_fd(obj, "swale_fp_sockfilter");
-    if (out->fdb_fd < 0 || out->ports_fd < 0 || out->counters_fd < 0 || out->ingress_fd < 0 || out->sockfilter_fd < 0) {
+    if (out->fdb_fd < 0 || out->ports_fd < 0 || out->counters_fd < 0 || out->ingress_fd < 0 || out->egress_fd < 0 || out->sockfilter_fd < 0) {
         if (err && errlen) snprintf(err, errlen, "the object lacks a program or map swaled expects");
         bpf_object__close(obj);
         memset(out, 0, sizeof *out);
@@ -80,8 +84,9 @@ void swale_fp_unload(struct swale_fp_object *obj) {
     memset(obj, 0, sizeof *obj);
 }
 
-int swale_fp_attach_tcx(int prog_fd, int ifindex) {
-    int fd = bpf_link_create(prog_fd, ifindex, (enum bpf_attach_type)SWALE_BPF_TCX_INGRESS, NULL);
+int swale_fp_attach_tcx(int prog_fd, int ifindex, int egress) {
+    int type = egress ? SWALE_BPF_TCX_EGRESS : SWALE_BPF_TCX_INGRESS;
+    int fd = bpf_link_create(prog_fd, ifindex, (enum bpf_attach_type)type, NULL);
     return fd < 0 ? -errno : fd;
 }
 

@@ -55,6 +55,7 @@ struct FastpathMirror {
 extension ForwardingEngine {
     public static let fastpathOn: UInt32 = 1  // SWALE_FP_PORT_ON
     public static let fastpathPeer: UInt32 = 2  // SWALE_FP_PORT_PEER
+    public static let fastpathHost: UInt32 = 4  // SWALE_FP_PORT_HOST
 
     /// Installs (or with nil removes) the fast path's maps; the table starts noting its changes.
     public func setFastpath(_ maps: FastpathMaps?) {
@@ -69,11 +70,12 @@ extension ForwardingEngine {
     }
 
     /// Puts kernel port `i` (host end `ifindex`) on the fast path. `peer`: a veth whose peer is in
-    /// another namespace (frames go to it with bpf_redirect_peer). Its entries are mirrored now.
-    public func attachFastpath(port i: Int, ifindex: Int32, peer: Bool) {
+    /// another namespace (frames go to it with bpf_redirect_peer); `hostStack`: a TAP (frames for it
+    /// go up the host stack). Its entries are mirrored now.
+    public func attachFastpath(port i: Int, ifindex: Int32, peer: Bool, hostStack: Bool = false) {
         guard let maps = fastpath, i >= 0, i < portCount, ports[i].active, ifindex > 0 else { return }
         fpIfindex[i] = ifindex
-        fpPeer[i] = peer
+        fpPeer[i] = (peer ? ForwardingEngine.fastpathPeer : 0) | (hostStack ? ForwardingEngine.fastpathHost : 0)
         fpFlags[i] = UInt32.max  // unknown: written below
         maps.resetCounters(slot: i)
         refreshFastpathPorts()
@@ -132,8 +134,7 @@ extension ForwardingEngine {
     public func refreshFastpathPorts() {
         guard let maps = fastpath else { return }
         for i in 0..<portCount where fpIfindex[i] != 0 {
-            let flags =
-                fastpathEligible(i) ? ForwardingEngine.fastpathOn | (fpPeer[i] ? ForwardingEngine.fastpathPeer : 0) : 0
+            let flags = fastpathEligible(i) ? ForwardingEngine.fastpathOn | fpPeer[i] : 0
             if flags != fpFlags[i] {
                 maps.setPort(ifindex: fpIfindex[i], slot: i, flags: flags)
                 fpFlags[i] = flags

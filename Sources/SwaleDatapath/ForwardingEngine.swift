@@ -119,10 +119,11 @@ public final class ForwardingEngine {
     /// Per port, the indices of up to `maxMonitors` monitors watching it (Monitors.swift).
     let monitorTable: UnsafeMutablePointer<Int16>
     // The kernel fast path (Fastpath.swift): its maps, and per port the host end's ifindex (0: not
-    // attached), whether its peer is elsewhere, the flags last written; the mirrored addresses.
+    // attached), how frames reach it (fastpathPeer, fastpathHost), the flags last written; the
+    // mirrored addresses.
     @exclusivity(unchecked) public internal(set) var fastpath: FastpathMaps?
     @exclusivity(unchecked) var fpIfindex: [Int32]
-    @exclusivity(unchecked) var fpPeer: [Bool]
+    @exclusivity(unchecked) var fpPeer: [UInt32]
     @exclusivity(unchecked) var fpFlags: [UInt32]
     @exclusivity(unchecked) var fpMirrored: [UInt64: FastpathMirror] = [:]
     /// `now` of the last pass (the table's clock, for work done between passes); 0 before the first.
@@ -161,7 +162,7 @@ public final class ForwardingEngine {
         batchSizes = .allocate(capacity: ForwardingEngine.batchSizeBuckets)
         batchSizes.initialize(repeating: 0, count: ForwardingEngine.batchSizeBuckets)
         fpIfindex = Array(repeating: 0, count: config.maxPorts)
-        fpPeer = Array(repeating: false, count: config.maxPorts)
+        fpPeer = Array(repeating: 0, count: config.maxPorts)
         fpFlags = Array(repeating: 0, count: config.maxPorts)
     }
 

@@ -16,6 +16,10 @@
  *      interface keep running, and the kernel detaches it when the link's descriptor closes — at
  *      port removal or when swaled exits or dies, so a restart finds nothing stale;
  *   3. the engine marks the port on in the port map (and mirrors its learned addresses).
+ * A TAP port has no packet socket: what the host stack sends into it passes the TAP's tc egress
+ * before it is queued for swaled's read(), so the egress program alone (a tcx egress link) both
+ * takes those frames and keeps them from the switch; frames for a TAP go up the host stack
+ * (SWALE_FP_PORT_HOST).
  * The maps are not pinned: they go with the last descriptor (the object's, the links' and the
  * sockets' filters).
  *
@@ -82,19 +86,26 @@ public final class KernelFastpath: FastpathMaps {
         swale_fp_unload(&object)
     }
 
-    /// Steps 1 and 2 of the header for the interface `ifindex` and its packet socket `socketFD`.
-    public func attach(ifindex: Int32, socketFD: Int32, name: String) throws {
-        var rc = swale_fp_attach_socket(socketFD, object.sockfilter_fd)
-        if rc < 0 { throw KernelError("attach fast-path socket filter", name, errno: -rc) }
-        rc = swale_fp_attach_tcx(object.ingress_fd, ifindex)
-        if rc < 0 { throw KernelError("attach fast-path tcx ingress", name, errno: -rc) }
+    /// Steps 1 and 2 of the header for the interface `ifindex` and its packet socket `socketFD`;
+    /// without a socket (a TAP, read through its own descriptor), the egress program on the TAP.
+    public func attach(ifindex: Int32, socketFD: Int32?, name: String) throws {
+        var rc: Int32
+        if let socketFD {
+            rc = swale_fp_attach_socket(socketFD, object.sockfilter_fd)
+            if rc < 0 { throw KernelError("attach fast-path socket filter", name, errno: -rc) }
+            rc = swale_fp_attach_tcx(object.ingress_fd, ifindex, 0)
+            if rc < 0 { throw KernelError("attach fast-path tcx ingress", name, errno: -rc) }
+        } else {
+            rc = swale_fp_attach_tcx(object.egress_fd, ifindex, 1)
+            if rc < 0 { throw KernelError("attach fast-path tcx egress", name, errno: -rc) }
+        }
         lock.lock()
         if let old = links[ifindex] { Glibc.close(old) }
         links[ifindex] = rc
         lock.unlock()
     }
 
-    /// Removes the tc program from the interface (the socket filter goes with the socket).
+    /// Removes the tc program from the interface (a socket filter goes with its socket).
     public func detach(ifindex: Int32) {
         lock.lock()
         if let fd = links.removeValue(forKey: ifindex) { Glibc.close(fd) }

@@ -104,6 +104,7 @@ extension Service {
             }
             p.ifname = name
             p.ifindex = tap.ifindex
+            attachFastpath(p, ifindex: tap.ifindex, socketFD: nil, to: b, nl: nl)
         } else {
             p = try addVeth(spec, name: name, mac: mac, existed: existed, into: b, nl: nl)
         }
@@ -275,7 +276,7 @@ extension Service {
             let p = try makePort(bridge: b, name: name, kind: kind, slots: options.slots, owner: 0, adapter: adapter)
             p.ifname = name
             p.ifindex = adapter.ifindex
-            attachFastpath(p, adapter: adapter, to: b, nl: nl)
+            attachFastpath(p, ifindex: adapter.ifindex, socketFD: adapter.fd, to: b, nl: nl)
             return p
         } catch {
             adapter.close()
@@ -283,10 +284,11 @@ extension Service {
         }
     }
 
-    /// Puts a packet-socket port on its bridge's kernel fast path (Fastpath.swift), loading the
-    /// bridge's copy of the programs first. If the kernel or the object says no, that is logged
-    /// once and the port, like every other, keeps the slow path.
-    func attachFastpath(_ p: PortEntry, adapter: PacketSocketAdapter, to b: BridgeEntry, nl: Netlink) {
+    /// Puts a kernel port (a packet socket's interface, or a TAP: `socketFD` nil) on its bridge's
+    /// kernel fast path (Fastpath.swift), loading the bridge's copy of the programs first. If the
+    /// kernel or the object says no, that is logged once and the port, like every other, keeps the
+    /// slow path.
+    func attachFastpath(_ p: PortEntry, ifindex: Int32, socketFD: Int32?, to b: BridgeEntry, nl: Netlink) {
         guard options.fastpath, fastpathFailure == nil else { return }
         if b.fastpath == nil {
             do {
@@ -302,7 +304,7 @@ extension Service {
         }
         guard let fp = b.fastpath else { return }
         do {
-            try fp.attach(ifindex: adapter.ifindex, socketFD: adapter.fd, name: p.name)
+            try fp.attach(ifindex: ifindex, socketFD: socketFD, name: p.name)
         } catch let e as KernelError where e.isErrno && ![EPERM, EACCES, EINVAL, EOPNOTSUPP, ENOSYS].contains(e.code) {
             // This interface only (it vanished meanwhile, say): its frames take the slow path.
             log.warning("port \(p.fullName) stays off the kernel fast path: \(e)")
@@ -316,9 +318,10 @@ extension Service {
         p.fastpathAttached = true
         // A veth whose peer lives in another namespace takes frames with bpf_redirect_peer
         // (straight to the peer's ingress); any other interface with bpf_redirect (out of it).
-        let info = (try? nl.linkInfo(ifindex: adapter.ifindex)) ?? nil
+        // A TAP gets frames up its host stack.
+        let info = (try? nl.linkInfo(ifindex: ifindex)) ?? nil
         let peer = info?.kind == "veth" && info?.linkNetnsID != nil
-        b.bridge.attachFastpath(port: p.index, ifindex: adapter.ifindex, peer: peer)
+        b.bridge.attachFastpath(port: p.index, ifindex: ifindex, peer: peer, hostStack: socketFD == nil)
     }
 
     /// An attached veth gets back the GRO setting swaled found on it.

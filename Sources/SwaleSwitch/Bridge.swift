@@ -238,8 +238,8 @@ public final class Bridge: @unchecked Sendable {
 
     public func setFastpath(_ maps: FastpathMaps?) { perform { b in b.engine.setFastpath(maps) } }
 
-    public func attachFastpath(port: Int, ifindex: Int32, peer: Bool) {
-        perform { b in b.engine.attachFastpath(port: port, ifindex: ifindex, peer: peer) }
+    public func attachFastpath(port: Int, ifindex: Int32, peer: Bool, hostStack: Bool = false) {
+        perform { b in b.engine.attachFastpath(port: port, ifindex: ifindex, peer: peer, hostStack: hostStack) }
     }
 
     public func detachFastpath(port: Int) { perform { b in b.engine.detachFastpath(port: port) } }

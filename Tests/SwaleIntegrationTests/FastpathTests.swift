@@ -135,6 +135,24 @@ final class FastpathTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(exported, metrics), fa["fastpath_tx_packets"]!)
     }
 
+    func testATapInTheRootNamespaceTakesTheFastPathBothWays() throws {
+        let a = try vethInNamespace(1, subnet: "10.214.10")
+        let tap = "\(prefix)t0"
+        let (rc, out, err) = try svc.ctl(["port", "add", "vale0", "tap", tap])
+        XCTAssertEqual(rc, 0, out + err)
+        XCTAssertEqual(sh("ip addr add 10.214.10.254/24 dev \(tap) && ip link set \(tap) up").0, 0)
+        XCTAssertEqual(sh("ping -c 2 -i 0.2 -W 2 -I \(tap) \(a.ip)").0, 0)  // both stations learned
+        let read = try XCTUnwrap(adapter(tap, "rx_frames"))
+        let ping = sh("ping -c 20 -i 0.05 -W 2 -I \(tap) \(a.ip)")
+        XCTAssertEqual(ping.0, 0, ping.1)
+        let back = sh("ip netns exec \(a.ns) ping -c 20 -i 0.05 -W 2 10.214.10.254")
+        XCTAssertEqual(back.0, 0, back.1)
+        let t = try XCTUnwrap(counters(tap).adapter)
+        XCTAssertGreaterThanOrEqual(t["fastpath_tx_packets"] ?? 0, 40, "host → namespace through the TAP's egress program")
+        XCTAssertGreaterThanOrEqual(t["fastpath_rx_packets"] ?? 0, 40, "namespace → host straight up the host stack")
+        XCTAssertLessThan(t["rx_frames"]! - read, 10, "swaled read almost none of them from the TAP: \(t)")
+    }
+
     func testAnObjectTheKernelRefusesLeavesEveryPortOnTheSlowPath() throws {
         _ = svc.stop()
         let bogus = NSTemporaryDirectory() + "\(prefix)-bogus.bpf.o"

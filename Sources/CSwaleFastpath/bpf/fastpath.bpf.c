@@ -10,6 +10,10 @@
  *     (ingress to ingress, no backlog), bpf_redirect (out of the port) otherwise — GSO frames
  *     included, no copy. It refreshes the source's `seen_ns` (swaled ages by it) and counts the
  *     frame per CPU against both ports.
+ *   swale_fp_egress (tcx egress on a TAP): the same for what the host stack sends into a TAP port,
+ *     before it reaches the TAP's queue (so the switch, which reads that queue, never sees it). A
+ *     frame FOR a TAP goes up the host stack instead (bpf_redirect with BPF_F_INGRESS), as if the
+ *     switch had written it to the TAP.
  *   swale_fp_sockfilter (SO_ATTACH_BPF on the port's AF_PACKET socket): the packet socket sees a
  *     frame before tc ingress does (__netif_receive_skb_core runs the ptype_all taps first), so
  *     without it the switch would forward the frame a second time. It drops (returns 0 for) exactly
@@ -92,8 +96,8 @@ static __always_inline int swale_fp_decide(struct __sk_buff *skb, struct swale_f
     return 1;
 }
 
-SEC("tc")
-int swale_fp_ingress(struct __sk_buff *skb) {
+/* The tc programs' common part; `at_ingress` is a constant once inlined. */
+static __always_inline int swale_fp_take(struct __sk_buff *skb, const int at_ingress) {
     struct swale_fp_decision d;
     if (!swale_fp_decide(skb, &d)) return TC_ACT_UNSPEC; /* tcx: on to the next program, then the stack */
     /* Aging: one store at most every 250 ms per source, not one per frame. */
@@ -110,8 +114,20 @@ int swale_fp_ingress(struct __sk_buff *skb) {
         c->rx_packets += 1;
         c->rx_bytes += len;
     }
-    if (d.out_flags & SWALE_FP_PORT_PEER) return bpf_redirect_peer(d.out_ifindex, 0);
+    if (d.out_flags & SWALE_FP_PORT_HOST) return bpf_redirect(d.out_ifindex, BPF_F_INGRESS);
+    /* bpf_redirect_peer works from tc ingress only. */
+    if (at_ingress && (d.out_flags & SWALE_FP_PORT_PEER)) return bpf_redirect_peer(d.out_ifindex, 0);
     return bpf_redirect(d.out_ifindex, 0);
+}
+
+SEC("tc")
+int swale_fp_ingress(struct __sk_buff *skb) {
+    return swale_fp_take(skb, 1);
+}
+
+SEC("tc")
+int swale_fp_egress(struct __sk_buff *skb) {
+    return swale_fp_take(skb, 0);
 }
 
 SEC("socket")

@@ -14,15 +14,15 @@
 struct swale_fp_object {
     void *object; /* struct bpf_object */
     int fdb_fd, ports_fd, counters_fd;
-    int ingress_fd, sockfilter_fd;
+    int ingress_fd, egress_fd, sockfilter_fd;
 };
 
 /* Opens and loads the object at `path` into `out`; on failure writes what went wrong to `err`. */
 int swale_fp_load(const char *path, struct swale_fp_object *out, char *err, size_t errlen);
 void swale_fp_unload(struct swale_fp_object *obj);
 
-/* A tcx ingress link of `prog_fd` on `ifindex`; returns the link's descriptor. */
-int swale_fp_attach_tcx(int prog_fd, int ifindex);
+/* A tcx link of `prog_fd` on `ifindex`'s ingress (or egress); returns the link's descriptor. */
+int swale_fp_attach_tcx(int prog_fd, int ifindex, int egress);
 /* SO_ATTACH_BPF of `prog_fd` on socket `sock`. */
 int swale_fp_attach_socket(int sock, int prog_fd);
 

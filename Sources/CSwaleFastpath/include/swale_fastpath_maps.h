@@ -6,8 +6,9 @@
  *   swale_fdb       HASH   address (MAC big-endian in the low 48 bits, as LearningTable keys it;
  *                          VLAN 0) -> the kernel port it was learned on, and when the fast path
  *                          last forwarded a frame from it (swaled reads that when aging)
- *   swale_ports     HASH   ifindex of a kernel port's host end -> its engine index and whether
- *                          it is on the fast path now (not watched, no rule the program lacks)
+ *   swale_ports     HASH   ifindex of a kernel port's host end (or TAP) -> its engine index,
+ *                          whether it is on the fast path now (not watched, no rule the program
+ *                          lacks) and how frames reach it (SWALE_FP_PORT_*)
  *   swale_counters  PERCPU_ARRAY  engine port index -> frames and bytes the fast path took from
  *                          the port (tx, as the switch counts) and gave to it (rx)
  *
@@ -24,6 +25,7 @@
 /* swale_ports.flags */
 #define SWALE_FP_PORT_ON 1u   /* frames from and to this port may take the fast path */
 #define SWALE_FP_PORT_PEER 2u /* a veth whose peer is in another namespace: bpf_redirect_peer */
+#define SWALE_FP_PORT_HOST 4u /* a TAP: frames for it go up the host stack (bpf_redirect, BPF_F_INGRESS) */
 
 struct swale_fp_fdb {
     __u32 ifindex;
