@@ -33,6 +33,9 @@ let package = Package(
         .systemLibrary(
             name: "CNetlink", pkgConfig: "libnl-route-3.0",
             providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        // C: the kernel fast path — its maps' layout (shared with the BPF program in bpf/, which
+        // Scripts/setup.sh compiles with clang for the BPF target) and the thin libbpf shim.
+        .target(name: "CSwaleFastpath", exclude: ["bpf"], linkerSettings: [.linkedLibrary("bpf")]),
         // Names: the one parser for bridges, ports and pipe ends.
         .target(name: "SwaleNames"),
         // Rings: memfd regions, block allocator, memory pools, kernel/user ring views, slot writer, doorbells, SystemError.
@@ -41,9 +44,10 @@ let package = Package(
         .target(name: "SwaleDatapath", dependencies: ["SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys"]),
         // Switch: a bridge = forwarding engine + its thread + mailbox + epoll.
         .target(name: "SwaleSwitch", dependencies: ["SwaleDatapath", "SwaleRings", "CSwaleSys"]),
-        // Kernel port backends: TAP, AF_PACKET, netlink (links, MTU, GRO, namespaces), link watcher.
+        // Kernel port backends: TAP, AF_PACKET, netlink (links, MTU, GRO, namespaces), link watcher, the eBPF fast path.
         .target(
-            name: "SwaleKernel", dependencies: ["SwaleDatapath", "SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys", "CNetlink"]
+            name: "SwaleKernel",
+            dependencies: ["SwaleDatapath", "SwaleRings", "SwaleNames", "CSwaleABI", "CSwaleSys", "CNetlink", "CSwaleFastpath"]
         ),
         // Control protocol: one typed request per operation, the permission table, the protocol
         // version, newline-delimited JSON over a UNIX socket with descriptors as SCM_RIGHTS.

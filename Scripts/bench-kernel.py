@@ -2,8 +2,10 @@
 """Swale vs the Linux bridge on the same topology, in one run (not a test; prints a table).
 
 Topology: two network namespaces, each with one end of a veth pair; the other ends are either
-enslaved to a Linux bridge or attached to a Swale bridge (swaled, release build). For each:
-ping RTT (and once more after restarting swaled with --busy-poll 1000000), iperf3 TCP with 1 and 4 streams (offloads on, then off inside the namespaces), the
+enslaved to a Linux bridge or ports of a Swale bridge (swaled, release build), once with the kernel
+fast path (the default: learned kernel-to-kernel frames go through its eBPF program) and once with
+--no-fastpath (every frame through the rings). For each:
+ping RTT (and, without the fast path, once more after restarting swaled with --busy-poll 1000000), iperf3 TCP with 1 and 4 streams (offloads on, then off inside the namespaces), the
 delivered rate of a 60-byte UDP flood (iperf3 -u -l 18 -b 0), the switch's drops and CPU. The Linux
 bridge runs twice (ports' defaults, then GRO on its ports as swaled sets on its own veth ends) and
 each row compares Swale with the better of the two: ratio = Swale / Linux bridge. Everything it creates carries a per-run prefix and is deleted on exit.
@@ -154,59 +156,83 @@ def main():
                 results["linux"][k] = v
         cleanup_links()
 
-        # Swale.
-        namespaces()
-        sock = os.path.join(tmp, "swaled.sock")
-        d = start([os.path.join(b, "swaled"), "--socket", sock, "--log-level", "warning"])
-        for _ in range(100):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
-        ctl = lambda *a: sh(" ".join([os.path.join(b, "swalectl")] + list(a) + ["--socket", sock]))
-        ctl("bridge", "add", "vale0")
-        for i in range(2):
-            sh(f"{os.path.join(b, 'swalectl')} port add vale0 veth {SW[i]} --peer {PEER[i]} --netns {NS[i]} --address {IPS[i]}/24 --socket {sock}")
+        # Swale, with the kernel fast path (the default), then without it (--no-fastpath), each on
+        # fresh namespaces and ports.
+        def swale(name, extra):
+            namespaces()
+            sock = os.path.join(tmp, "swaled.sock")
+            swaled = [os.path.join(b, "swaled"), "--socket", sock, "--log-level", "warning"]
+            d = start(swaled + extra)
+            for _ in range(100):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.05)
+            ctl = lambda *a: sh(" ".join([os.path.join(b, "swalectl")] + list(a) + ["--socket", sock]))
+            ctl("bridge", "add", "vale0")
+            for i in range(2):
+                ctl("port", "add", "vale0", "veth", SW[i], "--peer", PEER[i], "--netns", NS[i], "--address", f"{IPS[i]}/24")
 
-        def drops():
-            st = json.loads(sh(f"{os.path.join(b, 'swalectl')} stats vale0 --json --socket {sock}"))
-            t = 0
-            for p in st["ports"]:
-                c = p["counters"]
-                t += c["dropRingFull"] + c["dropTooLong"] + c["dropBadSlot"]
-                t += (c.get("adapter") or {}).get("kernel_ring_drops", 0)
-            return t
-        results["swale"] = measure("Swale", d.pid, args.seconds, stats=drops)
+            def drops():
+                st = json.loads(ctl("stats", "vale0", "--json"))
+                t = 0
+                for p in st["ports"]:
+                    c = p["counters"]
+                    t += c["dropRingFull"] + c["dropTooLong"] + c["dropBadSlot"]
+                    t += (c.get("adapter") or {}).get("kernel_ring_drops", 0)
+                return t
+            res = measure(name, d.pid, args.seconds, stats=drops)
+            st = json.loads(ctl("stats", "vale0", "--json"))
+            res["fastpath"] = st["bridges"][0].get("fastpath", "-")
+            res["fastpath_frames"] = sum((p["counters"].get("adapter") or {}).get("fastpath_tx_packets", 0) for p in st["ports"])
+            res["all_frames"] = sum(p["counters"]["txPackets"] for p in st["ports"])
+            if "--no-fastpath" in extra:
+                # Latency mode: the same ports after a restart of swaled that keeps polling for 1 s
+                # after the last frame (yielding its core) instead of 50 us, so a frame finds it
+                # awake, as VPP or an OVS-DPDK PMD thread always is. Costs an otherwise idle core.
+                d.terminate(); d.wait(timeout=20)
+                os.unlink(sock) if os.path.exists(sock) else None
+                d = start(swaled + extra + ["--busy-poll", "1000000"])
+                for _ in range(100):
+                    if os.path.exists(sock):
+                        break
+                    time.sleep(0.05)
+                # swaled takes its bridge and ports back by itself (their owner tags: Restart without loss).
+                for _ in range(100):
+                    if subprocess.run(f"ip netns exec {NS[0]} ping -c 1 -W 1 {IPS[1]}", shell=True, capture_output=True).returncode == 0:
+                        break
+                res["ping_poll_ms"] = ping_rtt()
+            d.terminate(); d.wait(timeout=20)
+            cleanup_links()
+            return res
+        results["swale"] = swale("Swale, fast path", [])
+        results["nofp"] = swale("Swale, no fast path", ["--no-fastpath"])
 
-        # Latency mode: the same ports after a restart of swaled that keeps polling for 1 s after the
-        # last frame (yielding its core) instead of 50 us, so a frame finds it awake, as VPP or an
-        # OVS-DPDK PMD thread always is. Costs an otherwise idle core; not the default.
-        d.terminate(); d.wait(timeout=20)
-        d = start([os.path.join(b, "swaled"), "--socket", sock, "--log-level", "warning", "--busy-poll", "1000000"])
-        for _ in range(100):
-            if subprocess.run(f"ip netns exec {NS[0]} ping -c 1 -W 1 {IPS[1]}", shell=True, capture_output=True).returncode == 0:
-                break
-        results["swale"]["ping_poll_ms"] = ping_rtt()
-
-        L, S = results["linux"], results["swale"]
+        L, S, N = results["linux"], results["swale"], results["nofp"]
         print(f"\nSwale vs Linux bridge, veth between two namespaces, {args.seconds} s per measurement, {time.strftime('%Y-%m-%d')}")
         print("ratio: Swale vs the better Linux bridge (its ports' defaults, or GRO on its ports as swaled sets on its own)")
-        print(f"{'measurement':37} {'LB defaults':>13} {'LB GRO on':>13} {'Swale':>13} {'ratio':>7}")
+        print(f"Swale fast path: {S['fastpath']}; {S['fastpath_frames']} of {S['all_frames']} frames sent into the switch took it")
+        print(f"{'measurement':37} {'LB defaults':>13} {'LB GRO on':>13} {'Swale FP':>13} {'ratio':>7} {'Swale no FP':>13} {'ratio':>7}")
         def row(label, key, unit, fmt="%.2f", inverse=False):
-            l, s = L[key], S[key]
-            ratio = (l / s if inverse else s / l) if l and s else float("nan")
+            l = L[key]
+            cells = []
+            for r in (S, N):
+                v = r.get(key)
+                ratio = (l / v if inverse else v / l) if l and v else float("nan")
+                cells.append(f"{((fmt % v) + ' ' + unit) if v is not None else '-':>13} {ratio:>6.2f}x")
             p, g = plain.get(key, l), gro.get(key, l)
-            print(f"{label:37} {(fmt % p) + ' ' + unit:>13} {(fmt % g) + ' ' + unit:>13} {(fmt % s) + ' ' + unit:>13} {ratio:>6.2f}x")
+            print(f"{label:37} {(fmt % p) + ' ' + unit:>13} {(fmt % g) + ' ' + unit:>13} " + " ".join(cells))
         row("ping RTT (lower is better)", "ping_ms", "ms", "%.3f", inverse=True)
         L["ping_poll_ms"] = L["ping_ms"]
+        plain["ping_poll_ms"], gro["ping_poll_ms"] = plain["ping_ms"], gro["ping_ms"]
         row("ping RTT, swaled --busy-poll 1000000", "ping_poll_ms", "ms", "%.3f", inverse=True)
         for on in ("on", "off"):
             for n in (1, 4):
                 row(f"TCP {n} stream(s), offloads {on}", f"tcp{n}_{on}", "Gb/s")
         row("UDP 60 B flood, delivered", "udp_pps", "pps", "%.0f")
-        print(f"{'UDP flood, offered by iperf3':37} {'%.0f pps' % plain['udp_offered']:>13} {'%.0f pps' % gro['udp_offered']:>13} {'%.0f pps' % S['udp_offered']:>13}")
-        print(f"{'Swale switch-side drops in flood':37} {'':>13} {'':>13} {S.get('switch_drops', 0):>13}")
+        print(f"{'UDP flood, offered by iperf3':37} {'%.0f pps' % plain['udp_offered']:>13} {'%.0f pps' % gro['udp_offered']:>13} {'%.0f pps' % S['udp_offered']:>13} {'':>7} {'%.0f pps' % N['udp_offered']:>13}")
+        print(f"{'Swale switch-side drops in flood':37} {'':>13} {'':>13} {S.get('switch_drops', 0):>13} {'':>7} {N.get('switch_drops', 0):>13}")
         for k, label in (("cpu_tcp1_on", "CPU, TCP 1 stream offloads on"), ("cpu_udp", "CPU, UDP flood")):
-            print(f"{label:37} {'%.0f%% machine' % plain[k][0]:>13} {'%.0f%% machine' % gro[k][0]:>13} {'%.0f%% machine' % S[k][0]:>13}  (swaled {S[k][1]:.0f}% of a core)")
+            print(f"{label:37} {'%.0f%% machine' % plain[k][0]:>13} {'%.0f%% machine' % gro[k][0]:>13} {'%.0f%% machine' % S[k][0]:>13} {'':>7} {'%.0f%% machine' % N[k][0]:>13}  (swaled {S[k][1]:.0f}% / {N[k][1]:.0f}% of a core)")
     finally:
         cleanup()
 

@@ -34,6 +34,12 @@ fi
 bindir="$prefix/bin"
 install -d "$bindir" "$(dirname "$config")" "$unitdir"
 for exe in swaled swalectl swale-pktgen; do install -m 0755 "$binaries/$exe" "$bindir/$exe"; done
+# The kernel fast path's BPF object (Scripts/setup.sh builds it into /usr/local/lib/swale); swaled
+# also looks for it in PREFIX/lib/swale. Without it swaled runs without the fast path.
+fpobj=/usr/local/lib/swale/swale-fastpath.bpf.o
+if [ -f "$fpobj" ] && [ "$prefix/lib/swale/swale-fastpath.bpf.o" != "$fpobj" ]; then
+    install -D -m 0644 "$fpobj" "$prefix/lib/swale/swale-fastpath.bpf.o"
+fi
 if [ -e "$config" ]; then
     echo "keeping the existing $config"
 else

@@ -124,6 +124,19 @@ int swale_set_gro(const char *ifname, int on) {
     close(fd);
     return rc;
 }
+
+int swale_get_gro(const char *ifname) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct ethtool_value ev = { .cmd = ETHTOOL_GGRO };
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    ifr.ifr_data = (char *)&ev;
+    int rc = ioctl(fd, SIOCETHTOOL, &ifr) < 0 ? -errno : (ev.data ? 1 : 0);
+    close(fd);
+    return rc;
+}
 unsigned int swale_tun_f_tso4(void) { return TUN_F_TSO4; }
 unsigned int swale_tun_f_tso6(void) { return TUN_F_TSO6; }
 

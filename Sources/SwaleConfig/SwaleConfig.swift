@@ -4,7 +4,7 @@
  *   {
  *     "socket": "/run/swale/swaled.sock", "socketGroup": "swale",
  *     "slots": 1024, "batch": 1024, "busyPollMicros": 50, "pollMode": "yield",
- *     "forwardingNice": -10,
+ *     "forwardingNice": -10, "fastpath": true,
  *     "clientMaxPorts": 256, "clientMaxPipes": 1024, "clientMaxSessions": 64, "clientMaxBridges": 16,
  *     "clientMaxMemoryMiB": 1024, "maxSessions": 1024, "maxBridges": 1024, "maxMemoryMiB": 8192,
  *     "bridges": [
@@ -88,6 +88,8 @@ public struct SwaleConfig: Equatable, Sendable {
     public var pollMode: String?
     /// Where swaled serves Prometheus metrics ("127.0.0.1:9477"); off when absent.
     public var metrics: String?
+    /// The kernel fast path for kernel-to-kernel flows (eBPF); on when absent.
+    public var fastpath: Bool?
     /// Whole-number settings by key (see `settings`).
     public var numbers: [String: Int] = [:]
     public var bridges: [Bridge] = []
@@ -98,7 +100,7 @@ public struct SwaleConfig: Equatable, Sendable {
 
     public static func == (a: SwaleConfig, b: SwaleConfig) -> Bool {
         a.socket == b.socket && a.socketGroup == b.socketGroup && a.pollMode == b.pollMode && a.numbers == b.numbers
-            && a.bridges == b.bridges && a.metrics == b.metrics
+            && a.bridges == b.bridges && a.metrics == b.metrics && a.fastpath == b.fastpath
     }
 
     /// A whole-number setting of the service: its key and the values it may take.
@@ -230,7 +232,7 @@ struct ConfigChecker {
     }
 
     mutating func config(_ doc: JSONValue) throws -> SwaleConfig {
-        let known = ["socket", "socketGroup", "pollMode", "metrics", "bridges"] + SwaleConfig.settings.map(\.key)
+        let known = ["socket", "socketGroup", "pollMode", "metrics", "fastpath", "bridges"] + SwaleConfig.settings.map(\.key)
         var c = SwaleConfig()
         for m in try members(doc, "the configuration", known: known) {
             let v = m.value
@@ -254,6 +256,8 @@ struct ConfigChecker {
                     throw fail(v, "metrics must be an IPv4 address and a port, like \"127.0.0.1:9477\" (found \"\(s)\")")
                 }
                 c.metrics = s
+            case "fastpath":
+                c.fastpath = try bool(v, "fastpath")
             case "pollMode":
                 let s = try string(v, "pollMode")
                 guard s == "yield" || s == "spin" else {
@@ -472,7 +476,8 @@ extension SwaleConfig {
         return .object(
             [
                 ("socket", socket.map(JSONValue.string)), ("socketGroup", socketGroup.map(JSONValue.string)),
-                ("pollMode", pollMode.map(JSONValue.string)), ("metrics", metrics.map(JSONValue.string))
+                ("pollMode", pollMode.map(JSONValue.string)), ("metrics", metrics.map(JSONValue.string)),
+                ("fastpath", fastpath.map(JSONValue.bool))
             ]
                 + SwaleConfig.settings.map { ($0.key, numbers[$0.key].map(JSONValue.int)) }
                 + [("bridges", .array(bridgeDocs))])

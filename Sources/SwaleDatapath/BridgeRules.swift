@@ -298,5 +298,6 @@ extension ForwardingEngine {
         ports[i].locked = locked
         ports[i].horizon = horizon
         table.setLimit(port: i, maxMacs)
+        refreshFastpathPorts()
     }
 }

@@ -34,6 +34,10 @@
  *   5. Kernel ports with frames queued in their rx ring hand them to the kernel (one adapter call
  *      per port).
  *
+ * With the kernel fast path (Fastpath.swift), what a batch learned (a new or moved station) is
+ * written to the kernel's map before step 3 delivers it, so the replies it causes already find the
+ * new path; the check costs one branch per batch when nothing changed.
+ *
  * Frames that carry offload metadata (a virtio-net header, SWALE_NS_VNET_HDR) pass unchanged to
  * ports that accept it; for the others the checksum is completed and GSO frames are segmented in
  * software (Offload.swift) first.
@@ -96,7 +100,9 @@ public final class ForwardingEngine {
     let vlanBits: UnsafeMutablePointer<UInt64>
     let vlanBitsBytes: Int
     /// 802.1Q filtering: frames are classified into VLANs at ingress and tagged at egress.
-    @exclusivity(unchecked) public var vlanFiltering = false
+    @exclusivity(unchecked) public var vlanFiltering = false {
+        didSet { refreshFastpathPorts() }
+    }
     /// Which of the reserved groups 01:80:C2:00:00:0X are forwarded (bit X), like Linux's
     /// group_fwd_mask. 01:80:C2:00:00:00 (STP BPDUs) is always forwarded: Swale runs no STP.
     @exclusivity(unchecked) public var groupForwardMask: UInt16 = 0
@@ -132,6 +138,16 @@ public final class ForwardingEngine {
     @exclusivity(unchecked) var lastHousekeeping: UInt32 = 0
     /// Per port, the indices of up to `maxMonitors` monitors watching it (Monitors.swift).
     let monitorTable: UnsafeMutablePointer<Int16>
+    // The kernel fast path (Fastpath.swift): its maps, and per port the host end's ifindex (0: not
+    // attached), how frames reach it (fastpathPeer, fastpathHost), the flags last written; the
+    // mirrored addresses.
+    @exclusivity(unchecked) public internal(set) var fastpath: FastpathMaps?
+    @exclusivity(unchecked) var fpIfindex: [Int32]
+    @exclusivity(unchecked) var fpPeer: [UInt32]
+    @exclusivity(unchecked) var fpFlags: [UInt32]
+    @exclusivity(unchecked) var fpMirrored: [UInt64: FastpathMirror] = [:]
+    /// `now` of the last pass (the table's clock, for work done between passes); 0 before the first.
+    @exclusivity(unchecked) var lastPassNow: UInt32 = 0
 
     public init(config: EngineConfig = EngineConfig()) throws {
         self.config = config
@@ -169,6 +185,9 @@ public final class ForwardingEngine {
         monitorTable.initialize(repeating: -1, count: config.maxPorts * ForwardingEngine.maxMonitors)
         batchSizes = .allocate(capacity: ForwardingEngine.batchSizeBuckets)
         batchSizes.initialize(repeating: 0, count: ForwardingEngine.batchSizeBuckets)
+        fpIfindex = Array(repeating: 0, count: config.maxPorts)
+        fpPeer = Array(repeating: 0, count: config.maxPorts)
+        fpFlags = Array(repeating: 0, count: config.maxPorts)
     }
 
     deinit {
@@ -226,6 +245,7 @@ public final class ForwardingEngine {
     @discardableResult
     public func removePort(_ index: Int) -> PortStats? {
         guard index < portCount, ports[index].active else { return nil }
+        detachFastpath(port: index)
         detachMonitors(index)
         if !ports[index].isMonitor { table.events.record(.portRemoved, port: UInt16(index), time: ForwardingEngine.now()) }
         ports[index].active = false
@@ -234,6 +254,8 @@ public final class ForwardingEngine {
         _ = table.flush(port: UInt16(index), includingStatic: true)
         table.setLimit(port: index, 0)
         while portCount > 0 && !ports[portCount - 1].active { portCount -= 1 }
+        syncFastpath()
+        refreshFastpathPorts()
         return ports[index].stats
     }
 
@@ -275,6 +297,7 @@ public final class ForwardingEngine {
     /// frames moved. `now` is in seconds of a monotonic clock (`ForwardingEngine.now()`).
     @inline(never)
     public func pass(now: UInt32) -> Int {
+        lastPassNow = now
         if now != lastHousekeeping {
             lastHousekeeping = now
             housekeeping(now: now)
@@ -287,6 +310,10 @@ public final class ForwardingEngine {
     /// never return expired entries anyway, this only frees their slots) and re-reads the MTU of
     /// every port with a backend.
     func housekeeping(now: UInt32) {
+        if fastpath != nil {
+            refreshFastpathSources(now: now)
+            refreshFastpathPorts()
+        }
         _ = table.expire(now: now, buckets: max(1024, table.bucketCount / 8))
         for i in 0..<portCount where ports[i].active {
             if let a = backends[i], let m = a.currentMTU() { ports[i].mtu = m }
@@ -375,6 +402,7 @@ extension ForwardingEngine {
                 if rx.space() > 0 { p.pointee.needsTransmit = true }
             }
         }
+        syncFastpath()
         return work
     }
 
@@ -555,6 +583,9 @@ extension ForwardingEngine {
         }
 
         if !waitForRoom { src.pointee.blockedSince = 0 }  // moved on (delivered, or waited out)
+        // What this batch learned (a new or moved station) reaches the kernel fast path before the
+        // frames are delivered, so the replies they cause already find the new path.
+        syncFastpath()
         if anyFlood {
             for d in 0..<portCount where d != s && ports[d].active && !ports[d].isMonitor && dstMark[d] != gen {
                 dstMark[d] = gen

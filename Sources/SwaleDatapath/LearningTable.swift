@@ -81,6 +81,13 @@
  stopped, so the forwarding engine can age a big table a little at a time without a long stall.
  `flush(port:)` removes every entry, or those of one port (when a port is deleted or goes down).
  `entries(now:)` lists live entries for `fdb show` (control plane: it allocates).
+
+ Changes (`trackChanges`, for the kernel fast path's mirror of the table, Fastpath.swift): every
+ operation that adds, moves, ages, evicts, flushes or replaces an entry — all out of line — notes
+ the address in a fixed list of `changeCapacity`; a refresh on the same port notes nothing. The
+ forwarding thread takes the list after each pass (`takeChanges`); when more changed than the
+ list holds, `changesOverflowed` asks it to mirror the whole table again. Off, it costs one branch
+ on those out-of-line paths only.
  */
 
 import Glibc
@@ -172,6 +179,15 @@ public final class LearningTable {
     /// Learned, moved, expired and evicted addresses (and the engine's port events), for `events`.
     public let events = EventLog()
 
+    /// Note changed addresses for a mirror (see the header). Changes made while off are not noted.
+    @exclusivity(unchecked) public var trackChanges = false
+    public static let changeCapacity = 1024
+    let changeList: UnsafeMutablePointer<UInt64>
+    /// Addresses noted since the last `takeChanges` (at most `changeCapacity`).
+    @exclusivity(unchecked) public private(set) var changeCount = 0
+    /// More changed than the list holds: the mirror must be rebuilt from the whole table.
+    @exclusivity(unchecked) public private(set) var changesOverflowed = false
+
     /// Ports the per-port counts and limits cover (port indices below it).
     public let maxPorts: Int
     /// Dynamic entries per port, and each port's limit (0: none).
@@ -211,6 +227,7 @@ public final class LearningTable {
         portEntries.initialize(repeating: 0, count: self.maxPorts)
         portLimits = .allocate(capacity: self.maxPorts)
         portLimits.initialize(repeating: 0, count: self.maxPorts)
+        changeList = .allocate(capacity: LearningTable.changeCapacity)
 
         let bytes = buckets * LearningTable.entriesPerBucket * MemoryLayout<Entry>.stride
         let page = 4096
@@ -218,7 +235,7 @@ public final class LearningTable {
         guard let raw = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
             raw != MAP_FAILED
         else {
-            portEntries.deallocate(); portLimits.deallocate()
+            portEntries.deallocate(); portLimits.deallocate(); changeList.deallocate()
             throw SystemError("mmap", detail: "learning table of \(mappedBytes) bytes")
         }
         if mappedBytes >= 2 << 20 {
@@ -232,6 +249,37 @@ public final class LearningTable {
         munmap(UnsafeMutableRawPointer(table), mappedBytes)
         portEntries.deallocate()
         portLimits.deallocate()
+        changeList.deallocate()
+    }
+
+    // MARK: - Changes (for a mirror of the table)
+
+    @inline(__always)
+    func noteChange(_ key: UInt64) {
+        guard trackChanges else { return }
+        if changeCount < LearningTable.changeCapacity {
+            changeList[changeCount] = key & LearningTable.addressMask
+            changeCount += 1
+        } else {
+            changesOverflowed = true
+        }
+    }
+
+    /// Hands the noted addresses to `body` (valid only during the call) with whether some were lost
+    /// (rebuild the mirror), and starts a new list.
+    public func takeChanges(_ body: (UnsafeBufferPointer<UInt64>, _ overflowed: Bool) -> Void) {
+        body(UnsafeBufferPointer(start: changeList, count: changeCount), changesOverflowed)
+        changeCount = 0
+        changesOverflowed = false
+    }
+
+    /// Refreshes a dynamic entry's `seen` as a frame from it would (frames the kernel fast path
+    /// forwarded): nothing when it is absent, static or already expired (then it has aged out).
+    public func touch(address: UInt64, now: UInt32) {
+        let key = LearningTable.key(address)
+        let (b, home) = locate(key)
+        guard let e = find(key, b, home), !e.pointee.isStatic, !isExpired(e.pointee.seen, now) else { return }
+        e.pointee.seen = now
     }
 
     // MARK: - MAC helpers
@@ -420,6 +468,7 @@ public final class LearningTable {
     }
 
     func record(_ kind: EventLog.Kind, _ e: Entry, _ now: UInt32) {
+        noteChange(e.key)
         events.record(
             kind, port: e.port, vlan: UInt16((e.key &>> LearningTable.vlanShift) & 0xfff), mac: e.key & LearningTable.macMask,
             time: now)
@@ -472,10 +521,12 @@ public final class LearningTable {
         if let e = find(key, b, home) {
             if !e.pointee.isStatic { countEntry(e.pointee.port, -1) }
             e.pointee = Entry(key: key, port: port, flags: LearningTable.staticFlag, seen: now)
+            noteChange(key)
             return true
         }
         guard let slot = freeSlot(b, home: home, now: now) else { return false }
         b[slot] = Entry(key: key, port: port, flags: LearningTable.staticFlag, seen: now)
+        noteChange(key)
         return true
     }
 
@@ -487,6 +538,7 @@ public final class LearningTable {
         guard let e = find(key, b, home), e.pointee.isStatic else { return false }
         e.pointee.key = 0
         count -= 1
+        noteChange(key)
         return true
     }
 
@@ -554,6 +606,7 @@ public final class LearningTable {
             } else {
                 countEntry(table[i].port, -1)
             }
+            noteChange(table[i].key)
             table[i].key = 0
             removed += 1
         }

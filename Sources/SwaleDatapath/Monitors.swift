@@ -45,6 +45,7 @@ extension ForwardingEngine {
         let list = monitorTable + target * ForwardingEngine.maxMonitors
         list[Int(ports[target].monitors)] = Int16(i)
         ports[target].monitors += 1
+        refreshFastpathPorts()  // a watched port's frames must cross the switch to be copied
         return i
     }
 
@@ -62,6 +63,7 @@ extension ForwardingEngine {
                 ports[t].monitors -= 1
             }
             p.pointee.monitorOf = -1
+            refreshFastpathPorts()
         } else {
             let list = monitorTable + index * ForwardingEngine.maxMonitors
             for k in 0..<Int(p.pointee.monitors) {

@@ -114,6 +114,8 @@ public struct LinkInfo: Sendable, Equatable, CustomStringConvertible {
     public var kind: String?
     /// IFLA_IFALIAS: Swale marks the interfaces it created here (see KernelPorts.swift).
     public var alias: String? = nil
+    /// IFLA_LINK_NETNSID: set when the link's other side (a veth's peer) is in another namespace.
+    public var linkNetnsID: Int32? = nil
 
     public var isUp: Bool { flags & LinkFlags.up != 0 }
     public var isPromiscuous: Bool { flags & LinkFlags.promisc != 0 }
@@ -247,10 +249,12 @@ public final class Netlink {
         let master = rtnl_link_get_master(link)
         let kind = rtnl_link_get_type(link).map { String(cString: $0) }
         let alias = rtnl_link_get_ifalias(link).map { String(cString: $0) }
+        var nsid: Int32 = 0
+        let hasNsid = rtnl_link_get_link_netnsid(link, &nsid) == 0
         return LinkInfo(
             name: name, ifindex: rtnl_link_get_ifindex(link), mtu: Int(rtnl_link_get_mtu(link)),
             mac: mac, flags: rtnl_link_get_flags(link), masterIndex: master > 0 ? master : nil, kind: kind,
-            alias: alias.flatMap { $0.isEmpty ? nil : $0 })
+            alias: alias.flatMap { $0.isEmpty ? nil : $0 }, linkNetnsID: hasNsid ? nsid : nil)
     }
 
     /// Every link in this namespace (one RTM_GETLINK dump).
@@ -357,6 +361,12 @@ public final class Netlink {
         try Netlink.validateName(name)
         let rc = swale_set_gro(name, on ? 1 : 0)
         if rc < 0 { throw KernelError(on ? "set gro on" : "set gro off", name, errno: -rc) }
+    }
+
+    /// Whether GRO is on (SIOCETHTOOL ETHTOOL_GGRO); nil when the interface does not say.
+    public func gro(_ name: String) -> Bool? {
+        let rc = swale_get_gro(name)
+        return rc < 0 ? nil : rc != 0
     }
 
     public func setMAC(_ name: String, _ mac: [UInt8]) throws {

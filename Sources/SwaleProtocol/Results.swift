@@ -164,6 +164,9 @@ public struct BridgeInfo: Codable, Sendable {
     public var vlanFiltering = false
     /// Reserved groups forwarded, as "0x4008".
     public var groupFwdMask = "0x0000"
+    /// The kernel fast path for frames between its kernel ports: "on, N port(s)", "off" (swaled
+    /// --no-fastpath or "fastpath": false), "unavailable: why", or "none" (no kernel port yet).
+    public var fastpath: String?
     public init(
         name: String, ports: Int, agingSeconds: Int, batch: Int, counters: BridgeCounters, owner: String,
         allowUsers: [String], allowGroups: [String], persistent: Bool

@@ -25,6 +25,7 @@ extension ServiceOptions {
         if let m = cfg.pollMode { bridge.yieldWhilePolling = m == "yield" }
         if let g = cfg.socketGroup { socketGroup = g }
         if let m = cfg.metrics { metrics = m }
+        if let f = cfg.fastpath { fastpath = f }
         for (key, value) in cfg.numbers { self[setting: key] = value }
     }
 

@@ -13,6 +13,7 @@
 import Foundation
 import SwaleConfig
 import SwaleDatapath
+import SwaleKernel
 import SwaleNames
 import SwaleRings
 import SwaleSwitch
@@ -55,6 +56,10 @@ final class PortEntry {
     var ifindex: Int32?
     var peerName: String?
     var created = false
+    /// Its interface's tc ingress carries the bridge's fast path (KernelFastpath.attach).
+    var fastpathAttached = false
+    /// GRO as found on an attached interface that swaled turned it on for (restored on detach).
+    var groFound: Bool?
     /// How to make it again: what `config dump` prints and the owner tag carries (kernel ports).
     var spec: SwaleConfig.Port?
     var origin = PortOrigin.cli
@@ -116,6 +121,8 @@ final class BridgeEntry {
     var vlanFiltering = false
     var groupFwdMask: UInt16 = 0
     var portRules: [String: SwaleConfig.PortRules] = [:]
+    /// The bridge's kernel fast path (KernelFastpath), loaded with its first packet-socket port.
+    var fastpath: KernelFastpath?
     /// Open monitor ports (not forwarding ports: not in `ports`), by engine index.
     var monitors: [Int: PortEntry] = [:]
     /// The names each engine index had, from the event sequence number its port was added at

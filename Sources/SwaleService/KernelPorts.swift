@@ -6,8 +6,11 @@
  * peer into a namespace and configures it there, and wraps NAME with an AF_PACKET socket;
  * `port attach BRIDGE IFNAME` wraps an interface that already exists. What Swale created is deleted
  * with the port; what it merely attached is left as it was found (its promiscuous membership ends
- * with the packet socket). Every step that fails undoes the steps before it: nothing half-created
- * is left behind.
+ * with the packet socket; an attached veth's GRO, turned on while it is a port, is put back). Every
+ * step that fails undoes the steps before it: nothing half-created is left behind.
+ *
+ * Every packet-socket port is also put on its bridge's kernel fast path (`attachFastpath`:
+ * SwaleKernel/Fastpath.swift), unless swaled runs with --no-fastpath or the kernel refused it.
  *
  * Every interface Swale creates is tagged in its kernel alias (OwnerTag, Config.swift), which is
  * how a restart tells its own interfaces from anyone else's.
@@ -101,6 +104,7 @@ extension Service {
             }
             p.ifname = name
             p.ifindex = tap.ifindex
+            attachFastpath(p, ifindex: tap.ifindex, socketFD: nil, to: b, nl: nl)
         } else {
             p = try addVeth(spec, name: name, mac: mac, existed: existed, into: b, nl: nl)
         }
@@ -204,7 +208,21 @@ extension Service {
         }
         if info.flags & 0x8 != 0 { throw ControlError(.invalidArgument, "interface \(name) is a loopback device") }
         if b.ports[name] != nil { throw ControlError(.exists, "bridge \(b.bridge.name) already has a port named \(name)") }
-        let p = try plugPacketSocket(name, into: b, kind: .netdev, nl: nl)
+        // GRO on while attached, as on the veth ends swaled creates (restored on detach, like
+        // promiscuous mode): frames that stay on the slow path arrive merged too.
+        var groFound: Bool?
+        if info.kind == "veth", let on = nl.gro(name), !on {
+            do {
+                try nl.setGRO(name, true)
+                groFound = false
+            } catch { log.warning("GRO on \(name): \(error); frames stay MTU-sized") }
+        }
+        let p: PortEntry
+        do { p = try plugPacketSocket(name, into: b, kind: .netdev, nl: nl) } catch {
+            if groFound == false { try? nl.setGRO(name, false) }
+            throw error
+        }
+        p.groFound = groFound
         p.created = false
         p.spec = SwaleConfig.Port(kind: .attach, name: name)
         p.origin = origin
@@ -258,11 +276,60 @@ extension Service {
             let p = try makePort(bridge: b, name: name, kind: kind, slots: options.slots, owner: 0, adapter: adapter)
             p.ifname = name
             p.ifindex = adapter.ifindex
+            attachFastpath(p, ifindex: adapter.ifindex, socketFD: adapter.fd, to: b, nl: nl)
             return p
         } catch {
             adapter.close()
             throw error
         }
+    }
+
+    /// Puts a kernel port (a packet socket's interface, or a TAP: `socketFD` nil) on its bridge's
+    /// kernel fast path (Fastpath.swift), loading the bridge's copy of the programs first. If the
+    /// kernel or the object says no, that is logged once and the port, like every other, keeps the
+    /// slow path.
+    func attachFastpath(_ p: PortEntry, ifindex: Int32, socketFD: Int32?, to b: BridgeEntry, nl: Netlink) {
+        guard options.fastpath, fastpathFailure == nil else { return }
+        if b.fastpath == nil {
+            do {
+                let fp = try KernelFastpath()
+                b.fastpath = fp
+                b.bridge.setFastpath(fp)
+                log.info("bridge \(b.bridge.name): kernel fast path loaded from \(fp.path)")
+            } catch {
+                fastpathFailure = "\(error)"
+                log.warning("kernel fast path unavailable, every bridge runs without it: \(error)")
+                return
+            }
+        }
+        guard let fp = b.fastpath else { return }
+        do {
+            try fp.attach(ifindex: ifindex, socketFD: socketFD, name: p.name)
+        } catch let e as KernelError where e.isErrno && ![EPERM, EACCES, EINVAL, EOPNOTSUPP, ENOSYS].contains(e.code) {
+            // This interface only (it vanished meanwhile, say): its frames take the slow path.
+            log.warning("port \(p.fullName) stays off the kernel fast path: \(e)")
+            return
+        } catch {
+            // The kernel refuses the programs themselves (no tcx, no permission): once, for all.
+            fastpathFailure = "\(error)"
+            log.warning("kernel fast path unavailable, every bridge runs without it: \(error)")
+            return
+        }
+        p.fastpathAttached = true
+        // A veth whose peer lives in another namespace takes frames with bpf_redirect_peer
+        // (straight to the peer's ingress); any other interface with bpf_redirect (out of it).
+        // A TAP gets frames up its host stack.
+        let info = (try? nl.linkInfo(ifindex: ifindex)) ?? nil
+        let peer = info?.kind == "veth" && info?.linkNetnsID != nil
+        b.bridge.attachFastpath(port: p.index, ifindex: ifindex, peer: peer, hostStack: socketFD == nil)
+    }
+
+    /// An attached veth gets back the GRO setting swaled found on it.
+    func restoreGRO(_ p: PortEntry) {
+        guard p.groFound == false, !p.created, let name = p.ifname else { return }
+        p.groFound = nil
+        guard let nl = try? netlink(), nl.exists(name: name) else { return }
+        do { try nl.setGRO(name, false) } catch { log.warning("restoring GRO off on \(name): \(error)") }
     }
 
     /// Detaches a port. Interfaces Swale created are deleted, unless `keepInterface` (vale-ctl -d):

@@ -110,7 +110,20 @@ extension Service {
                 w.counter("swale_port_dropped_frames_total", "Frames dropped, by reason.", l + [("reason", reason)], n)
             }
             w.counter("swale_port_ring_resets_total", "Rings reset because their indices were out of range.", l, c.ringResets)
-            for (k, v) in (c.adapter ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let adapter = c.adapter ?? [:]
+            if let on = adapter["fastpath"] {
+                // The kernel fast path's part (already in the rx/tx totals above).
+                w.gauge("swale_port_fastpath", "1 while the port's frames may take the kernel fast path.", l, Int(on))
+                for d in ["rx", "tx"] {
+                    w.counter(
+                        "swale_port_fastpath_frames_total", "Frames the kernel fast path moved for the port (part of rx/tx).",
+                        l + [("direction", d)], adapter["fastpath_\(d)_packets"] ?? 0)
+                    w.counter(
+                        "swale_port_fastpath_bytes_total", "Bytes the kernel fast path moved for the port (part of rx/tx).",
+                        l + [("direction", d)], adapter["fastpath_\(d)_bytes"] ?? 0)
+                }
+            }
+            for (k, v) in adapter.sorted(by: { $0.key < $1.key }) where !k.hasPrefix("fastpath") {
                 w.counter(
                     "swale_port_adapter_events_total", "Kernel adapter counters (calls, frames, truncations, drops).",
                     l + [("counter", k)], v)

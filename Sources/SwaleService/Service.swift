@@ -39,6 +39,8 @@ public struct ServiceOptions: Sendable {
     public var budgets = Budgets()
     /// Off: no netlink, no TAP, no interface is ever touched (the control-protocol fuzzer runs so).
     public var kernelPortsEnabled = true
+    /// The kernel fast path (eBPF) for frames between kernel ports (`--no-fastpath`, "fastpath": false).
+    public var fastpath = true
     public init(socketPath: String) { self.socketPath = socketPath }
 }
 
@@ -60,6 +62,8 @@ public final class Service: @unchecked Sendable {
     let ownerInstance: String
     /// Request log lines per user and second (root is not limited).
     var logBudget = LogBudget()
+    /// Why the fast path could not be loaded, once known (logged once; every bridge then runs without).
+    var fastpathFailure: String?
 
     public init(options: ServiceOptions, logger: Logger) {
         self.options = options
@@ -449,6 +453,7 @@ public final class Service: @unchecked Sendable {
             }
         }
         b.bridge.stop()
+        b.fastpath?.close()
         log.info("bridge \(name) deleted")
     }
 
@@ -457,6 +462,7 @@ public final class Service: @unchecked Sendable {
         guard !b.persistent, b.ports.isEmpty, bridges[b.bridge.name] === b else { return }
         bridges[b.bridge.name] = nil
         b.bridge.stop()
+        b.fastpath?.close()
         log.info("bridge \(b.bridge.name) reaped (its last port went)")
     }
 
@@ -479,6 +485,15 @@ public final class Service: @unchecked Sendable {
             allowGroups: b.allowGroups.sorted().map(Identity.groupName), persistent: b.persistent)
         info.vlanFiltering = b.vlanFiltering
         info.groupFwdMask = SwaleConfig.hex(Int(b.groupFwdMask))
+        if !options.fastpath || !options.kernelPortsEnabled {
+            info.fastpath = "off"
+        } else if let fp = b.fastpath {
+            info.fastpath = "on, \(fp.attachedCount) port(s)"
+        } else if let why = fastpathFailure {
+            info.fastpath = "unavailable: \(why)"
+        } else {
+            info.fastpath = "none"
+        }
         return info
     }
 
@@ -540,6 +555,9 @@ public final class Service: @unchecked Sendable {
 
     func removePortEntry(_ p: PortEntry, from b: BridgeEntry) {
         if let st = b.bridge.removePort(p.index) { p.finalStats = st }
+        if let i = p.ifindex, p.fastpathAttached { b.fastpath?.detach(ifindex: i) }
+        p.fastpathAttached = false
+        restoreGRO(p)
         b.ports[p.name] = nil
         if p.spec?.container != nil {
             // A container attachment's name means that attachment only: its rules go with it.
@@ -749,7 +767,11 @@ public final class Service: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         for b in bridges.values {
             b.bridge.stop()
-            for p in b.ports.values { p.adapter?.close() }
+            for p in b.ports.values {
+                p.adapter?.close()
+                restoreGRO(p)
+            }
+            b.fastpath?.close()  // its tcx links end with it: nothing stays on the interfaces
         }
     }
 }

@@ -129,13 +129,21 @@ public final class Bridge: @unchecked Sendable {
     }
 
     /// Runs `body` on the forwarding thread between two passes and waits for it.
+    /// A command that changed the learning table (a flush, a static entry, a removed port) reaches
+    /// the kernel fast path before it returns.
     public func perform<T>(_ body: @escaping (Bridge) -> T) -> T {
-        guard thread != nil else { return body(self) }
+        guard thread != nil else {
+            let r = body(self)
+            engine.syncFastpath()
+            return r
+        }
         let done = DispatchSemaphore(value: 0)
         var result: T?
         mailboxLock.lock()
         mailbox.append { b in
-            result = body(b); done.signal()
+            result = body(b)
+            b.engine.syncFastpath()
+            done.signal()
         }
         swale_store_release(mailboxFlag, 1)
         mailboxLock.unlock()
@@ -207,16 +215,40 @@ public final class Bridge: @unchecked Sendable {
         perform { b in b.engine.setSharedNotify(index, fds) }
     }
 
+    /// A port's counters (what the kernel fast path moved for it included) and its ring resets.
     public func portStats(_ index: Int) -> (PortStats, UInt64)? {
         perform { b -> (PortStats, UInt64)? in
-            guard let p = b.engine.port(index) else { return nil }
-            return (p.stats, p.tx.resets &+ p.rx.resets)
+            guard let p = b.engine.port(index), let s = b.engine.portStatsWithFastpath(index) else { return nil }
+            return (s, p.tx.resets &+ p.rx.resets)
         }
     }
 
+    /// The backend's counters, and the fast path's for a port attached to it: `fastpath` 1 while
+    /// its frames may take it (0 while watched or under a rule the program lacks), and the frames
+    /// and bytes it moved (already part of the port's rx/tx counters).
     public func adapterCounters(_ index: Int) -> [String: UInt64]? {
-        perform { b in b.engine.backend(index)?.counters }
+        perform { b -> [String: UInt64]? in
+            guard var c = b.engine.backend(index)?.counters else { return nil }
+            if let f = b.engine.fastpathCounters(port: index) {
+                c["fastpath"] = b.engine.fastpathActive(port: index) ? 1 : 0
+                c["fastpath_tx_packets"] = f.txPackets
+                c["fastpath_tx_bytes"] = f.txBytes
+                c["fastpath_rx_packets"] = f.rxPackets
+                c["fastpath_rx_bytes"] = f.rxBytes
+            }
+            return c
+        }
     }
+
+    // MARK: the kernel fast path (SwaleDatapath/Fastpath.swift)
+
+    public func setFastpath(_ maps: FastpathMaps?) { perform { b in b.engine.setFastpath(maps) } }
+
+    public func attachFastpath(port: Int, ifindex: Int32, peer: Bool, hostStack: Bool = false) {
+        perform { b in b.engine.attachFastpath(port: port, ifindex: ifindex, peer: peer, hostStack: hostStack) }
+    }
+
+    public func detachFastpath(port: Int) { perform { b in b.engine.detachFastpath(port: port) } }
 
     public struct TableStats: Sendable {
         public var learned: UInt64, moved: UInt64, aged: UInt64, evicted: UInt64, entries: Int

@@ -48,6 +48,12 @@ struct Swaled: ParsableCommand {
     )
     var copyToKernelPorts = false
 
+    @Flag(
+        help:
+            "No kernel fast path: frames between kernel ports all cross the switch's rings (the config key \"fastpath\": false does the same)."
+    )
+    var noFastpath = false
+
     @Option(help: "Group of the control socket (name or number); its members may use Swale.")
     var socketGroup: String?
 
@@ -103,6 +109,7 @@ struct Swaled: ParsableCommand {
         if let m = pollMode { opts.bridge.yieldWhilePolling = m == "yield" }
         if let n = forwardingNice { opts.bridge.forwardingNice = n }
         if copyToKernelPorts { opts.bridge.directTransmit = false }
+        if noFastpath { opts.fastpath = false }
         if let g = socketGroup { opts.socketGroup = g }
         if let m = metrics {
             guard SwaleConfig.isMetricsAddress(m) else {

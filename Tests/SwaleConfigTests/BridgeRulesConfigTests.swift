@@ -106,3 +106,18 @@ final class MetricsConfigTests: XCTestCase {
         }
     }
 }
+
+final class FastpathConfigTests: XCTestCase {
+    func testFastpathKey() throws {
+        XCTAssertNil(try SwaleConfig.parse("{}").fastpath, "absent: swaled's default (on)")
+        for v in [true, false] {
+            let c = try SwaleConfig.parse(#"{ "fastpath": \#(v) }"#)
+            XCTAssertEqual(c.fastpath, v)
+            XCTAssertEqual(try SwaleConfig.parse(c.rendered()), c, "a dump loads back the same")
+            XCTAssertTrue(c.rendered().contains("\"fastpath\": \(v)"), c.rendered())
+        }
+        XCTAssertThrowsError(try SwaleConfig.parse("{\n\"fastpath\": \"no\"\n}", file: "c.json")) { e in
+            XCTAssertTrue("\(e)".contains("c.json:2: fastpath must be true or false"), "\(e)")
+        }
+    }
+}

@@ -62,7 +62,11 @@ private struct Topology {
 
 private let broadcast = "ff:ff:ff:ff:ff:ff"
 
-final class BridgeSemanticsTests: XCTestCase {
+/// With the kernel fast path (the default); BridgeSemanticsTestsWithoutFastpath runs every test
+/// again without it: the rules must hold the same either way.
+class BridgeSemanticsTests: XCTestCase {
+    /// swaled's arguments for the service these tests start.
+    class var serviceArgs: [String] { [] }
     var svc: ServiceFixture!
     let kernel = KernelObjects()
     var prefix: String { kernel.prefix }
@@ -78,7 +82,7 @@ final class BridgeSemanticsTests: XCTestCase {
     override func setUpWithError() throws {
         try requireRoot("bridge semantics: network namespaces, veth, Linux bridge", tools: ["ip", "bridge", "/usr/bin/python3"])
         guard FileManager.default.fileExists(atPath: Self.script) else { throw FixtureError("no \(Self.script)") }
-        svc = try ServiceFixture()
+        svc = try ServiceFixture(extraArgs: Self.serviceArgs)
         XCTAssertEqual(try svc.ctl(["bridge", "add", "vale0"]).0, 0)
     }
 
@@ -629,4 +633,21 @@ final class BridgeSemanticsTests: XCTestCase {
         XCTAssertEqual(ra?["maxMacs"] as? Int, 0, show)
         XCTAssertEqual(ra?["learned"] as? Int, 3, "m2, m3, m4 learned on a: \(show)")
     }
+}
+
+/// Every bridge-semantics test again with the fast path off.
+final class BridgeSemanticsTestsWithoutFastpath: BridgeSemanticsTests {
+    override class var serviceArgs: [String] { ["--no-fastpath"] }
+    // Test discovery on Linux lists only methods a class declares itself: each is named again here.
+    override func testReservedGroupsAreForwardedOnlyWhenTheMaskSaysSo() throws {
+        try super.testReservedGroupsAreForwardedOnlyWhenTheMaskSaysSo()
+    }
+    override func testBadSourcesAreDroppedAndNeverLearned() throws { try super.testBadSourcesAreDroppedAndNeverLearned() }
+    override func testIsolatedPortsReachOnlyNonIsolatedPorts() throws { try super.testIsolatedPortsReachOnlyNonIsolatedPorts() }
+    override func testVlanAccessAndTrunkPorts() throws { try super.testVlanAccessAndTrunkPorts() }
+    override func testTaggedFramesCrossUnchangedWithoutFiltering() throws {
+        try super.testTaggedFramesCrossUnchangedWithoutFiltering()
+    }
+    override func testStaticEntriesAndLockedPorts() throws { try super.testStaticEntriesAndLockedPorts() }
+    override func testMacLimitDropsFramesFromFurtherSources() throws { try super.testMacLimitDropsFramesFromFurtherSources() }
 }

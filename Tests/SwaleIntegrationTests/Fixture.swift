@@ -120,7 +120,8 @@ final class ServiceFixture {
 
     /// `socket`: reuse a path (a restart of "the same" swaled: interfaces it created are its own).
     /// `netns`: run it inside that network namespace (`ip netns exec` execs it: the PID is swaled's).
-    init(socket reuse: String? = nil, extraArgs: [String] = [], netns: String? = nil) throws {
+    /// `env`: added to swaled's environment.
+    init(socket reuse: String? = nil, extraArgs: [String] = [], netns: String? = nil, env: [String: String] = [:]) throws {
         dir =
             reuse.map { ($0 as NSString).deletingLastPathComponent } ?? NSTemporaryDirectory()
             + "swale-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -128,8 +129,8 @@ final class ServiceFixture {
         socket = reuse ?? dir + "/swaled.sock"
         let swaled = [try Products.path("swaled"), "--socket", socket, "--log-level", "debug"] + extraArgs
         daemon =
-            try netns.map { try Child(ServiceFixture.ipTool, ["netns", "exec", $0] + swaled) }
-            ?? Child(swaled[0], Array(swaled.dropFirst()))
+            try netns.map { try Child(ServiceFixture.ipTool, ["netns", "exec", $0] + swaled, env: env) }
+            ?? Child(swaled[0], Array(swaled.dropFirst()), env: env)
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: socket) {
             guard Date() < deadline, daemon.process.isRunning else {

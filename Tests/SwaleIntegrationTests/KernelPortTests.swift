@@ -8,14 +8,18 @@ import SwaleNames
 import SwaleProtocol
 import XCTest
 
-final class KernelPortTests: XCTestCase {
+/// With the kernel fast path (the default); KernelPortTestsWithoutFastpath runs every test again
+/// without it (`--no-fastpath`): both must give the same results.
+class KernelPortTests: XCTestCase {
+    /// swaled's arguments for every service these tests start.
+    class var serviceArgs: [String] { [] }
     var svc: ServiceFixture!
     let kernel = KernelObjects()
     var prefix: String { kernel.prefix }
 
     override func setUpWithError() throws {
         try requireRoot("kernel port tests: network namespaces, veth, TAP", tools: ["ip", "ping", "iperf3"])
-        svc = try ServiceFixture()
+        svc = try ServiceFixture(extraArgs: Self.serviceArgs)
         XCTAssertEqual(try svc.ctl(["bridge", "add", "vale0"]).0, 0)
     }
 
@@ -82,10 +86,11 @@ final class KernelPortTests: XCTestCase {
     }
 
     /// The path before direct transmit (frames copied into the kernel port's ring, then sent) is
-    /// still what carries frames the kernel could not take at once: run TCP and ping through it alone.
+    /// still what carries frames the kernel could not take at once: run TCP and ping through it alone
+    /// (without the kernel fast path, which would carry them past the rings).
     func testCopyPathToKernelPortsCarriesTCP() throws {
         _ = svc.stop()
-        svc = try ServiceFixture(extraArgs: ["--copy-to-kernel-ports"])
+        svc = try ServiceFixture(extraArgs: ["--copy-to-kernel-ports", "--no-fastpath"])
         XCTAssertEqual(try svc.ctl(["bridge", "add", "vale0"]).0, 0)
         let a = try vethInNamespace(1, subnet: "10.213.9"), b = try vethInNamespace(2, subnet: "10.213.9")
         let ping = sh("ip netns exec \(a.ns) ping -c 3 -i 0.2 -W 2 \(b.ip)")
@@ -253,7 +258,7 @@ final class KernelPortTests: XCTestCase {
         let sock = NSTemporaryDirectory() + "swale-test-\(prefix)/swaled.sock"
         defer { try? FileManager.default.removeItem(atPath: (sock as NSString).deletingLastPathComponent) }
         for round in 0..<2 {
-            let s = try ServiceFixture(socket: sock, extraArgs: ["--config", cfg])
+            let s = try ServiceFixture(socket: sock, extraArgs: ["--config", cfg] + Self.serviceArgs)
             let ports = try s.call(PortList(bridge: "vale0"))
             XCTAssertEqual(Set(ports.map(\.name)), [tap, veth], "round \(round)")
             XCTAssertEqual(s.stop(keepDirectory: true), 0)
@@ -275,5 +280,26 @@ final class KernelPortTests: XCTestCase {
         XCTAssertTrue(ok.withUnsafeBytes { app.send($0) })
         XCTAssertTrue(try svc.eventually { try self.portCounters(a.port).dropTooLong == 1 })
         XCTAssertTrue(try svc.eventually { try self.portCounters(a.port).rxPackets >= 1 })
+    }
+}
+
+/// Every kernel port test again with the fast path off: the switch alone must behave the same.
+final class KernelPortTestsWithoutFastpath: KernelPortTests {
+    override class var serviceArgs: [String] { ["--no-fastpath"] }
+    // Test discovery on Linux lists only methods a class declares itself: each is named again here.
+    override func testTwoNamespacesPingBothWaysAndAppearInFdb() throws { try super.testTwoNamespacesPingBothWaysAndAppearInFdb() }
+    override func testIperfTCPWithDefaultOffloads() throws { try super.testIperfTCPWithDefaultOffloads() }
+    override func testCopyPathToKernelPortsCarriesTCP() throws { try super.testCopyPathToKernelPortsCarriesTCP() }
+    override func testUDPFloodCountersAreConsistent() throws { try super.testUDPFloodCountersAreConsistent() }
+    override func testTapInRootNamespaceTalksToNamespace() throws { try super.testTapInRootNamespaceTalksToNamespace() }
+    override func testAppPortFramesReachASocketInTheNamespace() throws { try super.testAppPortFramesReachASocketInTheNamespace() }
+    override func testDeletingTheNamespaceRemovesItsPort() throws { try super.testDeletingTheNamespaceRemovesItsPort() }
+    override func testPortDelDeletesCreatedAndKeepsAttached() throws { try super.testPortDelDeletesCreatedAndKeepsAttached() }
+    override func testBadInputGetsClearErrorsAndLeavesNothing() throws { try super.testBadInputGetsClearErrorsAndLeavesNothing() }
+    override func testRestartWithTheSameConfigPicksUpItsInterfaces() throws {
+        try super.testRestartWithTheSameConfigPicksUpItsInterfaces()
+    }
+    override func testFramesOverThePortMTUAreDroppedAndCounted() throws {
+        try super.testFramesOverThePortMTUAreDroppedAndCounted()
     }
 }

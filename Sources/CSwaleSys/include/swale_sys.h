@@ -43,6 +43,8 @@ int swale_ioctl_socket(void);
 int swale_ifindex_mtu(int sock, int ifindex);
 /* GRO on a netdev (SIOCETHTOOL); returns 0 or -errno. */
 int swale_set_gro(const char *ifname, int on);
+/* Whether GRO is on (ETHTOOL_GGRO): 1, 0 or -errno. */
+int swale_get_gro(const char *ifname);
 unsigned int swale_tun_f_csum(void);
 unsigned int swale_tun_f_tso4(void);
 unsigned int swale_tun_f_tso6(void);
