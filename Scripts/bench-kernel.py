@@ -217,8 +217,8 @@ def main():
             cells = []
             for r in (S, N):
                 v = r.get(key)
-                ratio = (l / v if inverse else v / l) if l and v else float("nan")
-                cells.append(f"{((fmt % v) + ' ' + unit) if v is not None else '-':>13} {ratio:>6.2f}x")
+                ratio = f"{(l / v if inverse else v / l):.2f}x" if l and v else "-"  # not measured there
+                cells.append(f"{((fmt % v) + ' ' + unit) if v is not None else '-':>13} {ratio:>7}")
             p, g = plain.get(key, l), gro.get(key, l)
             print(f"{label:37} {(fmt % p) + ' ' + unit:>13} {(fmt % g) + ' ' + unit:>13} " + " ".join(cells))
         row("ping RTT (lower is better)", "ping_ms", "ms", "%.3f", inverse=True)
