@@ -340,8 +340,6 @@ public final class ForwardingEngine {
         }
     }
 
-    /// Monotonic seconds (coarse clock: one read costs a few nanoseconds).
-    @inline(__always)
     /// Microseconds of a monotonic clock (flow control's waits).
     static func micros() -> Int {
         var ts = timespec()
@@ -367,6 +365,8 @@ public final class ForwardingEngine {
         return true
     }
 
+    /// Monotonic seconds (coarse clock: one read costs a few nanoseconds).
+    @inline(__always)
     public static func now() -> UInt32 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)

@@ -7,30 +7,8 @@ import XCTest
 final class MonitorTests: XCTestCase {
     typealias F = ForwardingEngineTests
 
-    /// An application-style port (no backend) for a monitor, and the user side of its rx ring.
-    struct Monitor {
-        let pool: MemoryPool
-        let layout: InterfaceLayout
-        let rx: UserRing
-        init(slots: Int = 256) throws {
-            pool = try MemoryPool(name: "swale-test-monitor", initialBlocks: 2 * slots + 64)
-            layout = try pool.makeInterface(name: "monitor", slots: slots)
-            rx = UserRing(ring: pool.region.base + layout.rxRingOffsets[0], region: pool.region)
-        }
-        /// Every frame waiting in the ring (single-slot frames), released.
-        func take() -> [[UInt8]] {
-            guard let w = rx.window() else { return [] }
-            var out: [[UInt8]] = []
-            var i = w.head
-            for _ in 0..<w.count {
-                let v = rx.read(i)
-                if let b = v.bytes { out.append(Array(b)) }
-                i = rx.next(i)
-            }
-            rx.advance(to: i)
-            return out
-        }
-    }
+    /// A monitor is an application-style port: the tests read its rx ring.
+    typealias Monitor = AppRings
 
     func testMonitorsGetCopiesOfWhatTheyWatch() throws {
         let (e, p) = try F.makeEngine(3)

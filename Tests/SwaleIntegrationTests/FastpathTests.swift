@@ -29,18 +29,10 @@ final class FastpathTests: XCTestCase {
         kernel.cleanup()
     }
 
-    typealias Host = (port: String, ns: String, ip: String, mac: String, peer: String)
+    typealias Host = NamespaceHost
 
     func vethInNamespace(_ i: Int, subnet: String) throws -> Host {
-        let ns = kernel.netns("n\(i)")
-        let port = "\(prefix)v\(i)", peer = "\(prefix)p\(i)"
-        let ip = "\(subnet).\(i)"
-        let (rc, out, err) = try svc.ctl([
-            "port", "add", "vale0", "veth", port, "--peer", peer, "--netns", ns, "--address", "\(ip)/24"
-        ])
-        XCTAssertEqual(rc, 0, out + err)
-        let mac = sh("ip netns exec \(ns) cat /sys/class/net/\(peer)/address").1.trimmingCharacters(in: .whitespacesAndNewlines)
-        return (port, ns, ip, mac, peer)
+        try svc.vethInNamespace(i, subnet: subnet, kernel: kernel)
     }
 
     func counters(_ port: String) throws -> PortCounters { try svc.call(Stats(target: "vale0:\(port)")).ports[0].counters }

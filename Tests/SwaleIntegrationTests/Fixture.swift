@@ -223,3 +223,23 @@ final class KernelObjects {
         for name in out.split(separator: "\n") where name.hasPrefix(prefix) { sh("ip link del \(name) 2>/dev/null") }
     }
 }
+
+/// A veth port's far end in a namespace of its own: the port's name, the namespace, the peer's
+/// address and MAC, and the peer's name.
+typealias NamespaceHost = (port: String, ns: String, ip: String, mac: String, peer: String)
+
+extension ServiceFixture {
+    /// Adds veth port PREFIX+v`i` on vale0 whose peer (PREFIX+p`i`) is born in a new namespace of
+    /// `kernel`'s, with address SUBNET.`i`/24.
+    func vethInNamespace(_ i: Int, subnet: String, kernel: KernelObjects) throws -> NamespaceHost {
+        let ns = kernel.netns("n\(i)")
+        let port = "\(kernel.prefix)v\(i)", peer = "\(kernel.prefix)p\(i)"
+        let ip = "\(subnet).\(i)"
+        let (rc, out, err) = try ctl([
+            "port", "add", "vale0", "veth", port, "--peer", peer, "--netns", ns, "--address", "\(ip)/24"
+        ])
+        XCTAssertEqual(rc, 0, out + err)
+        let mac = sh("ip netns exec \(ns) cat /sys/class/net/\(peer)/address").1.trimmingCharacters(in: .whitespacesAndNewlines)
+        return (port, ns, ip, mac, peer)
+    }
+}

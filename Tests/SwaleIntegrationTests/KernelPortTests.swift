@@ -31,16 +31,8 @@ class KernelPortTests: XCTestCase {
     func netns(_ suffix: String) -> String { kernel.netns(suffix) }
 
     /// Adds a veth port whose peer sits in a new namespace with an address.
-    func vethInNamespace(_ i: Int, subnet: String) throws -> (port: String, ns: String, ip: String, mac: String) {
-        let ns = netns("n\(i)")
-        let port = "\(prefix)v\(i)", peer = "\(prefix)p\(i)"
-        let ip = "\(subnet).\(i)"
-        let (rc, out, err) = try svc.ctl([
-            "port", "add", "vale0", "veth", port, "--peer", peer, "--netns", ns, "--address", "\(ip)/24"
-        ])
-        XCTAssertEqual(rc, 0, out + err)
-        let mac = sh("ip netns exec \(ns) cat /sys/class/net/\(peer)/address").1.trimmingCharacters(in: .whitespacesAndNewlines)
-        return (port, ns, ip, mac)
+    func vethInNamespace(_ i: Int, subnet: String) throws -> NamespaceHost {
+        try svc.vethInNamespace(i, subnet: subnet, kernel: kernel)
     }
 
     func portCounters(_ port: String) throws -> PortCounters {
@@ -49,7 +41,7 @@ class KernelPortTests: XCTestCase {
     }
 
     /// iperf3 TCP from namespace `ns` to a server on `b` for `seconds`: bytes and bits/s received.
-    func iperfTCP(from ns: String, to b: (port: String, ns: String, ip: String, mac: String), seconds: Int) throws -> (
+    func iperfTCP(from ns: String, to b: NamespaceHost, seconds: Int) throws -> (
         bytes: Double, bps: Double
     ) {
         let server = try Child("/usr/bin/env", ["ip", "netns", "exec", b.ns, "iperf3", "-s", "-1", "-B", b.ip])

@@ -70,6 +70,15 @@ static void die(const char *what) {
  * extra buffers wanted in, granted out. -1 with errno if the register fails. */
 static int excl; /* NR_EXCLUSIVE on registers of tx, rx and hold */
 
+/* A request header as netmap programs fill it: API version, type, port name, body. */
+static void request(struct nmreq_header *hdr, uint16_t reqtype, const char *name, void *body) {
+    memset(hdr, 0, sizeof *hdr);
+    hdr->nr_version = NETMAP_API;
+    hdr->nr_reqtype = reqtype;
+    snprintf(hdr->nr_name, sizeof hdr->nr_name, "%s", name);
+    hdr->nr_body = (uintptr_t)body;
+}
+
 static int reg_fd(struct port *p, const char *name, int legacy, int mode, uint16_t ringid, uint32_t *extra) {
     uint64_t offset;
     if (legacy) {
@@ -88,12 +97,8 @@ static int reg_fd(struct port *p, const char *name, int legacy, int mode, uint16
     } else {
         struct nmreq_header hdr;
         struct nmreq_register r;
-        memset(&hdr, 0, sizeof hdr);
         memset(&r, 0, sizeof r);
-        hdr.nr_version = NETMAP_API;
-        hdr.nr_reqtype = NETMAP_REQ_REGISTER;
-        snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", name);
-        hdr.nr_body = (uintptr_t)&r;
+        request(&hdr, NETMAP_REQ_REGISTER, name, &r);
         r.nr_mode = (uint32_t)mode;
         r.nr_flags = excl ? NR_EXCLUSIVE : 0;
         r.nr_ringid = ringid;
@@ -390,11 +395,8 @@ static int do_errors(const char *name) {
     p.fd = open("/dev/netmap", O_RDWR);
     struct nmreq_header hdr;
     struct nmreq_register r;
-    memset(&hdr, 0, sizeof hdr);
     memset(&r, 0, sizeof r);
-    snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", name);
-    hdr.nr_body = (uintptr_t)&r;
-    hdr.nr_reqtype = NETMAP_REQ_REGISTER;
+    request(&hdr, NETMAP_REQ_REGISTER, name, &r);
     hdr.nr_version = 13;
     bad += expect("API version 13", ioctl(p.fd, NIOCCTRL, &hdr), EINVAL);
     hdr.nr_version = NETMAP_API;
@@ -554,12 +556,8 @@ static int do_pass(const char *txname, const char *rxname, uint32_t count) {
     t.fd = open("/dev/netmap", O_RDWR);
     struct nmreq_header hdr;
     struct nmreq_register reg;
-    memset(&hdr, 0, sizeof hdr);
     memset(&reg, 0, sizeof reg);
-    hdr.nr_version = NETMAP_API;
-    hdr.nr_reqtype = NETMAP_REQ_REGISTER;
-    snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", txname);
-    hdr.nr_body = (uintptr_t)&reg;
+    request(&hdr, NETMAP_REQ_REGISTER, txname, &reg);
     reg.nr_mode = NR_REG_ALL_NIC;
     if (ioctl(t.fd, NIOCCTRL, &hdr) < 0) die(txname);
     struct handover h = {.memsize = reg.nr_memsize, .offset = reg.nr_offset};
@@ -576,11 +574,7 @@ static int do_pass(const char *txname, const char *rxname, uint32_t count) {
 static int hdr_ctl(struct port *p, const char *name, uint16_t req, uint32_t *len) {
     struct nmreq_header hdr;
     struct nmreq_port_hdr ph = {.nr_hdr_len = *len};
-    memset(&hdr, 0, sizeof hdr);
-    hdr.nr_version = NETMAP_API;
-    hdr.nr_reqtype = req;
-    snprintf(hdr.nr_name, sizeof hdr.nr_name, "%s", name);
-    hdr.nr_body = (uintptr_t)&ph;
+    request(&hdr, req, name, &ph);
     int rc = ioctl(p->fd, NIOCCTRL, &hdr);
     *len = ph.nr_hdr_len;
     return rc;
