@@ -8,6 +8,7 @@
 # receiver CPU 1, as the ring's processes) and unpinned. For each Swale run also the receiver's
 # sleeps and involuntary context switches per 1000 frames: the marks of a slow mode.
 # Not a test: prints numbers. Usage: Scripts/bench-app-path.sh [RUNS] [FRAMES]
+# MODES="pinned unpinned" and CASES="pipe:1 pipe:32 pipe:256 switch:32 switch-fc:32" pick a subset.
 RUNS=${1:-10}
 N=${2:-10000000}
 source "$(dirname "$0")/bench-common.sh"
@@ -36,9 +37,9 @@ print("%.2f %.2f %.2f" % (s["pps"] / 1e6, s["wake"]["sleeps"] / k, s["involuntar
 }
 
 printf "%-9s %-9s %-6s %-4s %8s %8s %7s %10s %10s\n" path mode batch run ring swale ratio "sleeps/1k" "invol/1k"
-for mode in pinned unpinned; do
-    for case in "pipe 1" "pipe 32" "pipe 256" "switch 32" "switch-fc 32"; do
-        set -- $case
+for mode in ${MODES:-pinned unpinned}; do
+    for case in ${CASES:-pipe:1 pipe:32 pipe:256 switch:32 switch-fc:32}; do
+        set -- ${case/:/ }
         path=$1 batch=$2 frames=$N sock=$SOCK
         [ "$batch" = 1 ] && frames=$((N / 10))
         if [ "$path" = pipe ]; then tx="vale0:bench<1"; rx="vale0:bench>1"; else tx="vale0:sa"; rx="vale0:sb"; fi

@@ -741,7 +741,8 @@ static void arm(struct nmfd *e, short events, int on) {
         if (on) swale_add_relaxed(tx, 1);
         else swale_sub_relaxed(tx, 1);
     }
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (on) swale_barrier_heavy(); /* the publishers' side of the handshake is a compiler barrier */
+    else __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 static void drain(int fd) {

@@ -1,20 +1,24 @@
 #define _GNU_SOURCE
 #include "swale_sys.h"
+#include "swale_atomics.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
+#include <linux/membarrier.h>
 
 int swale_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); }
 
@@ -29,6 +33,40 @@ int swale_pin_cpu(int cpu) {
 }
 
 int swale_current_cpu(void) { return sched_getcpu(); }
+
+/* swale_atomics.h explains the asymmetric barrier. Registration belongs to the process image: a
+ * forked child registers anew (or falls back to fences) before it can run a sync. */
+int swale_fenceless = 0;
+#ifndef MEMBARRIER_CMD_GET_REGISTRATIONS
+#define MEMBARRIER_CMD_GET_REGISTRATIONS (1 << 9) /* Linux 6.3; older uapi headers lack it */
+#endif
+static pthread_once_t swale_barrier_once = PTHREAD_ONCE_INIT;
+
+static void swale_barrier_child(void) {
+    swale_fenceless = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+
+static void swale_barrier_init(void) {
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds < 0 || !(cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED)) return;
+    if (pthread_atfork(NULL, NULL, swale_barrier_child) != 0) return;
+    swale_barrier_child();
+}
+
+int swale_barrier_register(void) {
+    pthread_once(&swale_barrier_once, swale_barrier_init);
+    return swale_fenceless;
+}
+
+int swale_barrier_registered(void) {
+    long r = syscall(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
+    return r < 0 ? -errno : (r & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0;
+}
+
+void swale_barrier_heavy(void) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    (void)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+}
 
 int swale_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 

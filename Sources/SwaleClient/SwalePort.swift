@@ -216,6 +216,7 @@ public final class SwalePort {
         csb = (base + info.nifpOffset + Int(SWALE_CSB_OFFSET)).assumingMemoryBound(to: swale_csb.self)
         tx = ring(info.txRing)
         rx = ring(info.rxRing)
+        _ = swale_barrier_register()  // syncs may then skip their fence (swale_atomics.h)
         if isPipe, let prx = info.peerRxRing, let pcsb = info.peerCsb {
             let peerRx = ring(prx)
             pipe = PipeLink(ownTx: tx.ptr, peerRx: peerRx.ptr, peerCsb: (base + pcsb).assumingMemoryBound(to: swale_csb.self))
@@ -270,7 +271,7 @@ public final class SwalePort {
         if pipe != nil {
             let moved = pipe!.txsync(errors: &peerErrors, last: &lastPeerFault)
             if moved > 0 {
-                swale_fence()
+                swale_barrier_light()
                 if swale_load_relaxed(&pipe!.peerCsb.pointee.app_rx_waiting) != 0 {
                     kick.ring()
                     wakeCounters.kicks &+= 1
@@ -278,7 +279,7 @@ public final class SwalePort {
             }
             return
         }
-        swale_fence()
+        swale_barrier_light()
         if swale_load_relaxed(&csb.pointee.switch_sleeping) != 0 {
             kick.ring()
             wakeCounters.kicks &+= 1
@@ -290,7 +291,7 @@ public final class SwalePort {
     public func rxSync() {
         wakeCounters.rxSyncs &+= 1
         if let peerCsb = pipe?.peerCsb {
-            swale_fence()
+            swale_barrier_light()
             if swale_load_relaxed(&peerCsb.pointee.app_tx_waiting) != 0 {
                 kick.ring()
                 wakeCounters.kicks &+= 1
@@ -428,7 +429,7 @@ public final class SwalePort {
         // waking up must not lower the flag another still sleeps under.
         if what != .tx { swale_add_relaxed(&csb.pointee.app_rx_waiting, 1) }
         if what != .rx { swale_add_relaxed(&csb.pointee.app_tx_waiting, 1) }
-        swale_fence()
+        swale_barrier_heavy()  // the publishers' side of the handshake is only a compiler barrier
         defer {
             if what != .tx { swale_sub_relaxed(&csb.pointee.app_rx_waiting, 1) }
             if what != .rx { swale_sub_relaxed(&csb.pointee.app_tx_waiting, 1) }

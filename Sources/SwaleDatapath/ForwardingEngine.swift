@@ -151,6 +151,7 @@ public final class ForwardingEngine {
 
     public init(config: EngineConfig = EngineConfig()) throws {
         self.config = config
+        _ = swale_barrier_register()  // the wake-up checks after publishing may skip their fence
         table = try LearningTable(capacity: config.fdbCapacity, agingSeconds: config.agingSeconds)
         ports = .allocate(capacity: config.maxPorts)
         backends = Array(repeating: nil, count: config.maxPorts)
@@ -606,7 +607,7 @@ extension ForwardingEngine {
         batchSizes[bucket] &+= 1
         batchSlots &+= UInt64(consumed)
         if consumed > 0, let c = src.pointee.csb {  // nothing consumed (a frame waits for room): no room to tell of
-            swale_fence()
+            swale_barrier_light()
             if swale_load_relaxed(&c.pointee.app_tx_waiting) != 0 {
                 src.pointee.ringNotify()
             }
@@ -710,7 +711,7 @@ extension ForwardingEngine {
             if dst.pointee.hasBackend {
                 dst.pointee.needsTransmit = true
             } else if let c = dst.pointee.csb {
-                swale_fence()
+                swale_barrier_light()
                 if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 {
                     dst.pointee.ringNotify()
                 }

@@ -373,7 +373,7 @@ public final class Bridge: @unchecked Sendable {
 
             // Going to sleep: ask apps to kick us, then look once more (no lost wake-ups).
             engine.setSleeping(true)
-            swale_fence()
+            swale_barrier_heavy()  // the apps' side of the handshake is only a compiler barrier
             if engine.anyPending() || mailboxPending {
                 engine.setSleeping(false)
                 continue

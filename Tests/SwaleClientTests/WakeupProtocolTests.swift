@@ -6,6 +6,7 @@ import Glibc
 import XCTest
 
 @testable import SwaleClient
+import CSwaleSys
 
 final class WakeupProtocolTests: XCTestCase {
     /// What the sender thread reports; read after it signalled `done`.
@@ -83,24 +84,63 @@ final class WakeupProtocolTests: XCTestCase {
         return out
     }
 
+    /// Runs `body` once with each flavour of the publisher's barrier (swale_atomics.h): the
+    /// compiler barrier that membarrier registration allows, and the full fence a process without
+    /// it uses. The sleeper's side is the same in both.
+    func withEachBarrier(_ body: (String) throws -> Void) rethrows {
+        let registered = swale_barrier_register()
+        XCTAssertEqual(registered, 1, "membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) is in every kernel Swale supports")
+        defer { swale_fenceless = registered }
+        swale_fenceless = registered
+        try body("compiler barrier (registered)")
+        swale_fenceless = 0
+        try body("full fence")
+    }
+
     /// The receiver keeps finding its ring empty and sleeps; every frame must wake it.
     func testASleepingReceiverIsAlwaysWoken() throws {
-        let o = try exchange(slots: 64, count: 20_000, senderPause: 200, receiverPause: 200)
-        XCTAssertTrue(o.senderDone)
-        XCTAssertEqual(o.received, 20_000)
-        XCTAssertEqual(o.slowReceiverWaits, 0, "waits that ran into their timeout: lost wake-ups")
-        XCTAssertEqual(o.slowSenderWaits, 0)
-        XCTAssertEqual(o.peerErrors, 0)
+        try withEachBarrier { barrier in
+            let o = try exchange(slots: 64, count: 20_000, senderPause: 200, receiverPause: 200)
+            XCTAssertTrue(o.senderDone, barrier)
+            XCTAssertEqual(o.received, 20_000, barrier)
+            XCTAssertEqual(o.slowReceiverWaits, 0, "waits that ran into their timeout: lost wake-ups (\(barrier))")
+            XCTAssertEqual(o.slowSenderWaits, 0, barrier)
+            XCTAssertEqual(o.peerErrors, 0, barrier)
+        }
     }
 
     /// The other direction: a sender with a full ring sleeps until the receiver releases slots
     /// (rxSync rings it only when it asked); the receiver takes one frame at a time, slowly.
     func testASenderWaitingForRoomIsAlwaysWoken() throws {
-        let o = try exchange(slots: 16, count: 10_000, senderPause: 0, receiverPause: 100, receiveMax: 1)
-        XCTAssertTrue(o.senderDone)
-        XCTAssertEqual(o.received, 10_000)
-        XCTAssertEqual(o.slowSenderWaits, 0, "sender waits that ran into their timeout: lost wake-ups")
-        XCTAssertEqual(o.slowReceiverWaits, 0)
-        XCTAssertEqual(o.peerErrors, 0)
+        try withEachBarrier { barrier in
+            let o = try exchange(slots: 16, count: 10_000, senderPause: 0, receiverPause: 100, receiveMax: 1)
+            XCTAssertTrue(o.senderDone, barrier)
+            XCTAssertEqual(o.received, 10_000, barrier)
+            XCTAssertEqual(o.slowSenderWaits, 0, "sender waits that ran into their timeout: lost wake-ups (\(barrier))")
+            XCTAssertEqual(o.slowReceiverWaits, 0, barrier)
+            XCTAssertEqual(o.peerErrors, 0, barrier)
+        }
+    }
+
+    /// Neither side pauses: the publisher's light barrier and the sleeper's membarrier race at
+    /// full speed, with a short busy poll so that both sleeping and not sleeping happen often.
+    func testNoWakeUpIsLostAtFullSpeed() throws {
+        try withEachBarrier { barrier in
+            let o = try exchange(slots: 8, count: 200_000, senderPause: 0, receiverPause: 0, receiveMax: 3)
+            XCTAssertTrue(o.senderDone, barrier)
+            XCTAssertEqual(o.received, 200_000, barrier)
+            XCTAssertEqual(o.slowReceiverWaits + o.slowSenderWaits, 0, "lost wake-ups (\(barrier))")
+        }
+    }
+
+    /// A forked child is a new process image for membarrier: it registers anew before it syncs.
+    func testAForkedChildRegistersAgain() throws {
+        XCTAssertEqual(swale_barrier_register(), 1)
+        XCTAssertEqual(swale_barrier_registered(), 1)
+        let pid = fork()
+        if pid == 0 { _exit(swale_fenceless == 1 && swale_barrier_registered() == 1 ? 0 : 3) }
+        var status: Int32 = 0
+        XCTAssertEqual(waitpid(pid, &status, 0), pid)
+        XCTAssertEqual(status, 0, "the child was not registered (exit status \(status >> 8))")
     }
 }

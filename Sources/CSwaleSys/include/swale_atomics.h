@@ -16,6 +16,34 @@ static inline void swale_store_release(uint32_t *p, uint32_t v) { __atomic_store
 static inline uint32_t swale_load_relaxed(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void swale_store_relaxed(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline void swale_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+/*
+ * The need-wakeup handshake as an asymmetric barrier (Dekker's pattern with membarrier(2), as
+ * userspace RCU and folly do it). The sleeper stores its flag and loads the other side's index; the
+ * publisher stores its index and loads the flag; each needs store->load order. A full fence on the
+ * publisher's side is paid on every sync, and on x86 it is a locked instruction that waits for every
+ * store before it, the cache misses of the batch just written included. So the publisher, once its
+ * process is registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED (swale_barrier_register), needs only a
+ * compiler barrier (swale_barrier_light), and the sleeper, about to sleep anyway, pays for both
+ * (swale_barrier_heavy): membarrier makes every running thread of every registered process execute
+ * a full barrier before it returns. Either the publisher's flag load comes after that barrier and
+ * sees the flag, or its index store came before it and the sleeper's load sees the index.
+ * A process that is not registered (membarrier missing, or a program of its own) keeps the fence.
+ */
+/* Set by swale_barrier_register (and again in a forked child): 1 if the light barrier suffices. */
+extern int swale_fenceless;
+/* Registers the process (once; again after fork); returns swale_fenceless. */
+int swale_barrier_register(void);
+/* What the kernel says of this process: 1 registered, 0 not, -errno (before Linux 6.3, which
+ * cannot tell). For tests. */
+int swale_barrier_registered(void);
+static inline void swale_barrier_light(void) {
+    if (__builtin_expect(swale_fenceless, 1)) __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    else __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+/* The sleeper's side: a fence, then membarrier (a no-op where the kernel has none, and then no
+ * publisher has registered either). */
+void swale_barrier_heavy(void);
 /* A count rather than a flag where several waiters may share one word (holders of one port). */
 static inline void swale_add_relaxed(uint32_t *p, uint32_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 /* Takes v off a count, stopping at 0 (a lowering without its raise must not wrap it around). */
@@ -39,5 +67,17 @@ static inline void swale_cpu_relax(void) {
 /* Asks for the cache line at p ahead of use (a frame's header the switch will read): the miss of a
  * line another core just wrote then overlaps with other work. Never faults. */
 static inline void swale_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
+/* The same for a line about to be written: asks for it exclusive (x86 PREFETCHW, which the
+ * compiler emits for __builtin_prefetch only when told the CPU has it; older CPUs run it as a
+ * NOP). A sender writing into a buffer the receiver's core last read otherwise waits for that
+ * ownership at the store, and its stores then back up. */
+static inline void swale_prefetch_write(const void *p) {
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1, 3);
+#endif
+}
 
 #endif
