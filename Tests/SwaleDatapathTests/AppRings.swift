@@ -44,4 +44,20 @@ struct AppRings {
         rx.advance(to: i)
         return out
     }
+
+    /// Every frame waiting in rx, the slots of multi-slot frames joined, released.
+    func takeFrames() -> [[UInt8]] {
+        guard let w = rx.window() else { return [] }
+        var out: [[UInt8]] = []
+        var frame: [UInt8] = []
+        var i = w.head
+        for _ in 0..<w.count {
+            let v = rx.read(i)
+            if let b = v.bytes { frame += Array(b) }
+            if !v.moreFragments { out.append(frame); frame = [] }
+            i = rx.next(i)
+        }
+        rx.advance(to: i)
+        return out
+    }
 }
