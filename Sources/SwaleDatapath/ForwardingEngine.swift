@@ -128,6 +128,9 @@ public final class ForwardingEngine {
     /// The last pass left a frame waiting for room (flow control): the thread should give its core
     /// to the receiver rather than poll or sleep.
     @exclusivity(unchecked) public private(set) var waitingForRoom = false
+    /// The last pass dropped frames at an application's full rx ring: its reader is behind, and if
+    /// it shares this thread's core it catches up only when the thread lets it run.
+    @exclusivity(unchecked) public private(set) var overranReader = false
     let roomMark: UnsafeMutablePointer<UInt64>
     let scratch: UnsafeMutableRawPointer
     static let scratchBytes = 1 << 17
@@ -306,6 +309,7 @@ public final class ForwardingEngine {
             housekeeping(now: now)
         }
         waitingForRoom = false
+        overranReader = false
         return forwardPass(now: now)
     }
 
@@ -765,6 +769,7 @@ extension ForwardingEngine {
             let need = UInt32((total &+ pad &+ dBufSize &- 1) / dBufSize)
             if need > room {
                 dst.pointee.stats.dropRingFull &+= 1
+                if !dst.pointee.hasBackend { overranReader = true }
                 continue
             }
             let slots = dst.pointee.rx.ptr.slots

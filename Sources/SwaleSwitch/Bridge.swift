@@ -358,7 +358,14 @@ public final class Bridge: @unchecked Sendable {
         while running {
             if mailboxPending { drainMailbox(); if !running { break } }
             let work = engine.pass(now: ForwardingEngine.now())
-            if work > 0 { idleSince = 0; continue }
+            if work > 0 {
+                idleSince = 0
+                // A reader that fell behind gets the core, should it share this one: otherwise it
+                // gets the scheduler's time slices (milliseconds), in which this thread fills its
+                // ring many times over, and loses all but one ring of what is sent meanwhile.
+                if engine.overranReader { sched_yield() }
+                continue
+            }
             if engine.waitingForRoom {
                 // A receiver's ring is full and a sender waits for it (flow control): its reader
                 // needs a core more than this thread needs to look again at once.

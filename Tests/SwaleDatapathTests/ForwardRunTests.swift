@@ -69,8 +69,12 @@ final class ForwardRunTests: XCTestCase {
         let frames = (0..<63).map { F.frame(to: F.mac(2), from: F.mac(1), seed: $0) }
         XCTAssertEqual(apps[0].send(frames), 63)
         F.run(e)  // b's ring (63 usable slots) is full now
+        XCTAssertFalse(e.overranReader)
         XCTAssertEqual(apps[0].send(frames), 63)
-        F.run(e)
+        XCTAssertEqual(e.pass(now: 1), 63)
+        XCTAssertTrue(e.overranReader, "the thread is told that a reader fell behind (it then yields its core)")
+        XCTAssertEqual(e.pass(now: 1), 0)
+        XCTAssertFalse(e.overranReader, "only for the pass that dropped")
         XCTAssertEqual(e.port(1)?.stats.dropRingFull, 63)
         XCTAssertEqual(apps[1].take(), frames, "the first 63, whole and in order")
         XCTAssertEqual(e.port(0)?.stats.txPackets, 126)
