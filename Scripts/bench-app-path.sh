@@ -1,7 +1,7 @@
 #!/bin/bash
 # The app path against a plain C shared-memory ring (Scripts/bench/ringref.c, built here), run
-# interleaved: for each run, the ring, then Swale on the same machine state; the per-run ratio is
-# what compares (this VM's speed changes between runs). Paths: a pipe (swale-pktgen tx on X<1, rx on
+# interleaved: ring, Swale, ring, Swale, ... on the same machine state; the per-run ratio is what
+# compares (this VM's speed changes between runs). Paths: a pipe (swale-pktgen tx on X<1, rx on
 # X>1) at batch 1, 32 and 256, and app -> switch -> app at batch 32 (unicast to the receiver, which
 # announces its MAC), once as VALE does it (a full receiver ring drops) and once with flow control
 # (a second swaled with --flow-control 2000: frames wait for room); pinned (-a: sender CPU 0,
@@ -36,7 +36,11 @@ s = json.load(sys.stdin); k = max(s["packets"], 1) / 1000
 print("%.2f %.2f %.2f" % (s["pps"] / 1e6, s["wake"]["sleeps"] / k, s["involuntary_switches"] / k))'
 }
 
-printf "%-9s %-9s %-6s %-4s %8s %8s %7s %10s %10s\n" path mode batch run ring swale ratio "sleeps/1k" "invol/1k"
+# The ring runs just before and just after each Swale run; the ratio is against their mean. This
+# VM changes speed between runs (the ring alone goes from ~13 to ~90 Mpps), so where the two ring
+# runs differ by more than 1.5x the machine changed under the measurement: such runs are marked
+# '~' and also left out of a second summary.
+printf "%-9s %-9s %-6s %-4s %8s %8s %8s %7s %10s %10s\n" path mode batch run ring-bef swale ring-aft ratio "sleeps/1k" "invol/1k"
 for mode in ${MODES:-pinned unpinned}; do
     for case in ${CASES:-pipe:1 pipe:32 pipe:256 switch:32 switch-fc:32}; do
         set -- ${case/:/ }
@@ -44,14 +48,21 @@ for mode in ${MODES:-pinned unpinned}; do
         [ "$batch" = 1 ] && frames=$((N / 10))
         if [ "$path" = pipe ]; then tx="vale0:bench<1"; rx="vale0:bench>1"; else tx="vale0:sa"; rx="vale0:sb"; fi
         [ "$path" = switch-fc ] && sock=$FC_SOCK
-        ratios=""
+        ratios="" steady=""
+        after=$(ring "$batch" "$mode" "$frames")
         for r in $(seq "$RUNS"); do
-            ref=$(ring "$batch" "$mode" "$frames")
+            before=$after
             read -r mpps sleeps invol < <(swale "$tx" "$rx" "$batch" "$mode" "$frames" "$sock")
-            ratio=$(python3 -c "print(f'{$mpps / $ref:.2f}')")
+            after=$(ring "$batch" "$mode" "$frames")
+            read -r ratio changed < <(python3 -c "
+b, a = $before, $after
+print(f'{$mpps / ((b + a) / 2):.2f}', '~' if max(a, b) > 1.5 * min(a, b) else '')")
             ratios="$ratios $ratio"
-            printf "%-9s %-9s %-6s %-4s %8.2f %8.2f %6sx %10s %10s\n" "$path" "$mode" "$batch" "$r" "$ref" "$mpps" "$ratio" "$sleeps" "$invol"
+            [ -z "$changed" ] && steady="$steady $ratio"
+            printf "%-9s %-9s %-6s %-4s %8.2f %8.2f %8.2f %6sx%1s %9s %10s\n" "$path" "$mode" "$batch" "$r" "$before" "$mpps" "$after" "$ratio" "$changed" "$sleeps" "$invol"
         done
-        printf "%-9s %-9s %-6s ratio min/median/max %s\n" "$path" "$mode" "$batch" "$(echo $ratios | tr ' ' '\n' | summary)"
+        n_steady=$(echo $steady | wc -w)
+        printf "%-9s %-9s %-6s ratio min/median/max %s; the %s runs without '~': %s\n" "$path" "$mode" "$batch" \
+            "$(echo $ratios | tr ' ' '\n' | summary)" "$n_steady" "$( [ "$n_steady" -gt 0 ] && echo $steady | tr ' ' '\n' | summary || echo -)"
     done
 done

@@ -34,9 +34,11 @@ int swale_pin_cpu(int cpu) {
 
 int swale_current_cpu(void) { return sched_getcpu(); }
 
-/* swale_atomics.h explains the asymmetric barrier. Registration belongs to the process image: a
- * forked child registers anew (or falls back to fences) before it can run a sync. */
+/* swale_atomics.h explains the asymmetric barrier. Registration belongs to the process image (the
+ * kernel keeps it across fork and drops it at exec); the fork handler registers anyway, so a child
+ * never believes in a registration it does not have. */
 int swale_fenceless = 0;
+static int swale_sleeps_membarrier = 0;
 #ifndef MEMBARRIER_CMD_GET_REGISTRATIONS
 #define MEMBARRIER_CMD_GET_REGISTRATIONS (1 << 9) /* Linux 6.3; older uapi headers lack it */
 #endif
@@ -49,6 +51,8 @@ static void swale_barrier_child(void) {
 static void swale_barrier_init(void) {
     long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
     if (cmds < 0 || !(cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED)) return;
+    /* A sleeper may say it uses membarrier only if the call works here (seccomp may refuse it). */
+    swale_sleeps_membarrier = syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
     if (pthread_atfork(NULL, NULL, swale_barrier_child) != 0) return;
     swale_barrier_child();
 }
@@ -58,6 +62,11 @@ int swale_barrier_register(void) {
     return swale_fenceless;
 }
 
+int swale_barrier_sleeper(void) {
+    pthread_once(&swale_barrier_once, swale_barrier_init);
+    return swale_sleeps_membarrier;
+}
+
 int swale_barrier_registered(void) {
     long r = syscall(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
     return r < 0 ? -errno : (r & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0;
@@ -65,7 +74,7 @@ int swale_barrier_registered(void) {
 
 void swale_barrier_heavy(void) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    (void)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+    if (swale_barrier_sleeper()) (void)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
 }
 
 int swale_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }

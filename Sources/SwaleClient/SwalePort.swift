@@ -216,7 +216,10 @@ public final class SwalePort {
         csb = (base + info.nifpOffset + Int(SWALE_CSB_OFFSET)).assumingMemoryBound(to: swale_csb.self)
         tx = ring(info.txRing)
         rx = ring(info.rxRing)
-        _ = swale_barrier_register()  // syncs may then skip their fence (swale_atomics.h)
+        // The wake-up handshake the membarrier way (swale_atomics.h): syncs may skip their fence
+        // toward sleepers that say they sleep so, and the other side is told that this one does.
+        _ = swale_barrier_register()
+        if swale_barrier_sleeper() != 0 { swale_store_relaxed_u16(&csb.pointee.app_membarrier, 1) }
         if isPipe, let prx = info.peerRxRing, let pcsb = info.peerCsb {
             let peerRx = ring(prx)
             pipe = PipeLink(ownTx: tx.ptr, peerRx: peerRx.ptr, peerCsb: (base + pcsb).assumingMemoryBound(to: swale_csb.self))
@@ -271,7 +274,7 @@ public final class SwalePort {
         if pipe != nil {
             let moved = pipe!.txsync(errors: &peerErrors, last: &lastPeerFault)
             if moved > 0 {
-                swale_barrier_light()
+                swale_barrier_toward(&pipe!.peerCsb.pointee.app_membarrier)
                 if swale_load_relaxed(&pipe!.peerCsb.pointee.app_rx_waiting) != 0 {
                     kick.ring()
                     wakeCounters.kicks &+= 1
@@ -279,7 +282,7 @@ public final class SwalePort {
             }
             return
         }
-        swale_barrier_light()
+        swale_barrier_toward(&csb.pointee.switch_membarrier)
         if swale_load_relaxed(&csb.pointee.switch_sleeping) != 0 {
             kick.ring()
             wakeCounters.kicks &+= 1
@@ -291,7 +294,7 @@ public final class SwalePort {
     public func rxSync() {
         wakeCounters.rxSyncs &+= 1
         if let peerCsb = pipe?.peerCsb {
-            swale_barrier_light()
+            swale_barrier_toward(&peerCsb.pointee.app_membarrier)
             if swale_load_relaxed(&peerCsb.pointee.app_tx_waiting) != 0 {
                 kick.ring()
                 wakeCounters.kicks &+= 1

@@ -128,8 +128,9 @@ public final class ForwardingEngine {
     /// The last pass left a frame waiting for room (flow control): the thread should give its core
     /// to the receiver rather than poll or sleep.
     @exclusivity(unchecked) public private(set) var waitingForRoom = false
-    /// The last pass dropped frames at an application's full rx ring: its reader is behind, and if
-    /// it shares this thread's core it catches up only when the thread lets it run.
+    /// The last pass dropped frames at an application's full rx ring, and its reader had read since
+    /// the last such drop: it is behind, and if it shares this thread's core it catches up only when
+    /// the thread lets it run.
     @exclusivity(unchecked) public private(set) var overranReader = false
     let roomMark: UnsafeMutablePointer<UInt64>
     let scratch: UnsafeMutableRawPointer
@@ -237,6 +238,9 @@ public final class ForwardingEngine {
             hasBackend: backend != nil, mtu: mtu ?? backend?.mtu ?? (config.maxFrame - 14),
             acceptsVnet: backend?.acceptsVnetHeader ?? false)
         state.active = true
+        // The thread that runs this engine (Bridge) sleeps the membarrier way where it works: the
+        // application may then skip its fence before it looks at switch_sleeping (swale_atomics.h).
+        if let c = state.csb { swale_store_relaxed_u16(&c.pointee.switch_membarrier, swale_barrier_sleeper() != 0 ? 1 : 0) }
         (ports + i).initialize(to: state)
         backends[i] = backend
         activeCount += 1
@@ -617,7 +621,7 @@ extension ForwardingEngine {
         batchSizes[bucket] &+= 1
         batchSlots &+= UInt64(consumed)
         if consumed > 0, let c = src.pointee.csb {  // nothing consumed (a frame waits for room): no room to tell of
-            swale_barrier_light()
+            swale_barrier_toward(&c.pointee.app_membarrier)
             if swale_load_relaxed(&c.pointee.app_tx_waiting) != 0 {
                 src.pointee.ringNotify()
             }
@@ -625,7 +629,6 @@ extension ForwardingEngine {
         return Int(consumed)
     }
 
-    /// Copies the frames of the current batch that go to port d into its rx ring.
     /// The batch's first frames while they are one flow: whole single-slot frames with the same
     /// addresses as the first, known unicast to an application port, neither side watched or
     /// carrying virtio-net headers, no bridge rules in play for the source. The decisions the loop
@@ -647,14 +650,21 @@ extension ForwardingEngine {
         @inline(__always) func word(_ k: UInt32) -> UInt64 {
             swale_load_relaxed_u64(UnsafeRawPointer(slots + Int(k)).assumingMemoryBound(to: UInt64.self))
         }
-        // The first frame decides: buf_idx, len and flags in one read (see UserRing.read).
-        let w0 = word(i)
-        let idx0 = UInt32(truncatingIfNeeded: w0), len0 = Int(UInt16(truncatingIfNeeded: w0 &>> 32))
-        guard w0 &>> 48 == 0, idx0 >= BlockAllocator.reserved, idx0 < limit, len0 >= 14, len0 <= bufSize else { return 0 }
-        let head = base + Int(idx0) &* bufSize
-        let dstMac = LearningTable.mac(fromFrame: head, offset: 0)
+        // The first frame decides: buf_idx, len and flags in one read (see UserRing.read), the
+        // limits the general path applies before it learns anything.
+        var w = word(i)
+        let idx0 = UInt32(truncatingIfNeeded: w), len0 = Int(UInt16(truncatingIfNeeded: w &>> 32))
+        guard w &>> 48 == 0, idx0 >= BlockAllocator.reserved, idx0 < limit, len0 >= 14, len0 <= bufSize,
+            len0 <= config.maxFrame
+        else { return 0 }
+        // The flow: the first 12 bytes (destination, source) in one read each; every decision and
+        // every later frame's check uses these values, never a second read of the first frame.
+        let first = base + Int(idx0) &* bufSize
+        let a0 = first.loadUnaligned(as: UInt64.self), a1 = first.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+        let dstMac = UInt64(bigEndian: a0) &>> 16
+        let srcMac = (UInt64(bigEndian: a0) & 0xFFFF) &<< 32 | UInt64(UInt32(bigEndian: a1))
         guard !LearningTable.isGroup(dstMac) else { return 0 }
-        let admitted = admitSource(LearningTable.mac(fromFrame: head, offset: 6), port: s, learn: true, now: now)
+        let admitted = admitSource(srcMac, port: s, learn: true, now: now)
         if admitted != .none {
             countDrop(admitted, src)
             return 1
@@ -671,34 +681,45 @@ extension ForwardingEngine {
         let dSlots = dst.pointee.rx.ptr.slots, dn = dst.pointee.rx.n
         // Longest frame the run takes: one buffer each side, within the bridge's and the port's limits.
         let maxLen = min(bufSize, dBufSize, config.maxFrame, dst.pointee.mtu &+ 14)
-        // The flow: destination and source addresses, the frame's first 12 bytes.
-        let a0 = head.loadUnaligned(as: UInt64.self), a1 = head.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
         var room = dst.pointee.rx.rxRoom()
         var tail = dst.pointee.rx.hwtail
         var k: UInt32 = 0
         var bytes: UInt64 = 0
-        while k < count && room > 0 {
-            if k &+ ForwardingEngine.prefetchAhead < count {
-                let ahead = UInt32(truncatingIfNeeded: word(RingMath.add(i, ForwardingEngine.prefetchAhead, n)))
-                if ahead < limit { swale_prefetch(base + Int(ahead) &* bufSize) }
-            }
-            let w = word(i)
+        var ahead: UInt32 = 1
+        while ahead <= ForwardingEngine.prefetchAhead && ahead < count {
+            let idx = UInt32(truncatingIfNeeded: word(RingMath.add(i, ahead, n)))
+            if idx < limit { swale_prefetch(base + Int(idx) &* bufSize) }
+            ahead &+= 1
+        }
+        while room > 0 {
             let idx = UInt32(truncatingIfNeeded: w), len = Int(UInt16(truncatingIfNeeded: w &>> 32))
             guard w &>> 48 == 0, idx >= BlockAllocator.reserved, idx < limit, len >= 14, len <= maxLen else { break }
             let frame = base + Int(idx) &* bufSize
-            guard frame.loadUnaligned(as: UInt64.self) == a0, frame.loadUnaligned(fromByteOffset: 8, as: UInt32.self) == a1
+            // The first frame's addresses are a0/a1 as read; later frames must carry the same.
+            guard k == 0 || (frame.loadUnaligned(as: UInt64.self) == a0 && frame.loadUnaligned(fromByteOffset: 8, as: UInt32.self) == a1)
             else { break }
             // The destination's slot, its buffer index read once (a bad one: the general path resets the ring).
             let ds = UnsafeMutableRawPointer(dSlots + Int(tail))
             let didx = ds.load(as: UInt32.self)
             guard didx >= BlockAllocator.reserved, didx < dLimit else { break }
-            memcpy(dBase + Int(didx) &* dBufSize, frame, len)
+            let to = dBase + Int(didx) &* dBufSize
+            memcpy(to, frame, len)
+            if k == 0 {  // the addresses decided on, not whatever the sender has written since
+                to.storeBytes(of: a0, as: UInt64.self)
+                to.storeBytes(of: a1, toByteOffset: 8, as: UInt32.self)
+            }
             ds.storeBytes(of: UInt32(truncatingIfNeeded: len), toByteOffset: 4, as: UInt32.self)  // len; flags 0
             bytes &+= UInt64(len)
             tail = RingMath.next(tail, dn)
             room &-= 1
             i = RingMath.next(i, n)
             k &+= 1
+            if k == count { break }
+            if k &+ ForwardingEngine.prefetchAhead < count {
+                let ahead = UInt32(truncatingIfNeeded: word(RingMath.add(i, ForwardingEngine.prefetchAhead, n)))
+                if ahead < limit { swale_prefetch(base + Int(ahead) &* bufSize) }
+            }
+            w = word(i)
         }
         guard k > 0 else { return 0 }
         runFrames &+= UInt64(k)
@@ -708,12 +729,13 @@ extension ForwardingEngine {
         dst.pointee.stats.rxBytes &+= bytes
         dst.pointee.rx.publishRx(k)
         if let c = dst.pointee.csb {
-            swale_barrier_light()
+            swale_barrier_toward(&c.pointee.app_membarrier)
             if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 { dst.pointee.ringNotify() }
         }
         return k
     }
 
+    /// Copies the frames of the current batch that go to port d into its rx ring.
     @inline(__always)
     private func deliver(batchOf s: Int, count ft: Int, to d: Int) {
         let dst = ports + d
@@ -769,7 +791,12 @@ extension ForwardingEngine {
             let need = UInt32((total &+ pad &+ dBufSize &- 1) / dBufSize)
             if need > room {
                 dst.pointee.stats.dropRingFull &+= 1
-                if !dst.pointee.hasBackend { overranReader = true }
+                // Once per stretch of the reader's progress: one that does not read at all (a
+                // sender-only application) must not cost a yield every pass.
+                if !dst.pointee.hasBackend && dst.pointee.overrunAt != dst.pointee.rx.hwcur {
+                    overranReader = true
+                    dst.pointee.overrunAt = dst.pointee.rx.hwcur
+                }
                 continue
             }
             let slots = dst.pointee.rx.ptr.slots
@@ -810,7 +837,7 @@ extension ForwardingEngine {
             if dst.pointee.hasBackend {
                 dst.pointee.needsTransmit = true
             } else if let c = dst.pointee.csb {
-                swale_barrier_light()
+                swale_barrier_toward(&c.pointee.app_membarrier)
                 if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 {
                     dst.pointee.ringNotify()
                 }

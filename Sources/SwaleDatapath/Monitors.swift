@@ -100,7 +100,7 @@ extension ForwardingEngine {
             if mon.pointee.hasBackend {
                 mon.pointee.needsTransmit = true  // handed to the backend at the end of the pass
             } else if let c = mon.pointee.csb {
-                swale_barrier_light()
+                swale_barrier_toward(&c.pointee.app_membarrier)
                 if swale_load_relaxed(&c.pointee.app_rx_waiting) != 0 { _ = swale_doorbell_ring(mon.pointee.notifyFD) }
             }
         }

@@ -100,15 +100,6 @@ public struct UserRing {
         let idx = (ptr.slots + Int(i)).pointee.buf_idx
         if idx < bufLimit { swale_prefetch(bufBase + Int(idx) &* bufSize) }
     }
-
-    /// The same for a tx slot's buffer about to be filled: asks for its first line exclusive, since
-    /// it was last read by the other side's core.
-    @inlinable @inline(__always)
-    public func prefetchForWrite(_ i: UInt32) {
-        guard i < ptr.numSlots else { return }
-        let idx = (ptr.slots + Int(i)).pointee.buf_idx
-        if idx < bufLimit { swale_prefetch_write(bufBase + Int(idx) &* bufSize) }
-    }
 }
 
 /// The part of a ring the user may work on, as read at one moment: slots head, head+1, ... (count of them).

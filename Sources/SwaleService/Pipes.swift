@@ -14,6 +14,8 @@
  * kernel port only root does. A pipe ends with its bridge (`bridge del --force`): it is never
  * handed out again, even if a bridge and port of the same names appear later.
  */
+import CSwaleABI
+import CSwaleSys
 import Foundation
 import SwaleDatapath
 import SwaleNames
@@ -98,7 +100,15 @@ extension Service {
             pipe.slavePid = session.pid
         }
         session.holdings.append(.pipeEnd(pipe, role))
+        forgetSleeper(pipe.parent.pool.csb(role == .master ? pipe.master : pipe.slave))
         return pipeEndOpen(pipe, role, parentName: "\(parent)")
+    }
+
+    /// A new holder of a port or pipe end has not said yet how it sleeps: until its library does,
+    /// the other side fences before it looks at its wake-up flags (a previous holder's word must
+    /// not outlive it: the new one may be a program that sleeps after a plain fence).
+    func forgetSleeper(_ csb: UnsafeMutablePointer<swale_csb>) {
+        swale_store_relaxed_u16(&csb.pointee.app_membarrier, 0)
     }
 
     /// What an opener (or adopter) of one end of `pipe` is told, and the descriptors it gets.

@@ -620,6 +620,7 @@ public final class Service: @unchecked Sendable {
         p.openSession = session.id
         p.openPid = session.pid
         p.shareable = share
+        forgetSleeper(p.pool.csb(p.layout))
         session.holdings.append(.port(p))
         return (portOpenInfo(p), [p.pool.region.fd, p.notify.waitEnd.fd, p.kick.ringEnd.fd])
     }

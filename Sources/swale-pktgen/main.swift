@@ -449,6 +449,7 @@ struct Options {
                 seq &+= 1
                 k &+= 1
             }
+            if fixedLen > 0 { pendingLen = nil }  // one length for all: the next batch starts in fillBatch
             port.tx.advance(to: committed)
             port.txSync()
             st.packets &+= k

@@ -43,6 +43,10 @@ final class WakeupProtocolTests: XCTestCase {
         -> Outcome
     {
         let p = try LocalPipe(slots: slots)
+        // Each end says it sleeps the membarrier way, so the other publishes with a compiler barrier
+        // (where swale_fenceless allows it: withEachBarrier).
+        XCTAssertEqual(p.a.controlBlock.pointee.app_membarrier, 1)
+        XCTAssertEqual(p.b.controlBlock.pointee.app_membarrier, 1)
         p.a.busyPollMicros = 0
         p.b.busyPollMicros = 0
         let frame = testFrame(60, tag: 9)

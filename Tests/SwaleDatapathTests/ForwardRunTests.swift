@@ -3,6 +3,7 @@
 // straight to it. These tests check that a run takes what it should (runFrames counts it), ends
 // where the flow changes, and leaves every other frame to the general path with the same outcome
 // and the same counters as without runs: order per destination, drops, learning.
+import CSwaleABI
 import Foundation
 import SwaleDatapath
 import SwaleRings
@@ -27,6 +28,9 @@ final class ForwardRunTests: XCTestCase {
         apps[2].send([F.frame(to: F.broadcast, from: F.mac(3))])
         F.run(e)
         for app in apps { _ = app.take() }
+        let csb = apps[0].pool.csb(apps[0].layout)
+        XCTAssertEqual(csb.pointee.switch_membarrier, 1, "the switch says it sleeps the membarrier way")
+        XCTAssertEqual(csb.pointee.app_membarrier, 0, "no application has said so: the switch fences toward it")
         return (e, apps)
     }
 
@@ -75,10 +79,20 @@ final class ForwardRunTests: XCTestCase {
         XCTAssertTrue(e.overranReader, "the thread is told that a reader fell behind (it then yields its core)")
         XCTAssertEqual(e.pass(now: 1), 0)
         XCTAssertFalse(e.overranReader, "only for the pass that dropped")
-        XCTAssertEqual(e.port(1)?.stats.dropRingFull, 63)
+        XCTAssertEqual(apps[0].send(frames.prefix(5).map { $0 }), 5)
+        XCTAssertEqual(e.pass(now: 1), 5)
+        XCTAssertFalse(e.overranReader, "a reader that has not read since is not yielded to again")
+        XCTAssertEqual(e.port(1)?.stats.dropRingFull, 68)
         XCTAssertEqual(apps[1].take(), frames, "the first 63, whole and in order")
-        XCTAssertEqual(e.port(0)?.stats.txPackets, 126)
+        XCTAssertEqual(e.port(0)?.stats.txPackets, 131)
         XCTAssertEqual(e.port(1)?.stats.rxPackets, 63 + 1)
+        // Once it has read, an overrun tells the thread again.
+        XCTAssertEqual(apps[0].send(frames), 63)
+        XCTAssertEqual(e.pass(now: 1), 63)
+        XCTAssertFalse(e.overranReader, "63 fit again")
+        XCTAssertEqual(apps[0].send(frames.prefix(1).map { $0 }), 1)
+        XCTAssertEqual(e.pass(now: 1), 1)
+        XCTAssertTrue(e.overranReader)
     }
 
     func testFramesTheRunDoesNotTakeMeetTheGeneralPathsRules() throws {

@@ -91,7 +91,10 @@ struct swale_csb {
     uint32_t switch_sleeping; /* set by the switch side: kick me after publishing tx */
     uint32_t app_rx_waiting;  /* set by the app: notify me after publishing rx */
     uint32_t app_tx_waiting;  /* set by the app: notify me when tx slots are freed */
-    uint32_t pad0;
+    /* Set by each side when it sleeps the membarrier way (swale_atomics.h); the other side may then
+     * check the flags above after a compiler barrier instead of a full fence. 0: fence. */
+    uint16_t app_membarrier;
+    uint16_t switch_membarrier;
     uint64_t kicks;           /* counters, informative only */
     uint64_t notifies;
 };

@@ -22,27 +22,35 @@ static inline void swale_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); 
  * userspace RCU and folly do it). The sleeper stores its flag and loads the other side's index; the
  * publisher stores its index and loads the flag; each needs store->load order. A full fence on the
  * publisher's side is paid on every sync, and on x86 it is a locked instruction that waits for every
- * store before it, the cache misses of the batch just written included. So the publisher, once its
- * process is registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED (swale_barrier_register), needs only a
- * compiler barrier (swale_barrier_light), and the sleeper, about to sleep anyway, pays for both
- * (swale_barrier_heavy): membarrier makes every running thread of every registered process execute
- * a full barrier before it returns. Either the publisher's flag load comes after that barrier and
- * sees the flag, or its index store came before it and the sleeper's load sees the index.
- * A process that is not registered (membarrier missing, or a program of its own) keeps the fence.
+ * store before it, the cache misses of the batch just written included. So the sleeper, about to
+ * sleep anyway, pays for both (swale_barrier_heavy: a fence, then MEMBARRIER_CMD_GLOBAL_EXPEDITED,
+ * which makes every running thread of every registered process execute a full barrier before it
+ * returns), and the publisher needs only a compiler barrier (swale_barrier_toward): either its flag
+ * load comes after that barrier and sees the flag, or its index store came before it and the
+ * sleeper's load sees the index.
+ * Both sides must agree, per control block: the publisher skips the fence only if its own process is
+ * registered (swale_barrier_register) and the sleeper it publishes to said, in its csb flag
+ * (app_membarrier / switch_membarrier), that it sleeps this way (swale_barrier_sleeper). A peer that
+ * does not say so (an older library, a program of its own, membarrier refused by seccomp) gets the
+ * fence. A peer that says so falsely can only lose its own wake-ups.
  */
-/* Set by swale_barrier_register (and again in a forked child): 1 if the light barrier suffices. */
+/* Set by swale_barrier_register: 1 if this process is registered for GLOBAL_EXPEDITED. */
 extern int swale_fenceless;
 /* Registers the process (once; again after fork); returns swale_fenceless. */
 int swale_barrier_register(void);
+/* 1 if this process's sleeps end with a working membarrier (what a csb flag may then say). */
+int swale_barrier_sleeper(void);
 /* What the kernel says of this process: 1 registered, 0 not, -errno (before Linux 6.3, which
  * cannot tell). For tests. */
 int swale_barrier_registered(void);
-static inline void swale_barrier_light(void) {
-    if (__builtin_expect(swale_fenceless, 1)) __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    else __atomic_thread_fence(__ATOMIC_SEQ_CST);
+/* The publisher's side, toward a sleeper whose csb flag is at *peer_flag. */
+static inline void swale_barrier_toward(const uint16_t *peer_flag) {
+    if (__builtin_expect(swale_fenceless && __atomic_load_n(peer_flag, __ATOMIC_RELAXED) != 0, 1))
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    else
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
-/* The sleeper's side: a fence, then membarrier (a no-op where the kernel has none, and then no
- * publisher has registered either). */
+/* The sleeper's side: a fence, then membarrier where this process found it working. */
 void swale_barrier_heavy(void);
 /* A count rather than a flag where several waiters may share one word (holders of one port). */
 static inline void swale_add_relaxed(uint32_t *p, uint32_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
@@ -54,6 +62,7 @@ static inline void swale_sub_relaxed(uint32_t *p, uint32_t v) {
 }
 static inline uint64_t swale_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void swale_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline void swale_store_relaxed_u16(uint16_t *p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
 /* A spin-wait hint: tells the core we are polling (saves power, yields to the sibling hyperthread). */
 static inline void swale_cpu_relax(void) {
@@ -67,17 +76,5 @@ static inline void swale_cpu_relax(void) {
 /* Asks for the cache line at p ahead of use (a frame's header the switch will read): the miss of a
  * line another core just wrote then overlaps with other work. Never faults. */
 static inline void swale_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
-
-/* The same for a line about to be written: asks for it exclusive (x86 PREFETCHW, which the
- * compiler emits for __builtin_prefetch only when told the CPU has it; older CPUs run it as a
- * NOP). A sender writing into a buffer the receiver's core last read otherwise waits for that
- * ownership at the store, and its stores then back up. */
-static inline void swale_prefetch_write(const void *p) {
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
-#else
-    __builtin_prefetch(p, 1, 3);
-#endif
-}
 
 #endif
