@@ -696,7 +696,10 @@ extension ForwardingEngine {
             guard w &>> 48 == 0, idx >= BlockAllocator.reserved, idx < limit, len >= 14, len <= maxLen else { break }
             let frame = base + Int(idx) &* bufSize
             // The first frame's addresses are a0/a1 as read; later frames must carry the same.
-            guard k == 0 || (frame.loadUnaligned(as: UInt64.self) == a0 && frame.loadUnaligned(fromByteOffset: 8, as: UInt32.self) == a1)
+            guard
+                k == 0
+                    || (frame.loadUnaligned(as: UInt64.self) == a0
+                        && frame.loadUnaligned(fromByteOffset: 8, as: UInt32.self) == a1)
             else { break }
             // The destination's slot, its buffer index read once (a bad one: the general path resets the ring).
             let ds = UnsafeMutableRawPointer(dSlots + Int(tail))

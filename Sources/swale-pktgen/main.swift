@@ -241,7 +241,8 @@ struct Options {
             var frame = [UInt8](repeating: 0, count: 60)
             frame.withUnsafeMutableBytes {
                 Frame.fill(
-                    $0.baseAddress!, len: 60, seq: 0, addresses: Frame.Addresses(dst: 0xffff_ffff_ffff, src: src, ethertype: 0x88b6),
+                    $0.baseAddress!, len: 60, seq: 0,
+                    addresses: Frame.Addresses(dst: 0xffff_ffff_ffff, src: src, ethertype: 0x88b6),
                     stamp: 0, pattern: false)
             }
             _ = frame.withUnsafeBytes { port.send($0) }
@@ -406,7 +407,8 @@ struct Options {
                 // Frames of one length in one slot each (what benchmarks send): a loop of a few
                 // instructions a frame; it stops at a bad slot, which the general loop below handles.
                 let want = UInt32(truncatingIfNeeded: min(allowed, limit &- seq, UInt64(space)))
-                let done = Frame.fillBatch(tx, from: head, count: want, len: fixedLen, seq: seq, addresses: addresses, pattern: check)
+                let done = Frame.fillBatch(
+                    tx, from: head, count: want, len: fixedLen, seq: seq, addresses: addresses, pattern: check)
                 head = RingMath.add(head, done, tx.numSlots)
                 committed = head
                 space &-= done

@@ -1,3 +1,4 @@
+import CSwaleSys
 // The need-wakeup handshake of SwalePort.wait / txSync / rxSync (docs/ARCHITECTURE.md, "The
 // need-wakeup handshake"), run by two threads on a pipe without swaled, with random delays on
 // both sides: a sleeper is always woken when work arrives, never left asleep with work waiting.
@@ -6,7 +7,6 @@ import Glibc
 import XCTest
 
 @testable import SwaleClient
-import CSwaleSys
 
 final class WakeupProtocolTests: XCTestCase {
     /// What the sender thread reports; read after it signalled `done`.

@@ -56,7 +56,7 @@ final class ForwardRunTests: XCTestCase {
         let frames = [
             F.frame(to: toB, from: me, seed: 0), F.frame(to: toB, from: me, seed: 1), F.frame(to: toC, from: me, seed: 2),
             F.frame(to: toB, from: me, seed: 3), F.frame(to: F.broadcast, from: me, seed: 4),
-            F.frame(to: toB, from: me, seed: 5), F.frame(to: toB, from: F.mac(9), seed: 6), F.frame(to: toB, from: me, seed: 7),
+            F.frame(to: toB, from: me, seed: 5), F.frame(to: toB, from: F.mac(9), seed: 6), F.frame(to: toB, from: me, seed: 7)
         ]
         let before = e.runFrames
         apps[0].send(frames)
