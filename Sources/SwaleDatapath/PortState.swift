@@ -77,9 +77,6 @@ public struct PortState {
     public func headroom(frameHasVnet: Bool) -> Int { vnetApp && !frameHasVnet ? VnetHeader.size : 0 }
     /// Frames were delivered to this kernel port during this pass and must be handed to the kernel.
     public var needsTransmit = false
-    /// Where the reader's release point (rx hwcur) was at the last drop at its full ring, so that a
-    /// reader is yielded to once per stretch of its progress (ForwardingEngine.overranReader).
-    public var overrunAt: UInt32 = .max
     /// VLAN given to untagged and priority-tagged frames from this port (0: none, they are dropped).
     /// Used only while the bridge filters VLANs; membership lives in the engine's VLAN bitmaps.
     public var pvid: UInt16 = 1
