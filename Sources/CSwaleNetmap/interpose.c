@@ -730,7 +730,8 @@ static short nm_revents(struct nmfd *e, short events) {
 }
 
 /* Raises (on) or lowers the wake-up flags: counts, as the client library keeps them, since the
- * holders of a shared port share one control block. Every raise is followed by one lowering. */
+ * holders of a shared port share one control block. Every raise is followed by one lowering. The
+ * caller orders them before its next look at the rings with one armed() for the whole set. */
 static void arm(struct nmfd *e, short events, int on) {
     uint32_t *rx = &e->port.csb->app_rx_waiting, *tx = &e->port.csb->app_tx_waiting;
     if (events & (POLLIN | POLLRDNORM)) {
@@ -741,8 +742,13 @@ static void arm(struct nmfd *e, short events, int on) {
         if (on) swale_add_relaxed(tx, 1);
         else swale_sub_relaxed(tx, 1);
     }
-    if (on) swale_barrier_heavy(); /* the publishers' side of the handshake is a compiler barrier */
-    else __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* After a set's flags were raised: the sleeper's side of the handshake (the publishers' side may
+ * be a compiler barrier, swale_atomics.h), once for the whole set. */
+static void armed(int arming) {
+    if (arming == 1) swale_barrier_heavy();
+    else if (arming == 0) __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 static void drain(int fd) {
@@ -764,11 +770,16 @@ static int64_t now_ms(void) { return now_ns() / 1000000; }
 static int nm_pass(struct pollfd *fds, nfds_t n, int arming) {
     int ready = 0;
     pthread_rwlock_rdlock(&state);
-    for (nfds_t i = 0; i < n; i++) {
+    if (arming >= 0) {
+        for (nfds_t i = 0; i < n; i++) {
+            struct nmfd *e = registered(fds[i].fd);
+            if (e) arm(e, fds[i].events, arming);
+        }
+        armed(arming);
+    }
+    for (nfds_t i = 0; arming != 0 && i < n; i++) {
         struct nmfd *e = registered(fds[i].fd);
-        if (!e) continue;
-        if (arming >= 0) arm(e, fds[i].events, arming);
-        if (arming != 0 && (fds[i].revents = nm_revents(e, fds[i].events))) ready++;
+        if (e && (fds[i].revents = nm_revents(e, fds[i].events))) ready++;
     }
     pthread_rwlock_unlock(&state);
     return ready;
@@ -1046,13 +1057,19 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
 /* One pass over an epoll set's netmap members (read side held by the caller). */
 static int epoll_pass(int epfd, struct epoll_event *out, int max, int arming) {
     int k = 0;
-    for (struct member *m = members; m; m = m->next) {
+    if (arming >= 0) {
+        for (struct member *m = members; m; m = m->next) {
+            struct nmfd *e = m->epfd == epfd ? registered(m->fd) : NULL;
+            if (e) arm(e, poll_events(m->events), arming);
+        }
+        armed(arming);
+    }
+    for (struct member *m = members; m && arming != 0; m = m->next) {
         if (m->epfd != epfd) continue;
         struct nmfd *e = registered(m->fd);
         if (!e) continue;
         short want = poll_events(m->events);
-        if (arming >= 0) arm(e, want, arming);
-        if (arming == 0 || k >= max) continue;
+        if (k >= max) break;
         short rev = nm_revents(e, want);
         if (rev) out[k++] = (struct epoll_event){.events = (rev & POLLIN ? EPOLLIN : 0) | (rev & POLLOUT ? EPOLLOUT : 0), .data = m->data};
     }
