@@ -144,6 +144,8 @@ public struct BridgeCounters: Codable, Sendable {
     public var fdbCapacity: Int = 0
     public var batches: UInt64 = 0
     public var wakeups: UInt64 = 0
+    /// Frames forwarded in runs of one flow (the engine's fast path between application ports).
+    public var runFrames: UInt64? = nil
     public init() {}
 }
 

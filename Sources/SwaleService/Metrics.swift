@@ -80,6 +80,9 @@ extension Service {
             w.counter(
                 "swale_bridge_flooded_frames_total", "Frames flooded (broadcast, multicast, unknown unicast).", l, t.flooded)
             w.counter("swale_bridge_wakeups_total", "Times the forwarding thread went to sleep and woke.", l, t.wakeups)
+            w.counter(
+                "swale_bridge_run_frames_total", "Frames forwarded in runs of one flow between application ports.", l,
+                t.runFrames)
             var cumulative: UInt64 = 0
             for (k, n) in t.batchSizes.enumerated() {
                 cumulative &+= n

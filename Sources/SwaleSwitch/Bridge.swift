@@ -253,6 +253,8 @@ public final class Bridge: @unchecked Sendable {
     public struct TableStats: Sendable {
         public var learned: UInt64, moved: UInt64, aged: UInt64, evicted: UInt64, entries: Int
         public var flooded: UInt64, batches: UInt64, wakeups: UInt64
+        /// Frames forwarded in runs of one flow (ForwardingEngine.forwardRun).
+        public var runFrames: UInt64 = 0
         /// Entries the table was sized for (it runs at most half full at this many).
         public var capacity: Int
         /// Batches by size (ForwardingEngine.batchSizes) and the slots they took in all.
@@ -269,6 +271,7 @@ public final class Bridge: @unchecked Sendable {
                 capacity: b.config.fdbCapacity)
             s.batchSizes = Array(UnsafeBufferPointer(start: b.engine.batchSizes, count: ForwardingEngine.batchSizeBuckets))
             s.batchSlots = b.engine.batchSlots
+            s.runFrames = b.engine.runFrames
             return s
         }
     }

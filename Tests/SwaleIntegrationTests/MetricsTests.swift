@@ -50,6 +50,14 @@ final class MetricsTests: XCTestCase {
         f[6..<12] = [0x02, 0, 0, 0, 0, 0x61]
         for _ in 0..<500 { XCTAssertTrue(f.withUnsafeBytes { a.send($0) }) }
         XCTAssertTrue(try svc.eventually { try self.svc.call(Stats(target: "vale6:b")).ports[0].counters.rxPackets == 500 })
+        // Then b makes itself known and a sends it 300 unicast frames: one flow, forwarded in runs.
+        var announce = f
+        announce[6..<12] = [0x02, 0, 0, 0, 0, 0x62]
+        XCTAssertTrue(announce.withUnsafeBytes { b.send($0) })
+        f[0..<6] = [0x02, 0, 0, 0, 0, 0x62]
+        XCTAssertTrue(try svc.eventually { try self.svc.call(Stats(target: "vale6:a")).ports[0].counters.rxPackets == 1 })
+        for _ in 0..<300 { XCTAssertTrue(f.withUnsafeBytes { a.send($0) }) }
+        XCTAssertTrue(try svc.eventually { try self.svc.call(Stats(target: "vale6:b")).ports[0].counters.rxPackets == 800 })
         _ = b.rxAvailable()
 
         let (status, text) = scrape()
@@ -64,12 +72,14 @@ final class MetricsTests: XCTestCase {
         let ca = try XCTUnwrap(stats.ports.first { $0.name == "a" }).counters
         let cb = try XCTUnwrap(stats.ports.first { $0.name == "b" }).counters
         XCTAssertEqual(value(text, #"swale_port_tx_frames_total{bridge="vale6",port="a",kind="app"}"#), ca.txPackets)
-        XCTAssertEqual(value(text, #"swale_port_tx_bytes_total{bridge="vale6",port="a",kind="app"}"#), 50_000)
+        XCTAssertEqual(value(text, #"swale_port_tx_bytes_total{bridge="vale6",port="a",kind="app"}"#), 80_000)
         XCTAssertEqual(value(text, #"swale_port_rx_frames_total{bridge="vale6",port="b",kind="app"}"#), cb.rxPackets)
         XCTAssertEqual(
             value(text, #"swale_port_dropped_frames_total{bridge="vale6",port="a",kind="app",reason="bad_source"}"#), 0)
-        XCTAssertEqual(value(text, #"swale_bridge_fdb_entries{bridge="vale6"}"#), 1)
-        XCTAssertEqual(value(text, #"swale_bridge_batch_slots_sum{bridge="vale6"}"#), 500)
+        XCTAssertEqual(value(text, #"swale_bridge_fdb_entries{bridge="vale6"}"#), 2)
+        XCTAssertEqual(value(text, #"swale_bridge_batch_slots_sum{bridge="vale6"}"#), 801)
+        XCTAssertEqual(value(text, #"swale_bridge_run_frames_total{bridge="vale6"}"#), 300, "the unicast flow went in runs")
+        XCTAssertEqual(stats.bridges.first?.counters.runFrames, 300)
         XCTAssertEqual(
             value(text, #"swale_bridge_batch_slots_bucket{bridge="vale6",le="+Inf"}"#),
             value(text, #"swale_bridge_batch_slots_count{bridge="vale6"}"#))
