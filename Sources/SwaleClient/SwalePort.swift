@@ -219,7 +219,10 @@ public final class SwalePort {
         // The wake-up handshake the membarrier way (swale_atomics.h): syncs may skip their fence
         // toward sleepers that say they sleep so, and the other side is told that this one does.
         _ = swale_barrier_register()
-        if swale_barrier_sleeper() != 0 { swale_store_relaxed_u16(&csb.pointee.app_membarrier, 1) }
+        // 0 -> 1 only: a 2 (another holder shares the block) stays, and the other side fences.
+        if swale_barrier_sleeper() != 0 {
+            _ = swale_cas_relaxed_u16(&csb.pointee.app_membarrier, 0, UInt16(SWALE_SLEEPS_MEMBARRIER))
+        }
         if isPipe, let prx = info.peerRxRing, let pcsb = info.peerCsb {
             let peerRx = ring(prx)
             pipe = PipeLink(ownTx: tx.ptr, peerRx: peerRx.ptr, peerCsb: (base + pcsb).assumingMemoryBound(to: swale_csb.self))

@@ -653,7 +653,9 @@ extension ForwardingEngine {
         // limits the general path applies before it learns anything.
         var w = word(i)
         let idx0 = UInt32(truncatingIfNeeded: w), len0 = Int(UInt16(truncatingIfNeeded: w &>> 32))
-        guard w &>> 48 == 0, idx0 >= BlockAllocator.reserved, idx0 < limit, len0 >= 14, len0 <= bufSize,
+        // Flags that change what the switch does (the rest, like BUF_CHANGED, it ignores as the general path does).
+        let deciding = UInt64(SlotFlags.moreFrag | SlotFlags.noLearn | SlotFlags.vnetHdr) &<< 48
+        guard w & deciding == 0, idx0 >= BlockAllocator.reserved, idx0 < limit, len0 >= 14, len0 <= bufSize,
             len0 <= config.maxFrame
         else { return 0 }
         // The flow: the first 12 bytes (destination, source) in one read each; every decision and
@@ -692,7 +694,7 @@ extension ForwardingEngine {
         }
         while room > 0 {
             let idx = UInt32(truncatingIfNeeded: w), len = Int(UInt16(truncatingIfNeeded: w &>> 32))
-            guard w &>> 48 == 0, idx >= BlockAllocator.reserved, idx < limit, len >= 14, len <= maxLen else { break }
+            guard w & deciding == 0, idx >= BlockAllocator.reserved, idx < limit, len >= 14, len <= maxLen else { break }
             let frame = base + Int(idx) &* bufSize
             // The first frame's addresses are a0/a1 as read; later frames must carry the same.
             guard
@@ -706,10 +708,9 @@ extension ForwardingEngine {
             guard didx >= BlockAllocator.reserved, didx < dLimit else { break }
             let to = dBase + Int(didx) &* dBufSize
             memcpy(to, frame, len)
-            if k == 0 {  // the addresses decided on, not whatever the sender has written since
-                to.storeBytes(of: a0, as: UInt64.self)
-                to.storeBytes(of: a1, toByteOffset: 8, as: UInt32.self)
-            }
+            // The addresses decided on, not whatever the sender may have written since its check.
+            to.storeBytes(of: a0, as: UInt64.self)
+            to.storeBytes(of: a1, toByteOffset: 8, as: UInt32.self)
             ds.storeBytes(of: UInt32(truncatingIfNeeded: len), toByteOffset: 4, as: UInt32.self)  // len; flags 0
             bytes &+= UInt64(len)
             tail = RingMath.next(tail, dn)

@@ -48,6 +48,7 @@ extension Service {
         p.sharers.append(Sharer(session: s.id, pid: s.pid, bell: bell, ownsBell: true))
         pushSharedNotify(p)
         s.holdings.append(.sharedPort(p))
+        severalSleepers(p.pool.csb(p.layout))
         log.info("port \(p.fullName) shared with pid \(s.pid) uid \(s.uid) (\(p.sharers.count + 1) holders)")
         return (portOpenInfo(p), [p.pool.region.fd, bell.waitEnd.fd, p.kick.ringEnd.fd])
     }
@@ -120,6 +121,7 @@ extension Service {
                 }
                 p.sharers.append(Sharer(session: s.id, pid: s.pid, bell: bell, ownsBell: false))
                 s.holdings.append(.sharedPort(p))
+                severalSleepers(p.pool.csb(p.layout))
                 log.info("port \(p.fullName) adopted by pid \(s.pid) uid \(s.uid) (a descriptor it was given)")
                 return (portOpenInfo(p), [p.pool.region.fd, line.fd, p.kick.ringEnd.fd])
             }
@@ -144,6 +146,7 @@ extension Service {
                     pipe.slaveAdopters.append(adopter)
                 }
                 s.holdings.append(.adoptedPipeEnd(pipe, role))
+                severalSleepers(pipe.parent.pool.csb(role == .master ? pipe.master : pipe.slave))
                 log.info("pipe \(pipe.key) \(role.rawValue) end adopted by pid \(s.pid) uid \(s.uid)")
                 return pipeEndOpen(pipe, role, parentName: pipe.parent.fullName)
             }

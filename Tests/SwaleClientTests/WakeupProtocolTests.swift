@@ -45,8 +45,9 @@ final class WakeupProtocolTests: XCTestCase {
         let p = try LocalPipe(slots: slots)
         // Each end says it sleeps the membarrier way, so the other publishes with a compiler barrier
         // (where swale_fenceless allows it: withEachBarrier).
-        XCTAssertEqual(p.a.controlBlock.pointee.app_membarrier, 1)
-        XCTAssertEqual(p.b.controlBlock.pointee.app_membarrier, 1)
+        let says = UInt16(swale_barrier_sleeper() != 0 ? SWALE_SLEEPS_MEMBARRIER : 0)
+        XCTAssertEqual(p.a.controlBlock.pointee.app_membarrier, says)
+        XCTAssertEqual(p.b.controlBlock.pointee.app_membarrier, says)
         p.a.busyPollMicros = 0
         p.b.busyPollMicros = 0
         let frame = testFrame(60, tag: 9)

@@ -1,4 +1,6 @@
 // The learning switch end to end: app ports opened through the client library on a private swaled.
+import CSwaleABI
+import CSwaleSys
 import Foundation
 import Glibc
 import SwaleClient
@@ -116,7 +118,12 @@ final class SwitchTests: XCTestCase {
 
     func testEveryHolderOfASharedPortIsWokenEvenAfterTheOthersGo() throws {
         let a = try SwalePort.open("vale1:s", socket: svc.socket, share: true)
+        // One holder that sleeps the membarrier way says so; the switch may then skip its fence.
+        XCTAssertEqual(a.controlBlock.pointee.app_membarrier, UInt16(SWALE_SLEEPS_MEMBARRIER))
         let b = try SwalePort.open("vale1:s", socket: svc.socket, share: true)
+        // A second holder: the service cannot know how each sleeps, the switch fences from now on,
+        // and b's library does not overwrite that.
+        XCTAssertEqual(a.controlBlock.pointee.app_membarrier, UInt16(SWALE_SLEEPERS_SEVERAL))
         let c = try open("vale1:c")
         // b's line, given to another holder (adopted), then b goes: the adopter keeps the line.
         let heir = try SwalePort.adopt(descriptor: b.fileDescriptor, socket: svc.socket)
@@ -129,6 +136,15 @@ final class SwitchTests: XCTestCase {
         _ = heir.receive { _ in }; heir.rxSync()
         a.close()
         assertWoken([heir], by: c, "the last holder")
+        heir.close()
+        // The next holder of the port starts afresh: the service clears the word, its library says 1.
+        XCTAssertTrue(
+            try svc.eventually {
+                (try? SwalePort.open("vale1:s", socket: self.svc.socket)).map { p in
+                    defer { p.close() }
+                    return p.controlBlock.pointee.app_membarrier == UInt16(SWALE_SLEEPS_MEMBARRIER)
+                } ?? false
+            })
     }
 
     // netmap's learning-bridge test.

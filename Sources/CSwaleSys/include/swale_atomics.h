@@ -34,6 +34,12 @@ static inline void swale_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); 
  * does not say so (an older library, a program of its own, membarrier refused by seccomp) gets the
  * fence. A peer that says so falsely can only lose its own wake-ups.
  */
+/* The csb flag's values: 0 not said (fence), 1 the holder sleeps the membarrier way, 2 several
+ * holders share the control block (a shared open or an adopted descriptor; fence: the service
+ * cannot know how each of them sleeps). The service writes 0 for a new holder and 2 when a second
+ * one joins; a holder's library turns 0 into 1 and never overwrites a 2. */
+#define SWALE_SLEEPS_MEMBARRIER 1
+#define SWALE_SLEEPERS_SEVERAL 2
 /* Set by swale_barrier_register: 1 if this process is registered for GLOBAL_EXPEDITED. */
 extern int swale_fenceless;
 /* Registers the process (once; again after fork); returns swale_fenceless. */
@@ -45,7 +51,7 @@ int swale_barrier_sleeper(void);
 int swale_barrier_registered(void);
 /* The publisher's side, toward a sleeper whose csb flag is at *peer_flag. */
 static inline void swale_barrier_toward(const uint16_t *peer_flag) {
-    if (__builtin_expect(swale_fenceless && __atomic_load_n(peer_flag, __ATOMIC_RELAXED) != 0, 1))
+    if (__builtin_expect(swale_fenceless && __atomic_load_n(peer_flag, __ATOMIC_RELAXED) == SWALE_SLEEPS_MEMBARRIER, 1))
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
     else
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -63,6 +69,10 @@ static inline void swale_sub_relaxed(uint32_t *p, uint32_t v) {
 static inline uint64_t swale_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void swale_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline void swale_store_relaxed_u16(uint16_t *p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+/* *p = to if it is from; whether it was. */
+static inline int swale_cas_relaxed_u16(uint16_t *p, uint16_t from, uint16_t to) {
+    return __atomic_compare_exchange_n(p, &from, to, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
 
 /* A spin-wait hint: tells the core we are polling (saves power, yields to the sibling hyperthread). */
 static inline void swale_cpu_relax(void) {
