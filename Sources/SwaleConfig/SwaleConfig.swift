@@ -115,7 +115,9 @@ public struct SwaleConfig: Equatable, Sendable {
         Setting(key: "slots", range: slotRange, summary: "slots per ring of a new port"),
         Setting(key: "batch", range: batchRange, summary: "frames per forwarding batch"),
         Setting(key: "busyPollMicros", range: busyPollRange, summary: "how long a bridge polls after its last frame"),
-        Setting(key: "forwardingNice", range: niceRange, summary: "nice value of forwarding threads"),
+        Setting(
+            key: "forwardingNice", range: niceRange,
+            summary: "nice value of forwarding threads while their bridge has kernel ports"),
         Setting(
             key: "flowControlMicros", range: flowControlRange,
             summary: "how long an application's frame may wait for room at an application destination (0: dropped at once)"),

@@ -76,6 +76,10 @@ public final class ForwardingEngine {
     /// Highest active index + 1.
     @exclusivity(unchecked) public private(set) var portCount = 0
     @exclusivity(unchecked) public internal(set) var activeCount = 0
+    /// Active ports with a backend (TAP, veth, attached interfaces), monitors not counted.
+    public var kernelPortCount: Int {
+        (0..<portCount).reduce(0) { $0 + (ports[$1].active && ports[$1].hasBackend && !ports[$1].isMonitor ? 1 : 0) }
+    }
 
     // Counters (the thread that runs passes writes them).
     @exclusivity(unchecked) public internal(set) var flooded: UInt64 = 0

@@ -425,11 +425,6 @@ public final class Service: @unchecked Sendable {
         b.bridge.start()
         bridges[name] = b
         log.info("bridge \(name) created (owner uid \(b.owner)\(persistent ? "" : ", reaped with its last port"))")
-        if b.bridge.priorityError != 0, let nice = config.forwardingNice {
-            log.warning(
-                "bridge \(name): forwarding thread left at normal priority: nice \(nice) refused (\(String(cString: strerror(b.bridge.priorityError)))); frames may be dropped when busy programs share its core"
-            )
-        }
         return b
     }
 
@@ -524,6 +519,11 @@ public final class Service: @unchecked Sendable {
         }
         p.index = idx
         p.adapter = adapter
+        if adapter != nil && b.bridge.priorityError != 0, let nice = b.bridge.config.forwardingNice {
+            log.warning(
+                "bridge \(b.bridge.name): forwarding thread left at normal priority: nice \(nice) refused (\(String(cString: strerror(b.bridge.priorityError)))); frames may be dropped when busy programs share its core"
+            )
+        }
         b.ports[name] = p
         b.portNames[idx, default: []].append((since, name))
         if b.portNames[idx]!.count > 64 { b.portNames[idx]!.removeFirst() }

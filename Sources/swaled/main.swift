@@ -38,7 +38,7 @@ struct Swaled: ParsableCommand {
 
     @Option(
         help:
-            "Nice value of each bridge's forwarding thread, -20...19 (default -10: ahead of ordinary programs, as the kernel's own forwarding is)."
+            "Nice value of each bridge's forwarding thread while the bridge has kernel ports, -20...19 (default -10: ahead of ordinary programs, as the kernel's own forwarding is; a bridge of application ports only keeps the priority swaled has)."
     )
     var forwardingNice: Int?
 
