@@ -216,7 +216,7 @@ extension ForwardingEngine {
         let len = Int(ftLen[e]) + (tagOut ? 4 : 0) - (tagIn ? 4 : 0)
         if len - 14 - (tagOut ? 4 : 0) > dst.pointee.mtu { dst.pointee.stats.dropTooLong &+= 1; return }
         let pad = dst.pointee.headroom(frameHasVnet: false)
-        let need = UInt32((len + pad + dst.pointee.bufSize - 1) / dst.pointee.bufSize)
+        let need = dst.pointee.slots(for: len, frameHasVnet: false)
         if need > room { dst.pointee.stats.dropRingFull &+= 1; return }
         var w = SlotWriter(
             slots: dst.pointee.rx.ptr.slots, numSlots: dst.pointee.rx.n, bufBase: dst.pointee.bufBase,

@@ -373,7 +373,7 @@ public final class ForwardingEngine {
         }
         // As `deliver` counts a plain frame. Not counted: a VLAN tag pushed on the way (+4 bytes),
         // GSO frames cut for a port without headers, floods: what they lack is dropped at delivery.
-        let need = UInt32((bytes &+ dst.pointee.headroom(frameHasVnet: vnet) &+ dst.pointee.bufSize &- 1) / dst.pointee.bufSize)
+        let need = dst.pointee.slots(for: bytes, frameHasVnet: vnet)
         guard roomLeft[d] >= need else { return false }
         roomLeft[d] &-= need
         return true
@@ -795,7 +795,7 @@ extension ForwardingEngine {
                 continue
             }
             let pad = dst.pointee.headroom(frameHasVnet: hasVnet)
-            let need = UInt32((total &+ pad &+ dBufSize &- 1) / dBufSize)
+            let need = dst.pointee.slots(for: total, frameHasVnet: hasVnet)
             if need > room {
                 dst.pointee.stats.dropRingFull &+= 1
                 // Every pass that drops, also for a reader that has not read since the last one: it

@@ -210,7 +210,7 @@ extension ForwardingEngine {
         }
         let bs = dst.pointee.bufSize
         let pad = dst.pointee.headroom(frameHasVnet: vnet)
-        let need = UInt32((len + pad + bs - 1) / bs)
+        let need = dst.pointee.slots(for: len, frameHasVnet: vnet)
         if need > room { dst.pointee.stats.dropRingFull &+= 1; return false }
         var w = SlotWriter(
             slots: dst.pointee.rx.ptr.slots, numSlots: dst.pointee.rx.n, bufBase: dst.pointee.bufBase,

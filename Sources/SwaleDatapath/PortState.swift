@@ -75,6 +75,13 @@ public struct PortState {
     /// Zero bytes to put in front of a frame for this port: a header it expects and the frame lacks.
     @inlinable @inline(__always)
     public func headroom(frameHasVnet: Bool) -> Int { vnetApp && !frameHasVnet ? VnetHeader.size : 0 }
+
+    /// rx slots a frame of `bytes` takes here, its headroom included: what delivery uses and what
+    /// flow control reserves must be the same count.
+    @inlinable @inline(__always)
+    public func slots(for bytes: Int, frameHasVnet: Bool) -> UInt32 {
+        UInt32(truncatingIfNeeded: (bytes &+ headroom(frameHasVnet: frameHasVnet) &+ bufSize &- 1) / bufSize)
+    }
     /// Frames were delivered to this kernel port during this pass and must be handed to the kernel.
     public var needsTransmit = false
     /// VLAN given to untagged and priority-tagged frames from this port (0: none, they are dropped).
