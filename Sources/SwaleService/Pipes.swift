@@ -14,8 +14,6 @@
  * kernel port only root does. A pipe ends with its bridge (`bridge del --force`): it is never
  * handed out again, even if a bridge and port of the same names appear later.
  */
-import CSwaleABI
-import CSwaleSys
 import Foundation
 import SwaleDatapath
 import SwaleNames
@@ -102,22 +100,6 @@ extension Service {
         session.holdings.append(.pipeEnd(pipe, role))
         forgetSleeper(pipe.parent.pool.csb(role == .master ? pipe.master : pipe.slave))
         return pipeEndOpen(pipe, role, parentName: "\(parent)")
-    }
-
-    /// A new holder of a port or pipe end has not said yet how it sleeps: until its library does,
-    /// the other side fences before it looks at its wake-up flags (a previous holder's word must
-    /// not outlive it: the new one may be a program that sleeps after a plain fence). The
-    /// membarrier makes every registered publisher see the 0 before the reply reaches the holder.
-    func forgetSleeper(_ csb: UnsafeMutablePointer<swale_csb>) {
-        swale_store_relaxed_u16(&csb.pointee.app_membarrier, 0)
-        swale_barrier_heavy()
-    }
-
-    /// A second holder joins a control block (a shared open, an adopted descriptor): how each of
-    /// them sleeps is not known here, so publishers fence toward it from now on (swale_atomics.h).
-    func severalSleepers(_ csb: UnsafeMutablePointer<swale_csb>) {
-        swale_store_relaxed_u16(&csb.pointee.app_membarrier, UInt16(SWALE_SLEEPERS_SEVERAL))
-        swale_barrier_heavy()
     }
 
     /// What an opener (or adopter) of one end of `pipe` is told, and the descriptors it gets.

@@ -22,8 +22,12 @@
  * Every holder keeps the port (or pipe end) alive; it goes when the last one closes. Extra buffers
  * belong to the first opener (ni_bufs_head is one list per interface): joiners get none. Holders
  * share one ring pair, so they must agree on who transmits and who receives, as on netmap with one
- * ring; the switch checks whatever they write, as it does for one application.
+ * ring; the switch checks whatever they write, as it does for one application. How a control
+ * block's holders sleep is the service's to say first: 0 for a new holder, 2 once a second one
+ * joins (the publishers then fence; swale_atomics.h), never 1, which only a holder's library writes.
  */
+import CSwaleABI
+import CSwaleSys
 import Foundation
 import SwaleDatapath
 import SwaleNames
@@ -209,5 +213,23 @@ extension Service {
             name: p.fullName, kind: "port", bufSize: p.pool.bufSize, regionSize: p.pool.region.mappedSize,
             nifpOffset: p.layout.nifpOffset, txRing: p.layout.txRingOffsets[0], rxRing: p.layout.rxRingOffsets[0],
             slots: p.layout.slotsPerRing)
+    }
+
+    // MARK: how the holders of a control block sleep (swale_atomics.h)
+
+    /// A new holder of a port or pipe end has not said yet how it sleeps: until its library does,
+    /// the other side fences before it looks at its wake-up flags (a previous holder's word must
+    /// not outlive it: the new one may be a program that sleeps after a plain fence). The
+    /// membarrier makes every registered publisher see the 0 before the reply reaches the holder.
+    func forgetSleeper(_ csb: UnsafeMutablePointer<swale_csb>) {
+        swale_store_relaxed_u16(&csb.pointee.app_membarrier, 0)
+        swale_barrier_heavy()
+    }
+
+    /// A second holder joins a control block (a shared open, an adopted descriptor): how each of
+    /// them sleeps is not known here, so publishers fence toward it from now on (swale_atomics.h).
+    func severalSleepers(_ csb: UnsafeMutablePointer<swale_csb>) {
+        swale_store_relaxed_u16(&csb.pointee.app_membarrier, UInt16(SWALE_SLEEPERS_SEVERAL))
+        swale_barrier_heavy()
     }
 }
