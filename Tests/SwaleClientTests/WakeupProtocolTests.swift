@@ -102,15 +102,21 @@ final class WakeupProtocolTests: XCTestCase {
         try body("full fence")
     }
 
+    /// Every frame arrived, nothing was left to a wait's timeout (each such wait is a lost wake-up),
+    /// and neither side saw an invalid value.
+    func assertNoWakeUpLost(_ o: Outcome, count: Int, _ barrier: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertTrue(o.senderDone, barrier, file: file, line: line)
+        XCTAssertEqual(o.received, count, barrier, file: file, line: line)
+        XCTAssertEqual(o.slowReceiverWaits, 0, "receiver waits that ran into their timeout (\(barrier))", file: file, line: line)
+        XCTAssertEqual(o.slowSenderWaits, 0, "sender waits that ran into their timeout (\(barrier))", file: file, line: line)
+        XCTAssertEqual(o.peerErrors, 0, barrier, file: file, line: line)
+    }
+
     /// The receiver keeps finding its ring empty and sleeps; every frame must wake it.
     func testASleepingReceiverIsAlwaysWoken() throws {
         try withEachBarrier { barrier in
             let o = try exchange(slots: 64, count: 20_000, senderPause: 200, receiverPause: 200)
-            XCTAssertTrue(o.senderDone, barrier)
-            XCTAssertEqual(o.received, 20_000, barrier)
-            XCTAssertEqual(o.slowReceiverWaits, 0, "waits that ran into their timeout: lost wake-ups (\(barrier))")
-            XCTAssertEqual(o.slowSenderWaits, 0, barrier)
-            XCTAssertEqual(o.peerErrors, 0, barrier)
+            assertNoWakeUpLost(o, count: 20_000, barrier)
         }
     }
 
@@ -119,22 +125,16 @@ final class WakeupProtocolTests: XCTestCase {
     func testASenderWaitingForRoomIsAlwaysWoken() throws {
         try withEachBarrier { barrier in
             let o = try exchange(slots: 16, count: 10_000, senderPause: 0, receiverPause: 100, receiveMax: 1)
-            XCTAssertTrue(o.senderDone, barrier)
-            XCTAssertEqual(o.received, 10_000, barrier)
-            XCTAssertEqual(o.slowSenderWaits, 0, "sender waits that ran into their timeout: lost wake-ups (\(barrier))")
-            XCTAssertEqual(o.slowReceiverWaits, 0, barrier)
-            XCTAssertEqual(o.peerErrors, 0, barrier)
+            assertNoWakeUpLost(o, count: 10_000, barrier)
         }
     }
 
     /// Neither side pauses: the publisher's light barrier and the sleeper's membarrier race at
-    /// full speed, with a short busy poll so that both sleeping and not sleeping happen often.
+    /// full speed on an 8-slot ring, so that both sides go to sleep and are woken very often.
     func testNoWakeUpIsLostAtFullSpeed() throws {
         try withEachBarrier { barrier in
             let o = try exchange(slots: 8, count: 200_000, senderPause: 0, receiverPause: 0, receiveMax: 3)
-            XCTAssertTrue(o.senderDone, barrier)
-            XCTAssertEqual(o.received, 200_000, barrier)
-            XCTAssertEqual(o.slowReceiverWaits + o.slowSenderWaits, 0, "lost wake-ups (\(barrier))")
+            assertNoWakeUpLost(o, count: 200_000, barrier)
         }
     }
 
