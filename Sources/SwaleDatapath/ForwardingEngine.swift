@@ -135,6 +135,10 @@ public final class ForwardingEngine {
     /// The last pass dropped frames at an application's full rx ring: its reader is behind, and if
     /// it shares this thread's core it catches up only when the thread lets it run.
     @exclusivity(unchecked) public private(set) var overranReader = false
+    /// The last pass found an application's rx ring full (dropping, or holding a sender back
+    /// under flow control) whose reader is alive (`noteFull`): a reader that is behind. A forwarding thread running above its readers' priority must step down to let
+    /// it catch up (Bridge); one that never reads does not count.
+    @exclusivity(unchecked) public private(set) var liveReaderBehind = false
     let roomMark: UnsafeMutablePointer<UInt64>
     let scratch: UnsafeMutableRawPointer
     static let scratchBytes = 1 << 17
@@ -317,6 +321,7 @@ public final class ForwardingEngine {
         }
         waitingForRoom = false
         overranReader = false
+        liveReaderBehind = false
         return forwardPass(now: now)
     }
 
@@ -377,6 +382,31 @@ public final class ForwardingEngine {
         guard roomLeft[d] >= need else { return false }
         roomLeft[d] &-= need
         return true
+    }
+
+    /// An application port's rx ring was found full: is its reader alive (it moved since the last
+    /// time, or did so within `deadReaderMillis`)? Once per pass at most does any work.
+    @inline(__always)
+    func noteFull(_ dst: UnsafeMutablePointer<PortState>) {
+        if liveReaderBehind { return }
+        let t = ForwardingEngine.coarseMillis()
+        let at = dst.pointee.rx.hwcur
+        if at != dst.pointee.fullAt {
+            dst.pointee.fullAt = at
+            dst.pointee.fullMovedAt = t
+        }
+        if t &- dst.pointee.fullMovedAt < ForwardingEngine.deadReaderMillis { liveReaderBehind = true }
+    }
+
+    /// A reader whose full ring has not moved for this long is taken as not reading (stopped, hung).
+    public static let deadReaderMillis = 100
+
+    /// Monotonic milliseconds at the clock tick's resolution (a few nanoseconds a read).
+    @inline(__always)
+    public static func coarseMillis() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+        return ts.tv_sec &* 1000 &+ ts.tv_nsec / 1_000_000
     }
 
     /// Monotonic seconds (coarse clock: one read costs a few nanoseconds).
@@ -572,6 +602,7 @@ extension ForwardingEngine {
                         if t &- src.pointee.blockedSince < config.flowControlMicros {
                             waitForRoom = true  // this frame and the rest stay in the sender's ring
                             waitingForRoom = true
+                            noteFull(ports + Int(d))
                             break frame
                         }
                         // Waited long enough: this batch goes as without flow control (what does not
@@ -801,7 +832,10 @@ extension ForwardingEngine {
                 // Every pass that drops, also for a reader that has not read since the last one: it
                 // may be waiting for this very core (yielding only once per stretch of its progress
                 // left a reader sharing the core at 0.2 Mpps). Bounded: one yield per pass.
-                if !dst.pointee.hasBackend { overranReader = true }
+                if !dst.pointee.hasBackend {
+                    overranReader = true
+                    noteFull(dst)
+                }
                 continue
             }
             let slots = dst.pointee.rx.ptr.slots

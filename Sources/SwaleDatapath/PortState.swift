@@ -105,6 +105,11 @@ public struct PortState {
     /// Flow control: when (micros) the frame at the head of this port's tx ring started waiting for
     /// room at its destination; 0 while none waits.
     public var blockedSince = 0
+    /// Where this port's reader stood (rx hwcur) the last time the switch found its ring full, and
+    /// when (coarse milliseconds) it was last seen to have moved at such a time: a reader found full
+    /// for longer than `ForwardingEngine.deadReaderMillis` without moving is not reading at all.
+    public var fullAt = UInt32.max
+    public var fullMovedAt = 0
     /// Head of a tx ring that stopped on an incomplete multi-slot frame: not "pending" for sleep purposes.
     public var stalledHead = UInt32.max
     public var stats = PortStats()

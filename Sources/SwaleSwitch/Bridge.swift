@@ -132,12 +132,37 @@ public final class Bridge: @unchecked Sendable {
         let want = engine.kernelPortCount > 0
         guard want != raised else { return }
         let value = want ? Int32(nice) : inheritedNice
-        if setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(threadID), value) != 0 {
+        if setNice(value) != 0 {
             priorityError = errno
             return
         }
         priorityError = 0
         raised = want
+        if !want { lent = false }
+    }
+
+    /// The raised priority is lent out: the thread runs at the inherited one until its reader caught up.
+    @exclusivity(unchecked) public private(set) var lent = false
+    /// Times the thread stepped down for an application reader (forwarding thread only).
+    @exclusivity(unchecked) public private(set) var priorityLends: UInt64 = 0
+
+    /// A raised thread that overran a live application reader steps down to the priority it
+    /// inherited before it yields: from nice -10 a yield to a nice-0 reader sharing its core gives
+    /// that reader almost nothing (app -> switch -> app on a bridge with a TAP port, swaled on the
+    /// receiver's CPU: 1-4 Mpps). It takes the raised priority back at the first pass that finds
+    /// no such reader, and before it sleeps: kernel ports lose their head start only while an
+    /// application is actually catching up. Two setpriority calls per stretch behind.
+    @inline(__always)
+    private func lendPriority(_ behind: Bool) {
+        guard raised, behind != lent, let nice = config.forwardingNice else { return }
+        if setNice(behind ? inheritedNice : Int32(nice)) == 0 {
+            lent = behind
+            if behind { priorityLends &+= 1 }
+        }
+    }
+
+    private func setNice(_ value: Int32) -> Int32 {
+        setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(threadID), value)
     }
 
     private let stopped = DispatchSemaphore(value: 0)
@@ -390,15 +415,18 @@ public final class Bridge: @unchecked Sendable {
                 // A reader that fell behind gets the core, should it share this one: otherwise it
                 // gets the scheduler's time slices (milliseconds), in which this thread fills its
                 // ring many times over, and loses all but one ring of what is sent meanwhile.
+                lendPriority(engine.liveReaderBehind)
                 if engine.overranReader { sched_yield() }
                 continue
             }
             if engine.waitingForRoom {
                 // A receiver's ring is full and a sender waits for it (flow control): its reader
                 // needs a core more than this thread needs to look again at once.
+                lendPriority(engine.liveReaderBehind)
                 sched_yield()
                 continue
             }
+            lendPriority(false)
             let t = Bridge.nowMicros()
             if idleSince == 0 { idleSince = t }
             if t - idleSince < config.busyPollMicros {

@@ -94,6 +94,61 @@ final class ForwardRunTests: XCTestCase {
         XCTAssertFalse(e.overranReader, "63 fit again")
     }
 
+    /// A full ring says whether its reader is alive (a forwarding thread above its readers'
+    /// priority steps down only for one): it is while it reads, and for `deadReaderMillis` after.
+    func testAReaderBehindCountsAsLiveWhileItReads() throws {
+        let (e, apps) = try bridge(slots: 64)
+        let frames = (0..<63).map { F.frame(to: F.mac(2), from: F.mac(1), seed: $0) }
+        XCTAssertEqual(apps[0].send(frames), 63)
+        F.run(e)
+        XCTAssertFalse(e.liveReaderBehind, "63 fit")
+        XCTAssertEqual(apps[0].send(frames.prefix(5).map { $0 }), 5)
+        XCTAssertEqual(e.pass(now: 1), 5)
+        XCTAssertTrue(e.overranReader)
+        XCTAssertTrue(e.liveReaderBehind, "first found full: a reader that is behind")
+        XCTAssertEqual(apps[0].send(frames.prefix(5).map { $0 }), 5)
+        XCTAssertEqual(e.pass(now: 1), 5)
+        XCTAssertTrue(e.liveReaderBehind, "not read since, but within the window")
+        usleep(UInt32(ForwardingEngine.deadReaderMillis + 30) * 1000)
+        XCTAssertEqual(apps[0].send(frames.prefix(5).map { $0 }), 5)
+        XCTAssertEqual(e.pass(now: 1), 5)
+        XCTAssertTrue(e.overranReader, "the frames are still dropped and counted")
+        XCTAssertFalse(e.liveReaderBehind, "full and unmoved for longer than the window: not reading")
+        XCTAssertEqual(apps[1].take().count, 63)
+        XCTAssertEqual(apps[0].send(frames), 63)
+        XCTAssertEqual(e.pass(now: 1), 63)
+        XCTAssertFalse(e.liveReaderBehind, "63 fit again")
+        XCTAssertEqual(apps[0].send(frames.prefix(1).map { $0 }), 1)
+        XCTAssertEqual(e.pass(now: 1), 1)
+        XCTAssertTrue(e.liveReaderBehind, "it read since: alive again")
+        XCTAssertEqual(e.pass(now: 1), 0)
+        XCTAssertFalse(e.liveReaderBehind, "only for the pass that found it full")
+    }
+
+    /// Under flow control a full ring holds the sender back instead of dropping; its reader is
+    /// behind all the same.
+    func testAReaderHoldingASenderBackIsBehindToo() throws {
+        var c = EngineConfig()
+        c.fdbCapacity = 64
+        c.flowControlMicros = 1_000_000
+        let e = try ForwardingEngine(config: c)
+        let apps = try (0..<2).map { _ in try AppRings(slots: 64) }
+        for (i, app) in apps.enumerated() {
+            XCTAssertEqual(e.addPort(pool: app.pool, layout: app.layout, kickFD: -1, notifyFD: -1, backend: nil), i)
+        }
+        apps[1].send([F.frame(to: F.broadcast, from: F.mac(2))])
+        F.run(e)
+        _ = apps[0].take()
+        let frames = (0..<63).map { F.frame(to: F.mac(2), from: F.mac(1), seed: $0) }
+        XCTAssertEqual(apps[0].send(frames), 63)
+        F.run(e)
+        XCTAssertEqual(apps[0].send(frames.prefix(3).map { $0 }), 3)
+        XCTAssertEqual(e.pass(now: 1), 0, "the frames wait for room")
+        XCTAssertTrue(e.waitingForRoom)
+        XCTAssertTrue(e.liveReaderBehind)
+        XCTAssertEqual(e.port(1)?.stats.dropRingFull, 0)
+    }
+
     func testFramesTheRunDoesNotTakeMeetTheGeneralPathsRules() throws {
         let (e, apps) = try bridge(mtuOfB: 100)
         let me = F.mac(1), toB = F.mac(2)

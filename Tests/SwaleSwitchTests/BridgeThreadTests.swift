@@ -35,10 +35,12 @@ final class BridgeThreadTests: XCTestCase {
         let pool = try MemoryPool(name: "swale-thread-test", initialBlocks: 2 * 64 + 64)
         let layout = try pool.makeInterface(name: "p", slots: 64)
         pools.append(pool)
+        layouts.append(layout)
         let backend: PortBackend? = kernel ? try MemoryPort(slots: 64) : nil
         return try XCTUnwrap(b.addPort(pool: pool, layout: layout, kickFD: -1, notifyFD: -1, backend: backend)).index
     }
     var pools: [MemoryPool] = []
+    var layouts: [InterfaceLayout] = []
 
     func niceOfCaller() -> Int { Int(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(swale_gettid()))) }
 
@@ -93,6 +95,64 @@ final class BridgeThreadTests: XCTestCase {
         XCTAssertEqual(try niceOfThread(b, named: "swale-vale84"), -10, "one kernel port left")
         b.removePort(k2)
         XCTAssertEqual(try niceOfThread(b, named: "swale-vale84"), mine, "none left")
+        XCTAssertEqual(b.priorityError, 0)
+    }
+
+    /// A raised thread that overruns an application reader which reads steps down to the
+    /// inherited priority (so that a reader sharing its core gets it) and takes -10 back when it
+    /// goes idle; for a reader that stopped reading it does not step down.
+    func testARaisedThreadLendsItsPriorityToALiveReaderOnly() throws {
+        try XCTSkipUnless(geteuid() == 0, "raising a thread's priority needs CAP_SYS_NICE (run as root)")
+        let b = try bridge("vale85", nice: -10)
+        defer { b.stop() }
+        _ = try addPort(b, kernel: true)
+        _ = try addPort(b, kernel: false)
+        _ = try addPort(b, kernel: false)
+        let sender = pools[1], reader = pools[2]
+        let tx = UserRing(ring: sender.region.base + layouts[1].txRingOffsets[0], region: sender.region)
+        let rx = UserRing(ring: reader.region.base + layouts[2].rxRingOffsets[0], region: reader.region)
+        // Broadcast frames from the sender: they reach the reader (and the kernel port, which has no say).
+        func send(_ count: Int) throws {
+            let w = try XCTUnwrap(tx.window())
+            XCTAssertGreaterThanOrEqual(Int(w.count), count)
+            var i = w.head
+            var frame = [UInt8](repeating: 0, count: 60)
+            for k in 0..<6 { frame[k] = 0xff }
+            frame[6] = 2
+            frame[11] = 1
+            for _ in 0..<count {
+                var wr = SlotWriter(tx, at: i)
+                frame.withUnsafeBytes { wr.write($0.baseAddress!, $0.count) }
+                i = RingMath.add(i, wr.finish(), tx.numSlots)
+            }
+            tx.advance(to: i)
+            b.perform { _ in }  // wakes the thread, should it sleep
+            let deadline = Date().addingTimeInterval(5)
+            while tx.window()?.count != tx.numSlots - 1 && Date() < deadline { usleep(1000) }
+            XCTAssertEqual(tx.window()?.count, tx.numSlots - 1, "the switch took them all")
+        }
+        func settledNice() throws -> Int {
+            let deadline = Date().addingTimeInterval(2)
+            while try niceOfThread(b, named: "swale-vale85") != -10 && Date() < deadline { usleep(1000) }
+            return try niceOfThread(b, named: "swale-vale85")
+        }
+        XCTAssertEqual(try settledNice(), -10)
+        try send(63)  // the reader's ring (64 slots) is full now: nothing dropped, nothing lent
+        XCTAssertEqual(b.perform { $0.priorityLends }, 0)
+        try send(10)
+        XCTAssertEqual(b.perform { $0.priorityLends }, 1, "overran a reader found full for the first time")
+        XCTAssertEqual(try settledNice(), -10, "taken back once idle")
+        usleep(UInt32(ForwardingEngine.deadReaderMillis + 50) * 1000)
+        try send(10)
+        XCTAssertEqual(b.perform { $0.priorityLends }, 1, "a reader that has not read for the whole window is not waited for")
+        XCTAssertEqual(try settledNice(), -10)
+        let w = try XCTUnwrap(rx.window())
+        XCTAssertEqual(w.count, 63)
+        rx.advance(to: RingMath.add(w.head, w.count, rx.numSlots))
+        try send(63)
+        try send(1)
+        XCTAssertEqual(b.perform { $0.priorityLends }, 2, "it read: alive again")
+        XCTAssertEqual(try settledNice(), -10)
         XCTAssertEqual(b.priorityError, 0)
     }
 }
