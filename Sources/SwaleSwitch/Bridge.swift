@@ -148,18 +148,28 @@ public final class Bridge: @unchecked Sendable {
 
     /// A raised thread that overran a live application reader steps down to the priority it
     /// inherited before it yields: from nice -10 a yield to a nice-0 reader sharing its core gives
-    /// that reader almost nothing (app -> switch -> app on a bridge with a TAP port, swaled on the
-    /// receiver's CPU: 1-4 Mpps). It takes the raised priority back at the first pass that finds
-    /// no such reader, and before it sleeps: kernel ports lose their head start only while an
-    /// application is actually catching up. Two setpriority calls per stretch behind.
+    /// that reader almost nothing. It takes the raised priority back when it runs out of work, or
+    /// after `lendQuietMillis` of passes that found no reader behind: taking it back at the first
+    /// such pass made it flap every millisecond or two against a reader that drains and falls
+    /// behind again, and the reader starved in the raised stretches (app -> switch -> app on a
+    /// bridge with a TAP port, swaled on the receiver's CPU: 12-13 Mpps flapping, against 27 on a
+    /// bridge of application ports). Kernel ports lose their head start only while an
+    /// application is catching up. Two setpriority calls per stretch behind.
     @inline(__always)
-    private func lendPriority(_ behind: Bool) {
-        guard raised, behind != lent, let nice = config.forwardingNice else { return }
-        if setNice(behind ? inheritedNice : Int32(nice)) == 0 {
-            lent = behind
-            if behind { priorityLends &+= 1 }
+    private func lendPriority(behind: Bool, idle: Bool = false) {
+        guard raised, let nice = config.forwardingNice else { return }
+        if behind {
+            lastBehind = ForwardingEngine.coarseMillis()
+            guard !lent, setNice(inheritedNice) == 0 else { return }
+            lent = true
+            priorityLends &+= 1
+        } else if lent, idle || ForwardingEngine.coarseMillis() &- lastBehind >= Bridge.lendQuietMillis {
+            if setNice(Int32(nice)) == 0 { lent = false }
         }
     }
+    /// When a reader was last found behind (coarse milliseconds).
+    @exclusivity(unchecked) private var lastBehind = 0
+    static let lendQuietMillis = 20
 
     private func setNice(_ value: Int32) -> Int32 {
         setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(threadID), value)
@@ -415,18 +425,18 @@ public final class Bridge: @unchecked Sendable {
                 // A reader that fell behind gets the core, should it share this one: otherwise it
                 // gets the scheduler's time slices (milliseconds), in which this thread fills its
                 // ring many times over, and loses all but one ring of what is sent meanwhile.
-                lendPriority(engine.liveReaderBehind)
+                lendPriority(behind: engine.liveReaderBehind)
                 if engine.overranReader { sched_yield() }
                 continue
             }
             if engine.waitingForRoom {
                 // A receiver's ring is full and a sender waits for it (flow control): its reader
                 // needs a core more than this thread needs to look again at once.
-                lendPriority(engine.liveReaderBehind)
+                lendPriority(behind: engine.liveReaderBehind)
                 sched_yield()
                 continue
             }
-            lendPriority(false)
+            lendPriority(behind: false, idle: true)
             let t = Bridge.nowMicros()
             if idleSince == 0 { idleSince = t }
             if t - idleSince < config.busyPollMicros {
