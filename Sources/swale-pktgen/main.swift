@@ -512,6 +512,7 @@ struct Options {
                 // the region gained or counts it (and it is skipped).
                 var v = rx.read(head)
                 if _slowPath(!v.isValid) { v = port.rxSlot(head) }
+                let counted = st.packets
                 let more = v.moreFragments
                 head = rx.next(head)
                 avail -= 1
@@ -525,8 +526,13 @@ struct Options {
                     verify(b, &expected, &st)
                 }
                 releaseTo = head
-                if st.firstNs == 0 { st.firstNs = now }
-                st.lastNs = now
+                // The clock runs from the first counted frame to the last: frames not counted (an
+                // announce, another source under --from, such as what the kernel sends on a TAP
+                // port of the bridge) must not stretch it.
+                if st.packets != counted {
+                    if st.firstNs == 0 { st.firstNs = now }
+                    st.lastNs = now
+                }
             }
             if releaseTo == win.head {
                 // Only part of a frame so far. If it fills the ring it can never end: dropped (counted).
