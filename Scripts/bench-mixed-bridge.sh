@@ -14,7 +14,7 @@ FW_CPU=${FW_CPU:-1}
 source "$(dirname "$0")/bench-common.sh"
 cc -O2 -o "$DIR/ringref" Scripts/bench/ringref.c
 TAP=swmx$$
-trap 'ip link del $TAP 2>/dev/null; kill $SPID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'ip link del $TAP 2>/dev/null || true; kill $SPID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
 ctl() { SWALE_SOCKET=$SOCK $B/swalectl "$@" > /dev/null; }
 
 swale() { # -> "Mpps delivered-%"
