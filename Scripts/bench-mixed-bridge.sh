@@ -14,7 +14,7 @@ FW_CPU=${FW_CPU:-1}
 source "$(dirname "$0")/bench-common.sh"
 cc -O2 -o "$DIR/ringref" Scripts/bench/ringref.c
 TAP=swmx$$
-trap 'ip link del $TAP 2>/dev/null || true; kill $SPID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'ip link del $TAP 2>/dev/null || true; kill $SPID $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
 ctl() { SWALE_SOCKET=$SOCK $B/swalectl "$@" > /dev/null; }
 
 swale() { # -> "Mpps delivered-%"
@@ -32,18 +32,20 @@ print('%.2f %.1f' % (s['pps'] / 1e6, 100 * s['packets'] / $N))"
 
 ctl bridge add vale0
 swale > /dev/null  # the ports exist from here on, and so does the thread
-FW=$(grep -l '^swale-vale0$' /proc/$SPID/task/*/comm | head -1 | cut -d/ -f5)
+FW=$(grep -l '^swale-vale0$' /proc/$SPID/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5 || true)
 [ -n "$FW" ] || { echo "no forwarding thread swale-vale0 in swaled" >&2; exit 1; }
 taskset -pc "$FW_CPU" "$FW" > /dev/null
 printf "%-6s %8s | %-22s | %-22s | %8s\n" round ring "with a TAP: Mpps, arrived" "apps only: Mpps, arrived" ring
 with="" without=""
 for r in $(seq "$ROUNDS"); do
-    before=$("$DIR/ringref" -n "$N" -b 32 -a 0,1 | sed 's/.*mpps=//')
+    before=$(timeout 60 "$DIR/ringref" -n "$N" -b 32 -a 0,1 | sed 's/.*mpps=//')
     ctl port add vale0 tap "$TAP"
+    # The thread is raised while the bridge has a kernel port (swaled needs CAP_SYS_NICE for it).
+    [ "$r" = 1 ] && echo "forwarding thread's nice with the TAP: $(awk '{print $19}' /proc/$SPID/task/$FW/stat)"
     read -r m1 d1 < <(swale)
     ctl port del vale0 "$TAP"
     read -r m2 d2 < <(swale)
-    after=$("$DIR/ringref" -n "$N" -b 32 -a 0,1 | sed 's/.*mpps=//')
+    after=$(timeout 60 "$DIR/ringref" -n "$N" -b 32 -a 0,1 | sed 's/.*mpps=//')
     printf "%-6s %8.2f | %8.2f %12s | %8.2f %12s | %8.2f\n" "$r" "$before" "$m1" "$d1%" "$m2" "$d2%" "$after"
     with="$with $m1" without="$without $m2"
 done

@@ -385,7 +385,8 @@ public final class ForwardingEngine {
     }
 
     /// An application port's rx ring was found full: is its reader alive (it moved since the last
-    /// time, or did so within `deadReaderMillis`)? Once per pass at most does any work.
+    /// time, or did so within `deadReaderMillis`)? Called once per destination and batch; nothing
+    /// to do once this pass found one.
     @inline(__always)
     func noteFull(_ dst: UnsafeMutablePointer<PortState>) {
         if liveReaderBehind { return }
@@ -788,6 +789,8 @@ extension ForwardingEngine {
         let sBufSize = src.pointee.bufSize
         let sBase = src.pointee.bufBase
         let scoped = batchScoped
+        // Frames dropped here for want of room, on any of the ways below (plain, retagged, offloaded).
+        let fullBefore = dst.pointee.stats.dropRingFull
 
         // A kernel port with nothing queued takes the frames straight from the source's slots;
         // whatever it does not take now (or cannot take as is) is copied into its ring below.
@@ -829,13 +832,6 @@ extension ForwardingEngine {
             let need = dst.pointee.slots(for: total, frameHasVnet: hasVnet)
             if need > room {
                 dst.pointee.stats.dropRingFull &+= 1
-                // Every pass that drops, also for a reader that has not read since the last one: it
-                // may be waiting for this very core (yielding only once per stretch of its progress
-                // left a reader sharing the core at 0.2 Mpps). Bounded: one yield per pass.
-                if !dst.pointee.hasBackend {
-                    overranReader = true
-                    noteFull(dst)
-                }
                 continue
             }
             let slots = dst.pointee.rx.ptr.slots
@@ -870,6 +866,13 @@ extension ForwardingEngine {
             filled &+= used
             dst.pointee.stats.rxPackets &+= 1
             dst.pointee.stats.rxBytes &+= UInt64(total &- hdr)
+        }
+        if dst.pointee.stats.dropRingFull != fullBefore && !dst.pointee.hasBackend {
+            // Every pass that drops, also for a reader that has not read since the last one: it
+            // may be waiting for this very core (yielding only once per stretch of its progress
+            // left a reader sharing the core at 0.2 Mpps). Bounded: one yield per pass.
+            overranReader = true
+            noteFull(dst)  // once per destination and batch, not per dropped frame
         }
         if filled > 0 {
             dst.pointee.rx.publishRx(filled)

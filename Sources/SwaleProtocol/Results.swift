@@ -146,6 +146,8 @@ public struct BridgeCounters: Codable, Sendable {
     public var wakeups: UInt64 = 0
     /// Frames forwarded in runs of one flow (the engine's fast path between application ports).
     public var runFrames: UInt64? = nil
+    /// Times the forwarding thread, raised for kernel ports, stepped down for an application reader behind.
+    public var priorityLends: UInt64? = nil
     public init() {}
 }
 

@@ -83,6 +83,10 @@ extension Service {
             w.counter(
                 "swale_bridge_run_frames_total", "Frames forwarded in runs of one flow between application ports.", l,
                 t.runFrames)
+            w.counter(
+                "swale_bridge_priority_lends_total",
+                "Times the forwarding thread, raised while the bridge has kernel ports, stepped down for an application reader behind.",
+                l, t.priorityLends)
             var cumulative: UInt64 = 0
             for (k, n) in t.batchSizes.enumerated() {
                 cumulative &+= n

@@ -475,6 +475,7 @@ public final class Service: @unchecked Sendable {
         c.flooded = t.flooded; c.learned = t.learned; c.aged = t.aged; c.moved = t.moved; c.evicted = t.evicted
         c.fdbEntries = t.entries; c.batches = t.batches; c.wakeups = t.wakeups; c.fdbCapacity = t.capacity
         c.runFrames = t.runFrames
+        c.priorityLends = t.priorityLends
         var info = BridgeInfo(
             name: b.bridge.name, ports: b.ports.count, agingSeconds: Int(b.bridge.agingSeconds), batch: b.bridge.config.batch,
             counters: c, owner: Identity.userName(b.owner), allowUsers: b.allowUsers.sorted().map(Identity.userName),

@@ -141,15 +141,16 @@ public final class Bridge: @unchecked Sendable {
         if !want { lent = false }
     }
 
-    /// The raised priority is lent out: the thread runs at the inherited one until its reader caught up.
+    /// The raised priority is lent out: the thread runs at the inherited one until its reader
+    /// caught up (forwarding thread only; read it through `perform`).
     @exclusivity(unchecked) public private(set) var lent = false
     /// Times the thread stepped down for an application reader (forwarding thread only).
     @exclusivity(unchecked) public private(set) var priorityLends: UInt64 = 0
 
     /// A raised thread that overran a live application reader steps down to the priority it
     /// inherited before it yields: from nice -10 a yield to a nice-0 reader sharing its core gives
-    /// that reader almost nothing. It takes the raised priority back when it runs out of work, or
-    /// after `lendQuietMillis` of passes that found no reader behind: taking it back at the first
+    /// that reader almost nothing. It takes the raised priority back before it sleeps, or after
+    /// `lendQuietMillis` of passes (busy polling included) that found no reader behind: taking it back at the first
     /// such pass made it flap every millisecond or two against a reader that drains and falls
     /// behind again, and the reader starved in the raised stretches (app -> switch -> app on a
     /// bridge with a TAP port, swaled on the receiver's CPU: 12-13 Mpps flapping, against 27 on a
@@ -164,7 +165,13 @@ public final class Bridge: @unchecked Sendable {
             lent = true
             priorityLends &+= 1
         } else if lent, idle || ForwardingEngine.coarseMillis() &- lastBehind >= Bridge.lendQuietMillis {
-            if setNice(Int32(nice)) == 0 { lent = false }
+            if setNice(Int32(nice)) != 0 {
+                // Refused now (RLIMIT_NICE lowered, capability dropped): report it and stop trying
+                // until the next port change.
+                priorityError = errno
+                raised = false
+            }
+            lent = false
         }
     }
     /// When a reader was last found behind (coarse milliseconds).
@@ -314,6 +321,8 @@ public final class Bridge: @unchecked Sendable {
         public var flooded: UInt64, batches: UInt64, wakeups: UInt64
         /// Frames forwarded in runs of one flow (ForwardingEngine.forwardRun).
         public var runFrames: UInt64 = 0
+        /// Times the raised forwarding thread stepped down for an application reader behind.
+        public var priorityLends: UInt64 = 0
         /// Entries the table was sized for (it runs at most half full at this many).
         public var capacity: Int
         /// Batches by size (ForwardingEngine.batchSizes) and the slots they took in all.
@@ -331,6 +340,7 @@ public final class Bridge: @unchecked Sendable {
             s.batchSizes = Array(UnsafeBufferPointer(start: b.engine.batchSizes, count: ForwardingEngine.batchSizeBuckets))
             s.batchSlots = b.engine.batchSlots
             s.runFrames = b.engine.runFrames
+            s.priorityLends = b.priorityLends
             return s
         }
     }
@@ -436,14 +446,16 @@ public final class Bridge: @unchecked Sendable {
                 sched_yield()
                 continue
             }
-            lendPriority(behind: false, idle: true)
+            lendPriority(behind: false)
             let t = Bridge.nowMicros()
             if idleSince == 0 { idleSince = t }
             if t - idleSince < config.busyPollMicros {
                 if config.yieldWhilePolling { sched_yield() } else { swale_cpu_relax() }; continue
             }
 
-            // Going to sleep: ask apps to kick us, then look once more (no lost wake-ups).
+            // Going to sleep: with the raised priority back (a kernel port's frames may be the next
+            // to come); ask apps to kick us, then look once more (no lost wake-ups).
+            lendPriority(behind: false, idle: true)
             engine.setSleeping(true)
             swale_barrier_heavy()  // the apps' side of the handshake is only a compiler barrier
             if engine.anyPending() || mailboxPending {

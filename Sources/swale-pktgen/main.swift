@@ -502,8 +502,10 @@ struct Options {
                     releaseTo = head
                     st.packets &+= frames
                     st.bytes &+= bytes
-                    if st.firstNs == 0 { st.firstNs = now }
-                    st.lastNs = now
+                    if frames > 0 {  // an announce alone is skipped, and must not start the clock
+                        if st.firstNs == 0 { st.firstNs = now }
+                        st.lastNs = now
+                    }
                 }
             }
             while avail > 0 && st.packets < limit {

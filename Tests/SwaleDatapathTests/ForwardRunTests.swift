@@ -125,6 +125,32 @@ final class ForwardRunTests: XCTestCase {
         XCTAssertFalse(e.liveReaderBehind, "only for the pass that found it full")
     }
 
+    /// Frames that take another way to the ring (a VLAN tag pushed on the way) and find it full
+    /// say so too: the reader is behind all the same.
+    func testARetaggedFlowThatFindsTheRingFullTellsTheThread() throws {
+        var c = EngineConfig()
+        c.fdbCapacity = 64
+        let e = try ForwardingEngine(config: c)
+        let apps = try (0..<2).map { _ in try AppRings(slots: 64) }
+        for (i, app) in apps.enumerated() {
+            XCTAssertEqual(e.addPort(pool: app.pool, layout: app.layout, kickFD: -1, notifyFD: -1, backend: nil), i)
+        }
+        e.vlanFiltering = true
+        e.setVlans(port: 0, [(10, true)], pvid: 10)  // access: untagged in VLAN 10
+        e.setVlans(port: 1, [(10, false)], pvid: 0)  // trunk: gets them tagged
+        let frames = (0..<63).map { F.frame(to: F.broadcast, from: F.mac(1), seed: $0) }
+        XCTAssertEqual(apps[0].send(frames), 63)
+        F.run(e)
+        XCTAssertEqual(e.port(1)?.stats.rxPackets, 63)
+        XCTAssertEqual(apps[0].send(frames.prefix(4).map { $0 }), 4)
+        XCTAssertEqual(e.pass(now: 1), 4)
+        XCTAssertEqual(e.port(1)?.stats.dropRingFull, 4)
+        XCTAssertTrue(e.overranReader)
+        XCTAssertTrue(e.liveReaderBehind)
+        XCTAssertEqual(apps[1].take().count, 63)
+        XCTAssertTrue(apps[1].take().isEmpty)
+    }
+
     /// Under flow control a full ring holds the sender back instead of dropping; its reader is
     /// behind all the same.
     func testAReaderHoldingASenderBackIsBehindToo() throws {

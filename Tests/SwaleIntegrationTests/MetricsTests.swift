@@ -81,6 +81,10 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(value(text, #"swale_bridge_run_frames_total{bridge="vale6"}"#), 300, "the unicast flow went in runs")
         XCTAssertEqual(stats.bridges.first?.counters.runFrames, 300)
         XCTAssertEqual(
+            value(text, #"swale_bridge_priority_lends_total{bridge="vale6"}"#), 0,
+            "application ports only: the thread is never raised, so never steps down (BridgeThreadTests counts the lends)")
+        XCTAssertEqual(stats.bridges.first?.counters.priorityLends, 0)
+        XCTAssertEqual(
             value(text, #"swale_bridge_batch_slots_bucket{bridge="vale6",le="+Inf"}"#),
             value(text, #"swale_bridge_batch_slots_count{bridge="vale6"}"#))
         XCTAssertNotNil(value(text, #"swale_region_buffers_free{region="swale:vale6:a"}"#))

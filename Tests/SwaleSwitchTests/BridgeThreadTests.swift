@@ -142,6 +142,7 @@ final class BridgeThreadTests: XCTestCase {
         try send(10)
         XCTAssertEqual(b.perform { $0.priorityLends }, 1, "overran a reader found full for the first time")
         XCTAssertEqual(try settledNice(), -10, "taken back once idle")
+        XCTAssertFalse(b.perform { $0.lent })
         usleep(UInt32(ForwardingEngine.deadReaderMillis + 50) * 1000)
         try send(10)
         XCTAssertEqual(b.perform { $0.priorityLends }, 1, "a reader that has not read for the whole window is not waited for")
@@ -152,6 +153,7 @@ final class BridgeThreadTests: XCTestCase {
         try send(63)
         try send(1)
         XCTAssertEqual(b.perform { $0.priorityLends }, 2, "it read: alive again")
+        XCTAssertEqual(b.tableStats().priorityLends, 2, "what stats and metrics report")
         XCTAssertEqual(try settledNice(), -10)
         XCTAssertEqual(b.priorityError, 0)
     }
