@@ -103,12 +103,16 @@ final class ForwardRunTests: XCTestCase {
         F.run(e)
         XCTAssertFalse(e.liveReaderBehind, "63 fit")
         XCTAssertEqual(apps[0].send(frames.prefix(5).map { $0 }), 5)
+        let firstFull = ForwardingEngine.coarseMillis()
         XCTAssertEqual(e.pass(now: 1), 5)
         XCTAssertTrue(e.overranReader)
         XCTAssertTrue(e.liveReaderBehind, "first found full: a reader that is behind")
         XCTAssertEqual(apps[0].send(frames.prefix(5).map { $0 }), 5)
         XCTAssertEqual(e.pass(now: 1), 5)
-        XCTAssertTrue(e.liveReaderBehind, "not read since, but within the window")
+        // Microseconds after the first, unless this thread lost its core for most of the window.
+        if ForwardingEngine.coarseMillis() - firstFull < ForwardingEngine.deadReaderMillis - 20 {
+            XCTAssertTrue(e.liveReaderBehind, "not read since, but within the window")
+        }
         usleep(UInt32(ForwardingEngine.deadReaderMillis + 30) * 1000)
         XCTAssertEqual(apps[0].send(frames.prefix(5).map { $0 }), 5)
         XCTAssertEqual(e.pass(now: 1), 5)
