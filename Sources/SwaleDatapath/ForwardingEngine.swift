@@ -136,8 +136,9 @@ public final class ForwardingEngine {
     /// it shares this thread's core it catches up only when the thread lets it run.
     @exclusivity(unchecked) public private(set) var overranReader = false
     /// The last pass found an application's rx ring full (dropping, or holding a sender back
-    /// under flow control) whose reader is alive (`noteFull`): a reader that is behind. A forwarding thread running above its readers' priority must step down to let
-    /// it catch up (Bridge); one that never reads does not count.
+    /// under flow control) whose reader is alive (`noteFull`): a reader that is behind. A
+    /// forwarding thread running above its readers' priority must step down to let it catch up
+    /// (Bridge); one that never reads does not count.
     @exclusivity(unchecked) public private(set) var liveReaderBehind = false
     let roomMark: UnsafeMutablePointer<UInt64>
     let scratch: UnsafeMutableRawPointer

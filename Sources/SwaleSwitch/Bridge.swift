@@ -150,12 +150,11 @@ public final class Bridge: @unchecked Sendable {
     /// A raised thread that overran a live application reader steps down to the priority it
     /// inherited before it yields: from nice -10 a yield to a nice-0 reader sharing its core gives
     /// that reader almost nothing. It takes the raised priority back before it sleeps, or after
-    /// `lendQuietMillis` of passes (busy polling included) that found no reader behind: taking it back at the first
-    /// such pass made it flap every millisecond or two against a reader that drains and falls
-    /// behind again, and the reader starved in the raised stretches (app -> switch -> app on a
-    /// bridge with a TAP port, swaled on the receiver's CPU: 12-13 Mpps flapping, against 27 on a
-    /// bridge of application ports). Kernel ports lose their head start only while an
-    /// application is catching up. Two setpriority calls per stretch behind.
+    /// `lendQuietMillis` of passes (busy polling included) that found no reader behind: taking it
+    /// back at the first such pass made it flap every millisecond or two against a reader that
+    /// drains and falls behind again, and the reader starved in the raised stretches. Kernel ports
+    /// lose their head start only while an application is catching up. Two setpriority calls per
+    /// stretch behind (docs/BENCHMARKS.md, "Mixed bridges").
     @inline(__always)
     private func lendPriority(behind: Bool, idle: Bool = false) {
         guard raised, let nice = config.forwardingNice else { return }

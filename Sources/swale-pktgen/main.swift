@@ -303,6 +303,12 @@ struct Options {
         let reportMs: Int
         let mode: String
         var lastReport: UInt64 = 0
+
+        /// Counted frames arrived at `now`: the clock runs from the first to the last of them.
+        mutating func arrived(at now: UInt64) {
+            if firstNs == 0 { firstNs = now }
+            lastNs = now
+        }
         var lastReportPkts: UInt64 = 0
 
         init(reportMs: Int, mode: String) { self.reportMs = reportMs; self.mode = mode }
@@ -502,10 +508,7 @@ struct Options {
                     releaseTo = head
                     st.packets &+= frames
                     st.bytes &+= bytes
-                    if frames > 0 {  // an announce alone is skipped, and must not start the clock
-                        if st.firstNs == 0 { st.firstNs = now }
-                        st.lastNs = now
-                    }
+                    if frames > 0 { st.arrived(at: now) }  // an announce alone is skipped, and must not start the clock
                 }
             }
             while avail > 0 && st.packets < limit {
@@ -531,10 +534,7 @@ struct Options {
                 // The clock runs from the first counted frame to the last: frames not counted (an
                 // announce, another source under --from, such as what the kernel sends on a TAP
                 // port of the bridge) must not stretch it.
-                if st.packets != counted {
-                    if st.firstNs == 0 { st.firstNs = now }
-                    st.lastNs = now
-                }
+                if st.packets != counted { st.arrived(at: now) }
             }
             if releaseTo == win.head {
                 // Only part of a frame so far. If it fills the ring it can never end: dropped (counted).
