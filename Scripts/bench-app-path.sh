@@ -6,7 +6,10 @@
 # announces its MAC), once as VALE does it (a full receiver ring drops) and once with flow control
 # (a second swaled with --flow-control 2000: frames wait for room); pinned (-a: sender CPU 0,
 # receiver CPU 1, as the ring's processes) and unpinned. For each Swale run also the receiver's
-# sleeps and involuntary context switches per 1000 frames: the marks of a slow mode.
+# sleeps and involuntary context switches per 1000 frames: the marks of a slow mode. The switch
+# cases also run the C relay (ringref -r: producer -> copier -> consumer, three processes polling
+# with sched_yield, the copier where the scheduler puts it, as swaled's thread) after each Swale run
+# and print the ratio to it: what a minimal copying middle party costs on the same machine state.
 # Not a test: prints numbers. Usage: Scripts/bench-app-path.sh [RUNS] [FRAMES]
 # MODES="pinned unpinned" and CASES="pipe:1 pipe:32 pipe:256 switch:32 switch-fc:32" pick a subset.
 RUNS=${1:-10}
@@ -17,9 +20,9 @@ FC_SOCK=$DIR/swaled-fc.sock
 $B/swaled --socket "$FC_SOCK" --log-level warning --flow-control 2000 & PIDS="$PIDS $!"
 for _ in $(seq 50); do [ -S "$FC_SOCK" ] && break; sleep 0.1; done
 
-ring() { # BATCH PINNED FRAMES -> Mpps
+ring() { # BATCH PINNED FRAMES [RELAY] -> Mpps
     local a=""; [ "$2" = pinned ] && a="-a 0,1"
-    "$DIR/ringref" -n "$3" -b "$1" $a | sed -n 's/.*mpps=//p'
+    "$DIR/ringref" -n "$3" -b "$1" $a ${4:+-r -1} | sed -n 's/.*mpps=//p'
 }
 
 swale() { # TX RX BATCH PINNED FRAMES [SOCKET] -> "Mpps sleeps/1k invol/1k"
@@ -40,7 +43,7 @@ print("%.2f %.2f %.2f" % (s["pps"] / 1e6, s["wake"]["sleeps"] / k, s["involuntar
 # VM changes speed between runs (the ring alone goes from ~13 to ~90 Mpps), so where the two ring
 # runs differ by more than 1.5x the machine changed under the measurement: such runs are marked
 # '~' and also left out of a second summary.
-printf "%-9s %-9s %-6s %-4s %8s %8s %8s %7s %10s %10s\n" path mode batch run ring-bef swale ring-aft ratio "sleeps/1k" "invol/1k"
+printf "%-9s %-9s %-6s %-4s %8s %8s %8s %7s %10s %10s %8s %8s\n" path mode batch run ring-bef swale ring-aft ratio "sleeps/1k" "invol/1k" relay "vs relay"
 for mode in ${MODES:-pinned unpinned}; do
     for case in ${CASES:-pipe:1 pipe:32 pipe:256 switch:32 switch-fc:32}; do
         set -- ${case/:/ }
@@ -48,21 +51,28 @@ for mode in ${MODES:-pinned unpinned}; do
         [ "$batch" = 1 ] && frames=$((N / 10))
         if [ "$path" = pipe ]; then tx="vale0:bench<1"; rx="vale0:bench>1"; else tx="vale0:sa"; rx="vale0:sb"; fi
         [ "$path" = switch-fc ] && sock=$FC_SOCK
-        ratios="" steady=""
+        ratios="" steady="" vsrelay=""
         after=$(ring "$batch" "$mode" "$frames")
         for r in $(seq "$RUNS"); do
             before=$after
             read -r mpps sleeps invol < <(swale "$tx" "$rx" "$batch" "$mode" "$frames" "$sock")
             after=$(ring "$batch" "$mode" "$frames")
+            relay=- vs=-
+            if [ "$path" != pipe ]; then
+                relay=$(ring "$batch" "$mode" "$frames" relay)
+                vs=$(python3 -c "print(f'{$mpps / $relay:.2f}')")
+                vsrelay="$vsrelay $vs"
+            fi
             read -r ratio changed < <(python3 -c "
 b, a = $before, $after
 print(f'{$mpps / ((b + a) / 2):.2f}', '~' if max(a, b) > 1.5 * min(a, b) else '')")
             ratios="$ratios $ratio"
             [ -z "$changed" ] && steady="$steady $ratio"
-            printf "%-9s %-9s %-6s %-4s %8.2f %8.2f %8.2f %6sx%1s %9s %10s\n" "$path" "$mode" "$batch" "$r" "$before" "$mpps" "$after" "$ratio" "$changed" "$sleeps" "$invol"
+            printf "%-9s %-9s %-6s %-4s %8.2f %8.2f %8.2f %6sx%1s %9s %10s %8s %8s\n" "$path" "$mode" "$batch" "$r" "$before" "$mpps" "$after" "$ratio" "$changed" "$sleeps" "$invol" "$relay" "$vs"
         done
         n_steady=$(echo $steady | wc -w)
         printf "%-9s %-9s %-6s ratio min/median/max %s; the %s runs without '~': %s\n" "$path" "$mode" "$batch" \
             "$(echo $ratios | tr ' ' '\n' | summary)" "$n_steady" "$( [ "$n_steady" -gt 0 ] && echo $steady | tr ' ' '\n' | summary || echo -)"
+        [ -n "$vsrelay" ] && printf "%-9s %-9s %-6s against the C relay: min/median/max %s\n" "$path" "$mode" "$batch" "$(echo $vsrelay | tr ' ' '\n' | summary)"
     done
 done

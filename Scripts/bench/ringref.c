@@ -6,7 +6,14 @@
  * is full or empty. Swale's pipe moves buffer indices instead of bytes, so it should never be
  * slower than this (Scripts/bench-app-path.sh prints the ratio of each run).
  *
- *   ringref [-n FRAMES] [-b BATCH] [-s SLOTS] [-l LEN] [-a PRODUCER_CPU,CONSUMER_CPU]
+ * With -r (relay), a third process sits between the two, as a switch does: it copies each frame
+ * from the producer's ring into a second ring that the consumer reads, so every frame crosses
+ * cores twice, and three busy processes share the machine. With three parties all of them poll
+ * with sched_yield instead of pause (a spinning party would hold a shared core for its whole time
+ * slice), as Swale's applications and forwarding thread do. -r takes the relay's CPU, or -1 to
+ * leave it where the scheduler puts it.
+ *
+ *   ringref [-n FRAMES] [-b BATCH] [-s SLOTS] [-l LEN] [-a PRODUCER_CPU,CONSUMER_CPU] [-r RELAY_CPU]
  *   prints: batch=B frames=N secs=T mpps=M
  */
 #define _GNU_SOURCE
@@ -23,11 +30,18 @@
 
 #define SLOT_BYTES 2048
 
-struct shared {
-    _Alignas(64) _Atomic uint64_t produced; /* written by the producer only */
-    _Alignas(64) _Atomic uint64_t consumed; /* written by the consumer only */
-    _Alignas(64) uint64_t checksum;          /* the consumer's, read after it exits */
+/* One ring's indices. */
+struct indices {
+    _Alignas(64) _Atomic uint64_t produced; /* written by the ring's producer only */
+    _Alignas(64) _Atomic uint64_t consumed; /* written by the ring's consumer only */
 };
+
+struct shared {
+    struct indices in, out; /* producer -> (relay ->) consumer; `out` only with a relay */
+    _Alignas(64) uint64_t checksum; /* the consumer's, read after it exits */
+};
+
+static int yielding; /* poll with sched_yield (three parties) instead of pause */
 
 static double seconds(void) {
     struct timespec ts;
@@ -36,6 +50,10 @@ static double seconds(void) {
 }
 
 static inline void relax(void) {
+    if (yielding) {
+        sched_yield();
+        return;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -53,8 +71,8 @@ static void pin(int cpu) {
 
 int main(int argc, char **argv) {
     uint64_t frames = 20000000, batch = 32, slots = 1024, len = 60;
-    int cpu_producer = -1, cpu_consumer = -1, opt;
-    while ((opt = getopt(argc, argv, "n:b:s:l:a:")) != -1) {
+    int cpu_producer = -1, cpu_consumer = -1, cpu_relay = -1, relay = 0, opt;
+    while ((opt = getopt(argc, argv, "n:b:s:l:a:r:")) != -1) {
         switch (opt) {
         case 'n': frames = strtoull(optarg, NULL, 0); break;
         case 'b': batch = strtoull(optarg, NULL, 0); break;
@@ -66,20 +84,25 @@ int main(int argc, char **argv) {
                 return 2;
             }
             break;
-        default: fprintf(stderr, "usage: ringref [-n FRAMES] [-b BATCH] [-s SLOTS] [-l LEN] [-a P,C]\n"); return 2;
+        case 'r': relay = 1; cpu_relay = atoi(optarg); break;
+        default:
+            fprintf(stderr, "usage: ringref [-n FRAMES] [-b BATCH] [-s SLOTS] [-l LEN] [-a P,C] [-r RELAY_CPU]\n");
+            return 2;
         }
     }
     if (batch < 1 || batch >= slots || len < 8 || len > SLOT_BYTES) {
         fprintf(stderr, "ringref: need 1 <= batch < slots and 8 <= len <= %d\n", SLOT_BYTES);
         return 2;
     }
-    size_t bytes = 4096 + slots * SLOT_BYTES;
+    yielding = relay;
+    size_t bytes = 4096 + (relay ? 2 : 1) * slots * SLOT_BYTES;
     int fd = memfd_create("ringref", MFD_CLOEXEC);
     if (fd < 0 || ftruncate(fd, (off_t)bytes) != 0) { perror("memfd"); return 1; }
     char *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (base == MAP_FAILED) { perror("mmap"); return 1; }
     struct shared *sh = (struct shared *)base;
-    char *ring = base + 4096;
+    char *ring = base + 4096, *ring_out = relay ? ring + slots * SLOT_BYTES : ring;
+    struct indices *to_consumer = relay ? &sh->out : &sh->in;
 
     pid_t child = fork();
     if (child == 0) { /* the consumer */
@@ -88,16 +111,41 @@ int main(int argc, char **argv) {
         uint64_t head = 0, sum = 0;
         while (head < frames) {
             uint64_t avail;
-            while ((avail = atomic_load_explicit(&sh->produced, memory_order_acquire) - head) == 0) relax();
+            while ((avail = atomic_load_explicit(&to_consumer->produced, memory_order_acquire) - head) == 0) relax();
             if (avail > batch) avail = batch;
             for (uint64_t k = 0; k < avail; k++) {
-                memcpy(frame, ring + ((head + k) % slots) * SLOT_BYTES, len);
+                memcpy(frame, ring_out + ((head + k) % slots) * SLOT_BYTES, len);
                 sum += (uint8_t)frame[8];
             }
             head += avail;
-            atomic_store_explicit(&sh->consumed, head, memory_order_release);
+            atomic_store_explicit(&to_consumer->consumed, head, memory_order_release);
         }
         sh->checksum = sum;
+        _exit(0);
+    }
+    pid_t relay_pid = -1;
+    if (relay && (relay_pid = fork()) == 0) { /* the relay: reads the addresses, copies the frame over */
+        pin(cpu_relay);
+        uint64_t head = 0, sum = 0;
+        while (head < frames) {
+            uint64_t avail, room;
+            while ((avail = atomic_load_explicit(&sh->in.produced, memory_order_acquire) - head) == 0) relax();
+            while ((room = slots - 1 - (head - atomic_load_explicit(&sh->out.consumed, memory_order_acquire))) == 0)
+                relax();
+            if (avail > room) avail = room;
+            if (avail > batch) avail = batch;
+            for (uint64_t k = 0; k < avail; k++) {
+                const char *from = ring + ((head + k) % slots) * SLOT_BYTES;
+                uint64_t addresses;
+                memcpy(&addresses, from, 8); /* a switch looks at the destination before it copies */
+                sum += addresses;
+                memcpy(ring_out + ((head + k) % slots) * SLOT_BYTES, from, len);
+            }
+            head += avail;
+            atomic_store_explicit(&sh->in.consumed, head, memory_order_release);
+            atomic_store_explicit(&sh->out.produced, head, memory_order_release);
+        }
+        if (sum == 1) fputc(' ', stderr); /* keep the address reads */
         _exit(0);
     }
     pin(cpu_producer);
@@ -107,7 +155,7 @@ int main(int argc, char **argv) {
     uint64_t tail = 0;
     while (tail < frames) {
         uint64_t room;
-        while ((room = slots - 1 - (tail - atomic_load_explicit(&sh->consumed, memory_order_acquire))) == 0) relax();
+        while ((room = slots - 1 - (tail - atomic_load_explicit(&sh->in.consumed, memory_order_acquire))) == 0) relax();
         if (room > batch) room = batch;
         if (room > frames - tail) room = frames - tail;
         for (uint64_t k = 0; k < room; k++) {
@@ -115,12 +163,13 @@ int main(int argc, char **argv) {
             memcpy(ring + ((tail + k) % slots) * SLOT_BYTES, frame, len);
         }
         tail += room;
-        atomic_store_explicit(&sh->produced, tail, memory_order_release);
+        atomic_store_explicit(&sh->in.produced, tail, memory_order_release);
     }
-    int status = 0;
+    int status = 0, relay_status = 0;
     waitpid(child, &status, 0);
+    if (relay_pid > 0) waitpid(relay_pid, &relay_status, 0);
     double dt = seconds() - t0;
     printf("batch=%llu frames=%llu secs=%.3f mpps=%.2f\n", (unsigned long long)batch, (unsigned long long)frames, dt,
            (double)frames / dt / 1e6);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 && WIFEXITED(relay_status) && WEXITSTATUS(relay_status) == 0 ? 0 : 1;
 }

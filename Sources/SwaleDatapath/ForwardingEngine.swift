@@ -744,7 +744,7 @@ extension ForwardingEngine {
             let didx = ds.load(as: UInt32.self)
             guard didx >= BlockAllocator.reserved, didx < dLimit else { break }
             let to = dBase + Int(didx) &* dBufSize
-            memcpy(to, frame, len)
+            FrameCopy.copy(to, frame, count: len)
             // The addresses decided on, not whatever the sender may have written since its check.
             to.storeBytes(of: a0, as: UInt64.self)
             to.storeBytes(of: a1, toByteOffset: 8, as: UInt32.self)

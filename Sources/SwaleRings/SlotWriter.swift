@@ -126,7 +126,7 @@ public struct SlotWriter {
         let slot = slots + Int(i)
         let idx = slot.pointee.buf_idx  // read once
         guard idx >= BlockAllocator.reserved, idx < bufLimit, count <= bufSize else { return false }
-        memcpy(bufBase + Int(idx) &* bufSize, src, count)
+        FrameCopy.copy(bufBase + Int(idx) &* bufSize, src, count: count)
         slot.pointee.len = UInt16(truncatingIfNeeded: count)
         slot.pointee.flags = flags
         return true

@@ -110,3 +110,30 @@ final class SlotWriterTests: XCTestCase {
         XCTAssertEqual(tx.slot(6).pointee.len, 7, "nothing written")
     }
 }
+
+// FrameCopy: every length copies exactly its bytes, at any alignment: not one byte of the source
+// past the frame reaches the destination, and nothing around the destination frame changes.
+final class FrameCopyTests: XCTestCase {
+    func testEveryLengthCopiesExactlyItsBytesAtAnyAlignment() {
+        let size = 256
+        let src = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        let dst = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        defer { src.deallocate(); dst.deallocate() }
+        for k in 0..<size { src.storeBytes(of: UInt8(truncatingIfNeeded: k &* 7 &+ 1), toByteOffset: k, as: UInt8.self) }
+        for count in 0...130 {
+            for (s, d) in [(0, 0), (1, 3), (7, 0), (0, 5), (13, 31)] {
+                memset(dst, 0xEE, size)
+                FrameCopy.copy(dst + 16 + d, src + s, count: count)
+                for k in 0..<size {
+                    let got = dst.load(fromByteOffset: k, as: UInt8.self)
+                    let inFrame = k >= 16 + d && k < 16 + d + count
+                    let want = inFrame ? src.load(fromByteOffset: s + k - 16 - d, as: UInt8.self) : 0xEE
+                    if got != want {
+                        XCTFail("count \(count), source +\(s), destination +\(d): byte \(k) is \(got), want \(want)")
+                        return
+                    }
+                }
+            }
+        }
+    }
+}
