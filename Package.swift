@@ -68,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "swaled",
             dependencies: [
-                "SwaleService", "SwaleProtocol", "SwaleConfig", .product(name: "Logging", package: "swift-log"),
+                "SwaleService", "SwaleSwitch", "SwaleProtocol", "SwaleConfig", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
         .executableTarget(

@@ -11,13 +11,14 @@
 # with sched_yield, the copier where the scheduler puts it, as swaled's thread) after each Swale run
 # and print the ratio to it: what a minimal copying middle party costs on the same machine state.
 # Not a test: prints numbers. Usage: Scripts/bench-app-path.sh [RUNS] [FRAMES]
+# SWALED_ARGS go to both swaleds (say "--forwarding-cpus 1": the thread on the receiver's CPU).
 # MODES="pinned unpinned" and CASES="pipe:1 pipe:32 pipe:256 switch:32 switch-fc:32" pick a subset.
 RUNS=${1:-10}
 N=${2:-10000000}
 source "$(dirname "$0")/bench-common.sh"
 cc -O2 -o "$DIR/ringref" Scripts/bench/ringref.c
 FC_SOCK=$DIR/swaled-fc.sock
-$B/swaled --socket "$FC_SOCK" --log-level warning --flow-control 2000 & PIDS="$PIDS $!"
+$B/swaled --socket "$FC_SOCK" --log-level warning --flow-control 2000 ${SWALED_ARGS:-} & PIDS="$PIDS $!"
 for _ in $(seq 50); do [ -S "$FC_SOCK" ] && break; sleep 0.1; done
 
 ring() { # BATCH PINNED FRAMES [RELAY] -> Mpps

@@ -32,6 +32,25 @@ int swale_pin_cpu(int cpu) {
     return sched_setaffinity(0, sizeof set, &set) < 0 ? -errno : 0;
 }
 
+int swale_set_thread_cpus(int tid, const int *cpus, int n) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < n; i++) {
+        if (cpus[i] < 0 || cpus[i] >= CPU_SETSIZE) return -EINVAL;
+        CPU_SET(cpus[i], &set);
+    }
+    return sched_setaffinity(tid, sizeof set, &set) < 0 ? -errno : 0;
+}
+
+int swale_thread_cpus(int tid, int *out, int max) {
+    cpu_set_t set;
+    if (sched_getaffinity(tid, sizeof set, &set) < 0) return -errno;
+    int n = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && n < max; cpu++)
+        if (CPU_ISSET(cpu, &set)) out[n++] = cpu;
+    return n;
+}
+
 int swale_current_cpu(void) { return sched_getcpu(); }
 
 /* swale_atomics.h explains the asymmetric barrier. Registration belongs to the process image (the

@@ -4,7 +4,7 @@
  *   {
  *     "socket": "/run/swale/swaled.sock", "socketGroup": "swale",
  *     "slots": 1024, "batch": 1024, "busyPollMicros": 50, "pollMode": "yield",
- *     "forwardingNice": -10, "fastpath": true,
+ *     "forwardingNice": -10, "forwardingCPUs": "1", "fastpath": true,
  *     "clientMaxPorts": 256, "clientMaxPipes": 1024, "clientMaxSessions": 64, "clientMaxBridges": 16,
  *     "clientMaxMemoryMiB": 1024, "maxSessions": 1024, "maxBridges": 1024, "maxMemoryMiB": 8192,
  *     "bridges": [
@@ -90,6 +90,8 @@ public struct SwaleConfig: Equatable, Sendable {
     public var metrics: String?
     /// The kernel fast path for kernel-to-kernel flows (eBPF); on when absent.
     public var fastpath: Bool?
+    /// The CPUs forwarding threads may run on (CPUList); wherever the scheduler puts them when absent.
+    public var forwardingCPUs: [Int]?
     /// Whole-number settings by key (see `settings`).
     public var numbers: [String: Int] = [:]
     public var bridges: [Bridge] = []
@@ -101,6 +103,7 @@ public struct SwaleConfig: Equatable, Sendable {
     public static func == (a: SwaleConfig, b: SwaleConfig) -> Bool {
         a.socket == b.socket && a.socketGroup == b.socketGroup && a.pollMode == b.pollMode && a.numbers == b.numbers
             && a.bridges == b.bridges && a.metrics == b.metrics && a.fastpath == b.fastpath
+            && a.forwardingCPUs == b.forwardingCPUs
     }
 
     /// A whole-number setting of the service: its key and the values it may take.
@@ -234,7 +237,9 @@ struct ConfigChecker {
     }
 
     mutating func config(_ doc: JSONValue) throws -> SwaleConfig {
-        let known = ["socket", "socketGroup", "pollMode", "metrics", "fastpath", "bridges"] + SwaleConfig.settings.map(\.key)
+        let known =
+            ["socket", "socketGroup", "pollMode", "metrics", "fastpath", "forwardingCPUs", "bridges"]
+            + SwaleConfig.settings.map(\.key)
         var c = SwaleConfig()
         for m in try members(doc, "the configuration", known: known) {
             let v = m.value
@@ -260,6 +265,8 @@ struct ConfigChecker {
                 c.metrics = s
             case "fastpath":
                 c.fastpath = try bool(v, "fastpath")
+            case "forwardingCPUs":
+                c.forwardingCPUs = try named(v, "forwardingCPUs", CPUList.parse)
             case "pollMode":
                 let s = try string(v, "pollMode")
                 guard s == "yield" || s == "spin" else {
@@ -475,11 +482,12 @@ extension SwaleConfig {
                 )
             ])
         }
+        let cpus: JSONValue? = forwardingCPUs.map { JSONValue.string(CPUList.render($0)) }
         return .object(
             [
                 ("socket", socket.map(JSONValue.string)), ("socketGroup", socketGroup.map(JSONValue.string)),
                 ("pollMode", pollMode.map(JSONValue.string)), ("metrics", metrics.map(JSONValue.string)),
-                ("fastpath", fastpath.map(JSONValue.bool))
+                ("fastpath", fastpath.map(JSONValue.bool)), ("forwardingCPUs", cpus)
             ]
                 + SwaleConfig.settings.map { ($0.key, numbers[$0.key].map(JSONValue.int)) }
                 + [("bridges", .array(bridgeDocs))])

@@ -171,6 +171,9 @@ public struct BridgeInfo: Codable, Sendable {
     /// The kernel fast path for frames between its kernel ports: "on, N port(s)", "off" (swaled
     /// --no-fastpath or "fastpath": false), "unavailable: why", or "none" (no kernel port yet).
     public var fastpath: String?
+    /// The CPUs its forwarding thread may run on ("1", "0-1,3"), when swaled was told to place it
+    /// (`forwardingCPUs`, `--forwarding-cpus`); absent otherwise.
+    public var forwardingCPUs: String?
     public init(
         name: String, ports: Int, agingSeconds: Int, batch: Int, counters: BridgeCounters, owner: String,
         allowUsers: [String], allowGroups: [String], persistent: Bool

@@ -26,6 +26,7 @@ extension ServiceOptions {
         if let g = cfg.socketGroup { socketGroup = g }
         if let m = cfg.metrics { metrics = m }
         if let f = cfg.fastpath { fastpath = f }
+        if let cpus = cfg.forwardingCPUs { bridge.forwardingCPUs = cpus }
         for (key, value) in cfg.numbers { self[setting: key] = value }
     }
 
@@ -133,6 +134,7 @@ extension Service {
         c.socketGroup = o.socketGroup
         c.metrics = o.metrics
         c.pollMode = o.bridge.yieldWhilePolling ? "yield" : "spin"
+        c.forwardingCPUs = o.bridge.forwardingCPUs
         for s in SwaleConfig.settings { c[s.key] = o[setting: s.key] }
         // Bridges an application made for itself go with their last port: not configuration (unless
         // root attached kernel ports to one, which then keep it).

@@ -423,6 +423,11 @@ public final class Service: @unchecked Sendable {
             bridge: try Bridge(name: name, config: config), owner: owner.map { $0.root ? 0 : $0.uid } ?? 0, persistent: persistent
         )
         b.bridge.start()
+        if b.bridge.placementError != 0, let cpus = config.forwardingCPUs {
+            log.warning(
+                "bridge \(name): forwarding thread not placed on CPUs \(CPUList.render(cpus)) (\(String(cString: strerror(b.bridge.placementError)))); it runs wherever the scheduler puts it"
+            )
+        }
         bridges[name] = b
         log.info("bridge \(name) created (owner uid \(b.owner)\(persistent ? "" : ", reaped with its last port"))")
         return b
@@ -491,6 +496,7 @@ public final class Service: @unchecked Sendable {
         } else {
             info.fastpath = "none"
         }
+        if b.bridge.config.forwardingCPUs != nil { info.forwardingCPUs = b.bridge.threadCPUs.map(CPUList.render) }
         return info
     }
 

@@ -38,6 +38,12 @@ public struct BridgeConfig: Sendable {
     /// shares a core with starves it (app -> switch -> app with swaled on the receiver's CPU:
     /// 5-6 Mpps at nice -10, 22-36 at the applications' own).
     public var forwardingNice: Int? = -10
+    /// The CPUs the forwarding thread may run on (nil: wherever the scheduler puts it), as Open
+    /// vSwitch's pmd-cpu-mask places its polling threads. On a machine with cores to spare, a core
+    /// of its own keeps the thread from time-sharing with the programs it serves; on a small one,
+    /// the core of its busiest reader saves the frames one crossing between cores (each frame the
+    /// thread copies is then read where it was written).
+    public var forwardingCPUs: [Int]?
     public init() {}
 
     public subscript<T>(dynamicMember key: WritableKeyPath<EngineConfig, T>) -> T {
@@ -103,6 +109,7 @@ public final class Bridge: @unchecked Sendable {
             _ = swale_set_thread_name("swale-\(self.name)")
             self.threadID = swale_gettid()
             self.applyPriority()
+            self.applyCPUs()
             self.threadReady.signal()
             self.run()
         }
@@ -122,6 +129,26 @@ public final class Bridge: @unchecked Sendable {
 
     private func applyPriority() {
         inheritedNice = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(threadID))
+    }
+
+    /// errno of placing the thread on `config.forwardingCPUs` (0: placed, or not asked). The thread
+    /// then runs wherever the scheduler puts it.
+    public private(set) var placementError: Int32 = 0
+
+    private func applyCPUs() {
+        guard let cpus = config.forwardingCPUs else { return }
+        let r = cpus.map(Int32.init).withUnsafeBufferPointer { swale_set_thread_cpus(threadID, $0.baseAddress, Int32($0.count)) }
+        placementError = r < 0 ? -r : 0
+    }
+
+    /// The CPUs the forwarding thread may run on now (nil before it started, or if it cannot be read).
+    public var threadCPUs: [Int]? { threadID == 0 ? nil : Bridge.cpus(ofThread: threadID) }
+
+    /// The CPUs a thread (0: the caller) may run on, ascending; nil if they cannot be read.
+    public static func cpus(ofThread tid: Int32) -> [Int]? {
+        var out = [Int32](repeating: 0, count: 1024)
+        let n = out.withUnsafeMutableBufferPointer { swale_thread_cpus(tid, $0.baseAddress, Int32($0.count)) }
+        return n < 0 ? nil : out.prefix(Int(n)).map(Int.init)
     }
 
     /// The raised priority while the bridge has kernel ports, the inherited one otherwise (see

@@ -73,7 +73,7 @@ func printBridge(_ b: BridgeInfo) {
     let c = b.counters
     let access = (b.allowUsers.map { "user \($0)" } + b.allowGroups.map { "group \($0)" }).joined(separator: ", ")
     print(
-        "\(b.name): owner \(b.owner)\(access.isEmpty ? "" : ", allows \(access)")\(b.persistent ? "" : " (goes with its last port)"); \(b.ports) port(s), aging \(b.agingSeconds)s, batch \(b.batch)\(b.vlanFiltering ? ", vlan filtering" : "")\(b.groupFwdMask != "0x0000" ? ", forwards groups \(b.groupFwdMask)" : ""); fdb \(c.fdbEntries) entries; flooded \(c.flooded), learned \(c.learned), moved \(c.moved), aged \(c.aged), evicted \(c.evicted)\(c.runFrames.map { "; forwarded in runs \($0)" } ?? "")\(c.priorityLends.map { $0 > 0 ? "; stepped down for readers \($0)" : "" } ?? "")\(b.fastpath.map { "; fast path \($0)" } ?? "")"
+        "\(b.name): owner \(b.owner)\(access.isEmpty ? "" : ", allows \(access)")\(b.persistent ? "" : " (goes with its last port)"); \(b.ports) port(s), aging \(b.agingSeconds)s, batch \(b.batch)\(b.vlanFiltering ? ", vlan filtering" : "")\(b.groupFwdMask != "0x0000" ? ", forwards groups \(b.groupFwdMask)" : ""); fdb \(c.fdbEntries) entries; flooded \(c.flooded), learned \(c.learned), moved \(c.moved), aged \(c.aged), evicted \(c.evicted)\(c.runFrames.map { "; forwarded in runs \($0)" } ?? "")\(c.priorityLends.map { $0 > 0 ? "; stepped down for readers \($0)" : "" } ?? "")\(b.fastpath.map { "; fast path \($0)" } ?? "")\(b.forwardingCPUs.map { "; forwarding on CPUs \($0)" } ?? "")"
     )
 }
 

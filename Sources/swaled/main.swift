@@ -6,6 +6,7 @@ import Logging
 import SwaleConfig
 import SwaleProtocol
 import SwaleService
+import SwaleSwitch
 
 nonisolated(unsafe) var stopSignal: sig_atomic_t = 0
 
@@ -41,6 +42,12 @@ struct Swaled: ParsableCommand {
             "Nice value of each bridge's forwarding thread while the bridge has kernel ports, -20...19 (default -10: ahead of ordinary programs, as the kernel's own forwarding is; a bridge of application ports only keeps the priority swaled has)."
     )
     var forwardingNice: Int?
+
+    @Option(
+        help:
+            "CPUs the bridges' forwarding threads may run on, as taskset -c writes them (\"1\", \"2-3\", \"0,4-7\"); default: wherever the scheduler puts them."
+    )
+    var forwardingCpus: String?
 
     @Flag(
         help:
@@ -82,6 +89,9 @@ struct Swaled: ParsableCommand {
         if let forwardingNice, !SwaleConfig.niceRange.contains(forwardingNice) {
             throw ValidationError("--forwarding-nice must be within \(SwaleConfig.niceRange)")
         }
+        if let forwardingCpus {
+            do { _ = try CPUList.parse(forwardingCpus) } catch { throw ValidationError("--forwarding-cpus: \(error)") }
+        }
         if let pollMode, pollMode != "yield" && pollMode != "spin" { throw ValidationError("--poll-mode must be yield or spin") }
         if checkConfig && config == nil { throw ValidationError("--check-config needs --config FILE") }
     }
@@ -108,6 +118,22 @@ struct Swaled: ParsableCommand {
         if let f = flowControl { opts.bridge.flowControlMicros = f }
         if let m = pollMode { opts.bridge.yieldWhilePolling = m == "yield" }
         if let n = forwardingNice { opts.bridge.forwardingNice = n }
+        if let c = forwardingCpus { opts.bridge.forwardingCPUs = try? CPUList.parse(c) }
+        if let cpus = opts.bridge.forwardingCPUs, let allowed = Bridge.cpus(ofThread: 0) {
+            // A CPU the service may not run on would be dropped from the thread's set without a word
+            // (or, if none is left, the placement fails): say so now instead.
+            let outside = cpus.filter { !allowed.contains($0) }
+            if !outside.isEmpty {
+                let whereSet =
+                    forwardingCpus != nil
+                    ? "--forwarding-cpus" : "\(config ?? "config"):\(cfg.lines["forwardingCPUs"] ?? 0): forwardingCPUs"
+                FileHandle.standardError.write(
+                    Data(
+                        "swaled: \(whereSet): CPU(s) \(CPUList.render(outside)) are not among the CPUs swaled may run on (\(CPUList.render(allowed)))\n"
+                            .utf8))
+                throw ExitCode(2)
+            }
+        }
         if copyToKernelPorts { opts.bridge.directTransmit = false }
         if noFastpath { opts.fastpath = false }
         if let g = socketGroup { opts.socketGroup = g }

@@ -88,7 +88,7 @@ final class SwaleConfigTests: XCTestCase {
           "socket": "/run/swale/x.sock",
           "socketGroup": "swale",
           "slots": 512,
-          "clientMaxPorts": 8, "forwardingNice": -5,
+          "clientMaxPorts": 8, "forwardingNice": -5, "forwardingCPUs": "3,0-1",
           "bridges": [
             { "name": "vale0", "agingSeconds": 60, "batch": 256, "ports": [
                 { "kind": "tap", "name": "tap0", "mtu": 9000, "mac": "02:AA:00:00:00:01" },
@@ -105,6 +105,7 @@ final class SwaleConfigTests: XCTestCase {
         let c = try SwaleConfig.parse(good, file: "g.json")
         XCTAssertEqual(c.slots, 512)
         XCTAssertEqual(c["forwardingNice"], -5)
+        XCTAssertEqual(c.forwardingCPUs, [0, 1, 3])
         XCTAssertEqual(c.socketGroup, "swale")
         XCTAssertEqual(c.bridges.map(\.name), ["vale0", "vale1"])
         XCTAssertEqual(c.bridges[0].ports.map(\.name), ["tap0", "c1", "c2", "dummy0"])
@@ -131,6 +132,8 @@ final class SwaleConfigTests: XCTestCase {
             ("{\n\"batch\": 1.5\n}", 2, ["batch", "whole number"]),
             ("{\n\"pollMode\": \"fast\"\n}", 2, ["pollMode", "yield"]),
             ("{\n\"forwardingNice\": -21\n}", 2, ["forwardingNice", "out of range"]),
+            ("{\n\"forwardingCPUs\": \"2-1\"\n}", 2, ["forwardingCPUs", "descending", "1-2"]),
+            ("{\n\"forwardingCPUs\": 1\n}", 2, ["forwardingCPUs", "string"]),
             ("{\n\"sockt\": \"/x\"\n}", 2, ["unknown setting 'sockt'"]),
             ("{\n\"socket\": \"relative.sock\"\n}", 2, ["absolute"]),
             ("[]", 1, ["must be an object"]),
@@ -169,6 +172,15 @@ final class SwaleConfigTests: XCTestCase {
         assertRefused(cases)
     }
 
+    func testRoundTripWritesCPUsAsTheKernelDoes() throws {
+        var c = try SwaleConfig.parse(good)
+        c.forwardingCPUs = [5, 0, 1, 2]
+        XCTAssertTrue(c.rendered().contains("\"forwardingCPUs\": \"0-2,5\""), c.rendered())
+        XCTAssertEqual(try SwaleConfig.parse(c.rendered()).forwardingCPUs, [0, 1, 2, 5])
+        c.forwardingCPUs = nil
+        XCTAssertFalse(c.rendered().contains("forwardingCPUs"))
+    }
+
     func testVethPeersInNamespacesMayShareAName() throws {
         // Two containers each call their end eth0: legal, they live in different namespaces.
         let c = try SwaleConfig.parse(good)
@@ -204,5 +216,38 @@ func assertRefused(_ cases: [(String, Int, [String])], file: StaticString = #fil
             XCTAssertTrue(e.description.hasPrefix("c.json:\(line): "), "\(e)", file: file, line: testLine)
             for w in words { XCTAssertTrue(e.message.contains(w), "'\(w)' missing in: \(e)", file: file, line: testLine) }
         } catch { XCTFail("\(error)", file: file, line: testLine) }
+    }
+}
+
+// CPUList: the kernel's list form (taskset -c, Cpus_allowed_list), both ways.
+final class CPUListTests: XCTestCase {
+    func testListsAndRanges() throws {
+        XCTAssertEqual(try CPUList.parse("0"), [0])
+        XCTAssertEqual(try CPUList.parse("1,0"), [0, 1])
+        XCTAssertEqual(try CPUList.parse("0-3,2,8-8"), [0, 1, 2, 3, 8])
+        XCTAssertEqual(try CPUList.parse("1023"), [1023])
+        XCTAssertEqual(CPUList.render([0, 1, 2, 3, 8]), "0-3,8")
+        XCTAssertEqual(CPUList.render([7, 5, 6, 1, 1]), "1,5-7")
+        XCTAssertEqual(CPUList.render([]), "")
+        for text in ["0", "0-1", "0,2-5,7", "3,9-10"] { XCTAssertEqual(CPUList.render(try CPUList.parse(text)), text) }
+    }
+
+    func testEveryErrorNamesTheWrongPart() {
+        let cases: [(String, [String])] = [
+            ("", ["empty"]),
+            ("1,,2", ["empty item"]), (",1", ["empty item"]), ("1,", ["empty item"]),
+            ("a", ["'a'", "not a CPU number"]), ("0x1", ["'0x1'"]), (" 1", ["' 1'"]), ("-1", ["'-1'"]),
+            ("1-", ["'1-'"]), ("1-2-3", ["'1-2-3'"]), ("+1", ["'+1'"]), ("99999999", ["'99999999'"]),
+            ("3-1", ["'3-1'", "descending", "1-3"]),
+            ("1024", ["1024", "beyond 1023"]), ("0-5000", ["5000", "beyond"])
+        ]
+        for (text, words) in cases {
+            do {
+                let cpus = try CPUList.parse(text)
+                XCTFail("'\(text)' was accepted as \(cpus)")
+            } catch {
+                for w in words { XCTAssertTrue("\(error)".contains(w), "'\(text)': \(error) lacks \(w)") }
+            }
+        }
     }
 }

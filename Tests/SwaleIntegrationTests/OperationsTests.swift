@@ -70,6 +70,56 @@ final class OperationsTests: XCTestCase {
         XCTAssertTrue(check.stderr.contains("\(cfg):5: "), check.stderr)
     }
 
+    /// The CPUs this process may run on (Cpus_allowed_list of /proc/self/status).
+    func allowedCPUs() throws -> [Int] {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+        return try CPUList.parse(String(line.split(separator: "\t").last ?? "").trimmingCharacters(in: .whitespaces))
+    }
+
+    func testForwardingThreadsRunOnTheCPUsSwaledIsGivenAndOthersAreRefused() throws {
+        let cpu = try XCTUnwrap(try allowedCPUs().last)
+        let s = try start(["--forwarding-cpus", "\(cpu)"])
+        XCTAssertEqual(try s.ctl(["bridge", "add", "vale0"]).0, 0)
+        let info = try XCTUnwrap(s.call(BridgeList()).first { $0.name == "vale0" })
+        XCTAssertEqual(info.forwardingCPUs, "\(cpu)")
+        // The thread itself, as the kernel sees it; swaled's other threads are not moved.
+        let tasks = "/proc/\(s.daemon.pid)/task"
+        var placed: [(thread: String, cpus: String)] = []
+        for t in try FileManager.default.contentsOfDirectory(atPath: tasks) {
+            let comm = (try? String(contentsOfFile: "\(tasks)/\(t)/comm", encoding: .utf8)) ?? ""
+            let status = (try? String(contentsOfFile: "\(tasks)/\(t)/status", encoding: .utf8)) ?? ""
+            let cpus = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }?.split(separator: "\t").last
+            placed.append((comm.trimmingCharacters(in: .whitespacesAndNewlines), cpus.map(String.init) ?? "?"))
+        }
+        let all = CPUList.render(try allowedCPUs())
+        XCTAssertEqual(placed.filter { $0.thread == "swale-vale0" }.map(\.cpus), ["\(cpu)"], "\(placed)")
+        XCTAssertEqual(
+            Set(placed.filter { $0.thread != "swale-vale0" }.map(\.cpus)), [all], "every other thread keeps every CPU: \(placed)")
+        let (rc, out, _) = try s.ctl(["bridge", "list"])
+        XCTAssertEqual(rc, 0)
+        XCTAssertTrue(out.contains("forwarding on CPUs \(cpu)"), out)
+        // Without the option nothing is placed, and nothing is shown.
+        let free = try start()
+        XCTAssertEqual(try free.ctl(["bridge", "add", "vale0"]).0, 0)
+        XCTAssertNil(try XCTUnwrap(free.call(BridgeList()).first { $0.name == "vale0" }).forwardingCPUs)
+
+        // A CPU swaled may not use, a malformed list, the same in a file: refused before anything starts.
+        let sock = NSTemporaryDirectory() + "\(prefix)-cpus.sock"
+        let cfg = try writeFile("{\n  \"forwardingCPUs\": \"1023\"\n}\n", "cpus.json")
+        for (args, words) in [
+            (["--forwarding-cpus", "1023"], ["--forwarding-cpus: CPU(s) 1023 are not among the CPUs swaled may run on"]),
+            (["--forwarding-cpus", "3-1"], ["--forwarding-cpus", "descending"]),
+            (["--forwarding-cpus", "one"], ["'one'", "not a CPU number"]),
+            (["--config", cfg], ["\(cfg):2: forwardingCPUs: CPU(s) 1023 are not among"])
+        ] {
+            let d = try Child(try Products.path("swaled"), ["--socket", sock] + args)
+            XCTAssertNotEqual(d.wait(seconds: 20), 0, "\(args)")
+            for w in words { XCTAssertTrue(d.stderr.contains(w), "\(args): \(d.stderr)") }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: sock), "\(args): swaled never started")
+        }
+    }
+
     func testConfigDumpLoadsBackIntoTheSameState() throws {
         try requireRoot()
         let ns = netns("n1")

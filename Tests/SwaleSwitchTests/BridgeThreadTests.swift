@@ -44,6 +44,36 @@ final class BridgeThreadTests: XCTestCase {
 
     func niceOfCaller() -> Int { Int(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(swale_gettid()))) }
 
+    func testForwardingThreadIsPlacedOnItsCPUsOnly() throws {
+        let mine = try XCTUnwrap(Bridge.cpus(ofThread: 0))
+        let cpu = try XCTUnwrap(mine.last)
+        var c = BridgeConfig()
+        c.fdbCapacity = 8
+        c.forwardingCPUs = [cpu]
+        let b = try Bridge(name: "vale85", config: c)
+        b.start()
+        defer { b.stop() }
+        XCTAssertEqual(b.placementError, 0)
+        XCTAssertEqual(b.threadCPUs, [cpu])
+        let status = try String(contentsOfFile: "/proc/self/task/\(b.threadID)/status", encoding: .utf8)
+        XCTAssertTrue(status.contains("Cpus_allowed_list:\t\(cpu)\n"), status)
+        XCTAssertEqual(Bridge.cpus(ofThread: 0), mine, "the caller's thread keeps its CPUs")
+        _ = try addPort(b, kernel: false)  // the placed thread still serves its mailbox
+    }
+
+    func testAPlacementTheKernelRefusesLeavesTheThreadWhereItWas() throws {
+        let mine = try XCTUnwrap(Bridge.cpus(ofThread: 0))
+        var c = BridgeConfig()
+        c.fdbCapacity = 8
+        c.forwardingCPUs = [1023]  // not a CPU of this machine (the largest CPU_SETSIZE holds)
+        let b = try Bridge(name: "vale86", config: c)
+        b.start()
+        defer { b.stop() }
+        XCTAssertEqual(b.placementError, EINVAL)
+        XCTAssertEqual(b.threadCPUs, mine)
+        _ = try addPort(b, kernel: false)
+    }
+
     func testConfiguredNiceIsAppliedToTheForwardingThreadOnly() throws {
         let mine = niceOfCaller()
         let b = try bridge("vale81", nice: 7)  // a lower priority needs no privilege
