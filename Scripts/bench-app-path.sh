@@ -11,7 +11,8 @@
 # with sched_yield, the copier where the scheduler puts it, as swaled's thread) after each Swale run
 # and print the ratio to it: what a minimal copying middle party costs on the same machine state.
 # Not a test: prints numbers. Usage: Scripts/bench-app-path.sh [RUNS] [FRAMES]
-# SWALED_ARGS go to both swaleds (say "--forwarding-cpus 1": the thread on the receiver's CPU).
+# SWALED_ARGS go to both swaleds (say "--forwarding-cpus 1": the thread on the receiver's CPU;
+# RELAY_CPU=1 then places the C relay's copier alike).
 # MODES="pinned unpinned" and CASES="pipe:1 pipe:32 pipe:256 switch:32 switch-fc:32" pick a subset.
 RUNS=${1:-10}
 N=${2:-10000000}
@@ -23,7 +24,7 @@ for _ in $(seq 50); do [ -S "$FC_SOCK" ] && break; sleep 0.1; done
 
 ring() { # BATCH PINNED FRAMES [RELAY] -> Mpps
     local a=""; [ "$2" = pinned ] && a="-a 0,1"
-    "$DIR/ringref" -n "$3" -b "$1" $a ${4:+-r -1} | sed -n 's/.*mpps=//p'
+    "$DIR/ringref" -n "$3" -b "$1" $a ${4:+-r ${RELAY_CPU:--1}} | sed -n 's/.*mpps=//p'
 }
 
 swale() { # TX RX BATCH PINNED FRAMES [SOCKET] -> "Mpps sleeps/1k invol/1k"
