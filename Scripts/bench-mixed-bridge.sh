@@ -1,16 +1,18 @@
 #!/bin/bash
 # App -> switch -> app on a bridge that also has a kernel port (a TAP), against the same bridge
-# without it, with the bridge's forwarding thread placed on the receiver's CPU (FW_CPU, default 1;
-# "0,1" leaves it free). A bridge with kernel ports runs its thread at nice -10 (forwardingNice);
-# a reader sharing that thread's core gets the core only when the thread steps down for it
-# (Bridge.lendPriority). Sender on CPU 0, receiver on CPU 1, as the C ring's processes; the
-# receiver counts only the sender's frames (--from), not what the kernel sends on the TAP.
-# Prints, per round: the C ring, then for each bridge the receiver's Mpps and the share of the
-# frames that arrived (the rest were dropped at its full ring). Not a test: prints numbers.
+# without it, with the bridge's forwarding thread placed on the receiver's CPU (swaled
+# --forwarding-cpus FW_CPU, default 1; "0,1" leaves it free). A bridge with kernel ports runs its
+# thread at nice -10 (forwardingNice); a reader sharing that thread's core gets the core only when
+# the thread steps down for it (Bridge.lendPriority). Sender on CPU 0, receiver on CPU 1, as the
+# C ring's processes; the receiver counts only the sender's frames (--from), not what the kernel
+# sends on the TAP. Prints, per round: the C ring, then for each bridge the receiver's Mpps and the
+# share of the frames that arrived (the rest were dropped at its full ring). Not a test: prints
+# numbers.
 # Usage: Scripts/bench-mixed-bridge.sh [ROUNDS] [FRAMES]; SWALED_ARGS as for the other benchmarks.
 ROUNDS=${1:-5}
 N=${2:-10000000}
 FW_CPU=${FW_CPU:-1}
+SWALED_ARGS="--forwarding-cpus $FW_CPU ${SWALED_ARGS:-}"
 source "$(dirname "$0")/bench-common.sh"
 cc -O2 -o "$DIR/ringref" Scripts/bench/ringref.c
 TAP=swmx$$
@@ -34,7 +36,6 @@ ctl bridge add vale0
 swale > /dev/null  # the ports exist from here on, and so does the thread
 FW=$(grep -l '^swale-vale0$' /proc/$SPID/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5 || true)
 [ -n "$FW" ] || { echo "no forwarding thread swale-vale0 in swaled" >&2; exit 1; }
-taskset -pc "$FW_CPU" "$FW" > /dev/null
 printf "%-6s %8s | %-22s | %-22s | %8s\n" round ring "with a TAP: Mpps, arrived" "apps only: Mpps, arrived" ring
 with="" without=""
 for r in $(seq "$ROUNDS"); do
