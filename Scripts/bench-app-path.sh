@@ -24,7 +24,7 @@ for _ in $(seq 50); do [ -S "$FC_SOCK" ] && break; sleep 0.1; done
 
 ring() { # BATCH PINNED FRAMES [RELAY] -> Mpps
     local a=""; [ "$2" = pinned ] && a="-a 0,1"
-    "$DIR/ringref" -n "$3" -b "$1" $a ${4:+-r ${RELAY_CPU:--1}} | sed -n 's/.*mpps=//p'
+    timeout 120 "$DIR/ringref" -n "$3" -b "$1" $a ${4:+-r ${RELAY_CPU:--1}} | sed -n 's/.*mpps=//p'
 }
 
 swale() { # TX RX BATCH PINNED FRAMES [SOCKET] -> "Mpps sleeps/1k invol/1k"
@@ -75,6 +75,8 @@ print(f'{$mpps / ((b + a) / 2):.2f}', '~' if max(a, b) > 1.5 * min(a, b) else ''
         n_steady=$(echo $steady | wc -w)
         printf "%-9s %-9s %-6s ratio min/median/max %s; the %s runs without '~': %s\n" "$path" "$mode" "$batch" \
             "$(echo $ratios | tr ' ' '\n' | summary)" "$n_steady" "$( [ "$n_steady" -gt 0 ] && echo $steady | tr ' ' '\n' | summary || echo -)"
-        [ -n "$vsrelay" ] && printf "%-9s %-9s %-6s against the C relay: min/median/max %s\n" "$path" "$mode" "$batch" "$(echo $vsrelay | tr ' ' '\n' | summary)"
+        if [ -n "$vsrelay" ]; then
+            printf "%-9s %-9s %-6s against the C relay: min/median/max %s\n" "$path" "$mode" "$batch" "$(echo $vsrelay | tr ' ' '\n' | summary)"
+        fi
     done
 done

@@ -1,9 +1,10 @@
 /*
  * ringref — the reference for the app path: a single-producer single-consumer ring of 2048-byte
  * slots in a memfd shared by two processes (fork), C11 acquire/release on the two indices, each on
- * its own cache line. The producer copies a 60-byte frame into each slot, the consumer copies it
- * out; both move BATCH frames per index update and spin (with the CPU's pause hint) while the ring
- * is full or empty. Swale's pipe moves buffer indices instead of bytes, so it should never be
+ * its own cache line. The producer copies a 60-byte frame into each slot (its first 8 bytes the
+ * frame's number), the consumer copies it out and checks the number (a lost, repeated or reordered
+ * frame makes ringref fail); both move BATCH frames per index update and spin (with the CPU's
+ * pause hint) while the ring is full or empty. Swale's pipe moves buffer indices instead of bytes, so it should never be
  * slower than this (Scripts/bench-app-path.sh prints the ratio of each run).
  *
  * With -r (relay), a third process sits between the two, as a switch does: it copies each frame
@@ -18,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,7 +40,7 @@ struct indices {
 
 struct shared {
     struct indices in, out; /* producer -> (relay ->) consumer; `out` only with a relay */
-    _Alignas(64) uint64_t checksum; /* the consumer's, read after it exits */
+    _Alignas(64) uint64_t misordered; /* frames the consumer found out of sequence */
 };
 
 static int yielding; /* poll with sched_yield (three parties) instead of pause */
@@ -108,23 +110,27 @@ int main(int argc, char **argv) {
     if (child == 0) { /* the consumer */
         pin(cpu_consumer);
         char frame[SLOT_BYTES];
-        uint64_t head = 0, sum = 0;
+        uint64_t head = 0, bad = 0;
         while (head < frames) {
             uint64_t avail;
             while ((avail = atomic_load_explicit(&to_consumer->produced, memory_order_acquire) - head) == 0) relax();
             if (avail > batch) avail = batch;
             for (uint64_t k = 0; k < avail; k++) {
                 memcpy(frame, ring_out + ((head + k) % slots) * SLOT_BYTES, len);
-                sum += (uint8_t)frame[8];
+                uint64_t seq; /* each frame carries its number: a lost or repeated one shows */
+                memcpy(&seq, frame, 8);
+                bad += seq != head + k;
             }
             head += avail;
             atomic_store_explicit(&to_consumer->consumed, head, memory_order_release);
         }
-        sh->checksum = sum;
-        _exit(0);
+        sh->misordered = bad;
+        _exit(bad ? 1 : 0);
     }
+    if (child < 0) { perror("fork"); return 1; }
     pid_t relay_pid = -1;
-    if (relay && (relay_pid = fork()) == 0) { /* the relay: reads the addresses, copies the frame over */
+    if (relay && (relay_pid = fork()) < 0) { perror("fork"); kill(child, SIGKILL); return 1; }
+    if (relay && relay_pid == 0) { /* the relay: reads the addresses, copies the frame over */
         pin(cpu_relay);
         uint64_t head = 0, sum = 0;
         while (head < frames) {
@@ -159,7 +165,8 @@ int main(int argc, char **argv) {
         if (room > batch) room = batch;
         if (room > frames - tail) room = frames - tail;
         for (uint64_t k = 0; k < room; k++) {
-            memcpy(frame, &tail, 8);
+            uint64_t seq = tail + k;
+            memcpy(frame, &seq, 8);
             memcpy(ring + ((tail + k) % slots) * SLOT_BYTES, frame, len);
         }
         tail += room;
@@ -171,5 +178,6 @@ int main(int argc, char **argv) {
     double dt = seconds() - t0;
     printf("batch=%llu frames=%llu secs=%.3f mpps=%.2f\n", (unsigned long long)batch, (unsigned long long)frames, dt,
            (double)frames / dt / 1e6);
+    if (sh->misordered) fprintf(stderr, "ringref: %llu frames out of sequence\n", (unsigned long long)sh->misordered);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 && WIFEXITED(relay_status) && WEXITSTATUS(relay_status) == 0 ? 0 : 1;
 }

@@ -33,9 +33,10 @@ public enum CPUList {
         return cpus.sorted()
     }
 
-    /// Decimal digits only (no sign, no spaces, no hex); nil otherwise or when absurdly long.
+    /// ASCII decimal digits only (no sign, no spaces, no hex, no other scripts' digits); nil
+    /// otherwise or when absurdly long (still long enough for "beyond" to name a big number).
     private static func number(_ s: Substring) -> Int? {
-        guard !s.isEmpty, s.count <= 6, s.allSatisfy({ $0 >= "0" && $0 <= "9" }) else { return nil }
+        guard !s.isEmpty, s.utf8.count <= 9, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
         return Int(s)
     }
 

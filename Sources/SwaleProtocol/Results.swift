@@ -172,7 +172,8 @@ public struct BridgeInfo: Codable, Sendable {
     /// --no-fastpath or "fastpath": false), "unavailable: why", or "none" (no kernel port yet).
     public var fastpath: String?
     /// The CPUs its forwarding thread may run on ("1", "0-1,3"), when swaled was told to place it
-    /// (`forwardingCPUs`, `--forwarding-cpus`); absent otherwise.
+    /// (`forwardingCPUs`, `--forwarding-cpus`); absent otherwise. When the kernel refused the
+    /// placement: where it runs instead, and why ("0-7 (not placed on 9: Invalid argument)").
     public var forwardingCPUs: String?
     public init(
         name: String, ports: Int, agingSeconds: Int, batch: Int, counters: BridgeCounters, owner: String,

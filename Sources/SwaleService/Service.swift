@@ -496,7 +496,12 @@ public final class Service: @unchecked Sendable {
         } else {
             info.fastpath = "none"
         }
-        if b.bridge.config.forwardingCPUs != nil { info.forwardingCPUs = b.bridge.threadCPUs.map(CPUList.render) }
+        if let want = b.bridge.config.forwardingCPUs {
+            let now = b.bridge.threadCPUs.map(CPUList.render) ?? "?"
+            let err = b.bridge.placementError
+            info.forwardingCPUs =
+                err == 0 ? now : "\(now) (not placed on \(CPUList.render(want)): \(String(cString: strerror(err))))"
+        }
         return info
     }
 

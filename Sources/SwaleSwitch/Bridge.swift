@@ -13,6 +13,10 @@
  * application port's control block, fences, and looks once more (no lost wake-up: an application
  * publishes tx, fences, then reads the flag); only then does it wait in epoll on the application
  * doorbells, the backends' poll fds and its own mailbox doorbell, at most a second (housekeeping).
+ *
+ * Placement: the thread runs where the scheduler puts it, or only on `forwardingCPUs`, which it
+ * applies to itself when it starts; its priority is raised while the bridge has kernel ports and
+ * lent to an application reader it overran (`followKernelPorts`, `lendPriority`).
  */
 import CSwaleSys
 import Foundation
@@ -137,7 +141,9 @@ public final class Bridge: @unchecked Sendable {
 
     private func applyCPUs() {
         guard let cpus = config.forwardingCPUs else { return }
-        let r = cpus.map(Int32.init).withUnsafeBufferPointer { swale_set_thread_cpus(threadID, $0.baseAddress, Int32($0.count)) }
+        let r = cpus.map { Int32(clamping: $0) }.withUnsafeBufferPointer {
+            swale_set_thread_cpus(threadID, $0.baseAddress, Int32($0.count))
+        }
         placementError = r < 0 ? -r : 0
     }
 
@@ -215,6 +221,7 @@ public final class Bridge: @unchecked Sendable {
         perform { b in b.running = false }
         stopped.wait()
         thread = nil
+        threadID = 0  // the id may be another thread's from now on
     }
 
     /// Runs `body` on the forwarding thread between two passes and waits for it.

@@ -120,8 +120,9 @@ struct Swaled: ParsableCommand {
         if let n = forwardingNice { opts.bridge.forwardingNice = n }
         if let c = forwardingCpus { opts.bridge.forwardingCPUs = try? CPUList.parse(c) }
         if let cpus = opts.bridge.forwardingCPUs, let allowed = Bridge.cpus(ofThread: 0) {
-            // A CPU the service may not run on would be dropped from the thread's set without a word
-            // (or, if none is left, the placement fails): say so now instead.
+            // Outside swaled's cpuset the kernel would drop a CPU from the thread's set without a
+            // word; outside a taskset/CPUAffinity= mask the thread would escape the mask it was given.
+            // Refuse both now.
             let outside = cpus.filter { !allowed.contains($0) }
             if !outside.isEmpty {
                 let whereSet =
@@ -129,7 +130,7 @@ struct Swaled: ParsableCommand {
                     ? "--forwarding-cpus" : "\(config ?? "config"):\(cfg.lines["forwardingCPUs"] ?? 0): forwardingCPUs"
                 FileHandle.standardError.write(
                     Data(
-                        "swaled: \(whereSet): CPU(s) \(CPUList.render(outside)) are not among the CPUs swaled may run on (\(CPUList.render(allowed)))\n"
+                        "swaled: \(whereSet): \(outside.count == 1 ? "CPU \(outside[0]) is" : "CPUs \(CPUList.render(outside)) are") not among the CPUs swaled may run on (\(CPUList.render(allowed)))\n"
                             .utf8))
                 throw ExitCode(2)
             }

@@ -78,7 +78,9 @@ final class OperationsTests: XCTestCase {
     }
 
     func testForwardingThreadsRunOnTheCPUsSwaledIsGivenAndOthersAreRefused() throws {
-        let cpu = try XCTUnwrap(try allowedCPUs().last)
+        let mine = try allowedCPUs()
+        try XCTSkipIf(mine.count < 2, "placement cannot be seen with one CPU: the thread would have it anyway")
+        let cpu = try XCTUnwrap(mine.last)
         let s = try start(["--forwarding-cpus", "\(cpu)"])
         XCTAssertEqual(try s.ctl(["bridge", "add", "vale0"]).0, 0)
         let info = try XCTUnwrap(s.call(BridgeList()).first { $0.name == "vale0" })
@@ -108,10 +110,10 @@ final class OperationsTests: XCTestCase {
         let sock = NSTemporaryDirectory() + "\(prefix)-cpus.sock"
         let cfg = try writeFile("{\n  \"forwardingCPUs\": \"1023\"\n}\n", "cpus.json")
         for (args, words) in [
-            (["--forwarding-cpus", "1023"], ["--forwarding-cpus: CPU(s) 1023 are not among the CPUs swaled may run on"]),
+            (["--forwarding-cpus", "1023"], ["--forwarding-cpus: CPU 1023 is not among the CPUs swaled may run on"]),
             (["--forwarding-cpus", "3-1"], ["--forwarding-cpus", "descending"]),
             (["--forwarding-cpus", "one"], ["'one'", "not a CPU number"]),
-            (["--config", cfg], ["\(cfg):2: forwardingCPUs: CPU(s) 1023 are not among"])
+            (["--config", cfg], ["\(cfg):2: forwardingCPUs: CPU 1023 is not among"])
         ] {
             let d = try Child(try Products.path("swaled"), ["--socket", sock] + args)
             XCTAssertNotEqual(d.wait(seconds: 20), 0, "\(args)")

@@ -136,4 +136,25 @@ final class FrameCopyTests: XCTestCase {
             }
         }
     }
+
+    /// A read before the frame's first byte or past its last would touch an inaccessible page and
+    /// kill the test: the source frame is put right after one and right before another.
+    func testNoReadOutsideTheSourceFrame() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let map = mmap(nil, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let map, map != MAP_FAILED else { throw XCTSkip("mmap failed") }
+        defer { munmap(map, 3 * page) }
+        XCTAssertEqual(mprotect(map, page, PROT_NONE), 0)
+        XCTAssertEqual(mprotect(map + 2 * page, page, PROT_NONE), 0)
+        let usable = map + page
+        for k in 0..<page { usable.storeBytes(of: UInt8(truncatingIfNeeded: k &* 5 &+ 3), toByteOffset: k, as: UInt8.self) }
+        let dst = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 64)
+        defer { dst.deallocate() }
+        for count in 0...130 {
+            for from in [usable, usable + page - count] {  // starts at the page's start, ends at its end
+                FrameCopy.copy(dst, UnsafeRawPointer(from), count: count)
+                XCTAssertEqual(memcmp(dst, from, count), 0, "count \(count)")
+            }
+        }
+    }
 }

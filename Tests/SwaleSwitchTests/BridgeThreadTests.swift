@@ -46,6 +46,7 @@ final class BridgeThreadTests: XCTestCase {
 
     func testForwardingThreadIsPlacedOnItsCPUsOnly() throws {
         let mine = try XCTUnwrap(Bridge.cpus(ofThread: 0))
+        try XCTSkipIf(mine.count < 2, "placement cannot be seen with one CPU: the thread would have it anyway")
         let cpu = try XCTUnwrap(mine.last)
         var c = BridgeConfig()
         c.fdbCapacity = 8
@@ -72,6 +73,8 @@ final class BridgeThreadTests: XCTestCase {
         XCTAssertEqual(b.placementError, EINVAL)
         XCTAssertEqual(b.threadCPUs, mine)
         _ = try addPort(b, kernel: false)
+        b.stop()
+        XCTAssertNil(b.threadCPUs, "a stopped bridge names no thread (its id may be another's by now)")
     }
 
     func testConfiguredNiceIsAppliedToTheForwardingThreadOnly() throws {
