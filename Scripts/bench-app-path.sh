@@ -7,9 +7,10 @@
 # (a second swaled with --flow-control 2000: frames wait for room); pinned (-a: sender CPU 0,
 # receiver CPU 1, as the ring's processes) and unpinned. For each Swale run also the receiver's
 # sleeps and involuntary context switches per 1000 frames: the marks of a slow mode. The switch
-# cases also run the C relay (ringref -r: producer -> copier -> consumer, three processes polling
-# with sched_yield, the copier where the scheduler puts it, as swaled's thread) after each Swale run
-# and print the ratio to it: what a minimal copying middle party costs on the same machine state.
+# cases also run the C relay (ringref -r -i: producer -> copier -> consumer, three processes polling
+# with sched_yield, the copier where the scheduler puts it, as swaled's thread, and netmap's layout
+# of slots and buffers, as Swale's) after each Swale run and print the ratio to it: what a minimal
+# copying middle party with Swale's layout does on the same machine state.
 # Not a test: prints numbers. Usage: Scripts/bench-app-path.sh [RUNS] [FRAMES]
 # SWALED_ARGS go to both swaleds (say "--forwarding-cpus 1": the thread on the receiver's CPU;
 # RELAY_CPU=1 then places the C relay's copier alike).
@@ -24,7 +25,7 @@ for _ in $(seq 50); do [ -S "$FC_SOCK" ] && break; sleep 0.1; done
 
 ring() { # BATCH PINNED FRAMES [RELAY] -> Mpps
     local a=""; [ "$2" = pinned ] && a="-a 0,1"
-    timeout 120 "$DIR/ringref" -n "$3" -b "$1" $a ${4:+-r ${RELAY_CPU:--1}} | sed -n 's/.*mpps=//p'
+    timeout 120 "$DIR/ringref" -n "$3" -b "$1" $a ${4:+-r ${RELAY_CPU:--1} -i} | sed -n 's/.*mpps=//p'
 }
 
 swale() { # TX RX BATCH PINNED FRAMES [SOCKET] -> "Mpps sleeps/1k invol/1k"

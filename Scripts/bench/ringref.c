@@ -14,7 +14,11 @@
  * slice), as Swale's applications and forwarding thread do. -r takes the relay's CPU, or -1 to
  * leave it where the scheduler puts it.
  *
- *   ringref [-n FRAMES] [-b BATCH] [-s SLOTS] [-l LEN] [-a PRODUCER_CPU,CONSUMER_CPU] [-r RELAY_CPU]
+ * With -i (indirect), each ring has netmap's layout: 16-byte slots that name a buffer and carry the
+ * frame's length, the buffers apart from them; every party goes from the slot to the buffer, as
+ * Swale's do. A slot's line then holds four frames' slots, which cross cores as well.
+ *
+ *   ringref [-n FRAMES] [-b BATCH] [-s SLOTS] [-l LEN] [-a PRODUCER_CPU,CONSUMER_CPU] [-r RELAY_CPU] [-i]
  *   prints: batch=B frames=N secs=T mpps=M
  */
 #define _GNU_SOURCE
@@ -45,6 +49,37 @@ struct shared {
 
 static int yielding; /* poll with sched_yield (three parties) instead of pause */
 
+/* -i: netmap's slot (buffer index, length, flags, pointer) in front of separate buffers. */
+struct islot {
+    uint32_t buf_idx;
+    uint16_t len, flags;
+    uint64_t ptr;
+};
+static int indirect;
+static uint64_t nslots;
+
+/* Bytes of one ring: its slots and buffers (indirect) or its frame slots. */
+static size_t ring_bytes(void) {
+    return indirect ? nslots * sizeof(struct islot) + nslots * SLOT_BYTES : nslots * SLOT_BYTES;
+}
+
+/* Where the frame at position pos of a ring lives: in its slot, or in the buffer its slot names. */
+static inline char *frame_at(char *ring, uint64_t pos) {
+    uint64_t i = pos % nslots;
+    if (!indirect) return ring + i * SLOT_BYTES;
+    const struct islot *slot = (const struct islot *)ring + i;
+    return ring + nslots * sizeof(struct islot) + (uint64_t)slot->buf_idx * SLOT_BYTES;
+}
+
+/* The length the slot at pos carries (indirect), or the fixed one. */
+static inline uint64_t len_at(char *ring, uint64_t pos, uint64_t len) {
+    return indirect ? ((struct islot *)ring)[pos % nslots].len : len;
+}
+
+static inline void set_len(char *ring, uint64_t pos, uint64_t len) {
+    if (indirect) ((struct islot *)ring)[pos % nslots].len = (uint16_t)len;
+}
+
 static double seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -74,7 +109,7 @@ static void pin(int cpu) {
 int main(int argc, char **argv) {
     uint64_t frames = 20000000, batch = 32, slots = 1024, len = 60;
     int cpu_producer = -1, cpu_consumer = -1, cpu_relay = -1, relay = 0, opt;
-    while ((opt = getopt(argc, argv, "n:b:s:l:a:r:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:b:s:l:a:r:i")) != -1) {
         switch (opt) {
         case 'n': frames = strtoull(optarg, NULL, 0); break;
         case 'b': batch = strtoull(optarg, NULL, 0); break;
@@ -87,8 +122,9 @@ int main(int argc, char **argv) {
             }
             break;
         case 'r': relay = 1; cpu_relay = atoi(optarg); break;
+        case 'i': indirect = 1; break;
         default:
-            fprintf(stderr, "usage: ringref [-n FRAMES] [-b BATCH] [-s SLOTS] [-l LEN] [-a P,C] [-r RELAY_CPU]\n");
+            fprintf(stderr, "usage: ringref [-n FRAMES] [-b BATCH] [-s SLOTS] [-l LEN] [-a P,C] [-r RELAY_CPU] [-i]\n");
             return 2;
         }
     }
@@ -97,13 +133,18 @@ int main(int argc, char **argv) {
         return 2;
     }
     yielding = relay;
-    size_t bytes = 4096 + (relay ? 2 : 1) * slots * SLOT_BYTES;
+    nslots = slots;
+    size_t bytes = 4096 + (relay ? 2 : 1) * ring_bytes();
     int fd = memfd_create("ringref", MFD_CLOEXEC);
     if (fd < 0 || ftruncate(fd, (off_t)bytes) != 0) { perror("memfd"); return 1; }
     char *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (base == MAP_FAILED) { perror("mmap"); return 1; }
     struct shared *sh = (struct shared *)base;
-    char *ring = base + 4096, *ring_out = relay ? ring + slots * SLOT_BYTES : ring;
+    char *ring = base + 4096, *ring_out = relay ? ring + ring_bytes() : ring;
+    for (uint64_t i = 0; indirect && i < slots; i++) { /* each slot owns a buffer, as in netmap */
+        ((struct islot *)ring)[i].buf_idx = (uint32_t)i;
+        ((struct islot *)ring_out)[i].buf_idx = (uint32_t)i;
+    }
     struct indices *to_consumer = relay ? &sh->out : &sh->in;
 
     pid_t child = fork();
@@ -116,7 +157,7 @@ int main(int argc, char **argv) {
             while ((avail = atomic_load_explicit(&to_consumer->produced, memory_order_acquire) - head) == 0) relax();
             if (avail > batch) avail = batch;
             for (uint64_t k = 0; k < avail; k++) {
-                memcpy(frame, ring_out + ((head + k) % slots) * SLOT_BYTES, len);
+                memcpy(frame, frame_at(ring_out, head + k), len_at(ring_out, head + k, len));
                 uint64_t seq; /* each frame carries its number: a lost or repeated one shows */
                 memcpy(&seq, frame, 8);
                 bad += seq != head + k;
@@ -141,11 +182,13 @@ int main(int argc, char **argv) {
             if (avail > room) avail = room;
             if (avail > batch) avail = batch;
             for (uint64_t k = 0; k < avail; k++) {
-                const char *from = ring + ((head + k) % slots) * SLOT_BYTES;
+                const char *from = frame_at(ring, head + k);
+                uint64_t n = len_at(ring, head + k, len);
                 uint64_t addresses;
                 memcpy(&addresses, from, 8); /* a switch looks at the destination before it copies */
                 sum += addresses;
-                memcpy(ring_out + ((head + k) % slots) * SLOT_BYTES, from, len);
+                memcpy(frame_at(ring_out, head + k), from, n);
+                set_len(ring_out, head + k, n);
             }
             head += avail;
             atomic_store_explicit(&sh->in.consumed, head, memory_order_release);
@@ -167,7 +210,8 @@ int main(int argc, char **argv) {
         for (uint64_t k = 0; k < room; k++) {
             uint64_t seq = tail + k;
             memcpy(frame, &seq, 8);
-            memcpy(ring + ((tail + k) % slots) * SLOT_BYTES, frame, len);
+            memcpy(frame_at(ring, tail + k), frame, len);
+            set_len(ring, tail + k, len);
         }
         tail += room;
         atomic_store_explicit(&sh->in.produced, tail, memory_order_release);
