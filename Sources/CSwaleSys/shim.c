@@ -24,14 +24,6 @@ int swale_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC
 
 int swale_gettid(void) { return gettid(); }
 
-int swale_pin_cpu(int cpu) {
-    if (cpu < 0 || cpu >= CPU_SETSIZE) return -EINVAL;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof set, &set) < 0 ? -errno : 0;
-}
-
 int swale_set_thread_cpus(int tid, const int *cpus, int n) {
     cpu_set_t set;
     CPU_ZERO(&set);

@@ -225,7 +225,8 @@ struct Options {
         let i = cmd.i, f = cmd.f, s = cmd.s, d = cmd.d, json = cmd.json, reportMs = cmd.reportMs, socket = cmd.socket,
             announce = cmd.announce
         if let cpu = cmd.a {
-            let rc = swale_pin_cpu(Int32(cpu))
+            var one = Int32(clamping: cpu)
+            let rc = swale_set_thread_cpus(0, &one, 1)
             if rc < 0 { throw ValidationError("-a \(cpu): cannot pin: \(String(cString: strerror(-rc)))") }
         }
         let port: SwalePort
@@ -303,15 +304,15 @@ struct Options {
         let reportMs: Int
         let mode: String
         var lastReport: UInt64 = 0
+        var lastReportPkts: UInt64 = 0
+
+        init(reportMs: Int, mode: String) { self.reportMs = reportMs; self.mode = mode }
 
         /// Counted frames arrived at `now`: the clock runs from the first to the last of them.
         mutating func arrived(at now: UInt64) {
             if firstNs == 0 { firstNs = now }
             lastNs = now
         }
-        var lastReportPkts: UInt64 = 0
-
-        init(reportMs: Int, mode: String) { self.reportMs = reportMs; self.mode = mode }
 
         mutating func progress(_ now: UInt64) {
             guard reportMs > 0 else { return }

@@ -16,10 +16,9 @@
 int swale_memfd_create(const char *name);
 /* The calling thread's id (gettid is not visible to Swift through Glibc). */
 int swale_gettid(void);
-/* Pins the calling thread to one CPU (CPU_SET is a macro Swift cannot call); 0 or -errno. */
-int swale_pin_cpu(int cpu);
-/* Lets thread tid (0: the caller) run only on the n CPUs listed (sched_setaffinity); 0 or -errno
- * (EINVAL: none of them is online and allowed, or one is beyond CPU_SETSIZE). */
+/* Lets thread tid (0: the caller) run only on the n CPUs listed (sched_setaffinity; CPU_SET is a
+ * macro Swift cannot call); 0 or -errno (EINVAL: none of them is online and allowed, or one is
+ * beyond CPU_SETSIZE). */
 int swale_set_thread_cpus(int tid, const int *cpus, int n);
 /* The CPUs thread tid (0: the caller) may run on, ascending, into out (at most max); the count or -errno. */
 int swale_thread_cpus(int tid, int *out, int max);
