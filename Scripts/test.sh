@@ -13,7 +13,8 @@ swift build --build-tests
 log=$(mktemp /tmp/swale-test-log.XXXXXX)
 status=$(mktemp /tmp/swale-test-status.XXXXXX)
 trap 'rm -f "$log" "$status"' EXIT
-{ swift test --skip-build 2>&1; echo $? >"$status"; } | tee "$log"
+# (set -e would end the group at a failing swift test before its status is written)
+{ rc=0; swift test --skip-build 2>&1 || rc=$?; echo $rc >"$status"; } | tee "$log"
 rc=$(cat "$status")
 echo "== summary: swift test exit $rc; failures and skips below"
 grep -E "error: |' failed \(|skipped" "$log" | grep -v "^Test Suite" || echo "(none)"

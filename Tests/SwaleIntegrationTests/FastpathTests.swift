@@ -189,11 +189,17 @@ final class FastpathTests: XCTestCase {
 
         // A flushed table: the next frame from a to that station is unknown unicast, flooded through
         // the rings (so the application port gets a copy).
-        _ = collect(app, seconds: 0.3)
-        XCTAssertEqual(try svc.ctl(["fdb", "flush", "vale0"]).0, 0)
+        // The station may speak first on its own (a neighbour probe of c's kernel between the flush
+        // and the ping), and the table then knows it again: that attempt proves nothing, and a
+        // fresh flush and ping follow (at most three attempts; on a loaded machine the window widens).
         let dst = FastpathTests.macBytes(b.mac)
-        XCTAssertEqual(sh("ip netns exec \(a.ns) ping -c 1 -W 2 \(b.ip)").0, 0)
-        var seen = collect(app, seconds: 3) { $0.contains { Array($0.prefix(6)) == dst } }
+        var seen: [[UInt8]] = []
+        for _ in 0..<3 where !seen.contains(where: { Array($0.prefix(6)) == dst }) {
+            _ = collect(app, seconds: 0.3)
+            XCTAssertEqual(try svc.ctl(["fdb", "flush", "vale0"]).0, 0)
+            XCTAssertEqual(sh("ip netns exec \(a.ns) ping -c 1 -W 2 \(b.ip)").0, 0)
+            seen = collect(app, seconds: 3) { $0.contains { Array($0.prefix(6)) == dst } }
+        }
         XCTAssertTrue(seen.contains { Array($0.prefix(6)) == dst }, "flooded after the flush")
 
         // The port removed: a still knows the station's MAC and sends to it; the entry went with the
