@@ -11,6 +11,7 @@
 # with sched_yield, the copier where the scheduler puts it, as swaled's thread, and netmap's layout
 # of slots and buffers, as Swale's) after each Swale run and print the ratio to it: what a minimal
 # copying middle party with Swale's layout does on the same machine state.
+# The relay's own ratio to the ring is summarised too: what a minimal copying middle party reaches.
 # Not a test: prints numbers. Usage: Scripts/bench-app-path.sh [RUNS] [FRAMES]
 # SWALED_ARGS go to both swaleds (say "--forwarding-cpus 1": the thread on the receiver's CPU;
 # RELAY_CPU=1 then places the C relay's copier alike).
@@ -54,7 +55,7 @@ for mode in ${MODES:-pinned unpinned}; do
         [ "$batch" = 1 ] && frames=$((N / 10))
         if [ "$path" = pipe ]; then tx="vale0:bench<1"; rx="vale0:bench>1"; else tx="vale0:sa"; rx="vale0:sb"; fi
         [ "$path" = switch-fc ] && sock=$FC_SOCK
-        ratios="" steady="" vsrelay=""
+        ratios="" steady="" vsrelay="" relayring=""
         after=$(ring "$batch" "$mode" "$frames")
         for r in $(seq "$RUNS"); do
             before=$after
@@ -65,6 +66,7 @@ for mode in ${MODES:-pinned unpinned}; do
                 relay=$(ring "$batch" "$mode" "$frames" relay)
                 vs=$(python3 -c "print(f'{$mpps / $relay:.2f}')")
                 vsrelay="$vsrelay $vs"
+                relayring="$relayring $(python3 -c "print(f'{$relay / (($before + $after) / 2):.2f}')")"
             fi
             read -r ratio changed < <(python3 -c "
 b, a = $before, $after
@@ -78,6 +80,7 @@ print(f'{$mpps / ((b + a) / 2):.2f}', '~' if max(a, b) > 1.5 * min(a, b) else ''
             "$(echo $ratios | tr ' ' '\n' | summary)" "$n_steady" "$( [ "$n_steady" -gt 0 ] && echo $steady | tr ' ' '\n' | summary || echo -)"
         if [ -n "$vsrelay" ]; then
             printf "%-9s %-9s %-6s against the C relay: min/median/max %s\n" "$path" "$mode" "$batch" "$(echo $vsrelay | tr ' ' '\n' | summary)"
+            printf "%-9s %-9s %-6s the C relay itself against the ring: min/median/max %s\n" "$path" "$mode" "$batch" "$(echo $relayring | tr ' ' '\n' | summary)"
         fi
     done
 done
