@@ -24,8 +24,12 @@ FC_SOCK=$DIR/swaled-fc.sock
 $B/swaled --socket "$FC_SOCK" --log-level warning --flow-control 2000 ${SWALED_ARGS:-} & PIDS="$PIDS $!"
 for _ in $(seq 50); do [ -S "$FC_SOCK" ] && break; sleep 0.1; done
 
+# Each C run starts after the same 0.3 s without load as each Swale run (its receiver waits that
+# long for the sender): on this VM a CPU that idles comes back in the slow mode more often
+# (Scripts/bench-slow-modes.sh), and the comparison should not favour either side.
 ring() { # BATCH PINNED FRAMES [RELAY] -> Mpps
     local a=""; [ "$2" = pinned ] && a="-a 0,1"
+    sleep 0.3
     timeout 120 "$DIR/ringref" -n "$3" -b "$1" $a ${4:+-r ${RELAY_CPU:--1} -i} | sed -n 's/.*mpps=//p'
 }
 
