@@ -2,11 +2,12 @@
 # How often Swale and the C ring (Scripts/bench/ringref.c) each fall into a slow mode, run after
 # run on the same machine: a ring run, a ring run after 0.3 s idle (the time swale-pktgen's
 # receiver waits for its sender), and a Swale run (a pipe: swale-pktgen tx on X<1, rx on X>1),
-# RUNS times. A column has a slow mode when its sorted runs show a gap of 1.8x or more; the runs
-# below the gap are "slow". If Swale's slow runs are the machine's, the columns show them about
-# equally often and at the same depth; if Swale had a slow mode of its own, its column would show
-# more. The in-mode ratio (Swale's runs in a mode
-# against the ring's median in that mode) is what Swale does against the ring in the same state.
+# RUNS times. A column has a slow mode when its runs fall into two groups whose medians are 2x or
+# more apart (split where the groups separate best in log scale); the lower group is "slow". If
+# Swale's slow runs are the machine's, the columns show them about equally often and at the same
+# depth; if Swale had a slow mode of its own, its column would show more. The in-mode ratio
+# (Swale's runs in a mode against the ring's median in that mode) is what Swale does against the
+# ring in the same state.
 # Not a test: prints numbers. Usage: Scripts/bench-slow-modes.sh [RUNS] [BATCH] [FRAMES]
 # MODE=unpinned leaves the processes where the scheduler puts them (default: CPU 0 -> 1).
 # SWALE_PATH=switch measures app -> switch -> app instead of the pipe (unicast to a receiver that
@@ -43,16 +44,21 @@ for r in $(seq "$RUNS"); do
     printf "%-4s %10s %14s %10s\n" "$r" "$x" "$y" "$z" | tee -a "$DIR/runs"
 done
 python3 - "$DIR/runs" "$MODE" "$BATCH" "$SWALE_PATH" <<'EOF'
-import statistics, sys
+import math, statistics, sys
 rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
 path = sys.argv[4]
 cols = {name: [float(r[i]) for r in rows] for i, name in ((1, "ring"), (2, "ring after idle"), (3, path))}
 split = {}
 for name, xs in cols.items():
-    # Two modes when the sorted runs have a gap of 1.8x or more: the slow ones are below it.
-    v = sorted(xs)
-    gap, at = max(((b / a, i) for i, (a, b) in enumerate(zip(v, v[1:]))), default=(1, 0))
-    cut = v[at + 1] if gap >= 1.8 else 0
+    # The split of the sorted runs that best separates two groups in log scale (Otsu's rule); two
+    # modes when the groups' medians are 2x or more apart, the slow one below the split.
+    v = sorted(math.log(x) for x in xs)
+    def spread(i):
+        a, b = v[:i], v[i:]
+        return len(a) * len(b) * (statistics.fmean(b) - statistics.fmean(a)) ** 2
+    at = max(range(1, len(v)), key=spread, default=0)
+    two = 0 < at and math.exp(statistics.median(v[at:]) - statistics.median(v[:at])) >= 2
+    cut = math.exp(v[at]) if two else 0
     slow = [x for x in xs if x < cut]
     fast = [x for x in xs if x >= cut]
     split[name] = (slow, fast)
@@ -60,7 +66,7 @@ for name, xs in cols.items():
     print(f"{sys.argv[2]} batch {sys.argv[3]}, {name}: slow in {len(slow)} of {len(xs)} runs "
           f"(median {med(slow)} Mpps), the others median {med(fast)} Mpps")
 if not split[path][0]:
-    print(f"{path}: no gap of 1.8x among its runs, one mode")
+    print(f"{path}: one mode (no two groups of runs 2x apart)")
 for i, mode in ((0, "slow"), (1, "fast")):
     p, r = split[path][i], split["ring"][i] + split["ring after idle"][i]
     if p and r:
