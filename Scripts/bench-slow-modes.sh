@@ -35,19 +35,25 @@ swale() {
     tail -1 "$DIR/rx.out" | python3 -c 'import json, sys; print("%.2f" % (json.load(sys.stdin)["pps"] / 1e6))'
 }
 
-printf "%-4s %10s %14s %10s\n" run ring "ring-after-idle" "$SWALE_PATH" | tee "$DIR/runs"
+# With the switch, a fourth column: the C relay (ringref -r -1 -i, the minimal copying middle
+# party with Swale's layout), right after the Swale run.
+relay() { [ "$SWALE_PATH" = switch ] && timeout 120 "$DIR/ringref" -n "$N" -b "$BATCH" $a -r -1 -i | sed -n 's/.*mpps=//p'; }
+
+printf "%-4s %10s %14s %10s %10s\n" run ring "ring-after-idle" "$SWALE_PATH" relay | tee "$DIR/runs"
 for r in $(seq "$RUNS"); do
     x=$(ring)
     sleep 0.3
     y=$(ring)
     z=$(swale)
-    printf "%-4s %10s %14s %10s\n" "$r" "$x" "$y" "$z" | tee -a "$DIR/runs"
+    w=$(relay || true)
+    printf "%-4s %10s %14s %10s %10s\n" "$r" "$x" "$y" "$z" "${w:--}" | tee -a "$DIR/runs"
 done
 python3 - "$DIR/runs" "$MODE" "$BATCH" "$SWALE_PATH" <<'EOF'
 import math, statistics, sys
 rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
 path = sys.argv[4]
-cols = {name: [float(r[i]) for r in rows] for i, name in ((1, "ring"), (2, "ring after idle"), (3, path))}
+names = ((1, "ring"), (2, "ring after idle"), (3, path)) + (((4, "relay"),) if path == "switch" else ())
+cols = {name: [float(r[i]) for r in rows] for i, name in names}
 split = {}
 for name, xs in cols.items():
     # The split of the sorted runs that best separates two groups in log scale (Otsu's rule); two
@@ -58,7 +64,7 @@ for name, xs in cols.items():
         return len(a) * len(b) * (statistics.fmean(b) - statistics.fmean(a)) ** 2
     at = max(range(1, len(v)), key=spread, default=0)
     two = 0 < at and math.exp(statistics.median(v[at:]) - statistics.median(v[:at])) >= 2
-    cut = math.exp(v[at]) if two else 0
+    cut = math.exp((v[at - 1] + v[at]) / 2) if two else 0  # between the groups, clear of rounding
     slow = [x for x in xs if x < cut]
     fast = [x for x in xs if x >= cut]
     split[name] = (slow, fast)
@@ -73,4 +79,12 @@ for i, mode in ((0, "slow"), (1, "fast")):
         m = statistics.median(r)
         print(f"{path} / ring in the {mode} mode: median {statistics.median(p) / m:.2f}, "
               f"lowest {min(p) / m:.2f} (each run against the ring's median in that mode)")
+if path == "switch":
+    ratios = [z / w for z, w in zip(cols[path], cols["relay"])]
+    print(f"switch / relay, run by run: lowest {min(ratios):.2f}, median {statistics.median(ratios):.2f}")
+    fast = statistics.median(split["ring"][1] + split["ring after idle"][1])
+    for name in (path, "relay"):
+        xs = cols[name]
+        print(f"{name} against the ring's fast-mode median: lowest {min(xs) / fast:.2f}, "
+              f"median {statistics.median(xs) / fast:.2f}, runs below 0.5x: {sum(x < fast / 2 for x in xs)} of {len(xs)}")
 EOF
