@@ -16,6 +16,12 @@ RUNS=${1:-60}
 BATCH=${2:-1}
 N=${3:-1000000}
 MODE=${MODE:-pinned}
+SWALE_PATH=${SWALE_PATH:-pipe}
+case "$SWALE_PATH" in
+pipe) tx="vale0:modes<1" rx="vale0:modes>1" rxargs="" txargs="" ;;
+switch) tx="vale0:ma" rx="vale0:mb" rxargs="-s 02:00:00:00:00:02 --announce" txargs="-d 02:00:00:00:00:02" ;;
+*) echo "SWALE_PATH is pipe or switch, not '$SWALE_PATH'" >&2; exit 2 ;;
+esac
 source "$(dirname "$0")/bench-common.sh"
 cc -O2 -o "$DIR/ringref" Scripts/bench/ringref.c
 a="" at="" ar=""
@@ -23,14 +29,12 @@ a="" at="" ar=""
 
 ring() { timeout 120 "$DIR/ringref" -n "$N" -b "$BATCH" $a | sed -n 's/.*mpps=//p'; }
 
-SWALE_PATH=${SWALE_PATH:-pipe}
-if [ "$SWALE_PATH" = switch ]; then tx="vale0:ma" rx="vale0:mb"; else tx="vale0:modes<1" rx="vale0:modes>1"; fi
 swale() {
-    timeout 120 $B/swale-pktgen --socket "$SOCK" -i "$rx" -f rx -n "$N" --timeout 3 -T 0 --json $ar \
-        -s 02:00:00:00:00:02 --announce > "$DIR/rx.out" & local rp=$!
+    timeout 120 $B/swale-pktgen --socket "$SOCK" -i "$rx" -f rx -n "$N" --timeout 3 -T 0 --json $ar $rxargs \
+        > "$DIR/rx.out" & local rp=$!
     sleep 0.3
-    timeout 120 $B/swale-pktgen --socket "$SOCK" -i "$tx" -f tx -n "$N" -l 60 -b "$BATCH" -T 0 --json $at \
-        -d 02:00:00:00:00:02 > /dev/null
+    timeout 120 $B/swale-pktgen --socket "$SOCK" -i "$tx" -f tx -n "$N" -l 60 -b "$BATCH" -T 0 --json $at $txargs \
+        > /dev/null
     wait $rp
     tail -1 "$DIR/rx.out" | python3 -c 'import json, sys; print("%.2f" % (json.load(sys.stdin)["pps"] / 1e6))'
 }
