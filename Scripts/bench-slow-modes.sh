@@ -39,9 +39,12 @@ swale() {
     tail -1 "$DIR/rx.out" | python3 -c 'import json, sys; print("%.2f" % (json.load(sys.stdin)["pps"] / 1e6))'
 }
 
-# With the switch, a fourth column: the C relay (ringref -r -1 -i, the minimal copying middle
-# party with Swale's layout), right after the Swale run.
-relay() { [ "$SWALE_PATH" = switch ] && timeout 120 "$DIR/ringref" -n "$N" -b "$BATCH" $a -r -1 -i | sed -n 's/.*mpps=//p'; }
+# With the switch, a fourth column: the C relay (ringref -r -i, the minimal copying middle party
+# with Swale's layout), right after the Swale run; RELAY_CPU places its copier (default: floating),
+# as SWALED_ARGS="--forwarding-cpus 1" places the forwarding thread.
+relay() {
+    [ "$SWALE_PATH" = switch ] && timeout 120 "$DIR/ringref" -n "$N" -b "$BATCH" $a -r "${RELAY_CPU:--1}" -i | sed -n 's/.*mpps=//p'
+}
 
 printf "%-4s %10s %14s %10s %10s\n" run ring "ring-after-idle" "$SWALE_PATH" relay | tee "$DIR/runs"
 for r in $(seq "$RUNS"); do
