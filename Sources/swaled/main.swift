@@ -45,9 +45,10 @@ struct Swaled: ParsableCommand {
 
     @Option(
         help:
-            "CPUs the bridges' forwarding threads may run on, as taskset -c writes them (\"1\", \"2-3\", \"0,4-7\"); default: wherever the scheduler puts them."
+            "CPUs the bridges' forwarding threads may run on, as taskset -c writes them (\"1\", \"2-3\", \"0,4-7\"); default: wherever the scheduler puts them.",
+        transform: { try CPUList.parse($0) }
     )
-    var forwardingCpus: String?
+    var forwardingCpus: [Int]?
 
     @Flag(
         help:
@@ -89,9 +90,6 @@ struct Swaled: ParsableCommand {
         if let forwardingNice, !SwaleConfig.niceRange.contains(forwardingNice) {
             throw ValidationError("--forwarding-nice must be within \(SwaleConfig.niceRange)")
         }
-        if let forwardingCpus {
-            do { _ = try CPUList.parse(forwardingCpus) } catch { throw ValidationError("--forwarding-cpus: \(error)") }
-        }
         if let pollMode, pollMode != "yield" && pollMode != "spin" { throw ValidationError("--poll-mode must be yield or spin") }
         if checkConfig && config == nil { throw ValidationError("--check-config needs --config FILE") }
     }
@@ -118,7 +116,7 @@ struct Swaled: ParsableCommand {
         if let f = flowControl { opts.bridge.flowControlMicros = f }
         if let m = pollMode { opts.bridge.yieldWhilePolling = m == "yield" }
         if let n = forwardingNice { opts.bridge.forwardingNice = n }
-        if let c = forwardingCpus { opts.bridge.forwardingCPUs = try? CPUList.parse(c) }
+        if let c = forwardingCpus { opts.bridge.forwardingCPUs = c }
         if let cpus = opts.bridge.forwardingCPUs, let allowed = Bridge.cpus(ofThread: 0) {
             // Outside swaled's cpuset the kernel would drop a CPU from the thread's set without a
             // word; outside a taskset/CPUAffinity= mask the thread would escape the mask it was given.
