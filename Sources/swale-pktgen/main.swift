@@ -255,11 +255,13 @@ struct Options {
         case "scribble": scribble(port, st: &st)
         default: pong(port, st: &st)
         }
-        let secs = max(Double(st.lastNs &- st.firstNs) / 1e9, 1e-9)
+        // A receiver times from the first arrival to the last: frames that all came in one read
+        // have no span, and no rate (0 in the summary, said in the line) rather than a division by ~0.
+        let timed = st.packets > 0 && st.lastNs > st.firstNs
+        let secs = timed ? Double(st.lastNs &- st.firstNs) / 1e9 : 0
         var sum = Summary(
-            mode: f, packets: st.packets, bytes: st.bytes, seconds: st.packets == 0 ? 0 : secs,
-            pps: st.packets == 0 ? 0 : Double(st.packets) / secs,
-            gbps: st.packets == 0 ? 0 : Double(st.bytes) * 8 / secs / 1e9)
+            mode: f, packets: st.packets, bytes: st.bytes, seconds: secs, pps: timed ? Double(st.packets) / secs : 0,
+            gbps: timed ? Double(st.bytes) * 8 / secs / 1e9 : 0)
         if check && f == "rx" { sum.errors = st.errors; sum.lost = st.lost }
         if f == "rx" && from != 0 { sum.ignored = st.ignored }
         if f == "ping" && st.rttCount > 0 {
@@ -273,6 +275,7 @@ struct Options {
                 + (f == "ping" && st.rttCount > 0
                     ? String(format: ", rtt min/avg/max %.1f/%.1f/%.1f us", sum.rtt_min_us!, sum.rtt_avg_us!, sum.rtt_max_us!)
                     : "")
+                + (st.packets > 0 && !timed ? " (all arrived at once: too few to time)" : "")
                 + (check && f == "rx" ? ", \(st.errors) content errors, \(st.lost) lost" : ""))
         if port.peerErrors > 0 { sum.peer_errors = port.peerErrors }
         sum.wake = port.wakeCounters
