@@ -1,10 +1,11 @@
 #!/bin/bash
-# The app path against a plain C shared-memory ring (Scripts/bench/ringref.c, built here), run
-# interleaved: ring, Swale, ring, Swale, ... on the same machine state; the per-run ratio is what
-# compares (this VM's speed changes between runs). Paths: a pipe (swale-pktgen tx on X<1, rx on
-# X>1) at batch 1, 32 and 256, and app -> switch -> app at batch 32 (unicast to the receiver, which
-# announces its MAC), once as VALE does it (a full receiver ring drops) and once with flow control
-# (a second swaled with --flow-control 2000: frames wait for room); pinned (-a: sender CPU 0,
+# The app path against a plain C shared-memory ring (Scripts/bench/ringref.c, run through
+# bench-ringref.sh, as bench-slow-modes.sh runs it), interleaved: ring, Swale, ring, Swale, ... on
+# the same machine state; the per-run ratio is what compares (this VM's speed changes between
+# runs). Paths: a pipe (swale-pktgen tx on X<1, rx on X>1) at batch 1, 32 and 256, and app ->
+# switch -> app at batch 32 (unicast to the receiver, which announces its MAC), once as VALE does
+# it (a full receiver ring drops) and once with flow control (a second swaled with
+# --flow-control 2000: frames wait for room); pinned (-a: sender CPU 0,
 # receiver CPU 1, as the ring's processes) and unpinned. For each Swale run also the receiver's
 # sleeps and involuntary context switches per 1000 frames: the marks of a slow mode. The switch
 # cases also run the C relay (ringref -r -i: producer -> copier -> consumer, three processes polling
@@ -19,7 +20,7 @@
 RUNS=${1:-10}
 N=${2:-10000000}
 source "$(dirname "$0")/bench-common.sh"
-cc -O2 -o "$DIR/ringref" Scripts/bench/ringref.c
+source "$(dirname "$0")/bench-ringref.sh"
 FC_SOCK=$DIR/swaled-fc.sock
 $B/swaled --socket "$FC_SOCK" --log-level warning --flow-control 2000 ${SWALED_ARGS:-} & PIDS="$PIDS $!"
 for _ in $(seq 50); do [ -S "$FC_SOCK" ] && break; sleep 0.1; done
@@ -27,25 +28,7 @@ for _ in $(seq 50); do [ -S "$FC_SOCK" ] && break; sleep 0.1; done
 # Each C run starts after the same 0.3 s without load as each Swale run (its receiver waits that
 # long for the sender): on this VM a CPU that idles comes back in the slow mode more often
 # (Scripts/bench-slow-modes.sh), and the comparison should not favour either side.
-ring() { # BATCH PINNED FRAMES [RELAY] -> Mpps
-    local a=""; [ "$2" = pinned ] && a="-a 0,1"
-    sleep 0.3
-    timeout 120 "$DIR/ringref" -n "$3" -b "$1" $a ${4:+-r ${RELAY_CPU:--1} -i} | sed -n 's/.*mpps=//p'
-}
-
-swale() { # TX RX BATCH PINNED FRAMES [SOCKET] -> "Mpps sleeps/1k invol/1k"
-    local at="" ar="" sock=${6:-$SOCK}; [ "$4" = pinned ] && at="-a 0" && ar="-a 1"
-    timeout 120 $B/swale-pktgen --socket "$sock" -i "$2" -f rx -n "$5" --timeout 3 -T 0 --json $ar \
-        -s 02:00:00:00:00:02 --announce > "$DIR/rx.out" & local rp=$!
-    sleep 0.3
-    timeout 120 $B/swale-pktgen --socket "$sock" -i "$1" -f tx -n "$5" -l 60 -b "$3" -T 0 --json $at \
-        -d 02:00:00:00:00:02 > /dev/null
-    wait $rp
-    tail -1 "$DIR/rx.out" | python3 -c '
-import json, sys
-s = json.load(sys.stdin); k = max(s["packets"], 1) / 1000
-print("%.2f %.2f %.2f" % (s["pps"] / 1e6, s["wake"]["sleeps"] / k, s["involuntary_switches"] / k))'
-}
+idle_ring() { sleep 0.3; ring "$@"; }
 
 # The ring runs just before and just after each Swale run; the ratio is against their mean. This
 # VM changes speed between runs (the ring alone goes from ~13 to ~90 Mpps), so where the two ring
@@ -60,14 +43,14 @@ for mode in ${MODES:-pinned unpinned}; do
         if [ "$path" = pipe ]; then tx="vale0:bench<1"; rx="vale0:bench>1"; else tx="vale0:sa"; rx="vale0:sb"; fi
         [ "$path" = switch-fc ] && sock=$FC_SOCK
         ratios="" steady="" vsrelay="" relayring=""
-        after=$(ring "$batch" "$mode" "$frames")
+        after=$(idle_ring "$batch" "$mode" "$frames")
         for r in $(seq "$RUNS"); do
             before=$after
             read -r mpps sleeps invol < <(swale "$tx" "$rx" "$batch" "$mode" "$frames" "$sock")
-            after=$(ring "$batch" "$mode" "$frames")
+            after=$(idle_ring "$batch" "$mode" "$frames")
             relay=- vs=-
             if [ "$path" != pipe ]; then
-                relay=$(ring "$batch" "$mode" "$frames" relay)
+                relay=$(idle_ring "$batch" "$mode" "$frames" relay)
                 vs=$(python3 -c "print(f'{$mpps / $relay:.2f}')")
                 vsrelay="$vsrelay $vs"
                 relayring="$relayring $(python3 -c "print(f'{$relay / (($before + $after) / 2):.2f}')")"

@@ -18,42 +18,25 @@ N=${3:-1000000}
 MODE=${MODE:-pinned}
 SWALE_PATH=${SWALE_PATH:-pipe}
 case "$SWALE_PATH" in
-pipe) tx="vale0:modes<1" rx="vale0:modes>1" rxargs="" txargs="" ;;
-switch) tx="vale0:ma" rx="vale0:mb" rxargs="-s 02:00:00:00:00:02 --announce" txargs="-d 02:00:00:00:00:02" ;;
+pipe) tx="vale0:modes<1" rx="vale0:modes>1" ;;
+switch) tx="vale0:ma" rx="vale0:mb" ;;
 *) echo "SWALE_PATH is pipe or switch, not '$SWALE_PATH'" >&2; exit 2 ;;
 esac
 source "$(dirname "$0")/bench-common.sh"
-cc -O2 -o "$DIR/ringref" Scripts/bench/ringref.c
-a="" at="" ar=""
-[ "$MODE" = pinned ] && a="-a 0,1" at="-a 0" ar="-a 1"
+source "$(dirname "$0")/bench-ringref.sh"
 
-ring() { timeout 120 "$DIR/ringref" -n "$N" -b "$BATCH" $a | sed -n 's/.*mpps=//p'; }
-
-swale() {
-    timeout 120 $B/swale-pktgen --socket "$SOCK" -i "$rx" -f rx -n "$N" --timeout 3 -T 0 --json $ar $rxargs \
-        > "$DIR/rx.out" & local rp=$!
-    sleep 0.3
-    timeout 120 $B/swale-pktgen --socket "$SOCK" -i "$tx" -f tx -n "$N" -l 60 -b "$BATCH" -T 0 --json $at $txargs \
-        > /dev/null
-    wait $rp
-    tail -1 "$DIR/rx.out" | python3 -c 'import json, sys; print("%.2f" % (json.load(sys.stdin)["pps"] / 1e6))'
-}
-
-# With the switch, a fourth column: the C relay (ringref -r -i, the minimal copying middle party
-# with Swale's layout), right after the Swale run; RELAY_CPU places its copier (default: floating),
-# as SWALED_ARGS="--forwarding-cpus 1" places the forwarding thread.
-relay() {
-    [ "$SWALE_PATH" = switch ] && timeout 120 "$DIR/ringref" -n "$N" -b "$BATCH" $a -r "${RELAY_CPU:--1}" -i | sed -n 's/.*mpps=//p'
-}
-
+# With the switch, a fourth column: the C relay (the minimal copying middle party with Swale's
+# layout), right after the Swale run; RELAY_CPU places its copier (default: floating), as
+# SWALED_ARGS="--forwarding-cpus 1" places the forwarding thread.
 printf "%-4s %10s %14s %10s %10s\n" run ring "ring-after-idle" "$SWALE_PATH" relay | tee "$DIR/runs"
 for r in $(seq "$RUNS"); do
-    x=$(ring)
+    x=$(ring "$BATCH" "$MODE" "$N")
     sleep 0.3
-    y=$(ring)
-    z=$(swale)
-    w=$(relay || true)
-    printf "%-4s %10s %14s %10s %10s\n" "$r" "$x" "$y" "$z" "${w:--}" | tee -a "$DIR/runs"
+    y=$(ring "$BATCH" "$MODE" "$N")
+    read -r z _ < <(swale "$tx" "$rx" "$BATCH" "$MODE" "$N")
+    w=-
+    [ "$SWALE_PATH" = switch ] && w=$(ring "$BATCH" "$MODE" "$N" relay)
+    printf "%-4s %10s %14s %10s %10s\n" "$r" "$x" "$y" "$z" "$w" | tee -a "$DIR/runs"
 done
 python3 - "$DIR/runs" "$MODE" "$BATCH" "$SWALE_PATH" <<'EOF'
 import math, statistics, sys
